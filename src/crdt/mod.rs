@@ -1,0 +1,430 @@
+//! The CRDT: a pure fold of a set of events into an issue's state.
+//!
+//! The input is a *set*: duplicates are ignored and order does not matter,
+//! so any permutation or duplication of the same events yields the same
+//! [`IssueState`], byte for byte. Merging two replicas is the union of their
+//! event sets, hence commutative, associative and idempotent.
+//!
+//! Rules (see `refs-format.md`, "Merge rules"):
+//! - title, status, custom fields: last-writer-wins registers ordered by
+//!   [`Stamp`] = (lamport, actor, event id); wall time never decides;
+//! - labels, assignees, links: add-wins observed-remove sets: a remove
+//!   cancels exactly the add events it names in `observed`;
+//! - comments: append-only, identified by their event id, edits LWW per
+//!   comment, deletes are tombstones that win over edits;
+//! - body: automerge `Text`, merged character-wise ([`body`]).
+//!
+//! No I/O, no clock, no async.
+
+pub mod body;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::event::{ActorId, Bytes, Event, EventId, IssueId, Op, Status};
+
+/// Errors from folding an event set.
+#[derive(Debug, thiserror::Error)]
+pub enum FoldError {
+    /// The set has no `create` event.
+    #[error("issue {issue} has {events} events but no create event")]
+    NoCreate {
+        /// The issue.
+        issue: IssueId,
+        /// How many events it has.
+        events: usize,
+    },
+    /// An event belongs to another issue.
+    #[error("event {event} belongs to issue {found}, not {expected}")]
+    WrongIssue {
+        /// The event.
+        event: EventId,
+        /// Its issue.
+        found: IssueId,
+        /// The issue being folded.
+        expected: IssueId,
+    },
+    /// The body changes do not apply.
+    #[error("body of issue {issue}: {source}")]
+    Body {
+        /// The issue.
+        issue: IssueId,
+        /// What went wrong.
+        #[source]
+        source: body::BodyError,
+    },
+}
+
+/// Total order of events for last-writer-wins: Lamport clock, then actor,
+/// then event id. Never wall time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    /// Lamport clock.
+    pub lamport: u64,
+    /// Actor name.
+    pub actor: ActorId,
+    /// Event id.
+    pub id: EventId,
+}
+
+/// A comment as folded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Comment {
+    /// The comment's id (its `add_comment` event id).
+    pub id: EventId,
+    /// Author.
+    pub author: ActorId,
+    /// Current text (after LWW edits).
+    pub body: String,
+    /// Whether an edit replaced the original text.
+    pub edited: bool,
+    /// Wall time of the add (display only).
+    pub created_ms: i64,
+}
+
+/// A link to another issue.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Link {
+    /// Relation kind.
+    pub kind: String,
+    /// Target issue.
+    pub target: IssueId,
+}
+
+/// The folded state of one issue. Deterministic: a function of the event set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IssueState {
+    /// The issue.
+    pub id: IssueId,
+    /// Title (LWW).
+    pub title: String,
+    /// Body (automerge text).
+    pub body: String,
+    /// Status (LWW).
+    pub status: Status,
+    /// Labels, sorted.
+    pub labels: Vec<String>,
+    /// Assignees, sorted.
+    pub assignees: Vec<String>,
+    /// Links, sorted.
+    pub links: Vec<Link>,
+    /// Custom fields (LWW per name; cleared fields absent).
+    pub fields: BTreeMap<String, String>,
+    /// Live comments in (lamport, actor, id) order of their add events.
+    pub comments: Vec<Comment>,
+    /// Number of deleted comments.
+    pub deleted_comments: usize,
+    /// Author of the earliest create event.
+    pub created_by: ActorId,
+    /// Wall time of the earliest create event (display only).
+    pub created_ms: i64,
+    /// Largest wall time of any event (display only).
+    pub updated_ms: i64,
+    /// Largest Lamport clock in the set.
+    pub lamport: u64,
+    /// Number of distinct events.
+    pub event_count: usize,
+    /// Event heads: events no other event names as a parent (sorted).
+    pub heads: Vec<EventId>,
+}
+
+/// A deduplicated set of one issue's events, with the derived data writers
+/// need (observed add tags, body changes) alongside the folded state.
+#[derive(Clone, Debug, Default)]
+pub struct EventSet {
+    events: BTreeMap<EventId, Event>,
+}
+
+impl EventSet {
+    /// An empty set.
+    pub fn new() -> EventSet {
+        EventSet::default()
+    }
+
+    /// Add one event (a duplicate is a no-op). Returns whether it was new.
+    pub fn insert(&mut self, id: EventId, event: Event) -> bool {
+        use std::collections::btree_map::Entry;
+        match self.events.entry(id) {
+            Entry::Vacant(v) => {
+                v.insert(event);
+                true
+            }
+            Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Union with another set.
+    pub fn merge(&mut self, other: &EventSet) {
+        for (id, e) in &other.events {
+            self.insert(*id, e.clone());
+        }
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Whether the set holds `id`.
+    pub fn contains(&self, id: &EventId) -> bool {
+        self.events.contains_key(id)
+    }
+
+    /// Events by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&EventId, &Event)> {
+        self.events.iter()
+    }
+
+    /// Events in causal-compatible order: by (lamport, actor, id).
+    pub fn ordered(&self) -> Vec<(Stamp, &Event)> {
+        let mut v: Vec<_> = self
+            .events
+            .iter()
+            .map(|(id, e)| {
+                (
+                    Stamp {
+                        lamport: e.lamport,
+                        actor: e.actor.clone(),
+                        id: *id,
+                    },
+                    e,
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Largest Lamport clock (0 when empty).
+    pub fn max_lamport(&self) -> u64 {
+        self.events.values().map(|e| e.lamport).max().unwrap_or(0)
+    }
+
+    /// Event heads: ids that no event in the set names as a parent.
+    pub fn heads(&self) -> Vec<EventId> {
+        let named: BTreeSet<&EventId> = self.events.values().flat_map(|e| &e.parents).collect();
+        self.events
+            .keys()
+            .filter(|id| !named.contains(id))
+            .copied()
+            .collect()
+    }
+
+    /// The body change set, in id order.
+    pub fn body_changes(&self) -> Vec<&Bytes> {
+        self.events
+            .values()
+            .filter_map(|e| match &e.op {
+                Op::Create { body, .. } => body.as_ref(),
+                Op::EditBody { change } => Some(change),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The live add tags of each label (what a remove must name).
+    pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        self.set_tags(
+            |op| match op {
+                Op::AddLabel { label } => vec![label.clone()],
+                Op::Create { labels, .. } => labels.clone(),
+                _ => vec![],
+            },
+            |op| match op {
+                Op::RemoveLabel { observed, .. } => Some(observed),
+                _ => None,
+            },
+        )
+    }
+
+    /// The live add tags of each assignee.
+    pub fn assignee_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        self.set_tags(
+            |op| match op {
+                Op::AddAssignee { assignee } => vec![assignee.clone()],
+                Op::Create { assignees, .. } => assignees.clone(),
+                _ => vec![],
+            },
+            |op| match op {
+                Op::RemoveAssignee { observed, .. } => Some(observed),
+                _ => None,
+            },
+        )
+    }
+
+    /// The live add tags of each link.
+    pub fn link_tags(&self) -> BTreeMap<Link, Vec<EventId>> {
+        self.set_tags(
+            |op| match op {
+                Op::AddLink { kind, target } => vec![Link {
+                    kind: kind.clone(),
+                    target: *target,
+                }],
+                _ => vec![],
+            },
+            |op| match op {
+                Op::RemoveLink { observed, .. } => Some(observed),
+                _ => None,
+            },
+        )
+    }
+
+    /// Observed-remove set: element -> add tags not cancelled by any remove.
+    /// A remove cancels tags by id whatever element it names, so a remove
+    /// naming tags of another element is harmless only because writers
+    /// never produce one; the rule stays a pure function of the set.
+    fn set_tags<K: Ord>(
+        &self,
+        adds: impl Fn(&Op) -> Vec<K>,
+        removes: impl Fn(&Op) -> Option<&Vec<EventId>>,
+    ) -> BTreeMap<K, Vec<EventId>> {
+        let removed: BTreeSet<EventId> = self
+            .events
+            .values()
+            .filter_map(|e| removes(&e.op))
+            .flatten()
+            .copied()
+            .collect();
+        let mut out: BTreeMap<K, Vec<EventId>> = BTreeMap::new();
+        for (id, e) in &self.events {
+            if removed.contains(id) {
+                continue;
+            }
+            for k in adds(&e.op) {
+                out.entry(k).or_default().push(*id);
+            }
+        }
+        out
+    }
+
+    /// Fold the set into the issue's state.
+    pub fn fold(&self, issue: IssueId) -> Result<IssueState, FoldError> {
+        if let Some((id, e)) = self.events.iter().find(|(_, e)| e.issue != issue) {
+            return Err(FoldError::WrongIssue {
+                event: *id,
+                found: e.issue,
+                expected: issue,
+            });
+        }
+        let ordered = self.ordered();
+        let Some((_, first_create)) = ordered
+            .iter()
+            .find(|(_, e)| matches!(e.op, Op::Create { .. }))
+        else {
+            return Err(FoldError::NoCreate {
+                issue,
+                events: self.len(),
+            });
+        };
+        let mut title = String::new();
+        let mut status = Status::Open;
+        let mut fields: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut comments: BTreeMap<EventId, Comment> = BTreeMap::new();
+        let mut comment_order: Vec<EventId> = Vec::new();
+        let mut edits: BTreeMap<EventId, &str> = BTreeMap::new();
+        let mut deleted: BTreeSet<EventId> = BTreeSet::new();
+        // Ascending stamp order: the last write to a register wins.
+        for (stamp, e) in &ordered {
+            match &e.op {
+                Op::Create {
+                    title: t,
+                    status: s,
+                    ..
+                } => {
+                    title.clone_from(t);
+                    status = *s;
+                }
+                Op::SetTitle { title: t } => title.clone_from(t),
+                Op::SetStatus { status: s } => status = *s,
+                Op::SetField { name, value } => {
+                    fields.insert(name.clone(), value.clone());
+                }
+                Op::AddComment { body } => {
+                    comment_order.push(stamp.id);
+                    comments.insert(
+                        stamp.id,
+                        Comment {
+                            id: stamp.id,
+                            author: e.actor.clone(),
+                            body: body.clone(),
+                            edited: false,
+                            created_ms: e.wall_ms,
+                        },
+                    );
+                }
+                Op::EditComment { comment, body } => {
+                    edits.insert(*comment, body);
+                }
+                Op::DeleteComment { comment } => {
+                    deleted.insert(*comment);
+                }
+                Op::EditBody { .. }
+                | Op::AddLabel { .. }
+                | Op::RemoveLabel { .. }
+                | Op::AddAssignee { .. }
+                | Op::RemoveAssignee { .. }
+                | Op::AddLink { .. }
+                | Op::RemoveLink { .. } => {}
+            }
+        }
+        for (id, body) in edits {
+            if let Some(c) = comments.get_mut(&id) {
+                c.body = body.to_owned();
+                c.edited = true;
+            }
+        }
+        let deleted_comments = comment_order.iter().filter(|id| deleted.contains(id)).count();
+        let comments = comment_order
+            .into_iter()
+            .filter(|id| !deleted.contains(id))
+            .filter_map(|id| comments.remove(&id))
+            .collect();
+        let body = body::BodyDoc::load(issue, self.body_changes())
+            .map_err(|source| FoldError::Body { issue, source })?
+            .text();
+        Ok(IssueState {
+            id: issue,
+            title,
+            body,
+            status,
+            labels: self.label_tags().into_keys().collect(),
+            assignees: self.assignee_tags().into_keys().collect(),
+            links: self.link_tags().into_keys().collect(),
+            fields: fields
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect(),
+            comments,
+            deleted_comments,
+            created_by: first_create.actor.clone(),
+            created_ms: first_create.wall_ms,
+            updated_ms: self.events.values().map(|e| e.wall_ms).max().unwrap_or(0),
+            lamport: self.max_lamport(),
+            event_count: self.len(),
+            heads: self.heads(),
+        })
+    }
+}
+
+impl FromIterator<(EventId, Event)> for EventSet {
+    fn from_iter<T: IntoIterator<Item = (EventId, Event)>>(iter: T) -> Self {
+        let mut set = EventSet::new();
+        for (id, e) in iter {
+            set.insert(id, e);
+        }
+        set
+    }
+}
+
+impl IssueState {
+    /// Canonical JSON of the state (what `issue show --json` prints).
+    pub fn to_canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("BUG: issue state always serializes")
+    }
+}

@@ -1,0 +1,601 @@
+//! The local issue repository: turns a user's intent into events against
+//! the current state of an issue and appends them; reads, lists, checks.
+//!
+//! This is what the CLI (and any library user) calls. It owns no state of
+//! its own beyond the git repository: actors live in `.git/reposix/`, the
+//! listing index is a cache, everything else is in the refs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::crdt::body::BodyDoc;
+use crate::crdt::{IssueState, Link};
+use crate::event::{
+    check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION,
+};
+use crate::store::index::{Index, Listing};
+use crate::store::layout;
+use crate::store::{EventStore, GitEventStore, IssueLog, Oid, StoreError};
+
+/// Errors from repository operations.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Input that is not valid.
+    #[error(transparent)]
+    Invalid(#[from] DecodeError),
+    /// No actor is configured.
+    #[error("no actor: pass --actor NAME, set REPOSIX_ACTOR, or run `reposix actor new NAME`")]
+    NoActor,
+    /// A request that makes no sense against the current state.
+    #[error("{0}")]
+    Rejected(String),
+    /// Reading or writing reposix's own files under `.git/reposix/`.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `reposix init` outside a git repository failed to create one.
+    #[error("cannot create a git repository at {path}")]
+    Init {
+        /// Where.
+        path: String,
+        /// Why.
+        #[source]
+        source: gix::Error,
+    },
+}
+
+/// One intended change to an issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Set the title.
+    Title(String),
+    /// Replace the body text (merged character-wise with concurrent edits).
+    Body(String),
+    /// Set the status.
+    Status(Status),
+    /// Add a label.
+    AddLabel(String),
+    /// Remove a label.
+    RemoveLabel(String),
+    /// Add an assignee.
+    AddAssignee(String),
+    /// Remove an assignee.
+    RemoveAssignee(String),
+    /// Add a comment.
+    Comment(String),
+    /// Edit a comment.
+    EditComment(EventId, String),
+    /// Delete a comment.
+    DeleteComment(EventId),
+    /// Add a link.
+    Link(Link),
+    /// Remove a link.
+    Unlink(Link),
+    /// Set or clear a custom field.
+    Field(String, Option<String>),
+}
+
+/// Fields of a new issue.
+#[derive(Debug, Clone, Default)]
+pub struct NewIssue {
+    /// Title (required).
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Initial status (default open).
+    pub status: Option<Status>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Assignees.
+    pub assignees: Vec<String>,
+}
+
+/// A problem `fsck` found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The ref (or file) concerned.
+    pub at: String,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// What `fsck` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct FsckReport {
+    /// Issue refs checked.
+    pub refs: usize,
+    /// Commits checked.
+    pub commits: usize,
+    /// Events checked.
+    pub events: usize,
+    /// Damage found.
+    pub problems: Vec<Problem>,
+}
+
+/// The result of writing events.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The issue.
+    pub issue: IssueId,
+    /// The events written (empty when every change was a no-op).
+    pub events: Vec<EventId>,
+    /// Compare-and-swap races lost and retried.
+    pub retries: u32,
+}
+
+/// A local reposix repository.
+pub struct Repo {
+    store: GitEventStore,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn sorted_unique(v: &[String]) -> Vec<String> {
+    v.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+impl Repo {
+    /// Open the repository containing `path`.
+    pub fn open(path: &Path) -> Result<Repo, RepoError> {
+        Ok(Repo {
+            store: GitEventStore::open(path)?,
+        })
+    }
+
+    /// Create a git repository at `path` if there is none, and set up
+    /// reposix's directory in it. Idempotent.
+    pub fn init(path: &Path) -> Result<Repo, RepoError> {
+        if gix::discover(path).is_err() {
+            std::fs::create_dir_all(path).map_err(|source| RepoError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            gix::init(path).map_err(|source| RepoError::Init {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        let repo = Repo::open(path)?;
+        let dir = repo.reposix_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| RepoError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(repo)
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &GitEventStore {
+        &self.store
+    }
+
+    /// `.git/reposix/`.
+    pub fn reposix_dir(&self) -> PathBuf {
+        self.store.git_dir().join("reposix")
+    }
+
+    fn io<T>(&self, path: &Path, r: std::io::Result<T>) -> Result<T, RepoError> {
+        r.map_err(|source| RepoError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Known actors (from `.git/reposix/actors`), sorted.
+    pub fn actors(&self) -> Result<Vec<ActorId>, RepoError> {
+        let path = self.reposix_dir().join("actors");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return self.io(&path, Err(e)),
+        };
+        let mut out: Vec<ActorId> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| ActorId::new(l.trim()))
+            .collect::<Result<_, _>>()?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Register an actor. Returns false if it already existed.
+    pub fn add_actor(&self, actor: &ActorId) -> Result<bool, RepoError> {
+        let mut all = self.actors()?;
+        if all.contains(actor) {
+            return Ok(false);
+        }
+        all.push(actor.clone());
+        all.sort();
+        let text: String = all.iter().map(|a| format!("{a}\n")).collect();
+        self.write_file("actors", &text)?;
+        Ok(true)
+    }
+
+    /// The default actor (`.git/reposix/actor`), if set.
+    pub fn default_actor(&self) -> Result<Option<ActorId>, RepoError> {
+        let path = self.reposix_dir().join("actor");
+        match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(ActorId::new(t.trim())?)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => self.io(&path, Err(e)),
+        }
+    }
+
+    /// Make `actor` the default (registering it if needed).
+    pub fn use_actor(&self, actor: &ActorId) -> Result<(), RepoError> {
+        self.add_actor(actor)?;
+        self.write_file("actor", &format!("{actor}\n"))
+    }
+
+    fn write_file(&self, name: &str, text: &str) -> Result<(), RepoError> {
+        let dir = self.reposix_dir();
+        self.io(&dir, std::fs::create_dir_all(&dir))?;
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
+        self.io(&tmp, std::fs::write(&tmp, text))?;
+        self.io(&path, std::fs::rename(&tmp, &path))
+    }
+
+    /// Resolve an issue id or unambiguous prefix (of the hyphenated or the
+    /// plain hex form).
+    pub fn resolve(&self, prefix: &str) -> Result<IssueId, RepoError> {
+        if let Ok(id) = prefix.parse::<IssueId>() {
+            return Ok(id);
+        }
+        let want = prefix.to_ascii_lowercase();
+        let plain = want.replace('-', "");
+        if plain.is_empty() || !plain.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::NotFound(prefix.to_owned()).into());
+        }
+        let matches: Vec<IssueId> = self
+            .store
+            .list_refs()?
+            .into_iter()
+            .filter_map(|r| r.issue)
+            .filter(|id| {
+                id.to_hyphenated().starts_with(&want) || id.0.simple().to_string().starts_with(&plain)
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(StoreError::NotFound(prefix.to_owned()).into()),
+            many => Err(StoreError::Ambiguous {
+                prefix: prefix.to_owned(),
+                candidates: many.iter().map(|i| i.to_string()).collect(),
+            }
+            .into()),
+        }
+    }
+
+    /// Create an issue.
+    pub fn create(&self, actor: &ActorId, new: NewIssue) -> Result<Written, RepoError> {
+        let issue = IssueId::new_random();
+        let body = if new.body.is_empty() {
+            None
+        } else {
+            BodyDoc::load(issue, [])
+                .map_err(|e| RepoError::Rejected(e.to_string()))?
+                .edit(&new.body)
+        };
+        let event = Event {
+            v: EVENT_FORMAT_VERSION,
+            issue,
+            actor: actor.clone(),
+            lamport: 1,
+            wall_ms: now_ms(),
+            parents: vec![],
+            op: Op::Create {
+                title: new.title.trim().to_owned(),
+                body,
+                status: new.status.unwrap_or(Status::Open),
+                labels: sorted_unique(&new.labels),
+                assignees: sorted_unique(&new.assignees),
+            },
+        };
+        event.validate()?;
+        let (id, bytes) = event.seal();
+        let appended = self.store.append(issue, &[(id, bytes)], "create")?;
+        Ok(Written {
+            issue,
+            events: vec![id],
+            retries: appended.retries,
+        })
+    }
+
+    /// Load an issue's log.
+    pub fn load(&self, issue: IssueId) -> Result<IssueLog, RepoError> {
+        Ok(self.store.load(issue)?)
+    }
+
+    /// The folded state of an issue.
+    pub fn show(&self, issue: IssueId) -> Result<IssueState, RepoError> {
+        let log = self.load(issue)?;
+        Ok(fold(&log)?)
+    }
+
+    /// Apply changes to an issue as `actor`. Changes that would not change
+    /// anything (a label already present, the same title) write nothing.
+    pub fn apply(
+        &self,
+        issue: IssueId,
+        actor: &ActorId,
+        changes: &[Change],
+    ) -> Result<Written, RepoError> {
+        let log = self.load(issue)?;
+        let state = fold(&log)?;
+        let ops = ops_for(&log, &state, changes)?;
+        if ops.is_empty() {
+            return Ok(Written {
+                issue,
+                events: vec![],
+                retries: 0,
+            });
+        }
+        let mut parents = log.events.heads();
+        let mut lamport = log.events.max_lamport();
+        let wall_ms = now_ms();
+        let mut sealed = Vec::with_capacity(ops.len());
+        for op in ops {
+            lamport += 1;
+            let event = Event {
+                v: EVENT_FORMAT_VERSION,
+                issue,
+                actor: actor.clone(),
+                lamport,
+                wall_ms,
+                parents: std::mem::take(&mut parents),
+                op,
+            };
+            event.validate()?;
+            let (id, bytes) = event.seal();
+            parents = vec![id];
+            sealed.push((id, bytes, event.op.kind()));
+        }
+        let summary = sealed
+            .iter()
+            .map(|(_, _, k)| *k)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let pairs: Vec<_> = sealed.iter().map(|(id, b, _)| (*id, b.clone())).collect();
+        let appended = self.store.append(issue, &pairs, &summary)?;
+        Ok(Written {
+            issue,
+            events: sealed.iter().map(|(id, _, _)| *id).collect(),
+            retries: appended.retries,
+        })
+    }
+
+    /// List issues through the index.
+    pub fn list(&self) -> Result<Listing, RepoError> {
+        Ok(Index::new(&self.store).list(false)?)
+    }
+
+    /// Check every issue ref, every commit in its history, and every event.
+    pub fn fsck(&self) -> Result<FsckReport, RepoError> {
+        let mut report = FsckReport::default();
+        let repo = self.store.repo();
+        for r in self.store.list_refs()? {
+            report.refs += 1;
+            let Some(issue) = r.issue else {
+                report.problems.push(Problem {
+                    at: r.refname.clone(),
+                    what: "ref under refs/reposix/issues/ whose name is not an issue id".into(),
+                });
+                continue;
+            };
+            match self.fsck_issue(&repo, &r.refname, issue, r.tip, &mut report) {
+                Ok(()) => {}
+                Err(e) => report.problems.push(Problem {
+                    at: r.refname.clone(),
+                    what: crate::error_chain(&e),
+                }),
+            }
+        }
+        let locks = self.store.git_dir().join(layout::ISSUE_REF_PREFIX);
+        if let Ok(dir) = std::fs::read_dir(&locks) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".lock") {
+                    report.problems.push(Problem {
+                        at: entry.path().display().to_string(),
+                        what: "ref lock file present (a writer is running, or one was killed: it is cleared automatically after 10 s)".into(),
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn fsck_issue(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        issue: IssueId,
+        tip: Oid,
+        report: &mut FsckReport,
+    ) -> Result<(), StoreError> {
+        let events = self.store.load_commit(repo, refname, issue, tip)?;
+        events.fold(issue).map_err(|source| StoreError::Fold {
+            refname: refname.to_owned(),
+            source,
+        })?;
+        report.events += events.len();
+        // Walk the history: every commit must have a valid layout, hold a
+        // superset of its parents' events, and only events the tip has.
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![tip];
+        while let Some(c) = stack.pop() {
+            if !seen.insert(c) {
+                continue;
+            }
+            report.commits += 1;
+            let set = self.store.load_commit(repo, refname, issue, c)?;
+            if let Some((id, _)) = set.iter().find(|(id, _)| !events.contains(id)) {
+                return Err(StoreError::Damaged {
+                    refname: refname.to_owned(),
+                    object: c.to_string(),
+                    why: format!("commit holds event {} that the tip lost", id.short()),
+                });
+            }
+            let commit = repo.find_commit(c).map_err(|source| StoreError::Git {
+                refname: refname.to_owned(),
+                what: format!("reading commit {c}"),
+                source,
+            })?;
+            for p in commit.parent_ids() {
+                let p = p.detach();
+                let parent = self.store.load_commit(repo, refname, issue, p)?;
+                if let Some((id, _)) = parent.iter().find(|(id, _)| !set.contains(id)) {
+                    return Err(StoreError::Damaged {
+                        refname: refname.to_owned(),
+                        object: c.to_string(),
+                        why: format!("commit drops event {} its parent {p} has", id.short()),
+                    });
+                }
+                stack.push(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fold(log: &IssueLog) -> Result<IssueState, StoreError> {
+    log.events.fold(log.issue).map_err(|source| StoreError::Fold {
+        refname: log.refname.clone(),
+        source,
+    })
+}
+
+/// Turn intended changes into operations against the current state.
+fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec<Op>, RepoError> {
+    let mut ops = Vec::new();
+    let labels = log.events.label_tags();
+    let assignees = log.events.assignee_tags();
+    let links = log.events.link_tags();
+    let mut body: Option<BodyDoc> = None;
+    for change in changes {
+        match change {
+            Change::Title(t) => {
+                let t = t.trim();
+                if t != state.title {
+                    ops.push(Op::SetTitle { title: t.to_owned() });
+                }
+            }
+            Change::Body(text) => {
+                let doc = match &mut body {
+                    Some(d) => d,
+                    None => body.insert(
+                        BodyDoc::load(log.issue, log.events.body_changes())
+                            .map_err(|e| RepoError::Rejected(e.to_string()))?,
+                    ),
+                };
+                if let Some(change) = doc.edit(text) {
+                    ops.push(Op::EditBody { change });
+                }
+            }
+            Change::Status(s) => {
+                if *s != state.status {
+                    ops.push(Op::SetStatus { status: *s });
+                }
+            }
+            Change::AddLabel(l) => {
+                check_name("label", l)?;
+                if !labels.contains_key(l) {
+                    ops.push(Op::AddLabel { label: l.clone() });
+                }
+            }
+            Change::RemoveLabel(l) => {
+                if let Some(tags) = labels.get(l) {
+                    ops.push(Op::RemoveLabel {
+                        label: l.clone(),
+                        observed: tags.clone(),
+                    });
+                }
+            }
+            Change::AddAssignee(a) => {
+                check_name("assignee", a)?;
+                if !assignees.contains_key(a) {
+                    ops.push(Op::AddAssignee { assignee: a.clone() });
+                }
+            }
+            Change::RemoveAssignee(a) => {
+                if let Some(tags) = assignees.get(a) {
+                    ops.push(Op::RemoveAssignee {
+                        assignee: a.clone(),
+                        observed: tags.clone(),
+                    });
+                }
+            }
+            Change::Comment(text) => {
+                if text.trim().is_empty() {
+                    return Err(RepoError::Rejected("a comment cannot be empty".into()));
+                }
+                ops.push(Op::AddComment { body: text.clone() });
+            }
+            Change::EditComment(id, text) => {
+                let Some(c) = state.comments.iter().find(|c| c.id == *id) else {
+                    return Err(RepoError::Rejected(format!("no live comment {}", id.short())));
+                };
+                if c.body != *text {
+                    ops.push(Op::EditComment {
+                        comment: *id,
+                        body: text.clone(),
+                    });
+                }
+            }
+            Change::DeleteComment(id) => {
+                if !state.comments.iter().any(|c| c.id == *id) {
+                    return Err(RepoError::Rejected(format!("no live comment {}", id.short())));
+                }
+                ops.push(Op::DeleteComment { comment: *id });
+            }
+            Change::Link(link) => {
+                check_name("link kind", &link.kind)?;
+                if link.target == log.issue {
+                    return Err(RepoError::Rejected("an issue cannot link to itself".into()));
+                }
+                if !links.contains_key(link) {
+                    ops.push(Op::AddLink {
+                        kind: link.kind.clone(),
+                        target: link.target,
+                    });
+                }
+            }
+            Change::Unlink(link) => {
+                if let Some(tags) = links.get(link) {
+                    ops.push(Op::RemoveLink {
+                        kind: link.kind.clone(),
+                        target: link.target,
+                        observed: tags.clone(),
+                    });
+                }
+            }
+            Change::Field(name, value) => {
+                check_name("field name", name)?;
+                if state.fields.get(name) != value.as_ref() {
+                    ops.push(Op::SetField {
+                        name: name.clone(),
+                        value: value.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(ops)
+}

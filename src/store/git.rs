@@ -1,0 +1,555 @@
+//! [`EventStore`] over a git repository, through gix.
+//!
+//! Objects are written loose (single edits); bulk writers use [`super::bulk`].
+//! Ref updates are compare-and-swap transactions that fail immediately on a
+//! held lock; the loop here decides what a failure means by re-reading the
+//! ref: moved means a lost race (re-parent and retry), unmoved with a lock
+//! file present means a concurrent writer (back off and retry), and a lock
+//! older than [`STALE_LOCK`] was left by a killed process and is removed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use gix::bstr::ByteSlice;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+
+use super::layout::{self, EntryKind};
+use super::{Appended, EventStore, IssueLog, IssueRef, MergeOutcome, Oid, StoreError};
+use crate::crdt::EventSet;
+use crate::event::{Event, EventId, IssueId};
+
+/// A ref lock older than this is taken to be left by a killed writer.
+pub const STALE_LOCK: Duration = Duration::from_secs(10);
+
+/// How long an append keeps retrying before giving up.
+const APPEND_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The git-backed event store.
+#[derive(Clone)]
+pub struct GitEventStore {
+    repo: gix::ThreadSafeRepository,
+    git_dir: PathBuf,
+    marker_oid: Oid,
+}
+
+fn git_err(refname: &str, what: impl Into<String>) -> impl FnOnce(gix::Error) -> StoreError {
+    let refname = refname.to_owned();
+    let what = what.into();
+    move |source| StoreError::Git {
+        refname,
+        what,
+        source,
+    }
+}
+
+fn entry_kind(mode: gix::objs::tree::EntryMode) -> EntryKind {
+    match mode.kind() {
+        gix::objs::tree::EntryKind::Blob => EntryKind::Blob,
+        gix::objs::tree::EntryKind::Tree => EntryKind::Tree,
+        _ => EntryKind::Other(u32::from(mode.value())),
+    }
+}
+
+impl GitEventStore {
+    /// Open the repository containing `path` (a work tree or git dir).
+    pub fn open(path: &Path) -> Result<GitEventStore, StoreError> {
+        let repo = gix::discover(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let git_dir = repo.git_dir().to_path_buf();
+        let marker_oid = gix::objs::compute_hash(
+            repo.object_hash(),
+            gix::objs::Kind::Blob,
+            layout::format_marker().as_bytes(),
+        )
+        .expect("BUG: hashing a small buffer cannot fail");
+        Ok(GitEventStore {
+            repo: repo.into_sync(),
+            git_dir,
+            marker_oid,
+        })
+    }
+
+    /// The repository's git directory.
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
+    /// A thread-local handle on the repository.
+    pub fn repo(&self) -> gix::Repository {
+        self.repo.to_thread_local()
+    }
+
+    /// Read a ref's target without locking. `None` if absent.
+    pub fn read_ref(&self, repo: &gix::Repository, refname: &str) -> Result<Option<Oid>, StoreError> {
+        let found = repo
+            .try_find_reference(refname)
+            .map_err(git_err(refname, "reading the ref"))?;
+        Ok(found.and_then(|r| r.target().try_id().map(|id| id.to_owned())))
+    }
+
+    /// Read and check a commit's root tree; returns the events subtree.
+    fn events_tree_of(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        commit: Oid,
+    ) -> Result<Option<Oid>, StoreError> {
+        let obj = repo
+            .find_object(commit)
+            .map_err(git_err(refname, format!("reading commit {commit}")))?;
+        if obj.kind != gix::objs::Kind::Commit {
+            return Err(StoreError::Damaged {
+                refname: refname.to_owned(),
+                object: commit.to_string(),
+                why: format!("expected a commit, found a {}", obj.kind),
+            });
+        }
+        let tree_id = obj
+            .into_commit()
+            .tree_id()
+            .map_err(git_err(refname, format!("parsing commit {commit}")))?
+            .detach();
+        let tree = repo
+            .find_tree(tree_id)
+            .map_err(git_err(refname, format!("reading tree {tree_id}")))?;
+        let decoded = tree
+            .decode()
+            .map_err(git_err(refname, format!("parsing tree {tree_id}")))?;
+        let root = layout::parse_root(
+            decoded
+                .entries
+                .iter()
+                .map(|e| (e.filename.as_bytes(), entry_kind(e.mode), e.oid.to_owned())),
+        )
+        .map_err(|source| StoreError::Layout {
+            refname: refname.to_owned(),
+            object: tree_id.to_string(),
+            source,
+        })?;
+        if root.format != self.marker_oid {
+            let blob = repo
+                .find_blob(root.format)
+                .map_err(git_err(refname, format!("reading format marker {}", root.format)))?;
+            layout::parse_marker(&blob.data).map_err(|source| StoreError::Layout {
+                refname: refname.to_owned(),
+                object: root.format.to_string(),
+                source,
+            })?;
+        }
+        Ok(root.events)
+    }
+
+    /// The (event id, blob id) entries of an events tree.
+    fn event_entries(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        events_tree: Option<Oid>,
+    ) -> Result<Vec<(EventId, Oid)>, StoreError> {
+        let Some(tree_id) = events_tree else {
+            return Ok(Vec::new());
+        };
+        let tree = repo
+            .find_tree(tree_id)
+            .map_err(git_err(refname, format!("reading events tree {tree_id}")))?;
+        let decoded = tree
+            .decode()
+            .map_err(git_err(refname, format!("parsing events tree {tree_id}")))?;
+        layout::parse_events(
+            decoded
+                .entries
+                .iter()
+                .map(|e| (e.filename.as_bytes(), entry_kind(e.mode), e.oid.to_owned())),
+        )
+        .map_err(|source| StoreError::Layout {
+            refname: refname.to_owned(),
+            object: tree_id.to_string(),
+            source,
+        })
+    }
+
+    /// Read, verify and decode every event of the commit `tip`.
+    pub fn load_commit(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        issue: IssueId,
+        tip: Oid,
+    ) -> Result<EventSet, StoreError> {
+        let events_tree = self.events_tree_of(repo, refname, tip)?;
+        let mut set = EventSet::new();
+        for (id, blob_id) in self.event_entries(repo, refname, events_tree)? {
+            let blob = repo
+                .find_blob(blob_id)
+                .map_err(git_err(refname, format!("reading event blob {blob_id}")))?;
+            if EventId::of_bytes(&blob.data) != id {
+                return Err(StoreError::Damaged {
+                    refname: refname.to_owned(),
+                    object: blob_id.to_string(),
+                    why: format!("content does not hash to its name {}", id.short()),
+                });
+            }
+            let event = Event::decode(&blob.data).map_err(|source| StoreError::BadEvent {
+                refname: refname.to_owned(),
+                object: blob_id.to_string(),
+                source,
+            })?;
+            if event.issue != issue {
+                return Err(StoreError::Damaged {
+                    refname: refname.to_owned(),
+                    object: blob_id.to_string(),
+                    why: format!("event belongs to issue {}", event.issue),
+                });
+            }
+            set.insert(id, event);
+        }
+        Ok(set)
+    }
+
+    fn lock_path(&self, refname: &str) -> PathBuf {
+        self.git_dir.join(format!("{refname}.lock"))
+    }
+
+    /// Write the tree and commit for `entries` on top of `parents`.
+    fn write_commit(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        entries: &[(EventId, Oid)],
+        parents: &[Oid],
+        message: &str,
+        author: &str,
+    ) -> Result<Oid, StoreError> {
+        let mut events = gix::objs::Tree::empty();
+        events.entries = entries
+            .iter()
+            .map(|(id, oid)| gix::objs::tree::Entry {
+                mode: gix::objs::tree::EntryKind::Blob.into(),
+                filename: id.to_hex().into(),
+                oid: *oid,
+            })
+            .collect();
+        // All names are equal-length hex: byte order is git's tree order.
+        events.entries.sort_by(|a, b| a.filename.cmp(&b.filename));
+        let events_id = repo
+            .write_object(&events)
+            .map_err(git_err(refname, "writing the events tree"))?
+            .detach();
+        let marker = repo
+            .write_blob(layout::format_marker().as_bytes())
+            .map_err(git_err(refname, "writing the format marker"))?
+            .detach();
+        let mut root = gix::objs::Tree::empty();
+        root.entries = vec![
+            gix::objs::tree::Entry {
+                mode: gix::objs::tree::EntryKind::Tree.into(),
+                filename: layout::EVENTS_ENTRY.into(),
+                oid: events_id,
+            },
+            gix::objs::tree::Entry {
+                mode: gix::objs::tree::EntryKind::Blob.into(),
+                filename: layout::FORMAT_ENTRY.into(),
+                oid: marker,
+            },
+        ];
+        let root_id = repo
+            .write_object(&root)
+            .map_err(git_err(refname, "writing the root tree"))?
+            .detach();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let sig = gix::actor::Signature {
+            name: author.into(),
+            email: format!("{author}@reposix").into(),
+            time: gix::date::Time {
+                seconds: now,
+                offset: 0,
+            },
+        };
+        let commit = gix::objs::Commit {
+            tree: root_id,
+            parents: parents.iter().copied().collect(),
+            author: sig.clone(),
+            committer: sig,
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        };
+        Ok(repo
+            .write_object(&commit)
+            .map_err(git_err(refname, "writing the commit"))?
+            .detach())
+    }
+
+    /// Compare-and-swap `refname` from `expected` to `new`. `Ok(true)` if it
+    /// moved, `Ok(false)` if the caller must re-read and retry.
+    fn cas(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        expected: Option<Oid>,
+        new: Oid,
+        started: Instant,
+    ) -> Result<bool, StoreError> {
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: "reposix".into(),
+                },
+                expected: match expected {
+                    Some(oid) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(oid)),
+                    None => PreviousValue::MustNotExist,
+                },
+                new: gix::refs::Target::Object(new),
+            },
+            name: refname
+                .try_into()
+                .map_err(|e: gix::refs::name::Error| StoreError::Damaged {
+                    refname: refname.to_owned(),
+                    object: String::new(),
+                    why: format!("invalid ref name: {e}"),
+                })?,
+            deref: false,
+        };
+        let sig = gix::actor::Signature {
+            name: "reposix".into(),
+            email: "reposix@reposix".into(),
+            time: gix::date::Time::now_utc(),
+        };
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let result = repo
+            .refs
+            .transaction()
+            .prepare(
+                [edit],
+                gix::lock::acquire::Fail::Immediately,
+                gix::lock::acquire::Fail::Immediately,
+            )
+            .and_then(|t| t.commit(Some(sig.to_ref(&mut time_buf))));
+        let err = match result {
+            Ok(_) => return Ok(true),
+            Err(err) => err,
+        };
+        if self.read_ref(repo, refname)? != expected {
+            return Ok(false); // lost the race
+        }
+        let lock = self.lock_path(refname);
+        match std::fs::metadata(&lock).and_then(|m| m.modified()) {
+            Ok(modified) => {
+                let age = modified.elapsed().unwrap_or_default();
+                if age > STALE_LOCK {
+                    // Left by a killed writer: the ref itself is intact (git
+                    // renames the lock into place atomically), so drop it.
+                    let _ = std::fs::remove_file(&lock);
+                } else if started.elapsed() > APPEND_DEADLINE {
+                    return Err(StoreError::Locked {
+                        refname: refname.to_owned(),
+                        lock: lock.display().to_string(),
+                    });
+                }
+                Ok(false)
+            }
+            // The lock vanished meanwhile: a writer just finished.
+            Err(_) if std::fs::exists(&lock).ok() == Some(false) => {
+                if started.elapsed() > APPEND_DEADLINE {
+                    return Err(git_err(refname, "updating the ref")(err));
+                }
+                Ok(false)
+            }
+            Err(_) => Err(git_err(refname, "updating the ref")(err)),
+        }
+    }
+
+    /// Whether `ancestor` is reachable from `descendant`.
+    fn is_ancestor(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        ancestor: Oid,
+        descendant: Oid,
+    ) -> Result<bool, StoreError> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let base = repo
+            .merge_base(ancestor, descendant)
+            .map_err(git_err(refname, format!("finding the merge base of {ancestor} and {descendant}")))?;
+        Ok(base.map(|b| b.detach()) == Some(ancestor))
+    }
+}
+
+fn backoff(attempt: u32) {
+    // Jittered exponential backoff, capped: spreads contending writers.
+    let cap_us = 200u64 << attempt.min(6);
+    std::thread::sleep(Duration::from_micros(fastrand::u64(50..=cap_us)));
+}
+
+fn union(a: &[(EventId, Oid)], b: &[(EventId, Oid)]) -> Vec<(EventId, Oid)> {
+    let mut all: Vec<_> = a.iter().chain(b).copied().collect();
+    all.sort_by_key(|(id, _)| *id);
+    all.dedup_by_key(|(id, _)| *id);
+    all
+}
+
+impl EventStore for GitEventStore {
+    fn list_refs(&self) -> Result<Vec<IssueRef>, StoreError> {
+        let repo = self.repo();
+        let platform = repo
+            .references()
+            .map_err(git_err(layout::ISSUE_REF_PREFIX, "listing refs"))?;
+        let iter = platform
+            .prefixed(layout::ISSUE_REF_PREFIX.trim_end_matches('/'))
+            .map_err(git_err(layout::ISSUE_REF_PREFIX, "listing refs"))?;
+        let mut out = Vec::new();
+        for r in iter {
+            let r = r.map_err(|e| StoreError::Damaged {
+                refname: layout::ISSUE_REF_PREFIX.to_owned(),
+                object: String::new(),
+                why: format!("unreadable ref: {e}"),
+            })?;
+            let refname = r.name().as_bstr().to_str_lossy().into_owned();
+            let Some(tip) = r.target().try_id().map(|id| id.to_owned()) else {
+                out.push(IssueRef {
+                    refname,
+                    issue: None,
+                    tip: Oid::null(repo.object_hash()),
+                });
+                continue;
+            };
+            out.push(IssueRef {
+                issue: layout::issue_of_ref(&refname),
+                refname,
+                tip,
+            });
+        }
+        out.sort_by(|a, b| a.refname.cmp(&b.refname));
+        Ok(out)
+    }
+
+    fn load(&self, issue: IssueId) -> Result<IssueLog, StoreError> {
+        let repo = self.repo();
+        let refname = layout::issue_ref(issue);
+        let tip = self
+            .read_ref(&repo, &refname)?
+            .ok_or_else(|| StoreError::NotFound(issue.to_string()))?;
+        let events = self.load_commit(&repo, &refname, issue, tip)?;
+        Ok(IssueLog {
+            issue,
+            refname,
+            tip,
+            events,
+        })
+    }
+
+    fn append(
+        &self,
+        issue: IssueId,
+        events: &[(EventId, Vec<u8>)],
+        summary: &str,
+    ) -> Result<Appended, StoreError> {
+        let repo = self.repo();
+        let refname = layout::issue_ref(issue);
+        let mut ours = Vec::with_capacity(events.len());
+        for (id, bytes) in events {
+            let oid = repo
+                .write_blob(bytes)
+                .map_err(git_err(&refname, format!("writing event {}", id.short())))?
+                .detach();
+            ours.push((*id, oid));
+        }
+        let actor = events
+            .first()
+            .and_then(|(_, b)| Event::decode(b).ok())
+            .map(|e| e.actor.to_string())
+            .unwrap_or_else(|| "reposix".into());
+        let mut message = format!("reposix: {summary}\n\n");
+        for (id, _) in events {
+            message.push_str(&format!("Reposix-Event: {id}\n"));
+        }
+        let started = Instant::now();
+        let mut retries = 0;
+        loop {
+            let tip = self.read_ref(&repo, &refname)?;
+            let base = match tip {
+                Some(t) => {
+                    let tree = self.events_tree_of(&repo, &refname, t)?;
+                    self.event_entries(&repo, &refname, tree)?
+                }
+                None => Vec::new(),
+            };
+            let merged = union(&base, &ours);
+            if let Some(t) = tip {
+                if merged.len() == base.len() {
+                    return Ok(Appended {
+                        commit: t,
+                        retries,
+                        already_present: true,
+                    });
+                }
+            }
+            let parents: Vec<Oid> = tip.into_iter().collect();
+            let commit = self.write_commit(&repo, &refname, &merged, &parents, &message, &actor)?;
+            if self.cas(&repo, &refname, tip, commit, started)? {
+                return Ok(Appended {
+                    commit,
+                    retries,
+                    already_present: false,
+                });
+            }
+            retries += 1;
+            backoff(retries);
+        }
+    }
+
+    fn merge_tip(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError> {
+        let repo = self.repo();
+        let refname = layout::issue_ref(issue);
+        // Never install damage: the foreign history must load cleanly.
+        self.load_commit(&repo, &refname, issue, other)?;
+        let theirs = {
+            let tree = self.events_tree_of(&repo, &refname, other)?;
+            self.event_entries(&repo, &refname, tree)?
+        };
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(tip) = self.read_ref(&repo, &refname)? else {
+                if self.cas(&repo, &refname, None, other, started)? {
+                    return Ok(MergeOutcome::Created);
+                }
+                backoff(attempt);
+                continue;
+            };
+            if self.is_ancestor(&repo, &refname, other, tip)? {
+                return Ok(MergeOutcome::UpToDate);
+            }
+            let ours = {
+                let tree = self.events_tree_of(&repo, &refname, tip)?;
+                self.event_entries(&repo, &refname, tree)?
+            };
+            let merged = union(&ours, &theirs);
+            let superset = merged.len() == theirs.len();
+            let (new, outcome) = if superset && self.is_ancestor(&repo, &refname, tip, other)? {
+                (other, MergeOutcome::FastForward)
+            } else {
+                let message = format!(
+                    "reposix: merge\n\nReposix-Merge: {tip}\nReposix-Merge: {other}\n"
+                );
+                let commit =
+                    self.write_commit(&repo, &refname, &merged, &[tip, other], &message, "reposix")?;
+                (commit, MergeOutcome::Merged)
+            };
+            if self.cas(&repo, &refname, Some(tip), new, started)? {
+                return Ok(outcome);
+            }
+            backoff(attempt);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Issue logs stored in git refs.
+//!
+//! One ref per issue (`refs/reposix/issues/<uuid>`) points at a commit DAG;
+//! each commit's tree holds *every* event reachable from it (cumulative,
+//! content-addressed, so trees of concurrent writers merge by union). See
+//! `refs-format.md` for the normative layout and [`layout`] for its parser.
+//!
+//! Guarantees:
+//! - appends are compare-and-swap ref updates; a lost race re-reads the tip,
+//!   re-parents onto it and retries; it never errors out and never drops an
+//!   event;
+//! - the store never moves a ref to a commit whose events are not a superset
+//!   of the events the old commit had;
+//! - a damaged ref (malformed object, unknown format version, foreign data)
+//!   is reported naming the ref and object, and does not stop other issues
+//!   from being read;
+//! - readers take no locks.
+
+pub mod bulk;
+pub mod git;
+pub mod index;
+pub mod layout;
+
+use crate::crdt::{EventSet, FoldError};
+use crate::event::{DecodeError, Event, EventId, IssueId};
+
+pub use git::GitEventStore;
+pub use layout::LayoutError;
+
+/// A git object id.
+pub type Oid = gix::hash::ObjectId;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The repository cannot be opened.
+    #[error("cannot open a git repository at {path}")]
+    Open {
+        /// Where we looked.
+        path: String,
+        /// Why it failed.
+        #[source]
+        source: gix::Error,
+    },
+    /// Git failed to read or write an object or ref.
+    #[error("{refname}: git failed on {what}")]
+    Git {
+        /// The ref being worked on.
+        refname: String,
+        /// What was being done (names the object where there is one).
+        what: String,
+        /// The git error.
+        #[source]
+        source: gix::Error,
+    },
+    /// An object in a ref's history is damaged: it decodes to nothing valid.
+    #[error("{refname}: damaged object {object}: {why}")]
+    Damaged {
+        /// The ref.
+        refname: String,
+        /// The object id.
+        object: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An event blob that does not decode.
+    #[error("{refname}: event blob {object} does not decode")]
+    BadEvent {
+        /// The ref.
+        refname: String,
+        /// The blob id.
+        object: String,
+        /// The decode error.
+        #[source]
+        source: DecodeError,
+    },
+    /// A tree or marker that does not follow the layout (includes unknown
+    /// format versions).
+    #[error("{refname}: tree {object} is not a reposix issue log")]
+    Layout {
+        /// The ref.
+        refname: String,
+        /// The tree or blob id.
+        object: String,
+        /// What is wrong.
+        #[source]
+        source: LayoutError,
+    },
+    /// The events do not fold into an issue.
+    #[error("{refname}: events do not form an issue")]
+    Fold {
+        /// The ref.
+        refname: String,
+        /// Why.
+        #[source]
+        source: FoldError,
+    },
+    /// No issue has this id.
+    #[error("no issue {0}")]
+    NotFound(String),
+    /// A prefix matches several issues.
+    #[error("issue id prefix {prefix:?} is ambiguous: {}", candidates.join(", "))]
+    Ambiguous {
+        /// The prefix given.
+        prefix: String,
+        /// Matching ids.
+        candidates: Vec<String>,
+    },
+    /// A ref stayed locked by another writer for too long.
+    #[error("{refname}: ref is locked ({lock}) and the lock did not clear")]
+    Locked {
+        /// The ref.
+        refname: String,
+        /// The lock file.
+        lock: String,
+    },
+    /// Writing the index file failed.
+    #[error("cannot write the index at {path}")]
+    Index {
+        /// The path.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Running `git` failed.
+    #[error("running `git {command}` failed: {detail}")]
+    GitCommand {
+        /// The subcommand.
+        command: String,
+        /// What happened (stderr excerpt).
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// Whether this error means stored data is damaged or unreadable by
+    /// this version (as opposed to a missing issue or an I/O failure).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Damaged { .. }
+                | StoreError::BadEvent { .. }
+                | StoreError::Layout { .. }
+                | StoreError::Fold { .. }
+                | StoreError::Git { .. }
+        )
+    }
+
+    /// Whether this is an unsupported-format-version error.
+    pub fn is_unsupported_version(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Layout {
+                source: LayoutError::UnsupportedVersion { .. },
+                ..
+            } | StoreError::BadEvent {
+                source: DecodeError::UnsupportedVersion { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// A loaded issue log: the ref's tip and every event in it.
+#[derive(Debug, Clone)]
+pub struct IssueLog {
+    /// The issue.
+    pub issue: IssueId,
+    /// Its ref name.
+    pub refname: String,
+    /// The commit the ref pointed at when read.
+    pub tip: Oid,
+    /// Every event.
+    pub events: EventSet,
+}
+
+/// An issue ref as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRef {
+    /// The ref name.
+    pub refname: String,
+    /// The issue (`None` for a ref under our namespace that is not ours).
+    pub issue: Option<IssueId>,
+    /// Where it points.
+    pub tip: Oid,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The commit the ref now points at (or already pointed at).
+    pub commit: Oid,
+    /// How many compare-and-swap races were lost and retried.
+    pub retries: u32,
+    /// Whether every event was already present (nothing written).
+    pub already_present: bool,
+}
+
+/// What merging a foreign tip did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The ref did not exist and now points at the foreign tip.
+    Created,
+    /// The foreign tip was already contained.
+    UpToDate,
+    /// The ref moved forward to the foreign tip.
+    FastForward,
+    /// A merge commit joins both.
+    Merged,
+}
+
+/// The role: a store of per-issue event logs.
+pub trait EventStore {
+    /// Every ref under the issue namespace.
+    fn list_refs(&self) -> Result<Vec<IssueRef>, StoreError>;
+    /// Load one issue's log (every event, decoded and verified).
+    fn load(&self, issue: IssueId) -> Result<IssueLog, StoreError>;
+    /// Append sealed events to an issue's log (compare-and-swap, retried).
+    fn append(
+        &self,
+        issue: IssueId,
+        events: &[(EventId, Vec<u8>)],
+        summary: &str,
+    ) -> Result<Appended, StoreError>;
+    /// Merge a commit (e.g. fetched from a remote) into an issue's ref.
+    fn merge_tip(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError>;
+}
+
+/// Seal events for storage.
+pub fn seal_all(events: &[Event]) -> Vec<(EventId, Vec<u8>)> {
+    events.iter().map(Event::seal).collect()
+}
