@@ -189,15 +189,16 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
-/// Identity of an issue (a UUID; v7 for local issues, v8-style derived for
-/// imported ones).
+/// Identity of an issue (a UUID: random v4 for local issues, derived v8
+/// for imported ones).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IssueId(pub uuid::Uuid);
 
 impl IssueId {
-    /// A fresh id for an issue created locally (time-ordered UUID v7).
+    /// A fresh id for an issue created locally (random UUID v4, so that
+    /// short prefixes tell issues apart).
     pub fn new_random() -> IssueId {
-        IssueId(uuid::Uuid::now_v7())
+        IssueId(uuid::Uuid::new_v4())
     }
 
     /// A deterministic id derived from a namespace string (e.g. backend kind,
@@ -656,7 +657,9 @@ mod tests {
     fn sample() -> Event {
         Event {
             v: EVENT_FORMAT_VERSION,
-            issue: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".parse().expect("valid id"),
+            issue: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+                .parse()
+                .expect("valid id"),
             actor: ActorId::new("alice").expect("valid actor"),
             lamport: 1,
             wall_ms: 1_700_000_000_000,

@@ -16,7 +16,7 @@ use crate::event::{
 };
 use crate::store::index::{Index, Listing};
 use crate::store::layout;
-use crate::store::{EventStore, GitEventStore, IssueLog, Oid, StoreError};
+use crate::store::{EventStore, GitEventStore, IssueLog, MergeOutcome, Oid, StoreError};
 
 /// Errors from repository operations.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +145,11 @@ fn now_ms() -> i64 {
 }
 
 fn sorted_unique(v: &[String]) -> Vec<String> {
-    v.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+    v.iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 impl Repo {
@@ -269,7 +273,8 @@ impl Repo {
             .into_iter()
             .filter_map(|r| r.issue)
             .filter(|id| {
-                id.to_hyphenated().starts_with(&want) || id.0.simple().to_string().starts_with(&plain)
+                id.to_hyphenated().starts_with(&want)
+                    || id.0.simple().to_string().starts_with(&plain)
             })
             .collect();
         match matches.as_slice() {
@@ -381,6 +386,22 @@ impl Repo {
         })
     }
 
+    /// Merge every issue ref found under `prefix` (e.g. refs fetched by
+    /// plain git into a side namespace) into the local issue refs. Damaged
+    /// foreign logs are reported per issue and leave the local ref as it was.
+    pub fn merge_refs_under(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(IssueId, Result<MergeOutcome, StoreError>)>, RepoError> {
+        Ok(self
+            .store
+            .list_refs_under(prefix)?
+            .into_iter()
+            .filter_map(|r| Some((r.issue?, r.tip)))
+            .map(|(issue, tip)| (issue, self.store.merge_tip(issue, tip)))
+            .collect())
+    }
+
     /// List issues through the index.
     pub fn list(&self) -> Result<Listing, RepoError> {
         Ok(Index::new(&self.store).list(false)?)
@@ -476,10 +497,12 @@ impl Repo {
 }
 
 fn fold(log: &IssueLog) -> Result<IssueState, StoreError> {
-    log.events.fold(log.issue).map_err(|source| StoreError::Fold {
-        refname: log.refname.clone(),
-        source,
-    })
+    log.events
+        .fold(log.issue)
+        .map_err(|source| StoreError::Fold {
+            refname: log.refname.clone(),
+            source,
+        })
 }
 
 /// Turn intended changes into operations against the current state.
@@ -494,7 +517,9 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
             Change::Title(t) => {
                 let t = t.trim();
                 if t != state.title {
-                    ops.push(Op::SetTitle { title: t.to_owned() });
+                    ops.push(Op::SetTitle {
+                        title: t.to_owned(),
+                    });
                 }
             }
             Change::Body(text) => {
@@ -531,7 +556,9 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
             Change::AddAssignee(a) => {
                 check_name("assignee", a)?;
                 if !assignees.contains_key(a) {
-                    ops.push(Op::AddAssignee { assignee: a.clone() });
+                    ops.push(Op::AddAssignee {
+                        assignee: a.clone(),
+                    });
                 }
             }
             Change::RemoveAssignee(a) => {
@@ -550,7 +577,10 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
             }
             Change::EditComment(id, text) => {
                 let Some(c) = state.comments.iter().find(|c| c.id == *id) else {
-                    return Err(RepoError::Rejected(format!("no live comment {}", id.short())));
+                    return Err(RepoError::Rejected(format!(
+                        "no live comment {}",
+                        id.short()
+                    )));
                 };
                 if c.body != *text {
                     ops.push(Op::EditComment {
@@ -561,7 +591,10 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
             }
             Change::DeleteComment(id) => {
                 if !state.comments.iter().any(|c| c.id == *id) {
-                    return Err(RepoError::Rejected(format!("no live comment {}", id.short())));
+                    return Err(RepoError::Rejected(format!(
+                        "no live comment {}",
+                        id.short()
+                    )));
                 }
                 ops.push(Op::DeleteComment { comment: *id });
             }

@@ -50,7 +50,9 @@ impl BodyDoc {
         let mut doc = genesis(issue);
         let parsed = changes
             .into_iter()
-            .map(|b| Change::from_bytes(b.0.clone()).map_err(|e| BodyError::BadChange(e.to_string())))
+            .map(|b| {
+                Change::from_bytes(b.0.clone()).map_err(|e| BodyError::BadChange(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         doc.apply_changes(parsed)
             .map_err(|e| BodyError::Apply(e.to_string()))?;
@@ -83,7 +85,8 @@ impl BodyDoc {
         self.doc
             .update_text(&self.text, new_text)
             .expect("BUG: updating a text object cannot fail");
-        self.doc.commit_with(CommitOptions::default().with_time(0))?;
+        self.doc
+            .commit_with(CommitOptions::default().with_time(0))?;
         let change = self.doc.get_last_local_change()?;
         Some(Bytes(change.raw_bytes().to_vec()))
     }

@@ -230,75 +230,72 @@ impl EventSet {
 
     /// The live add tags of each label (what a remove must name).
     pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
-        self.set_tags(
-            |op| match op {
-                Op::AddLabel { label } => vec![label.clone()],
-                Op::Create { labels, .. } => labels.clone(),
-                _ => vec![],
-            },
-            |op| match op {
-                Op::RemoveLabel { observed, .. } => Some(observed),
-                _ => None,
-            },
-        )
+        self.set_tags(|op| match op {
+            Op::AddLabel { label } => SetOp::Add(vec![label.clone()]),
+            Op::Create { labels, .. } => SetOp::Add(labels.clone()),
+            Op::RemoveLabel { label, observed } => SetOp::Remove(label.clone(), observed),
+            _ => SetOp::None,
+        })
     }
 
     /// The live add tags of each assignee.
     pub fn assignee_tags(&self) -> BTreeMap<String, Vec<EventId>> {
-        self.set_tags(
-            |op| match op {
-                Op::AddAssignee { assignee } => vec![assignee.clone()],
-                Op::Create { assignees, .. } => assignees.clone(),
-                _ => vec![],
-            },
-            |op| match op {
-                Op::RemoveAssignee { observed, .. } => Some(observed),
-                _ => None,
-            },
-        )
+        self.set_tags(|op| match op {
+            Op::AddAssignee { assignee } => SetOp::Add(vec![assignee.clone()]),
+            Op::Create { assignees, .. } => SetOp::Add(assignees.clone()),
+            Op::RemoveAssignee { assignee, observed } => SetOp::Remove(assignee.clone(), observed),
+            _ => SetOp::None,
+        })
     }
 
     /// The live add tags of each link.
     pub fn link_tags(&self) -> BTreeMap<Link, Vec<EventId>> {
-        self.set_tags(
-            |op| match op {
-                Op::AddLink { kind, target } => vec![Link {
+        self.set_tags(|op| match op {
+            Op::AddLink { kind, target } => SetOp::Add(vec![Link {
+                kind: kind.clone(),
+                target: *target,
+            }]),
+            Op::RemoveLink {
+                kind,
+                target,
+                observed,
+            } => SetOp::Remove(
+                Link {
                     kind: kind.clone(),
                     target: *target,
-                }],
-                _ => vec![],
-            },
-            |op| match op {
-                Op::RemoveLink { observed, .. } => Some(observed),
-                _ => None,
-            },
-        )
+                },
+                observed,
+            ),
+            _ => SetOp::None,
+        })
     }
 
-    /// Observed-remove set: element -> add tags not cancelled by any remove.
-    /// A remove cancels tags by id whatever element it names, so a remove
-    /// naming tags of another element is harmless only because writers
-    /// never produce one; the rule stays a pure function of the set.
-    fn set_tags<K: Ord>(
-        &self,
-        adds: impl Fn(&Op) -> Vec<K>,
-        removes: impl Fn(&Op) -> Option<&Vec<EventId>>,
+    /// Observed-remove set: element -> add tags not cancelled by a remove.
+    /// A tag is the pair (element, add event id): one create event adds
+    /// several labels, and removing one of them must not cancel the others.
+    fn set_tags<'s, K: Ord + Clone>(
+        &'s self,
+        classify: impl Fn(&'s Op) -> SetOp<'s, K>,
     ) -> BTreeMap<K, Vec<EventId>> {
-        let removed: BTreeSet<EventId> = self
-            .events
-            .values()
-            .filter_map(|e| removes(&e.op))
-            .flatten()
-            .copied()
-            .collect();
-        let mut out: BTreeMap<K, Vec<EventId>> = BTreeMap::new();
+        let mut removed: BTreeSet<(K, EventId)> = BTreeSet::new();
+        let mut added: Vec<(K, EventId)> = Vec::new();
         for (id, e) in &self.events {
-            if removed.contains(id) {
-                continue;
+            match classify(&e.op) {
+                SetOp::Add(elems) => added.extend(elems.into_iter().map(|k| (k, *id))),
+                SetOp::Remove(k, observed) => {
+                    removed.extend(observed.iter().map(|tag| (k.clone(), *tag)))
+                }
+                SetOp::None => {}
             }
-            for k in adds(&e.op) {
-                out.entry(k).or_default().push(*id);
+        }
+        let mut out: BTreeMap<K, Vec<EventId>> = BTreeMap::new();
+        for (k, tag) in added {
+            if !removed.contains(&(k.clone(), tag)) {
+                out.entry(k).or_default().push(tag);
             }
+        }
+        for tags in out.values_mut() {
+            tags.sort();
         }
         out
     }
@@ -379,7 +376,10 @@ impl EventSet {
                 c.edited = true;
             }
         }
-        let deleted_comments = comment_order.iter().filter(|id| deleted.contains(id)).count();
+        let deleted_comments = comment_order
+            .iter()
+            .filter(|id| deleted.contains(id))
+            .count();
         let comments = comment_order
             .into_iter()
             .filter(|id| !deleted.contains(id))
@@ -410,6 +410,16 @@ impl EventSet {
             heads: self.heads(),
         })
     }
+}
+
+/// How an operation acts on an observed-remove set.
+enum SetOp<'a, K> {
+    /// Adds these elements, tagged with the event id.
+    Add(Vec<K>),
+    /// Removes the element's adds with these tags.
+    Remove(K, &'a Vec<EventId>),
+    /// Does not touch the set.
+    None,
 }
 
 impl FromIterator<(EventId, Event)> for EventSet {

@@ -60,7 +60,13 @@ impl BulkWriter {
             blobs: 0,
         };
         let marker = layout::format_marker();
-        write!(w.input, "blob\nmark :1\ndata {}\n{}\n", marker.len(), marker).map_err(io_err)?;
+        write!(
+            w.input,
+            "blob\nmark :1\ndata {}\n{}\n",
+            marker.len(),
+            marker
+        )
+        .map_err(io_err)?;
         Ok(w)
     }
 
@@ -80,8 +86,13 @@ impl BulkWriter {
             for (_, bytes) in batch {
                 self.marks += 1;
                 self.blobs += 1;
-                write!(self.input, "blob\nmark :{}\ndata {}\n", self.marks, bytes.len())
-                    .map_err(io_err)?;
+                write!(
+                    self.input,
+                    "blob\nmark :{}\ndata {}\n",
+                    self.marks,
+                    bytes.len()
+                )
+                .map_err(io_err)?;
                 self.input.write_all(bytes).map_err(io_err)?;
                 self.input.write_all(b"\n").map_err(io_err)?;
             }
@@ -101,8 +112,12 @@ impl BulkWriter {
                     .map_err(io_err)?;
             }
             for (i, (id, _)) in batch.iter().enumerate() {
-                writeln!(self.input, "M 100644 :{} events/{id}", first_mark + i as u64)
-                    .map_err(io_err)?;
+                writeln!(
+                    self.input,
+                    "M 100644 :{} events/{id}",
+                    first_mark + i as u64
+                )
+                .map_err(io_err)?;
             }
             self.input.write_all(b"\n").map_err(io_err)?;
             self.commits += 1;

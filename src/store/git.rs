@@ -82,7 +82,11 @@ impl GitEventStore {
     }
 
     /// Read a ref's target without locking. `None` if absent.
-    pub fn read_ref(&self, repo: &gix::Repository, refname: &str) -> Result<Option<Oid>, StoreError> {
+    pub fn read_ref(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+    ) -> Result<Option<Oid>, StoreError> {
         let found = repo
             .try_find_reference(refname)
             .map_err(git_err(refname, "reading the ref"))?;
@@ -129,9 +133,10 @@ impl GitEventStore {
             source,
         })?;
         if root.format != self.marker_oid {
-            let blob = repo
-                .find_blob(root.format)
-                .map_err(git_err(refname, format!("reading format marker {}", root.format)))?;
+            let blob = repo.find_blob(root.format).map_err(git_err(
+                refname,
+                format!("reading format marker {}", root.format),
+            ))?;
             layout::parse_marker(&blob.data).map_err(|source| StoreError::Layout {
                 refname: refname.to_owned(),
                 object: root.format.to_string(),
@@ -377,9 +382,10 @@ impl GitEventStore {
         if ancestor == descendant {
             return Ok(true);
         }
-        let base = repo
-            .merge_base(ancestor, descendant)
-            .map_err(git_err(refname, format!("finding the merge base of {ancestor} and {descendant}")))?;
+        let base = repo.merge_base(ancestor, descendant).map_err(git_err(
+            refname,
+            format!("finding the merge base of {ancestor} and {descendant}"),
+        ))?;
         Ok(base.map(|b| b.detach()) == Some(ancestor))
     }
 }
@@ -397,19 +403,19 @@ fn union(a: &[(EventId, Oid)], b: &[(EventId, Oid)]) -> Vec<(EventId, Oid)> {
     all
 }
 
-impl EventStore for GitEventStore {
-    fn list_refs(&self) -> Result<Vec<IssueRef>, StoreError> {
+impl GitEventStore {
+    /// Every ref under `prefix` (ending in `/`) whose last component names
+    /// an issue, e.g. issue refs fetched into a remote-tracking namespace.
+    pub fn list_refs_under(&self, prefix: &str) -> Result<Vec<IssueRef>, StoreError> {
         let repo = self.repo();
-        let platform = repo
-            .references()
-            .map_err(git_err(layout::ISSUE_REF_PREFIX, "listing refs"))?;
+        let platform = repo.references().map_err(git_err(prefix, "listing refs"))?;
         let iter = platform
-            .prefixed(layout::ISSUE_REF_PREFIX.trim_end_matches('/'))
-            .map_err(git_err(layout::ISSUE_REF_PREFIX, "listing refs"))?;
+            .prefixed(prefix.trim_end_matches('/'))
+            .map_err(git_err(prefix, "listing refs"))?;
         let mut out = Vec::new();
         for r in iter {
             let r = r.map_err(|e| StoreError::Damaged {
-                refname: layout::ISSUE_REF_PREFIX.to_owned(),
+                refname: prefix.to_owned(),
                 object: String::new(),
                 why: format!("unreadable ref: {e}"),
             })?;
@@ -422,14 +428,23 @@ impl EventStore for GitEventStore {
                 });
                 continue;
             };
+            let issue = refname
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.parse::<IssueId>().ok());
             out.push(IssueRef {
-                issue: layout::issue_of_ref(&refname),
+                issue,
                 refname,
                 tip,
             });
         }
         out.sort_by(|a, b| a.refname.cmp(&b.refname));
         Ok(out)
+    }
+}
+
+impl EventStore for GitEventStore {
+    fn list_refs(&self) -> Result<Vec<IssueRef>, StoreError> {
+        self.list_refs_under(layout::ISSUE_REF_PREFIX)
     }
 
     fn load(&self, issue: IssueId) -> Result<IssueLog, StoreError> {
@@ -539,11 +554,16 @@ impl EventStore for GitEventStore {
             let (new, outcome) = if superset && self.is_ancestor(&repo, &refname, tip, other)? {
                 (other, MergeOutcome::FastForward)
             } else {
-                let message = format!(
-                    "reposix: merge\n\nReposix-Merge: {tip}\nReposix-Merge: {other}\n"
-                );
-                let commit =
-                    self.write_commit(&repo, &refname, &merged, &[tip, other], &message, "reposix")?;
+                let message =
+                    format!("reposix: merge\n\nReposix-Merge: {tip}\nReposix-Merge: {other}\n");
+                let commit = self.write_commit(
+                    &repo,
+                    &refname,
+                    &merged,
+                    &[tip, other],
+                    &message,
+                    "reposix",
+                )?;
                 (commit, MergeOutcome::Merged)
             };
             if self.cas(&repo, &refname, Some(tip), new, started)? {

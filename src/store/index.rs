@@ -139,7 +139,13 @@ impl<'a> Index<'a> {
             version: INDEX_VERSION,
             rows: rows
                 .iter()
-                .map(|(r, e)| (r.refname.clone(), Bytes(r.tip.as_bytes().to_vec()), (*e).clone()))
+                .map(|(r, e)| {
+                    (
+                        r.refname.clone(),
+                        Bytes(r.tip.as_bytes().to_vec()),
+                        (*e).clone(),
+                    )
+                })
                 .collect(),
         };
         let mut bytes = Vec::new();

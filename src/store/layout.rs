@@ -127,7 +127,10 @@ pub fn parse_events<'a, Oid: 'a>(
         .map(|(name, kind, oid)| {
             let id = std::str::from_utf8(name)
                 .ok()
-                .filter(|s| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+                .filter(|s| {
+                    s.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                })
                 .and_then(|s| s.parse::<EventId>().ok());
             match (id, kind) {
                 (Some(id), EntryKind::Blob) => Ok((id, oid)),

@@ -1,0 +1,678 @@
+//! `reposix issue …` and `reposix log`.
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+use serde::Serialize;
+
+use reposix::crdt::{IssueState, Link};
+use reposix::event::{EventId, IssueId, Op, Status};
+use reposix::repo::{Change, NewIssue, Repo, Written};
+use reposix::store::index::IssueSummary;
+
+use super::{Ctx, Exit, Failure};
+
+#[derive(Subcommand)]
+pub enum IssueCmd {
+    /// Create an issue.
+    New {
+        /// Title.
+        title: String,
+        /// Body text.
+        #[arg(short, long, conflicts_with = "body_file")]
+        body: Option<String>,
+        /// Read the body from a file (`-` for stdin).
+        #[arg(long)]
+        body_file: Option<PathBuf>,
+        /// A label (repeatable).
+        #[arg(short, long = "label")]
+        labels: Vec<String>,
+        /// An assignee (repeatable).
+        #[arg(short, long = "assignee")]
+        assignees: Vec<String>,
+        /// Initial status.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+    },
+    /// List issues.
+    List {
+        /// Which issues: open (not done/wont_fix), closed, all, or one status.
+        #[arg(long, default_value = "open", value_parser = parse_state)]
+        state: StateFilter,
+        /// Only issues with this label (repeatable: all must match).
+        #[arg(short, long = "label")]
+        labels: Vec<String>,
+        /// Only issues assigned to this actor.
+        #[arg(short, long)]
+        assignee: Option<String>,
+        /// Only issues whose title or body contains this text (case-insensitive).
+        #[arg(short, long)]
+        text: Option<String>,
+        /// Sort key.
+        #[arg(long, value_enum, default_value_t = SortKey::Updated)]
+        sort: SortKey,
+        /// Reverse the sort order.
+        #[arg(long)]
+        reverse: bool,
+        /// Print at most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show one issue with its comments.
+    Show {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+    },
+    /// Change title, body or custom fields.
+    Edit {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New body text (merged character-wise with concurrent edits).
+        #[arg(short, long, conflicts_with = "body_file")]
+        body: Option<String>,
+        /// Read the new body from a file (`-` for stdin).
+        #[arg(long)]
+        body_file: Option<PathBuf>,
+        /// Set a custom field: NAME=VALUE (repeatable).
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+        /// Clear a custom field (repeatable).
+        #[arg(long = "unset-field", value_name = "NAME")]
+        unset: Vec<String>,
+    },
+    /// Add, edit or delete a comment.
+    Comment {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+        /// Comment text (for a new comment or --edit).
+        text: Option<String>,
+        /// Edit this comment (id or prefix) instead of adding one.
+        #[arg(long, value_name = "COMMENT", conflicts_with = "delete")]
+        edit: Option<String>,
+        /// Delete this comment (id or prefix).
+        #[arg(long, value_name = "COMMENT")]
+        delete: Option<String>,
+    },
+    /// Add labels (or remove them with --remove).
+    Label {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+        /// Labels.
+        #[arg(required = true)]
+        labels: Vec<String>,
+        /// Remove instead of add.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Assign actors (or unassign with --remove).
+    Assign {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+        /// Assignees.
+        #[arg(required = true)]
+        who: Vec<String>,
+        /// Remove instead of add.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Set the status.
+    Status {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+        /// open, in_progress, in_review, done or wont_fix.
+        #[arg(value_parser = parse_status)]
+        status: Status,
+    },
+    /// Close an issue (status done, or wont_fix).
+    Close {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+        /// Close as wont_fix instead of done.
+        #[arg(long)]
+        wont_fix: bool,
+    },
+    /// Reopen an issue (status open).
+    Reopen {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+    },
+    /// Link to another issue (or unlink with --remove).
+    Link {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+        /// The other issue.
+        target: String,
+        /// Relation kind.
+        #[arg(long, default_value = "relates")]
+        kind: String,
+        /// Remove the link instead.
+        #[arg(long)]
+        remove: bool,
+    },
+}
+
+/// Which issues `list` shows.
+#[derive(Clone, Copy, Debug)]
+pub enum StateFilter {
+    /// Not closed.
+    Open,
+    /// done or wont_fix.
+    Closed,
+    /// Everything.
+    All,
+    /// Exactly this status.
+    Is(Status),
+}
+
+fn parse_state(s: &str) -> Result<StateFilter, String> {
+    match s {
+        "open" => Ok(StateFilter::Open),
+        "closed" => Ok(StateFilter::Closed),
+        "all" => Ok(StateFilter::All),
+        other => other.parse().map(StateFilter::Is).map_err(|_| {
+            "expected open, closed, all, in_progress, in_review, done or wont_fix".into()
+        }),
+    }
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse()
+        .map_err(|e: reposix::event::DecodeError| e.to_string())
+}
+
+/// Sort keys for `list`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SortKey {
+    /// Most recently updated first.
+    Updated,
+    /// Most recently created first.
+    Created,
+    /// Title, alphabetically.
+    Title,
+    /// Workflow order of status.
+    Status,
+}
+
+fn read_body(body: Option<String>, file: Option<PathBuf>) -> Result<Option<String>, Failure> {
+    match (body, file) {
+        (Some(b), _) => Ok(Some(b)),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| Failure::new(Exit::Failure, "io", format!("reading stdin: {e}")))?;
+            Ok(Some(s))
+        }
+        (None, Some(path)) => std::fs::read_to_string(&path).map(Some).map_err(|e| {
+            Failure::new(Exit::Invalid, "invalid", format!("{}: {e}", path.display()))
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+#[derive(Serialize)]
+struct WrittenJson {
+    issue: IssueId,
+    events: Vec<EventId>,
+    retries: u32,
+}
+
+fn written(ctx: &Ctx, w: &Written, what: &str) -> Result<(), Failure> {
+    let json = WrittenJson {
+        issue: w.issue,
+        events: w.events.clone(),
+        retries: w.retries,
+    };
+    ctx.out.done(&json, || {
+        if w.events.is_empty() {
+            format!("{}: nothing to change", w.issue.short())
+        } else {
+            format!("{}: {what}", w.issue.short())
+        }
+    })
+}
+
+fn comment_id(state: &IssueState, prefix: &str) -> Result<EventId, Failure> {
+    let p = prefix.to_ascii_lowercase();
+    let found: Vec<_> = state
+        .comments
+        .iter()
+        .filter(|c| c.id.to_hex().starts_with(&p))
+        .collect();
+    match found.as_slice() {
+        [one] if !p.is_empty() => Ok(one.id),
+        [] | [_] => Err(Failure::new(
+            Exit::NotFound,
+            "not_found",
+            format!("no comment {prefix} on issue {}", state.id.short()),
+        )),
+        _ => Err(Failure::new(
+            Exit::Ambiguous,
+            "ambiguous",
+            format!("comment prefix {prefix} is ambiguous"),
+        )),
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    match cmd {
+        IssueCmd::New {
+            title,
+            body,
+            body_file,
+            labels,
+            assignees,
+            status,
+        } => {
+            let actor = ctx.actor(&repo)?;
+            let body = read_body(body, body_file)?.unwrap_or_default();
+            let w = repo.create(
+                &actor,
+                NewIssue {
+                    title,
+                    body,
+                    status,
+                    labels,
+                    assignees,
+                },
+            )?;
+            ctx.out.done(
+                &WrittenJson {
+                    issue: w.issue,
+                    events: w.events.clone(),
+                    retries: w.retries,
+                },
+                || format!("created issue {}", w.issue),
+            )
+        }
+        IssueCmd::List {
+            state,
+            labels,
+            assignee,
+            text,
+            sort,
+            reverse,
+            limit,
+        } => list(
+            ctx,
+            &repo,
+            state,
+            &labels,
+            assignee.as_deref(),
+            text.as_deref(),
+            sort,
+            reverse,
+            limit,
+        ),
+        IssueCmd::Show { issue } => {
+            let id = repo.resolve(&issue)?;
+            let state = repo.show(id)?;
+            ctx.out.done(&state, || render_state(&state))
+        }
+        IssueCmd::Edit {
+            issue,
+            title,
+            body,
+            body_file,
+            fields,
+            unset,
+        } => {
+            let mut changes = Vec::new();
+            if let Some(t) = title {
+                changes.push(Change::Title(t));
+            }
+            if let Some(b) = read_body(body, body_file)? {
+                changes.push(Change::Body(b));
+            }
+            for f in fields {
+                let Some((k, v)) = f.split_once('=') else {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "usage",
+                        format!("--field {f:?}: expected NAME=VALUE"),
+                    ));
+                };
+                changes.push(Change::Field(k.to_owned(), Some(v.to_owned())));
+            }
+            for k in unset {
+                changes.push(Change::Field(k, None));
+            }
+            if changes.is_empty() {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    "usage",
+                    "nothing to edit: give --title, --body, --body-file, --field or --unset-field",
+                ));
+            }
+            apply(ctx, &repo, &issue, &changes, "edited")
+        }
+        IssueCmd::Comment {
+            issue,
+            text,
+            edit,
+            delete,
+        } => {
+            let id = repo.resolve(&issue)?;
+            let change = match (edit, delete, text) {
+                (None, Some(c), _) => {
+                    let state = repo.show(id)?;
+                    Change::DeleteComment(comment_id(&state, &c)?)
+                }
+                (Some(c), None, Some(text)) => {
+                    let state = repo.show(id)?;
+                    Change::EditComment(comment_id(&state, &c)?, text)
+                }
+                (None, None, Some(text)) => Change::Comment(text),
+                _ => {
+                    return Err(Failure::new(Exit::Usage, "usage", "give the comment text"));
+                }
+            };
+            let actor = ctx.actor(&repo)?;
+            let w = repo.apply(id, &actor, &[change])?;
+            written(ctx, &w, "comment recorded")
+        }
+        IssueCmd::Label {
+            issue,
+            labels,
+            remove,
+        } => {
+            let changes: Vec<_> = labels
+                .into_iter()
+                .map(|l| {
+                    if remove {
+                        Change::RemoveLabel(l)
+                    } else {
+                        Change::AddLabel(l)
+                    }
+                })
+                .collect();
+            apply(ctx, &repo, &issue, &changes, "labels updated")
+        }
+        IssueCmd::Assign { issue, who, remove } => {
+            let changes: Vec<_> = who
+                .into_iter()
+                .map(|a| {
+                    if remove {
+                        Change::RemoveAssignee(a)
+                    } else {
+                        Change::AddAssignee(a)
+                    }
+                })
+                .collect();
+            apply(ctx, &repo, &issue, &changes, "assignees updated")
+        }
+        IssueCmd::Status { issue, status } => apply(
+            ctx,
+            &repo,
+            &issue,
+            &[Change::Status(status)],
+            &format!("status {status}"),
+        ),
+        IssueCmd::Close { issue, wont_fix } => {
+            let s = if wont_fix {
+                Status::WontFix
+            } else {
+                Status::Done
+            };
+            apply(
+                ctx,
+                &repo,
+                &issue,
+                &[Change::Status(s)],
+                &format!("closed ({s})"),
+            )
+        }
+        IssueCmd::Reopen { issue } => apply(
+            ctx,
+            &repo,
+            &issue,
+            &[Change::Status(Status::Open)],
+            "reopened",
+        ),
+        IssueCmd::Link {
+            issue,
+            target,
+            kind,
+            remove,
+        } => {
+            let target = repo.resolve(&target)?;
+            let link = Link { kind, target };
+            let change = if remove {
+                Change::Unlink(link)
+            } else {
+                Change::Link(link)
+            };
+            apply(
+                ctx,
+                &repo,
+                &issue,
+                &[change],
+                if remove { "unlinked" } else { "linked" },
+            )
+        }
+    }
+}
+
+fn apply(
+    ctx: &Ctx,
+    repo: &Repo,
+    issue: &str,
+    changes: &[Change],
+    what: &str,
+) -> Result<(), Failure> {
+    let id = repo.resolve(issue)?;
+    let actor = ctx.actor(repo)?;
+    let w = repo.apply(id, &actor, changes)?;
+    written(ctx, &w, what)
+}
+
+#[derive(Serialize)]
+struct ListJson<'a> {
+    issues: Vec<&'a IssueSummary>,
+    damaged: Vec<DamagedJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct DamagedJson<'a> {
+    refname: &'a str,
+    error: &'a str,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn list(
+    ctx: &Ctx,
+    repo: &Repo,
+    state: StateFilter,
+    labels: &[String],
+    assignee: Option<&str>,
+    text: Option<&str>,
+    sort: SortKey,
+    reverse: bool,
+    limit: Option<usize>,
+) -> Result<(), Failure> {
+    let listing = repo.list()?;
+    for (refname, why) in &listing.damaged {
+        ctx.out.warn(&format!("skipping damaged {refname}: {why}"));
+    }
+    let needle = text.map(str::to_lowercase);
+    let mut rows: Vec<&IssueSummary> = listing
+        .issues
+        .iter()
+        .filter(|s| match state {
+            StateFilter::Open => !s.status.is_closed(),
+            StateFilter::Closed => s.status.is_closed(),
+            StateFilter::All => true,
+            StateFilter::Is(st) => s.status == st,
+        })
+        .filter(|s| labels.iter().all(|l| s.labels.contains(l)))
+        .filter(|s| assignee.is_none_or(|a| s.assignees.iter().any(|x| x == a)))
+        .filter(|s| {
+            needle.as_ref().is_none_or(|n| {
+                s.title.to_lowercase().contains(n) || s.body.to_lowercase().contains(n)
+            })
+        })
+        .collect();
+    // Ties broken by id so the order is total and stable across runs.
+    match sort {
+        SortKey::Updated => {
+            rows.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)))
+        }
+        SortKey::Created => {
+            rows.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)))
+        }
+        SortKey::Title => rows.sort_by(|a, b| {
+            a.title
+                .to_lowercase()
+                .cmp(&b.title.to_lowercase())
+                .then(a.id.cmp(&b.id))
+        }),
+        SortKey::Status => rows.sort_by(|a, b| a.status.cmp(&b.status).then(a.id.cmp(&b.id))),
+    }
+    if reverse {
+        rows.reverse();
+    }
+    if let Some(n) = limit {
+        rows.truncate(n);
+    }
+    let json = ListJson {
+        damaged: listing
+            .damaged
+            .iter()
+            .map(|(r, e)| DamagedJson {
+                refname: r,
+                error: e,
+            })
+            .collect(),
+        issues: rows.clone(),
+    };
+    ctx.out.done(&json, || {
+        let mut s = String::with_capacity(rows.len() * 64);
+        for r in &rows {
+            s.push_str(&format!(
+                "{}  {:<11}  {}",
+                r.id.short(),
+                r.status.as_str(),
+                r.title
+            ));
+            if !r.labels.is_empty() {
+                s.push_str(&format!("  [{}]", r.labels.join(", ")));
+            }
+            if !r.assignees.is_empty() {
+                s.push_str(&format!("  @{}", r.assignees.join(" @")));
+            }
+            s.push('\n');
+        }
+        s
+    })
+}
+
+fn render_state(s: &IssueState) -> String {
+    let mut out = format!("{}  {}\n", s.id, s.title);
+    out.push_str(&format!("status:    {}\n", s.status));
+    if !s.labels.is_empty() {
+        out.push_str(&format!("labels:    {}\n", s.labels.join(", ")));
+    }
+    if !s.assignees.is_empty() {
+        out.push_str(&format!("assignees: {}\n", s.assignees.join(", ")));
+    }
+    for l in &s.links {
+        out.push_str(&format!("link:      {} {}\n", l.kind, l.target));
+    }
+    for (k, v) in &s.fields {
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    out.push_str(&format!(
+        "created by {} · {} events\n",
+        s.created_by, s.event_count
+    ));
+    if !s.body.is_empty() {
+        out.push('\n');
+        out.push_str(&s.body);
+        if !s.body.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    for c in &s.comments {
+        out.push_str(&format!(
+            "\n--- comment {} by {}{}\n{}\n",
+            c.id.short(),
+            c.author,
+            if c.edited { " (edited)" } else { "" },
+            c.body
+        ));
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct LogEntry<'a> {
+    id: EventId,
+    lamport: u64,
+    actor: &'a str,
+    wall_ms: i64,
+    parents: &'a [EventId],
+    op: &'a str,
+    summary: String,
+}
+
+fn op_summary(op: &Op) -> String {
+    match op {
+        Op::Create { title, .. } => format!("created {title:?}"),
+        Op::SetTitle { title } => format!("title {title:?}"),
+        Op::EditBody { change } => format!("edited body ({} byte change)", change.0.len()),
+        Op::SetStatus { status } => format!("status {status}"),
+        Op::AddLabel { label } => format!("+label {label}"),
+        Op::RemoveLabel { label, .. } => format!("-label {label}"),
+        Op::AddAssignee { assignee } => format!("+assignee {assignee}"),
+        Op::RemoveAssignee { assignee, .. } => format!("-assignee {assignee}"),
+        Op::AddComment { body } => {
+            let first = body.lines().next().unwrap_or("");
+            format!("comment: {}", first.chars().take(60).collect::<String>())
+        }
+        Op::EditComment { comment, .. } => format!("edited comment {}", comment.short()),
+        Op::DeleteComment { comment } => format!("deleted comment {}", comment.short()),
+        Op::AddLink { kind, target } => format!("+link {kind} {}", target.short()),
+        Op::RemoveLink { kind, target, .. } => format!("-link {kind} {}", target.short()),
+        Op::SetField {
+            name,
+            value: Some(v),
+        } => format!("{name} = {v:?}"),
+        Op::SetField { name, value: None } => format!("{name} cleared"),
+    }
+}
+
+pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    let id = repo.resolve(issue)?;
+    let log = repo.load(id).map_err(Failure::from)?;
+    let ordered = log.events.ordered();
+    let entries: Vec<LogEntry<'_>> = ordered
+        .iter()
+        .map(|(stamp, e)| LogEntry {
+            id: stamp.id,
+            lamport: e.lamport,
+            actor: e.actor.as_str(),
+            wall_ms: e.wall_ms,
+            parents: &e.parents,
+            op: e.op.kind(),
+            summary: op_summary(&e.op),
+        })
+        .collect();
+    ctx.out.done(&entries, || {
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {:>4} {:<12} {}\n",
+                    e.id.short(),
+                    e.lamport,
+                    e.actor,
+                    e.summary
+                )
+            })
+            .collect()
+    })
+}

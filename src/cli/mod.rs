@@ -1,0 +1,399 @@
+//! The `reposix` command line.
+//!
+//! Every command takes `--json`, which prints one envelope on stdout:
+//! `{"schema":1,"ok":true,"data":…}` or `{"schema":1,"ok":false,
+//! "error":{"kind":…,"message":…,"hint":…}}`. Exit codes are in [`Exit`]
+//! and in the README.
+
+mod bench;
+mod demo;
+mod issue;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use reposix::event::{ActorId, DecodeError};
+use reposix::repo::{Repo, RepoError};
+use reposix::store::StoreError;
+
+/// Version of the `--json` envelope.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// Process exit codes (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// An unexpected failure (I/O, git).
+    Failure = 1,
+    /// Bad command-line usage (clap).
+    Usage = 2,
+    /// No such issue.
+    NotFound = 3,
+    /// An id prefix matches several issues.
+    Ambiguous = 4,
+    /// Stored data is damaged (also: `fsck` found problems).
+    Damaged = 5,
+    /// Stored data has a format version this build does not read.
+    UnsupportedVersion = 6,
+    /// Input rejected (invalid name, empty title, unknown comment…).
+    Invalid = 7,
+    /// No actor configured.
+    NoActor = 8,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "reposix",
+    version,
+    about = "Issue trackers kept in git: event logs in refs, merged with CRDTs"
+)]
+struct Cli {
+    /// Print one JSON envelope on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Act as this actor (overrides REPOSIX_ACTOR and the default actor).
+    #[arg(long, global = true, env = "REPOSIX_ACTOR")]
+    actor: Option<String>,
+    /// Run as if started in this directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a git repository (if needed) and set up reposix in it.
+    Init {
+        /// Directory (default: current).
+        dir: Option<PathBuf>,
+    },
+    /// Manage actors (who writes events).
+    #[command(subcommand)]
+    Actor(ActorCmd),
+    /// Create, read and change issues.
+    #[command(subcommand)]
+    Issue(issue::IssueCmd),
+    /// Show an issue's event history.
+    Log {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+    },
+    /// Verify every issue ref, commit and event; exit 5 on damage.
+    Fsck,
+    /// A scripted tour in a temporary repository: two actors edit the same
+    /// issues concurrently, then the merged result is printed.
+    Demo {
+        /// Keep the temporary repository and print its path.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Measure write, list and show speed against `git fast-import`.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ActorCmd {
+    /// Register an actor (and make it the default with --use).
+    New {
+        /// Name: letters, digits and `._@+-`.
+        name: String,
+        /// Also make it the default actor.
+        #[arg(long = "use")]
+        make_default: bool,
+    },
+    /// List registered actors; `*` marks the default.
+    List,
+    /// Make an actor the default.
+    Use {
+        /// The actor.
+        name: String,
+    },
+}
+
+/// An error the CLI reports: exit code, kind, message, hint.
+pub struct Failure {
+    exit: Exit,
+    kind: &'static str,
+    message: String,
+    hint: Option<String>,
+}
+
+impl Failure {
+    fn new(exit: Exit, kind: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            exit,
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<RepoError> for Failure {
+    fn from(e: RepoError) -> Failure {
+        let message = reposix::error_chain(&e);
+        match &e {
+            RepoError::Store(s) => store_failure(s, message),
+            RepoError::Invalid(DecodeError::UnsupportedVersion { .. }) => {
+                Failure::new(Exit::UnsupportedVersion, "unsupported_version", message)
+            }
+            RepoError::Invalid(_) | RepoError::Rejected(_) => {
+                Failure::new(Exit::Invalid, "invalid", message)
+            }
+            RepoError::NoActor => Failure::new(Exit::NoActor, "no_actor", message)
+                .hint("run `reposix actor new NAME --use`"),
+            RepoError::Io { .. } | RepoError::Init { .. } => {
+                Failure::new(Exit::Failure, "io", message)
+            }
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::new(Exit::Failure, "failure", format!("{e:#}"))
+    }
+}
+
+fn store_failure(s: &StoreError, message: String) -> Failure {
+    if s.is_unsupported_version() {
+        return Failure::new(Exit::UnsupportedVersion, "unsupported_version", message)
+            .hint("this data was written by a newer reposix: upgrade to read it");
+    }
+    match s {
+        StoreError::NotFound(_) => Failure::new(Exit::NotFound, "not_found", message)
+            .hint("run `reposix issue list` to see issue ids"),
+        StoreError::Ambiguous { .. } => Failure::new(Exit::Ambiguous, "ambiguous", message)
+            .hint("give more characters of the id"),
+        StoreError::Open { .. } => Failure::new(Exit::Failure, "not_a_repository", message)
+            .hint("run `reposix init` or pass -C DIR"),
+        _ if s.is_damage() => Failure::new(Exit::Damaged, "damaged", message)
+            .hint("run `reposix fsck` for a full report; other issues are unaffected"),
+        _ => Failure::new(Exit::Failure, "failure", message),
+    }
+}
+
+/// Output context: text or JSON.
+pub struct Out {
+    json: bool,
+}
+
+impl Out {
+    /// Emit a success: `text` in text mode, `data` in the JSON envelope.
+    fn done<T: Serialize>(&self, data: &T, text: impl FnOnce() -> String) -> Result<(), Failure> {
+        let mut stdout = std::io::stdout().lock();
+        let result = if self.json {
+            #[derive(Serialize)]
+            struct Envelope<'a, T> {
+                schema: u32,
+                ok: bool,
+                data: &'a T,
+            }
+            let env = Envelope {
+                schema: JSON_SCHEMA,
+                ok: true,
+                data,
+            };
+            serde_json::to_writer(&mut stdout, &env)
+                .map_err(std::io::Error::other)
+                .and_then(|()| stdout.write_all(b"\n"))
+        } else {
+            let text = text();
+            if text.is_empty() {
+                Ok(())
+            } else if text.ends_with('\n') {
+                stdout.write_all(text.as_bytes())
+            } else {
+                writeln!(stdout, "{text}")
+            }
+        };
+        match result {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+                Exit::Failure,
+                "io",
+                format!("writing output: {e}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn warn(&self, line: &str) {
+        let _ = writeln!(std::io::stderr(), "warning: {line}");
+    }
+}
+
+/// Context every command gets.
+pub struct Ctx {
+    out: Out,
+    actor: Option<String>,
+    dir: PathBuf,
+}
+
+impl Ctx {
+    fn repo(&self) -> Result<Repo, Failure> {
+        Ok(Repo::open(&self.dir)?)
+    }
+
+    /// The acting actor: `--actor`, else `REPOSIX_ACTOR`, else the default.
+    fn actor(&self, repo: &Repo) -> Result<ActorId, Failure> {
+        match &self.actor {
+            Some(name) => Ok(ActorId::new(name).map_err(RepoError::from)?),
+            None => repo
+                .default_actor()?
+                .ok_or_else(|| Failure::from(RepoError::NoActor)),
+        }
+    }
+}
+
+/// Parse arguments, run, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let ctx = Ctx {
+        out: Out { json: cli.json },
+        actor: cli.actor,
+        dir: cli.dir.unwrap_or_else(|| PathBuf::from(".")),
+    };
+    match run(&ctx, cli.command) {
+        Ok(()) => ExitCode::from(Exit::Ok as u8),
+        Err(f) => report(&ctx.out, f),
+    }
+}
+
+fn report(out: &Out, f: Failure) -> ExitCode {
+    if out.json {
+        let env = serde_json::json!({
+            "schema": JSON_SCHEMA,
+            "ok": false,
+            "error": {"kind": f.kind, "message": f.message, "hint": f.hint, "exit": f.exit as u8},
+        });
+        let _ = writeln!(std::io::stdout(), "{env}");
+    } else {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {}", f.message);
+        if let Some(h) = &f.hint {
+            let _ = writeln!(err, "hint: {h}");
+        }
+    }
+    ExitCode::from(f.exit as u8)
+}
+
+fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Init { dir } => {
+            let dir = dir.unwrap_or_else(|| ctx.dir.clone());
+            let repo = Repo::init(&dir)?;
+            let git_dir = repo.store().git_dir().display().to_string();
+            ctx.out
+                .done(&serde_json::json!({ "git_dir": git_dir }), || {
+                    format!("initialized reposix in {git_dir}")
+                })
+        }
+        Command::Actor(cmd) => actor(ctx, cmd),
+        Command::Issue(cmd) => issue::run(ctx, cmd),
+        Command::Log { issue } => issue::log(ctx, &issue),
+        Command::Fsck => fsck(ctx),
+        Command::Demo { keep } => demo::run(ctx, keep),
+        Command::Bench(args) => bench::run(ctx, args),
+    }
+}
+
+fn actor(ctx: &Ctx, cmd: ActorCmd) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    match cmd {
+        ActorCmd::New { name, make_default } => {
+            let actor = ActorId::new(&name).map_err(RepoError::from)?;
+            let created = repo.add_actor(&actor)?;
+            if make_default {
+                repo.use_actor(&actor)?;
+            }
+            ctx.out.done(
+                &serde_json::json!({"actor": actor.as_str(), "created": created, "default": make_default}),
+                || match (created, make_default) {
+                    (true, true) => format!("created actor {actor} (default)"),
+                    (true, false) => format!("created actor {actor}"),
+                    (false, true) => format!("actor {actor} exists; now the default"),
+                    (false, false) => format!("actor {actor} already exists"),
+                },
+            )
+        }
+        ActorCmd::List => {
+            let all = repo.actors()?;
+            let default = repo.default_actor()?;
+            let rows: Vec<_> = all
+                .iter()
+                .map(|a| serde_json::json!({"actor": a.as_str(), "default": Some(a) == default.as_ref()}))
+                .collect();
+            ctx.out.done(&rows, || {
+                all.iter()
+                    .map(|a| {
+                        let mark = if Some(a) == default.as_ref() {
+                            "*"
+                        } else {
+                            " "
+                        };
+                        format!("{mark} {a}\n")
+                    })
+                    .collect()
+            })
+        }
+        ActorCmd::Use { name } => {
+            let actor = ActorId::new(&name).map_err(RepoError::from)?;
+            repo.use_actor(&actor)?;
+            ctx.out
+                .done(&serde_json::json!({"actor": actor.as_str()}), || {
+                    format!("default actor is now {actor}")
+                })
+        }
+    }
+}
+
+fn fsck(ctx: &Ctx) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    let report = repo.fsck()?;
+    let clean = report.problems.is_empty();
+    if ctx.out.json {
+        // The envelope is printed either way; the exit code tells damage.
+        ctx.out.done(&report, String::new)?;
+    } else {
+        let mut text = String::new();
+        for p in &report.problems {
+            text.push_str(&format!("damaged: {}: {}\n", p.at, p.what));
+        }
+        text.push_str(&format!(
+            "checked {} issue refs, {} commits, {} events: {}\n",
+            report.refs,
+            report.commits,
+            report.events,
+            if clean {
+                "ok".to_string()
+            } else {
+                format!("{} problems", report.problems.len())
+            }
+        ));
+        ctx.out.done(&(), || text)?;
+    }
+    if clean {
+        Ok(())
+    } else {
+        // Already reported above; exit non-zero without a second message.
+        std::process::exit(Exit::Damaged as i32)
+    }
+}
