@@ -134,6 +134,7 @@ fn issue_events(issue: IssueId, actor: &ActorId, n: usize) -> Vec<(EventId, Vec<
 /// The floor: `git fast-import` writing the same shape (one blob and one
 /// commit per event, cumulative two-level trees) from precomputed bytes.
 fn fast_import_floor(dir: &Path, sizes: &[Vec<usize>]) -> anyhow::Result<Duration> {
+    std::fs::create_dir_all(dir)?;
     git(dir, &["init", "-q", "--bare"])?;
     let mut child = Command::new("git")
         .arg("-C")
