@@ -144,6 +144,10 @@ impl Serialize for EventId {
 
 impl<'de> Deserialize<'de> for EventId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            return s.parse().map_err(serde::de::Error::custom);
+        }
         let bytes = Bytes::deserialize(d)?;
         let arr: [u8; 32] = bytes
             .0
@@ -260,6 +264,10 @@ impl Serialize for IssueId {
 
 impl<'de> Deserialize<'de> for IssueId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            return s.parse().map_err(serde::de::Error::custom);
+        }
         let bytes = Bytes::deserialize(d)?;
         let arr: [u8; 16] = bytes
             .0
@@ -473,6 +481,78 @@ pub enum Op {
         /// New value.
         value: Option<String>,
     },
+    /// A tracker's state of the issue at one revision. Written with fixed
+    /// envelope values (the backend's actor, lamport 0, no parents, wall
+    /// time from the tracker) so every replica that observes the same
+    /// revision writes the same bytes: one tracker write, one event.
+    Observe {
+        /// Backend instance (`<kind>::<address>`).
+        backend: String,
+        /// The tracker's id of the issue.
+        remote_id: String,
+        /// The tracker's revision order (version, or update time in ms).
+        revision: u64,
+        /// The tracker's concurrency token at that revision.
+        token: String,
+        /// Title.
+        title: String,
+        /// Body (marker removed).
+        body: String,
+        /// Status.
+        status: Status,
+        /// Labels (sorted, unique).
+        labels: Vec<String>,
+        /// Assignees (sorted, unique).
+        assignees: Vec<String>,
+        /// The tracker's raw update timestamp.
+        updated_at: String,
+    },
+    /// A tracker's comment at one version (same fixed envelope as `observe`).
+    ObserveComment {
+        /// Backend instance.
+        backend: String,
+        /// The tracker's comment id.
+        remote_id: String,
+        /// The local comment it is, when the tracker carries our marker.
+        local: Option<EventId>,
+        /// Author on the tracker.
+        author: String,
+        /// Text (marker removed).
+        body: String,
+        /// Version order (update time in ms).
+        revision: u64,
+        /// The tracker's raw update timestamp.
+        updated_at: String,
+    },
+    /// Binds this issue to a remote issue. `None` records the intent to
+    /// create it, written before the remote create so that a crash in
+    /// between is found (by marker) instead of creating a duplicate.
+    Bind {
+        /// Backend instance.
+        backend: String,
+        /// The tracker's id, once known.
+        remote_id: Option<String>,
+    },
+    /// Binds a local comment to a remote comment (`None`: intent).
+    BindComment {
+        /// Backend instance.
+        backend: String,
+        /// The local comment.
+        comment: EventId,
+        /// The tracker's comment id, once known.
+        remote_id: Option<String>,
+    },
+    /// The tracker reached `revision` of `remote_id` through a write that
+    /// carried every event this event's parents reach: tracker writes at
+    /// later revisions happen after those events.
+    Exported {
+        /// Backend instance.
+        backend: String,
+        /// The tracker's id (`comment:<id>` for a comment).
+        remote_id: String,
+        /// The revision the write produced.
+        revision: u64,
+    },
 }
 
 impl Op {
@@ -493,6 +573,11 @@ impl Op {
             Op::AddLink { .. } => "add_link",
             Op::RemoveLink { .. } => "remove_link",
             Op::SetField { .. } => "set_field",
+            Op::Observe { .. } => "observe",
+            Op::ObserveComment { .. } => "observe_comment",
+            Op::Bind { .. } => "bind",
+            Op::BindComment { .. } => "bind_comment",
+            Op::Exported { .. } => "exported",
         }
     }
 }
@@ -617,7 +702,18 @@ impl Event {
                 }
             }
             Op::SetField { name, .. } => check_name("field name", name)?,
-            Op::EditBody { .. }
+            Op::Observe {
+                labels, assignees, ..
+            } => {
+                if !sorted_unique(labels) || !sorted_unique(assignees) {
+                    return Err(invalid("observe (labels/assignees must be sorted)", ""));
+                }
+            }
+            Op::ObserveComment { .. }
+            | Op::Bind { .. }
+            | Op::BindComment { .. }
+            | Op::Exported { .. }
+            | Op::EditBody { .. }
             | Op::SetStatus { .. }
             | Op::AddComment { .. }
             | Op::EditComment { .. }

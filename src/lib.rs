@@ -7,15 +7,20 @@
 //! `refs-format.md`.
 //!
 //! Layers, dependencies pointing one way:
-//! [`event`] -> [`crdt`] -> [`store`] -> [`repo`] -> `cli`.
+//! [`event`] -> [`crdt`] -> [`store`] -> [`repo`], [`sync`] -> `cli`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod crdt;
 pub mod event;
+pub mod project;
 pub mod repo;
+pub mod sim;
 pub mod store;
+pub mod sync;
+pub mod timestamp;
 
 /// Render an error and its sources as one line: `outer: inner: innermost`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -53,6 +53,9 @@ pub enum RepoError {
     },
 }
 
+/// The outcome of merging one fetched issue ref.
+pub type MergeResult = (IssueId, Result<MergeOutcome, StoreError>);
+
 /// One intended change to an issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -119,6 +122,9 @@ pub struct FsckReport {
     pub events: usize,
     /// Damage found.
     pub problems: Vec<Problem>,
+    /// Findings that are not damage: ref lock files (a running writer, or a
+    /// killed one whose lock is cleared automatically once stale).
+    pub warnings: Vec<Problem>,
 }
 
 /// The result of writing events.
@@ -353,11 +359,9 @@ impl Repo {
             });
         }
         let mut parents = log.events.heads();
-        let mut lamport = log.events.max_lamport();
         let wall_ms = now_ms();
         let mut sealed = Vec::with_capacity(ops.len());
-        for op in ops {
-            lamport += 1;
+        for (lamport, op) in (log.events.max_lamport() + 1..).zip(ops) {
             let event = Event {
                 v: EVENT_FORMAT_VERSION,
                 issue,
@@ -389,10 +393,7 @@ impl Repo {
     /// Merge every issue ref found under `prefix` (e.g. refs fetched by
     /// plain git into a side namespace) into the local issue refs. Damaged
     /// foreign logs are reported per issue and leave the local ref as it was.
-    pub fn merge_refs_under(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(IssueId, Result<MergeOutcome, StoreError>)>, RepoError> {
+    pub fn merge_refs_under(&self, prefix: &str) -> Result<Vec<MergeResult>, RepoError> {
         Ok(self
             .store
             .list_refs_under(prefix)?
@@ -433,7 +434,9 @@ impl Repo {
             for entry in dir.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.ends_with(".lock") {
-                    report.problems.push(Problem {
+                    // Not damage: git renames a lock into place atomically,
+                    // so the ref beside it is intact either way.
+                    report.warnings.push(Problem {
                         at: entry.path().display().to_string(),
                         what: "ref lock file present (a writer is running, or one was killed: it is cleared automatically after 10 s)".into(),
                     });
@@ -457,17 +460,23 @@ impl Repo {
             source,
         })?;
         report.events += events.len();
+        let tip_entries: std::collections::HashSet<(EventId, Oid)> = self
+            .store
+            .event_ids(repo, refname, tip)?
+            .into_iter()
+            .collect();
         // Walk the history: every commit must have a valid layout, hold a
-        // superset of its parents' events, and only events the tip has.
-        let mut seen = std::collections::HashSet::new();
+        // superset of its parents' events, and only events (same blobs) the
+        // tip has, whose content was verified above.
+        let mut visited = std::collections::HashSet::new();
         let mut stack = vec![tip];
         while let Some(c) = stack.pop() {
-            if !seen.insert(c) {
+            if !visited.insert(c) {
                 continue;
             }
             report.commits += 1;
-            let set = self.store.load_commit(repo, refname, issue, c)?;
-            if let Some((id, _)) = set.iter().find(|(id, _)| !events.contains(id)) {
+            let set = self.store.event_ids(repo, refname, c)?;
+            if let Some((id, _)) = set.iter().find(|e| !tip_entries.contains(e)) {
                 return Err(StoreError::Damaged {
                     refname: refname.to_owned(),
                     object: c.to_string(),
@@ -479,10 +488,11 @@ impl Repo {
                 what: format!("reading commit {c}"),
                 source,
             })?;
+            let mine: std::collections::HashSet<&(EventId, Oid)> = set.iter().collect();
             for p in commit.parent_ids() {
                 let p = p.detach();
-                let parent = self.store.load_commit(repo, refname, issue, p)?;
-                if let Some((id, _)) = parent.iter().find(|(id, _)| !set.contains(id)) {
+                let parent = self.store.event_ids(repo, refname, p)?;
+                if let Some((id, _)) = parent.iter().find(|e| !mine.contains(e)) {
                     return Err(StoreError::Damaged {
                         refname: refname.to_owned(),
                         object: c.to_string(),

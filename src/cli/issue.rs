@@ -641,6 +641,36 @@ fn op_summary(op: &Op) -> String {
             value: Some(v),
         } => format!("{name} = {v:?}"),
         Op::SetField { name, value: None } => format!("{name} cleared"),
+        Op::Observe {
+            backend,
+            remote_id,
+            revision,
+            ..
+        } => format!("observed {backend} #{remote_id} at revision {revision}"),
+        Op::ObserveComment {
+            backend, remote_id, ..
+        } => format!("observed {backend} comment {remote_id}"),
+        Op::Bind {
+            backend,
+            remote_id: Some(r),
+        } => format!("bound to {backend} #{r}"),
+        Op::Bind {
+            backend,
+            remote_id: None,
+        } => format!("creating on {backend}"),
+        Op::BindComment {
+            backend,
+            comment,
+            remote_id,
+        } => match remote_id {
+            Some(r) => format!("comment {} bound to {backend} comment {r}", comment.short()),
+            None => format!("creating comment {} on {backend}", comment.short()),
+        },
+        Op::Exported {
+            backend,
+            remote_id,
+            revision,
+        } => format!("exported to {backend} #{remote_id} (revision {revision})"),
     }
 }
 

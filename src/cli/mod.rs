@@ -8,6 +8,8 @@
 mod bench;
 mod demo;
 mod issue;
+mod sim;
+mod sync;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,6 +46,11 @@ pub enum Exit {
     Invalid = 7,
     /// No actor configured.
     NoActor = 8,
+    /// `sync`: the remote cannot be reached (local work is intact).
+    RemoteUnreachable = 9,
+    /// `sync`: some issues are still behind the remote after the retries,
+    /// or the remote refused them; the others synced, nothing local is lost.
+    SyncIncomplete = 10,
 }
 
 #[derive(Parser)]
@@ -95,6 +102,12 @@ enum Command {
     },
     /// Measure write, list and show speed against `git fast-import`.
     Bench(bench::BenchArgs),
+    /// Fetch issues from a git remote, merge, push (retrying rejections).
+    Sync(sync::SyncArgs),
+    /// Measure `sync` against plain `git fetch` + `git push`.
+    BenchSync(sync::BenchSyncArgs),
+    /// Run the tracker simulator (reposix-sim 0.14 compatible) until killed.
+    Sim(sim::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -312,6 +325,9 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Fsck => fsck(ctx),
         Command::Demo { keep } => demo::run(ctx, keep),
         Command::Bench(args) => bench::run(ctx, args),
+        Command::Sync(args) => sync::run(ctx, args),
+        Command::BenchSync(args) => sync::bench(ctx, args),
+        Command::Sim(args) => sim::run(ctx, args),
     }
 }
 
@@ -373,6 +389,9 @@ fn fsck(ctx: &Ctx) -> Result<(), Failure> {
         // The envelope is printed either way; the exit code tells damage.
         ctx.out.done(&report, String::new)?;
     } else {
+        for w in &report.warnings {
+            ctx.out.warn(&format!("{}: {}", w.at, w.what));
+        }
         let mut text = String::new();
         for p in &report.problems {
             text.push_str(&format!("damaged: {}: {}\n", p.at, p.what));

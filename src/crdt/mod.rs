@@ -17,12 +17,14 @@
 //! No I/O, no clock, no async.
 
 pub mod body;
+mod tracker;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::event::{ActorId, Bytes, Event, EventId, IssueId, Op, Status};
+use tracker::{Causal, Write};
 
 /// Errors from folding an event set.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +232,23 @@ impl EventSet {
 
     /// The live add tags of each label (what a remove must name).
     pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        if Causal::needed(self) {
+            return TrackerFold::new(&Causal::build(self)).set_tags(
+                |op| match op {
+                    Op::AddLabel { label } => vec![label.clone()],
+                    Op::Create { labels, .. } => labels.clone(),
+                    _ => vec![],
+                },
+                |op| match op {
+                    Op::RemoveLabel { label, observed } => Some((label.clone(), observed)),
+                    _ => None,
+                },
+                |e| match &e.op {
+                    Op::Observe { labels, .. } => Some(labels.clone()),
+                    _ => None,
+                },
+            );
+        }
         self.set_tags(|op| match op {
             Op::AddLabel { label } => SetOp::Add(vec![label.clone()]),
             Op::Create { labels, .. } => SetOp::Add(labels.clone()),
@@ -240,6 +259,23 @@ impl EventSet {
 
     /// The live add tags of each assignee.
     pub fn assignee_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        if Causal::needed(self) {
+            return TrackerFold::new(&Causal::build(self)).set_tags(
+                |op| match op {
+                    Op::AddAssignee { assignee } => vec![assignee.clone()],
+                    Op::Create { assignees, .. } => assignees.clone(),
+                    _ => vec![],
+                },
+                |op| match op {
+                    Op::RemoveAssignee { assignee, observed } => Some((assignee.clone(), observed)),
+                    _ => None,
+                },
+                |e| match &e.op {
+                    Op::Observe { assignees, .. } => Some(assignees.clone()),
+                    _ => None,
+                },
+            );
+        }
         self.set_tags(|op| match op {
             Op::AddAssignee { assignee } => SetOp::Add(vec![assignee.clone()]),
             Op::Create { assignees, .. } => SetOp::Add(assignees.clone()),
@@ -310,9 +346,16 @@ impl EventSet {
             });
         }
         let ordered = self.ordered();
+        // A local issue starts with `create`; an imported one with its first
+        // tracker observation.
         let Some((_, first_create)) = ordered
             .iter()
             .find(|(_, e)| matches!(e.op, Op::Create { .. }))
+            .or_else(|| {
+                ordered
+                    .iter()
+                    .find(|(_, e)| matches!(e.op, Op::Observe { .. }))
+            })
         else {
             return Err(FoldError::NoCreate {
                 issue,
@@ -367,7 +410,12 @@ impl EventSet {
                 | Op::AddAssignee { .. }
                 | Op::RemoveAssignee { .. }
                 | Op::AddLink { .. }
-                | Op::RemoveLink { .. } => {}
+                | Op::RemoveLink { .. }
+                | Op::Observe { .. }
+                | Op::ObserveComment { .. }
+                | Op::Bind { .. }
+                | Op::BindComment { .. }
+                | Op::Exported { .. } => {}
             }
         }
         for (id, body) in edits {
@@ -380,14 +428,23 @@ impl EventSet {
             .iter()
             .filter(|id| deleted.contains(id))
             .count();
-        let comments = comment_order
+        let comments: Vec<Comment> = comment_order
             .into_iter()
             .filter(|id| !deleted.contains(id))
             .filter_map(|id| comments.remove(&id))
             .collect();
-        let body = body::BodyDoc::load(issue, self.body_changes())
+        let mut comments: Vec<Comment> = comments;
+        let mut body = body::BodyDoc::load(issue, self.body_changes())
             .map_err(|source| FoldError::Body { issue, source })?
             .text();
+        if Causal::needed(self) {
+            let causal = Causal::build(self);
+            let t = TrackerFold::new(&causal);
+            title = t.title().unwrap_or(title);
+            status = t.status().unwrap_or(status);
+            body = t.body(body);
+            t.comments(&mut comments, &deleted);
+        }
         Ok(IssueState {
             id: issue,
             title,
@@ -437,4 +494,250 @@ impl IssueState {
     pub fn to_canonical_json(&self) -> String {
         serde_json::to_string(self).expect("BUG: issue state always serializes")
     }
+}
+
+/// The parts of the fold that involve tracker observations.
+struct TrackerFold<'c, 'a> {
+    c: &'c Causal<'a>,
+}
+
+fn is_issue_chain(key: &(String, String)) -> bool {
+    !key.1.starts_with("comment:")
+}
+
+impl<'c, 'a> TrackerFold<'c, 'a> {
+    fn new(c: &'c Causal<'a>) -> Self {
+        TrackerFold { c }
+    }
+
+    fn locals<T>(&self, field: impl Fn(&Op) -> Option<T>) -> Vec<(Write, T)> {
+        self.c
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, e))| field(&e.op).map(|v| (Write::Local(i), v)))
+            .collect()
+    }
+
+    fn register<T: Clone + PartialEq>(
+        &self,
+        local: impl Fn(&Op) -> Option<T>,
+        remote: impl Fn(&Event) -> Option<T>,
+    ) -> Option<T> {
+        let mut writes = self.locals(local);
+        writes.extend(self.c.tracker_writes(is_issue_chain, remote));
+        self.c.resolve(&writes)
+    }
+
+    fn title(&self) -> Option<String> {
+        self.register(
+            |op| match op {
+                Op::Create { title, .. } | Op::SetTitle { title } => Some(title.clone()),
+                _ => None,
+            },
+            |e| match &e.op {
+                Op::Observe { title, .. } => Some(title.clone()),
+                _ => None,
+            },
+        )
+    }
+
+    fn status(&self) -> Option<Status> {
+        self.register(
+            |op| match op {
+                Op::Create { status, .. } | Op::SetStatus { status } => Some(*status),
+                _ => None,
+            },
+            |e| match &e.op {
+                Op::Observe { status, .. } => Some(*status),
+                _ => None,
+            },
+        )
+    }
+
+    /// The body: the local automerge text, the tracker's text, or both
+    /// merged when a tracker write and local edits are concurrent.
+    fn body(&self, local_text: String) -> String {
+        let mut writes: Vec<(Write, Option<String>)> = self.locals(|op| match op {
+            Op::Create { body: Some(_), .. } | Op::EditBody { .. } => Some(None),
+            _ => None,
+        });
+        writes.extend(
+            self.c
+                .tracker_writes(is_issue_chain, |e| match &e.op {
+                    Op::Observe { body, .. } => Some(body.clone()),
+                    _ => None,
+                })
+                .into_iter()
+                .map(|(w, b)| (w, Some(b))),
+        );
+        let ws: Vec<Write> = writes.iter().map(|(w, _)| *w).collect();
+        let maximal = self.c.maximal(&ws);
+        let newest_tracker = maximal
+            .iter()
+            .rev()
+            .find(|w| matches!(w, Write::Tracker(..)));
+        let Some(&Write::Tracker(c, p)) = newest_tracker else {
+            return local_text;
+        };
+        let theirs = match &self.c.chains[c][p].event.op {
+            Op::Observe { body, .. } => body.clone(),
+            _ => return local_text,
+        };
+        if maximal.iter().all(|w| matches!(w, Write::Tracker(..))) {
+            return theirs;
+        }
+        let base = p
+            .checked_sub(1)
+            .and_then(|q| match &self.c.chains[c][q].event.op {
+                Op::Observe { body, .. } => Some(body.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        tracker::merge3(&base, &local_text, &theirs)
+    }
+
+    /// Observed-remove sets with tracker snapshots: every observation that
+    /// holds an element is an add tag; an observation that lacks it cancels
+    /// the tags that happened before it; a local remove cancels the tags it
+    /// names and every tracker tag it had seen.
+    fn set_tags(
+        &self,
+        adds: impl Fn(&Op) -> Vec<String>,
+        removes: impl Fn(&Op) -> Option<(String, &Vec<EventId>)>,
+        snapshot: impl Fn(&Event) -> Option<Vec<String>>,
+    ) -> BTreeMap<String, Vec<EventId>> {
+        let c = self.c;
+        let mut tags: Vec<(String, Write, EventId)> = Vec::new();
+        let mut local_removes: Vec<(usize, String, &Vec<EventId>)> = Vec::new();
+        for (i, (stamp, e)) in c.events.iter().enumerate() {
+            for k in adds(&e.op) {
+                tags.push((k, Write::Local(i), stamp.id));
+            }
+            if let Some((k, observed)) = removes(&e.op) {
+                local_removes.push((i, k, observed));
+            }
+        }
+        let mut snapshots: Vec<(Write, Vec<String>)> = Vec::new();
+        for (ci, chain) in c.chains.iter().enumerate() {
+            if !is_issue_chain(&c.chain_keys[ci]) {
+                continue;
+            }
+            for (p, o) in chain.iter().enumerate() {
+                if let Some(elems) = snapshot(o.event) {
+                    let id = c.events[o.idx].0.id;
+                    for k in &elems {
+                        tags.push((k.clone(), Write::Tracker(ci, p), id));
+                    }
+                    snapshots.push((Write::Tracker(ci, p), elems));
+                }
+            }
+        }
+        let mut out: BTreeMap<String, Vec<EventId>> = BTreeMap::new();
+        for (k, w, id) in tags {
+            let by_local = local_removes.iter().any(|(r, rk, observed)| {
+                *rk == k
+                    && (observed.contains(&id)
+                        || (matches!(w, Write::Tracker(..)) && c.before(w, Write::Local(*r))))
+            });
+            let by_tracker = snapshots
+                .iter()
+                .any(|(s, elems)| !elems.contains(&k) && c.before(w, *s));
+            if !by_local && !by_tracker {
+                out.entry(k).or_default().push(id);
+            }
+        }
+        for ids in out.values_mut() {
+            ids.sort();
+            ids.dedup();
+        }
+        out
+    }
+
+    /// Add tracker comments and resolve bodies of comments seen on both sides.
+    fn comments(&self, comments: &mut Vec<Comment>, deleted: &BTreeSet<EventId>) {
+        let c = self.c;
+        // Local comment bound to each remote comment, by binding events.
+        let mut bound: BTreeMap<(String, String), EventId> = BTreeMap::new();
+        for (_, e) in &c.events {
+            if let Op::BindComment {
+                backend,
+                comment,
+                remote_id: Some(r),
+            } = &e.op
+            {
+                bound
+                    .entry((backend.clone(), r.clone()))
+                    .or_insert(*comment);
+            }
+        }
+        for (ci, (backend, key)) in c.chain_keys.iter().enumerate() {
+            let Some(remote_id) = key.strip_prefix("comment:") else {
+                continue;
+            };
+            let chain = &c.chains[ci];
+            let marker = chain.iter().find_map(|o| match &o.event.op {
+                Op::ObserveComment { local, .. } => *local,
+                _ => None,
+            });
+            let id = marker
+                .or_else(|| bound.get(&(backend.clone(), remote_id.to_owned())).copied())
+                .unwrap_or_else(|| remote_comment_id(backend, remote_id));
+            if deleted.contains(&id) {
+                comments.retain(|x| x.id != id);
+                continue;
+            }
+            let mut writes: Vec<(Write, String)> = self.locals(|op| match op {
+                Op::EditComment { comment, body } if *comment == id => Some(body.clone()),
+                _ => None,
+            });
+            if let Some(i) = c.idx(&id) {
+                if let Op::AddComment { body } = &c.events[i].1.op {
+                    writes.push((Write::Local(i), body.clone()));
+                }
+            }
+            for (p, o) in chain.iter().enumerate() {
+                if let Op::ObserveComment { body, .. } = &o.event.op {
+                    let changed = p == 0
+                        || !matches!(&chain[p - 1].event.op,
+                            Op::ObserveComment { body: prev, .. } if prev == body);
+                    if changed {
+                        writes.push((Write::Tracker(ci, p), body.clone()));
+                    }
+                }
+            }
+            let Some(text) = c.resolve(&writes) else {
+                continue;
+            };
+            if let Some(existing) = comments.iter_mut().find(|x| x.id == id) {
+                if existing.body != text {
+                    existing.body = text;
+                    existing.edited = true;
+                }
+                continue;
+            }
+            let Some(first) = chain.first() else { continue };
+            let author = match &first.event.op {
+                Op::ObserveComment { author, .. } => {
+                    ActorId::new(author).unwrap_or_else(|_| first.event.actor.clone())
+                }
+                _ => first.event.actor.clone(),
+            };
+            comments.push(Comment {
+                id,
+                author,
+                body: text,
+                edited: chain.len() > 1,
+                created_ms: first.event.wall_ms,
+            });
+        }
+    }
+}
+
+/// The comment id of a tracker comment that no local comment claims.
+pub fn remote_comment_id(backend: &str, remote_id: &str) -> EventId {
+    EventId(blake3::derive_key(
+        "reposix remote comment id v1",
+        format!("{backend}|{remote_id}").as_bytes(),
+    ))
 }

@@ -175,6 +175,18 @@ impl GitEventStore {
         })
     }
 
+    /// The (event id, blob id) pairs of a commit, layout-checked but not
+    /// decoded (the cheap view fsck walks history with).
+    pub fn event_ids(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        commit: Oid,
+    ) -> Result<Vec<(EventId, Oid)>, StoreError> {
+        let tree = self.events_tree_of(repo, refname, commit)?;
+        self.event_entries(repo, refname, tree)
+    }
+
     /// Read, verify and decode every event of the commit `tip`.
     pub fn load_commit(
         &self,
@@ -299,12 +311,15 @@ impl GitEventStore {
         expected: Option<Oid>,
         new: Oid,
         started: Instant,
+        unexplained: &mut u32,
     ) -> Result<bool, StoreError> {
         let edit = RefEdit {
             change: Change::Update {
                 log: LogChange {
                     mode: RefLog::AndReference,
-                    force_create_reflog: false,
+                    // A reflog lets the next sync recover events that a forced
+                    // plain `git fetch +…` overwrote in this ref.
+                    force_create_reflog: true,
                     message: "reposix".into(),
                 },
                 expected: match expected {
@@ -360,9 +375,12 @@ impl GitEventStore {
                 }
                 Ok(false)
             }
-            // The lock vanished meanwhile: a writer just finished.
+            // No lock now: either a writer released it between our attempt
+            // and this check (retry), or the failure is not contention at
+            // all (a read-only store, a full disk): give up after a few.
             Err(_) if std::fs::exists(&lock).ok() == Some(false) => {
-                if started.elapsed() > APPEND_DEADLINE {
+                *unexplained += 1;
+                if *unexplained > 50 || started.elapsed() > APPEND_DEADLINE {
                     return Err(git_err(refname, "updating the ref")(err));
                 }
                 Ok(false)
@@ -468,6 +486,162 @@ impl EventStore for GitEventStore {
         events: &[(EventId, Vec<u8>)],
         summary: &str,
     ) -> Result<Appended, StoreError> {
+        self.append_with_trailers(issue, events, summary, &[])
+    }
+
+    fn merge_tip(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError> {
+        self.merge_tip_impl(issue, other)
+    }
+}
+
+/// Content of the marker blob of a state ref.
+const STATE_MARKER: &str = "reposix-state 1\n";
+
+impl GitEventStore {
+    /// Read a small key-value state ref (e.g. a backend's import cursor):
+    /// a commit whose tree holds `format` (`reposix-state 1`) and one blob
+    /// per key. Absent ref: empty map.
+    pub fn read_state(
+        &self,
+        refname: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, StoreError> {
+        let repo = self.repo();
+        match self.read_ref(&repo, refname)? {
+            None => Ok(Default::default()),
+            Some(tip) => self.read_state_at(&repo, refname, tip),
+        }
+    }
+
+    fn read_state_at(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        tip: Oid,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, StoreError> {
+        let commit = repo
+            .find_commit(tip)
+            .map_err(git_err(refname, format!("reading commit {tip}")))?;
+        let tree_id = commit
+            .tree_id()
+            .map_err(git_err(refname, format!("parsing commit {tip}")))?
+            .detach();
+        let tree = repo
+            .find_tree(tree_id)
+            .map_err(git_err(refname, format!("reading tree {tree_id}")))?;
+        let decoded = tree
+            .decode()
+            .map_err(git_err(refname, format!("parsing tree {tree_id}")))?;
+        let mut out = std::collections::BTreeMap::new();
+        let mut marker = false;
+        for e in &decoded.entries {
+            let name = e.filename.to_str_lossy().into_owned();
+            let blob = repo
+                .find_blob(e.oid.to_owned())
+                .map_err(git_err(refname, format!("reading blob {}", e.oid)))?;
+            if name == "format" {
+                if blob.data.as_slice() != STATE_MARKER.as_bytes() {
+                    return Err(StoreError::Layout {
+                        refname: refname.to_owned(),
+                        object: e.oid.to_string(),
+                        source: layout::LayoutError::BadMarker(
+                            String::from_utf8_lossy(&blob.data).into_owned(),
+                        ),
+                    });
+                }
+                marker = true;
+            } else {
+                out.insert(name, blob.data.clone());
+            }
+        }
+        if !marker {
+            return Err(StoreError::Layout {
+                refname: refname.to_owned(),
+                object: tree_id.to_string(),
+                source: layout::LayoutError::Missing(layout::FORMAT_ENTRY),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Replace a state ref's content with `update(current)`, compare-and-
+    /// swap, re-running `update` on the fresh content after a lost race (so
+    /// `update` is where concurrent states merge).
+    pub fn update_state(
+        &self,
+        refname: &str,
+        message: &str,
+        update: impl Fn(
+            &std::collections::BTreeMap<String, Vec<u8>>,
+        ) -> std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let repo = self.repo();
+        let started = Instant::now();
+        let mut unexplained = 0;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tip = self.read_ref(&repo, refname)?;
+            let current = match tip {
+                Some(t) => self.read_state_at(&repo, refname, t)?,
+                None => Default::default(),
+            };
+            let next = update(&current);
+            if tip.is_some() && next == current {
+                return Ok(());
+            }
+            let mut tree = gix::objs::Tree::empty();
+            let mut files: Vec<(String, Vec<u8>)> = next.into_iter().collect();
+            files.push(("format".into(), STATE_MARKER.as_bytes().to_vec()));
+            files.sort();
+            for (name, data) in files {
+                let oid = repo
+                    .write_blob(&data)
+                    .map_err(git_err(refname, "writing a state blob"))?
+                    .detach();
+                tree.entries.push(gix::objs::tree::Entry {
+                    mode: gix::objs::tree::EntryKind::Blob.into(),
+                    filename: name.into(),
+                    oid,
+                });
+            }
+            let tree_id = repo
+                .write_object(&tree)
+                .map_err(git_err(refname, "writing the state tree"))?
+                .detach();
+            let sig = gix::actor::Signature {
+                name: "reposix".into(),
+                email: "reposix@reposix".into(),
+                time: gix::date::Time::now_utc(),
+            };
+            let commit = gix::objs::Commit {
+                tree: tree_id,
+                parents: tip.into_iter().collect(),
+                author: sig.clone(),
+                committer: sig,
+                encoding: None,
+                message: format!("reposix: {message}\n").into(),
+                extra_headers: Vec::new(),
+            };
+            let id = repo
+                .write_object(&commit)
+                .map_err(git_err(refname, "writing the state commit"))?
+                .detach();
+            if self.cas(&repo, refname, tip, id, started, &mut unexplained)? {
+                return Ok(());
+            }
+            backoff(attempt);
+        }
+    }
+
+    /// [`EventStore::append`] with extra commit trailers, e.g.
+    /// `Reposix-Origin: <backend>` on commits written by a projection.
+    pub fn append_with_trailers(
+        &self,
+        issue: IssueId,
+        events: &[(EventId, Vec<u8>)],
+        summary: &str,
+        trailers: &[(&str, &str)],
+    ) -> Result<Appended, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
         let mut ours = Vec::with_capacity(events.len());
@@ -484,18 +658,19 @@ impl EventStore for GitEventStore {
             .map(|e| e.actor.to_string())
             .unwrap_or_else(|| "reposix".into());
         let mut message = format!("reposix: {summary}\n\n");
+        for (key, value) in trailers {
+            message.push_str(&format!("{key}: {value}\n"));
+        }
         for (id, _) in events {
             message.push_str(&format!("Reposix-Event: {id}\n"));
         }
         let started = Instant::now();
+        let mut unexplained = 0;
         let mut retries = 0;
         loop {
             let tip = self.read_ref(&repo, &refname)?;
             let base = match tip {
-                Some(t) => {
-                    let tree = self.events_tree_of(&repo, &refname, t)?;
-                    self.event_entries(&repo, &refname, tree)?
-                }
+                Some(t) => self.event_ids(&repo, &refname, t)?,
                 None => Vec::new(),
             };
             let merged = union(&base, &ours);
@@ -510,7 +685,7 @@ impl EventStore for GitEventStore {
             }
             let parents: Vec<Oid> = tip.into_iter().collect();
             let commit = self.write_commit(&repo, &refname, &merged, &parents, &message, &actor)?;
-            if self.cas(&repo, &refname, tip, commit, started)? {
+            if self.cas(&repo, &refname, tip, commit, started, &mut unexplained)? {
                 return Ok(Appended {
                     commit,
                     retries,
@@ -522,21 +697,19 @@ impl EventStore for GitEventStore {
         }
     }
 
-    fn merge_tip(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError> {
+    fn merge_tip_impl(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
         // Never install damage: the foreign history must load cleanly.
         self.load_commit(&repo, &refname, issue, other)?;
-        let theirs = {
-            let tree = self.events_tree_of(&repo, &refname, other)?;
-            self.event_entries(&repo, &refname, tree)?
-        };
+        let theirs = self.event_ids(&repo, &refname, other)?;
         let started = Instant::now();
+        let mut unexplained = 0;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let Some(tip) = self.read_ref(&repo, &refname)? else {
-                if self.cas(&repo, &refname, None, other, started)? {
+                if self.cas(&repo, &refname, None, other, started, &mut unexplained)? {
                     return Ok(MergeOutcome::Created);
                 }
                 backoff(attempt);
@@ -545,10 +718,7 @@ impl EventStore for GitEventStore {
             if self.is_ancestor(&repo, &refname, other, tip)? {
                 return Ok(MergeOutcome::UpToDate);
             }
-            let ours = {
-                let tree = self.events_tree_of(&repo, &refname, tip)?;
-                self.event_entries(&repo, &refname, tree)?
-            };
+            let ours = self.event_ids(&repo, &refname, tip)?;
             let merged = union(&ours, &theirs);
             let superset = merged.len() == theirs.len();
             let (new, outcome) = if superset && self.is_ancestor(&repo, &refname, tip, other)? {
@@ -566,7 +736,7 @@ impl EventStore for GitEventStore {
                 )?;
                 (commit, MergeOutcome::Merged)
             };
-            if self.cas(&repo, &refname, Some(tip), new, started)? {
+            if self.cas(&repo, &refname, Some(tip), new, started, &mut unexplained)? {
                 return Ok(outcome);
             }
             backoff(attempt);

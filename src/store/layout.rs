@@ -72,7 +72,14 @@ pub fn parse_marker(bytes: &[u8]) -> Result<u32, LayoutError> {
         .ok()
         .and_then(|s| s.strip_prefix("reposix-events "))
         .and_then(|s| s.strip_suffix('\n'))
-        .filter(|s| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()));
+        // Shortest decimal only: "01" is not a marker (fuzz target
+        // decode_tree, crash-a1822f67), so one version has one marker.
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 9
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (s.len() == 1 || !s.starts_with('0'))
+        });
     let Some(n) = text.and_then(|s| s.parse::<u32>().ok()) else {
         let mut shown = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
         if bytes.len() > 40 {
@@ -183,6 +190,12 @@ mod tests {
         ));
         assert!(matches!(
             parse_marker(b"reposix-events 99999999999\n"),
+            Err(LayoutError::BadMarker(_))
+        ));
+        // Regression (fuzz target decode_tree, crash-a1822f67): a leading
+        // zero was read as version 1.
+        assert!(matches!(
+            parse_marker(b"reposix-events 01\n"),
             Err(LayoutError::BadMarker(_))
         ));
     }

@@ -1,0 +1,817 @@
+//! Confluence Cloud adapter (REST v2, pages as issues):
+//! `confluence::https://<site>.atlassian.net/<SPACEKEY>`.
+//!
+//! Wire facts are in `api-facts.md` ("Confluence Cloud REST v2"); every
+//! request goes through [`HttpClient`]. The space key is resolved to its
+//! id once (`GET /wiki/api/v2/spaces?keys=KEY`).
+//!
+//! # Mapping
+//!
+//! | reposix | Confluence |
+//! |---|---|
+//! | `remote_id` | page id (a decimal string) |
+//! | title | page title (Confluence requires titles to be unique among a space's current pages) |
+//! | body | storage format, one `<p>` per line, XML-escaped ([`storage`]) |
+//! | status | a label `reposix-status-<status>` (`in_progress`, `in_review`, `done`, `wont_fix`); no label means `open`. Pages have no closed state ([`Capabilities::closed_state`] is false). If a page carries several status labels, the one latest in workflow order wins and the next write removes the others |
+//! | labels | the page's other `global` labels, 1:1. Confluence lower-cases labels and forbids whitespace, so labels with either (or with the reserved `reposix-status-` prefix) are refused before anything is sent |
+//! | assignees | none: pages have no assignee; they are always empty and ignored on write (they stay local) |
+//! | revision | `order` = `version.number`, `token` = the number as text |
+//! | marker | `version.message` = `reposix:<marker>` |
+//! | comments | footer comments; author = the account id of the latest version's author; created/updated = that version's `createdAt` (v2 exposes no separate creation time) |
+//!
+//! Labels are read with `GET /pages/{id}/labels` (one request per page in a
+//! listing) and written with the v1 endpoints `POST
+//! /wiki/rest/api/content/{id}/label` and `DELETE …/label/{name}`. Label
+//! writes do not create a page version, so a label-only (thus status-only)
+//! change made in Confluence is not seen by [`ConfluenceBackend::list_changed`]
+//! until the page's next edit; [`ConfluenceBackend::get`] always sees it.
+//!
+//! # Listing and the cursor
+//!
+//! There is no "modified since" filter: pages are walked newest first
+//! (`sort=-modified-date`, following `_links.next`, re-appending
+//! `body-format=storage` when the server drops it from the link) and the
+//! walk stops at the first page whose `version.createdAt` is more than one
+//! second older than the cursor; the one-second slack catches writes in the
+//! same second as the cursor. The cursor is the largest raw
+//! `version.createdAt` seen; results are deduplicated by (id, version) and
+//! then by id keeping the highest version. A page edited while the walk is
+//! under way may be passed over, but its new `createdAt` is later than the
+//! returned cursor, so the next listing sees it.
+//!
+//! # Conditional updates
+//!
+//! `PUT /pages/{id}` with `version.number = expected + 1`: Confluence
+//! answers 409 for a stale or an equal version, which becomes
+//! [`BackendError::Conflict`]. The adapter first reads the page (the `PUT`
+//! needs the current title and body anyway) and fails early if the version
+//! moved. A patch that changes only labels/status sends no `PUT` at all.
+//!
+//! # Sync markers
+//!
+//! The v2 create request has no version message, so [`ConfluenceBackend::create`]
+//! creates the page (version 1) and immediately stamps it with a second
+//! version carrying `version.message = "reposix:<marker>"`; later updates
+//! carry the marker forward. [`ConfluenceBackend::find_by_marker`] walks the
+//! pages changed since `since` and compares the message, which the page
+//! GET shows for the latest version only: enough after an interrupted
+//! create, whose stamp is the latest version unless someone edited the
+//! page since. If the process dies between creating and stamping (one
+//! round trip), the marker is missing; retrying the create then fails
+//! loudly with Confluence's duplicate-title error instead of making a
+//! second page. Comments carry no marker (the caller maps comment ids).
+
+pub mod storage;
+
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::atlassian::{self, check, enc, Timestamp};
+use super::http::{AllowList, Auth, HttpClient, Response, Stats};
+use super::{
+    Backend, BackendError, BackendKind, Capabilities, IssuePatch, NewRemoteIssue, RemoteComment,
+    RemoteIssue, Revision,
+};
+use crate::event::Status;
+
+/// The prefix of the labels that carry a page's status.
+pub const STATUS_LABEL_PREFIX: &str = "reposix-status-";
+
+/// The prefix of a version message that carries a sync marker.
+pub const MARKER_PREFIX: &str = "reposix:";
+
+/// A Confluence Cloud space as a [`Backend`].
+pub struct ConfluenceBackend {
+    http: HttpClient,
+    site: String,
+    space_key: String,
+    space_id: OnceCell<String>,
+    page_size: u32,
+}
+
+impl fmt::Debug for ConfluenceBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfluenceBackend")
+            .field("site", &self.site)
+            .field("space_key", &self.space_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The label that carries `status` (`None` for `open`).
+pub fn status_label(status: Status) -> Option<String> {
+    (status != Status::Open).then(|| format!("{STATUS_LABEL_PREFIX}{}", status.as_str()))
+}
+
+fn status_from_label(label: &str) -> Option<Status> {
+    let name = label.strip_prefix(STATUS_LABEL_PREFIX)?;
+    Status::ALL.into_iter().find(|s| s.as_str() == name)
+}
+
+/// Split labels into (status, other labels sorted and unique).
+fn split_labels(all: &[String]) -> (Status, Vec<String>) {
+    let status = all
+        .iter()
+        .filter_map(|l| status_from_label(l))
+        .max_by_key(|s| Status::ALL.iter().position(|x| x == s))
+        .unwrap_or(Status::Open);
+    let mut labels: Vec<String> = all
+        .iter()
+        .filter(|l| !l.starts_with(STATUS_LABEL_PREFIX))
+        .cloned()
+        .collect();
+    labels.sort();
+    labels.dedup();
+    (status, labels)
+}
+
+fn validate_labels(labels: &[String]) -> Result<(), BackendError> {
+    for l in labels {
+        let why = if l.is_empty() {
+            "is empty"
+        } else if l.contains(char::is_whitespace) {
+            "contains whitespace"
+        } else if l.chars().any(char::is_uppercase) {
+            "has upper-case letters (Confluence stores labels in lower case)"
+        } else if l.starts_with(STATUS_LABEL_PREFIX) {
+            "uses the prefix reserved for the status"
+        } else {
+            continue;
+        };
+        return Err(BackendError::Spec(format!(
+            "Confluence label {l:?} {why}: rename the label"
+        )));
+    }
+    Ok(())
+}
+
+fn malformed(what: &str, why: &str) -> BackendError {
+    BackendError::Malformed {
+        what: what.to_owned(),
+        why: why.to_owned(),
+    }
+}
+
+/// An id that may come as a string or a number.
+fn id_of(v: &Value) -> Option<String> {
+    match v.get("id")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn version_number(v: &Value) -> Option<u64> {
+    v.pointer("/version/number").and_then(Value::as_u64)
+}
+
+fn marker_of(v: &Value) -> Option<String> {
+    v.pointer("/version/message")
+        .and_then(Value::as_str)
+        .and_then(|m| m.strip_prefix(MARKER_PREFIX))
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+}
+
+fn storage_of(v: &Value) -> Option<&str> {
+    v.pointer("/body/storage/value").and_then(Value::as_str)
+}
+
+/// A page object plus its labels as a [`RemoteIssue`].
+fn parse_page(v: &Value, labels: &[String], what: &str) -> Result<RemoteIssue, BackendError> {
+    let id = id_of(v).ok_or_else(|| malformed(what, "page without an id"))?;
+    let number = version_number(v)
+        .ok_or_else(|| malformed(what, &format!("page {id} without a version number")))?;
+    let body = storage_of(v)
+        .ok_or_else(|| malformed(what, &format!("page {id} without a storage body")))?;
+    let (status, labels) = split_labels(labels);
+    let text = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    Ok(RemoteIssue {
+        remote_id: id,
+        title: text("/title"),
+        body: storage::to_text(body),
+        status,
+        labels,
+        assignees: Vec::new(),
+        revision: Revision {
+            order: number,
+            token: number.to_string(),
+        },
+        created_at: text("/createdAt"),
+        updated_at: text("/version/createdAt"),
+        marker: marker_of(v),
+    })
+}
+
+fn parse_comment(v: &Value, what: &str) -> Result<RemoteComment, BackendError> {
+    let id = id_of(v).ok_or_else(|| malformed(what, "comment without an id"))?;
+    let text = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    Ok(RemoteComment {
+        remote_id: id,
+        author: text("/version/authorId"),
+        body: storage::to_text(storage_of(v).unwrap_or("")),
+        created_at: text("/version/createdAt"),
+        updated_at: text("/version/createdAt"),
+        marker: marker_of(v),
+    })
+}
+
+/// The `rel="next"` target of a `Link` header.
+fn link_next(header: &str) -> Option<&str> {
+    header.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .contains("rel=\"next\"")
+            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>'))
+    })
+}
+
+impl ConfluenceBackend {
+    /// The backend for `https://<site>/<SPACEKEY>`, with credentials from
+    /// `ATLASSIAN_EMAIL` + `ATLASSIAN_API_KEY` or git's credential helpers
+    /// and the allowlist from `REPOSIX_ALLOWED_ORIGINS`.
+    pub fn from_address(address: &str) -> Result<ConfluenceBackend, BackendError> {
+        let (site, key) = atlassian::split_address("confluence", address)?;
+        let auth = atlassian::auth_for_site(&site)?;
+        ConfluenceBackend::new(&site, &key, auth, AllowList::from_env()?)
+    }
+
+    /// The backend for space `space_key` on `site` (`https://x.atlassian.net`,
+    /// without `/wiki`) with explicit credentials and allowlist.
+    pub fn new(
+        site: &str,
+        space_key: &str,
+        auth: Auth,
+        allow: AllowList,
+    ) -> Result<ConfluenceBackend, BackendError> {
+        if space_key.is_empty() || space_key.contains(['/', ' ', '?', '&']) {
+            return Err(BackendError::Spec(format!(
+                "Confluence space key {space_key:?}: expected a key such as ENG"
+            )));
+        }
+        let mut http = HttpClient::with_allowlist(auth, "confluence", allow)?;
+        http.add_header("Accept", "application/json");
+        Ok(ConfluenceBackend {
+            http,
+            site: site.trim_end_matches('/').to_owned(),
+            space_key: space_key.to_owned(),
+            space_id: OnceCell::new(),
+            page_size: 100,
+        })
+    }
+
+    /// The HTTP client, e.g. to tune retries.
+    pub fn http_mut(&mut self) -> &mut HttpClient {
+        &mut self.http
+    }
+
+    /// Request counters so far.
+    pub fn stats(&self) -> Stats {
+        self.http.stats()
+    }
+
+    fn send_url(
+        &self,
+        what: &str,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        check(self.http.send(what, method, url, &[], body)?, what)
+    }
+
+    fn v2(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        self.send_url(
+            what,
+            method,
+            &format!("{}/wiki/api/v2{path}", self.site),
+            body,
+        )
+    }
+
+    fn space_id(&self) -> Result<&str, BackendError> {
+        if let Some(id) = self.space_id.get() {
+            return Ok(id);
+        }
+        let what = format!("Confluence space {}", self.space_key);
+        let v: Value = self
+            .v2(
+                &what,
+                Method::GET,
+                &format!("/spaces?keys={}", enc(&self.space_key)),
+                None,
+            )?
+            .json(&what)?;
+        let id = v
+            .get("results")
+            .and_then(Value::as_array)
+            .and_then(|r| {
+                r.iter()
+                    .find(|s| s.get("key").and_then(Value::as_str) == Some(&self.space_key))
+            })
+            .and_then(id_of)
+            .ok_or_else(|| BackendError::NotFound { what: what.clone() })?;
+        Ok(self.space_id.get_or_init(|| id))
+    }
+
+    /// The absolute URL of a `next` link, refusing other origins and
+    /// restoring `body-format=storage` if the server dropped it.
+    fn next_url(&self, next: &str, body_format: bool, what: &str) -> Result<String, BackendError> {
+        let mut url = if next.starts_with("https://") || next.starts_with("http://") {
+            if !next.starts_with(&format!("{}/", self.site)) {
+                return Err(malformed(what, "a next link to another site"));
+            }
+            next.to_owned()
+        } else if next.starts_with("/wiki/") {
+            format!("{}{next}", self.site)
+        } else if next.starts_with('/') {
+            format!("{}/wiki{next}", self.site)
+        } else {
+            return Err(malformed(what, "an unusable next link"));
+        };
+        if body_format && !url.contains("body-format=") {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("body-format=storage");
+        }
+        Ok(url)
+    }
+
+    /// Visit every result of a paginated v2 listing until `visit` says stop.
+    fn walk(
+        &self,
+        what: &str,
+        first: String,
+        body_format: bool,
+        mut visit: impl FnMut(&Value) -> Result<bool, BackendError>,
+    ) -> Result<(), BackendError> {
+        let mut url = first;
+        let mut seen_urls = HashSet::new();
+        loop {
+            if !seen_urls.insert(url.clone()) {
+                return Err(malformed(what, "pagination went in a circle"));
+            }
+            let resp = self.send_url(what, Method::GET, &url, None)?;
+            let page: Value = resp.json(what)?;
+            let results = page
+                .get("results")
+                .and_then(Value::as_array)
+                .ok_or_else(|| malformed(what, "no `results` array"))?;
+            for r in results {
+                if !visit(r)? {
+                    return Ok(());
+                }
+            }
+            let next = page
+                .pointer("/_links/next")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| resp.header("link").and_then(link_next).map(str::to_owned));
+            match next {
+                Some(n) if !results.is_empty() => url = self.next_url(&n, body_format, what)?,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Pages newest first until `visit` says stop.
+    fn walk_pages(
+        &self,
+        visit: impl FnMut(&Value) -> Result<bool, BackendError>,
+    ) -> Result<(), BackendError> {
+        let what = format!("Confluence pages of {}", self.space_key);
+        let first = format!(
+            "{}/wiki/api/v2/spaces/{}/pages?sort=-modified-date&body-format=storage&limit={}",
+            self.site,
+            enc(self.space_id()?),
+            self.page_size
+        );
+        self.walk(&what, first, true, visit)
+    }
+
+    /// A page's global labels.
+    fn labels(&self, page_id: &str) -> Result<Vec<String>, BackendError> {
+        let what = format!("Confluence labels of page {page_id}");
+        let first = format!(
+            "{}/wiki/api/v2/pages/{}/labels?limit=200",
+            self.site,
+            enc(page_id)
+        );
+        let mut out = Vec::new();
+        self.walk(&what, first, false, |l| {
+            let global = l
+                .get("prefix")
+                .and_then(Value::as_str)
+                .is_none_or(|p| p == "global");
+            if let (true, Some(name)) = (global, l.get("name").and_then(Value::as_str)) {
+                out.push(name.to_owned());
+            }
+            Ok(true)
+        })?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Make a page's labels exactly `want`, given that it has `have`.
+    fn set_labels(
+        &self,
+        page_id: &str,
+        have: &[String],
+        want: &BTreeSet<String>,
+    ) -> Result<bool, BackendError> {
+        let what = format!("Confluence labels of page {page_id}");
+        let mut changed = false;
+        for gone in have.iter().filter(|l| !want.contains(*l)) {
+            let url = format!(
+                "{}/wiki/rest/api/content/{}/label/{}",
+                self.site,
+                enc(page_id),
+                enc(gone)
+            );
+            self.send_url(&what, Method::DELETE, &url, None)?;
+            changed = true;
+        }
+        let added: Vec<Value> = want
+            .iter()
+            .filter(|l| !have.contains(l))
+            .map(|l| json!({"prefix": "global", "name": l}))
+            .collect();
+        if !added.is_empty() {
+            let url = format!("{}/wiki/rest/api/content/{}/label", self.site, enc(page_id));
+            self.send_url(&what, Method::POST, &url, Some(&Value::Array(added)))?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// The raw page, `None` if it is gone (404, trashed, deleted).
+    fn page(&self, page_id: &str) -> Result<Option<Value>, BackendError> {
+        let what = format!("Confluence page {page_id}");
+        let path = format!("/pages/{}?body-format=storage", enc(page_id));
+        match self.v2(&what, Method::GET, &path, None) {
+            Ok(resp) => {
+                let v: Value = resp.json(&what)?;
+                let status = v.get("status").and_then(Value::as_str).unwrap_or("current");
+                Ok((!matches!(status, "trashed" | "deleted" | "purged")).then_some(v))
+            }
+            Err(BackendError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /pages/{id}` as version `number` (a 409 is a conflict).
+    fn put_page(
+        &self,
+        page_id: &str,
+        title: &str,
+        body: &str,
+        number: u64,
+        message: Option<&str>,
+    ) -> Result<Value, BackendError> {
+        let what = format!("Confluence update page {page_id}");
+        let mut version = json!({"number": number});
+        if let Some(m) = message {
+            version["message"] = json!(m);
+        }
+        let req = json!({
+            "id": page_id,
+            "status": "current",
+            "title": title,
+            "body": {"representation": "storage", "value": body},
+            "version": version,
+        });
+        self.v2(
+            &what,
+            Method::PUT,
+            &format!("/pages/{}", enc(page_id)),
+            Some(&req),
+        )?
+        .json(&what)
+    }
+
+    fn desired_labels(status: Status, labels: &[String]) -> BTreeSet<String> {
+        let mut want: BTreeSet<String> = labels.iter().cloned().collect();
+        want.extend(status_label(status));
+        want
+    }
+}
+
+impl Backend for ConfluenceBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Confluence
+    }
+
+    fn instance(&self) -> String {
+        format!("{}/{}", self.site, self.space_key)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            comments: true,
+            conditional_update: true,
+            closed_state: false,
+            multiple_assignees: false,
+            hidden_marker: true,
+        }
+    }
+
+    fn list_changed(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
+        let stop_before = match cursor {
+            Some(c) => Some(
+                Timestamp::parse(c)
+                    .ok_or_else(|| {
+                        BackendError::Spec(format!("Confluence cursor {c:?} is not a timestamp"))
+                    })?
+                    .ms
+                    - 1000,
+            ),
+            None => None,
+        };
+        let what = format!("Confluence pages of {}", self.space_key);
+        let mut seen = HashSet::new();
+        let mut newest: BTreeMap<String, Value> = BTreeMap::new();
+        let mut max_seen: Option<(i64, String)> = None;
+        self.walk_pages(|page| {
+            let changed = page
+                .pointer("/version/createdAt")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let ms = Timestamp::parse(changed)
+                .ok_or_else(|| {
+                    malformed(&what, &format!("unparsable version.createdAt {changed:?}"))
+                })?
+                .ms;
+            if stop_before.is_some_and(|stop| ms < stop) {
+                return Ok(false);
+            }
+            let id = id_of(page).ok_or_else(|| malformed(&what, "page without an id"))?;
+            let number = version_number(page).unwrap_or(0);
+            if max_seen.as_ref().is_none_or(|(m, _)| ms > *m) {
+                max_seen = Some((ms, changed.to_owned()));
+            }
+            if seen.insert((id.clone(), number))
+                && newest
+                    .get(&id)
+                    .and_then(version_number)
+                    .is_none_or(|n| n < number)
+            {
+                newest.insert(id, page.clone());
+            }
+            Ok(true)
+        })?;
+        let mut issues = Vec::with_capacity(newest.len());
+        for (id, page) in &newest {
+            issues.push(parse_page(page, &self.labels(id)?, &what)?);
+        }
+        issues.sort_by_key(|i| {
+            (
+                Timestamp::parse(&i.updated_at).map_or(0, |t| t.ms),
+                i.remote_id.clone(),
+            )
+        });
+        let cursor_ms = cursor.and_then(Timestamp::parse).map(|t| t.ms);
+        let next = match max_seen {
+            Some((ms, raw)) if cursor_ms.is_none_or(|c| ms >= c) => Some(raw),
+            _ => cursor.map(str::to_owned),
+        };
+        Ok((issues, next))
+    }
+
+    fn get(&self, remote_id: &str) -> Result<Option<RemoteIssue>, BackendError> {
+        let what = format!("Confluence page {remote_id}");
+        match self.page(remote_id)? {
+            Some(v) => parse_page(&v, &self.labels(remote_id)?, &what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
+        validate_labels(&new.labels)?;
+        let what = format!("Confluence create page in {}", self.space_key);
+        let body = storage::from_text(&new.body);
+        let req = json!({
+            "spaceId": self.space_id()?,
+            "status": "current",
+            "title": new.title,
+            "body": {"representation": "storage", "value": body},
+        });
+        let created: Value = self
+            .v2(&what, Method::POST, "/pages", Some(&req))?
+            .json(&what)?;
+        let id = id_of(&created).ok_or_else(|| malformed(&what, "no page id in the response"))?;
+        let number = version_number(&created).unwrap_or(1);
+        let marker = format!("{MARKER_PREFIX}{}", new.marker);
+        let stamped = self.put_page(&id, &new.title, &body, number + 1, Some(&marker))?;
+        let want = Self::desired_labels(new.status, &new.labels);
+        let labels = if self.set_labels(&id, &[], &want)? {
+            self.labels(&id)?
+        } else {
+            Vec::new()
+        };
+        parse_page(&stamped, &labels, &what)
+    }
+
+    fn update(
+        &self,
+        remote_id: &str,
+        patch: &IssuePatch,
+        expected: &Revision,
+    ) -> Result<RemoteIssue, BackendError> {
+        if let Some(l) = &patch.labels {
+            validate_labels(l)?;
+        }
+        let what = format!("Confluence page {remote_id}");
+        let expected_number = expected.token.parse::<u64>().unwrap_or(expected.order);
+        let mut page = self
+            .page(remote_id)?
+            .ok_or_else(|| BackendError::NotFound { what: what.clone() })?;
+        let have = self.labels(remote_id)?;
+        let current = parse_page(&page, &have, &what)?;
+        if current.revision.order != expected_number {
+            return Err(BackendError::Conflict { what });
+        }
+        let title = patch.title.as_ref().filter(|t| **t != current.title);
+        let body = patch.body.as_ref().filter(|b| **b != current.body);
+        if title.is_some() || body.is_some() {
+            let storage_body = match body {
+                Some(b) => storage::from_text(b),
+                // Keep the stored XHTML as it is, rich formatting included.
+                None => storage_of(&page).unwrap_or("").to_owned(),
+            };
+            let message = marker_of(&page).map(|m| format!("{MARKER_PREFIX}{m}"));
+            page = self.put_page(
+                remote_id,
+                title.unwrap_or(&current.title),
+                &storage_body,
+                expected_number + 1,
+                message.as_deref(),
+            )?;
+        }
+        let status = patch.status.unwrap_or(current.status);
+        let labels = patch.labels.as_deref().unwrap_or(&current.labels);
+        let want = Self::desired_labels(status, labels);
+        let final_labels = if self.set_labels(remote_id, &have, &want)? {
+            self.labels(remote_id)?
+        } else {
+            have
+        };
+        parse_page(&page, &final_labels, &what)
+    }
+
+    fn find_by_marker(
+        &self,
+        marker: &str,
+        since: Option<&str>,
+    ) -> Result<Option<RemoteIssue>, BackendError> {
+        let stop_before = since.and_then(Timestamp::parse).map(|t| t.ms - 1000);
+        let mut found: Option<Value> = None;
+        self.walk_pages(|page| {
+            let ms = page
+                .pointer("/version/createdAt")
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse)
+                .map_or(i64::MAX, |t| t.ms);
+            if stop_before.is_some_and(|stop| ms < stop) {
+                return Ok(false);
+            }
+            if marker_of(page).as_deref() == Some(marker) {
+                found = Some(page.clone());
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        match found.and_then(|p| id_of(&p)) {
+            Some(id) => self.get(&id),
+            None => Ok(None),
+        }
+    }
+
+    fn comments(&self, remote_id: &str) -> Result<Vec<RemoteComment>, BackendError> {
+        let what = format!("Confluence comments of page {remote_id}");
+        let first = format!(
+            "{}/wiki/api/v2/pages/{}/footer-comments?body-format=storage&sort=created-date&limit={}",
+            self.site,
+            enc(remote_id),
+            self.page_size
+        );
+        let mut out = Vec::new();
+        self.walk(&what, first, true, |c| {
+            out.push(parse_comment(c, &what)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Adds a footer comment. `marker` is not stored: the v2 create request
+    /// has no version message, and comment ids are the identity the caller
+    /// maps.
+    fn add_comment(
+        &self,
+        remote_id: &str,
+        body: &str,
+        _marker: &str,
+    ) -> Result<RemoteComment, BackendError> {
+        let what = format!("Confluence add comment to page {remote_id}");
+        let req = json!({
+            "pageId": remote_id,
+            "body": {"representation": "storage", "value": storage::from_text(body)},
+        });
+        let v: Value = self
+            .v2(&what, Method::POST, "/footer-comments", Some(&req))?
+            .json(&what)?;
+        parse_comment(&v, &what)
+    }
+
+    fn edit_comment(
+        &self,
+        remote_id: &str,
+        comment_id: &str,
+        body: &str,
+    ) -> Result<RemoteComment, BackendError> {
+        let what = format!("Confluence edit comment {comment_id} of page {remote_id}");
+        let path = format!("/footer-comments/{}", enc(comment_id));
+        let current: Value = self
+            .v2(
+                &what,
+                Method::GET,
+                &format!("{path}?body-format=storage"),
+                None,
+            )?
+            .json(&what)?;
+        let number = version_number(&current)
+            .ok_or_else(|| malformed(&what, "comment without a version"))?;
+        let req = json!({
+            "version": {"number": number + 1},
+            "body": {"representation": "storage", "value": storage::from_text(body)},
+        });
+        let v: Value = self
+            .v2(&what, Method::PUT, &path, Some(&req))?
+            .json(&what)?;
+        parse_comment(&v, &what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels_round_trip() {
+        for s in Status::ALL {
+            let labels: Vec<String> = status_label(s)
+                .into_iter()
+                .chain(["x".to_owned()])
+                .collect();
+            assert_eq!(split_labels(&labels), (s, vec!["x".to_owned()]));
+        }
+        let both = [
+            "reposix-status-done".to_owned(),
+            "reposix-status-in_progress".to_owned(),
+        ];
+        assert_eq!(split_labels(&both).0, Status::Done);
+        assert_eq!(
+            split_labels(&["reposix-status-bogus".to_owned()]),
+            (Status::Open, vec![])
+        );
+    }
+
+    #[test]
+    fn labels_confluence_would_alter_are_refused() {
+        assert!(validate_labels(&["ok".into(), "a_b-c".into()]).is_ok());
+        for bad in ["", "a b", "Bug", "reposix-status-done"] {
+            assert!(validate_labels(&[bad.into()]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            link_next("</wiki/api/v2/pages?cursor=a>; rel=\"next\", <https://x.atlassian.net/wiki>; rel=\"base\""),
+            Some("/wiki/api/v2/pages?cursor=a")
+        );
+        assert_eq!(link_next("<https://x/wiki>; rel=\"base\""), None);
+    }
+}

@@ -1,0 +1,1273 @@
+//! GitHub Issues adapter (REST API version 2022-11-28).
+//!
+//! Guarantees:
+//! - every request goes through [`HttpClient`] (allowlist, no redirects,
+//!   retries honouring `Retry-After` and `x-ratelimit-reset`), one at a
+//!   time, so writes are serial;
+//! - the token travels only in the `Authorization` header: never in argv,
+//!   URLs, `Debug` output or errors;
+//! - listing follows only the `Link: rel="next"` URL, verbatim, and only
+//!   while it stays on the API's origin (the token is never sent elsewhere);
+//!   pull requests are skipped; `since` is inclusive; each issue is returned
+//!   once, at the newest revision seen;
+//! - bodies round-trip byte for byte: the sync marker is appended as an HTML
+//!   comment ([`body_marker`]) and stripped on every read;
+//! - GitHub has no `If-Match` on issue writes, so [`Backend::update`]
+//!   re-reads first (a conditional GET with the cached ETag when there is
+//!   one) and fails with [`BackendError::Conflict`] if `updated_at` (or,
+//!   within the same second, the content) moved. A window between that read
+//!   and the PATCH remains; GitHub offers nothing to close it.
+//!
+//! # Status mapping
+//!
+//! | reposix       | written to GitHub                              | read from GitHub                                     |
+//! |---------------|------------------------------------------------|------------------------------------------------------|
+//! | `open`        | `state: open`, no `status:` label              | `open` without a `status:` label                     |
+//! | `in_progress` | `state: open` + label `status:in_progress`     | `open` + label `status:in_progress`                  |
+//! | `in_review`   | `state: open` + label `status:in_review`       | `open` + label `status:in_review` (wins over the other) |
+//! | `done`        | `state: closed`, `state_reason: completed`     | `closed` with reason `completed`, `reopened` or null |
+//! | `wont_fix`    | `state: closed`, `state_reason: not_planned`   | `closed` with reason `not_planned` or `duplicate`    |
+//!
+//! The two `status:` labels (compared case-insensitively) are reserved: they
+//! are stripped from imported labels, dropped from exported label sets, and
+//! added or removed only by status changes. A `status:` label on a closed
+//! issue is ignored. Every reposix status survives export then import.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::http::{self, AllowList, Auth, HttpClient, Response, RetryPolicy, Secret, Stats};
+use super::{
+    body_marker, strip_body_marker, Backend, BackendError, BackendKind, Capabilities, IssuePatch,
+    NewRemoteIssue, RemoteComment, RemoteIssue, Revision,
+};
+use crate::event::Status;
+
+/// The public API, used unless `REPOSIX_GITHUB_API` says otherwise.
+pub const DEFAULT_API: &str = "https://api.github.com";
+/// The REST API version requested with `X-GitHub-Api-Version`.
+pub const API_VERSION: &str = "2022-11-28";
+/// The label carrying [`Status::InProgress`] on an open issue.
+pub const IN_PROGRESS_LABEL: &str = "status:in_progress";
+/// The label carrying [`Status::InReview`] on an open issue.
+pub const IN_REVIEW_LABEL: &str = "status:in_review";
+
+const PER_PAGE: &str = "100";
+/// A server whose `Link` chain never ends is broken; stop instead of looping.
+const MAX_PAGES: usize = 100_000;
+
+/// GitHub Issues of one repository.
+pub struct GithubBackend {
+    owner: String,
+    repo: String,
+    /// API base without a trailing `/` (`https://api.github.com`, or
+    /// `https://ghe.example.com/api/v3`).
+    api: String,
+    /// `scheme://host[:port]` of the API: pagination never leaves it.
+    api_origin: String,
+    http: HttpClient,
+    /// Last seen state per issue number, with its ETag: lets `get` and the
+    /// pre-update check revalidate with `If-None-Match` (a 304 is free).
+    cache: RefCell<HashMap<u64, Cached>>,
+}
+
+struct Cached {
+    etag: Option<String>,
+    issue: RemoteIssue,
+}
+
+impl fmt::Debug for GithubBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubBackend")
+            .field("repo", &format_args!("{}/{}", self.owner, self.repo))
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GithubBackend {
+    /// The repository `owner/repo`, configured from the process environment:
+    /// `REPOSIX_GITHUB_API` (default [`DEFAULT_API`]), `GITHUB_TOKEN` (else
+    /// git's credential helper), `REPOSIX_ALLOWED_ORIGINS`.
+    pub fn new(address: &str) -> Result<GithubBackend, BackendError> {
+        GithubBackend::from_vars(
+            address,
+            |name| std::env::var(name).ok(),
+            AllowList::from_env()?,
+        )
+    }
+
+    /// Like [`GithubBackend::new`], reading variables through `var` instead
+    /// of the process environment.
+    ///
+    /// Credentials: a non-empty `GITHUB_TOKEN`; else git's credential helper
+    /// for the API's host (and, for `api.github.com`, for `github.com`,
+    /// where helpers such as `gh auth setup-git` store it); else none
+    /// (public repositories can still be read).
+    pub fn from_vars(
+        address: &str,
+        var: impl Fn(&str) -> Option<String>,
+        allow: AllowList,
+    ) -> Result<GithubBackend, BackendError> {
+        let api = var("REPOSIX_GITHUB_API")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_API.to_owned());
+        let api_url = parse_api_base(&api)?;
+        let token = var("GITHUB_TOKEN")
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Secret::new(t.trim()))
+            .or_else(|| helper_token(&api_url));
+        let auth = token.map_or(Auth::None, Auth::Bearer);
+        GithubBackend::with_api(address, &api, auth, allow)
+    }
+
+    /// The repository `owner/repo` behind the API at `api_base`, with
+    /// explicit credentials and allowlist (what tests use).
+    pub fn with_api(
+        address: &str,
+        api_base: &str,
+        auth: Auth,
+        allow: AllowList,
+    ) -> Result<GithubBackend, BackendError> {
+        let (owner, repo) = parse_address(address)?;
+        let api_url = parse_api_base(api_base)?;
+        let mut http = HttpClient::with_allowlist(auth, "reposix-github", allow)?;
+        http.add_header("Accept", "application/vnd.github+json");
+        http.add_header("X-GitHub-Api-Version", API_VERSION);
+        Ok(GithubBackend {
+            owner,
+            repo,
+            api: api_url.as_str().trim_end_matches('/').to_owned(),
+            api_origin: api_url.origin().ascii_serialization(),
+            http,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Replace the HTTP retry policy.
+    pub fn set_retry(&mut self, retry: RetryPolicy) {
+        self.http.set_retry(retry);
+    }
+
+    /// Request counters so far.
+    pub fn stats(&self) -> Stats {
+        self.http.stats()
+    }
+
+    fn repo_url(&self) -> String {
+        format!("{}/repos/{}/{}", self.api, self.owner, self.repo)
+    }
+
+    fn issue_url(&self, number: u64) -> String {
+        format!("{}/issues/{number}", self.repo_url())
+    }
+
+    fn what(&self, action: &str) -> String {
+        format!("GitHub {}/{}: {action}", self.owner, self.repo)
+    }
+
+    fn what_issue(&self, number: u64, action: &str) -> String {
+        format!("GitHub {}/{}#{number}: {action}", self.owner, self.repo)
+    }
+
+    /// GET every page from `first`, following `Link: rel="next"` verbatim
+    /// as long as it stays on the API origin.
+    fn get_pages(
+        &self,
+        what: &str,
+        first: String,
+        mut page: impl FnMut(&Response) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        let mut url = first;
+        let mut visited = HashSet::new();
+        loop {
+            if visited.len() >= MAX_PAGES || !visited.insert(url.clone()) {
+                return Err(BackendError::Malformed {
+                    what: what.to_owned(),
+                    why: "the Link header's next pages loop".into(),
+                });
+            }
+            let resp = self.http.send(what, Method::GET, &url, &[], None)?;
+            if resp.status != 200 {
+                return Err(error_for(what, &resp));
+            }
+            page(&resp)?;
+            let Some(next) = resp.header("link").and_then(link_next) else {
+                return Ok(());
+            };
+            let next_url = Url::parse(next).map_err(|e| BackendError::Malformed {
+                what: what.to_owned(),
+                why: format!("Link next URL: {e}"),
+            })?;
+            let next_origin = next_url.origin().ascii_serialization();
+            if next_origin != self.api_origin {
+                // The token goes with every request: never to another origin,
+                // even one the allowlist would admit.
+                return Err(BackendError::Malformed {
+                    what: what.to_owned(),
+                    why: format!(
+                        "Link next URL leaves the API origin ({next_origin} instead of {})",
+                        self.api_origin
+                    ),
+                });
+            }
+            url = next_url.into();
+        }
+    }
+
+    /// Parse an issue response; `None` for a pull request. Caches it.
+    fn take_issue(&self, what: &str, resp: &Response) -> Result<Option<RemoteIssue>, BackendError> {
+        let wire: WireIssue = resp.json(what)?;
+        let number = wire.number;
+        let Some(issue) = wire.into_remote(what)? else {
+            return Ok(None);
+        };
+        self.cache.borrow_mut().insert(
+            number,
+            Cached {
+                etag: resp.header("etag").map(str::to_owned),
+                issue: issue.clone(),
+            },
+        );
+        Ok(Some(issue))
+    }
+
+    /// The current state of issue `number`, failing with `Conflict` unless
+    /// it is still at `expected`.
+    fn read_unchanged(
+        &self,
+        number: u64,
+        expected: &Revision,
+        what: &str,
+    ) -> Result<RemoteIssue, BackendError> {
+        let known = self
+            .cache
+            .borrow()
+            .get(&number)
+            .filter(|c| c.issue.revision.token == expected.token)
+            .map(|c| (c.etag.clone(), c.issue.clone()));
+        let etag = known.as_ref().and_then(|(etag, _)| etag.clone());
+        let headers: Vec<(&str, &str)> = etag
+            .as_deref()
+            .map(|e| vec![("If-None-Match", e)])
+            .unwrap_or_default();
+        let resp = self
+            .http
+            .send(what, Method::GET, &self.issue_url(number), &headers, None)?;
+        match resp.status {
+            304 => match known {
+                Some((_, issue)) => Ok(issue),
+                None => Err(BackendError::Malformed {
+                    what: what.to_owned(),
+                    why: "304 Not Modified to an unconditional GET".into(),
+                }),
+            },
+            200 => {
+                let current = self
+                    .take_issue(what, &resp)?
+                    .ok_or_else(|| not_an_issue(what))?;
+                let moved = current.revision.token != expected.token
+                    // Same second, different content: updated_at has only
+                    // second precision.
+                    || known.is_some_and(|(_, seen)| !same_content(&seen, &current));
+                if moved {
+                    return Err(BackendError::Conflict {
+                        what: what.to_owned(),
+                    });
+                }
+                Ok(current)
+            }
+            _ => Err(error_for(what, &resp)),
+        }
+    }
+
+    fn send_patch(
+        &self,
+        number: u64,
+        what: &str,
+        fields: Map<String, Value>,
+    ) -> Result<RemoteIssue, BackendError> {
+        let resp = self.http.send(
+            what,
+            Method::PATCH,
+            &self.issue_url(number),
+            &[],
+            Some(&Value::Object(fields)),
+        )?;
+        if resp.status != 200 {
+            return Err(error_for(what, &resp));
+        }
+        self.take_issue(what, &resp)?
+            .ok_or_else(|| not_an_issue(what))
+    }
+
+    fn comment_url(&self, comment_id: u64) -> String {
+        format!("{}/issues/comments/{comment_id}", self.repo_url())
+    }
+}
+
+impl Backend for GithubBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Github
+    }
+
+    /// `owner/repo`, lower-cased (GitHub names are case-insensitive),
+    /// prefixed with the API's host and port when it is not the public API.
+    fn instance(&self) -> String {
+        let name = format!("{}/{}", self.owner, self.repo).to_ascii_lowercase();
+        if self.api == DEFAULT_API {
+            return name;
+        }
+        match Url::parse(&self.api) {
+            Ok(u) => {
+                let host = u.host_str().unwrap_or("").to_ascii_lowercase();
+                match u.port() {
+                    Some(p) => format!("{host}:{p}/{name}"),
+                    None => format!("{host}/{name}"),
+                }
+            }
+            Err(_) => name,
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            comments: true,
+            // `update` re-reads and compares, but cannot make it atomic.
+            conditional_update: false,
+            closed_state: true,
+            multiple_assignees: true,
+            hidden_marker: false,
+        }
+    }
+
+    fn list_changed(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
+        let what = self.what("list issues");
+        let mut first = Url::parse(&format!("{}/issues", self.repo_url()))
+            .map_err(|e| BackendError::Spec(format!("{what}: invalid URL: {e}")))?;
+        {
+            let mut q = first.query_pairs_mut();
+            q.append_pair("state", "all")
+                .append_pair("sort", "updated")
+                .append_pair("direction", "desc");
+            if let Some(since) = cursor {
+                if timestamp_ms(since).is_none() {
+                    return Err(BackendError::Spec(format!(
+                        "{what}: cursor {since:?} is not a timestamp like 2017-10-10T16:00:00Z"
+                    )));
+                }
+                q.append_pair("since", since);
+            }
+            q.append_pair("per_page", PER_PAGE);
+        }
+        // Newest revision per issue number, in first-seen order.
+        let mut order: Vec<u64> = Vec::new();
+        let mut newest: HashMap<u64, RemoteIssue> = HashMap::new();
+        let mut max_seen: Option<(u64, String)> = None;
+        self.get_pages(&what, first.into(), |resp| {
+            let items: Vec<WireIssue> = resp.json(&what)?;
+            for wire in items {
+                let updated = timestamp_ms(&wire.updated_at)
+                    .ok_or_else(|| bad_time(&what, &wire.updated_at))?;
+                if max_seen.as_ref().is_none_or(|(ms, _)| updated > *ms) {
+                    max_seen = Some((updated, wire.updated_at.clone()));
+                }
+                let number = wire.number;
+                let Some(issue) = wire.into_remote(&what)? else {
+                    continue;
+                };
+                match newest.get(&number) {
+                    None => {
+                        order.push(number);
+                        newest.insert(number, issue);
+                    }
+                    Some(seen) if issue.revision.order > seen.revision.order => {
+                        newest.insert(number, issue);
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(())
+        })?;
+        let issues: Vec<RemoteIssue> = order.iter().filter_map(|n| newest.remove(n)).collect();
+        // Remember what was listed (without an ETag: lists carry none per
+        // item) so `update` can compare content within one second.
+        let mut cache = self.cache.borrow_mut();
+        for issue in &issues {
+            let number = parse_number(&issue.remote_id)?;
+            let stale = cache
+                .get(&number)
+                .is_none_or(|c| c.issue.revision.token != issue.revision.token);
+            if stale {
+                cache.insert(
+                    number,
+                    Cached {
+                        etag: None,
+                        issue: issue.clone(),
+                    },
+                );
+            }
+        }
+        drop(cache);
+        let next = match (max_seen, cursor) {
+            // Never move a cursor backwards (a server ignoring `since`).
+            (Some((ms, _)), Some(c)) if timestamp_ms(c).is_some_and(|old| old > ms) => {
+                Some(c.to_owned())
+            }
+            (Some((_, raw)), _) => Some(raw),
+            (None, c) => c.map(str::to_owned),
+        };
+        Ok((issues, next))
+    }
+
+    fn get(&self, remote_id: &str) -> Result<Option<RemoteIssue>, BackendError> {
+        let number = parse_number(remote_id)?;
+        let what = self.what_issue(number, "get");
+        let known = self
+            .cache
+            .borrow()
+            .get(&number)
+            .and_then(|c| Some((c.etag.clone()?, c.issue.clone())));
+        let headers: Vec<(&str, &str)> = known
+            .as_ref()
+            .map(|(etag, _)| vec![("If-None-Match", etag.as_str())])
+            .unwrap_or_default();
+        let resp = self
+            .http
+            .send(&what, Method::GET, &self.issue_url(number), &headers, None)?;
+        match resp.status {
+            304 => match known {
+                Some((_, issue)) => Ok(Some(issue)),
+                None => Err(BackendError::Malformed {
+                    what,
+                    why: "304 Not Modified to an unconditional GET".into(),
+                }),
+            },
+            200 => self.take_issue(&what, &resp),
+            404 | 410 => {
+                self.cache.borrow_mut().remove(&number);
+                Ok(None)
+            }
+            _ => Err(error_for(&what, &resp)),
+        }
+    }
+
+    fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
+        let what = self.what("create issue");
+        let marker = checked_marker(&what, &new.marker)?;
+        let mut fields = Map::new();
+        fields.insert("title".into(), Value::from(new.title.as_str()));
+        fields.insert("body".into(), Value::from(format!("{}{marker}", new.body)));
+        let labels = wire_labels(&new.labels, new.status);
+        if !labels.is_empty() {
+            fields.insert("labels".into(), Value::from(labels));
+        }
+        let assignees = sorted_unique(&new.assignees);
+        if !assignees.is_empty() {
+            fields.insert("assignees".into(), Value::from(assignees));
+        }
+        let resp = self.http.send(
+            &what,
+            Method::POST,
+            &format!("{}/issues", self.repo_url()),
+            &[],
+            Some(&Value::Object(fields)),
+        )?;
+        if resp.status != 201 {
+            return Err(error_for(&what, &resp));
+        }
+        let created = self
+            .take_issue(&what, &resp)?
+            .ok_or_else(|| not_an_issue(&what))?;
+        // Create takes no state: close in a second request. If that fails,
+        // the issue exists with its marker and a retry finds it.
+        let (state, reason, _) = export_status(new.status);
+        if state == "open" {
+            return Ok(created);
+        }
+        let number = parse_number(&created.remote_id)?;
+        let mut close = Map::new();
+        close.insert("state".into(), Value::from(state));
+        if let Some(r) = reason {
+            close.insert("state_reason".into(), Value::from(r));
+        }
+        self.send_patch(number, &self.what_issue(number, "close new issue"), close)
+    }
+
+    fn update(
+        &self,
+        remote_id: &str,
+        patch: &IssuePatch,
+        expected: &Revision,
+    ) -> Result<RemoteIssue, BackendError> {
+        let number = parse_number(remote_id)?;
+        let what = self.what_issue(number, "update");
+        let current = self.read_unchanged(number, expected, &what)?;
+        let fields = patch_fields(&current, patch);
+        if fields.is_empty() {
+            return Ok(current);
+        }
+        self.send_patch(number, &what, fields)
+    }
+
+    fn find_by_marker(
+        &self,
+        marker: &str,
+        since: Option<&str>,
+    ) -> Result<Option<RemoteIssue>, BackendError> {
+        let (issues, _) = self.list_changed(since)?;
+        // Two issues with one marker come from a create retried after a
+        // lost response: the first one created is the one to keep.
+        Ok(issues
+            .into_iter()
+            .filter(|i| i.marker.as_deref() == Some(marker))
+            .min_by_key(|i| i.remote_id.parse::<u64>().unwrap_or(u64::MAX)))
+    }
+
+    fn comments(&self, remote_id: &str) -> Result<Vec<RemoteComment>, BackendError> {
+        let number = parse_number(remote_id)?;
+        let what = self.what_issue(number, "list comments");
+        let first = format!("{}/comments?per_page={PER_PAGE}", self.issue_url(number));
+        let mut out = Vec::new();
+        self.get_pages(&what, first, |resp| {
+            let items: Vec<WireComment> = resp.json(&what)?;
+            for c in items {
+                out.push(c.into_remote(&what)?);
+            }
+            Ok(())
+        })?;
+        let mut seen = HashSet::new();
+        out.retain(|c| seen.insert(c.remote_id.clone()));
+        out.sort_by_cached_key(|c| {
+            (
+                timestamp_ms(&c.created_at).unwrap_or(0),
+                c.remote_id.parse::<u64>().unwrap_or(u64::MAX),
+            )
+        });
+        Ok(out)
+    }
+
+    fn add_comment(
+        &self,
+        remote_id: &str,
+        body: &str,
+        marker: &str,
+    ) -> Result<RemoteComment, BackendError> {
+        let number = parse_number(remote_id)?;
+        let what = self.what_issue(number, "add comment");
+        let marker = checked_marker(&what, marker)?;
+        let resp = self.http.send(
+            &what,
+            Method::POST,
+            &format!("{}/comments", self.issue_url(number)),
+            &[],
+            Some(&serde_json::json!({ "body": format!("{body}{marker}") })),
+        )?;
+        if resp.status != 201 {
+            return Err(error_for(&what, &resp));
+        }
+        resp.json::<WireComment>(&what)?.into_remote(&what)
+    }
+
+    fn edit_comment(
+        &self,
+        remote_id: &str,
+        comment_id: &str,
+        body: &str,
+    ) -> Result<RemoteComment, BackendError> {
+        let number = parse_number(remote_id)?;
+        let id = parse_number(comment_id)?;
+        let what = self.what_issue(number, &format!("edit comment {id}"));
+        // PATCH replaces the whole text: read the marker first to keep it.
+        let resp = self
+            .http
+            .send(&what, Method::GET, &self.comment_url(id), &[], None)?;
+        if resp.status != 200 {
+            return Err(error_for(&what, &resp));
+        }
+        let wire: WireComment = resp.json(&what)?;
+        if wire
+            .issue_url
+            .as_deref()
+            .is_some_and(|u| !u.ends_with(&format!("/issues/{number}")))
+        {
+            return Err(BackendError::NotFound {
+                what: format!("{what}: the comment belongs to another issue"),
+            });
+        }
+        let current = wire.into_remote(&what)?;
+        if current.body == body {
+            return Ok(current);
+        }
+        let full = match &current.marker {
+            Some(m) => format!("{body}{}", body_marker(m)),
+            None => body.to_owned(),
+        };
+        let resp = self.http.send(
+            &what,
+            Method::PATCH,
+            &self.comment_url(id),
+            &[],
+            Some(&serde_json::json!({ "body": full })),
+        )?;
+        if resp.status != 200 {
+            return Err(error_for(&what, &resp));
+        }
+        resp.json::<WireComment>(&what)?.into_remote(&what)
+    }
+}
+
+// ---- wire shapes ----
+
+#[derive(Deserialize)]
+struct WireIssue {
+    number: u64,
+    title: String,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    labels: Option<Vec<WireLabel>>,
+    state: String,
+    #[serde(default)]
+    state_reason: Option<String>,
+    #[serde(default)]
+    assignees: Option<Vec<WireUser>>,
+    created_at: String,
+    updated_at: String,
+    #[serde(default)]
+    pull_request: Option<Value>,
+}
+
+/// Issue labels come as objects; the schema also allows bare names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireLabel {
+    Name(String),
+    Object { name: String },
+}
+
+#[derive(Deserialize)]
+struct WireUser {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct WireComment {
+    id: u64,
+    #[serde(default)]
+    user: Option<WireUser>,
+    #[serde(default)]
+    body: Option<String>,
+    created_at: String,
+    updated_at: String,
+    #[serde(default)]
+    issue_url: Option<String>,
+}
+
+impl WireIssue {
+    /// `None` for a pull request.
+    fn into_remote(self, what: &str) -> Result<Option<RemoteIssue>, BackendError> {
+        if self.pull_request.is_some() {
+            return Ok(None);
+        }
+        let order =
+            timestamp_ms(&self.updated_at).ok_or_else(|| bad_time(what, &self.updated_at))?;
+        let raw_labels: Vec<String> = self
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| match l {
+                WireLabel::Name(n) | WireLabel::Object { name: n } => n,
+            })
+            .collect();
+        let status = import_status(&self.state, self.state_reason.as_deref(), &raw_labels)
+            .ok_or_else(|| BackendError::Malformed {
+                what: what.to_owned(),
+                why: format!("issue #{} has unknown state {:?}", self.number, self.state),
+            })?;
+        let labels: Vec<String> = raw_labels
+            .into_iter()
+            .filter(|l| !is_status_label(l))
+            .collect();
+        let assignees: Vec<String> = self
+            .assignees
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| u.login)
+            .collect();
+        let (body, marker) = strip_body_marker(self.body.as_deref().unwrap_or(""));
+        Ok(Some(RemoteIssue {
+            remote_id: self.number.to_string(),
+            title: self.title,
+            body,
+            status,
+            labels: sorted_unique(&labels),
+            assignees: sorted_unique(&assignees),
+            revision: Revision {
+                order,
+                token: self.updated_at.clone(),
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            marker,
+        }))
+    }
+}
+
+impl WireComment {
+    fn into_remote(self, what: &str) -> Result<RemoteComment, BackendError> {
+        if timestamp_ms(&self.updated_at).is_none() {
+            return Err(bad_time(what, &self.updated_at));
+        }
+        let (body, marker) = strip_body_marker(self.body.as_deref().unwrap_or(""));
+        Ok(RemoteComment {
+            remote_id: self.id.to_string(),
+            // A deleted account shows as `null`; GitHub renders it "ghost".
+            author: self.user.map_or_else(|| "ghost".to_owned(), |u| u.login),
+            body,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            marker,
+        })
+    }
+}
+
+// ---- status mapping ----
+
+/// GitHub's side of a status: `state`, `state_reason` when closed, and the
+/// reserved label, if any.
+fn export_status(status: Status) -> (&'static str, Option<&'static str>, Option<&'static str>) {
+    match status {
+        Status::Open => ("open", None, None),
+        Status::InProgress => ("open", None, Some(IN_PROGRESS_LABEL)),
+        Status::InReview => ("open", None, Some(IN_REVIEW_LABEL)),
+        Status::Done => ("closed", Some("completed"), None),
+        Status::WontFix => ("closed", Some("not_planned"), None),
+    }
+}
+
+/// reposix's status of a GitHub issue; `None` for an unknown `state`.
+fn import_status(state: &str, reason: Option<&str>, labels: &[String]) -> Option<Status> {
+    let has = |want: &str| labels.iter().any(|l| l.eq_ignore_ascii_case(want));
+    match state {
+        "closed" => Some(match reason {
+            Some("not_planned") | Some("duplicate") => Status::WontFix,
+            _ => Status::Done,
+        }),
+        "open" if has(IN_REVIEW_LABEL) => Some(Status::InReview),
+        "open" if has(IN_PROGRESS_LABEL) => Some(Status::InProgress),
+        "open" => Some(Status::Open),
+        _ => None,
+    }
+}
+
+fn is_status_label(label: &str) -> bool {
+    label.eq_ignore_ascii_case(IN_PROGRESS_LABEL) || label.eq_ignore_ascii_case(IN_REVIEW_LABEL)
+}
+
+/// The full label set to send: the user's labels (reserved ones dropped)
+/// plus the status label.
+fn wire_labels(labels: &[String], status: Status) -> Vec<String> {
+    let mut out: Vec<String> = labels
+        .iter()
+        .filter(|l| !is_status_label(l))
+        .cloned()
+        .collect();
+    out = sorted_unique(&out);
+    if let (_, _, Some(label)) = export_status(status) {
+        out.push(label.to_owned());
+    }
+    out
+}
+
+/// The PATCH fields that move `current` to `current + patch`; fields that
+/// would not change are left out (`labels`/`assignees` replace whole sets).
+fn patch_fields(current: &RemoteIssue, patch: &IssuePatch) -> Map<String, Value> {
+    let mut fields = Map::new();
+    if let Some(title) = patch.title.as_ref().or(Some(&current.title)) {
+        fields.insert("title".into(), Value::from(title.as_str()));
+    }
+    if let Some(body) = patch.body.as_ref().filter(|b| **b != current.body) {
+        let full = match &current.marker {
+            Some(m) => format!("{body}{}", body_marker(m)),
+            None => body.clone(),
+        };
+        fields.insert("body".into(), Value::from(full));
+    }
+    let status = patch.status.unwrap_or(current.status);
+    let (state, reason, _) = export_status(status);
+    let (old_state, old_reason, _) = export_status(current.status);
+    if status != current.status && (state, reason) != (old_state, old_reason) {
+        fields.insert("state".into(), Value::from(state));
+        if let Some(r) = reason {
+            fields.insert("state_reason".into(), Value::from(r));
+        }
+    }
+    let user_labels = patch.labels.as_ref().unwrap_or(&current.labels);
+    let labels = wire_labels(user_labels, status);
+    if labels != wire_labels(&current.labels, current.status) {
+        fields.insert("labels".into(), Value::from(labels));
+    }
+    if let Some(assignees) = &patch.assignees {
+        let assignees = sorted_unique(assignees);
+        if assignees != current.assignees {
+            fields.insert("assignees".into(), Value::from(assignees));
+        }
+    }
+    fields
+}
+
+/// Whether two reads of an issue agree on everything reposix tracks.
+fn same_content(a: &RemoteIssue, b: &RemoteIssue) -> bool {
+    a.title == b.title
+        && a.body == b.body
+        && a.status == b.status
+        && a.labels == b.labels
+        && a.assignees == b.assignees
+        && a.marker == b.marker
+}
+
+fn sorted_unique(items: &[String]) -> Vec<String> {
+    let mut v = items.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+// ---- errors ----
+
+/// The `BackendError` for a response the adapter did not expect.
+fn error_for(what: &str, resp: &Response) -> BackendError {
+    match resp.status {
+        401 => BackendError::Auth {
+            what: what.to_owned(),
+            status: 401,
+        },
+        404 | 410 => BackendError::NotFound {
+            what: what.to_owned(),
+        },
+        status => BackendError::Http {
+            what: what.to_owned(),
+            status,
+            message: error_message(resp),
+        },
+    }
+}
+
+/// `message` from GitHub's error body, with the `errors` details of a 422.
+fn error_message(resp: &Response) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        message: String,
+        #[serde(default)]
+        errors: Vec<Value>,
+    }
+    let text = match serde_json::from_slice::<ErrorBody>(&resp.body) {
+        Ok(e) if e.errors.is_empty() => e.message,
+        Ok(e) => {
+            let details: Vec<String> = e.errors.iter().map(describe_error).collect();
+            format!("{} ({})", e.message, details.join("; "))
+        }
+        Err(_) => resp.excerpt(),
+    };
+    let text = http::sanitize(&text);
+    let mut short: String = text.chars().take(300).collect();
+    if text.chars().count() > 300 {
+        short.push('…');
+    }
+    short
+}
+
+fn describe_error(e: &Value) -> String {
+    match e {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => {
+            if let Some(m) = o.get("message").and_then(Value::as_str) {
+                return m.to_owned();
+            }
+            let get = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("?");
+            format!("{}.{}: {}", get("resource"), get("field"), get("code"))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn not_an_issue(what: &str) -> BackendError {
+    BackendError::NotFound {
+        what: format!("{what}: a pull request, not an issue"),
+    }
+}
+
+fn bad_time(what: &str, raw: &str) -> BackendError {
+    BackendError::Malformed {
+        what: what.to_owned(),
+        why: format!("{raw:?} is not a timestamp like 2017-10-10T16:00:00Z"),
+    }
+}
+
+// ---- parsing ----
+
+fn parse_address(address: &str) -> Result<(String, String), BackendError> {
+    let bad = || {
+        BackendError::Spec(format!(
+            "github address {address:?}: expected owner/repo (letters, digits, '-', '_', '.')"
+        ))
+    };
+    let (owner, repo) = address.trim().split_once('/').ok_or_else(bad)?;
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if !valid(owner) || !valid(repo) {
+        return Err(bad());
+    }
+    Ok((owner.to_owned(), repo.to_owned()))
+}
+
+fn parse_api_base(base: &str) -> Result<Url, BackendError> {
+    let bad = |why: &str| BackendError::Spec(format!("GitHub API base: {why}"));
+    let url = Url::parse(base.trim().trim_end_matches('/')).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad("expected http(s)://host[/path]"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials do not belong in the URL: use GITHUB_TOKEN",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("expected no query or fragment"));
+    }
+    Ok(url)
+}
+
+fn parse_number(remote_id: &str) -> Result<u64, BackendError> {
+    remote_id
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0 && remote_id.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            BackendError::Spec(format!(
+                "{remote_id:?} is not a GitHub issue or comment number"
+            ))
+        })
+}
+
+/// The marker text for `id`, refusing ids that reads would not recognise
+/// (the marker would then show up in the body).
+fn checked_marker(what: &str, id: &str) -> Result<String, BackendError> {
+    let marker = body_marker(id);
+    if strip_body_marker(&marker).1.as_deref() != Some(id) {
+        return Err(BackendError::Spec(format!(
+            "{what}: marker {id:?} must be hex digits and '-'"
+        )));
+    }
+    Ok(marker)
+}
+
+fn helper_token(api: &Url) -> Option<Secret> {
+    let ask = |url: &Url| {
+        http::git_credential(url)
+            .map(|(_, secret)| secret)
+            .filter(|s| *s != Secret::new(""))
+    };
+    ask(api).or_else(|| {
+        if api.host_str() == Some("api.github.com") {
+            ask(&Url::parse("https://github.com/").expect("a constant URL parses"))
+        } else {
+            None
+        }
+    })
+}
+
+/// The URL of the `rel="next"` entry of a `Link` header.
+fn link_next(header: &str) -> Option<&str> {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let url = &after[..close];
+        let tail = &after[close + 1..];
+        let params_end = tail.find('<').unwrap_or(tail.len());
+        let is_next = tail[..params_end].split(';').any(|param| {
+            let Some((key, value)) = param.split_once('=') else {
+                return false;
+            };
+            key.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_end_matches(',')
+                    .trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next"))
+        });
+        if is_next {
+            return Some(url);
+        }
+        rest = &tail[params_end..];
+    }
+    None
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 timestamp as GitHub
+/// writes them (`2017-10-10T16:00:00Z`); fractional seconds and `±hh:mm`
+/// offsets are accepted too. `None` if malformed or before 1970.
+pub fn timestamp_ms(s: &str) -> Option<u64> {
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let t = s.get(from..from + len)?;
+        if !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let sep = |at: usize, want: u8| s.as_bytes().get(at) == Some(&want);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let first3 = format!("{:0<3}", &frac[..n.min(3)]);
+        millis = first3.parse::<i64>().ok()?;
+        rest = &frac[n..];
+    }
+    let offset_secs = match rest.as_bytes() {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| -> Option<i64> {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| i64::from((a - b'0') * 10 + (b - b'0')))
+            };
+            let (h, m) = (two(*h1, *h2)?, two(*m1, *m2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = h * 3600 + m * 60;
+            if *sign == b'+' {
+                secs
+            } else {
+                -secs
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month as u32, day as u32);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    u64::try_from(secs * 1000 + millis).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_to_epoch_millis() {
+        assert_eq!(timestamp_ms("1970-01-01T00:00:00Z"), Some(0));
+        // The fixtures' x-ratelimit-reset is this instant in ms.
+        assert_eq!(
+            timestamp_ms("2017-10-10T16:00:00Z"),
+            Some(1_507_651_200_000)
+        );
+        assert_eq!(timestamp_ms("2000-02-29T23:59:59Z"), Some(951_868_799_000));
+        assert_eq!(
+            timestamp_ms("2024-03-01T00:00:00Z"),
+            Some(1_709_251_200_000)
+        );
+        assert_eq!(
+            timestamp_ms("2017-10-10T16:00:00.25Z"),
+            Some(1_507_651_200_250)
+        );
+        assert_eq!(
+            timestamp_ms("2017-10-10T18:00:00+02:00"),
+            Some(1_507_651_200_000)
+        );
+        assert_eq!(
+            timestamp_ms("2017-10-10T14:30:00-01:30"),
+            Some(1_507_651_200_000)
+        );
+        for bad in [
+            "",
+            "2017-10-10",
+            "2017-10-10T16:00:00",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2017-13-01T00:00:00Z",
+            "2017-10-10T24:00:00Z",
+            "2017-10-10T16:00:00.Z",
+            "2017-10-10 16:00:00Z",
+            "+017-10-10T16:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2017-10-10T16:00:00Zjunk",
+        ] {
+            assert_eq!(timestamp_ms(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn days_from_civil_matches_known_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2017, 10, 10), 17_449);
+    }
+
+    #[test]
+    fn link_next_is_found_in_fixture_headers() {
+        let fixture =
+            "<https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"prev\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=3>; rel=\"next\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=5>; rel=\"last\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
+        assert_eq!(
+            link_next(fixture),
+            Some("https://api.github.com/repositories/1000/issues?per_page=3&page=3")
+        );
+        let last_page =
+            "<https://api.github.com/repositories/1000/issues?per_page=3&page=4>; rel=\"prev\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
+        assert_eq!(link_next(last_page), None);
+        // Commas inside URLs and unusual spacing do not confuse it.
+        assert_eq!(
+            link_next("<https://x/i?labels=a,b&page=2>;rel = \"next last\""),
+            Some("https://x/i?labels=a,b&page=2")
+        );
+    }
+
+    #[test]
+    fn every_status_survives_export_then_import() {
+        for status in Status::ALL {
+            let (state, reason, label) = export_status(status);
+            let labels: Vec<String> = label.into_iter().map(str::to_owned).collect();
+            assert_eq!(
+                import_status(state, reason, &labels),
+                Some(status),
+                "{status}"
+            );
+            let mut with_user =
+                wire_labels(&["bug".to_owned(), IN_REVIEW_LABEL.to_owned()], status);
+            with_user.retain(|l| !is_status_label(l));
+            assert_eq!(with_user, ["bug"], "reserved labels never leak: {status}");
+        }
+        assert_eq!(
+            import_status("closed", Some("duplicate"), &[]),
+            Some(Status::WontFix)
+        );
+        assert_eq!(import_status("closed", None, &[]), Some(Status::Done));
+        assert_eq!(
+            import_status("closed", Some("reopened"), &[]),
+            Some(Status::Done)
+        );
+        assert_eq!(
+            import_status("closed", Some("completed"), &[IN_PROGRESS_LABEL.to_owned()]),
+            Some(Status::Done)
+        );
+        assert_eq!(
+            import_status("open", Some("reopened"), &[]),
+            Some(Status::Open)
+        );
+        assert_eq!(
+            import_status("open", None, &["Status:In_Review".to_owned()]),
+            Some(Status::InReview)
+        );
+        assert_eq!(import_status("merged", None, &[]), None);
+    }
+
+    #[test]
+    fn validation_errors_are_described() {
+        // The body of fixtures/github/errors.json.
+        let body = br#"{"message":"Validation Failed","errors":[{"resource":"Label","code":"invalid","field":"color"}],"documentation_url":"https://docs.github.com/rest/reference/issues#create-a-label"}"#;
+        let resp = Response {
+            status: 422,
+            headers: Vec::new(),
+            body: body.to_vec(),
+        };
+        match error_for("create label", &resp) {
+            BackendError::Http {
+                status, message, ..
+            } => {
+                assert_eq!(status, 422);
+                assert_eq!(message, "Validation Failed (Label.color: invalid)");
+            }
+            other => panic!("expected Http, got {other:?}"),
+        }
+        let not_found = Response {
+            status: 404,
+            headers: Vec::new(),
+            body: br#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}"#
+                .to_vec(),
+        };
+        assert!(matches!(
+            error_for("get", &not_found),
+            BackendError::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn addresses_and_api_bases_are_validated() {
+        assert!(parse_address("octo-org/widgets.rs").is_ok());
+        for bad in ["octo", "a/b/c", "../x", "a/..", "a/b?x", "a /b", "/b"] {
+            assert!(parse_address(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_api_base("https://ghe.example.com/api/v3/").is_ok());
+        assert!(parse_api_base("https://user:pw@api.github.com").is_err());
+        assert!(parse_api_base("ftp://api.github.com").is_err());
+        assert!(parse_api_base("https://api.github.com/?x=1").is_err());
+        assert!(parse_number("0").is_err());
+        assert!(parse_number("+5").is_err());
+        assert_eq!(parse_number("42").ok(), Some(42));
+    }
+}

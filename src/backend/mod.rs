@@ -1,0 +1,422 @@
+//! Tracker backends: one [`Backend`] trait, one adapter per tracker.
+//!
+//! An adapter translates between a tracker's wire shapes and the tracker-
+//! neutral [`RemoteIssue`] / [`RemoteComment`] / [`IssuePatch`] model; it
+//! knows nothing about events, refs or merging (that is `crate::project`).
+//! All HTTP goes through [`http::HttpClient`], which enforces the egress
+//! allowlist, never follows redirects, retries 429/5xx with backoff, and
+//! keeps credentials out of URLs, logs and errors.
+
+pub mod adf;
+pub mod atlassian;
+pub mod confluence;
+pub mod github;
+pub mod http;
+pub mod jira;
+pub mod sim;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::event::Status;
+
+/// Which tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackendKind {
+    /// The bundled simulator (wire-compatible with reposix-sim 0.14).
+    Sim,
+    /// GitHub Issues (REST 2022-11-28).
+    Github,
+    /// JIRA Cloud (REST v3).
+    Jira,
+    /// Confluence Cloud (REST v2 pages).
+    Confluence,
+}
+
+impl BackendKind {
+    /// The slug used in specs, refs and mirror names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Sim => "sim",
+            BackendKind::Github => "github",
+            BackendKind::Jira => "jira",
+            BackendKind::Confluence => "confluence",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = BackendError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sim" => Ok(BackendKind::Sim),
+            "github" => Ok(BackendKind::Github),
+            "jira" => Ok(BackendKind::Jira),
+            "confluence" => Ok(BackendKind::Confluence),
+            other => Err(BackendError::Spec(format!(
+                "unknown backend kind {other:?} (expected sim, github, jira or confluence)"
+            ))),
+        }
+    }
+}
+
+/// A backend address as written by the user: `<kind>::<address>`, e.g.
+/// `sim::http://127.0.0.1:7878/demo`, `github::owner/repo`,
+/// `jira::https://site.atlassian.net/PROJ`,
+/// `confluence::https://site.atlassian.net/SPACE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendSpec {
+    /// The tracker kind.
+    pub kind: BackendKind,
+    /// The kind-specific address, normalized (no trailing `/`).
+    pub address: String,
+}
+
+impl BackendSpec {
+    /// Parse `<kind>::<address>`.
+    pub fn parse(s: &str) -> Result<BackendSpec, BackendError> {
+        let Some((kind, address)) = s.split_once("::") else {
+            return Err(BackendError::Spec(format!(
+                "{s:?}: expected <kind>::<address>, e.g. sim::http://127.0.0.1:7878/demo"
+            )));
+        };
+        let kind: BackendKind = kind.parse()?;
+        let address = address.trim().trim_end_matches('/').to_owned();
+        if address.is_empty() {
+            return Err(BackendError::Spec(format!("{s:?}: empty address")));
+        }
+        if address.contains('@') && address.contains("://") {
+            return Err(BackendError::Spec(
+                "credentials do not belong in a backend address: use the environment \
+                 (GITHUB_TOKEN, ATLASSIAN_EMAIL + ATLASSIAN_API_KEY) or a git credential helper"
+                    .into(),
+            ));
+        }
+        match kind {
+            BackendKind::Github => {
+                let parts: Vec<_> = address.split('/').collect();
+                if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                    return Err(BackendError::Spec(format!(
+                        "github address {address:?}: expected owner/repo"
+                    )));
+                }
+            }
+            BackendKind::Sim | BackendKind::Jira | BackendKind::Confluence => {
+                let rest = address
+                    .strip_prefix("http://")
+                    .or_else(|| address.strip_prefix("https://"));
+                match rest.and_then(|r| r.split_once('/')) {
+                    Some((host, key)) if !host.is_empty() && !key.is_empty() => {}
+                    _ => {
+                        return Err(BackendError::Spec(format!(
+                            "{kind} address {address:?}: expected http(s)://host/<project-or-space>"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(BackendSpec { kind, address })
+    }
+
+    /// The canonical text form.
+    pub fn to_spec_string(&self) -> String {
+        format!("{}::{}", self.kind, self.address)
+    }
+
+    /// The base URL and the trailing key (project slug, JIRA project key,
+    /// Confluence space key) of an http(s) address.
+    pub fn split_base(&self) -> Option<(&str, &str)> {
+        self.address.rsplit_once('/')
+    }
+}
+
+/// What a tracker can and cannot do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Comments can be listed and written.
+    pub comments: bool,
+    /// Updates take a concurrency token and fail on a stale one
+    /// (sim `If-Match`, Confluence version+1). Without it, the exporter
+    /// re-reads just before writing and compares revisions.
+    pub conditional_update: bool,
+    /// Issues can be closed (Confluence pages cannot: status is a label).
+    pub closed_state: bool,
+    /// More than one assignee.
+    pub multiple_assignees: bool,
+    /// A hidden place for a sync marker (JIRA issue properties, Confluence
+    /// version messages); without it, markers go in the body as an HTML
+    /// comment that import strips.
+    pub hidden_marker: bool,
+}
+
+/// A tracker's revision of an issue: the order of revisions and the
+/// concurrency token to send with an update.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Revision {
+    /// Increases with every change of the remote issue (sim/Confluence
+    /// version; GitHub/JIRA `updated_at` in ms since the epoch).
+    pub order: u64,
+    /// Opaque token for conditional writes (version number, ETag, raw
+    /// `updated` timestamp).
+    pub token: String,
+}
+
+/// One issue as the tracker has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteIssue {
+    /// The tracker's id (sim id, GitHub number, JIRA key, Confluence page id).
+    pub remote_id: String,
+    /// Title / summary.
+    pub title: String,
+    /// Body, with any reposix marker removed, byte for byte otherwise.
+    pub body: String,
+    /// Status mapped onto reposix's five.
+    pub status: Status,
+    /// Labels, sorted, unique.
+    pub labels: Vec<String>,
+    /// Assignees, sorted, unique.
+    pub assignees: Vec<String>,
+    /// Revision.
+    pub revision: Revision,
+    /// Raw creation timestamp.
+    pub created_at: String,
+    /// Raw update timestamp (the cursor unit).
+    pub updated_at: String,
+    /// The reposix issue id found in a sync marker, if any.
+    pub marker: Option<String>,
+}
+
+/// One comment as the tracker has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteComment {
+    /// The tracker's comment id.
+    pub remote_id: String,
+    /// Author login / account name.
+    pub author: String,
+    /// Text (marker removed).
+    pub body: String,
+    /// Raw creation timestamp.
+    pub created_at: String,
+    /// Raw update timestamp.
+    pub updated_at: String,
+    /// The reposix comment id found in a sync marker, if any.
+    pub marker: Option<String>,
+}
+
+/// A new remote issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRemoteIssue {
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Status.
+    pub status: Status,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Assignees.
+    pub assignees: Vec<String>,
+    /// The reposix issue id, recorded as a sync marker where the tracker has
+    /// room for one, so an interrupted create can be found instead of redone.
+    pub marker: String,
+}
+
+/// A minimal update: only the fields that changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IssuePatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New body.
+    pub body: Option<String>,
+    /// New status.
+    pub status: Option<Status>,
+    /// New full label set.
+    pub labels: Option<Vec<String>>,
+    /// New full assignee set.
+    pub assignees: Option<Vec<String>>,
+}
+
+impl IssuePatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == IssuePatch::default()
+    }
+}
+
+/// Errors from a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// A bad `<kind>::<address>` or backend configuration.
+    #[error("{0}")]
+    Spec(String),
+    /// The origin is not in `REPOSIX_ALLOWED_ORIGINS`.
+    #[error("egress to {origin} refused: not in REPOSIX_ALLOWED_ORIGINS (allowed: {allowed})")]
+    Egress {
+        /// The refused origin.
+        origin: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A concurrency token was stale (409, version mismatch, `updated_at` moved).
+    #[error("{what}: the tracker moved on (conflict)")]
+    Conflict {
+        /// What was being written.
+        what: String,
+    },
+    /// The remote object does not exist.
+    #[error("{what}: not found on the tracker")]
+    NotFound {
+        /// What was looked up.
+        what: String,
+    },
+    /// Authentication failed or credentials are missing.
+    #[error("{what}: authentication failed (HTTP {status})")]
+    Auth {
+        /// The request.
+        what: String,
+        /// Status code.
+        status: u16,
+    },
+    /// Retries ran out on 429/5xx/timeouts.
+    #[error("{what}: gave up after {attempts} attempts (last: {last})")]
+    Exhausted {
+        /// The request.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// Any other HTTP error status.
+    #[error("{what}: HTTP {status}: {message}")]
+    Http {
+        /// The request.
+        what: String,
+        /// Status code.
+        status: u16,
+        /// The tracker's message (sanitized, truncated).
+        message: String,
+    },
+    /// A response that does not have the expected shape.
+    #[error("{what}: malformed response: {why}")]
+    Malformed {
+        /// The request.
+        what: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The request could not be sent (connection refused, DNS, TLS).
+    #[error("{what}: {why}")]
+    Transport {
+        /// The request.
+        what: String,
+        /// What failed (sanitized).
+        why: String,
+    },
+}
+
+/// The role: a source-of-truth tracker.
+pub trait Backend {
+    /// The tracker kind.
+    fn kind(&self) -> BackendKind;
+    /// The normalized instance address (part of derived issue ids).
+    fn instance(&self) -> String;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+    /// Issues changed since `cursor` (inclusive, so the caller dedupes by
+    /// revision), or all issues with `None`, and the next cursor.
+    fn list_changed(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError>;
+    /// One issue, `None` if it does not exist (any more).
+    fn get(&self, remote_id: &str) -> Result<Option<RemoteIssue>, BackendError>;
+    /// Create an issue carrying `new.marker`.
+    fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError>;
+    /// Apply a patch if the issue is still at `expected` (where the tracker
+    /// can check; otherwise the caller re-reads first). Returns the new state.
+    fn update(
+        &self,
+        remote_id: &str,
+        patch: &IssuePatch,
+        expected: &Revision,
+    ) -> Result<RemoteIssue, BackendError>;
+    /// Find an issue carrying the marker `marker` (after an interrupted
+    /// create), searching issues updated since `since` if given.
+    fn find_by_marker(
+        &self,
+        marker: &str,
+        since: Option<&str>,
+    ) -> Result<Option<RemoteIssue>, BackendError>;
+    /// Comments of an issue, oldest first (empty without the capability).
+    fn comments(&self, remote_id: &str) -> Result<Vec<RemoteComment>, BackendError>;
+    /// Add a comment carrying `marker`.
+    fn add_comment(
+        &self,
+        remote_id: &str,
+        body: &str,
+        marker: &str,
+    ) -> Result<RemoteComment, BackendError>;
+    /// Replace a comment's text.
+    fn edit_comment(
+        &self,
+        remote_id: &str,
+        comment_id: &str,
+        body: &str,
+    ) -> Result<RemoteComment, BackendError>;
+}
+
+/// The HTML-comment marker used where a tracker has no hidden field.
+pub fn body_marker(id: &str) -> String {
+    format!("\n\n<!-- reposix:{id} -->")
+}
+
+/// Split a body into (text, marker id) if it ends with [`body_marker`].
+pub fn strip_body_marker(body: &str) -> (String, Option<String>) {
+    if let Some(start) = body.rfind("\n\n<!-- reposix:") {
+        let tail = &body[start + "\n\n<!-- reposix:".len()..];
+        if let Some(id) = tail.strip_suffix(" -->") {
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                return (body[..start].to_owned(), Some(id.to_owned()));
+            }
+        }
+    }
+    (body.to_owned(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_reject() {
+        let s = BackendSpec::parse("sim::http://127.0.0.1:7878/demo/").expect("valid");
+        assert_eq!(s.kind, BackendKind::Sim);
+        assert_eq!(s.address, "http://127.0.0.1:7878/demo");
+        assert_eq!(s.split_base(), Some(("http://127.0.0.1:7878", "demo")));
+        assert!(BackendSpec::parse("github::owner/repo").is_ok());
+        assert!(BackendSpec::parse("github::owner").is_err());
+        assert!(BackendSpec::parse("gitlab::x/y").is_err());
+        assert!(BackendSpec::parse("jira::https://user:tok@site.atlassian.net/P").is_err());
+        assert!(BackendSpec::parse("sim:http://x/y").is_err());
+    }
+
+    #[test]
+    fn body_markers_round_trip_and_leave_hostile_text_alone() {
+        let body = "line\nversion: 999\n<script>x</script>";
+        let marked = format!("{body}{}", body_marker("0f3a-77"));
+        assert_eq!(
+            strip_body_marker(&marked),
+            (body.to_owned(), Some("0f3a-77".into()))
+        );
+        assert_eq!(strip_body_marker(body), (body.to_owned(), None));
+        let fake = "text\n\n<!-- reposix:not hex! -->";
+        assert_eq!(strip_body_marker(fake), (fake.to_owned(), None));
+    }
+}

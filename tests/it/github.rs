@@ -1,0 +1,1111 @@
+//! The GitHub adapter against the local fake in `github_fake`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use reposix::backend::github::{GithubBackend, IN_PROGRESS_LABEL, IN_REVIEW_LABEL};
+use reposix::backend::http::{Auth, RetryPolicy, Secret};
+use reposix::backend::{Backend, BackendError, IssuePatch, NewRemoteIssue, RemoteIssue};
+use reposix::error_chain;
+use reposix::event::Status;
+use serde_json::{json, Value};
+
+use crate::github_fake::{
+    iso, loopback, FakeGithub, Recorded, Seed, BOT, CLOCK_START, OTHER, REPO_ID, TOKEN,
+};
+
+fn new_issue(title: &str, body: &str, status: Status, marker: &str) -> NewRemoteIssue {
+    NewRemoteIssue {
+        title: title.into(),
+        body: body.into(),
+        status,
+        labels: vec!["bug".into()],
+        assignees: Vec::new(),
+        marker: marker.into(),
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Requests the adapter (not the third party) sent with `method`.
+fn sent_by_bot(fake: &FakeGithub, method: &str) -> Vec<Recorded> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.user.as_deref() == Some(BOT) && r.method == method)
+        .collect()
+}
+
+fn query(r: &Recorded) -> HashMap<String, String> {
+    reqwest::Url::parse(&format!("http://x{}", r.url))
+        .expect("recorded URL parses")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+fn number(issue: &RemoteIssue) -> u64 {
+    issue.remote_id.parse().expect("GitHub ids are numbers")
+}
+
+fn label_names(raw: &Value) -> Vec<String> {
+    raw["labels"]
+        .as_array()
+        .expect("labels array")
+        .iter()
+        .map(|l| l["name"].as_str().expect("label name").to_owned())
+        .collect()
+}
+
+/// The wire side of the status table in `src/backend/github.rs`.
+fn assert_wire_status(raw: &Value, status: Status) {
+    let labels = label_names(raw);
+    let has = |l: &str| labels.iter().any(|x| x == l);
+    let (state, reason, in_progress, in_review) = match status {
+        Status::Open => ("open", None, false, false),
+        Status::InProgress => ("open", None, true, false),
+        Status::InReview => ("open", None, false, true),
+        Status::Done => ("closed", Some("completed"), false, false),
+        Status::WontFix => ("closed", Some("not_planned"), false, false),
+    };
+    assert_eq!(raw["state"], state, "{status}: {raw}");
+    if let Some(r) = reason {
+        assert_eq!(raw["state_reason"], r, "{status}");
+    }
+    assert_eq!(has(IN_PROGRESS_LABEL), in_progress, "{status}: {labels:?}");
+    assert_eq!(has(IN_REVIEW_LABEL), in_review, "{status}: {labels:?}");
+    assert!(has("bug"), "{status}: user labels kept: {labels:?}");
+}
+
+#[test]
+fn list_follows_link_pagination_across_three_pages_to_repositories_path() {
+    let fake = FakeGithub::start();
+    for k in 0..240 {
+        fake.seed(Seed {
+            title: format!("item {k}"),
+            pull_request: k % 24 == 0,
+            ..Seed::default()
+        });
+    }
+    let (issues, cursor) = fake.backend().list_changed(None).expect("list");
+
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(reqs[0].path(), "/repos/octo-org/widgets/issues");
+    let q0 = query(&reqs[0]);
+    for (k, v) in [
+        ("state", "all"),
+        ("sort", "updated"),
+        ("direction", "desc"),
+        ("per_page", "100"),
+    ] {
+        assert_eq!(q0.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    for (r, page) in reqs[1..].iter().zip(["2", "3"]) {
+        assert_eq!(r.path(), format!("/repositories/{REPO_ID}/issues"));
+        let q = query(r);
+        assert_eq!(q.get("page").map(String::as_str), Some(page));
+        assert_eq!(
+            q.get("state").map(String::as_str),
+            Some("all"),
+            "Link kept the query"
+        );
+        assert_eq!(r.status, 200);
+    }
+
+    assert_eq!(issues.len(), 230, "240 items minus 10 pull requests");
+    let numbers: BTreeSet<u64> = issues.iter().map(number).collect();
+    assert_eq!(numbers.len(), 230, "each issue once");
+    assert!(
+        numbers.iter().all(|n| (n - 1) % 24 != 0),
+        "no pull request listed"
+    );
+    assert_eq!(issues[0].title, "item 239", "newest first");
+    assert_eq!(cursor.as_deref(), Some(iso(CLOCK_START + 240).as_str()));
+}
+
+#[test]
+fn pull_requests_are_skipped_in_lists_and_gets() {
+    let fake = FakeGithub::start();
+    let a = fake.seed(Seed::default());
+    let pr = fake.seed(Seed {
+        pull_request: true,
+        ..Seed::default()
+    });
+    let c = fake.seed(Seed::default());
+    assert!(fake.issue_json(pr)["pull_request"].is_object());
+    let gh = fake.backend();
+    let (issues, _) = gh.list_changed(None).expect("list");
+    let numbers: Vec<u64> = issues.iter().map(number).collect();
+    assert_eq!(numbers, [c, a]);
+    assert_eq!(gh.get(&pr.to_string()).expect("get"), None);
+    assert!(gh.get(&a.to_string()).expect("get").is_some());
+}
+
+#[test]
+fn since_is_inclusive_and_the_cursor_is_the_newest_updated_at() {
+    let fake = FakeGithub::start();
+    let t = CLOCK_START;
+    let at = |secs| Seed {
+        updated_at: Some(secs),
+        ..Seed::default()
+    };
+    let a = fake.seed(at(t - 300));
+    let b = fake.seed(at(t - 200));
+    let c = fake.seed(at(t - 200));
+    let d = fake.seed(at(t - 100));
+    let gh = fake.backend();
+    let numbers = |issues: &[RemoteIssue]| issues.iter().map(number).collect::<BTreeSet<_>>();
+
+    let (all, cursor) = gh.list_changed(None).expect("list");
+    assert_eq!(numbers(&all), BTreeSet::from([a, b, c, d]));
+    let cursor = cursor.expect("a cursor after a non-empty list");
+    assert_eq!(cursor, iso(t - 100));
+
+    let (from_b, _) = gh.list_changed(Some(&iso(t - 200))).expect("list");
+    assert_eq!(
+        numbers(&from_b),
+        BTreeSet::from([b, c, d]),
+        "since is inclusive"
+    );
+    let half = format!("{}.500Z", iso(t - 200).trim_end_matches('Z'));
+    let (from_half, _) = gh.list_changed(Some(&half)).expect("list");
+    assert_eq!(
+        numbers(&from_half),
+        BTreeSet::from([b, c, d]),
+        "second precision"
+    );
+
+    let (again, same) = gh.list_changed(Some(&cursor)).expect("list");
+    assert_eq!(
+        numbers(&again),
+        BTreeSet::from([d]),
+        "only the boundary item again"
+    );
+    assert_eq!(same.as_deref(), Some(cursor.as_str()));
+
+    let edited = fake.third_party().edit_title(b, "moved");
+    let (changed, next) = gh.list_changed(Some(&cursor)).expect("list");
+    assert_eq!(numbers(&changed), BTreeSet::from([b, d]));
+    assert_eq!(next.as_deref(), edited["updated_at"].as_str());
+}
+
+#[test]
+fn list_dedupes_an_item_repeated_when_an_issue_moves_mid_listing() {
+    let fake = FakeGithub::start();
+    for k in 0..150 {
+        fake.seed(Seed {
+            title: format!("item {k}"),
+            ..Seed::default()
+        });
+    }
+    // Desc order: page 1 is #150..#51. Touching #10 after page 1 moves it to
+    // the front, so page 2 starts with #51 again and no longer has #10.
+    fake.touch_after_page(1, 10);
+    let gh = fake.backend();
+    let (issues, cursor) = gh.list_changed(None).expect("list");
+
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let page2: Vec<Value> = serde_json::from_slice(&reqs[1].response).expect("page 2 JSON");
+    assert_eq!(page2[0]["number"], 51, "the fake repeated #51 on page 2");
+
+    let numbers: Vec<u64> = issues.iter().map(number).collect();
+    let unique: BTreeSet<u64> = numbers.iter().copied().collect();
+    assert_eq!(numbers.len(), unique.len(), "no duplicates: {numbers:?}");
+    assert_eq!(
+        unique,
+        (1..=150).filter(|n| *n != 10).collect::<BTreeSet<_>>()
+    );
+
+    // The moved issue is newer than the cursor, so the next pass has it.
+    let (next, _) = gh
+        .list_changed(cursor.as_deref())
+        .expect("list from the cursor");
+    let moved = next
+        .iter()
+        .find(|i| number(i) == 10)
+        .expect("#10 listed next time");
+    assert!(moved.title.ends_with("(touched)"));
+}
+
+#[test]
+fn all_five_statuses_round_trip_through_github() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    for (k, status) in Status::ALL.into_iter().enumerate() {
+        let created = gh
+            .create(&new_issue("s", "b", status, &format!("aa-{k}")))
+            .expect("create");
+        assert_eq!(created.status, status);
+        assert_eq!(created.labels, ["bug"], "status labels never surface");
+        let n = number(&created);
+        assert_wire_status(&fake.issue_json(n), status);
+        let read = gh.get(&created.remote_id).expect("get").expect("exists");
+        assert_eq!(
+            (read.status, read.labels.clone()),
+            (status, strings(&["bug"]))
+        );
+    }
+    for from in Status::ALL {
+        for to in Status::ALL.into_iter().filter(|s| *s != from) {
+            let created = gh.create(&new_issue("t", "b", from, "bb")).expect("create");
+            let patch = IssuePatch {
+                status: Some(to),
+                ..IssuePatch::default()
+            };
+            let updated = gh
+                .update(&created.remote_id, &patch, &created.revision)
+                .expect("update");
+            assert_eq!(updated.status, to, "{from} -> {to}");
+            assert_wire_status(&fake.issue_json(number(&created)), to);
+            let read = gh.get(&created.remote_id).expect("get").expect("exists");
+            assert_eq!(read.status, to, "{from} -> {to} read back");
+            assert_eq!(read.labels, ["bug"], "{from} -> {to}");
+        }
+    }
+}
+
+#[test]
+fn github_only_states_import_onto_reposix_statuses() {
+    let fake = FakeGithub::start();
+    let seed = |state, reason, labels: &[&str]| {
+        fake.seed(Seed {
+            state,
+            state_reason: reason,
+            labels: strings(labels),
+            ..Seed::default()
+        })
+    };
+    let cases = [
+        (
+            seed("closed", Some("duplicate"), &[]),
+            Status::WontFix,
+            vec![],
+        ),
+        (seed("closed", None, &[]), Status::Done, vec![]),
+        (
+            seed("open", Some("reopened"), &["ui"]),
+            Status::Open,
+            vec!["ui"],
+        ),
+        (
+            seed("closed", Some("completed"), &[IN_PROGRESS_LABEL, "ui"]),
+            Status::Done,
+            vec!["ui"],
+        ),
+        (
+            seed("open", None, &[IN_PROGRESS_LABEL, IN_REVIEW_LABEL]),
+            Status::InReview,
+            vec![],
+        ),
+        (
+            seed("open", None, &["Status:In_Progress", "b", "a"]),
+            Status::InProgress,
+            vec!["a", "b"],
+        ),
+    ];
+    let gh = fake.backend();
+    for (n, status, labels) in cases {
+        let issue = gh.get(&n.to_string()).expect("get").expect("exists");
+        assert_eq!(issue.status, status, "#{n}");
+        assert_eq!(issue.labels, labels, "#{n}");
+    }
+}
+
+#[test]
+fn create_carries_a_marker_that_find_by_marker_finds() {
+    let fake = FakeGithub::start();
+    fake.seed(Seed::default());
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("mine", "text", Status::Open, "0f3a-0001"))
+        .expect("create");
+    let n = number(&created);
+    assert_eq!(
+        fake.issue_json(n)["body"],
+        "text\n\n<!-- reposix:0f3a-0001 -->",
+        "the marker is an HTML comment at the end of the body"
+    );
+    let posts = sent_by_bot(&fake, "POST");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].status, 201);
+    fake.third_party()
+        .create_issue(json!({ "title": "theirs", "body": "no marker" }));
+
+    let found = gh.find_by_marker("0f3a-0001", None).expect("search");
+    assert_eq!(found.as_ref().map(number), Some(n));
+    let found = gh
+        .find_by_marker("0f3a-0001", Some(&created.updated_at))
+        .expect("search since");
+    assert_eq!(found.map(|i| number(&i)), Some(n));
+    assert_eq!(gh.find_by_marker("0f3a-0002", None).expect("search"), None);
+    let later = iso(CLOCK_START + 100_000);
+    assert_eq!(
+        gh.find_by_marker("0f3a-0001", Some(&later))
+            .expect("search"),
+        None
+    );
+    assert!(matches!(
+        gh.create(&new_issue("bad", "", Status::Open, "not hex!")),
+        Err(BackendError::Spec(_))
+    ));
+}
+
+#[test]
+fn reads_strip_the_marker() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "visible", Status::InReview, "abc-123"))
+        .expect("create");
+    assert_eq!(
+        (created.body.as_str(), created.marker.as_deref()),
+        ("visible", Some("abc-123"))
+    );
+    let got = gh.get(&created.remote_id).expect("get").expect("exists");
+    assert_eq!(
+        (got.body.as_str(), got.marker.as_deref()),
+        ("visible", Some("abc-123"))
+    );
+    let (listed, _) = gh.list_changed(None).expect("list");
+    assert_eq!(
+        (listed[0].body.as_str(), listed[0].marker.as_deref()),
+        ("visible", Some("abc-123"))
+    );
+    // Not a marker (not hex): left in the body, untouched.
+    let theirs = fake.seed(Seed {
+        body: Some("x\n\n<!-- reposix:not a marker -->".into()),
+        ..Seed::default()
+    });
+    let got = gh.get(&theirs.to_string()).expect("get").expect("exists");
+    assert_eq!(
+        (got.body.as_str(), got.marker),
+        ("x\n\n<!-- reposix:not a marker -->", None)
+    );
+    let null_body = fake.seed(Seed::default());
+    let got = gh
+        .get(&null_body.to_string())
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.body, "", "a null body reads as empty");
+}
+
+#[test]
+fn hostile_bodies_round_trip_byte_for_byte() {
+    let bodies = [
+        "<script>alert('x')</script>",
+        "version: 999",
+        "---\ntitle: x\n---",
+        "---\ntitle: x\n---\nbody\nversion: 999\n<script>\n",
+        "trailing spaces  \n\n\n",
+        "crlf\r\nline\r\n",
+        "",
+        "ünïcødé ✓ \u{202e}rtl \t tab",
+        "looks marked\n\n<!-- reposix:abcd -->",
+        "\n\n<!-- reposix:",
+    ];
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    for (k, body) in bodies.iter().enumerate() {
+        let marker = format!("feed-{k}");
+        let created = gh
+            .create(&new_issue("version: 999", body, Status::Open, &marker))
+            .expect("create");
+        let n = number(&created);
+        let raw = fake.issue_json(n);
+        assert_eq!(
+            raw["body"].as_str(),
+            Some(format!("{body}\n\n<!-- reposix:{marker} -->").as_str())
+        );
+        assert_eq!(created.body, *body);
+        let got = gh.get(&created.remote_id).expect("get").expect("exists");
+        assert_eq!(
+            (got.body.as_str(), got.title.as_str()),
+            (*body, "version: 999")
+        );
+
+        // And back: replace with another hostile body.
+        let other = bodies[(k + 1) % bodies.len()];
+        let patch = IssuePatch {
+            body: Some(other.to_owned()),
+            ..IssuePatch::default()
+        };
+        let updated = gh
+            .update(&created.remote_id, &patch, &got.revision)
+            .expect("update");
+        assert_eq!(updated.body, other);
+        let raw = fake.issue_json(n);
+        assert_eq!(
+            raw["body"].as_str(),
+            Some(format!("{other}\n\n<!-- reposix:{marker} -->").as_str())
+        );
+        let got = gh.get(&created.remote_id).expect("get").expect("exists");
+        assert_eq!(
+            (got.body.as_str(), got.marker.as_deref()),
+            (other, Some(marker.as_str()))
+        );
+    }
+    // Written by someone else on GitHub, no marker: read exactly.
+    for body in bodies {
+        let n = fake
+            .third_party()
+            .create_issue(json!({ "title": "x", "body": body }))["number"]
+            .as_u64()
+            .expect("number");
+        let got = gh.get(&n.to_string()).expect("get").expect("exists");
+        if body == "looks marked\n\n<!-- reposix:abcd -->" {
+            // Known limit of in-body markers: a body ending exactly like a
+            // marker reads as marked.
+            assert_eq!(
+                (got.body.as_str(), got.marker.as_deref()),
+                ("looks marked", Some("abcd"))
+            );
+        } else {
+            assert_eq!((got.body.as_str(), got.marker), (body, None));
+        }
+    }
+}
+
+#[test]
+fn update_conflicts_when_a_third_party_moved_updated_at() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("ours", "b", Status::Open, "aa"))
+        .expect("create");
+    let ours = IssuePatch {
+        title: Some("our edit".into()),
+        ..IssuePatch::default()
+    };
+
+    let theirs = fake
+        .third_party()
+        .edit_title(number(&created), "their edit");
+    assert_ne!(
+        theirs["updated_at"].as_str(),
+        Some(created.updated_at.as_str())
+    );
+    let err = gh
+        .update(&created.remote_id, &ours, &created.revision)
+        .expect_err("stale revision");
+    assert!(matches!(err, BackendError::Conflict { .. }), "{err:?}");
+    assert!(
+        sent_by_bot(&fake, "PATCH").is_empty(),
+        "nothing written on conflict"
+    );
+
+    // A comment bumps updated_at too.
+    let fresh = gh.get(&created.remote_id).expect("get").expect("exists");
+    assert_eq!(fresh.title, "their edit");
+    fake.third_party().comment(number(&created), "me too");
+    let err = gh
+        .update(&created.remote_id, &ours, &fresh.revision)
+        .expect_err("stale");
+    assert!(matches!(err, BackendError::Conflict { .. }), "{err:?}");
+
+    let fresh = gh.get(&created.remote_id).expect("get").expect("exists");
+    let done = gh
+        .update(&created.remote_id, &ours, &fresh.revision)
+        .expect("current revision");
+    assert_eq!(done.title, "our edit");
+    assert_eq!(fake.issue_json(number(&created))["title"], "our edit");
+}
+
+#[test]
+fn update_conflicts_when_a_third_party_edit_keeps_updated_at_in_the_same_second() {
+    let fake = FakeGithub::start();
+    fake.set_tick(0); // every write lands in the same second
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "ours", Status::Open, "aa"))
+        .expect("create");
+    let edited = fake
+        .third_party()
+        .patch_issue(number(&created), json!({ "body": "theirs" }));
+    assert_eq!(
+        edited["updated_at"].as_str(),
+        Some(created.updated_at.as_str())
+    );
+    let patch = IssuePatch {
+        title: Some("mine".into()),
+        ..IssuePatch::default()
+    };
+    let err = gh
+        .update(&created.remote_id, &patch, &created.revision)
+        .expect_err("content moved within the second");
+    assert!(matches!(err, BackendError::Conflict { .. }), "{err:?}");
+
+    // The same from a revision that came from a listing.
+    let listing = fake.backend();
+    let (listed, _) = listing.list_changed(None).expect("list");
+    fake.third_party()
+        .patch_issue(number(&created), json!({ "title": "theirs too" }));
+    let err = listing
+        .update(&created.remote_id, &patch, &listed[0].revision)
+        .expect_err("content moved within the second");
+    assert!(matches!(err, BackendError::Conflict { .. }), "{err:?}");
+    assert!(sent_by_bot(&fake, "PATCH").is_empty());
+}
+
+#[test]
+fn update_sends_only_the_changed_fields() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let mut new = new_issue("title", "body", Status::Open, "c0de");
+    new.assignees = strings(&["alice"]);
+    let mut current = gh.create(&new).expect("create");
+    fake.clear_requests();
+
+    let steps: Vec<(IssuePatch, Option<Value>)> = vec![
+        (
+            IssuePatch {
+                title: Some("t2".into()),
+                ..Default::default()
+            },
+            Some(json!({ "title": "t2" })),
+        ),
+        (
+            IssuePatch {
+                status: Some(Status::InProgress),
+                ..Default::default()
+            },
+            Some(json!({ "labels": ["bug", IN_PROGRESS_LABEL] })),
+        ),
+        (
+            IssuePatch {
+                status: Some(Status::InReview),
+                ..Default::default()
+            },
+            Some(json!({ "labels": ["bug", IN_REVIEW_LABEL] })),
+        ),
+        (
+            IssuePatch {
+                status: Some(Status::Done),
+                ..Default::default()
+            },
+            Some(json!({ "state": "closed", "state_reason": "completed", "labels": ["bug"] })),
+        ),
+        (
+            IssuePatch {
+                status: Some(Status::WontFix),
+                ..Default::default()
+            },
+            Some(json!({ "state": "closed", "state_reason": "not_planned" })),
+        ),
+        (
+            IssuePatch {
+                status: Some(Status::Open),
+                ..Default::default()
+            },
+            Some(json!({ "state": "open" })),
+        ),
+        (
+            IssuePatch {
+                labels: Some(strings(&["ui", "bug"])),
+                ..Default::default()
+            },
+            Some(json!({ "labels": ["bug", "ui"] })),
+        ),
+        (
+            IssuePatch {
+                assignees: Some(strings(&["bob", "alice"])),
+                ..Default::default()
+            },
+            Some(json!({ "assignees": ["alice", "bob"] })),
+        ),
+        (
+            IssuePatch {
+                body: Some("new body".into()),
+                ..Default::default()
+            },
+            Some(json!({ "body": "new body\n\n<!-- reposix:c0de -->" })),
+        ),
+        (
+            IssuePatch {
+                title: Some("t3".into()),
+                labels: Some(strings(&["ui"])),
+                ..Default::default()
+            },
+            Some(json!({ "title": "t3", "labels": ["ui"] })),
+        ),
+        // Already so on GitHub: nothing to send.
+        (
+            IssuePatch {
+                title: Some("t3".into()),
+                ..Default::default()
+            },
+            None,
+        ),
+    ];
+    for (k, (patch, want)) in steps.into_iter().enumerate() {
+        let before = sent_by_bot(&fake, "PATCH").len();
+        current = gh
+            .update(&current.remote_id, &patch, &current.revision)
+            .expect("update");
+        let patches = sent_by_bot(&fake, "PATCH");
+        match want {
+            Some(body) => {
+                assert_eq!(patches.len(), before + 1, "step {k}");
+                let sent = patches.last().expect("one more PATCH");
+                assert_eq!(sent.body.as_ref(), Some(&body), "step {k}");
+                assert_eq!(sent.header("if-match"), None);
+            }
+            None => assert_eq!(patches.len(), before, "step {k}: no PATCH"),
+        }
+    }
+    assert_eq!(
+        (
+            current.title.as_str(),
+            current.body.as_str(),
+            current.status
+        ),
+        ("t3", "new body", Status::Open)
+    );
+    assert_eq!(
+        (current.labels.clone(), current.assignees.clone()),
+        (strings(&["ui"]), strings(&["alice", "bob"]))
+    );
+}
+
+#[test]
+fn update_revalidates_with_if_none_match_and_a_304() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "b", Status::Open, "aa"))
+        .expect("create");
+    fake.clear_requests();
+    let again = gh.get(&created.remote_id).expect("get").expect("exists");
+    assert_eq!(again, created);
+    let patch = IssuePatch {
+        title: Some("t2".into()),
+        ..IssuePatch::default()
+    };
+    gh.update(&created.remote_id, &patch, &created.revision)
+        .expect("update");
+    let reqs = fake.requests();
+    let summary: Vec<(&str, u16, bool)> = reqs
+        .iter()
+        .map(|r| {
+            (
+                r.method.as_str(),
+                r.status,
+                r.header("if-none-match").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("GET", 304, true),
+            ("GET", 304, true),
+            ("PATCH", 200, false)
+        ]
+    );
+}
+
+#[test]
+fn primary_rate_limit_403_waits_until_reset() {
+    let fake = FakeGithub::start();
+    fake.seed(Seed::default());
+    fake.rate_limit_next(2);
+    let start = Instant::now();
+    let (issues, _) = fake
+        .backend()
+        .list_changed(None)
+        .expect("list after the limit resets");
+    let elapsed = start.elapsed();
+    assert_eq!(issues.len(), 1);
+    let reqs = fake.requests();
+    let statuses: Vec<u16> = reqs.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [403, 403, 200]);
+    for pair in reqs.windows(2) {
+        let reset = UNIX_EPOCH + Duration::from_secs(pair[0].reset);
+        assert!(
+            pair[1].at >= reset,
+            "retried at {:?}, before reset {reset:?}",
+            pair[1].at
+        );
+    }
+    assert!(elapsed < Duration::from_secs(10), "bounded: {elapsed:?}");
+}
+
+#[test]
+fn secondary_rate_limit_429_honours_retry_after_and_writes_once() {
+    let fake = FakeGithub::start();
+    fake.too_many_requests_next(1);
+    let gh = fake.backend();
+    let start = Instant::now();
+    gh.create(&new_issue("t", "b", Status::Open, "aa"))
+        .expect("create after retry-after");
+    let elapsed = start.elapsed();
+    let posts = sent_by_bot(&fake, "POST");
+    let statuses: Vec<u16> = posts.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 201]);
+    let waited = posts[1].at.duration_since(posts[0].at).expect("in order");
+    assert!(waited >= Duration::from_secs(1), "waited {waited:?}");
+    assert!(elapsed < Duration::from_secs(10), "bounded: {elapsed:?}");
+    let (issues, _) = gh.list_changed(None).expect("list");
+    assert_eq!(issues.len(), 1, "one issue created");
+}
+
+#[test]
+fn the_token_never_appears_in_errors_or_debug_output() {
+    let secret = "ghp_s3cretNeverPrintMe00000000000000000";
+    let fake = FakeGithub::start();
+    let mut texts: Vec<String> = Vec::new();
+    let mut record = |e: &BackendError| {
+        texts.push(e.to_string());
+        texts.push(format!("{e:?}"));
+        texts.push(error_chain(e));
+    };
+
+    let wrong = fake.backend_with_token(secret);
+    let err = wrong.list_changed(None).expect_err("unknown token");
+    assert!(
+        matches!(err, BackendError::Auth { status: 401, .. }),
+        "{err:?}"
+    );
+    record(&err);
+    let err = wrong
+        .create(&new_issue("t", "b", Status::Open, "aa"))
+        .expect_err("unknown token");
+    record(&err);
+
+    // Connection refused: a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut closed = GithubBackend::with_api(
+        "o/r",
+        &format!("http://127.0.0.1:{port}"),
+        Auth::Bearer(Secret::new(secret)),
+        loopback(),
+    )
+    .expect("config");
+    closed.set_retry(RetryPolicy {
+        max_attempts: 2,
+        base: Duration::from_millis(1),
+        max_wait: Duration::from_millis(5),
+    });
+    record(&closed.get("1").expect_err("nothing listens"));
+    let outside = GithubBackend::with_api(
+        "o/r",
+        "https://api.github.com",
+        Auth::Bearer(Secret::new(secret)),
+        loopback(),
+    )
+    .expect("config");
+    record(&outside.get("1").expect_err("egress refused"));
+    let vars = |k: &str| match k {
+        "GITHUB_TOKEN" => Some(secret.to_owned()),
+        _ => None,
+    };
+    let from_env = GithubBackend::from_vars("o/r", vars, loopback()).expect("config");
+    record(&from_env.list_changed(None).expect_err("egress refused"));
+
+    for backend in [&wrong, &closed, &outside, &from_env] {
+        texts.push(format!("{backend:?}"));
+    }
+    for text in &texts {
+        assert!(!text.contains(secret), "token leaked: {text}");
+        assert!(!text.contains("s3cret"), "token fragment leaked: {text}");
+    }
+    // And it was sent, only in the Authorization header.
+    let reqs = fake.requests();
+    let bearer = format!("Bearer {secret}");
+    assert!(reqs
+        .iter()
+        .all(|r| r.header("authorization") == Some(bearer.as_str())));
+    assert!(reqs.iter().all(|r| !r.url.contains(secret)));
+}
+
+#[test]
+fn egress_is_refused_for_an_api_outside_the_allowlist() {
+    let outside = GithubBackend::with_api(
+        "o/r",
+        "https://api.github.com",
+        Auth::Bearer(Secret::new(TOKEN)),
+        loopback(),
+    )
+    .expect("config");
+    match outside.list_changed(None) {
+        Err(BackendError::Egress { origin, .. }) => assert_eq!(origin, "https://api.github.com"),
+        other => panic!("expected Egress, got {other:?}"),
+    }
+    let env = |api: &str| {
+        let api = api.to_owned();
+        move |k: &str| match k {
+            "REPOSIX_GITHUB_API" => Some(api.clone()),
+            "GITHUB_TOKEN" => Some(TOKEN.to_owned()),
+            _ => None,
+        }
+    };
+    let ghe = GithubBackend::from_vars(
+        "Octo-Org/Widgets",
+        env("https://ghe.example.com/api/v3"),
+        loopback(),
+    )
+    .expect("config");
+    assert_eq!(ghe.instance(), "ghe.example.com/octo-org/widgets");
+    assert!(matches!(ghe.get("1"), Err(BackendError::Egress { .. })));
+    let public = GithubBackend::from_vars("Octo-Org/Widgets", env(""), loopback()).expect("config");
+    assert_eq!(public.instance(), "octo-org/widgets");
+    assert!(matches!(public.get("1"), Err(BackendError::Egress { .. })));
+
+    // A loopback API from the environment is allowed and used.
+    let fake = FakeGithub::start();
+    let n = fake.seed(Seed::default());
+    let local =
+        GithubBackend::from_vars(&fake.address(), env(fake.url()), loopback()).expect("config");
+    assert!(local.get(&n.to_string()).expect("reachable").is_some());
+}
+
+#[test]
+fn pagination_never_follows_a_link_to_another_origin() {
+    let fake = FakeGithub::start();
+    for _ in 0..101 {
+        fake.seed(Seed::default());
+    }
+    // Same server, but `localhost` is another origin than `127.0.0.1`.
+    let port = fake.url().rsplit(':').next().expect("port").to_owned();
+    fake.set_link_base(&format!("http://localhost:{port}"));
+    let err = fake.backend().list_changed(None).expect_err("refused");
+    assert!(matches!(err, BackendError::Malformed { .. }), "{err:?}");
+    assert!(err.to_string().contains("http://localhost"), "{err}");
+    assert_eq!(fake.requests().len(), 1, "the token went nowhere else");
+}
+
+#[test]
+fn tracker_errors_map_to_backend_errors() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "b", Status::Open, "aa"))
+        .expect("create");
+    assert_eq!(gh.get("999").expect("404 is None"), None);
+    let any = IssuePatch {
+        title: Some("x".into()),
+        ..IssuePatch::default()
+    };
+    let err = gh
+        .update("999", &any, &created.revision)
+        .expect_err("missing");
+    assert!(matches!(err, BackendError::NotFound { .. }), "{err:?}");
+    assert!(matches!(
+        gh.comments("999"),
+        Err(BackendError::NotFound { .. })
+    ));
+    assert!(matches!(gh.get("abc"), Err(BackendError::Spec(_))));
+
+    let empty = IssuePatch {
+        title: Some(String::new()),
+        ..IssuePatch::default()
+    };
+    match gh.update(&created.remote_id, &empty, &created.revision) {
+        Err(BackendError::Http {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 422);
+            assert_eq!(message, "Validation Failed (Issue.title: missing_field)");
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    fake.delete_issue(number(&created));
+    assert_eq!(gh.get(&created.remote_id).expect("410 is None"), None);
+    let err = gh
+        .update(&created.remote_id, &any, &created.revision)
+        .expect_err("gone");
+    assert!(matches!(err, BackendError::NotFound { .. }), "{err:?}");
+}
+
+#[test]
+fn comments_paginate_and_keep_markers_through_edits() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let issue = gh
+        .create(&new_issue("t", "b", Status::Open, "aa"))
+        .expect("create");
+    let n = number(&issue);
+    fake.seed_comments(n, 120);
+    let ours = gh
+        .add_comment(&issue.remote_id, "ours <script>", "c0ffee-01")
+        .expect("comment");
+    assert_eq!(
+        (
+            ours.body.as_str(),
+            ours.marker.as_deref(),
+            ours.author.as_str()
+        ),
+        ("ours <script>", Some("c0ffee-01"), BOT)
+    );
+    let id: u64 = ours.remote_id.parse().expect("numeric id");
+    assert_eq!(
+        fake.comment_body(id),
+        "ours <script>\n\n<!-- reposix:c0ffee-01 -->"
+    );
+
+    fake.clear_requests();
+    let all = gh.comments(&issue.remote_id).expect("comments");
+    let paths: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| r.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/repos/octo-org/widgets/issues/{n}/comments"),
+            format!("/repositories/{REPO_ID}/issues/{n}/comments")
+        ]
+    );
+    assert_eq!(all.len(), 121);
+    assert_eq!(all[0].body, "seeded comment 0", "oldest first");
+    assert_eq!(all[0].author, OTHER);
+    assert_eq!(all.last(), Some(&ours));
+
+    let edited = gh
+        .edit_comment(&issue.remote_id, &ours.remote_id, "edited\nversion: 999")
+        .expect("edit");
+    assert_eq!(
+        (edited.body.as_str(), edited.marker.as_deref()),
+        ("edited\nversion: 999", Some("c0ffee-01"))
+    );
+    assert_eq!(
+        fake.comment_body(id),
+        "edited\nversion: 999\n\n<!-- reposix:c0ffee-01 -->"
+    );
+
+    let theirs = &all[0];
+    gh.edit_comment(&issue.remote_id, &theirs.remote_id, "fixed typo")
+        .expect("edit theirs");
+    assert_eq!(
+        fake.comment_body(theirs.remote_id.parse().expect("id")),
+        "fixed typo",
+        "no marker added"
+    );
+
+    let other = gh
+        .create(&new_issue("o", "b", Status::Open, "bb"))
+        .expect("create");
+    let err = gh
+        .edit_comment(&other.remote_id, &ours.remote_id, "x")
+        .expect_err("wrong issue");
+    assert!(matches!(err, BackendError::NotFound { .. }), "{err:?}");
+}
+
+/// Send raw HTTP/1.1 and return the status code.
+fn raw_status(fake: &FakeGithub, request: &str) -> u16 {
+    let addr = fake.url().trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).expect("connect to the fake");
+    stream.write_all(request.as_bytes()).expect("write request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line")
+}
+
+#[test]
+fn the_fake_rejects_requests_missing_required_headers() {
+    let fake = FakeGithub::start();
+    let n = fake.seed(Seed::default());
+    let get = |headers: &str| {
+        format!("GET /repos/octo-org/widgets/issues/{n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
+    };
+    let ua = "User-Agent: test\r\n";
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let accept = "Accept: application/vnd.github+json\r\n";
+    let version = "X-GitHub-Api-Version: 2022-11-28\r\n";
+    assert_eq!(
+        raw_status(&fake, &get(&format!("{ua}{auth}{accept}{version}"))),
+        200
+    );
+    assert_eq!(
+        raw_status(&fake, &get(&format!("{auth}{accept}{version}"))),
+        403,
+        "no User-Agent"
+    );
+    assert_eq!(
+        raw_status(&fake, &get(&format!("{ua}{accept}{version}"))),
+        401,
+        "no token"
+    );
+    let wrong = "Authorization: Bearer ghp_wrong\r\n";
+    assert_eq!(
+        raw_status(&fake, &get(&format!("{ua}{wrong}{accept}{version}"))),
+        401,
+        "bad token"
+    );
+    assert_eq!(
+        raw_status(&fake, &get(&format!("{ua}{auth}{accept}"))),
+        400,
+        "no API version"
+    );
+    let body = r#"{"title":"x"}"#;
+    let patch = format!(
+        "PATCH /repos/octo-org/widgets/issues/{n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{ua}{auth}{accept}{version}If-Match: \"abc\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(raw_status(&fake, &patch), 400, "conditional PATCH");
+    assert_eq!(fake.issue_json(n)["title"], "seeded", "nothing changed");
+}
+
+#[test]
+fn the_fake_serves_the_fixture_issue_shape() {
+    // Keys of an issue object in fixtures/github/paginate-issues.json.
+    let fixture_keys = [
+        "url",
+        "repository_url",
+        "labels_url",
+        "comments_url",
+        "events_url",
+        "html_url",
+        "id",
+        "node_id",
+        "number",
+        "title",
+        "user",
+        "labels",
+        "state",
+        "locked",
+        "assignee",
+        "assignees",
+        "milestone",
+        "comments",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "author_association",
+        "active_lock_reason",
+        "body",
+        "reactions",
+        "timeline_url",
+        "performed_via_github_app",
+        "state_reason",
+    ];
+    let fake = FakeGithub::start();
+    let n = fake.seed(Seed {
+        labels: strings(&["bug"]),
+        ..Seed::default()
+    });
+    let raw = fake.issue_json(n);
+    for key in fixture_keys {
+        assert!(raw.get(key).is_some(), "missing {key}");
+    }
+    assert!(
+        raw["id"].as_u64().expect("id") > u64::from(u32::MAX),
+        "int64 ids"
+    );
+    assert_eq!(raw["body"], Value::Null);
+    assert_eq!(raw["labels"][0]["name"], "bug");
+    assert_eq!(raw["labels"][0]["color"], "ededed");
+    assert_eq!(raw["user"]["login"], OTHER);
+}

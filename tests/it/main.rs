@@ -1,0 +1,18 @@
+//! Integration tests: one binary, a module per area.
+
+mod crdt_props;
+mod golden;
+
+mod cli;
+mod concurrency;
+mod confluence;
+mod confluence_fake;
+mod github;
+mod github_fake;
+mod jira;
+mod jira_fake;
+mod project;
+mod sim;
+mod store;
+mod support;
+mod sync;
