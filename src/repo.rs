@@ -262,6 +262,60 @@ impl Repo {
         self.io(&path, std::fs::rename(&tmp, &path))
     }
 
+    /// Configured tracker backends: name -> spec (`.git/reposix/backends`,
+    /// one `NAME SPEC` per line; local configuration like git remotes).
+    pub fn backends(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::backend::BackendSpec>, RepoError> {
+        let path = self.reposix_dir().join("backends");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return self.io(&path, Err(e)),
+        };
+        let mut out = std::collections::BTreeMap::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, spec) = line.trim().split_once(' ').ok_or_else(|| {
+                RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()))
+            })?;
+            let spec = crate::backend::BackendSpec::parse(spec.trim())
+                .map_err(|e| RepoError::Rejected(format!("{}: {e}", path.display())))?;
+            out.insert(name.to_owned(), spec);
+        }
+        Ok(out)
+    }
+
+    /// Add (or replace) a backend.
+    pub fn add_backend(
+        &self,
+        name: &str,
+        spec: &crate::backend::BackendSpec,
+    ) -> Result<(), RepoError> {
+        check_name("backend name", name)?;
+        let mut all = self.backends()?;
+        all.insert(name.to_owned(), spec.clone());
+        self.write_backends(&all)
+    }
+
+    /// Remove a backend; false if there was none by that name.
+    pub fn remove_backend(&self, name: &str) -> Result<bool, RepoError> {
+        let mut all = self.backends()?;
+        let had = all.remove(name).is_some();
+        self.write_backends(&all)?;
+        Ok(had)
+    }
+
+    fn write_backends(
+        &self,
+        all: &std::collections::BTreeMap<String, crate::backend::BackendSpec>,
+    ) -> Result<(), RepoError> {
+        let text: String = all
+            .iter()
+            .map(|(n, s)| format!("{n} {}\n", s.to_spec_string()))
+            .collect();
+        self.write_file("backends", &text)
+    }
+
     /// Resolve an issue id or unambiguous prefix (of the hyphenated or the
     /// plain hex form).
     pub fn resolve(&self, prefix: &str) -> Result<IssueId, RepoError> {

@@ -567,8 +567,8 @@ fn backoff(round: u32) {
 
 impl Session<'_> {
     fn run(&mut self) -> Result<(), SyncError> {
-        let started = Instant::now();
         self.local = self.local_tips()?;
+        let started = Instant::now();
         self.recover_from_reflogs()?;
         self.report.timings.recover_ms = ms(started.elapsed());
         if self.opts.direction != Direction::Push {

@@ -792,7 +792,7 @@ fn wire_labels(labels: &[String], status: Status) -> Vec<String> {
 /// would not change are left out (`labels`/`assignees` replace whole sets).
 fn patch_fields(current: &RemoteIssue, patch: &IssuePatch) -> Map<String, Value> {
     let mut fields = Map::new();
-    if let Some(title) = patch.title.as_ref().or(Some(&current.title)) {
+    if let Some(title) = patch.title.as_ref().filter(|t| **t != current.title) {
         fields.insert("title".into(), Value::from(title.as_str()));
     }
     if let Some(body) = patch.body.as_ref().filter(|b| **b != current.body) {

@@ -204,45 +204,111 @@ impl JiraBackend {
         check(self.http.send(what, method, &url, &[], body)?, what)
     }
 
+    /// One page of a JQL search: the issues and the token of the next page
+    /// (`None` on the last page).
+    fn search_page(
+        &self,
+        jql: &str,
+        token: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), BackendError> {
+        let what = format!("JIRA search in {}", self.project);
+        let mut body = json!({
+            "jql": jql,
+            "fields": FIELDS,
+            "properties": [MARKER_PROPERTY],
+            "maxResults": self.page_size,
+        });
+        if let Some(t) = token {
+            body["nextPageToken"] = json!(t);
+        }
+        let mut page: Value = self
+            .send(&what, Method::POST, "/rest/api/3/search/jql", Some(&body))?
+            .json(&what)?;
+        let issues = match page.get_mut("issues").map(Value::take) {
+            Some(Value::Array(issues)) => issues,
+            _ => return Err(malformed(&what, "no `issues` array")),
+        };
+        let next = page
+            .get("nextPageToken")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let last = page
+            .get("isLast")
+            .and_then(Value::as_bool)
+            .unwrap_or(next.is_none());
+        match next {
+            Some(n) if !last => {
+                if token == Some(n.as_str()) {
+                    return Err(malformed(&what, "nextPageToken did not advance"));
+                }
+                Ok((issues, Some(n)))
+            }
+            _ => Ok((issues, None)),
+        }
+    }
+
     /// All issues a JQL query matches, following `nextPageToken`.
     fn search(&self, jql: &str) -> Result<Vec<Value>, BackendError> {
-        let what = format!("JIRA search in {}", self.project);
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut body = json!({
-                "jql": jql,
-                "fields": FIELDS,
-                "properties": [MARKER_PROPERTY],
-                "maxResults": self.page_size,
-            });
-            if let Some(t) = &token {
-                body["nextPageToken"] = json!(t);
-            }
-            let page: Value = self
-                .send(&what, Method::POST, "/rest/api/3/search/jql", Some(&body))?
-                .json(&what)?;
-            let issues = page
-                .get("issues")
-                .and_then(Value::as_array)
-                .ok_or_else(|| malformed(&what, "no `issues` array"))?;
-            out.extend(issues.iter().cloned());
-            let next = page
-                .get("nextPageToken")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let last = page
-                .get("isLast")
-                .and_then(Value::as_bool)
-                .unwrap_or(next.is_none());
+            let (issues, next) = self.search_page(jql, token.as_deref())?;
+            out.extend(issues);
             match next {
-                Some(n) if !last => {
-                    if token.as_deref() == Some(n.as_str()) {
-                        return Err(malformed(&what, "nextPageToken did not advance"));
+                Some(n) => token = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Issues of the project updated at or after the JQL minute `from`,
+    /// oldest first, possibly with repeats.
+    ///
+    /// A page token may be a position in a result that shifts when an
+    /// issue already served is edited (it moves to the end) or deleted;
+    /// following tokens would then skip an issue, and if that issue is older
+    /// than the cursor it would never be listed again. So after every page
+    /// that reaches a later minute the query is restarted from the minute
+    /// of the last issue served (the overlap is deduplicated by the
+    /// caller); tokens are followed only through a minute holding more than
+    /// a page of issues.
+    fn search_changed(&self, mut from: Option<String>) -> Result<Vec<Value>, BackendError> {
+        let what = format!("JIRA search in {}", self.project);
+        let project = jql_string(&self.project);
+        let mut out = Vec::new();
+        loop {
+            let jql = match &from {
+                None => format!("project = {project} ORDER BY updated ASC"),
+                Some(m) => format!(
+                    "project = {project} AND updated >= {} ORDER BY updated ASC",
+                    jql_string(m)
+                ),
+            };
+            let mut token: Option<String> = None;
+            loop {
+                let (issues, next) = self.search_page(&jql, token.as_deref())?;
+                let last_minute = match issues.last() {
+                    Some(raw) => {
+                        let updated = raw
+                            .pointer("/fields/updated")
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        let ts = Timestamp::parse(updated).ok_or_else(|| {
+                            malformed(&what, &format!("unparsable `updated` {updated:?}"))
+                        })?;
+                        Some(ts.jql_minute(0))
                     }
-                    token = Some(n);
+                    None => None,
+                };
+                out.extend(issues);
+                let Some(next) = next else {
+                    return Ok(out);
+                };
+                if last_minute.is_some() && last_minute > from {
+                    from = last_minute;
+                    break;
                 }
-                _ => return Ok(out),
+                token = Some(next);
             }
         }
     }
@@ -484,22 +550,19 @@ impl Backend for JiraBackend {
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
-        let project = jql_string(&self.project);
-        let jql = match cursor {
-            None => format!("project = {project} ORDER BY updated ASC"),
-            Some(c) => {
-                let ts = Timestamp::parse(c).ok_or_else(|| {
-                    BackendError::Spec(format!("JIRA cursor {c:?} is not a JIRA timestamp"))
-                })?;
-                format!(
-                    "project = {project} AND updated >= {} ORDER BY updated ASC",
-                    jql_string(&ts.jql_minute(1))
-                )
-            }
+        let from = match cursor {
+            None => None,
+            Some(c) => Some(
+                Timestamp::parse(c)
+                    .ok_or_else(|| {
+                        BackendError::Spec(format!("JIRA cursor {c:?} is not a JIRA timestamp"))
+                    })?
+                    .jql_minute(1),
+            ),
         };
         let what = format!("JIRA search in {}", self.project);
         let mut newest: BTreeMap<String, RemoteIssue> = BTreeMap::new();
-        for raw in self.search(&jql)? {
+        for raw in self.search_changed(from)? {
             let issue = parse_issue(&raw, &what)?;
             match newest.get(&issue.remote_id) {
                 Some(seen) if seen.revision.order >= issue.revision.order => {}
@@ -654,14 +717,7 @@ impl Backend for JiraBackend {
             Ok(found) => found,
             // The property is not searchable on this site: scan instead.
             Err(BackendError::Http { status: 400, .. }) => {
-                let jql = match since.and_then(Timestamp::parse) {
-                    Some(ts) => format!(
-                        "project = {project} AND updated >= {} ORDER BY updated ASC",
-                        jql_string(&ts.jql_minute(1))
-                    ),
-                    None => format!("project = {project} ORDER BY updated ASC"),
-                };
-                self.search(&jql)?
+                self.search_changed(since.and_then(Timestamp::parse).map(|t| t.jql_minute(1)))?
             }
             Err(e) => return Err(e),
         };

@@ -372,6 +372,20 @@ pub trait Backend {
     ) -> Result<RemoteComment, BackendError>;
 }
 
+/// Open the adapter for `spec`, configured from the environment
+/// (credentials, `REPOSIX_ALLOWED_ORIGINS`). `agent` names this client to
+/// trackers that want one (the sim's `X-Reposix-Agent`).
+pub fn open(spec: &BackendSpec, agent: &str) -> Result<Box<dyn Backend>, BackendError> {
+    Ok(match spec.kind {
+        BackendKind::Sim => Box::new(sim::SimBackend::new(spec, agent)?),
+        BackendKind::Github => Box::new(github::GithubBackend::new(&spec.address)?),
+        BackendKind::Jira => Box::new(jira::JiraBackend::from_address(&spec.address)?),
+        BackendKind::Confluence => {
+            Box::new(confluence::ConfluenceBackend::from_address(&spec.address)?)
+        }
+    })
+}
+
 /// The HTML-comment marker used where a tracker has no hidden field.
 pub fn body_marker(id: &str) -> String {
     format!("\n\n<!-- reposix:{id} -->")

@@ -1,20 +1,30 @@
-//! `reposix demo`: a scripted tour in a temporary directory.
+//! `reposix demo`: the main job, scripted, in a temporary directory, with
+//! the simulator embedded (no accounts, no network beyond loopback).
 //!
-//! Two replicas of one issue store (alice's repository and bob's, the second
-//! made with nothing but `git fetch` of the event refs) edit the same issues
-//! at the same time: conflicting titles, opposite label changes, body edits
-//! in different places, comments; inside alice's repository two threads race
-//! on one issue. Then each side fetches the other's refs with plain git and
-//! merges; both print the same state.
+//! A tracker (the sim, seeded like reposix-sim 0.14, hostile bodies
+//! included) is imported by alice's clone and shared through a plain bare
+//! git remote with bob's clone. Then, at the same time and without talking
+//! to each other: a tracker user edits an issue in the tracker, alice edits
+//! it offline (body, labels, while two of her agents race comments into the
+//! same ref), and bob edits it offline (title, a comment, a new issue).
+//! Everyone syncs (git remote and tracker, in an unhelpful order) and the
+//! result is the same in both clones and in the tracker.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use reposix::event::ActorId;
+use reposix::backend::sim::SimBackend;
+use reposix::backend::{Backend, BackendSpec, IssuePatch};
+use reposix::event::{ActorId, IssueId, Status};
+use reposix::project::Projection;
 use reposix::repo::{Change, NewIssue, Repo};
+use reposix::sync::{sync, SyncOptions};
 
 use super::{Ctx, Failure};
+
+/// The seed of reposix-sim 0.14 (six issues, hostile bodies on purpose).
+const SEED: &str = include_str!("../../tests/fixtures/reposix-sim-seed.json");
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("git")
@@ -22,6 +32,7 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
         .arg(dir)
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .with_context(|| format!("running git {}", args.join(" ")))?;
     if !out.status.success() {
@@ -38,6 +49,7 @@ fn actor(name: &str) -> anyhow::Result<ActorId> {
     ActorId::new(name).context("demo actor name")
 }
 
+/// A directory removed on drop unless kept.
 pub struct TempDir(pub PathBuf, pub bool);
 
 impl Drop for TempDir {
@@ -51,8 +63,7 @@ impl Drop for TempDir {
 pub fn run(ctx: &Ctx, keep: bool) -> Result<(), Failure> {
     let root = std::env::temp_dir().join(format!("reposix-demo-{}", fastrand::u64(..)));
     let guard = TempDir(root.clone(), keep);
-    let text = tour(&guard.0)?;
-    let mut text = text;
+    let mut text = tour(&guard.0)?;
     if keep {
         text.push_str(&format!("\nrepositories kept in {}\n", root.display()));
     }
@@ -60,214 +71,290 @@ pub fn run(ctx: &Ctx, keep: bool) -> Result<(), Failure> {
         .done(&serde_json::json!({ "transcript": text }), || text.clone())
 }
 
+struct Clone<'a> {
+    name: &'a str,
+    repo: Repo,
+    who: ActorId,
+}
+
+impl Clone<'_> {
+    fn git_sync(&self, remote: &Path, t: &mut String) -> anyhow::Result<()> {
+        let report = sync(
+            self.repo.store(),
+            &SyncOptions {
+                remote: Some(remote.to_string_lossy().into_owned()),
+                ..SyncOptions::default()
+            },
+        )?;
+        t.push_str(&format!(
+            "{:<6} reposix sync origin: {} fetched, {} merged, {} pushed{}\n",
+            self.name,
+            report.fetched,
+            report.merged,
+            report.pushed,
+            if report.retried.is_empty() {
+                String::new()
+            } else {
+                format!(", {} retried after a rejected push", report.retried.len())
+            }
+        ));
+        Ok(())
+    }
+
+    fn tracker_sync(&self, b: &dyn Backend, t: &mut String) -> anyhow::Result<()> {
+        let p = Projection::new(self.repo.store(), b, self.who.clone(), &|_| {});
+        let i = p.import(false)?;
+        let e = p.export()?;
+        p.import(false)?;
+        if !e.failed.is_empty() {
+            bail!("export failed: {:?}", e.failed);
+        }
+        t.push_str(&format!(
+            "{:<6} reposix sync --backend sim: {} revisions imported, {} issues created and {} updated on the tracker, {} comments sent{}\n",
+            self.name,
+            i.observed,
+            e.created,
+            e.updated,
+            e.comments,
+            if e.conflicts_retried > 0 {
+                format!(", {} conflicts re-imported and retried", e.conflicts_retried)
+            } else {
+                String::new()
+            }
+        ));
+        Ok(())
+    }
+}
+
 fn tour(root: &Path) -> anyhow::Result<String> {
     let mut t = String::new();
-    let a_dir = root.join("alice");
-    let b_dir = root.join("bob");
-    let alice_repo = Repo::init(&a_dir)?;
-    let (alice, bob, carol) = (actor("alice")?, actor("bob")?, actor("carol")?);
-    t.push_str(&format!("# two replicas in {}\n", root.display()));
-
-    let body = "Steps to reproduce:\n1. open the app\n2. click login\nExpected: a form.\n";
-    let login = alice_repo
-        .create(
-            &alice,
-            NewIssue {
-                title: "Login button does nothing".into(),
-                body: body.into(),
-                labels: vec!["bug".into(), "triage".into()],
-                ..NewIssue::default()
-            },
-        )?
-        .issue;
-    let busy = alice_repo
-        .create(
-            &alice,
-            NewIssue {
-                title: "Flaky CI on main".into(),
-                ..NewIssue::default()
-            },
-        )?
-        .issue;
+    std::fs::create_dir_all(root)?;
+    let seed = root.join("seed.json");
+    std::fs::write(&seed, SEED)?;
+    let sim = reposix::sim::start(reposix::sim::SimConfig {
+        seed_file: Some(seed),
+        rate_limit: 0,
+        ..reposix::sim::SimConfig::default()
+    })?;
+    let spec = BackendSpec::parse(&format!("sim::{}", sim.project_url("demo")))?;
+    let tracker = SimBackend::new(&spec, "reposix-demo")?;
+    let tracker_user = SimBackend::new(&spec, "tracker-user")?;
     t.push_str(&format!(
-        "alice created {} (labels bug, triage) and {}\n",
-        login.short(),
-        busy.short()
+        "# a tracker: the embedded simulator at {} (seeded, hostile bodies included)\n",
+        sim.base_url()
     ));
 
-    // Bob's replica: plain git, no reposix involved.
-    std::fs::create_dir_all(&b_dir)?;
-    git(&b_dir, &["init", "-q"])?;
-    let a_path = a_dir.to_string_lossy().into_owned();
-    git(
-        &b_dir,
-        &["fetch", "-q", &a_path, "refs/reposix/*:refs/reposix/*"],
+    let remote = root.join("origin.git");
+    std::fs::create_dir_all(&remote)?;
+    git(&remote, &["init", "-q", "--bare"])?;
+    let alice = Clone {
+        name: "alice",
+        repo: Repo::init(&root.join("alice"))?,
+        who: actor("alice")?,
+    };
+    alice.tracker_sync(&tracker, &mut t)?;
+    alice.git_sync(&remote, &mut t)?;
+    git(root, &["clone", "-q", &remote.to_string_lossy(), "bob"])?;
+    let bob = Clone {
+        name: "bob",
+        repo: Repo::init(&root.join("bob"))?,
+        who: actor("bob")?,
+    };
+    bob.git_sync(&remote, &mut t)?;
+    let listing = bob.repo.list()?;
+    t.push_str(&format!(
+        "bob    git clone + reposix sync: {} issues\n\n",
+        listing.issues.len()
+    ));
+
+    let (target, remote_id) = pick(&alice.repo, &tracker)?;
+    let before = alice.repo.show(target)?;
+    t.push_str(&format!(
+        "# issue {} \"{}\", edited at the same time by three parties who cannot see each other:\n",
+        target.short(),
+        before.title
+    ));
+
+    // The tracker user.
+    let current = tracker_user
+        .get(&remote_id)?
+        .context("the issue is on the tracker")?;
+    tracker_user.update(
+        &remote_id,
+        &IssuePatch {
+            status: Some(Status::InReview),
+            body: Some(format!(
+                "{}\nTracker note: reproduced on staging.",
+                current.body
+            )),
+            ..IssuePatch::default()
+        },
+        &current.revision,
     )?;
-    let bob_repo = Repo::open(&b_dir)?;
     t.push_str(
-        "bob fetched the event refs with `git fetch <alice> 'refs/reposix/*:refs/reposix/*'`\n\n",
+        "tracker: status in_review, a line appended to the body (in the tracker's web UI)\n",
     );
 
-    // Concurrent, offline edits on both replicas, and two writers racing
-    // inside alice's repository.
-    t.push_str("# concurrently, with no communication:\n");
-    let a_path_buf = a_dir.clone();
-    let b_path_buf = b_dir.clone();
-    let (alice2, bob2, carol2) = (alice.clone(), bob.clone(), carol.clone());
-    let results = std::thread::scope(|s| {
-        let a = s.spawn(move || -> anyhow::Result<u32> {
-            let repo = Repo::open(&a_path_buf)?;
-            let mut retries = 0;
-            retries += repo
-                .apply(
-                    login,
-                    &alice2,
-                    &[
-                        Change::Title("Login button does nothing on Safari".into()),
-                        Change::RemoveLabel("triage".into()),
-                        Change::Body(
-                            body.replace("1. open the app", "1. open the app in Safari 17"),
-                        ),
-                        Change::Comment("Reproduced on macOS 14.".into()),
-                    ],
-                )?
-                .retries;
-            for i in 0..20 {
-                retries += repo
-                    .apply(
-                        busy,
-                        &alice2,
-                        &[Change::Comment(format!("alice: run {i} failed"))],
-                    )?
-                    .retries;
-            }
-            Ok(retries)
-        });
-        let c = s.spawn(move || -> anyhow::Result<u32> {
-            let repo = Repo::open(&a_dir)?;
-            let mut retries = 0;
-            for i in 0..20 {
-                retries += repo
-                    .apply(
-                        busy,
-                        &carol2,
-                        &[Change::Comment(format!("carol: run {i} passed"))],
-                    )?
-                    .retries;
-            }
-            Ok(retries)
-        });
-        let b = s.spawn(move || -> anyhow::Result<u32> {
-            let repo = Repo::open(&b_path_buf)?;
-            Ok(repo
-                .apply(
-                    login,
-                    &bob2,
-                    &[
-                        Change::Title("Login button unresponsive".into()),
-                        Change::AddLabel("ui".into()),
-                        Change::Body(
-                            body.replace("Expected: a form.", "Expected: the login form."),
-                        ),
-                        Change::Comment("Also on Firefox?".into()),
-                        Change::Status(reposix::event::Status::InProgress),
-                    ],
-                )?
-                .retries)
-        });
-        [a.join(), c.join(), b.join()]
+    // Alice, offline, with two agents racing on the same ref.
+    let alice_dir = root.join("alice");
+    let raced = std::thread::scope(|s| -> anyhow::Result<u32> {
+        let agents: Vec<_> = ["agent-1", "agent-2"]
+            .into_iter()
+            .map(|name| {
+                let dir = alice_dir.clone();
+                s.spawn(move || -> anyhow::Result<u32> {
+                    let repo = Repo::open(&dir)?;
+                    let who = actor(name)?;
+                    let mut retries = 0;
+                    for i in 0..10 {
+                        retries += repo
+                            .apply(
+                                target,
+                                &who,
+                                &[Change::Comment(format!("{name}: check {i} done"))],
+                            )?
+                            .retries;
+                    }
+                    Ok(retries)
+                })
+            })
+            .collect();
+        let mut retries = 0;
+        for a in agents {
+            retries += a
+                .join()
+                .map_err(|_| anyhow::anyhow!("a demo agent thread panicked"))??;
+        }
+        Ok(retries)
+    })?;
+    alice.repo.apply(
+        target,
+        &alice.who,
+        &[
+            Change::Body(format!("Summary: see below.\n{}", before.body)),
+            Change::AddLabel("needs-triage".into()),
+        ],
+    )?;
+    t.push_str(&format!(
+        "alice:   offline, a summary line prepended to the body, +needs-triage; her agents add 20 comments\n         to the same ref at once ({raced} compare-and-swap races lost and retried, none rejected)\n"
+    ));
+
+    // Bob, offline.
+    bob.repo.apply(
+        target,
+        &bob.who,
+        &[
+            Change::Title(format!("{} (regression)", before.title)),
+            Change::Comment("Bisected to the connection pool change.".into()),
+        ],
+    )?;
+    let bobs = bob.repo.create(
+        &bob.who,
+        NewIssue {
+            title: "Pool size should be configurable".into(),
+            body: "Follow-up from the regression.".into(),
+            labels: vec!["enhancement".into()],
+            ..NewIssue::default()
+        },
+    )?;
+    t.push_str("bob:     offline, the title gets \"(regression)\", a comment, and a new issue\n\n");
+
+    // Sync, in an order that maximises conflicts.
+    t.push_str("# everyone syncs\n");
+    bob.tracker_sync(&tracker, &mut t)?;
+    alice.git_sync(&remote, &mut t)?;
+    bob.git_sync(&remote, &mut t)?;
+    alice.tracker_sync(&tracker, &mut t)?;
+    alice.git_sync(&remote, &mut t)?;
+    bob.git_sync(&remote, &mut t)?;
+    bob.tracker_sync(&tracker, &mut t)?;
+    alice.git_sync(&remote, &mut t)?;
+
+    let a = alice.repo.show(target)?;
+    let b = bob.repo.show(target)?;
+    let remote_now = tracker.get(&remote_id)?.context("still on the tracker")?;
+    t.push_str(&format!(
+        "\n# issue {} afterwards (alice's clone)\n",
+        target.short()
+    ));
+    t.push_str(&format!(
+        "title:   {}\nstatus:  {}\nlabels:  {}\nbody:\n",
+        a.title,
+        a.status,
+        a.labels.join(", ")
+    ));
+    for line in a.body.lines() {
+        t.push_str(&format!("  | {line}\n"));
+    }
+    t.push_str(&format!(
+        "comments: {} (20 from the agents, bob's, none lost, none twice)\n",
+        a.comments.len()
+    ));
+
+    let clones_same = a.to_canonical_json() == b.to_canonical_json();
+    let tracker_same = remote_now.title == a.title
+        && remote_now.body == a.body
+        && remote_now.status == a.status
+        && remote_now.labels == a.labels;
+    let all_clones_same = alice.repo.list()?.issues.iter().all(|s| {
+        match (alice.repo.show(s.id), bob.repo.show(s.id)) {
+            (Ok(x), Ok(y)) => x.to_canonical_json() == y.to_canonical_json(),
+            _ => false,
+        }
     });
-    let mut retries = 0;
-    for r in results {
-        retries += r.map_err(|_| anyhow::anyhow!("a demo writer thread panicked"))??;
-    }
-    t.push_str("alice: title \"…on Safari\", -triage, body step 1 edited, a comment, 20 comments on the CI issue\n");
-    t.push_str("carol: 20 comments on the CI issue, in alice's repository at the same time\n");
+    let on_tracker = tracker
+        .list_changed(None)?
+        .0
+        .iter()
+        .any(|r| r.title == "Pool size should be configurable");
+    t.push_str(&format!(
+        "\nbob's new issue {} is on the tracker: {}\n",
+        bobs.issue.short(),
+        yes(on_tracker)
+    ));
+    t.push_str(&format!(
+        "alice and bob hold byte-identical state: {}\n",
+        yes(clones_same && all_clones_same)
+    ));
+    t.push_str(&format!(
+        "the tracker shows the same issue: {}\n",
+        yes(tracker_same)
+    ));
     t.push_str(
-        "bob:   title \"…unresponsive\", +ui, body last line edited, a comment, in_progress\n",
+        "\nwhy: the title is a register, and bob's edit came after the revision he had seen, so it\n\
+         wins by causality, not by clock; the tracker's status change and alice's label both hold;\n\
+         the body is a text CRDT, so alice's and the tracker's line edits are both in it; comments\n\
+         are append-only, so all of them are there; one tracker revision seen by two clones is one\n\
+         event, so nothing comes back twice.\n",
     );
-    t.push_str(&format!(
-        "(alice and carol lost {retries} compare-and-swap races on the shared ref; each was retried, none rejected)\n\n"
-    ));
-
-    // Exchange with plain git fetch into a side namespace, then merge.
-    let b_path = root.join("bob").to_string_lossy().into_owned();
-    git(
-        &root.join("alice"),
-        &[
-            "fetch",
-            "-q",
-            &b_path,
-            "+refs/reposix/issues/*:refs/reposix-demo/bob/issues/*",
-        ],
-    )?;
-    git(
-        &root.join("bob"),
-        &[
-            "fetch",
-            "-q",
-            &a_path,
-            "+refs/reposix/issues/*:refs/reposix-demo/alice/issues/*",
-        ],
-    )?;
-    let alice_repo = Repo::open(&root.join("alice"))?;
-    for (issue, outcome) in alice_repo.merge_refs_under("refs/reposix-demo/bob/issues/")? {
-        t.push_str(&format!(
-            "alice merges bob's {}: {:?}\n",
-            issue.short(),
-            outcome?
-        ));
+    if !(clones_same && all_clones_same && tracker_same && on_tracker) {
+        bail!("the demo did not converge:\n{t}");
     }
-    for (issue, outcome) in bob_repo.merge_refs_under("refs/reposix-demo/alice/issues/")? {
-        t.push_str(&format!(
-            "bob merges alice's {}: {:?}\n",
-            issue.short(),
-            outcome?
-        ));
-    }
-
-    let a_state = alice_repo.show(login)?;
-    let b_state = bob_repo.show(login)?;
-    t.push_str("\n# merged issue, as alice sees it\n");
-    t.push_str(&summary(&a_state));
-    let same = a_state.to_canonical_json() == b_state.to_canonical_json();
-    let busy_a = alice_repo.show(busy)?;
-    let busy_b = bob_repo.show(busy)?;
-    t.push_str(&format!(
-        "\nCI issue: {} comments on alice's side, {} on bob's (40 written)\n",
-        busy_a.comments.len(),
-        busy_b.comments.len()
-    ));
-    let all_same = same && busy_a.to_canonical_json() == busy_b.to_canonical_json();
-    t.push_str(&format!(
-        "both replicas hold byte-identical state: {}\n",
-        if all_same { "yes" } else { "NO" }
-    ));
-    if !all_same {
-        bail!("replicas diverged after merge:\n{t}");
-    }
-    t.push_str(
-        "\nwhy: the title is a last-writer-wins register ordered by (lamport, actor, event id),\n\
-         never by wall clock, so every replica picks the same winner; alice's -triage and\n\
-         bob's +ui both hold (observed-remove sets); the body is an automerge text, so both\n\
-         line edits are in it; comments are append-only, so all of them are there.\n",
-    );
     Ok(t)
 }
 
-fn summary(s: &reposix::crdt::IssueState) -> String {
-    let mut out = format!(
-        "title:     {}\nstatus:    {}\nlabels:    {}\n",
-        s.title,
-        s.status,
-        s.labels.join(", ")
-    );
-    out.push_str("body:\n");
-    for line in s.body.lines() {
-        out.push_str(&format!("  | {line}\n"));
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
     }
-    for c in &s.comments {
-        out.push_str(&format!("comment by {}: {}\n", c.author, c.body));
-    }
-    out
+}
+
+/// The seeded issue with the hostile body, if any, else the first.
+fn pick(repo: &Repo, tracker: &SimBackend) -> anyhow::Result<(IssueId, String)> {
+    let (remotes, _) = tracker.list_changed(None)?;
+    let r = remotes
+        .iter()
+        .find(|r| r.body.contains("version: 999"))
+        .or_else(|| remotes.first())
+        .context("the seeded tracker has issues")?;
+    let issue = repo
+        .list()?
+        .issues
+        .iter()
+        .find(|s| s.title == r.title)
+        .map(|s| s.id)
+        .context("imported")?;
+    Ok((issue, r.remote_id.clone()))
 }

@@ -5,6 +5,7 @@
 //! "error":{"kind":…,"message":…,"hint":…}}`. Exit codes are in [`Exit`]
 //! and in the README.
 
+mod backend;
 mod bench;
 mod demo;
 mod issue;
@@ -51,6 +52,11 @@ pub enum Exit {
     /// `sync`: some issues are still behind the remote after the retries,
     /// or the remote refused them; the others synced, nothing local is lost.
     SyncIncomplete = 10,
+    /// A tracker refused or failed (auth, HTTP errors, retries exhausted,
+    /// an export left incomplete); local work is intact.
+    Tracker = 11,
+    /// HTTP to an origin not in `REPOSIX_ALLOWED_ORIGINS` was refused.
+    Egress = 12,
 }
 
 #[derive(Parser)]
@@ -108,6 +114,9 @@ enum Command {
     BenchSync(sync::BenchSyncArgs),
     /// Run the tracker simulator (reposix-sim 0.14 compatible) until killed.
     Sim(sim::SimArgs),
+    /// Attach, list and detach trackers.
+    #[command(subcommand)]
+    Backend(backend::BackendCmd),
 }
 
 #[derive(Subcommand)]
@@ -328,6 +337,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Sync(args) => sync::run(ctx, args),
         Command::BenchSync(args) => sync::bench(ctx, args),
         Command::Sim(args) => sim::run(ctx, args),
+        Command::Backend(cmd) => backend::run(ctx, cmd),
     }
 }
 

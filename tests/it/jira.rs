@@ -32,59 +32,88 @@ fn searches(fake: &FakeJira) -> Vec<Value> {
         .collect()
 }
 
+/// Regression: following page tokens through `ORDER BY updated ASC` skipped
+/// an issue when one already served was edited mid-walk (it moves to the
+/// end and every later row shifts back a place); a skipped issue older than
+/// the cursor was never listed again.
 #[test]
-fn listing_follows_next_page_tokens_and_keeps_the_newest_of_a_moved_issue() {
-    let fake = FakeJira::start();
-    let keys: Vec<String> = (0..7)
-        .map(|i| {
-            fake.seed(Seed {
-                summary: format!("issue {i}"),
-                ..Seed::default()
-            })
-        })
-        .collect();
-    fake.set_page_cap(2);
-    // A third party edits the first issue while we are on page 1: it moves
-    // to the end of `ORDER BY updated ASC` and is served twice.
-    fake.touch_after_search_page(1, &keys[0]);
-    let b = fake.backend();
-    let (issues, cursor) = b.list_changed(None).expect("lists");
-    let got: Vec<&str> = issues.iter().map(|i| i.remote_id.as_str()).collect();
-    assert_eq!(got.len(), 7, "{got:?}");
-    let first = issues
-        .iter()
-        .find(|i| i.remote_id == keys[0])
-        .expect("present");
-    assert_eq!(first.title, "issue 0 (touched)", "the newer copy wins");
-    assert_eq!(cursor.as_deref(), Some(first.updated_at.as_str()));
-    let bodies = searches(&fake);
-    assert_eq!(bodies.len(), 4, "8 served rows (one twice), 2 per page");
-    assert_eq!(
-        bodies[0]["jql"],
-        json!("project = \"PROJ\" ORDER BY updated ASC")
-    );
-    assert_eq!(bodies[0]["maxResults"], json!(100));
-    assert!(bodies[0].get("nextPageToken").is_none());
-    for f in [
-        "summary",
-        "description",
-        "status",
-        "labels",
-        "assignee",
-        "created",
-        "updated",
+fn listing_never_skips_an_issue_when_one_moves_during_the_walk() {
+    for (tick_ms, label) in [
+        (25_000, "pages spanning minutes"),
+        (1_000, "one dense minute"),
     ] {
-        assert!(
-            bodies[0]["fields"]
-                .as_array()
-                .expect("fields")
-                .contains(&json!(f)),
-            "{f}"
+        let fake = FakeJira::start();
+        fake.set_tick(tick_ms);
+        let keys: Vec<String> = (0..7)
+            .map(|i| {
+                fake.seed(Seed {
+                    summary: format!("issue {i}"),
+                    ..Seed::default()
+                })
+            })
+            .collect();
+        fake.set_page_cap(2);
+        // A third party edits the first issue while we are on page 1.
+        fake.touch_after_search_page(1, &keys[0]);
+        let b = fake.backend();
+        let (issues, cursor) = b.list_changed(None).expect("lists");
+        let mut got: Vec<&str> = issues.iter().map(|i| i.remote_id.as_str()).collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            keys.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{label}"
         );
-    }
-    for w in bodies.windows(2) {
-        assert_eq!(w[0]["jql"], w[1]["jql"]);
-        assert!(w[1]["nextPageToken"].is_string());
+        let first = issues
+            .iter()
+            .find(|i| i.remote_id == keys[0])
+            .expect("present");
+        assert_eq!(
+            first.title, "issue 0 (touched)",
+            "{label}: the newer copy wins"
+        );
+        assert_eq!(
+            cursor.as_deref(),
+            Some(first.updated_at.as_str()),
+            "{label}"
+        );
+
+        let bodies = searches(&fake);
+        assert_eq!(
+            bodies[0]["jql"],
+            json!("project = \"PROJ\" ORDER BY updated ASC")
+        );
+        assert_eq!(bodies[0]["maxResults"], json!(100));
+        assert!(bodies[0].get("nextPageToken").is_none());
+        for f in [
+            "summary",
+            "description",
+            "status",
+            "labels",
+            "assignee",
+            "created",
+            "updated",
+        ] {
+            assert!(
+                bodies[0]["fields"]
+                    .as_array()
+                    .expect("fields")
+                    .contains(&json!(f)),
+                "{f}"
+            );
+        }
+        assert!(
+            bodies.iter().any(|b| b["nextPageToken"].is_string()),
+            "{label}: tokens are followed"
+        );
+        assert!(
+            bodies.iter().all(|b| b["jql"] == bodies[0]["jql"]
+                || b["jql"]
+                    .as_str()
+                    .expect("jql")
+                    .contains("updated >= \"2026-01-05 14:3")),
+            "{label}: restarts begin at the minute of the last issue served"
+        );
     }
 }
 

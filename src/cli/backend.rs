@@ -1,0 +1,186 @@
+//! `reposix backend add|list|remove` and `reposix sync --backend NAME`.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use reposix::backend::{self, BackendSpec};
+use reposix::project::{ExportReport, ImportReport, Projection};
+use reposix::repo::RepoError;
+
+use super::{Ctx, Exit, Failure};
+
+#[derive(Subcommand)]
+pub enum BackendCmd {
+    /// Attach a tracker: `reposix backend add NAME <kind>::<address>`, e.g.
+    /// `sim::http://127.0.0.1:7878/demo`, `github::owner/repo`,
+    /// `jira::https://site.atlassian.net/PROJ`,
+    /// `confluence::https://site.atlassian.net/SPACE`.
+    Add {
+        /// Local name.
+        name: String,
+        /// `<kind>::<address>`.
+        spec: String,
+    },
+    /// List attached trackers.
+    List,
+    /// Detach a tracker (its events stay in the logs).
+    Remove {
+        /// Local name.
+        name: String,
+    },
+}
+
+impl From<backend::BackendError> for Failure {
+    fn from(e: backend::BackendError) -> Failure {
+        use backend::BackendError as B;
+        let message = reposix::error_chain(&e);
+        match e {
+            B::Spec(_) => Failure::new(Exit::Invalid, "invalid", message),
+            B::Egress { .. } => Failure::new(Exit::Egress, "egress_refused", message).hint(
+                "allow the tracker's origin: REPOSIX_ALLOWED_ORIGINS=https://host (comma-separated)",
+            ),
+            B::Auth { .. } => Failure::new(Exit::Tracker, "auth_failed", message).hint(
+                "set GITHUB_TOKEN, or ATLASSIAN_EMAIL and ATLASSIAN_API_KEY, or configure a git credential helper",
+            ),
+            _ => Failure::new(Exit::Tracker, "tracker", message),
+        }
+    }
+}
+
+impl From<reposix::project::ProjectError> for Failure {
+    fn from(e: reposix::project::ProjectError) -> Failure {
+        match e {
+            reposix::project::ProjectError::Backend(b) => b.into(),
+            reposix::project::ProjectError::Store(s) => RepoError::Store(s).into(),
+            other => Failure::new(Exit::Damaged, "damaged", reposix::error_chain(&other)),
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: BackendCmd) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    match cmd {
+        BackendCmd::Add { name, spec } => {
+            let spec = BackendSpec::parse(&spec)?;
+            repo.add_backend(&name, &spec)?;
+            ctx.out.done(
+                &serde_json::json!({"name": name, "spec": spec.to_spec_string()}),
+                || format!("backend {name} -> {}", spec.to_spec_string()),
+            )
+        }
+        BackendCmd::List => {
+            let all = repo.backends()?;
+            let rows: Vec<_> = all
+                .iter()
+                .map(|(n, s)| serde_json::json!({"name": n, "spec": s.to_spec_string()}))
+                .collect();
+            ctx.out.done(&rows, || {
+                all.iter()
+                    .map(|(n, s)| format!("{n}\t{}\n", s.to_spec_string()))
+                    .collect()
+            })
+        }
+        BackendCmd::Remove { name } => {
+            if !repo.remove_backend(&name)? {
+                return Err(Failure::new(
+                    Exit::NotFound,
+                    "not_found",
+                    format!("no backend named {name}"),
+                ));
+            }
+            ctx.out.done(&serde_json::json!({"removed": name}), || {
+                format!("removed {name}")
+            })
+        }
+    }
+}
+
+/// Which directions `sync --backend` runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Directions {
+    /// Skip export.
+    pub import_only: bool,
+    /// Skip import.
+    pub export_only: bool,
+    /// Walk the whole tracker instead of the cursor.
+    pub reconcile: bool,
+}
+
+#[derive(Serialize)]
+struct BackendSyncJson {
+    backend: String,
+    spec: String,
+    import: Option<ImportReport>,
+    export: Option<ExportReport>,
+}
+
+/// `reposix sync --backend NAME`: import, then export, then import the
+/// results (which records nothing new unless the tracker moved meanwhile).
+pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    let actor = ctx.actor(&repo)?;
+    let backends = repo.backends()?;
+    let Some(spec) = backends.get(name) else {
+        return Err(Failure::new(
+            Exit::NotFound,
+            "not_found",
+            format!("no backend named {name}"),
+        )
+        .hint("run `reposix backend list`, or `reposix backend add NAME <kind>::<address>`"));
+    };
+    let tracker = backend::open(spec, &format!("reposix-{actor}"))?;
+    let json = ctx.out.json;
+    let progress = move |line: &str| {
+        if !json {
+            eprintln!("{line}");
+        }
+    };
+    let p = Projection::new(repo.store(), tracker.as_ref(), actor, &progress);
+    let import = if dirs.export_only {
+        None
+    } else {
+        Some(p.import(dirs.reconcile)?)
+    };
+    let export = if dirs.import_only {
+        None
+    } else {
+        let e = p.export()?;
+        p.import(false)?;
+        Some(e)
+    };
+    let failed = export.as_ref().map_or(0, |e| e.failed.len());
+    let out = BackendSyncJson {
+        backend: name.to_owned(),
+        spec: spec.to_spec_string(),
+        import,
+        export,
+    };
+    ctx.out.done(&out, || {
+        let mut s = String::new();
+        if let Some(i) = &out.import {
+            s.push_str(&format!(
+                "imported from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
+                i.listed, i.observed, i.new_issues, i.comments
+            ));
+        }
+        if let Some(e) = &out.export {
+            s.push_str(&format!(
+                "exported to {name}: {} created, {} updated, {} recovered, {} comments, {} conflicts retried\n",
+                e.created, e.updated, e.recovered, e.comments, e.conflicts_retried
+            ));
+            for (issue, why) in &e.failed {
+                s.push_str(&format!("not exported: {issue}: {why}\n"));
+            }
+        }
+        s
+    })?;
+    if failed > 0 {
+        return Err(Failure::new(
+            Exit::Tracker,
+            "export_incomplete",
+            format!("{failed} issues could not be exported to {name}; local work is intact"),
+        )
+        .hint(format!("run `reposix sync --backend {name}` again")));
+    }
+    Ok(())
+}
