@@ -25,6 +25,7 @@ use crate::backend::{
 };
 use crate::crdt::{EventSet, IssueState};
 use crate::event::{ActorId, Event, EventId, IssueId, Op, EVENT_FORMAT_VERSION};
+use crate::store::bulk::BulkWriter;
 use crate::store::{EventStore, GitEventStore, StoreError};
 use crate::timestamp;
 
@@ -293,17 +294,70 @@ impl<'a> Projection<'a> {
             listed: remotes.len(),
             ..ImportReport::default()
         };
+        // Issues new to this repository go into one pack through
+        // fast-import; the rest are appended one by one.
+        let mut fresh: Vec<(IssueId, Vec<Event>)> = Vec::new();
+        let mut fresh_ids = std::collections::HashSet::new();
+        let existing: std::collections::HashSet<IssueId> = self
+            .store
+            .list_refs()?
+            .into_iter()
+            .filter_map(|r| r.issue)
+            .collect();
         for (n, r) in remotes.iter().enumerate() {
-            if n > 0 && n % 200 == 0 {
+            if n > 0 && n % 500 == 0 {
                 (self.progress)(&format!("  {n}/{} issues", remotes.len()));
             }
-            self.import_one(r, &mut report)?;
+            let issue = self.issue_for(r);
+            if existing.contains(&issue) || !fresh_ids.insert(issue) {
+                self.import_one(r, &mut report)?;
+            } else {
+                let events = self.observation_events(issue, r)?;
+                report.observed += 1;
+                report.new_issues += 1;
+                report.comments += events.len() - 1;
+                fresh.push((issue, events));
+            }
+        }
+        if !fresh.is_empty() {
+            self.write_fresh(fresh)?;
         }
         if let Some(c) = next.or(cursor) {
             self.save_cursor(&c)?;
             report.cursor = Some(c);
         }
         Ok(report)
+    }
+
+    /// The observation of a remote revision and of its comments.
+    fn observation_events(&self, issue: IssueId, r: &RemoteIssue) -> Result<Vec<Event>, ProjectError> {
+        let mut events = vec![self.observe(issue, r)];
+        if self.backend.capabilities().comments {
+            for c in self.backend.comments(&r.remote_id)? {
+                events.push(self.observe_comment(issue, &c));
+            }
+        }
+        Ok(events)
+    }
+
+    /// Write the logs of issues new to this repository as one pack. A ref
+    /// created meanwhile by another writer fails the pack's update of that
+    /// ref only; those issues are then appended one by one.
+    fn write_fresh(&self, fresh: Vec<(IssueId, Vec<Event>)>) -> Result<(), ProjectError> {
+        let mut writer = BulkWriter::start(self.store.git_dir())?;
+        writer.describe("import", &self.trailers());
+        for (issue, events) in &fresh {
+            let sealed: Vec<_> = events.iter().map(Event::seal).collect();
+            let wall = events.first().map_or(0, |e| e.wall_ms / 1000);
+            writer.issue(*issue, self.backend_actor.as_str(), wall, &[sealed])?;
+        }
+        if writer.finish().is_err() {
+            for (issue, events) in fresh {
+                let mut set = self.load_or_empty(issue)?;
+                self.record(issue, &mut set, events, "import")?;
+            }
+        }
+        Ok(())
     }
 
     /// Record one remote issue (and its comments when it changed).
@@ -316,12 +370,7 @@ impl<'a> Projection<'a> {
         if set.contains(&obs_id) {
             return Ok(());
         }
-        let mut events = vec![obs];
-        if self.backend.capabilities().comments {
-            for c in self.backend.comments(&r.remote_id)? {
-                events.push(self.observe_comment(issue, &c));
-            }
-        }
+        let events = self.observation_events(issue, r)?;
         let before = set.len();
         self.record(issue, &mut set, events, "import")?;
         let added = set.len() - before;

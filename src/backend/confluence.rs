@@ -37,7 +37,10 @@
 //! `version.createdAt` seen; results are deduplicated by (id, version) and
 //! then by id keeping the highest version. A page edited while the walk is
 //! under way may be passed over, but its new `createdAt` is later than the
-//! returned cursor, so the next listing sees it.
+//! returned cursor, so the next listing sees it. If Confluence's cursors
+//! are positions rather than keys, a page trashed during the walk shifts
+//! the rest back one place and one page may be passed over until it next
+//! changes; there is no filter to restart from, so this is not detected.
 //!
 //! # Conditional updates
 //!

@@ -20,13 +20,13 @@
 //!
 //! # Status mapping
 //!
-//! | reposix       | written to GitHub                              | read from GitHub                                     |
-//! |---------------|------------------------------------------------|------------------------------------------------------|
-//! | `open`        | `state: open`, no `status:` label              | `open` without a `status:` label                     |
-//! | `in_progress` | `state: open` + label `status:in_progress`     | `open` + label `status:in_progress`                  |
-//! | `in_review`   | `state: open` + label `status:in_review`       | `open` + label `status:in_review` (wins over the other) |
-//! | `done`        | `state: closed`, `state_reason: completed`     | `closed` with reason `completed`, `reopened` or null |
-//! | `wont_fix`    | `state: closed`, `state_reason: not_planned`   | `closed` with reason `not_planned` or `duplicate`    |
+//! | reposix       | written to GitHub                            | read back from GitHub                              |
+//! |---------------|----------------------------------------------|----------------------------------------------------|
+//! | `open`        | `state: open`, no `status:` label            | `open`, no `status:` label                         |
+//! | `in_progress` | `state: open` + label `status:in_progress`   | `open` + `status:in_progress` (no `status:in_review`) |
+//! | `in_review`   | `state: open` + label `status:in_review`     | `open` + `status:in_review`                        |
+//! | `done`        | `state: closed`, `state_reason: completed`   | `closed`, reason `completed`, `reopened` or null   |
+//! | `wont_fix`    | `state: closed`, `state_reason: not_planned` | `closed`, reason `not_planned` or `duplicate`      |
 //!
 //! The two `status:` labels (compared case-insensitively) are reserved: they
 //! are stripped from imported labels, dropped from exported label sets, and
@@ -403,10 +403,11 @@ impl Backend for GithubBackend {
         let mut cache = self.cache.borrow_mut();
         for issue in &issues {
             let number = parse_number(&issue.remote_id)?;
-            let stale = cache
+            // Only newer: a lagging list must not evict a fresher read's ETag.
+            let newer = cache
                 .get(&number)
-                .is_none_or(|c| c.issue.revision.token != issue.revision.token);
-            if stale {
+                .is_none_or(|c| issue.revision.order > c.issue.revision.order);
+            if newer {
                 cache.insert(
                     number,
                     Cached {

@@ -182,6 +182,12 @@ pub fn git_credential(url: &reqwest::Url) -> Option<(String, Secret)> {
     Some((user.unwrap_or_default(), pass?))
 }
 
+/// Install the process-wide rustls crypto provider (ring). Any reqwest
+/// client built without it panics on first use; a second call is a no-op.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Retry bounds.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
@@ -274,9 +280,7 @@ impl HttpClient {
         agent: &str,
         allow: AllowList,
     ) -> Result<HttpClient, BackendError> {
-        // One process-wide crypto provider for rustls; a second install
-        // attempt (another client) is a harmless no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let client = reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))

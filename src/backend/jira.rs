@@ -26,6 +26,13 @@
 //! and the caller dedupes by revision. Within one listing, issues are
 //! deduplicated by key, keeping the newest `updated`.
 //!
+//! A `nextPageToken` may stand for a position in a result that shifts when
+//! an issue already served is edited mid-walk (it moves to the end of
+//! `ORDER BY updated ASC`), which would skip an issue for good if it is
+//! older than the cursor. So the listing follows a token only while a page
+//! stays within one minute, and otherwise restarts the query from the
+//! minute of the last issue served (a keyset walk at JQL's precision).
+//!
 //! # Fields
 //!
 //! | reposix | JIRA |

@@ -9,6 +9,7 @@ mod backend;
 mod bench;
 mod demo;
 mod issue;
+mod mirror;
 mod sim;
 mod sync;
 
@@ -108,6 +109,8 @@ enum Command {
     },
     /// Measure write, list and show speed against `git fast-import`.
     Bench(bench::BenchArgs),
+    /// Measure importing from the embedded sim against a plain HTTP loop.
+    BenchImport(bench::BenchImportArgs),
     /// Fetch issues from a git remote, merge, push (retrying rejections).
     Sync(sync::SyncArgs),
     /// Measure `sync` against plain `git fetch` + `git push`.
@@ -117,6 +120,9 @@ enum Command {
     /// Attach, list and detach trackers.
     #[command(subcommand)]
     Backend(backend::BackendCmd),
+    /// The plain-git markdown mirror: render, push, sync, status.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCmd),
 }
 
 #[derive(Subcommand)]
@@ -280,6 +286,7 @@ impl Ctx {
 
 /// Parse arguments, run, and map the outcome to an exit code.
 pub fn main() -> ExitCode {
+    reposix::backend::http::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -334,10 +341,12 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Fsck => fsck(ctx),
         Command::Demo { keep } => demo::run(ctx, keep),
         Command::Bench(args) => bench::run(ctx, args),
+        Command::BenchImport(args) => bench::run_import(ctx, args),
         Command::Sync(args) => sync::run(ctx, args),
         Command::BenchSync(args) => sync::bench(ctx, args),
         Command::Sim(args) => sim::run(ctx, args),
         Command::Backend(cmd) => backend::run(ctx, cmd),
+        Command::Mirror(cmd) => mirror::run(ctx, cmd),
     }
 }
 

@@ -211,19 +211,16 @@ impl<'a> Causal<'a> {
     /// Whether `a` happens before `b`, closed transitively over `among`.
     fn reach(&self, among: &[Write]) -> Vec<Vec<bool>> {
         let m = among.len();
-        let mut r = vec![vec![false; m]; m];
-        for i in 0..m {
-            for j in 0..m {
-                r[i][j] = i != j && self.hb(among[i], among[j]);
-            }
-        }
+        let mut r: Vec<Vec<bool>> = (0..m)
+            .map(|i| (0..m).map(|j| i != j && self.hb(among[i], among[j])).collect())
+            .collect();
+        // Warshall: close the relation transitively.
         for k in 0..m {
-            for i in 0..m {
-                if r[i][k] {
-                    for j in 0..m {
-                        if r[k][j] {
-                            r[i][j] = true;
-                        }
+            let via = r[k].clone();
+            for row in r.iter_mut() {
+                if row[k] {
+                    for (cell, &through) in row.iter_mut().zip(&via) {
+                        *cell |= through;
                     }
                 }
             }

@@ -21,6 +21,8 @@ pub struct BulkWriter {
     marks: u64,
     commits: u64,
     blobs: u64,
+    summary: String,
+    trailers: String,
 }
 
 fn io_err(e: std::io::Error) -> StoreError {
@@ -58,6 +60,8 @@ impl BulkWriter {
             marks: 1,
             commits: 0,
             blobs: 0,
+            summary: "bulk".into(),
+            trailers: String::new(),
         };
         let marker = layout::format_marker();
         write!(
@@ -68,6 +72,16 @@ impl BulkWriter {
         )
         .map_err(io_err)?;
         Ok(w)
+    }
+
+    /// Name the commits' purpose and add a trailer to every commit (e.g.
+    /// `Reposix-Origin: <backend>` for an import).
+    pub fn describe(&mut self, summary: &str, trailers: &[(&str, &str)]) {
+        self.summary = summary.to_owned();
+        self.trailers = trailers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\n"))
+            .collect();
     }
 
     /// Write a new issue's log: one commit per batch in `commits`, each
@@ -96,7 +110,7 @@ impl BulkWriter {
                 self.input.write_all(bytes).map_err(io_err)?;
                 self.input.write_all(b"\n").map_err(io_err)?;
             }
-            let mut message = String::from("reposix: bulk\n\n");
+            let mut message = format!("reposix: {}\n\n{}", self.summary, self.trailers);
             for (id, _) in batch {
                 message.push_str(&format!("Reposix-Event: {id}\n"));
             }

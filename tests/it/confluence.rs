@@ -78,15 +78,15 @@ fn a_write_in_the_cursors_second_is_seen_and_the_walk_stops_at_the_cursor() {
     let fake = FakeConfluence::start();
     fake.set_tick(60_000);
     let old: Vec<String> = (0..9).map(|_| fake.seed(Seed::default())).collect();
+    let a = fake.seed(Seed::default()); // a minute after the old ones
     fake.set_tick(200);
-    let a = fake.seed(Seed::default());
-    let b_id = fake.seed(Seed::default());
+    let b_id = fake.seed(Seed::default()); // 200 ms after `a`
     let b = fake.backend();
     let (_, cursor) = b.list_changed(None).expect("lists");
     let cursor = cursor.expect("a cursor");
     assert_eq!(
         fake.page(&b_id).version_at % 1000,
-        400,
+        200,
         "the cursor sits mid-second"
     );
 
@@ -111,6 +111,29 @@ fn a_write_in_the_cursors_second_is_seen_and_the_walk_stops_at_the_cursor() {
         2,
         "the walk stopped once past the cursor"
     );
+}
+
+#[test]
+fn a_page_edited_during_the_walk_is_seen_by_the_next_listing() {
+    let fake = FakeConfluence::start();
+    let ids: Vec<String> = (0..6).map(|_| fake.seed(Seed::default())).collect();
+    fake.set_page_cap(2);
+    let b = fake.backend();
+    // The oldest page is edited while the walk is on its first page: it
+    // jumps to the front, which the walk has already passed.
+    fake.edit_after_listing_page(&ids[0]);
+    let (first, cursor) = b.list_changed(None).expect("lists");
+    assert!(
+        first.iter().all(|p| p.revision.order == 1),
+        "the edit is not in this walk"
+    );
+    let (second, _) = b.list_changed(cursor.as_deref()).expect("lists");
+    let edited = second
+        .iter()
+        .find(|p| p.remote_id == ids[0])
+        .expect("seen next time");
+    assert_eq!(edited.body, "edited during the walk");
+    assert_eq!(edited.revision.order, 2);
 }
 
 #[test]
@@ -401,7 +424,7 @@ fn updates_send_only_what_changed() {
         fake.requests()
             .into_iter()
             .filter(|r| r.method != "GET")
-            .map(|r| (r.method, r.path().to_owned(), r.body))
+            .map(|r| (r.method.clone(), r.path().to_owned(), r.body))
             .collect()
     };
     let id = created.remote_id.clone();

@@ -104,6 +104,7 @@ struct State {
     garble_next_create: bool,
     garble_next_update: bool,
     edit_after_next_get: Option<u64>,
+    edit_after_listing_page: Option<u64>,
     link_header_only: bool,
     tokens: HashMap<String, usize>,
     requests: Vec<Recorded>,
@@ -269,6 +270,7 @@ impl FakeConfluence {
             garble_next_create: false,
             garble_next_update: false,
             edit_after_next_get: None,
+            edit_after_listing_page: None,
             link_header_only: false,
             tokens: HashMap::new(),
             requests: Vec::new(),
@@ -417,6 +419,12 @@ impl FakeConfluence {
     /// Apply the next page update, then answer with a body that is not JSON.
     pub fn garble_next_update(&self) {
         self.lock().garble_next_update = true;
+    }
+
+    /// Right after serving the next page of a page listing, a third party
+    /// edits page `id` (it jumps to the front of `-modified-date`).
+    pub fn edit_after_listing_page(&self, id: &str) {
+        self.lock().edit_after_listing_page = Some(id.parse().expect("numeric page id"));
     }
 
     /// Right after serving the next `GET /pages/{id}`, a third party edits
@@ -573,6 +581,16 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
             let results: Vec<Value> = pages.iter().map(|p| st.page_json(p, with_body)).collect();
             let next_path = format!("/wiki/api/v2/spaces/{SPACE_ID}/pages?sort=-modified-date");
             let out = st.paged(results, rq, &next_path);
+            if let Some(id) = st.edit_after_listing_page.take() {
+                let at = st.tick();
+                let idx = st.page_idx(&id.to_string()).expect("armed with a page");
+                let p = &mut st.pages[idx];
+                p.body = "<p>edited during the walk</p>".into();
+                p.version += 1;
+                p.version_at = at;
+                p.message = String::new();
+                p.version_author = OTHER_ACCOUNT.into();
+            }
             out
         }
         ("POST", ["pages"]) => create_page(st, rq),

@@ -683,7 +683,7 @@ impl State {
             "key": issue.key,
             "self": format!("{}/rest/api/3/issue/{}", self.base, issue.id),
         });
-        if !fields.is_empty() && !(fields.len() == 1 && fields[0] == "id") {
+        if fields.iter().any(|f| f != "id") {
             v["fields"] = Value::Object(out);
         }
         let props: Map<String, Value> = properties

@@ -168,7 +168,12 @@ fn parse(s: &str) -> Vec<Node> {
             rest = &after[gt + 1..];
         } else {
             match parse_start_tag(rest) {
-                Some((name, attrs, self_closing, len)) => {
+                Some(StartTag {
+                    name,
+                    attrs,
+                    self_closing,
+                    len,
+                }) => {
                     rest = &rest[len..];
                     if self_closing || VOID.contains(&name.as_str()) {
                         stack
@@ -201,9 +206,17 @@ fn parse(s: &str) -> Vec<Node> {
     stack.pop().map(|f| f.children).unwrap_or_default()
 }
 
-/// `<name attr="v" …>` or `<name … />` at the start of `s`: name, attributes,
-/// self-closing, byte length.
-fn parse_start_tag(s: &str) -> Option<(String, Vec<(String, String)>, bool, usize)> {
+/// A start tag as parsed.
+struct StartTag {
+    name: String,
+    attrs: Vec<(String, String)>,
+    self_closing: bool,
+    /// Its length in bytes.
+    len: usize,
+}
+
+/// `<name attr="v" …>` or `<name … />` at the start of `s`.
+fn parse_start_tag(s: &str) -> Option<StartTag> {
     let b = s.as_bytes();
     let is_name = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b':' | b'-' | b'_' | b'.');
     if !b
@@ -223,8 +236,22 @@ fn parse_start_tag(s: &str) -> Option<(String, Vec<(String, String)>, bool, usiz
             i += 1;
         }
         match b.get(i)? {
-            b'>' => return Some((name, attrs, false, i + 1)),
-            b'/' if b.get(i + 1) == Some(&b'>') => return Some((name, attrs, true, i + 2)),
+            b'>' => {
+                return Some(StartTag {
+                    name,
+                    attrs,
+                    self_closing: false,
+                    len: i + 1,
+                })
+            }
+            b'/' if b.get(i + 1) == Some(&b'>') => {
+                return Some(StartTag {
+                    name,
+                    attrs,
+                    self_closing: true,
+                    len: i + 2,
+                })
+            }
             c if is_name(*c) => {
                 let start = i;
                 while i < b.len() && is_name(b[i]) {
