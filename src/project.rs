@@ -32,6 +32,18 @@ use crate::timestamp;
 /// Retries of one issue's export after conflicts.
 const EXPORT_RETRIES: u32 = 6;
 
+/// Attempts at a create whose outcome was uncertain (5xx, timeout).
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// Whether a failed write may nevertheless have been applied.
+fn uncertain(e: &BackendError) -> bool {
+    match e {
+        BackendError::Http { status, .. } => *status >= 500,
+        BackendError::Transport { .. } | BackendError::Exhausted { .. } => true,
+        _ => false,
+    }
+}
+
 /// Errors from a projection run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
@@ -568,14 +580,56 @@ impl<'a> Projection<'a> {
         marker: &str,
     ) -> Result<RemoteIssue, ProjectError> {
         let state = self.fold(issue, set)?;
-        Ok(self.backend.create(&NewRemoteIssue {
+        let new = NewRemoteIssue {
             title: state.title,
             body: state.body,
             status: state.status,
             labels: state.labels,
             assignees: state.assignees,
             marker: marker.to_owned(),
-        })?)
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.backend.create(&new) {
+                Ok(r) => return Ok(r),
+                // The create may or may not have happened: look for it
+                // by marker before trying again.
+                Err(e) if attempt < CREATE_ATTEMPTS && uncertain(&e) => {
+                    if let Some(found) = self.backend.find_by_marker(marker, None)? {
+                        return Ok(found);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// `add_comment`, recovering by marker when the outcome is uncertain.
+    fn add_comment_once(
+        &self,
+        remote_id: &str,
+        body: &str,
+        marker: &str,
+    ) -> Result<RemoteComment, ProjectError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.backend.add_comment(remote_id, body, marker) {
+                Ok(c) => return Ok(c),
+                Err(e) if attempt < CREATE_ATTEMPTS && uncertain(&e) => {
+                    let found = self
+                        .backend
+                        .comments(remote_id)?
+                        .into_iter()
+                        .find(|c| c.marker.as_deref() == Some(marker));
+                    if let Some(c) = found {
+                        return Ok(c);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Send the minimal patch; on conflict re-import, re-fold, retry.
@@ -732,7 +786,7 @@ impl<'a> Projection<'a> {
             };
             let remote = match found {
                 Some(r) => r,
-                None => self.backend.add_comment(remote_id, &c.body, &marker)?,
+                None => self.add_comment_once(remote_id, &c.body, &marker)?,
             };
             let ms = timestamp::parse_millis(&remote.updated_at)
                 .unwrap_or(0)

@@ -341,6 +341,7 @@ impl HttpClient {
                 allowed: self.allow.text.clone(),
             });
         }
+        let idempotent = method != reqwest::Method::POST;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -390,7 +391,13 @@ impl HttpClient {
                         headers,
                         body,
                     };
-                    match retry_wait(&r, attempt, &self.retry) {
+                    // A POST that failed with 5xx may have been applied:
+                    // resending could create twice. Only 429 (refused
+                    // before any work) is retried; callers recover from
+                    // the rest by looking for their marker.
+                    let wait = retry_wait(&r, attempt, &self.retry)
+                        .filter(|_| idempotent || status == 429);
+                    match wait {
                         Some(w) => (w, format!("HTTP {status}")),
                         None if (300..400).contains(&status) && status != 304 => {
                             return Err(BackendError::Http {
@@ -405,7 +412,17 @@ impl HttpClient {
                         None => return Ok(r),
                     }
                 }
-                Err(e) => (backoff(attempt, &self.retry), sanitize(&e.to_string())),
+                // A connection that was never made is safe to retry for
+                // any method; a timeout after sending is not, for a POST.
+                Err(e) if idempotent || e.is_connect() => {
+                    (backoff(attempt, &self.retry), sanitize(&e.to_string()))
+                }
+                Err(e) => {
+                    return Err(BackendError::Transport {
+                        what: what.to_owned(),
+                        why: sanitize(&e.to_string()),
+                    })
+                }
             };
             if attempt >= self.retry.max_attempts {
                 return Err(BackendError::Exhausted {

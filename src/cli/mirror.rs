@@ -210,12 +210,7 @@ fn mirror_failure(e: MirrorError) -> Failure {
     }
 }
 
-fn render(
-    ctx: &Ctx,
-    dir: Option<PathBuf>,
-    args: &SourceArgs,
-    prune: bool,
-) -> Result<(), Failure> {
+fn render(ctx: &Ctx, dir: Option<PathBuf>, args: &SourceArgs, prune: bool) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let source = source(&repo, args)?;
     let dir = match dir {
@@ -226,14 +221,17 @@ fn render(
             .workdir()
             .map(|p| p.to_path_buf())
             .ok_or_else(|| {
-                Failure::new(Exit::Invalid, "invalid", "a bare repository has no work tree")
-                    .hint("pass DIR")
+                Failure::new(
+                    Exit::Invalid,
+                    "invalid",
+                    "a bare repository has no work tree",
+                )
+                .hint("pass DIR")
             })?,
     };
     let issues = mirror::collect(repo.store(), &source).map_err(mirror_failure)?;
     let files = mirror::render(&issues, source.kind);
-    let report =
-        mirror::write_files(&dir, source.kind, &files, prune).map_err(mirror_failure)?;
+    let report = mirror::write_files(&dir, source.kind, &files, prune).map_err(mirror_failure)?;
     #[derive(Serialize)]
     struct RenderJson<'a> {
         dir: String,
@@ -349,7 +347,8 @@ fn sync(
         }
         None => f,
     };
-    let tracker = backend::open(&spec, &format!("reposix-{actor}")).map_err(|e| with_staleness(e.into()))?;
+    let tracker =
+        backend::open(&spec, &format!("reposix-{actor}")).map_err(|e| with_staleness(e.into()))?;
     let json = ctx.out.json;
     let progress = move |line: &str| {
         if !json {

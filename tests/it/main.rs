@@ -11,6 +11,7 @@ mod github;
 mod github_fake;
 mod jira;
 mod jira_fake;
+mod mirror;
 mod project;
 mod sim;
 mod store;

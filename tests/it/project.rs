@@ -339,10 +339,7 @@ impl Backend for CrashAfterCreate<'_> {
     fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
         self.inner.create(new)?;
         self.crashed.set(true);
-        Err(BackendError::Transport {
-            what: "create".into(),
-            why: "killed after the remote write".into(),
-        })
+        panic!("killed after the remote write");
     }
     fn update(
         &self,
@@ -368,13 +365,9 @@ impl Backend for CrashAfterCreate<'_> {
         body: &str,
         marker: &str,
     ) -> Result<RemoteComment, BackendError> {
-        let c = self.inner.add_comment(remote_id, body, marker)?;
+        self.inner.add_comment(remote_id, body, marker)?;
         self.crashed.set(true);
-        let _ = c;
-        Err(BackendError::Transport {
-            what: "add comment".into(),
-            why: "killed after the remote write".into(),
-        })
+        panic!("killed after the remote write");
     }
     fn edit_comment(
         &self,
@@ -407,9 +400,8 @@ fn export_interrupted_after_remote_create_does_not_duplicate() {
         crashed: Cell::new(false),
     };
     let p = Projection::new(repo.store(), &crashing, actor("alice"), &|_| {});
-    let report = p.export().expect("export runs");
-    assert!(crashing.crashed.get());
-    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.export()));
+    assert!(died.is_err() && crashing.crashed.get(), "the run died after the remote create");
 
     sync(&repo, &b, "alice");
     let (all, _) = b.list_changed(None).expect("list");
@@ -425,8 +417,8 @@ fn export_interrupted_after_remote_create_does_not_duplicate() {
         crashed: Cell::new(false),
     };
     let p = Projection::new(repo.store(), &crashing, actor("alice"), &|_| {});
-    let _ = p.export().expect("export runs");
-    assert!(crashing.crashed.get());
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.export()));
+    assert!(died.is_err() && crashing.crashed.get(), "the run died after the remote comment");
     sync(&repo, &b, "alice");
     let comments = b.comments(&all[0].remote_id).expect("comments");
     assert_eq!(comments.len(), 1, "{comments:?}");

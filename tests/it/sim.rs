@@ -1098,12 +1098,20 @@ fn adapter_completes_under_a_429_storm_and_injected_500s() {
     let started = Instant::now();
     let mut ops = 0;
     for n in 0..10 {
-        let created = be
-            .create(&new_issue(
-                &format!("storm {n}\nversion: 999"),
-                &format!("{n:02x}"),
-            ))
-            .expect("create");
+        // A POST answered 500 is not resent by the client (it may have
+        // been applied); like the projection, look for the marker first.
+        let marker = format!("{n:02x}");
+        let created = loop {
+            match be.create(&new_issue(&format!("storm {n}\nversion: 999"), &marker)) {
+                Ok(c) => break c,
+                Err(BackendError::Http { status: 500, .. }) => {
+                    if let Some(found) = be.find_by_marker(&marker, None).expect("search") {
+                        break found;
+                    }
+                }
+                Err(e) => panic!("create: {e}"),
+            }
+        };
         let patch = IssuePatch {
             title: Some(format!("storm {n}")),
             ..IssuePatch::default()
@@ -1123,7 +1131,7 @@ fn adapter_completes_under_a_429_storm_and_injected_500s() {
         stats.retries >= 10,
         "every third request failed and 429s came: {stats:?}"
     );
-    assert_eq!(stats.requests, 30 + stats.retries);
+    assert!(stats.requests >= 30 + stats.retries, "{stats:?}");
     eprintln!("30 operations under 429s and 500s: {elapsed:?}, {stats:?}");
     let (all, _) = be.list_changed(None).expect("list");
     assert_eq!(all.len(), 16, "no create was duplicated by a retry");

@@ -1,0 +1,369 @@
+//! Running git against the mirror: no prompts, `LC_ALL=C`, a timeout, a
+//! cancel flag, the credential through `GIT_ASKPASS` and the child's
+//! environment only, and the process killed with its children when it
+//! times out, is cancelled or is dropped unfinished.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{
+    classify, io_err, MirrorError, MirrorFailureReason, DEFAULT_USER, TOKEN_ENV, USER_ENV,
+};
+use crate::store::Oid;
+use crate::sync::sanitize;
+
+/// A token for the mirror, handed to git through `GIT_ASKPASS` and the
+/// child's environment only.
+#[derive(Clone)]
+pub struct Credential {
+    /// The user name sent with the token.
+    pub user: String,
+    token: String,
+}
+
+impl Credential {
+    /// A credential.
+    pub fn new(user: impl Into<String>, token: impl Into<String>) -> Credential {
+        Credential {
+            user: user.into(),
+            token: token.into(),
+        }
+    }
+
+    /// From [`TOKEN_ENV`] (and [`USER_ENV`], default [`DEFAULT_USER`]), if set.
+    pub fn from_env() -> Option<Credential> {
+        let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty())?;
+        let user = std::env::var(USER_ENV)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_USER.to_owned());
+        Some(Credential { user, token })
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({}, ***)", self.user)
+    }
+}
+
+/// A `GIT_ASKPASS` script in a private directory, removed on drop. It
+/// holds no secret: it echoes the environment variables.
+pub(super) struct Askpass {
+    dir: PathBuf,
+    /// The script.
+    pub script: PathBuf,
+}
+
+impl Askpass {
+    pub(super) fn create() -> Result<Askpass, MirrorError> {
+        let dir = std::env::temp_dir().join(format!(
+            "reposix-askpass-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&dir).map_err(io_err(&dir))?;
+        let script = dir.join("askpass");
+        let text = format!(
+            "#!/bin/sh\n# reposix: answers git's credential prompts from the environment.\n\
+             case \"$1\" in\n\
+             [Uu]sername*) printf '%s\\n' \"${{{USER_ENV}:-{DEFAULT_USER}}}\" ;;\n\
+             *) printf '%s\\n' \"${TOKEN_ENV}\" ;;\n\
+             esac\n"
+        );
+        let mut open = std::fs::OpenOptions::new();
+        open.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            open.mode(0o700);
+        }
+        let written = open.open(&script).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(text.as_bytes())
+        });
+        let askpass = Askpass { dir, script };
+        written.map_err(io_err(&askpass.script))?;
+        Ok(askpass)
+    }
+}
+
+impl Drop for Askpass {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub(super) struct GitOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running git process: killed with its children unless waited for.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn kill_tree(&mut self) {
+        // Children first (git-remote-http, ssh), while they are still
+        // linked to git: once git is gone they are reparented.
+        for _ in 0..2 {
+            let pids = descendants(self.0.id());
+            if pids.is_empty() {
+                break;
+            }
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(pids.iter().map(u32::to_string))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.kill_tree();
+        }
+    }
+}
+
+/// Processes descending from `root` (Linux `/proc`; empty elsewhere).
+fn descendants(root: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut parent_of = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Some(ppid) = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        parent_of.push((pid, ppid));
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(child, parent) in &parent_of {
+            if parent == p && !out.contains(&child) {
+                out.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// git against one mirror.
+pub(super) struct Git<'a> {
+    /// The local repository's git directory.
+    pub git_dir: &'a Path,
+    /// Limit for each invocation.
+    pub timeout: Duration,
+    /// Set: kill the running invocation.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Handed to the askpass script through the environment.
+    pub credential: Option<&'a Credential>,
+    /// The askpass script (when there is a credential).
+    pub askpass: Option<&'a Path>,
+    /// The mirror as messages show it.
+    pub display: &'a str,
+}
+
+impl Git<'_> {
+    fn clean(&self, text: &str) -> String {
+        let mut text = sanitize(text);
+        if let Some(c) = &self.credential {
+            if !c.token.is_empty() {
+                text = text.replace(&c.token, "***");
+            }
+        }
+        text
+    }
+
+    pub(super) fn failure(&self, text: &str, refused: bool) -> MirrorError {
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let message = lines[lines.len().saturating_sub(8)..].join("; ");
+        MirrorError::Push {
+            mirror: self.display.to_owned(),
+            reason: classify(text, refused),
+            message: if message.is_empty() {
+                "no message".into()
+            } else {
+                self.clean(&message)
+            },
+        }
+    }
+
+    /// Run `git <command> <args>`: no prompts, `LC_ALL=C`, stdin closed, a
+    /// timeout; killed with its children on timeout or cancellation.
+    pub(super) fn run(
+        &self,
+        command: &'static str,
+        args: &[OsString],
+    ) -> Result<GitOutput, MirrorError> {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir")
+            .arg(self.git_dir)
+            .arg(command)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GCM_INTERACTIVE", "never")
+            .env("LC_ALL", "C")
+            .env("LANGUAGE", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(script) = self.askpass {
+            cmd.env("GIT_ASKPASS", script);
+        }
+        if let Some(c) = &self.credential {
+            cmd.env(TOKEN_ENV, &c.token).env(USER_ENV, &c.user);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|source| MirrorError::Spawn { command, source })?;
+        let mut guard = ChildGuard(child);
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                String::from_utf8_lossy(&buf).into_owned()
+            })
+        };
+        let out = drain(
+            guard
+                .0
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            guard
+                .0
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let deadline = Instant::now() + self.timeout;
+        let mut nap = Duration::from_micros(500);
+        let status = loop {
+            if let Some(status) = guard
+                .0
+                .try_wait()
+                .map_err(|source| MirrorError::Spawn { command, source })?
+            {
+                break status;
+            }
+            if self.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                guard.kill_tree();
+                return Err(MirrorError::Interrupted {
+                    mirror: self.display.to_owned(),
+                    command,
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                guard.kill_tree();
+                // The readers end once the killed processes' pipes close.
+                return Err(MirrorError::Push {
+                    mirror: self.display.to_owned(),
+                    reason: MirrorFailureReason::NetworkFailed,
+                    message: format!(
+                        "`git {command}` did not finish within {} s and was killed",
+                        self.timeout.as_secs_f64()
+                    ),
+                });
+            }
+            std::thread::sleep(nap.min(deadline - now));
+            nap = (nap * 2).min(Duration::from_millis(20));
+        };
+        Ok(GitOutput {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
+    /// The values of `refs` on the mirror (absent ones are left out).
+    pub(super) fn ls_remote(
+        &self,
+        remote: &str,
+        refs: &[&str],
+    ) -> Result<BTreeMap<String, Oid>, MirrorError> {
+        let mut args: Vec<OsString> = vec!["--refs".into(), remote.into()];
+        args.extend(refs.iter().map(OsString::from));
+        let out = self.run("ls-remote", &args)?;
+        if !out.status.success() {
+            return Err(self.failure(&out.stderr, false));
+        }
+        let mut found = BTreeMap::new();
+        for line in out.stdout.lines() {
+            let Some((oid, name)) = line.split_once('\t') else {
+                continue;
+            };
+            if refs.contains(&name) {
+                if let Ok(oid) = Oid::from_hex(oid.as_bytes()) {
+                    found.insert(name.to_owned(), oid);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    pub(super) fn fetch(&self, remote: &str, refspec: &str) -> Result<(), MirrorError> {
+        let args: Vec<OsString> = [
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--recurse-submodules=no",
+            "--no-auto-maintenance",
+            remote,
+            refspec,
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let out = self.run("fetch", &args)?;
+        if !out.status.success() {
+            return Err(self.failure(&out.stderr, false));
+        }
+        Ok(())
+    }
+}
