@@ -342,7 +342,11 @@ impl<'a> Projection<'a> {
     }
 
     /// The observation of a remote revision and of its comments.
-    fn observation_events(&self, issue: IssueId, r: &RemoteIssue) -> Result<Vec<Event>, ProjectError> {
+    fn observation_events(
+        &self,
+        issue: IssueId,
+        r: &RemoteIssue,
+    ) -> Result<Vec<Event>, ProjectError> {
         let mut events = vec![self.observe(issue, r)];
         if self.backend.capabilities().comments {
             for c in self.backend.comments(&r.remote_id)? {

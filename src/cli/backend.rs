@@ -184,3 +184,45 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// `reposix init <kind>::<address> DIR` (Pattern B): a new repository
+/// attached to the tracker, imported, ready to edit.
+pub fn init(ctx: &Ctx, spec: &str, dir: &std::path::Path) -> Result<(), Failure> {
+    let spec = BackendSpec::parse(spec)?;
+    let repo = reposix::repo::Repo::init(dir)?;
+    let name = spec.kind.as_str();
+    repo.add_backend(name, &spec)?;
+    let sub = Ctx {
+        out: super::Out { json: ctx.out.json },
+        actor: ctx.actor.clone().or_else(|| Some("reposix".into())),
+        dir: dir.to_path_buf(),
+    };
+    sync(
+        &sub,
+        name,
+        Directions {
+            import_only: true,
+            ..Directions::default()
+        },
+    )
+}
+
+/// `reposix attach <kind>::<address>` (Pattern C), inside an existing
+/// repository such as a clone of a mirror: attach and import (issues are
+/// reconciled by remote id, local unpushed edits are kept: they are events
+/// or, in markdown files, become events on the next sync).
+pub fn attach(ctx: &Ctx, spec: &str, name: Option<&str>) -> Result<(), Failure> {
+    let spec = BackendSpec::parse(spec)?;
+    let repo = reposix::repo::Repo::init(&ctx.dir)?;
+    let name = name.unwrap_or(spec.kind.as_str()).to_owned();
+    repo.add_backend(&name, &spec)?;
+    sync(
+        ctx,
+        &name,
+        Directions {
+            import_only: true,
+            reconcile: true,
+            ..Directions::default()
+        },
+    )
+}

@@ -432,7 +432,11 @@ fn bench_import(args: &BenchImportArgs) -> anyhow::Result<ImportFigures> {
     f.import_s = start.elapsed().as_secs_f64();
     f.import_requests = backend.http_stats().requests;
     if report.new_issues != args.issues {
-        bail!("imported {} issues, expected {}", report.new_issues, args.issues);
+        bail!(
+            "imported {} issues, expected {}",
+            report.new_issues,
+            args.issues
+        );
     }
 
     eprintln!("bench-import: no-change re-sync…");

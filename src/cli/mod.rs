@@ -83,9 +83,26 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create a git repository (if needed) and set up reposix in it.
+    ///
+    /// `reposix init [DIR]` sets up a local store; `reposix init
+    /// <kind>::<address> DIR` also attaches that tracker (as backend
+    /// `<kind>`) and imports it, ready to edit (Pattern B).
     Init {
-        /// Directory (default: current).
-        dir: Option<PathBuf>,
+        /// `<kind>::<address>` of a tracker, or the directory.
+        first: Option<String>,
+        /// The directory, when a tracker is given.
+        #[arg(id = "init_dir", value_name = "DIR")]
+        target: Option<PathBuf>,
+    },
+    /// Attach a tracker to the repository in the current directory (e.g. a
+    /// clone of a mirror, Pattern C) and import it; the markdown files'
+    /// later edits become events on `reposix sync --backend`.
+    Attach {
+        /// `<kind>::<address>`.
+        spec: String,
+        /// Local name of the backend (default: the kind).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Manage actors (who writes events).
     #[command(subcommand)]
@@ -326,15 +343,35 @@ fn report(out: &Out, f: Failure) -> ExitCode {
 
 fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Init { dir } => {
-            let dir = dir.unwrap_or_else(|| ctx.dir.clone());
-            let repo = Repo::init(&dir)?;
-            let git_dir = repo.store().git_dir().display().to_string();
-            ctx.out
-                .done(&serde_json::json!({ "git_dir": git_dir }), || {
-                    format!("initialized reposix in {git_dir}")
-                })
-        }
+        Command::Init { first, target } => match first {
+            Some(spec) if spec.contains("::") => {
+                let dir = target.ok_or_else(|| {
+                    Failure::new(
+                        Exit::Usage,
+                        "usage",
+                        "reposix init <kind>::<address> DIR: give the directory",
+                    )
+                })?;
+                backend::init(ctx, &spec, &dir)
+            }
+            first => {
+                if target.is_some() {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "usage",
+                        "reposix init [DIR] takes one directory (or: reposix init <kind>::<address> DIR)",
+                    ));
+                }
+                let dir = first.map(PathBuf::from).unwrap_or_else(|| ctx.dir.clone());
+                let repo = Repo::init(&dir)?;
+                let git_dir = repo.store().git_dir().display().to_string();
+                ctx.out
+                    .done(&serde_json::json!({ "git_dir": git_dir }), || {
+                        format!("initialized reposix in {git_dir}")
+                    })
+            }
+        },
+        Command::Attach { spec, name } => backend::attach(ctx, &spec, name.as_deref()),
         Command::Actor(cmd) => actor(ctx, cmd),
         Command::Issue(cmd) => issue::run(ctx, cmd),
         Command::Log { issue } => issue::log(ctx, &issue),

@@ -212,6 +212,8 @@ struct SyncFigures {
     issues: usize,
     events: usize,
     initial_push_s: f64,
+    initial_git_push_s: f64,
+    initial_git_fetch_s: f64,
     initial_clone_sync_s: f64,
     initial_clone_fetch_ms: f64,
     initial_clone_merge_ms: f64,
@@ -365,6 +367,39 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
 
     eprintln!("bench-sync: initial push and clone…");
     f.initial_push_s = timed(|| sync_process(&a_dir).map(drop))?.as_secs_f64();
+    // The same with plain git: push every issue ref to another empty bare
+    // remote, and fetch them all into an empty repository.
+    git(&root, &["init", "-q", "--bare", "plain.git"])?;
+    let plain = root.join("plain.git");
+    let plain_url = plain.to_str().context("temp path is UTF-8")?;
+    f.initial_git_push_s = timed(|| {
+        git(
+            &a_dir,
+            &[
+                "push",
+                "-q",
+                plain_url,
+                "refs/reposix/issues/*:refs/reposix/issues/*",
+            ],
+        )
+    })?
+    .as_secs_f64();
+    git(&root, &["init", "-q", "plain-clone"])?;
+    f.initial_git_fetch_s = timed(|| {
+        git(
+            &root.join("plain-clone"),
+            &[
+                "fetch",
+                "-q",
+                "--no-tags",
+                remote_url,
+                "+refs/reposix/issues/*:refs/reposix-remotes/origin/issues/*",
+            ],
+        )
+    })?
+    .as_secs_f64();
+    std::fs::remove_dir_all(&plain)?;
+    std::fs::remove_dir_all(root.join("plain-clone"))?;
     let start = Instant::now();
     let data = sync_process(&b_dir)?;
     f.initial_clone_sync_s = start.elapsed().as_secs_f64();
@@ -474,8 +509,8 @@ fn render(f: &SyncFigures) -> String {
          | no-op, loose refs, whole process, ms | {ns:.0} | {ng:.0} (fetch alone {nf:.0}, push alone {np:.0}) | {nr:.2}x |\n\
          | no-op, packed refs, whole process, ms | {ps:.0} | {pg:.0} | {pr:.2}x |\n\
          | reflog recovery scan in a no-op sync / over all {issues} reflogs, ms | {nrs:.1} / {frs:.0} | | |\n\
-         | initial push of {issues} issues, s | {ip:.2} | | |\n\
-         | initial sync of a new clone (fetch {icf:.0} ms, create refs {icm:.0} ms), s | {ic:.2} | | |\n\
+         | initial push of {issues} issues, s | {ip:.2} | {igp:.2} (push) | {ipr:.2}x |\n\
+         | initial sync of a new clone (fetch {icf:.0} ms, create refs {icm:.0} ms), s | {ic:.2} | {igf:.2} (fetch) | {icr:.2}x |\n\
          | {d} issues diverged on both sides: fetch + merge + push, s | {ds:.2} | | |\n\
          | of which fetch / merge / push, ms | {df:.0} / {dm:.0} / {dp:.0} | | |\n\
          | merge throughput, issues/s | {mps:.0} | | |\n\
@@ -495,6 +530,10 @@ fn render(f: &SyncFigures) -> String {
         ip = f.initial_push_s,
         ic = f.initial_clone_sync_s,
         icf = f.initial_clone_fetch_ms,
+        igp = f.initial_git_push_s,
+        igf = f.initial_git_fetch_s,
+        ipr = f.initial_push_s / f.initial_git_push_s,
+        icr = f.initial_clone_sync_s / f.initial_git_fetch_s,
         icm = f.initial_clone_merge_ms,
         d = f.diverged,
         ds = f.diverged_sync_s,

@@ -212,7 +212,11 @@ impl<'a> Causal<'a> {
     fn reach(&self, among: &[Write]) -> Vec<Vec<bool>> {
         let m = among.len();
         let mut r: Vec<Vec<bool>> = (0..m)
-            .map(|i| (0..m).map(|j| i != j && self.hb(among[i], among[j])).collect())
+            .map(|i| {
+                (0..m)
+                    .map(|j| i != j && self.hb(among[i], among[j]))
+                    .collect()
+            })
             .collect();
         // Warshall: close the relation transitively.
         for k in 0..m {

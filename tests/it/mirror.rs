@@ -112,6 +112,25 @@ fn failing_push(t: &TestRepo, target: &str, code: i32, kind: &str) -> Run {
     run
 }
 
+/// A PATH whose `git` runs `prelude` (shell) and then the real git.
+fn git_wrapper(t: &TestRepo, prelude: &str) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").expect("PATH");
+    let real = std::env::split_paths(&path)
+        .map(|d| d.join("git"))
+        .find(|g| g.is_file())
+        .expect("git on PATH");
+    let bin = t.home().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    executable(
+        &bin.join("git"),
+        &format!(
+            "#!/bin/sh\nREAL='{}'\n{prelude}exec \"$REAL\" \"$@\"\n",
+            real.display()
+        ),
+    );
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path))).expect("PATH")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -540,28 +559,11 @@ fn http_remote_demanding_auth_is_auth_failed() {
     let t = TestRepo::new();
     t.new_issue("x", &[]);
     let wall = AuthWall::start();
-    let real_git = std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("git"))
-                .find(|g| g.is_file())
-        })
-        .expect("git on PATH");
-    let bin = t.home().join("bin");
-    std::fs::create_dir(&bin).expect("mkdir");
     let log = t.home().join("git-argv.log");
-    executable(
-        &bin.join("git"),
-        &format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            real_git.display()
-        ),
+    let path = git_wrapper(
+        &t,
+        &format!("printf '%s\\n' \"$*\" >> '{}'\n", log.display()),
     );
-    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
-        &std::env::var_os("PATH").expect("PATH"),
-    )))
-    .expect("PATH");
     let mut cmd = t.reposix();
     cmd.args(["--actor", "tester", "--json", "mirror", "push", &wall.url()])
         .args(["--kind", "sim", "--timeout", "20"])
@@ -594,6 +596,49 @@ fn closed_loopback_port_is_network_failed() {
         9,
         "network_failed",
     );
+}
+
+/// Someone pushes to the mirror between our look and our push: the lease
+/// fails, and we start over on top of their commit (kept in the history,
+/// their README kept in the tree) instead of forcing over it.
+#[test]
+fn a_lease_lost_to_a_concurrent_push_is_retried_on_top() {
+    let t = TestRepo::new();
+    let id = t.new_issue("x", &[]);
+    let m = bare(&t, "m.git");
+    let target = m.to_string_lossy().into_owned();
+    t.json(&["mirror", "push", &target, "--kind", "sim"]);
+    let other = clone(&t, &target, "other");
+    std::fs::write(other.join("README.md"), "theirs\n").expect("write");
+    git_in(&t, &other, &["add", "README.md"]);
+    git_in(&t, &other, &["commit", "-q", "-m", "theirs"]);
+    let theirs = git_in(&t, &other, &["rev-parse", "HEAD"]);
+    let raced = t.home().join("raced");
+    // Lands their commit just before reposix's first push runs.
+    let path = git_wrapper(
+        &t,
+        &format!(
+            "case \" $* \" in *\" push --porcelain \"*)\n  \
+             if [ ! -e '{mark}' ]; then : > '{mark}'; \"$REAL\" -C '{other}' push -q origin HEAD:main; fi;;\n\
+             esac\n",
+            mark = raced.display(),
+            other = other.display()
+        ),
+    );
+    t.rx(&["issue", "edit", &id, "--title", "y"]).ok();
+    let mut cmd = t.reposix();
+    cmd.args(["--actor", "tester", "--json", "mirror", "push", &target])
+        .args(["--kind", "sim"])
+        .env("PATH", path);
+    let data = t.run(cmd).ok().data();
+    assert!(raced.exists(), "the race did not happen");
+    assert_eq!(data["attempts"], 2, "{data}");
+    assert_eq!(data["committed"], true, "{data}");
+    git_in(&t, &m, &["merge-base", "--is-ancestor", &theirs, "main"]);
+    assert_eq!(git_in(&t, &m, &["show", "main:README.md"]), "theirs");
+    let files = git_in(&t, &m, &["ls-tree", "-r", "--name-only", "main", "issues/"]);
+    let file = git_in(&t, &m, &["show", &format!("main:{files}")]);
+    assert!(file.contains("title: \"y\""), "{file}");
 }
 
 /// SoT first, mirror best-effort: with the mirror refusing pushes, the

@@ -401,7 +401,10 @@ fn export_interrupted_after_remote_create_does_not_duplicate() {
     };
     let p = Projection::new(repo.store(), &crashing, actor("alice"), &|_| {});
     let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.export()));
-    assert!(died.is_err() && crashing.crashed.get(), "the run died after the remote create");
+    assert!(
+        died.is_err() && crashing.crashed.get(),
+        "the run died after the remote create"
+    );
 
     sync(&repo, &b, "alice");
     let (all, _) = b.list_changed(None).expect("list");
@@ -418,7 +421,10 @@ fn export_interrupted_after_remote_create_does_not_duplicate() {
     };
     let p = Projection::new(repo.store(), &crashing, actor("alice"), &|_| {});
     let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.export()));
-    assert!(died.is_err() && crashing.crashed.get(), "the run died after the remote comment");
+    assert!(
+        died.is_err() && crashing.crashed.get(),
+        "the run died after the remote comment"
+    );
     sync(&repo, &b, "alice");
     let comments = b.comments(&all[0].remote_id).expect("comments");
     assert_eq!(comments.len(), 1, "{comments:?}");
