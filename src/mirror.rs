@@ -58,11 +58,13 @@
 //! # Push
 //!
 //! [`push_mirror`] builds the tree as git objects in the local repository
-//! (no work tree, no index, no branch of the user's is read or moved),
-//! commits it on top of the mirror branch's tip (fetched first into
-//! `refs/reposix-mirror/<slug>/<branch>`) unless the tree is unchanged, and
-//! pushes with `--force-with-lease` on every ref it updates (never `+`), in
-//! one `--atomic` push:
+//! (no work tree, no index; no branch of the user's is read or moved,
+//! though git refreshes the remote-tracking ref of a mirror that is a
+//! configured remote, as any fetch does), commits it on top of the mirror
+//! branch's tip (fetched first into `refs/reposix-mirror/<slug>/<branch>`)
+//! unless the tree is unchanged, and pushes with `--force-with-lease` on
+//! every ref it updates (never `+`), in one `--atomic` push (non-atomic if
+//! the server cannot):
 //!
 //! - `refs/heads/<branch>` (default `main`): the mirror commit;
 //! - `refs/mirrors/<slug>-head`: the same commit, i.e. the rendered SoT
@@ -111,6 +113,7 @@ use crate::backend::{BackendKind, BackendSpec};
 use crate::store::StoreError;
 use crate::sync::RemoteFailure;
 
+pub mod edits;
 mod git;
 mod markdown;
 mod push;

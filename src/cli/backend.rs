@@ -110,6 +110,7 @@ pub struct Directions {
 struct BackendSyncJson {
     backend: String,
     spec: String,
+    markdown_edits: reposix::mirror::edits::EditsReport,
     import: Option<ImportReport>,
     export: Option<ExportReport>,
 }
@@ -135,28 +136,63 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             eprintln!("{line}");
         }
     };
-    let p = Projection::new(repo.store(), tracker.as_ref(), actor, &progress);
+    let p = Projection::new(repo.store(), tracker.as_ref(), actor.clone(), &progress);
+    // In a clone of a mirror, committed edits to the markdown files become
+    // events first, so this same run exports them.
+    let trailer = repo
+        .store()
+        .repo()
+        .config_snapshot()
+        .string("reposix.mirrorTrailer")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| reposix::mirror::DEFAULT_TRAILER.to_owned());
+    let edits = reposix::mirror::edits::import_markdown_edits(&repo, p.key(), &actor, &trailer)
+        .map_err(|e| Failure::new(Exit::Failure, "markdown_edits", reposix::error_chain(&e)))?;
+    for (path, why) in &edits.skipped {
+        ctx.out.warn(&format!("{path}: not read as an edit: {why}"));
+    }
+    let with_staleness =
+        |f: Failure| match reposix::mirror::staleness(repo.store(), spec.kind.as_str()) {
+            Some(s) => {
+                let hint = f.hint.clone().map_or(s.clone(), |h| format!("{h}; {s}"));
+                f.hint(hint)
+            }
+            None => f,
+        };
     let import = if dirs.export_only {
         None
     } else {
-        Some(p.import(dirs.reconcile)?)
+        Some(
+            p.import(dirs.reconcile)
+                .map_err(|e| with_staleness(e.into()))?,
+        )
     };
     let export = if dirs.import_only {
         None
     } else {
-        let e = p.export()?;
-        p.import(false)?;
+        let e = p.export().map_err(|e| with_staleness(e.into()))?;
+        p.import(false).map_err(|e| with_staleness(e.into()))?;
         Some(e)
     };
     let failed = export.as_ref().map_or(0, |e| e.failed.len());
+    let retried = export.as_ref().map_or(0, |e| e.conflicts_retried);
     let out = BackendSyncJson {
         backend: name.to_owned(),
         spec: spec.to_spec_string(),
+        markdown_edits: edits,
         import,
         export,
     };
     ctx.out.done(&out, || {
         let mut s = String::new();
+        if out.markdown_edits.files > 0 {
+            s.push_str(&format!(
+                "markdown edits: {} files, {} issues changed, {} created\n",
+                out.markdown_edits.files,
+                out.markdown_edits.issues_changed,
+                out.markdown_edits.created
+            ));
+        }
         if let Some(i) = &out.import {
             s.push_str(&format!(
                 "imported from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
@@ -174,13 +210,25 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         }
         s
     })?;
+    let stale = reposix::mirror::staleness(repo.store(), spec.kind.as_str());
+    if retried > 0 {
+        if let Some(s) = &stale {
+            ctx.out.warn(&format!(
+                "the tracker moved during the sync ({retried} conflicts re-imported and retried); {s}"
+            ));
+        }
+    }
     if failed > 0 {
+        let mut hint = format!("run `reposix sync --backend {name}` again");
+        if let Some(s) = stale {
+            hint.push_str(&format!("; {s}"));
+        }
         return Err(Failure::new(
             Exit::Tracker,
             "export_incomplete",
             format!("{failed} issues could not be exported to {name}; local work is intact"),
         )
-        .hint(format!("run `reposix sync --backend {name}` again")));
+        .hint(hint));
     }
     Ok(())
 }

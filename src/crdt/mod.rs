@@ -18,6 +18,7 @@
 
 pub mod body;
 mod tracker;
+pub use tracker::merge3;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -288,7 +288,7 @@ impl<'a> Causal<'a> {
 
 /// Character-wise three-way merge of `ours` and `theirs` from `base`,
 /// through automerge with fixed actors and time, so it is deterministic.
-pub(crate) fn merge3(base: &str, ours: &str, theirs: &str) -> String {
+pub fn merge3(base: &str, ours: &str, theirs: &str) -> String {
     if ours == theirs || theirs == base {
         return ours.to_owned();
     }
