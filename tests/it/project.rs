@@ -89,22 +89,45 @@ fn only_issue(repo: &Repo) -> IssueId {
     listing.issues[0].id
 }
 
-/// Fetch `from`'s issue refs into `into` with plain git and merge them.
+/// `reposix sync` of `from` then `into` through a bare remote shared by
+/// the test's clones (created on first use next to `from`).
 fn git_sync(into: &TestRepo, from: &TestRepo) {
-    let src = from.path().to_string_lossy().into_owned();
-    into.git(&[
-        "fetch",
-        "-q",
-        &src,
-        "+refs/reposix/issues/*:refs/reposix-in/issues/*",
-    ]);
-    for (_, outcome) in into
-        .open()
-        .merge_refs_under("refs/reposix-in/issues/")
-        .expect("merge")
-    {
-        outcome.expect("merge outcome");
+    let remote = shared_remote(from, into);
+    for t in [from, into] {
+        let report = reposix::sync::sync(
+            t.open().store(),
+            &reposix::sync::SyncOptions {
+                remote: Some(remote.to_string_lossy().into_owned()),
+                ..reposix::sync::SyncOptions::default()
+            },
+        )
+        .expect("reposix sync");
+        assert!(report.is_complete(), "{report:?}");
     }
+}
+
+fn shared_remote(a: &TestRepo, b: &TestRepo) -> std::path::PathBuf {
+    // One remote per pair of clones, whichever way round they are named.
+    let (x, y) = if a.path() < b.path() { (a, b) } else { (b, a) };
+    let name = format!(
+        "remote-{}.git",
+        y.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let dir = x.path().parent().expect("tempdir has a parent").join(name);
+    if !dir.exists() {
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(&dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .expect("git init --bare")
+            .success();
+        assert!(ok);
+    }
+    dir
 }
 
 #[test]
