@@ -14,7 +14,8 @@
 //!   is never rewritten and a ref never loses an event it had;
 //! - a ref is pushed only if it differs from the remote-tracking value and
 //!   descends from it, never with `+`: the values are staged under
-//!   [`STAGING_ROOT`] and pushed by one pattern refspec, each ref with
+//!   [`STAGING_ROOT`] (unless every issue ref is pushed, as in a first
+//!   push) and pushed by one pattern refspec, each ref with
 //!   `--force-with-lease=<ref>:<tracking value, or empty if new>` (a round
 //!   of more than [`SyncOptions::lease_limit`] refs goes without: leases
 //!   are redundant without `+` and cost git O(remote refs x leases)).
@@ -877,16 +878,23 @@ impl Session<'_> {
                 rest.len()
             });
             rest = tail;
-            let staging = format!(
-                "{STAGING_ROOT}{}-{:016x}/issues/",
-                std::process::id(),
-                fastrand::u64(..)
-            );
-            let staged: Vec<(String, Option<Oid>)> = chunk
-                .iter()
-                .map(|(issue, ours, _)| (format!("{staging}{issue}"), Some(*ours)))
-                .collect();
-            self.edit_refs(&staged, "staging refs to push")?;
+            // Pushing every issue ref at the values checked (a first push
+            // to a remote): push them in place, no staging needed.
+            let (source, staged) = if self.is_every_issue_ref(chunk)? {
+                (ISSUE_REF_PREFIX.to_owned(), Vec::new())
+            } else {
+                let staging = format!(
+                    "{STAGING_ROOT}{}-{:016x}/issues/",
+                    std::process::id(),
+                    fastrand::u64(..)
+                );
+                let staged: Vec<(String, Option<Oid>)> = chunk
+                    .iter()
+                    .map(|(issue, ours, _)| (format!("{staging}{issue}"), Some(*ours)))
+                    .collect();
+                self.edit_refs(&staged, "staging refs to push")?;
+                (staging, staged)
+            };
             let mut args: Vec<OsString> = [
                 "push",
                 "--porcelain",
@@ -905,7 +913,7 @@ impl Session<'_> {
             .collect();
             args.extend(leases.into_iter().map(OsString::from));
             args.push(OsString::from(&self.remote.arg));
-            args.push(OsString::from(format!("{staging}*:{ISSUE_REF_PREFIX}*")));
+            args.push(OsString::from(format!("{source}*:{ISSUE_REF_PREFIX}*")));
             let out = self.git("push", &args);
             let unstaged: Vec<(String, Option<Oid>)> =
                 staged.into_iter().map(|(name, _)| (name, None)).collect();
@@ -920,6 +928,26 @@ impl Session<'_> {
             results.extend(parsed);
         }
         Ok(results)
+    }
+
+    /// Whether `chunk` holds exactly the refs under `refs/reposix/issues/`,
+    /// each at the value listed there now.
+    fn is_every_issue_ref(&self, chunk: &[(IssueId, Oid, Option<Oid>)]) -> Result<bool, SyncError> {
+        if chunk.len() != self.local.len() {
+            return Ok(false);
+        }
+        let now = self
+            .store
+            .list_refs_under(ISSUE_REF_PREFIX)
+            .map_err(|source| SyncError::Store {
+                what: format!("listing refs under {ISSUE_REF_PREFIX}"),
+                source,
+            })?;
+        let want: BTreeMap<IssueId, Oid> = chunk.iter().map(|(i, o, _)| (*i, *o)).collect();
+        Ok(now.len() == want.len()
+            && now
+                .iter()
+                .all(|r| r.issue.is_some_and(|i| want.get(&i) == Some(&r.tip))))
     }
 
     /// Remove staging namespaces a killed sync left behind (older than

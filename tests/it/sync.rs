@@ -193,9 +193,13 @@ struct Daemon {
 impl Daemon {
     fn start(w: &TestRepo, base: &Path) -> Daemon {
         let port = free_port();
-        let mut cmd = Command::new("git");
+        // The `git-daemon` program itself: `git daemon` would run it as a
+        // child that outlives a kill of the `git` wrapper.
+        let mut exec_path = Command::new("git");
+        hermetic(&mut exec_path, w.home()).arg("--exec-path");
+        let exec_path = run(exec_path).ok().stdout.trim().to_owned();
+        let mut cmd = Command::new(Path::new(&exec_path).join("git-daemon"));
         hermetic(&mut cmd, w.home())
-            .arg("daemon")
             .args(["--export-all", "--enable=receive-pack", "--reuseaddr"])
             .arg(format!("--base-path={}", base.display()))
             .args(["--listen=127.0.0.1", &format!("--port={port}")])
