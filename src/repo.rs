@@ -462,6 +462,11 @@ impl Repo {
         Ok(Index::new(&self.store).list(false)?)
     }
 
+    /// [`Repo::list`] with bodies filled in, for text search.
+    pub fn list_with_text(&self) -> Result<Listing, RepoError> {
+        Ok(Index::new(&self.store).list_with_text(false)?)
+    }
+
     /// Check every issue ref, every commit in its history, and every event.
     pub fn fsck(&self) -> Result<FsckReport, RepoError> {
         let mut report = FsckReport::default();

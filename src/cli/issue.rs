@@ -493,7 +493,11 @@ fn list(
     reverse: bool,
     limit: Option<usize>,
 ) -> Result<(), Failure> {
-    let listing = repo.list()?;
+    let listing = if text.is_some() {
+        repo.list_with_text()?
+    } else {
+        repo.list()?
+    };
     for (refname, why) in &listing.damaged {
         ctx.out.warn(&format!("skipping damaged {refname}: {why}"));
     }

@@ -41,7 +41,9 @@ pub struct IssueSummary {
     pub updated_ms: i64,
     /// Live comments.
     pub comments: usize,
-    /// Body text (for text search).
+    /// Body text, for text search: filled only by [`Index::list_with_text`]
+    /// (kept in a second file so that plain listings stay small).
+    #[serde(skip)]
     pub body: String,
     /// Largest Lamport clock.
     pub lamport: u64,
@@ -83,6 +85,13 @@ struct IndexFile {
     rows: Vec<(String, String, Entry)>,
 }
 
+/// The bodies, beside the index: rows are (ref name, tip hex, body).
+#[derive(Serialize, Deserialize)]
+struct TextFile {
+    version: u32,
+    rows: Vec<(String, String, String)>,
+}
+
 /// The result of reading the index.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -114,83 +123,172 @@ impl<'a> Index<'a> {
         &self.path
     }
 
-    fn read(&self) -> HashMap<String, (Oid, Entry)> {
-        let Ok(bytes) = std::fs::read(&self.path) else {
-            return HashMap::new();
-        };
-        match serde_json::from_slice::<IndexFile>(&bytes) {
-            Ok(f) if f.version == INDEX_VERSION => f
+    fn text_path(&self) -> PathBuf {
+        self.path.with_file_name("index-v1-text")
+    }
+
+    /// The cached rows, sorted by ref name (as written).
+    fn read(&self) -> Vec<(String, String, Entry)> {
+        match read_json::<IndexFile>(&self.path) {
+            Some(f) if f.version == INDEX_VERSION => {
+                let mut rows = f.rows;
+                if !rows.windows(2).all(|w| w[0].0 < w[1].0) {
+                    rows.sort_by(|a, b| a.0.cmp(&b.0));
+                    rows.dedup_by(|a, b| a.0 == b.0);
+                }
+                rows
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn read_text(&self) -> HashMap<String, (Oid, String)> {
+        match read_json::<TextFile>(&self.text_path()) {
+            Some(f) if f.version == INDEX_VERSION => f
                 .rows
                 .into_iter()
-                .filter_map(|(name, tip, entry)| {
-                    Some((name, (Oid::from_hex(tip.as_bytes()).ok()?, entry)))
+                .filter_map(|(name, tip, body)| {
+                    Some((name, (Oid::from_hex(tip.as_bytes()).ok()?, body)))
                 })
                 .collect(),
             _ => HashMap::new(),
         }
     }
 
-    fn write(&self, rows: &[(&IssueRef, &Entry)]) -> Result<(), StoreError> {
-        let err = |source| StoreError::Index {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let dir = self.path.parent().expect("BUG: index path has a parent");
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let file = IndexFile {
-            version: INDEX_VERSION,
-            rows: rows
-                .iter()
-                .map(|(r, e)| (r.refname.clone(), r.tip.to_string(), (*e).clone()))
-                .collect(),
-        };
-        let bytes = serde_json::to_vec(&file).expect("BUG: the index always serializes");
-        let tmp = dir.join(format!(
-            "index-v1.tmp.{}.{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        let result = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&bytes))
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(err)
+    /// List every issue, refreshing stale entries; `rebuild` ignores the
+    /// cache entirely. Bodies are left empty (see [`Index::list_with_text`]).
+    pub fn list(&self, rebuild: bool) -> Result<Listing, StoreError> {
+        self.list_opts(rebuild, false)
     }
 
-    /// List every issue, refreshing stale entries; `rebuild` ignores the
-    /// cache entirely.
-    pub fn list(&self, rebuild: bool) -> Result<Listing, StoreError> {
+    /// [`Index::list`] with every summary's body filled in, for text search.
+    pub fn list_with_text(&self, rebuild: bool) -> Result<Listing, StoreError> {
+        self.list_opts(rebuild, true)
+    }
+
+    fn list_opts(&self, rebuild: bool, with_text: bool) -> Result<Listing, StoreError> {
         let refs = self.store.list_refs()?;
-        let mut cached = if rebuild { HashMap::new() } else { self.read() };
+        let cached = if rebuild { Vec::new() } else { self.read() };
         let mut listing = Listing::default();
-        let mut rows: Vec<(&IssueRef, Entry)> = Vec::with_capacity(refs.len());
+        let mut rows: Vec<(&IssueRef, Entry, bool)> = Vec::with_capacity(refs.len());
         let mut changed = cached.len() != refs.len();
+        // Both lists are sorted by ref name: walk them together.
+        let mut cached = cached.into_iter().peekable();
         for r in &refs {
-            let entry = match cached.remove(&r.refname) {
-                Some((tip, entry)) if tip == r.tip => entry,
-                _ => {
+            while cached.next_if(|(name, _, _)| *name < r.refname).is_some() {}
+            let hit =
+                cached
+                    .next_if(|(name, _, _)| *name == r.refname)
+                    .and_then(|(_, tip, entry)| {
+                        (Oid::from_hex(tip.as_bytes()).ok() == Some(r.tip)).then_some(entry)
+                    });
+            let (entry, fresh) = match hit {
+                Some(entry) => (entry, false),
+                None => {
                     changed = true;
                     listing.refreshed += 1;
-                    summarize(self.store, r)
+                    (summarize(self.store, r), true)
                 }
             };
-            rows.push((r, entry));
+            rows.push((r, entry, fresh));
         }
-        if changed {
-            let view: Vec<_> = rows.iter().map(|(r, e)| (*r, e)).collect();
-            // A failed write only costs speed next time; the listing stands.
-            let _ = self.write(&view);
+        if changed || with_text {
+            // Bodies: fresh summaries carry theirs; the others come from the
+            // text file when its tip matches, else from a fold.
+            let mut old_text = if rebuild {
+                HashMap::new()
+            } else {
+                self.read_text()
+            };
+            let mut text_stale = changed;
+            for (r, entry, fresh) in rows.iter_mut() {
+                let Entry::Issue(s) = entry else { continue };
+                if *fresh {
+                    continue;
+                }
+                match old_text.remove(&r.refname) {
+                    Some((tip, body)) if tip == r.tip => s.body = body,
+                    _ => {
+                        text_stale = true;
+                        if let Entry::Issue(again) = summarize(self.store, r) {
+                            s.body = again.body;
+                        }
+                    }
+                }
+            }
+            if changed || text_stale {
+                // A failed write only costs speed next time.
+                let _ = self.write(&rows);
+            }
         }
-        for (r, entry) in rows {
+        for (r, entry, _) in rows {
             match entry {
-                Entry::Issue(s) => listing.issues.push(s),
+                Entry::Issue(mut s) => {
+                    if !with_text {
+                        s.body.clear();
+                    }
+                    listing.issues.push(s)
+                }
                 Entry::Damaged(why) => listing.damaged.push((r.refname.clone(), why)),
             }
         }
         Ok(listing)
     }
+
+    fn write(&self, rows: &[(&IssueRef, Entry, bool)]) -> Result<(), StoreError> {
+        let index = IndexFile {
+            version: INDEX_VERSION,
+            rows: rows
+                .iter()
+                .map(|(r, e, _)| (r.refname.clone(), r.tip.to_string(), e.clone()))
+                .collect(),
+        };
+        let text = TextFile {
+            version: INDEX_VERSION,
+            rows: rows
+                .iter()
+                .filter_map(|(r, e, _)| match e {
+                    Entry::Issue(s) => Some((r.refname.clone(), r.tip.to_string(), s.body.clone())),
+                    Entry::Damaged(_) => None,
+                })
+                .collect(),
+        };
+        // Text first: a reader that sees the new index also finds bodies
+        // for its tips (or folds the few that are missing).
+        write_json(&self.text_path(), &text)?;
+        write_json(&self.path, &index)
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Write `value` to a temporary file and rename it into place.
+fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<(), StoreError> {
+    let err = |source| StoreError::Index {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path.parent().expect("BUG: index paths have a parent");
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let bytes = serde_json::to_vec(value).expect("BUG: the index always serializes");
+    let tmp = dir.join(format!(
+        "{}.tmp.{}.{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
 }
 
 fn summarize(store: &GitEventStore, r: &IssueRef) -> Entry {
