@@ -233,8 +233,13 @@ impl EventSet {
 
     /// The live add tags of each label (what a remove must name).
     pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
-        if Causal::needed(self) {
-            return TrackerFold::new(&Causal::build(self)).set_tags(
+        let causal = Causal::needed(self).then(|| Causal::build(self));
+        self.label_tags_with(causal.as_ref())
+    }
+
+    fn label_tags_with(&self, causal: Option<&Causal<'_>>) -> BTreeMap<String, Vec<EventId>> {
+        if let Some(causal) = causal {
+            return TrackerFold::new(causal).set_tags(
                 |op| match op {
                     Op::AddLabel { label } => vec![label.clone()],
                     Op::Create { labels, .. } => labels.clone(),
@@ -260,8 +265,13 @@ impl EventSet {
 
     /// The live add tags of each assignee.
     pub fn assignee_tags(&self) -> BTreeMap<String, Vec<EventId>> {
-        if Causal::needed(self) {
-            return TrackerFold::new(&Causal::build(self)).set_tags(
+        let causal = Causal::needed(self).then(|| Causal::build(self));
+        self.assignee_tags_with(causal.as_ref())
+    }
+
+    fn assignee_tags_with(&self, causal: Option<&Causal<'_>>) -> BTreeMap<String, Vec<EventId>> {
+        if let Some(causal) = causal {
+            return TrackerFold::new(causal).set_tags(
                 |op| match op {
                     Op::AddAssignee { assignee } => vec![assignee.clone()],
                     Op::Create { assignees, .. } => assignees.clone(),
@@ -438,9 +448,9 @@ impl EventSet {
         let mut body = body::BodyDoc::load(issue, self.body_changes())
             .map_err(|source| FoldError::Body { issue, source })?
             .text();
-        if Causal::needed(self) {
-            let causal = Causal::build(self);
-            let t = TrackerFold::new(&causal);
+        let causal = Causal::needed(self).then(|| Causal::build(self));
+        if let Some(causal) = &causal {
+            let t = TrackerFold::new(causal);
             title = t.title().unwrap_or(title);
             status = t.status().unwrap_or(status);
             body = t.body(body);
@@ -451,8 +461,11 @@ impl EventSet {
             title,
             body,
             status,
-            labels: self.label_tags().into_keys().collect(),
-            assignees: self.assignee_tags().into_keys().collect(),
+            labels: self.label_tags_with(causal.as_ref()).into_keys().collect(),
+            assignees: self
+                .assignee_tags_with(causal.as_ref())
+                .into_keys()
+                .collect(),
             links: self.link_tags().into_keys().collect(),
             fields: fields
                 .into_iter()
