@@ -91,6 +91,9 @@ pub struct ExportReport {
     pub comments: usize,
     /// Conflicts answered by re-import and retry.
     pub conflicts_retried: usize,
+    /// Issues skipped because their log has not moved since they were last
+    /// exported in step with the tracker.
+    pub unchanged: usize,
     /// Issues that could not be exported: (issue, why).
     pub failed: Vec<(String, String)>,
 }
@@ -475,19 +478,77 @@ impl<'a> Projection<'a> {
 
     /// Export every issue: create what the tracker lacks, patch what differs.
     pub fn export(&self) -> Result<ExportReport, ProjectError> {
+        self.export_with(false)
+    }
+
+    /// [`Projection::export`] without the cache of issues already in step:
+    /// every issue is folded and compared (`--reconcile`).
+    pub fn export_all(&self) -> Result<ExportReport, ProjectError> {
+        self.export_with(true)
+    }
+
+    /// `.git/reposix/export-<backend>.json`: issue -> the tip at which its
+    /// last export ended in step with the tracker. An issue whose ref has not
+    /// moved since has nothing to send. A cache: deleting it costs one walk.
+    fn export_cache_path(&self) -> std::path::PathBuf {
+        let hash = blake3::hash(self.key.as_bytes()).to_hex();
+        self.store.git_dir().join("reposix").join(format!(
+            "export-{}-{}.json",
+            self.backend.kind(),
+            &hash[..16]
+        ))
+    }
+
+    fn export_with(&self, full: bool) -> Result<ExportReport, ProjectError> {
         let mut report = ExportReport::default();
+        let path = self.export_cache_path();
+        let mut cache: std::collections::BTreeMap<String, String> = if full {
+            Default::default()
+        } else {
+            std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        };
         let refs = self.store.list_refs()?;
         (self.progress)(&format!("exporting {} issues to {}", refs.len(), self.key));
+        let repo = self.store.repo();
         for (n, r) in refs.iter().enumerate() {
-            if n > 0 && n % 200 == 0 {
+            if n > 0 && n % 500 == 0 {
                 (self.progress)(&format!("  {n}/{} issues", refs.len()));
             }
             let Some(issue) = r.issue else { continue };
-            if let Err(e) = self.export_one(issue, &mut report) {
-                report
-                    .failed
-                    .push((issue.to_string(), crate::error_chain(&e)));
+            let key = issue.to_string();
+            let cached_tip = cache
+                .get(&key)
+                .and_then(|t| gix::hash::ObjectId::from_hex(t.as_bytes()).ok());
+            if cached_tip == Some(r.tip) {
+                report.unchanged += 1;
+                continue;
             }
+            match self.export_one(issue, &mut report) {
+                Ok(()) => {
+                    if let Some(tip) = self.store.read_ref(&repo, &r.refname)? {
+                        cache.insert(key, tip.to_string());
+                    }
+                }
+                Err(e) => {
+                    cache.remove(&key);
+                    report.failed.push((key, crate::error_chain(&e)));
+                }
+            }
+        }
+        // Best effort: without the cache the next export walks everything.
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = serde_json::to_vec(&cache)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                std::fs::create_dir_all(path.parent().expect("BUG: cache path has a parent"))?;
+                std::fs::write(&tmp, bytes)
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
         Ok(report)
     }

@@ -170,7 +170,12 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     let export = if dirs.import_only {
         None
     } else {
-        let e = p.export().map_err(|e| with_staleness(e.into()))?;
+        let e = if dirs.reconcile {
+            p.export_all()
+        } else {
+            p.export()
+        }
+        .map_err(|e| with_staleness(e.into()))?;
         p.import(false).map_err(|e| with_staleness(e.into()))?;
         Some(e)
     };

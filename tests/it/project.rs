@@ -479,6 +479,29 @@ fn no_echo_after_export() {
         before,
         "re-syncing with no change adds no events"
     );
+    let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
+    assert_eq!(
+        p.export().expect("export").unchanged,
+        1,
+        "an issue in step is skipped"
+    );
+    assert_eq!(
+        p.export_all().expect("export").unchanged,
+        0,
+        "reconcile folds everything"
+    );
+    repo.apply(
+        w.issue,
+        &actor("alice"),
+        &[Change::Title("Mine, renamed".into())],
+    )
+    .expect("edit");
+    let report = p.export().expect("export");
+    assert_eq!(
+        (report.unchanged, report.updated),
+        (0, 1),
+        "a moved ref is exported"
+    );
 }
 
 #[test]
