@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod crdt;
 pub mod event;
+pub mod git_process;
 pub mod mirror;
 pub mod project;
 pub mod repo;

@@ -34,7 +34,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gix::bstr::ByteSlice;
@@ -42,6 +41,7 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use serde::Serialize;
 
 use crate::event::IssueId;
+use crate::git_process::{self, GitOutput, RunError};
 use crate::store::layout::ISSUE_REF_PREFIX;
 use crate::store::{EventStore, GitEventStore, MergeOutcome, Oid, StoreError};
 
@@ -1089,7 +1089,7 @@ impl Session<'_> {
     fn git(&self, command: &'static str, args: &[OsString]) -> Result<GitOutput, SyncError> {
         run_git(self.store.git_dir(), args, self.opts.timeout).map_err(|e| match e {
             RunError::Spawn(source) => SyncError::Spawn { command, source },
-            RunError::Timeout => SyncError::Timeout {
+            RunError::TimedOut | RunError::Cancelled => SyncError::Timeout {
                 remote: self.remote.display.clone(),
                 command,
                 secs: self.opts.timeout.as_secs(),
@@ -1098,72 +1098,10 @@ impl Session<'_> {
     }
 }
 
-struct GitOutput {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-enum RunError {
-    Spawn(std::io::Error),
-    Timeout,
-}
-
 fn run_git(git_dir: &Path, args: &[OsString], timeout: Duration) -> Result<GitOutput, RunError> {
-    let mut child = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GCM_INTERACTIVE", "never")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(RunError::Spawn)?;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let mut nap = Duration::from_micros(500);
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(RunError::Spawn)? {
-            break status;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            // The readers end when git's children (ssh…) let go of the pipes.
-            return Err(RunError::Timeout);
-        }
-        std::thread::sleep(nap.min(deadline - now));
-        nap = (nap * 2).min(Duration::from_millis(20));
-    };
-    Ok(GitOutput {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
+    let mut cmd = git_process::command(git_dir);
+    cmd.args(args);
+    git_process::run(cmd, timeout, None)
 }
 
 /// The tail of a file: enough for the last few reflog entries.

@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use super::{
     classify, io_err, MirrorError, MirrorFailureReason, DEFAULT_USER, TOKEN_ENV, USER_ENV,
 };
+pub(super) use crate::git_process::GitOutput;
+use crate::git_process::{self, RunError};
 use crate::store::Oid;
 use crate::sync::sanitize;
 
@@ -105,85 +105,6 @@ impl Drop for Askpass {
     }
 }
 
-pub(super) struct GitOutput {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// A running git process: killed with its children unless waited for.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn kill_tree(&mut self) {
-        // Children first (git-remote-http, ssh), while they are still
-        // linked to git: once git is gone they are reparented.
-        for _ in 0..2 {
-            let pids = descendants(self.0.id());
-            if pids.is_empty() {
-                break;
-            }
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .args(pids.iter().map(u32::to_string))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            self.kill_tree();
-        }
-    }
-}
-
-/// Processes descending from `root` (Linux `/proc`; empty elsewhere).
-fn descendants(root: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut parent_of = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
-        let Some(ppid) = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        parent_of.push((pid, ppid));
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for &(child, parent) in &parent_of {
-            if parent == p && !out.contains(&child) {
-                out.push(child);
-                frontier.push(child);
-            }
-        }
-    }
-    out
-}
-
 /// git against one mirror.
 pub(super) struct Git<'a> {
     /// The local repository's git directory.
@@ -236,88 +157,28 @@ impl Git<'_> {
         command: &'static str,
         args: &[OsString],
     ) -> Result<GitOutput, MirrorError> {
-        let mut cmd = Command::new("git");
-        cmd.arg("--git-dir")
-            .arg(self.git_dir)
-            .arg(command)
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GCM_INTERACTIVE", "never")
-            .env("LC_ALL", "C")
-            .env("LANGUAGE", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = git_process::command(self.git_dir);
+        cmd.arg(command).args(args);
         if let Some(script) = self.askpass {
             cmd.env("GIT_ASKPASS", script);
         }
         if let Some(c) = &self.credential {
             cmd.env(TOKEN_ENV, &c.token).env(USER_ENV, &c.user);
         }
-        let child = cmd
-            .spawn()
-            .map_err(|source| MirrorError::Spawn { command, source })?;
-        let mut guard = ChildGuard(child);
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut buf);
-                }
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        };
-        let out = drain(
-            guard
-                .0
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let err = drain(
-            guard
-                .0
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let deadline = Instant::now() + self.timeout;
-        let mut nap = Duration::from_micros(500);
-        let status = loop {
-            if let Some(status) = guard
-                .0
-                .try_wait()
-                .map_err(|source| MirrorError::Spawn { command, source })?
-            {
-                break status;
-            }
-            if self.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
-                guard.kill_tree();
-                return Err(MirrorError::Interrupted {
-                    mirror: self.display.to_owned(),
-                    command,
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                guard.kill_tree();
-                // The readers end once the killed processes' pipes close.
-                return Err(MirrorError::Push {
-                    mirror: self.display.to_owned(),
-                    reason: MirrorFailureReason::NetworkFailed,
-                    message: format!(
-                        "`git {command}` did not finish within {} s and was killed",
-                        self.timeout.as_secs_f64()
-                    ),
-                });
-            }
-            std::thread::sleep(nap.min(deadline - now));
-            nap = (nap * 2).min(Duration::from_millis(20));
-        };
-        Ok(GitOutput {
-            status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
+        git_process::run(cmd, self.timeout, self.cancel).map_err(|e| match e {
+            RunError::Spawn(source) => MirrorError::Spawn { command, source },
+            RunError::Cancelled => MirrorError::Interrupted {
+                mirror: self.display.to_owned(),
+                command,
+            },
+            RunError::TimedOut => MirrorError::Push {
+                mirror: self.display.to_owned(),
+                reason: MirrorFailureReason::NetworkFailed,
+                message: format!(
+                    "`git {command}` did not finish within {} s and was killed",
+                    self.timeout.as_secs_f64()
+                ),
+            },
         })
     }
 

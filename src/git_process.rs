@@ -1,0 +1,182 @@
+//! Running the system `git`: the one place child git processes are
+//! started, waited for with a deadline, and killed.
+//!
+//! Every invocation gets `GIT_TERMINAL_PROMPT=0` and `GCM_INTERACTIVE=never`
+//! (a missing credential fails instead of hanging), `LC_ALL=C` (messages
+//! that callers classify stay in English), and a closed stdin. On timeout
+//! or cancellation git is killed together with its children
+//! (`git-remote-http`, ssh), which otherwise outlive it holding the pipes.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What a finished git invocation printed.
+#[derive(Debug)]
+pub struct GitOutput {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+}
+
+/// Why a git invocation did not finish.
+#[derive(Debug)]
+pub enum RunError {
+    /// It could not be started.
+    Spawn(std::io::Error),
+    /// It ran past its deadline and was killed.
+    TimedOut,
+    /// The caller's cancel flag was set; it was killed.
+    Cancelled,
+}
+
+/// `git --git-dir <git_dir>` with the environment described above.
+pub fn command(git_dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("--git-dir")
+        .arg(git_dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GCM_INTERACTIVE", "never")
+        .env("LC_ALL", "C")
+        .env("LANGUAGE", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Run `cmd` (from [`command`]) to completion, within `timeout`, stopping
+/// early when `cancel` is set.
+pub fn run(
+    mut cmd: Command,
+    timeout: Duration,
+    cancel: Option<&AtomicBool>,
+) -> Result<GitOutput, RunError> {
+    let child = cmd.spawn().map_err(RunError::Spawn)?;
+    let mut guard = ChildGuard(child);
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(
+        guard
+            .0
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        guard
+            .0
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let mut nap = Duration::from_micros(500);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().map_err(RunError::Spawn)? {
+            break status;
+        }
+        if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            guard.kill_tree();
+            return Err(RunError::Cancelled);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            // The readers end once the killed processes' pipes close.
+            guard.kill_tree();
+            return Err(RunError::TimedOut);
+        }
+        std::thread::sleep(nap.min(deadline - now));
+        nap = (nap * 2).min(Duration::from_millis(20));
+    };
+    Ok(GitOutput {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// A running git process: killed with its children unless waited for.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn kill_tree(&mut self) {
+        // Children first (git-remote-http, ssh), while they are still
+        // linked to git: once git is gone they are reparented.
+        for _ in 0..2 {
+            let pids = descendants(self.0.id());
+            if pids.is_empty() {
+                break;
+            }
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(pids.iter().map(u32::to_string))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.kill_tree();
+        }
+    }
+}
+
+/// Processes descending from `root` (Linux `/proc`; empty elsewhere).
+fn descendants(root: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut parent_of = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Some(ppid) = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        parent_of.push((pid, ppid));
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(child, parent) in &parent_of {
+            if parent == p && !out.contains(&child) {
+                out.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    out
+}
