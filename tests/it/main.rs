@@ -19,3 +19,4 @@ mod sim;
 mod store;
 mod support;
 mod sync;
+mod tracker_props;
