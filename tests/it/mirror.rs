@@ -148,14 +148,12 @@ struct Daemon {
 impl Daemon {
     fn start(t: &TestRepo, base: &Path) -> Daemon {
         let port = free_port();
+        // The `git-daemon` program itself: `git daemon` runs it as a child
+        // that would outlive a kill of the `git` wrapper.
+        let exec_path = t.git(&["--exec-path"]).trim().to_owned();
         let child = t
-            .command("git")
-            .args([
-                "daemon",
-                "--export-all",
-                "--enable=receive-pack",
-                "--reuseaddr",
-            ])
+            .command(Path::new(&exec_path).join("git-daemon"))
+            .args(["--export-all", "--enable=receive-pack", "--reuseaddr"])
             .arg(format!("--base-path={}", base.display()))
             .args(["--listen=127.0.0.1", &format!("--port={port}")])
             .stdin(Stdio::null())
