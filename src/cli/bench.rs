@@ -80,7 +80,7 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
 
 /// The events of one synthetic issue: a create with a body, then a mix of
 /// comments, labels, title, status and a body edit.
-fn issue_events(issue: IssueId, actor: &ActorId, n: usize) -> Vec<(EventId, Vec<u8>)> {
+pub(super) fn issue_events(issue: IssueId, actor: &ActorId, n: usize) -> Vec<(EventId, Vec<u8>)> {
     let body_text = format!("Synthetic issue {issue}\n\nSteps:\n1. run\n2. observe\n");
     let body = BodyDoc::load(issue, [])
         .expect("BUG: empty body loads")

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use reposix::event::{ActorId, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION};
+use reposix::event::{ActorId, IssueId};
 use reposix::repo::{Change, Repo};
 use reposix::store::bulk::BulkWriter;
 use reposix::sync::{self, Direction, RemoteFailure, SyncError, SyncOptions, SyncReport};
@@ -284,40 +284,6 @@ fn sync_process(dir: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(v["data"].clone())
 }
 
-/// A synthetic issue: a create, then comments.
-fn issue_events(issue: IssueId, actor: &ActorId, n: usize) -> Vec<(EventId, Vec<u8>)> {
-    let mut out = Vec::with_capacity(n);
-    let mut parents = vec![];
-    for i in 0..n.max(1) {
-        let op = if i == 0 {
-            Op::Create {
-                title: format!("Issue {}", issue.short()),
-                body: None,
-                status: Status::Open,
-                labels: vec!["bench".into()],
-                assignees: vec![],
-            }
-        } else {
-            Op::AddComment {
-                body: format!("comment {i} on {}", issue.short()),
-            }
-        };
-        let e = Event {
-            v: EVENT_FORMAT_VERSION,
-            issue,
-            actor: actor.clone(),
-            lamport: i as u64 + 1,
-            wall_ms: 1_700_000_000_000 + i as i64,
-            parents: std::mem::take(&mut parents),
-            op,
-        };
-        let (id, bytes) = e.seal();
-        parents = vec![id];
-        out.push((id, bytes));
-    }
-    out
-}
-
 pub fn bench(ctx: &Ctx, args: BenchSyncArgs) -> Result<(), Failure> {
     let f = bench_sync(&args)?;
     ctx.out.done(&f, || render(&f))
@@ -356,7 +322,7 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     let mut issues = Vec::with_capacity(args.issues);
     for _ in 0..args.issues {
         let issue = IssueId::new_random();
-        let commits: Vec<Vec<_>> = issue_events(issue, &actor, args.events_per_issue)
+        let commits: Vec<Vec<_>> = super::bench::issue_events(issue, &actor, args.events_per_issue)
             .into_iter()
             .map(|e| vec![e])
             .collect();
