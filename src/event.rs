@@ -21,8 +21,21 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The event envelope version this build writes and reads.
+/// The envelope version of the format-1 operations. An event is written
+/// with the lowest version that has its operation ([`Op::since_version`]),
+/// so events a version-1 reader understands stay readable by it and a
+/// tracker revision observed by an older build is the same bytes.
 pub const EVENT_FORMAT_VERSION: u32 = 1;
+
+/// The newest envelope version this build writes.
+pub const LATEST_EVENT_VERSION: u32 = 2;
+
+/// The envelope versions this build reads: 1 (the original operations) and
+/// 2 (adds `sync_body`, `observe_created` and `observe_gone`).
+pub const SUPPORTED_EVENT_VERSIONS: &[u32] = &[1, 2];
+
+/// How the supported versions read in errors.
+pub const SUPPORTED_EVENT_VERSIONS_TEXT: &str = "1, 2";
 
 /// Largest encoded event accepted by [`Event::decode`] (bytes).
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
@@ -52,8 +65,8 @@ pub enum DecodeError {
     UnsupportedVersion {
         /// Version found in the envelope.
         found: u32,
-        /// Version this build supports.
-        supported: u32,
+        /// Versions this build supports.
+        supported: &'static str,
     },
     /// A field holds a value outside its domain.
     #[error("invalid {what}: {value:?}")]
@@ -553,6 +566,43 @@ pub enum Op {
         /// The revision the write produced.
         revision: u64,
     },
+    /// Format 2. The tracker's body text at `revision` is accounted for in
+    /// the body document: the document at `heads` (automerge change hashes)
+    /// has exactly that text. `changes` are the automerge changes this
+    /// event brings (the tracker's edit, computed deterministically from
+    /// the previous such point; or a join of concurrent ones); empty when
+    /// the text was already there (an export).
+    SyncBody {
+        /// Backend instance.
+        backend: String,
+        /// The tracker's id of the issue.
+        remote_id: String,
+        /// The tracker revision whose text this is.
+        revision: u64,
+        /// Automerge heads (32-byte change hashes, sorted) of the document
+        /// state holding that text.
+        heads: Vec<Bytes>,
+        /// Automerge changes carried by this event.
+        changes: Vec<Bytes>,
+    },
+    /// Format 2. When a remote object was created on the tracker (fixed
+    /// envelope like `observe`, so every replica writes the same bytes).
+    ObserveCreated {
+        /// Backend instance.
+        backend: String,
+        /// The tracker's id (`comment:<id>` for a comment).
+        remote_id: String,
+        /// The tracker's raw creation timestamp.
+        created_at: String,
+    },
+    /// Format 2. The remote object no longer exists on the tracker
+    /// (deleted, or moved out of reach). Fixed envelope like `observe`.
+    ObserveGone {
+        /// Backend instance.
+        backend: String,
+        /// The tracker's id (`comment:<id>` for a comment).
+        remote_id: String,
+    },
 }
 
 impl Op {
@@ -578,7 +628,30 @@ impl Op {
             Op::Bind { .. } => "bind",
             Op::BindComment { .. } => "bind_comment",
             Op::Exported { .. } => "exported",
+            Op::SyncBody { .. } => "sync_body",
+            Op::ObserveCreated { .. } => "observe_created",
+            Op::ObserveGone { .. } => "observe_gone",
         }
+    }
+
+    /// The first envelope version in which this operation exists.
+    pub fn since_version(&self) -> u32 {
+        match self {
+            Op::SyncBody { .. } | Op::ObserveCreated { .. } | Op::ObserveGone { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether the operation is written with the fixed envelope of tracker
+    /// observations (backend actor, lamport 0, no parents).
+    pub fn is_observation(&self) -> bool {
+        matches!(
+            self,
+            Op::Observe { .. }
+                | Op::ObserveComment { .. }
+                | Op::ObserveCreated { .. }
+                | Op::ObserveGone { .. }
+        )
     }
 }
 
@@ -627,10 +700,10 @@ impl Event {
             v: u32,
         }
         match ciborium::from_reader::<VersionOnly, _>(bytes) {
-            Ok(VersionOnly { v }) if v != EVENT_FORMAT_VERSION => {
+            Ok(VersionOnly { v }) if !SUPPORTED_EVENT_VERSIONS.contains(&v) => {
                 return Err(DecodeError::UnsupportedVersion {
                     found: v,
-                    supported: EVENT_FORMAT_VERSION,
+                    supported: SUPPORTED_EVENT_VERSIONS_TEXT,
                 });
             }
             _ => {}
@@ -652,11 +725,17 @@ impl Event {
 
     /// Check the invariants the encoder cannot express.
     pub fn validate(&self) -> Result<(), DecodeError> {
-        if self.v != EVENT_FORMAT_VERSION {
+        if !SUPPORTED_EVENT_VERSIONS.contains(&self.v) {
             return Err(DecodeError::UnsupportedVersion {
                 found: self.v,
-                supported: EVENT_FORMAT_VERSION,
+                supported: SUPPORTED_EVENT_VERSIONS_TEXT,
             });
+        }
+        if self.v < self.op.since_version() {
+            return Err(invalid(
+                "operation (newer than the event's format version)",
+                self.op.kind(),
+            ));
         }
         if !self.parents.windows(2).all(|w| w[0] < w[1]) {
             return Err(invalid("parents (must be sorted and unique)", ""));
@@ -709,7 +788,21 @@ impl Event {
                     return Err(invalid("observe (labels/assignees must be sorted)", ""));
                 }
             }
-            Op::ObserveComment { .. }
+            Op::SyncBody { heads, changes, .. } => {
+                if !heads.windows(2).all(|w| w[0] < w[1]) || heads.iter().any(|h| h.0.len() != 32)
+                {
+                    return Err(invalid(
+                        "sync_body heads (32-byte hashes, sorted, unique)",
+                        "",
+                    ));
+                }
+                if changes.iter().any(|c| c.0.is_empty()) {
+                    return Err(invalid("sync_body change (empty)", ""));
+                }
+            }
+            Op::ObserveCreated { .. }
+            | Op::ObserveGone { .. }
+            | Op::ObserveComment { .. }
             | Op::Bind { .. }
             | Op::BindComment { .. }
             | Op::Exported { .. }
@@ -800,7 +893,7 @@ mod tests {
         let err = Event::decode(&e.encode()).expect_err("v7 must not decode");
         assert_eq!(
             err.to_string(),
-            "unsupported event format version 7 (supported: 1)"
+            "unsupported event format version 7 (supported: 1, 2)"
         );
     }
 

@@ -1,31 +1,45 @@
 //! Projection between the event logs and a tracker: import and export.
 //!
-//! Import lists what changed since the backend's cursor (kept in
-//! `refs/reposix/backends/<key>`), and records each remote revision as an
-//! `observe` event with fixed envelope values, so the same revision imported
-//! by any clone is the same event. The CRDT orders observations against
-//! local events by causality (`crate::crdt`), which is what lets a later
-//! local edit win over an older tracker value however the clones' clocks
-//! compare.
+//! The model is stated in `refs-format.md` (section 6b); in short:
 //!
-//! Export computes, per issue, the patch between the folded state and the
-//! last observation of the tracker, sends it with the tracker's concurrency
-//! token, and records the result (`observe` of the new revision plus an
-//! `exported` record whose ancestors are the events the write carried).
-//! A conflict re-imports that issue, re-folds and retries; only when the
-//! retries run out is it reported, per issue. Creating a remote issue (or
-//! comment) is preceded by an intent record and carries a marker, so a run
-//! killed between the remote write and the local record finds the remote
-//! object by its marker instead of creating it twice.
+//! - Import lists what changed since the backend's cursor (kept in
+//!   `refs/reposix/backends/<key>`) and records each remote revision as an
+//!   `observe` event with fixed envelope values, so the same revision
+//!   imported by any clone is the same event, plus the tracker's creation
+//!   time (`observe_created`, fixed too). The tracker's *body text* enters
+//!   the body document as a `sync_body` event: a change derived
+//!   deterministically from the newest sync point, so clones that import
+//!   the same revision write the same change, which automerge keeps once.
+//! - The CRDT orders observations of title, status, labels and assignees
+//!   against local events by causality (`crate::crdt`), which is what lets
+//!   a later local edit win over an older tracker value however the clones'
+//!   clocks compare.
+//! - Export computes, per issue, the patch between the folded state and the
+//!   last observation of the tracker, sends it with the tracker's
+//!   concurrency token, and records the result: the new revision
+//!   (`observe`), an `exported` record whose ancestors are the events the
+//!   write carried, and a `sync_body` naming the document heads whose text
+//!   was sent (exported text is never diffed back in). A conflict
+//!   re-imports that issue, re-folds and retries; only when the retries run
+//!   out is it reported, per issue.
+//! - Creating a remote issue (or comment) is preceded by an intent record
+//!   and carries a marker, so a run killed between the remote write and the
+//!   local record finds the remote object by its marker instead of creating
+//!   it twice. Remote issues map to local issues by binding first (a marker
+//!   a tracker user deleted changes nothing), then by marker, then by an id
+//!   derived from the remote identity.
+//! - A remote issue or comment the tracker no longer has is recorded
+//!   (`observe_gone`): the issue shows it, and export leaves it alone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::backend::{
     Backend, BackendError, BackendSpec, IssuePatch, NewRemoteIssue, RemoteComment, RemoteIssue,
 };
-use crate::crdt::{EventSet, IssueState};
-use crate::event::{ActorId, Event, EventId, IssueId, Op, EVENT_FORMAT_VERSION};
+use crate::crdt::{remote_comment_id, BodyView, EventSet, IssueState};
+use crate::event::{ActorId, Event, EventId, IssueId, Op};
 use crate::store::bulk::BulkWriter;
+use crate::store::index::Index;
 use crate::store::{EventStore, GitEventStore, StoreError};
 use crate::timestamp;
 
@@ -74,6 +88,8 @@ pub struct ImportReport {
     pub new_issues: usize,
     /// Comment versions recorded.
     pub comments: usize,
+    /// Remote issues and comments found deleted on the tracker.
+    pub gone: usize,
     /// The cursor after the run.
     pub cursor: Option<String>,
 }
@@ -87,13 +103,19 @@ pub struct ExportReport {
     pub updated: usize,
     /// Interrupted creates found by marker and bound.
     pub recovered: usize,
-    /// Comments created or edited.
+    /// Comments created, edited or deleted.
     pub comments: usize,
     /// Conflicts answered by re-import and retry.
     pub conflicts_retried: usize,
     /// Issues skipped because their log has not moved since they were last
     /// exported in step with the tracker.
     pub unchanged: usize,
+    /// Issues found deleted on the tracker while exporting (recorded; they
+    /// are not exported again).
+    pub gone: usize,
+    /// Local comments the tracker cannot hold (no comments API), which stay
+    /// local.
+    pub comments_local_only: usize,
     /// Issues that could not be exported: (issue, why).
     pub failed: Vec<(String, String)>,
 }
@@ -106,6 +128,13 @@ pub struct Projection<'a> {
     backend_actor: ActorId,
     actor: ActorId,
     progress: &'a dyn Fn(&str),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl<'a> Projection<'a> {
@@ -154,27 +183,75 @@ impl<'a> Projection<'a> {
         [("Reposix-Origin", self.key.as_str())]
     }
 
-    /// The local issue a remote issue maps to: its marker when it carries
-    /// one of ours, else an id derived from the remote identity.
-    pub fn issue_for(&self, remote: &RemoteIssue) -> IssueId {
-        remote
+    fn chain(&self, remote_id: &str) -> (String, String) {
+        (self.key.clone(), remote_id.to_owned())
+    }
+
+    /// Remote id -> local issue, for every issue bound to this backend (from
+    /// the listing index, which notices refs moved by any means).
+    fn bindings(&self) -> Result<HashMap<String, IssueId>, ProjectError> {
+        let listing = Index::new(self.store).list(false)?;
+        let mut out = HashMap::new();
+        for issue in listing.issues {
+            for (backend, remote_id) in issue.remotes {
+                if backend == self.key {
+                    // Two issues bound to one remote issue: keep the
+                    // smallest id, the same choice everywhere.
+                    let slot = out.entry(remote_id).or_insert(issue.id);
+                    if issue.id < *slot {
+                        *slot = issue.id;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The local issue a remote issue maps to: the issue already bound to
+    /// it, else the issue its marker names (unless that one is bound to
+    /// another remote issue here), else an id derived from the remote
+    /// identity.
+    fn issue_for(
+        &self,
+        remote: &RemoteIssue,
+        bindings: &HashMap<String, IssueId>,
+        bound_issues: &HashSet<IssueId>,
+    ) -> IssueId {
+        if let Some(issue) = bindings.get(&remote.remote_id) {
+            return *issue;
+        }
+        if let Some(marked) = remote
             .marker
             .as_deref()
             .and_then(|m| m.parse::<IssueId>().ok())
-            .unwrap_or_else(|| IssueId::derived(&format!("{}|{}", self.key, remote.remote_id)))
+        {
+            if !bound_issues.contains(&marked) {
+                return marked;
+            }
+        }
+        IssueId::derived(&format!("{}|{}", self.key, remote.remote_id))
     }
 
-    /// The observation event of a remote revision: same bytes on every
-    /// replica that sees this revision.
-    fn observe(&self, issue: IssueId, r: &RemoteIssue) -> Event {
+    /// A fixed-envelope event (an observation): the same bytes on every
+    /// replica that sees the same tracker fact.
+    fn fixed(&self, issue: IssueId, wall_ms: i64, op: Op) -> Event {
         Event {
-            v: EVENT_FORMAT_VERSION,
+            v: op.since_version(),
             issue,
             actor: self.backend_actor.clone(),
             lamport: 0,
-            wall_ms: timestamp::parse_millis(&r.updated_at).unwrap_or(0),
+            wall_ms,
             parents: vec![],
-            op: Op::Observe {
+            op,
+        }
+    }
+
+    /// The observation event of a remote revision.
+    fn observe(&self, issue: IssueId, r: &RemoteIssue) -> Event {
+        self.fixed(
+            issue,
+            timestamp::parse_millis(&r.updated_at).unwrap_or(0),
+            Op::Observe {
                 backend: self.key.clone(),
                 remote_id: r.remote_id.clone(),
                 revision: r.revision.order,
@@ -186,19 +263,41 @@ impl<'a> Projection<'a> {
                 assignees: sorted(&r.assignees),
                 updated_at: r.updated_at.clone(),
             },
-        }
+        )
+    }
+
+    /// When the tracker created a remote object (`None` if it did not say).
+    fn observe_created(&self, issue: IssueId, remote_id: &str, created_at: &str) -> Option<Event> {
+        (!created_at.is_empty()).then(|| {
+            self.fixed(
+                issue,
+                timestamp::parse_millis(created_at).unwrap_or(0),
+                Op::ObserveCreated {
+                    backend: self.key.clone(),
+                    remote_id: remote_id.to_owned(),
+                    created_at: created_at.to_owned(),
+                },
+            )
+        })
+    }
+
+    fn observe_gone(&self, issue: IssueId, remote_id: &str) -> Event {
+        self.fixed(
+            issue,
+            0,
+            Op::ObserveGone {
+                backend: self.key.clone(),
+                remote_id: remote_id.to_owned(),
+            },
+        )
     }
 
     fn observe_comment(&self, issue: IssueId, c: &RemoteComment) -> Event {
         let ms = timestamp::parse_millis(&c.updated_at).unwrap_or(0);
-        Event {
-            v: EVENT_FORMAT_VERSION,
+        self.fixed(
             issue,
-            actor: self.backend_actor.clone(),
-            lamport: 0,
-            wall_ms: ms,
-            parents: vec![],
-            op: Op::ObserveComment {
+            ms,
+            Op::ObserveComment {
                 backend: self.key.clone(),
                 remote_id: c.remote_id.clone(),
                 local: c.marker.as_deref().and_then(|m| m.parse().ok()),
@@ -207,26 +306,38 @@ impl<'a> Projection<'a> {
                 revision: ms.max(0) as u64,
                 updated_at: c.updated_at.clone(),
             },
-        }
+        )
     }
 
-    /// A local event by the running actor on top of `set`.
-    fn local(&self, issue: IssueId, set: &EventSet, parents: Vec<EventId>, op: Op) -> Event {
+    /// Local events by the running actor: the first has `parents`, each
+    /// next one the previous; each clock is one more than its parents'.
+    fn local(&self, issue: IssueId, set: &EventSet, parents: Vec<EventId>, ops: Vec<Op>) -> Vec<Event> {
         let mut parents = parents;
         parents.sort();
         parents.dedup();
-        Event {
-            v: EVENT_FORMAT_VERSION,
-            issue,
-            actor: self.actor.clone(),
-            lamport: set.max_lamport() + 1,
-            wall_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
-            parents,
-            op,
+        let mut lamport = parents
+            .iter()
+            .filter_map(|p| set.get(p))
+            .map(|e| e.lamport)
+            .max()
+            .unwrap_or(0);
+        let wall_ms = now_ms();
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            lamport = lamport.saturating_add(1);
+            let e = Event {
+                v: op.since_version(),
+                issue,
+                actor: self.actor.clone(),
+                lamport,
+                wall_ms,
+                parents: std::mem::take(&mut parents),
+                op,
+            };
+            parents = vec![e.seal().0];
+            out.push(e);
         }
+        out
     }
 
     fn load_or_empty(&self, issue: IssueId) -> Result<EventSet, ProjectError> {
@@ -266,6 +377,20 @@ impl<'a> Projection<'a> {
         })
     }
 
+    fn body(&self, issue: IssueId, set: &EventSet) -> Result<BodyView, ProjectError> {
+        set.body(issue).map_err(|e| ProjectError::Fold {
+            issue,
+            why: crate::error_chain(&e),
+        })
+    }
+
+    fn body_error(issue: IssueId, e: crate::crdt::body::BodyError) -> ProjectError {
+        ProjectError::Fold {
+            issue,
+            why: crate::error_chain(&e),
+        }
+    }
+
     /// The cursor stored for this backend.
     pub fn cursor(&self) -> Result<Option<String>, ProjectError> {
         let state = self.store.read_state(&self.state_ref())?;
@@ -293,7 +418,9 @@ impl<'a> Projection<'a> {
         Ok(())
     }
 
-    /// Import what changed since the cursor (everything with `reconcile`).
+    /// Import what changed since the cursor (everything with `reconcile`,
+    /// which also re-reads every comment and notices remote issues deleted
+    /// on the tracker).
     pub fn import(&self, reconcile: bool) -> Result<ImportReport, ProjectError> {
         let cursor = if reconcile { None } else { self.cursor()? };
         (self.progress)(&format!(
@@ -309,11 +436,13 @@ impl<'a> Projection<'a> {
             listed: remotes.len(),
             ..ImportReport::default()
         };
+        let bindings = self.bindings()?;
+        let bound_issues: HashSet<IssueId> = bindings.values().copied().collect();
         // Issues new to this repository go into one pack through
         // fast-import; the rest are appended one by one.
         let mut fresh: Vec<(IssueId, Vec<Event>)> = Vec::new();
-        let mut fresh_ids = std::collections::HashSet::new();
-        let existing: std::collections::HashSet<IssueId> = self
+        let mut fresh_ids = HashSet::new();
+        let existing: HashSet<IssueId> = self
             .store
             .list_refs()?
             .into_iter()
@@ -323,19 +452,34 @@ impl<'a> Projection<'a> {
             if n > 0 && n % 500 == 0 {
                 (self.progress)(&format!("  {n}/{} issues", remotes.len()));
             }
-            let issue = self.issue_for(r);
+            let issue = self.issue_for(r, &bindings, &bound_issues);
             if existing.contains(&issue) || !fresh_ids.insert(issue) {
-                self.import_one(r, &mut report)?;
+                self.import_one(issue, r, reconcile, &mut report)?;
             } else {
-                let events = self.observation_events(issue, r)?;
+                let events = self.fresh_events(issue, r)?;
                 report.observed += 1;
                 report.new_issues += 1;
-                report.comments += events.len() - 1;
+                report.comments += events
+                    .iter()
+                    .filter(|e| matches!(e.op, Op::ObserveComment { .. }))
+                    .count();
                 fresh.push((issue, events));
             }
         }
         if !fresh.is_empty() {
             self.write_fresh(fresh)?;
+        }
+        if reconcile {
+            // A full listing: bound remote issues it lacks may be gone.
+            let listed: HashSet<&str> = remotes.iter().map(|r| r.remote_id.as_str()).collect();
+            let mut missing: Vec<(&String, &IssueId)> = bindings
+                .iter()
+                .filter(|(rid, _)| !listed.contains(rid.as_str()))
+                .collect();
+            missing.sort();
+            for (rid, issue) in missing {
+                self.check_gone(*issue, rid, &mut report)?;
+            }
         }
         if let Some(c) = next.or(cursor) {
             self.save_cursor(&c)?;
@@ -344,19 +488,52 @@ impl<'a> Projection<'a> {
         Ok(report)
     }
 
-    /// The observation of a remote revision and of its comments.
-    fn observation_events(
+    /// Record a bound remote issue as gone if the tracker says it is.
+    fn check_gone(
         &self,
         issue: IssueId,
-        r: &RemoteIssue,
-    ) -> Result<Vec<Event>, ProjectError> {
-        let mut events = vec![self.observe(issue, r)];
+        remote_id: &str,
+        report: &mut ImportReport,
+    ) -> Result<(), ProjectError> {
+        let mut set = self.load_or_empty(issue)?;
+        let gone = self.observe_gone(issue, remote_id);
+        if set.contains(&gone.seal().0) {
+            return Ok(());
+        }
+        if self.backend.get(remote_id)?.is_none() {
+            report.gone += self.record(issue, &mut set, vec![gone], "import: gone")?;
+        }
+        Ok(())
+    }
+
+    /// The events of an issue new to this repository: its observation,
+    /// creation time, comments, and the sync point of its body.
+    fn fresh_events(&self, issue: IssueId, r: &RemoteIssue) -> Result<Vec<Event>, ProjectError> {
+        let mut fixed = vec![self.observe(issue, r)];
+        fixed.extend(self.observe_created(issue, &r.remote_id, &r.created_at));
         if self.backend.capabilities().comments {
             for c in self.backend.comments(&r.remote_id)? {
-                events.push(self.observe_comment(issue, &c));
+                fixed.extend(self.comment_events(issue, &c));
             }
         }
+        let mut set = EventSet::new();
+        for e in &fixed {
+            let (id, _) = e.seal();
+            set.insert(id, e.clone());
+        }
+        let mut view = self.body(issue, &set)?;
+        let ops = view
+            .import(&self.chain(&r.remote_id), r.revision.order, &r.body)
+            .map_err(|e| Self::body_error(issue, e))?;
+        let mut events = fixed;
+        events.extend(self.local(issue, &set, set.heads(), ops));
         Ok(events)
+    }
+
+    fn comment_events(&self, issue: IssueId, c: &RemoteComment) -> Vec<Event> {
+        let mut out = vec![self.observe_comment(issue, c)];
+        out.extend(self.observe_created(issue, &format!("comment:{}", c.remote_id), &c.created_at));
+        out
     }
 
     /// Write the logs of issues new to this repository as one pack. A ref
@@ -379,37 +556,107 @@ impl<'a> Projection<'a> {
         Ok(())
     }
 
-    /// Record one remote issue (and its comments when it changed).
-    fn import_one(&self, r: &RemoteIssue, report: &mut ImportReport) -> Result<(), ProjectError> {
-        let issue = self.issue_for(r);
+    /// Record one remote issue: its revision, creation time, body sync
+    /// point and (when it changed, or on `reconcile`) its comments.
+    fn import_one(
+        &self,
+        issue: IssueId,
+        r: &RemoteIssue,
+        reconcile: bool,
+        report: &mut ImportReport,
+    ) -> Result<(), ProjectError> {
         let mut set = self.load_or_empty(issue)?;
         let is_new = set.is_empty();
         let obs = self.observe(issue, r);
-        let (obs_id, _) = obs.seal();
-        if set.contains(&obs_id) {
+        let new_revision = !set.contains(&obs.seal().0);
+        if !new_revision && !reconcile {
             return Ok(());
         }
-        let events = self.observation_events(issue, r)?;
-        let before = set.len();
-        self.record(issue, &mut set, events, "import")?;
-        let added = set.len() - before;
-        report.observed += 1;
-        report.comments += added.saturating_sub(1);
-        if is_new {
-            report.new_issues += 1;
+        let mut fixed = vec![obs];
+        fixed.extend(self.observe_created(issue, &r.remote_id, &r.created_at));
+        if self.backend.capabilities().comments {
+            let listed = self.backend.comments(&r.remote_id)?;
+            let present: HashSet<&str> = listed.iter().map(|c| c.remote_id.as_str()).collect();
+            for c in &listed {
+                fixed.extend(self.comment_events(issue, c));
+            }
+            // Comments we saw on the tracker that it no longer lists.
+            for rid in self.observed_comments(&set) {
+                if !present.contains(rid.as_str()) {
+                    fixed.push(self.observe_gone(issue, &format!("comment:{rid}")));
+                }
+            }
+        }
+        let mut work = set.clone();
+        let mut fresh_fixed = Vec::new();
+        for e in fixed {
+            let (id, _) = e.seal();
+            if work.insert(id, e.clone()) {
+                fresh_fixed.push(e);
+            }
+        }
+        let mut view = self.body(issue, &work)?;
+        let ops = view
+            .import(&self.chain(&r.remote_id), r.revision.order, &r.body)
+            .map_err(|e| Self::body_error(issue, e))?;
+        let locals = self.local(issue, &work, work.heads(), ops);
+        report.comments += fresh_fixed
+            .iter()
+            .filter(|e| matches!(e.op, Op::ObserveComment { .. }))
+            .count();
+        report.gone += fresh_fixed
+            .iter()
+            .filter(|e| matches!(e.op, Op::ObserveGone { .. }))
+            .count();
+        let mut events = fresh_fixed;
+        events.extend(locals);
+        if self.record(issue, &mut set, events, "import")? > 0 && new_revision {
+            report.observed += 1;
+            if is_new {
+                report.new_issues += 1;
+            }
         }
         Ok(())
     }
 
-    /// Re-read one remote issue after a conflict and record it.
-    fn reimport(&self, remote_id: &str) -> Result<(), ProjectError> {
-        let Some(r) = self.backend.get(remote_id)? else {
-            return Err(BackendError::NotFound {
-                what: format!("{} issue {remote_id}", self.key),
+    /// Remote comment ids of this backend observed in `set` and not gone.
+    fn observed_comments(&self, set: &EventSet) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut gone = BTreeSet::new();
+        for (_, e) in set.iter() {
+            match &e.op {
+                Op::ObserveComment {
+                    backend, remote_id, ..
+                } if *backend == self.key => {
+                    seen.insert(remote_id.clone());
+                }
+                Op::ObserveGone { backend, remote_id } if *backend == self.key => {
+                    if let Some(c) = remote_id.strip_prefix("comment:") {
+                        gone.insert(c.to_owned());
+                    }
+                }
+                _ => {}
             }
-            .into());
-        };
-        self.import_one(&r, &mut ImportReport::default())
+        }
+        seen.retain(|c| !gone.contains(c));
+        seen
+    }
+
+    /// Re-read one remote issue after a conflict and record it. Returns
+    /// `false` (and records it) when the tracker no longer has it.
+    fn reimport(&self, issue: IssueId, remote_id: &str) -> Result<bool, ProjectError> {
+        match self.backend.get(remote_id)? {
+            Some(r) => {
+                self.import_one(issue, &r, false, &mut ImportReport::default())?;
+                Ok(true)
+            }
+            None => {
+                let mut set = self.load_or_empty(issue)?;
+                let gone = self.observe_gone(issue, remote_id);
+                self.record(issue, &mut set, vec![gone], "export: gone")?;
+                Ok(false)
+            }
+        }
     }
 
     /// The remote issue `set` is bound to on this backend, if any.
@@ -426,8 +673,16 @@ impl<'a> Projection<'a> {
         })
     }
 
+    /// Whether the tracker reported `remote_id` gone.
+    fn is_gone(&self, set: &EventSet, remote_id: &str) -> bool {
+        set.iter().any(|(_, e)| {
+            matches!(&e.op, Op::ObserveGone { backend, remote_id: r }
+                if *backend == self.key && r == remote_id)
+        })
+    }
+
     /// The newest observation of `remote_id` in `set`.
-    fn last_seen(&self, set: &EventSet, remote_id: &str) -> Option<(EventId, RemoteIssue)> {
+    fn last_seen(&self, set: &EventSet, remote_id: &str) -> Option<RemoteIssue> {
         set.iter()
             .filter_map(|(id, e)| match &e.op {
                 Op::Observe {
@@ -462,7 +717,7 @@ impl<'a> Projection<'a> {
                 _ => None,
             })
             .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|((_, id), r)| (id, r))
+            .map(|(_, r)| r)
     }
 
     /// Whether an unbound issue belongs to this repository (created here,
@@ -502,7 +757,7 @@ impl<'a> Projection<'a> {
     fn export_with(&self, full: bool) -> Result<ExportReport, ProjectError> {
         let mut report = ExportReport::default();
         let path = self.export_cache_path();
-        let mut cache: std::collections::BTreeMap<String, String> = if full {
+        let mut cache: BTreeMap<String, String> = if full {
             Default::default()
         } else {
             std::fs::read(&path)
@@ -563,9 +818,22 @@ impl<'a> Projection<'a> {
             },
             None => return Ok(()),
         };
-        self.patch_remote(issue, &remote_id, &mut set, report)?;
+        if self.is_gone(&set, &remote_id) {
+            return Ok(());
+        }
+        if !self.patch_remote(issue, &remote_id, &mut set, report)? {
+            report.gone += 1;
+            return Ok(());
+        }
         if self.backend.capabilities().comments {
             self.export_comments(issue, &remote_id, &mut set, report)?;
+        } else {
+            let state = self.fold(issue, &set)?;
+            report.comments_local_only += state
+                .comments
+                .iter()
+                .filter(|c| c.remote.as_ref().is_none_or(|r| r.backend != self.key))
+                .count();
         }
         Ok(())
     }
@@ -587,70 +855,81 @@ impl<'a> Projection<'a> {
             _ => None,
         });
         let marker = issue.to_string();
-        let (intent_id, remote) = match intent {
-            Some(intent_id) => match self.backend.find_by_marker(&marker, None)? {
-                Some(found) => {
-                    report.recovered += 1;
-                    (intent_id, found)
-                }
-                None => {
-                    report.created += 1;
-                    (intent_id, self.create_with_marker(issue, set, &marker)?)
-                }
-            },
-            None => {
-                let bind = self.local(
-                    issue,
-                    set,
-                    set.heads(),
-                    Op::Bind {
-                        backend: self.key.clone(),
-                        remote_id: None,
-                    },
-                );
-                let (intent_id, _) = bind.seal();
-                self.record(issue, set, vec![bind], "export intent")?;
-                report.created += 1;
-                (intent_id, self.create_with_marker(issue, set, &marker)?)
-            }
-        };
-        let bound = self.local(
-            issue,
-            set,
-            vec![intent_id],
-            Op::Bind {
-                backend: self.key.clone(),
-                remote_id: Some(remote.remote_id.clone()),
-            },
-        );
-        let exported = self.local(
-            issue,
-            set,
-            vec![intent_id],
+        if intent.is_none() {
+            let bind = self.local(
+                issue,
+                set,
+                set.heads(),
+                vec![Op::Bind {
+                    backend: self.key.clone(),
+                    remote_id: None,
+                }],
+            );
+            self.record(issue, set, bind, "export intent")?;
+        } else if let Some(found) = self.backend.find_by_marker(&marker, None)? {
+            // A run killed after the remote create: bind what it made. Its
+            // text is whatever that run sent: sync it like an import.
+            let mut view = self.body(issue, set)?;
+            let ops = view
+                .import(&self.chain(&found.remote_id), found.revision.order, &found.body)
+                .map_err(|e| Self::body_error(issue, e))?;
+            self.bind_created(issue, set, &found, set.heads(), ops)?;
+            report.recovered += 1;
+            return Ok(Some(found.remote_id));
+        }
+        let heads = set.heads();
+        let state = self.fold(issue, set)?;
+        let mut view = self.body(issue, set)?;
+        let remote = self.create_with_marker(&state, &marker)?;
+        report.created += 1;
+        let ops = view
+            .exported(&self.chain(&remote.remote_id), remote.revision.order, &remote.body)
+            .map_err(|e| Self::body_error(issue, e))?;
+        self.bind_created(issue, set, &remote, heads, ops)?;
+        Ok(Some(remote.remote_id))
+    }
+
+    /// Record a remote create: binding, exported record (after `heads`,
+    /// the events the create carried), observation, creation time, and the
+    /// body's sync point.
+    fn bind_created(
+        &self,
+        issue: IssueId,
+        set: &mut EventSet,
+        remote: &RemoteIssue,
+        heads: Vec<EventId>,
+        body_ops: Vec<Op>,
+    ) -> Result<(), ProjectError> {
+        let mut ops = vec![
             Op::Exported {
                 backend: self.key.clone(),
                 remote_id: remote.remote_id.clone(),
                 revision: remote.revision.order,
             },
-        );
-        let obs = self.observe(issue, &remote);
-        self.record(issue, set, vec![bound, exported, obs], "export create")?;
-        Ok(Some(remote.remote_id))
+            Op::Bind {
+                backend: self.key.clone(),
+                remote_id: Some(remote.remote_id.clone()),
+            },
+        ];
+        ops.extend(body_ops);
+        let mut events = vec![self.observe(issue, remote)];
+        events.extend(self.observe_created(issue, &remote.remote_id, &remote.created_at));
+        events.extend(self.local(issue, set, heads, ops));
+        self.record(issue, set, events, "export create")?;
+        Ok(())
     }
 
     fn create_with_marker(
         &self,
-        issue: IssueId,
-        set: &EventSet,
+        state: &IssueState,
         marker: &str,
     ) -> Result<RemoteIssue, ProjectError> {
-        let state = self.fold(issue, set)?;
         let new = NewRemoteIssue {
-            title: state.title,
-            body: state.body,
+            title: state.title.clone(),
+            body: state.body.clone(),
             status: state.status,
-            labels: state.labels,
-            assignees: state.assignees,
+            labels: state.labels.clone(),
+            assignees: self.assignees_for(state, None),
             marker: marker.to_owned(),
         };
         let mut attempt = 0;
@@ -698,52 +977,65 @@ impl<'a> Projection<'a> {
     }
 
     /// Send the minimal patch; on conflict re-import, re-fold, retry.
+    /// Returns `false` when the tracker no longer has the issue (recorded).
     fn patch_remote(
         &self,
         issue: IssueId,
         remote_id: &str,
         set: &mut EventSet,
         report: &mut ExportReport,
-    ) -> Result<(), ProjectError> {
+    ) -> Result<bool, ProjectError> {
         for attempt in 0..EXPORT_RETRIES {
             let state = self.fold(issue, set)?;
-            let Some((_, seen)) = self.last_seen(set, remote_id) else {
+            let Some(seen) = self.last_seen(set, remote_id) else {
                 // Bound but never observed (a recovered create): read it.
-                self.reimport(remote_id)?;
+                if !self.reimport(issue, remote_id)? {
+                    return Ok(false);
+                }
                 *set = self.load_or_empty(issue)?;
                 continue;
             };
             let patch = self.patch(&state, &seen);
             if patch.is_empty() {
-                return Ok(());
+                // Nothing to send. Joins the fold derived stay virtual (every
+                // replica derives the same ones) until a write builds on them.
+                return Ok(true);
             }
+            let mut view = self.body(issue, set)?;
             let heads = set.heads();
             match self.backend.update(remote_id, &patch, &seen.revision) {
                 Ok(after) => {
-                    let exported = self.local(
-                        issue,
-                        set,
-                        heads,
-                        Op::Exported {
-                            backend: self.key.clone(),
-                            remote_id: remote_id.to_owned(),
-                            revision: after.revision.order,
-                        },
+                    let mut ops = vec![Op::Exported {
+                        backend: self.key.clone(),
+                        remote_id: remote_id.to_owned(),
+                        revision: after.revision.order,
+                    }];
+                    ops.extend(
+                        view.exported(&self.chain(remote_id), after.revision.order, &after.body)
+                            .map_err(|e| Self::body_error(issue, e))?,
                     );
-                    let obs = self.observe(issue, &after);
-                    self.record(issue, set, vec![exported, obs], "export")?;
+                    let mut events = vec![self.observe(issue, &after)];
+                    events.extend(self.local(issue, set, heads, ops));
+                    self.record(issue, set, events, "export")?;
                     report.updated += 1;
                     // The tracker may not hold everything (e.g. one
                     // assignee): loop once more to settle on what it took.
                     if attempt + 1 < EXPORT_RETRIES {
                         continue;
                     }
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(BackendError::Conflict { .. }) => {
                     report.conflicts_retried += 1;
-                    self.reimport(remote_id)?;
+                    if !self.reimport(issue, remote_id)? {
+                        return Ok(false);
+                    }
                     *set = self.load_or_empty(issue)?;
+                }
+                Err(BackendError::NotFound { .. }) => {
+                    let gone = self.observe_gone(issue, remote_id);
+                    self.record(issue, set, vec![gone], "export: gone")?;
+                    return Ok(false);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -756,13 +1048,23 @@ impl<'a> Projection<'a> {
         .into())
     }
 
+    /// The assignees to send: all of them where the tracker holds several;
+    /// where it holds one, the one it has if that is still ours (a tracker
+    /// user's choice among ours stands), else the first.
+    fn assignees_for(&self, state: &IssueState, seen: Option<&RemoteIssue>) -> Vec<String> {
+        if self.backend.capabilities().multiple_assignees {
+            return state.assignees.clone();
+        }
+        let current = seen.and_then(|s| s.assignees.first());
+        match current {
+            Some(c) if state.assignees.contains(c) => vec![c.clone()],
+            _ => state.assignees.iter().take(1).cloned().collect(),
+        }
+    }
+
     /// Only the fields whose folded value differs from the last observation.
     fn patch(&self, state: &IssueState, seen: &RemoteIssue) -> IssuePatch {
-        let caps = self.backend.capabilities();
-        let mut assignees = state.assignees.clone();
-        if !caps.multiple_assignees {
-            assignees.truncate(1);
-        }
+        let assignees = self.assignees_for(state, Some(seen));
         IssuePatch {
             title: (state.title != seen.title).then(|| state.title.clone()),
             body: (state.body != seen.body).then(|| state.body.clone()),
@@ -772,8 +1074,49 @@ impl<'a> Projection<'a> {
         }
     }
 
-    /// Create local comments the tracker lacks (intent, marker, binding)
-    /// and send local edits of bound comments.
+    /// Local comment id -> remote comment id on this backend, for every
+    /// comment (live or deleted) bound to one.
+    fn comment_remotes(&self, set: &EventSet) -> BTreeMap<EventId, String> {
+        let mut bound: BTreeMap<String, EventId> = BTreeMap::new();
+        let mut observed: BTreeMap<String, Option<EventId>> = BTreeMap::new();
+        for (_, e) in set.iter() {
+            match &e.op {
+                Op::BindComment {
+                    backend,
+                    comment,
+                    remote_id: Some(r),
+                } if *backend == self.key => {
+                    bound.entry(r.clone()).or_insert(*comment);
+                }
+                Op::ObserveComment {
+                    backend,
+                    remote_id,
+                    local,
+                    ..
+                } if *backend == self.key => {
+                    let slot = observed.entry(remote_id.clone()).or_insert(None);
+                    if slot.is_none() {
+                        *slot = *local;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (rid, id) in &bound {
+            out.insert(*id, rid.clone());
+        }
+        for (rid, local) in observed {
+            let id = local
+                .or_else(|| bound.get(&rid).copied())
+                .unwrap_or_else(|| remote_comment_id(&self.key, &rid));
+            out.entry(id).or_insert(rid);
+        }
+        out
+    }
+
+    /// Create local comments the tracker lacks (intent, marker, binding),
+    /// send local edits and deletions of bound comments.
     fn export_comments(
         &self,
         issue: IssueId,
@@ -782,110 +1125,112 @@ impl<'a> Projection<'a> {
         report: &mut ExportReport,
     ) -> Result<(), ProjectError> {
         let state = self.fold(issue, set)?;
-        let mut bound: BTreeSet<EventId> = BTreeSet::new();
+        let remotes = self.comment_remotes(set);
         let mut intents: BTreeSet<EventId> = BTreeSet::new();
-        let mut remote_of = std::collections::BTreeMap::new();
         for (_, e) in set.iter() {
-            match &e.op {
-                Op::BindComment {
-                    backend,
-                    comment,
-                    remote_id,
-                } if *backend == self.key => match remote_id {
-                    Some(r) => {
-                        bound.insert(*comment);
-                        remote_of.insert(*comment, r.clone());
-                    }
-                    None => {
-                        intents.insert(*comment);
-                    }
-                },
-                Op::ObserveComment {
-                    backend,
-                    local: Some(c),
-                    remote_id,
-                    ..
-                } if *backend == self.key => {
-                    bound.insert(*c);
-                    remote_of.insert(*c, remote_id.clone());
+            if let Op::BindComment {
+                backend,
+                comment,
+                remote_id: None,
+            } = &e.op
+            {
+                if *backend == self.key {
+                    intents.insert(*comment);
                 }
-                _ => {}
             }
         }
-        let local_comments: Vec<_> = state
+        let unbound: Vec<_> = state
             .comments
             .iter()
-            .filter(|c| matches!(set.iter().find(|(id, _)| **id == c.id), Some((_, e)) if matches!(e.op, Op::AddComment { .. })))
+            .filter(|c| !remotes.contains_key(&c.id))
+            .filter(|c| matches!(set.get(&c.id), Some(e) if matches!(e.op, Op::AddComment { .. })))
             .cloned()
             .collect();
-        let mut remote_cache: Option<Vec<RemoteComment>> = None;
-        for c in local_comments {
-            if bound.contains(&c.id) {
-                continue;
-            }
+        // One listing finds comments another clone (or a killed run)
+        // already created, by their marker, before anything is created.
+        let listed: Vec<RemoteComment> = if unbound.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.comments(remote_id)?
+        };
+        for c in unbound {
             let marker = c.id.to_hex();
-            let found = if intents.contains(&c.id) {
-                let list = match &remote_cache {
-                    Some(l) => l.clone(),
-                    None => {
-                        let l = self.backend.comments(remote_id)?;
-                        remote_cache = Some(l.clone());
-                        l
-                    }
-                };
-                list.into_iter()
-                    .find(|rc| rc.marker.as_deref() == Some(marker.as_str()))
-            } else {
-                let intent = self.local(
-                    issue,
-                    set,
-                    set.heads(),
-                    Op::BindComment {
-                        backend: self.key.clone(),
-                        comment: c.id,
-                        remote_id: None,
-                    },
-                );
-                self.record(issue, set, vec![intent], "export comment intent")?;
-                None
-            };
+            let found = listed
+                .iter()
+                .find(|rc| rc.marker.as_deref() == Some(marker.as_str()))
+                .cloned();
             let remote = match found {
                 Some(r) => r,
-                None => self.add_comment_once(remote_id, &c.body, &marker)?,
+                None => {
+                    if !intents.contains(&c.id) {
+                        let intent = self.local(
+                            issue,
+                            set,
+                            set.heads(),
+                            vec![Op::BindComment {
+                                backend: self.key.clone(),
+                                comment: c.id,
+                                remote_id: None,
+                            }],
+                        );
+                        self.record(issue, set, intent, "export comment intent")?;
+                    }
+                    self.add_comment_once(remote_id, &c.body, &marker)?
+                }
             };
+            let heads = set.heads();
             let ms = timestamp::parse_millis(&remote.updated_at)
                 .unwrap_or(0)
                 .max(0) as u64;
-            let events = vec![
-                self.local(
-                    issue,
-                    set,
-                    set.heads(),
-                    Op::BindComment {
-                        backend: self.key.clone(),
-                        comment: c.id,
-                        remote_id: Some(remote.remote_id.clone()),
-                    },
-                ),
-                self.local(
-                    issue,
-                    set,
-                    set.heads(),
+            let mut events = self.comment_events(issue, &remote);
+            events.extend(self.local(
+                issue,
+                set,
+                heads,
+                vec![
                     Op::Exported {
                         backend: self.key.clone(),
                         remote_id: format!("comment:{}", remote.remote_id),
                         revision: ms,
                     },
-                ),
-                self.observe_comment(issue, &remote),
-            ];
+                    Op::BindComment {
+                        backend: self.key.clone(),
+                        comment: c.id,
+                        remote_id: Some(remote.remote_id.clone()),
+                    },
+                ],
+            ));
             self.record(issue, set, events, "export comment")?;
             report.comments += 1;
         }
-        // Local edits of comments the tracker already has.
+        // Local edits and deletions of comments the tracker has.
         let state = self.fold(issue, set)?;
-        for c in &state.comments {
-            let Some(rid) = remote_of.get(&c.id) else {
+        let remotes = self.comment_remotes(set);
+        let gone = {
+            let live = self.observed_comments(set);
+            remotes
+                .values()
+                .filter(|r| !live.contains(*r))
+                .cloned()
+                .collect::<BTreeSet<String>>()
+        };
+        let live: BTreeMap<EventId, &crate::crdt::Comment> =
+            state.comments.iter().map(|c| (c.id, c)).collect();
+        for (id, rid) in &remotes {
+            if gone.contains(rid) {
+                continue;
+            }
+            let Some(c) = live.get(id) else {
+                // Deleted here: delete there (where the tracker can).
+                match self.backend.delete_comment(remote_id, rid) {
+                    Ok(()) | Err(BackendError::NotFound { .. }) => {
+                        let ev = self.observe_gone(issue, &format!("comment:{rid}"));
+                        self.record(issue, set, vec![ev], "export comment delete")?;
+                        report.comments += 1;
+                    }
+                    Err(BackendError::Unsupported { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
                 continue;
             };
             let last = set
@@ -902,23 +1247,30 @@ impl<'a> Projection<'a> {
                 })
                 .max();
             if last.is_some_and(|(_, body)| *body != c.body) {
-                let remote = self.backend.edit_comment(remote_id, rid, &c.body)?;
+                let heads = set.heads();
+                let remote = match self.backend.edit_comment(remote_id, rid, &c.body) {
+                    Ok(r) => r,
+                    Err(BackendError::NotFound { .. }) => {
+                        let ev = self.observe_gone(issue, &format!("comment:{rid}"));
+                        self.record(issue, set, vec![ev], "export comment gone")?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let ms = timestamp::parse_millis(&remote.updated_at)
                     .unwrap_or(0)
                     .max(0) as u64;
-                let events = vec![
-                    self.local(
-                        issue,
-                        set,
-                        set.heads(),
-                        Op::Exported {
-                            backend: self.key.clone(),
-                            remote_id: format!("comment:{rid}"),
-                            revision: ms,
-                        },
-                    ),
-                    self.observe_comment(issue, &remote),
-                ];
+                let mut events = vec![self.observe_comment(issue, &remote)];
+                events.extend(self.local(
+                    issue,
+                    set,
+                    heads,
+                    vec![Op::Exported {
+                        backend: self.key.clone(),
+                        remote_id: format!("comment:{rid}"),
+                        revision: ms,
+                    }],
+                ));
                 self.record(issue, set, events, "export comment edit")?;
                 report.comments += 1;
             }

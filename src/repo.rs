@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::crdt::body::BodyDoc;
-use crate::crdt::{IssueState, Link};
+use crate::crdt::{BodyView, IssueState, Link};
 use crate::event::{
     check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION,
 };
@@ -417,7 +417,7 @@ impl Repo {
         let mut sealed = Vec::with_capacity(ops.len());
         for (lamport, op) in (log.events.max_lamport() + 1..).zip(ops) {
             let event = Event {
-                v: EVENT_FORMAT_VERSION,
+                v: op.since_version(),
                 issue,
                 actor: actor.clone(),
                 lamport,
@@ -580,7 +580,7 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
     let labels = log.events.label_tags();
     let assignees = log.events.assignee_tags();
     let links = log.events.link_tags();
-    let mut body: Option<BodyDoc> = None;
+    let mut body: Option<BodyView> = None;
     for change in changes {
         match change {
             Change::Title(t) => {
@@ -592,16 +592,15 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
                 }
             }
             Change::Body(text) => {
-                let doc = match &mut body {
-                    Some(d) => d,
+                let view = match &mut body {
+                    Some(v) => v,
                     None => body.insert(
-                        BodyDoc::load(log.issue, log.events.body_changes())
-                            .map_err(|e| RepoError::Rejected(e.to_string()))?,
+                        log.events
+                            .body(log.issue)
+                            .map_err(|e| RepoError::Rejected(crate::error_chain(&e)))?,
                     ),
                 };
-                if let Some(change) = doc.edit(text) {
-                    ops.push(Op::EditBody { change });
-                }
+                ops.extend(view.edit(text));
             }
             Change::Status(s) => {
                 if *s != state.status {

@@ -311,6 +311,12 @@ pub enum BackendError {
         /// What is wrong.
         why: String,
     },
+    /// The tracker (or this adapter) cannot do this at all.
+    #[error("{what}: not supported by this tracker")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+    },
     /// The request could not be sent (connection refused, DNS, TLS).
     #[error("{what}: {why}")]
     Transport {
@@ -370,6 +376,12 @@ pub trait Backend {
         comment_id: &str,
         body: &str,
     ) -> Result<RemoteComment, BackendError>;
+    /// Delete a comment. An already deleted comment is not an error.
+    fn delete_comment(&self, remote_id: &str, comment_id: &str) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            what: format!("deleting comment {comment_id} of issue {remote_id}"),
+        })
+    }
 }
 
 /// Open the adapter for `spec`, configured from the environment

@@ -675,6 +675,27 @@ fn op_summary(op: &Op) -> String {
             remote_id,
             revision,
         } => format!("exported to {backend} #{remote_id} (revision {revision})"),
+        Op::SyncBody {
+            backend,
+            remote_id,
+            revision,
+            changes,
+            ..
+        } => match changes.len() {
+            0 => format!("body in step with {backend} #{remote_id} at revision {revision}"),
+            n => format!(
+                "body merged with {backend} #{remote_id} at revision {revision} ({n} change{})",
+                if n == 1 { "" } else { "s" }
+            ),
+        },
+        Op::ObserveCreated {
+            backend,
+            remote_id,
+            created_at,
+        } => format!("{backend} #{remote_id} created at {created_at}"),
+        Op::ObserveGone { backend, remote_id } => {
+            format!("gone from {backend} (#{remote_id} deleted or moved)")
+        }
     }
 }
 

@@ -3,14 +3,31 @@
 //! Every issue's body document starts from the same *genesis* change, derived
 //! from the issue id alone (fixed actor, time 0), so every replica can rebuild
 //! it and every body change, from any writer, builds on the same text object.
-//! Body events carry one automerge change each; the text is the result of
-//! applying the set of changes, which automerge makes order-independent.
+//! Body events carry automerge changes; the text is the result of applying
+//! the set of changes, which automerge makes order-independent.
+//!
+//! Two kinds of change are written:
+//! - a person's or agent's edit ([`BodyDoc::edit`]): a fresh random
+//!   automerge actor per change, time 0;
+//! - a *derived* change ([`BodyDoc::derived_change`]): the edit that turns
+//!   the document at given heads into a given text, with an actor derived
+//!   from a seed that names everything it depends on (heads, target text,
+//!   purpose). Replicas that derive the same change get the same bytes and
+//!   automerge keeps one copy; that is how a tracker's text enters the
+//!   document exactly once (see `refs-format.md`, section 6b).
+//!
+//! Edits are computed with a line-then-character diff ([`super::textdiff`])
+//! and applied as splices in one transaction: time and memory grow with the
+//! size of the text and of the change, not their product.
 //!
 //! Pure: no I/O, no clock (changes are stamped with time 0).
 
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{AutoCommit, Change, ObjType, ReadDoc, ROOT};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ROOT};
+
+use super::textdiff;
 use crate::event::{Bytes, IssueId};
 
 /// Errors from applying body changes.
@@ -22,9 +39,17 @@ pub enum BodyError {
     /// A change that loads but cannot be applied.
     #[error("body change cannot be applied: {0}")]
     Apply(String),
+    /// Heads that name no change of the document.
+    #[error("unknown body heads: {0}")]
+    UnknownHeads(String),
 }
 
 const BODY_KEY: &str = "body";
+
+/// Version of the derived-change recipe (diff algorithm and seed layout).
+/// Part of every seed, so two builds that would derive different bytes
+/// never share an automerge actor.
+const DERIVE_RECIPE: &str = "reposix derived body change v1 (histogram lines, myers chars)";
 
 /// The genesis document of `issue`'s body: an empty text object.
 fn genesis(issue: IssueId) -> AutoCommit {
@@ -41,6 +66,46 @@ pub struct BodyDoc {
     text: automerge::ObjId,
 }
 
+/// Automerge change hash as stored in events (32 bytes).
+pub fn hash_bytes(h: &ChangeHash) -> Bytes {
+    Bytes(h.as_ref().to_vec())
+}
+
+fn to_hash(b: &Bytes) -> Option<ChangeHash> {
+    ChangeHash::try_from(b.0.as_slice()).ok()
+}
+
+/// The hash of a stored change, if it parses.
+pub fn change_hash(change: &Bytes) -> Option<Bytes> {
+    Change::from_bytes(change.0.clone())
+        .ok()
+        .map(|c| hash_bytes(&c.hash()))
+}
+
+/// The automerge actor of a derived change: 16 bytes of a keyed hash.
+fn derived_actor(seed: &[u8]) -> automerge::ActorId {
+    let key = blake3::derive_key(DERIVE_RECIPE, seed);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&key[..16]);
+    // Never the genesis actor (an issue id): those have a UUID version
+    // nibble; set a reserved one.
+    id[6] = (id[6] & 0x0f) | 0xf0;
+    automerge::ActorId::from(id)
+}
+
+/// Write `new_text` into `obj` as splices (one transaction, not committed).
+fn write_text(doc: &mut AutoCommit, obj: &automerge::ObjId, new_text: &str) -> bool {
+    let old = doc
+        .text(obj)
+        .expect("BUG: the body object was checked to be text");
+    let splices = textdiff::splices(&old, new_text);
+    for s in &splices {
+        doc.splice_text(obj, s.pos, s.del as isize, &s.ins)
+            .expect("BUG: splices computed from the current text apply");
+    }
+    !splices.is_empty()
+}
+
 impl BodyDoc {
     /// Rebuild the body of `issue` from its change set (any order).
     pub fn load<'a>(
@@ -52,7 +117,7 @@ impl BodyDoc {
         // (fuzz target fold_events, crash-bf5b5e99: an assertion in
         // op_set2/change/batch.rs). Stored events are untrusted input: a bad
         // one must fail the fold, not the process.
-        std::panic::catch_unwind(|| Self::load_untrusted(issue, &changes)).unwrap_or_else(|_| {
+        catch_unwind(|| Self::load_untrusted(issue, &changes)).unwrap_or_else(|_| {
             Err(BodyError::Apply(
                 "automerge panicked on the body changes".into(),
             ))
@@ -91,21 +156,121 @@ impl BodyDoc {
             .expect("BUG: the body object was checked to be text")
     }
 
-    /// Make one change turning the text into `new_text` (a character diff,
-    /// so it merges with concurrent edits), written by a fresh automerge
-    /// actor. Returns `None` when the text is already `new_text`.
+    /// The document's heads (sorted change hashes).
+    pub fn heads(&mut self) -> Vec<Bytes> {
+        let mut h: Vec<Bytes> = self.doc.get_heads().iter().map(hash_bytes).collect();
+        h.sort();
+        h
+    }
+
+    /// Whether the document holds a change with this hash.
+    pub fn has(&mut self, hash: &Bytes) -> bool {
+        to_hash(hash).is_some_and(|h| self.doc.get_change_by_hash(&h).is_some())
+    }
+
+    /// Whether every change in `others` is `tip` or one of its ancestors.
+    pub fn covers(&mut self, tip: &[Bytes], others: &[Bytes]) -> bool {
+        let Some(tip) = tip.iter().map(to_hash).collect::<Option<Vec<_>>>() else {
+            return false;
+        };
+        let outside: std::collections::HashSet<ChangeHash> = self
+            .doc
+            .get_changes(&tip)
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        others
+            .iter()
+            .all(|o| to_hash(o).is_some_and(|h| !outside.contains(&h)))
+    }
+
+    /// The text of the document at `heads`.
+    pub fn text_at(&mut self, heads: &[Bytes]) -> Result<String, BodyError> {
+        let fork = self.fork(heads)?;
+        Ok(fork
+            .text(&self.text)
+            .expect("BUG: the body object exists from genesis on"))
+    }
+
+    fn fork(&mut self, heads: &[Bytes]) -> Result<AutoCommit, BodyError> {
+        let hashes = heads
+            .iter()
+            .map(|h| {
+                to_hash(h).ok_or_else(|| BodyError::UnknownHeads(format!("{} bytes", h.0.len())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(missing) = hashes
+            .iter()
+            .find(|h| self.doc.get_change_by_hash(h).is_none())
+        {
+            return Err(BodyError::UnknownHeads(missing.to_string()));
+        }
+        let doc = &mut self.doc;
+        catch_unwind(AssertUnwindSafe(|| doc.fork_at(&hashes)))
+            .map_err(|_| BodyError::Apply("automerge panicked forking the body".into()))?
+            .map_err(|e| BodyError::Apply(e.to_string()))
+    }
+
+    /// Make one change turning the text into `new_text` (a diff, so it
+    /// merges with concurrent edits), written by a fresh automerge actor.
+    /// Returns `None` when the text is already `new_text`.
     pub fn edit(&mut self, new_text: &str) -> Option<Bytes> {
         if self.text() == new_text {
             return None;
         }
         self.doc.set_actor(automerge::ActorId::random());
-        self.doc
-            .update_text(&self.text, new_text)
-            .expect("BUG: updating a text object cannot fail");
+        write_text(&mut self.doc, &self.text, new_text);
         self.doc
             .commit_with(CommitOptions::default().with_time(0))?;
         let change = self.doc.get_last_local_change()?;
         Some(Bytes(change.raw_bytes().to_vec()))
+    }
+
+    /// The change that turns the document *at `at`* into `new_text`,
+    /// derived deterministically: its actor comes from `seed` (which must
+    /// name everything the change depends on besides `at` and `new_text`,
+    /// which are mixed in here), its time is 0. The change is also applied
+    /// to this document. `None` when the text at `at` is `new_text` already.
+    pub fn derived_change(
+        &mut self,
+        at: &[Bytes],
+        new_text: &str,
+        seed: &[u8],
+    ) -> Result<Option<Bytes>, BodyError> {
+        let mut fork = self.fork(at)?;
+        let mut full_seed = Vec::with_capacity(seed.len() + 64 + at.len() * 32);
+        full_seed.extend_from_slice(&(seed.len() as u64).to_le_bytes());
+        full_seed.extend_from_slice(seed);
+        for h in at {
+            full_seed.extend_from_slice(&h.0);
+        }
+        full_seed.extend_from_slice(blake3::hash(new_text.as_bytes()).as_bytes());
+        fork.set_actor(derived_actor(&full_seed));
+        if !write_text(&mut fork, &self.text, new_text) {
+            return Ok(None);
+        }
+        if fork
+            .commit_with(CommitOptions::default().with_time(0))
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let Some(change) = fork.get_last_local_change() else {
+            return Ok(None);
+        };
+        let bytes = Bytes(change.raw_bytes().to_vec());
+        self.apply(&bytes)?;
+        Ok(Some(bytes))
+    }
+
+    /// Apply one more change.
+    pub fn apply(&mut self, change: &Bytes) -> Result<(), BodyError> {
+        let parsed =
+            Change::from_bytes(change.0.clone()).map_err(|e| BodyError::BadChange(e.to_string()))?;
+        let doc = &mut self.doc;
+        catch_unwind(AssertUnwindSafe(|| doc.apply_changes([parsed])))
+            .map_err(|_| BodyError::Apply("automerge panicked on a body change".into()))?
+            .map_err(|e| BodyError::Apply(e.to_string()))
     }
 }
 
@@ -140,5 +305,41 @@ mod tests {
     fn garbage_change_is_an_error() {
         let issue = IssueId::new_random();
         assert!(BodyDoc::load(issue, [&Bytes(vec![1, 2, 3])]).is_err());
+    }
+
+    #[test]
+    fn derived_changes_are_the_same_bytes_on_every_replica() {
+        let issue = IssueId::new_random();
+        let mut a = BodyDoc::load(issue, []).expect("empty");
+        let base = a.edit("base\n").expect("a change");
+        let at = a.heads();
+        // Replica b has a local edit the derivation must not depend on.
+        let mut b = BodyDoc::load(issue, [&base]).expect("loads");
+        let local = b.edit("base\nlocal\n").expect("a change");
+        let from_a = a
+            .derived_change(&at, "base\ntracker\n", b"seed")
+            .expect("derives")
+            .expect("a change");
+        let from_b = b
+            .derived_change(&at, "base\ntracker\n", b"seed")
+            .expect("derives")
+            .expect("a change");
+        assert_eq!(from_a, from_b);
+        let all = BodyDoc::load(issue, [&base, &local, &from_a, &from_b]).expect("loads");
+        let text = all.text();
+        assert_eq!(text.matches("tracker").count(), 1, "{text:?}");
+        assert_eq!(text.matches("local").count(), 1, "{text:?}");
+    }
+
+    #[test]
+    fn covers_follows_ancestry() {
+        let issue = IssueId::new_random();
+        let mut a = BodyDoc::load(issue, []).expect("empty");
+        let one = change_hash(&a.edit("one").expect("c")).expect("hash");
+        let two = change_hash(&a.edit("one two").expect("c")).expect("hash");
+        assert!(a.covers(&[two.clone()], &[one.clone()]));
+        assert!(!a.covers(&[one.clone()], &[two.clone()]));
+        assert!(a.covers(&[two.clone()], &[two.clone()]));
+        assert_eq!(a.text_at(&[one]).expect("text"), "one");
     }
 }

@@ -17,14 +17,17 @@
 //! No I/O, no clock, no async.
 
 pub mod body;
+mod textdiff;
+pub mod textsync;
 mod tracker;
+pub use textsync::{BodyView, ChainKey, SyncPoint};
 pub use tracker::merge3;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::event::{ActorId, Bytes, Event, EventId, IssueId, Op, Status};
+use crate::event::{ActorId, Event, EventId, IssueId, Op, Status};
 use tracker::{Causal, Write};
 
 /// Errors from folding an event set.
@@ -82,8 +85,40 @@ pub struct Comment {
     pub body: String,
     /// Whether an edit replaced the original text.
     pub edited: bool,
-    /// Wall time of the add (display only).
+    /// Wall time of the add (display only); for a comment first seen on a
+    /// tracker, the tracker's creation time when known.
     pub created_ms: i64,
+    /// The tracker comment this comment is bound to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<CommentRemote>,
+}
+
+/// Where a comment lives on a tracker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommentRemote {
+    /// Backend key (`<kind>::<address>`).
+    pub backend: String,
+    /// The tracker's comment id.
+    pub remote_id: String,
+    /// The author as the tracker names them (the same on every replica).
+    pub author: String,
+}
+
+/// A tracker issue this issue is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RemoteState {
+    /// Backend key (`<kind>::<address>`).
+    pub backend: String,
+    /// The tracker's id.
+    pub remote_id: String,
+    /// The newest revision observed (absent: bound, not observed yet).
+    pub revision: Option<u64>,
+    /// The tracker's creation timestamp, when observed.
+    pub created_at: Option<String>,
+    /// The tracker's update timestamp of the newest observed revision.
+    pub updated_at: Option<String>,
+    /// The tracker reported the issue gone (deleted or out of reach).
+    pub gone: bool,
 }
 
 /// A link to another issue.
@@ -130,6 +165,9 @@ pub struct IssueState {
     pub event_count: usize,
     /// Event heads: events no other event names as a parent (sorted).
     pub heads: Vec<EventId>,
+    /// Tracker issues this issue is bound to, by backend key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<RemoteState>,
 }
 
 /// A deduplicated set of one issue's events, with the derived data writers
@@ -179,6 +217,11 @@ impl EventSet {
         self.events.contains_key(id)
     }
 
+    /// The event with id `id`.
+    pub fn get(&self, id: &EventId) -> Option<&Event> {
+        self.events.get(id)
+    }
+
     /// Events by id.
     pub fn iter(&self) -> impl Iterator<Item = (&EventId, &Event)> {
         self.events.iter()
@@ -216,18 +259,6 @@ impl EventSet {
             .keys()
             .filter(|id| !named.contains(id))
             .copied()
-            .collect()
-    }
-
-    /// The body change set, in id order.
-    pub fn body_changes(&self) -> Vec<&Bytes> {
-        self.events
-            .values()
-            .filter_map(|e| match &e.op {
-                Op::Create { body, .. } => body.as_ref(),
-                Op::EditBody { change } => Some(change),
-                _ => None,
-            })
             .collect()
     }
 
@@ -406,6 +437,7 @@ impl EventSet {
                             body: body.clone(),
                             edited: false,
                             created_ms: e.wall_ms,
+                            remote: None,
                         },
                     );
                 }
@@ -426,7 +458,10 @@ impl EventSet {
                 | Op::ObserveComment { .. }
                 | Op::Bind { .. }
                 | Op::BindComment { .. }
-                | Op::Exported { .. } => {}
+                | Op::Exported { .. }
+                | Op::SyncBody { .. }
+                | Op::ObserveCreated { .. }
+                | Op::ObserveGone { .. } => {}
             }
         }
         for (id, body) in edits {
@@ -445,17 +480,31 @@ impl EventSet {
             .filter_map(|id| comments.remove(&id))
             .collect();
         let mut comments: Vec<Comment> = comments;
-        let mut body = body::BodyDoc::load(issue, self.body_changes())
-            .map_err(|source| FoldError::Body { issue, source })?
-            .text();
         let causal = Causal::needed(self).then(|| Causal::build(self));
+        let body = self.body_with(issue, causal.as_ref())?.text();
+        let mut deleted_comments = deleted_comments;
         if let Some(causal) = &causal {
             let t = TrackerFold::new(causal);
             title = t.title().unwrap_or(title);
             status = t.status().unwrap_or(status);
-            body = t.body(body);
-            t.comments(&mut comments, &deleted);
+            deleted_comments += t.comments(&mut comments, &deleted, &self.created_at());
         }
+        let remotes = self.remotes();
+        let (created_by, created_ms) = if matches!(first_create.op, Op::Create { .. }) {
+            (first_create.actor.clone(), first_create.wall_ms)
+        } else {
+            // First seen on a tracker: the tracker's creation time, the
+            // same on every replica whichever revision it saw first.
+            let tracker_created = remotes
+                .iter()
+                .filter_map(|r| r.created_at.as_deref())
+                .filter_map(crate::timestamp::parse_millis)
+                .min();
+            (
+                first_create.actor.clone(),
+                tracker_created.unwrap_or(first_create.wall_ms),
+            )
+        };
         Ok(IssueState {
             id: issue,
             title,
@@ -473,13 +522,103 @@ impl EventSet {
                 .collect(),
             comments,
             deleted_comments,
-            created_by: first_create.actor.clone(),
-            created_ms: first_create.wall_ms,
+            created_by,
+            created_ms,
             updated_ms: self.events.values().map(|e| e.wall_ms).max().unwrap_or(0),
             lamport: self.max_lamport(),
             event_count: self.len(),
             heads: self.heads(),
+            remotes,
         })
+    }
+
+    /// The body document with the tracker's text synced in: what a writer
+    /// edits (its `pending` operations must be written first) and what the
+    /// projection records imports and exports against.
+    pub fn body(&self, issue: IssueId) -> Result<BodyView, FoldError> {
+        let causal = Causal::needed(self).then(|| Causal::build(self));
+        self.body_with(issue, causal.as_ref())
+    }
+
+    fn body_with(&self, issue: IssueId, causal: Option<&Causal<'_>>) -> Result<BodyView, FoldError> {
+        self.body_view_with(issue, |doc_text| match causal {
+            Some(c) => TrackerFold::new(c).legacy_body(doc_text.to_owned()),
+            None => doc_text.to_owned(),
+        })
+        .map_err(|source| FoldError::Body { issue, source })
+    }
+
+    /// The tracker's creation timestamps, by (backend, remote id); comments
+    /// are keyed `comment:<id>`.
+    fn created_at(&self) -> BTreeMap<(String, String), String> {
+        let mut out = BTreeMap::new();
+        for (_, e) in &self.events {
+            if let Op::ObserveCreated {
+                backend,
+                remote_id,
+                created_at,
+            } = &e.op
+            {
+                // Several values would be a tracker contradicting itself:
+                // keep the smallest, deterministically.
+                let slot = out
+                    .entry((backend.clone(), remote_id.clone()))
+                    .or_insert_with(|| created_at.clone());
+                if *created_at < *slot {
+                    slot.clone_from(created_at);
+                }
+            }
+        }
+        out
+    }
+
+    /// The tracker issues this issue is bound to (observed or bound).
+    pub fn remotes(&self) -> Vec<RemoteState> {
+        let created = self.created_at();
+        let mut out: BTreeMap<(String, String), RemoteState> = BTreeMap::new();
+        let mut newest: BTreeMap<(String, String), (u64, EventId)> = BTreeMap::new();
+        for (id, e) in &self.events {
+            let (backend, remote_id) = match &e.op {
+                Op::Observe {
+                    backend, remote_id, ..
+                }
+                | Op::Bind {
+                    backend,
+                    remote_id: Some(remote_id),
+                }
+                | Op::ObserveGone { backend, remote_id } => (backend, remote_id),
+                _ => continue,
+            };
+            if remote_id.starts_with("comment:") {
+                continue;
+            }
+            let key = (backend.clone(), remote_id.clone());
+            let slot = out.entry(key.clone()).or_insert_with(|| RemoteState {
+                backend: backend.clone(),
+                remote_id: remote_id.clone(),
+                revision: None,
+                created_at: created.get(&key).cloned(),
+                updated_at: None,
+                gone: false,
+            });
+            match &e.op {
+                Op::ObserveGone { .. } => slot.gone = true,
+                Op::Observe {
+                    revision,
+                    updated_at,
+                    ..
+                } => {
+                    let k = (*revision, *id);
+                    if newest.get(&key).is_none_or(|n| *n < k) {
+                        newest.insert(key, k);
+                        slot.revision = Some(*revision);
+                        slot.updated_at = Some(updated_at.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.into_values().collect()
     }
 }
 
@@ -564,14 +703,18 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
             },
             |e| match &e.op {
                 Op::Observe { status, .. } => Some(*status),
+                // Deleted on the tracker: closed as won't fix.
+                Op::ObserveGone { .. } => Some(Status::WontFix),
                 _ => None,
             },
         )
     }
 
-    /// The body: the local automerge text, the tracker's text, or both
-    /// merged when a tracker write and local edits are concurrent.
-    fn body(&self, local_text: String) -> String {
+    /// The body as format 1 displayed it (logs without sync points): the
+    /// local automerge text, the tracker's text, or both merged when a
+    /// tracker write and local edits are concurrent. Used once, to bootstrap
+    /// such logs into format 2 (`textsync`).
+    fn legacy_body(&self, local_text: String) -> String {
         let mut writes: Vec<(Write, Option<String>)> = self.locals(|op| match op {
             Op::Create { body: Some(_), .. } | Op::EditBody { .. } => Some(None),
             _ => None,
@@ -611,10 +754,14 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
         tracker::merge3(&base, &local_text, &theirs)
     }
 
-    /// Observed-remove sets with tracker snapshots: every observation that
-    /// holds an element is an add tag; an observation that lacks it cancels
-    /// the tags that happened before it; a local remove cancels the tags it
-    /// names and every tracker tag it had seen.
+    /// Observed-remove sets with tracker snapshots. Every observation that
+    /// holds an element is an add tag. The tracker *removes* an element at
+    /// an observation that lacks it while the previous observation of the
+    /// same chain had it; such a removal cancels the tags that happened
+    /// before it. An observation that merely lacks an element (a tracker
+    /// that holds one assignee, or dropped a label it was sent) removes
+    /// nothing. A local remove cancels the tags it names and every tracker
+    /// tag it had seen.
     fn set_tags(
         &self,
         adds: impl Fn(&Op) -> Vec<String>,
@@ -632,19 +779,26 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                 local_removes.push((i, k, observed));
             }
         }
-        let mut snapshots: Vec<(Write, Vec<String>)> = Vec::new();
+        let mut tracker_removes: Vec<(Write, String)> = Vec::new();
         for (ci, chain) in c.chains.iter().enumerate() {
             if !is_issue_chain(&c.chain_keys[ci]) {
                 continue;
             }
+            let mut prev: Option<Vec<String>> = None;
             for (p, o) in chain.iter().enumerate() {
-                if let Some(elems) = snapshot(o.event) {
-                    let id = c.events[o.idx].0.id;
-                    for k in &elems {
-                        tags.push((k.clone(), Write::Tracker(ci, p), id));
-                    }
-                    snapshots.push((Write::Tracker(ci, p), elems));
+                let Some(elems) = snapshot(o.event) else {
+                    continue;
+                };
+                let id = c.events[o.idx].0.id;
+                for k in &elems {
+                    tags.push((k.clone(), Write::Tracker(ci, p), id));
                 }
+                if let Some(prev) = &prev {
+                    for k in prev.iter().filter(|k| !elems.contains(k)) {
+                        tracker_removes.push((Write::Tracker(ci, p), k.clone()));
+                    }
+                }
+                prev = Some(elems);
             }
         }
         let mut out: BTreeMap<String, Vec<EventId>> = BTreeMap::new();
@@ -654,9 +808,9 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                     && (observed.contains(&id)
                         || (matches!(w, Write::Tracker(..)) && c.before(w, Write::Local(*r))))
             });
-            let by_tracker = snapshots
+            let by_tracker = tracker_removes
                 .iter()
-                .any(|(s, elems)| !elems.contains(&k) && c.before(w, *s));
+                .any(|(s, rk)| *rk == k && c.before(w, *s));
             if !by_local && !by_tracker {
                 out.entry(k).or_default().push(id);
             }
@@ -669,7 +823,13 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
     }
 
     /// Add tracker comments and resolve bodies of comments seen on both sides.
-    fn comments(&self, comments: &mut Vec<Comment>, deleted: &BTreeSet<EventId>) {
+    /// Returns how many comments the tracker reported gone.
+    fn comments(
+        &self,
+        comments: &mut Vec<Comment>,
+        deleted: &BTreeSet<EventId>,
+        created_at: &BTreeMap<(String, String), String>,
+    ) -> usize {
         let c = self.c;
         // Local comment bound to each remote comment, by binding events.
         let mut bound: BTreeMap<(String, String), EventId> = BTreeMap::new();
@@ -685,6 +845,8 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                     .or_insert(*comment);
             }
         }
+        let mut gone = 0;
+        let mut tracker_only: Vec<Comment> = Vec::new();
         for (ci, (backend, key)) in c.chain_keys.iter().enumerate() {
             let Some(remote_id) = key.strip_prefix("comment:") else {
                 continue;
@@ -701,6 +863,14 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                 comments.retain(|x| x.id != id);
                 continue;
             }
+            if chain
+                .iter()
+                .any(|o| matches!(o.event.op, Op::ObserveGone { .. }))
+            {
+                comments.retain(|x| x.id != id);
+                gone += 1;
+                continue;
+            }
             let mut writes: Vec<(Write, String)> = self.locals(|op| match op {
                 Op::EditComment { comment, body } if *comment == id => Some(body.clone()),
                 _ => None,
@@ -710,8 +880,10 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                     writes.push((Write::Local(i), body.clone()));
                 }
             }
+            let mut tracker_author = None;
             for (p, o) in chain.iter().enumerate() {
-                if let Op::ObserveComment { body, .. } = &o.event.op {
+                if let Op::ObserveComment { body, author, .. } = &o.event.op {
+                    tracker_author.get_or_insert_with(|| author.clone());
                     let changed = p == 0
                         || !matches!(&chain[p - 1].event.op,
                             Op::ObserveComment { body: prev, .. } if prev == body);
@@ -723,11 +895,17 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
             let Some(text) = c.resolve(&writes) else {
                 continue;
             };
+            let remote = tracker_author.map(|author| CommentRemote {
+                backend: backend.clone(),
+                remote_id: remote_id.to_owned(),
+                author,
+            });
             if let Some(existing) = comments.iter_mut().find(|x| x.id == id) {
                 if existing.body != text {
                     existing.body = text;
                     existing.edited = true;
                 }
+                existing.remote = remote;
                 continue;
             }
             let Some(first) = chain.first() else { continue };
@@ -737,14 +915,24 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                 }
                 _ => first.event.actor.clone(),
             };
-            comments.push(Comment {
+            let created_ms = created_at
+                .get(&(backend.clone(), key.clone()))
+                .and_then(|t| crate::timestamp::parse_millis(t))
+                .unwrap_or(first.event.wall_ms);
+            tracker_only.push(Comment {
                 id,
                 author,
                 body: text,
                 edited: chain.len() > 1,
-                created_ms: first.event.wall_ms,
+                created_ms,
+                remote,
             });
         }
+        // Comments only the tracker has come after the local ones, oldest
+        // first (ties by id), whatever their remote ids sort like.
+        tracker_only.sort_by(|a, b| (a.created_ms, a.id).cmp(&(b.created_ms, b.id)));
+        comments.extend(tracker_only);
+        gone
     }
 }
 

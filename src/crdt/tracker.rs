@@ -68,7 +68,12 @@ impl<'a> Causal<'a> {
     /// Whether the set has anything from a tracker.
     pub fn needed(set: &EventSet) -> bool {
         set.iter()
-            .any(|(_, e)| matches!(e.op, Op::Observe { .. } | Op::ObserveComment { .. }))
+            .any(|(_, e)| {
+                matches!(
+                    e.op,
+                    Op::Observe { .. } | Op::ObserveComment { .. } | Op::ObserveGone { .. }
+                )
+            })
     }
 
     pub fn build(set: &'a EventSet) -> Causal<'a> {
@@ -125,6 +130,16 @@ impl<'a> Causal<'a> {
                     .push(Obs {
                         idx: i,
                         revision: *revision,
+                        event: e,
+                    }),
+                // The tracker no longer has the object: the last word of its
+                // chain, after every revision.
+                Op::ObserveGone { backend, remote_id } => keyed
+                    .entry((backend.clone(), remote_id.clone()))
+                    .or_default()
+                    .push(Obs {
+                        idx: i,
+                        revision: u64::MAX,
                         event: e,
                     }),
                 Op::Exported {

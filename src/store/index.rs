@@ -18,7 +18,7 @@ use super::{EventStore, GitEventStore, IssueRef, Oid, StoreError};
 use crate::crdt::IssueState;
 use crate::event::{ActorId, IssueId, Status};
 
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 /// What the index remembers about one healthy issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +47,9 @@ pub struct IssueSummary {
     pub body: String,
     /// Largest Lamport clock.
     pub lamport: u64,
+    /// Tracker issues it is bound to: (backend key, remote id).
+    #[serde(default)]
+    pub remotes: Vec<(String, String)>,
 }
 
 impl IssueSummary {
@@ -64,6 +67,11 @@ impl IssueSummary {
             comments: state.comments.len(),
             body: state.body.clone(),
             lamport: state.lamport,
+            remotes: state
+                .remotes
+                .iter()
+                .map(|r| (r.backend.clone(), r.remote_id.clone()))
+                .collect(),
         }
     }
 }

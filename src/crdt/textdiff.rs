@@ -1,0 +1,181 @@
+//! Text diff in near-linear time: lines first (histogram diff), then
+//! characters within each changed run of lines (Myers with git's
+//! heuristics), so a small edit of a large text touches only what changed
+//! and a complete rewrite costs no more than its size.
+//!
+//! The result is a list of splices in Unicode code points (automerge's text
+//! unit), ordered from the end of the text to its start so they can be
+//! applied one after another without shifting each other. The output is a
+//! pure function of the two texts: deterministic changes built from it (see
+//! [`super::body`]) have the same bytes on every replica.
+
+use imara_diff::{Algorithm, Diff, InternedInput};
+
+/// One replacement: delete `del` code points at `pos`, insert `ins`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Splice {
+    /// Position in code points, in the text as it is before this splice
+    /// (splices come last-first, so earlier positions are unaffected).
+    pub pos: usize,
+    /// Code points to delete.
+    pub del: usize,
+    /// Text to insert.
+    pub ins: String,
+}
+
+/// Changed runs of lines whose two sides together exceed this many code
+/// points are replaced whole instead of diffed by character (bounds the
+/// character diff's memory; such a run is a rewrite anyway).
+const CHAR_DIFF_LIMIT: usize = 256 * 1024;
+
+/// The splices turning `old` into `new`, last first.
+pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
+    if old == new {
+        return Vec::new();
+    }
+    let input = InternedInput::new(old, new);
+    let diff = Diff::compute(Algorithm::Histogram, &input);
+    // Code point offsets of line starts on both sides.
+    let old_lines = line_starts(old);
+    let new_lines = line_starts(new);
+    let mut out = Vec::new();
+    for hunk in diff.hunks() {
+        let (ob, oe) = (hunk.before.start as usize, hunk.before.end as usize);
+        let (nb, ne) = (hunk.after.start as usize, hunk.after.end as usize);
+        let old_text = slice_lines(old, &old_lines, ob, oe);
+        let new_text = slice_lines(new, &new_lines, nb, ne);
+        let base = old_lines[ob].1;
+        if old_text.is_empty() || new_text.is_empty() {
+            out.push(Splice {
+                pos: base,
+                del: old_text.chars().count(),
+                ins: new_text.to_owned(),
+            });
+            continue;
+        }
+        let (old_len, new_len) = (old_text.chars().count(), new_text.chars().count());
+        if old_len + new_len > CHAR_DIFF_LIMIT {
+            out.push(Splice {
+                pos: base,
+                del: old_len,
+                ins: new_text.to_owned(),
+            });
+            continue;
+        }
+        for s in char_splices(old_text, new_text) {
+            out.push(Splice {
+                pos: base + s.pos,
+                ..s
+            });
+        }
+    }
+    // Hunks come first-to-last; apply last-to-first.
+    out.sort_by(|a, b| b.pos.cmp(&a.pos));
+    out
+}
+
+/// Character-level splices of one changed run, in ascending order.
+fn char_splices(old: &str, new: &str) -> Vec<Splice> {
+    let mut input: InternedInput<char> = InternedInput::default();
+    input.update_before(old.chars());
+    input.update_after(new.chars());
+    let diff = Diff::compute(Algorithm::Myers, &input);
+    let new_chars: Vec<char> = new.chars().collect();
+    diff.hunks()
+        .map(|h| Splice {
+            pos: h.before.start as usize,
+            del: (h.before.end - h.before.start) as usize,
+            ins: new_chars[h.after.start as usize..h.after.end as usize]
+                .iter()
+                .collect(),
+        })
+        .collect()
+}
+
+/// For each line start (and the end), its (byte offset, code point offset).
+fn line_starts(text: &str) -> Vec<(usize, usize)> {
+    let mut out = vec![(0, 0)];
+    let mut chars = 0;
+    for (i, c) in text.char_indices() {
+        chars += 1;
+        if c == '\n' {
+            out.push((i + 1, chars));
+        }
+    }
+    if out.last().map(|l| l.0) != Some(text.len()) {
+        out.push((text.len(), chars));
+    }
+    out
+}
+
+fn slice_lines<'a>(text: &'a str, starts: &[(usize, usize)], from: usize, to: usize) -> &'a str {
+    &text[starts[from].0..starts[to].0]
+}
+
+/// Apply splices (last first) to a string: the reference for tests.
+#[cfg(test)]
+pub(crate) fn apply(old: &str, splices: &[Splice]) -> String {
+    let mut chars: Vec<char> = old.chars().collect();
+    for s in splices {
+        chars.splice(s.pos..s.pos + s.del, s.ins.chars());
+    }
+    chars.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(old: &str, new: &str) {
+        let s = splices(old, new);
+        assert_eq!(apply(old, &s), new, "{old:?} -> {new:?}: {s:?}");
+    }
+
+    #[test]
+    fn splices_reproduce_the_new_text() {
+        check("", "");
+        check("", "abc");
+        check("abc", "");
+        check("one\ntwo\nthree\n", "one\nTWO\nthree\n");
+        check("one\ntwo\nthree", "one\ntwo\nthree\nfour");
+        check("a b c", "a x b c");
+        check("héllo wörld\n", "hello wörld!\n");
+        check("x\r\ny\r\n", "x\ny\n");
+        check("same\nsame\nsame\n", "same\nsame\n");
+        check("🎉 party\n", "party 🎉\n");
+    }
+
+    #[test]
+    fn a_small_edit_of_a_large_text_is_a_small_splice() {
+        let old: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+        let new = old.replace("line 2500\n", "line 2500 edited\n");
+        let s = splices(&old, &new);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].del, 0);
+        assert_eq!(s[0].ins, " edited");
+        assert_eq!(apply(&old, &s), new);
+    }
+
+    #[test]
+    fn pseudo_random_edits_round_trip() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet: Vec<char> = "ab \néü".chars().collect();
+        for _ in 0..500 {
+            let len = rng.usize(0..40);
+            let old: String = (0..len)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            let mut new: Vec<char> = old.chars().collect();
+            for _ in 0..rng.usize(0..4) {
+                let at = rng.usize(0..=new.len());
+                if rng.bool() && at < new.len() {
+                    new.remove(at);
+                } else {
+                    new.insert(at, alphabet[rng.usize(..alphabet.len())]);
+                }
+            }
+            check(&old, &new.into_iter().collect::<String>());
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The tracker's body text inside the body document (format 2).
+//!
+//! A tracker holds one text per revision; the body document holds every
+//! writer's edits. The two meet through *sync points*: a `sync_body` event
+//! says "the document at these heads has exactly the tracker's text of
+//! revision r". Sync points are written
+//! - by an export: the text sent *is* the document at the heads the export
+//!   folded, so no tracker text is ever diffed back in;
+//! - by an import of revision r: the change from the newest sync point the
+//!   importer knows to the tracker's new text, *derived* (deterministic
+//!   actor, time 0, see [`BodyDoc::derived_change`]) so that every clone
+//!   importing r from the same point writes the same bytes, which automerge
+//!   keeps once.
+//!
+//! Clones that imported from different points (or exported and imported the
+//! same revision without seeing each other) leave several sync points of one
+//! chain that no single one covers: the union of their histories may hold
+//! the same tracker edit twice. The fold then *joins* them: the derived
+//! change, from the union of their heads, to the text of the newest revision
+//! among them. The tracker is linear and every write to it was made by
+//! someone who had the previous revision (conditional writes), so that text
+//! is the correct successor of all of them; local edits outside the sync
+//! points merge with the join as with any concurrent edit. A join is a pure
+//! function of the event set; writers store it (as a `sync_body`) with
+//! their next write so later edits can build on it.
+//!
+//! Logs written before format 2 have observations but no sync points
+//! (*legacy chains*); their displayed body was a three-way merge computed
+//! at every fold. The first fold bootstraps them deterministically: one
+//! derived change to the newest observed tracker text (the sync point),
+//! one back to the displayed body.
+//!
+//! Pure: no I/O, no clock.
+
+use std::collections::BTreeMap;
+
+use super::body::{change_hash, BodyDoc, BodyError};
+use super::EventSet;
+use crate::event::{Bytes, EventId, IssueId, Op};
+
+/// Chain key: (backend key, remote id).
+pub type ChainKey = (String, String);
+
+/// The newest sync point of one chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncPoint {
+    /// Tracker revision whose text the document has at `heads`.
+    pub revision: u64,
+    /// Automerge heads (sorted).
+    pub heads: Vec<Bytes>,
+}
+
+/// The body document of an issue with its tracker sync points.
+pub struct BodyView {
+    /// The document: every stored change, plus the joins and bootstraps the
+    /// fold derived.
+    pub doc: BodyDoc,
+    /// `sync_body` operations derived by the fold and not stored yet; a
+    /// writer stores them before (or with) anything built on this view.
+    pub pending: Vec<Op>,
+    /// The newest sync point of each chain that has one.
+    pub points: BTreeMap<ChainKey, SyncPoint>,
+    issue: IssueId,
+    /// Heads of the `create` body (the oldest state a tracker text of a
+    /// locally created issue can derive from), else genesis.
+    origin: Vec<Bytes>,
+}
+
+fn seed(purpose: &str, key: &ChainKey, revision: u64) -> Vec<u8> {
+    let mut s = Vec::new();
+    for part in [purpose, &key.0, &key.1] {
+        s.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        s.extend_from_slice(part.as_bytes());
+    }
+    s.extend_from_slice(&revision.to_le_bytes());
+    s
+}
+
+/// What a `sync_body` record says, with its event id for ties.
+struct Record {
+    revision: u64,
+    heads: Vec<Bytes>,
+    id: EventId,
+}
+
+impl EventSet {
+    /// Every automerge change the set carries (create bodies, edits, sync
+    /// points), in event id order.
+    pub fn body_changes(&self) -> Vec<&Bytes> {
+        let mut out = Vec::new();
+        for (_, e) in self.iter() {
+            match &e.op {
+                Op::Create { body: Some(b), .. } => out.push(b),
+                Op::EditBody { change } => out.push(change),
+                Op::SyncBody { changes, .. } => out.extend(changes.iter()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The text of the newest observation of `key` at `revision` (greatest
+    /// event id among equal revisions).
+    fn observed_text(&self, key: &ChainKey, revision: u64) -> Option<&str> {
+        self.iter()
+            .filter_map(|(id, e)| match &e.op {
+                Op::Observe {
+                    backend,
+                    remote_id,
+                    revision: r,
+                    body,
+                    ..
+                } if *backend == key.0 && *remote_id == key.1 && *r == revision => {
+                    Some((id, body.as_str()))
+                }
+                _ => None,
+            })
+            .max_by_key(|(id, _)| **id)
+            .map(|(_, b)| b)
+    }
+
+    /// The newest observation of `key`: (revision, text).
+    fn newest_observed(&self, key: &ChainKey) -> Option<(u64, &str)> {
+        self.iter()
+            .filter_map(|(id, e)| match &e.op {
+                Op::Observe {
+                    backend,
+                    remote_id,
+                    revision,
+                    body,
+                    ..
+                } if *backend == key.0 && *remote_id == key.1 => {
+                    Some(((*revision, *id), body.as_str()))
+                }
+                _ => None,
+            })
+            .max_by_key(|(k, _)| *k)
+            .map(|((r, _), b)| (r, b))
+    }
+
+    /// The body document with its sync points, joins and bootstraps.
+    /// `legacy_text` computes the pre-format-2 displayed body from the
+    /// document's text; it is called only when a legacy chain exists.
+    pub(crate) fn body_view_with(
+        &self,
+        issue: IssueId,
+        legacy_text: impl FnOnce(&str) -> String,
+    ) -> Result<BodyView, BodyError> {
+        let mut doc = BodyDoc::load(issue, self.body_changes())?;
+        let origin = match self.iter().find_map(|(_, e)| match &e.op {
+            Op::Create { body: Some(b), .. } => Some(b),
+            _ => None,
+        }) {
+            Some(b) => change_hash(b).into_iter().collect(),
+            None => BodyDoc::load(issue, [])?.heads(),
+        };
+        let mut records: BTreeMap<ChainKey, Vec<Record>> = BTreeMap::new();
+        let mut observed: BTreeMap<ChainKey, ()> = BTreeMap::new();
+        for (id, e) in self.iter() {
+            match &e.op {
+                Op::SyncBody {
+                    backend,
+                    remote_id,
+                    revision,
+                    heads,
+                    ..
+                } => {
+                    // A point whose heads this document lacks says nothing
+                    // usable (damage, or a hostile event): skip it.
+                    if !heads.is_empty() && heads.iter().all(|h| doc.has(h)) {
+                        records
+                            .entry((backend.clone(), remote_id.clone()))
+                            .or_default()
+                            .push(Record {
+                                revision: *revision,
+                                heads: heads.clone(),
+                                id: *id,
+                            });
+                    }
+                }
+                Op::Observe {
+                    backend, remote_id, ..
+                } => {
+                    observed.insert((backend.clone(), remote_id.clone()), ());
+                }
+                _ => {}
+            }
+        }
+        let mut view = BodyView {
+            doc,
+            pending: Vec::new(),
+            points: BTreeMap::new(),
+            issue,
+            origin,
+        };
+        let has_any_sync = self
+            .iter()
+            .any(|(_, e)| matches!(e.op, Op::SyncBody { .. }));
+        for (key, recs) in &records {
+            let point = view.join(self, key, recs)?;
+            view.points.insert(key.clone(), point);
+        }
+        // Legacy chains: observed, never synced, in a set written entirely
+        // before format 2.
+        let legacy: Vec<ChainKey> = observed
+            .into_keys()
+            .filter(|k| !records.contains_key(k))
+            .collect();
+        if !legacy.is_empty() && !has_any_sync {
+            let displayed = legacy_text(&view.doc.text());
+            for key in legacy {
+                let Some((revision, tracker_text)) = self.newest_observed(&key) else {
+                    continue;
+                };
+                let at = view.doc.heads();
+                let c1 = view.doc.derived_change(
+                    &at,
+                    tracker_text,
+                    &seed("bootstrap tracker", &key, revision),
+                )?;
+                let point_heads = match &c1 {
+                    Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
+                    None => at,
+                };
+                let now = view.doc.heads();
+                let c2 = view.doc.derived_change(
+                    &now,
+                    &displayed,
+                    &seed("bootstrap display", &key, revision),
+                )?;
+                view.pending.push(Op::SyncBody {
+                    backend: key.0.clone(),
+                    remote_id: key.1.clone(),
+                    revision,
+                    heads: point_heads.clone(),
+                    changes: c1.into_iter().chain(c2).collect(),
+                });
+                view.points.insert(
+                    key,
+                    SyncPoint {
+                        revision,
+                        heads: point_heads,
+                    },
+                );
+            }
+        }
+        Ok(view)
+    }
+
+    /// The body view of a set without legacy chains to bootstrap (or where
+    /// the legacy display is the document text).
+    pub fn body_view(&self, issue: IssueId) -> Result<BodyView, BodyError> {
+        self.body_view_with(issue, str::to_owned)
+    }
+}
+
+impl BodyView {
+    /// The current text.
+    pub fn text(&self) -> String {
+        self.doc.text()
+    }
+
+    /// The newest sync point of one chain, joining concurrent ones.
+    fn join(
+        &mut self,
+        set: &EventSet,
+        key: &ChainKey,
+        recs: &[Record],
+    ) -> Result<SyncPoint, BodyError> {
+        let newest = recs
+            .iter()
+            .map(|r| r.revision)
+            .max()
+            .expect("BUG: a chain with records has a newest one");
+        let mut union: Vec<Bytes> = recs.iter().flat_map(|r| r.heads.clone()).collect();
+        union.sort();
+        union.dedup();
+        let mut candidates: Vec<&Record> = recs.iter().filter(|r| r.revision == newest).collect();
+        candidates.sort_by(|a, b| (&a.heads, a.id).cmp(&(&b.heads, b.id)));
+        for c in &candidates {
+            if self.doc.covers(&c.heads, &union) {
+                return Ok(SyncPoint {
+                    revision: newest,
+                    heads: c.heads.clone(),
+                });
+            }
+        }
+        // Keep only the maximal heads of the union.
+        let union: Vec<Bytes> = union
+            .iter()
+            .filter(|h| {
+                !union
+                    .iter()
+                    .any(|o| o != *h && self.doc.covers(std::slice::from_ref(o), &[(*h).clone()]))
+            })
+            .cloned()
+            .collect();
+        let Some(text) = set.observed_text(key, newest) else {
+            // No observation of that revision: the union is the point.
+            return Ok(SyncPoint {
+                revision: newest,
+                heads: union,
+            });
+        };
+        let text = text.to_owned();
+        let change = self
+            .doc
+            .derived_change(&union, &text, &seed("join", key, newest))?;
+        let heads = match &change {
+            Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
+            None => union,
+        };
+        self.pending.push(Op::SyncBody {
+            backend: key.0.clone(),
+            remote_id: key.1.clone(),
+            revision: newest,
+            heads: heads.clone(),
+            changes: change.into_iter().collect(),
+        });
+        Ok(SyncPoint {
+            revision: newest,
+            heads,
+        })
+    }
+
+    /// The operations recording that the tracker's text of `revision` of
+    /// `key` is `text`: the pending joins and, when the revision is newer
+    /// than the chain's sync point, a sync point deriving that text from
+    /// it. Older or already synced revisions add nothing but the joins.
+    pub fn import(&mut self, key: &ChainKey, revision: u64, text: &str) -> Result<Vec<Op>, BodyError> {
+        let base = match self.points.get(key) {
+            Some(p) if p.revision >= revision => return Ok(std::mem::take(&mut self.pending)),
+            Some(p) => p.heads.clone(),
+            None => self.origin.clone(),
+        };
+        let change = self
+            .doc
+            .derived_change(&base, text, &seed("import", key, revision))?;
+        let heads = match &change {
+            Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
+            None => base,
+        };
+        self.points.insert(
+            key.clone(),
+            SyncPoint {
+                revision,
+                heads: heads.clone(),
+            },
+        );
+        let mut ops = std::mem::take(&mut self.pending);
+        ops.push(Op::SyncBody {
+            backend: key.0.clone(),
+            remote_id: key.1.clone(),
+            revision,
+            heads,
+            changes: change.into_iter().collect(),
+        });
+        Ok(ops)
+    }
+
+    /// The operations recording that an export from this view produced
+    /// `revision` of `key`, whose text the tracker answers with `returned`
+    /// (the view's text was sent; a tracker that normalises it, e.g. line
+    /// endings, gets a derived change to its form).
+    pub fn exported(
+        &mut self,
+        key: &ChainKey,
+        revision: u64,
+        returned: &str,
+    ) -> Result<Vec<Op>, BodyError> {
+        let at = self.doc.heads();
+        let change = if self.doc.text() == returned {
+            None
+        } else {
+            self.doc
+                .derived_change(&at, returned, &seed("export", key, revision))?
+        };
+        let heads = match &change {
+            Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
+            None => at,
+        };
+        self.points.insert(
+            key.clone(),
+            SyncPoint {
+                revision,
+                heads: heads.clone(),
+            },
+        );
+        let mut ops = std::mem::take(&mut self.pending);
+        ops.push(Op::SyncBody {
+            backend: key.0.clone(),
+            remote_id: key.1.clone(),
+            revision,
+            heads,
+            changes: change.into_iter().collect(),
+        });
+        Ok(ops)
+    }
+
+    /// The operations of a local edit to `new_text`: the pending joins,
+    /// then the edit (none when the text is already `new_text`).
+    pub fn edit(&mut self, new_text: &str) -> Vec<Op> {
+        let Some(change) = self.doc.edit(new_text) else {
+            return Vec::new();
+        };
+        let mut ops = std::mem::take(&mut self.pending);
+        ops.push(Op::EditBody { change });
+        ops
+    }
+
+    /// The issue this view belongs to.
+    pub fn issue(&self) -> IssueId {
+        self.issue
+    }
+}
