@@ -188,16 +188,22 @@ impl<'a> Projection<'a> {
     }
 
     /// Remote id -> local issue, for every issue bound to this backend (from
-    /// the listing index, which notices refs moved by any means).
-    fn bindings(&self) -> Result<HashMap<String, IssueId>, ProjectError> {
+    /// the listing index, which notices refs moved by any means), and the
+    /// remote ids whose issue the tracker reported gone.
+    fn bindings(&self) -> Result<Bindings, ProjectError> {
         let listing = Index::new(self.store).list(false)?;
-        let mut out = HashMap::new();
+        let mut out = Bindings::default();
         for issue in listing.issues {
+            for (backend, remote_id) in issue.gone {
+                if backend == self.key {
+                    out.gone.insert(remote_id, issue.id);
+                }
+            }
             for (backend, remote_id) in issue.remotes {
                 if backend == self.key {
                     // Two issues bound to one remote issue: keep the
                     // smallest id, the same choice everywhere.
-                    let slot = out.entry(remote_id).or_insert(issue.id);
+                    let slot = out.live.entry(remote_id).or_insert(issue.id);
                     if issue.id < *slot {
                         *slot = issue.id;
                     }
@@ -211,15 +217,21 @@ impl<'a> Projection<'a> {
     /// it, else the issue its marker names (unless that one is bound to
     /// another remote issue here), else an id derived from the remote
     /// identity.
-    fn issue_for(
-        &self,
-        remote: &RemoteIssue,
-        bindings: &HashMap<String, IssueId>,
-        bound_issues: &HashSet<IssueId>,
-    ) -> IssueId {
-        if let Some(issue) = bindings.get(&remote.remote_id) {
+    /// A remote id whose issue was reported gone and that the tracker lists
+    /// again names a new remote issue (trackers that reuse ids: the sim
+    /// gives the newest id again after a delete): its id is derived from
+    /// the creation time too.
+    fn issue_for(&self, remote: &RemoteIssue, bindings: &Bindings) -> IssueId {
+        if let Some(issue) = bindings.live.get(&remote.remote_id) {
             return *issue;
         }
+        if bindings.gone.contains_key(&remote.remote_id) {
+            return IssueId::derived(&format!(
+                "{}|{}|{}",
+                self.key, remote.remote_id, remote.created_at
+            ));
+        }
+        let bound_issues = &bindings.issues;
         if let Some(marked) = remote
             .marker
             .as_deref()
@@ -436,8 +448,8 @@ impl<'a> Projection<'a> {
             listed: remotes.len(),
             ..ImportReport::default()
         };
-        let bindings = self.bindings()?;
-        let bound_issues: HashSet<IssueId> = bindings.values().copied().collect();
+        let mut bindings = self.bindings()?;
+        bindings.issues = bindings.live.values().copied().collect();
         // Issues new to this repository go into one pack through
         // fast-import; the rest are appended one by one.
         let mut fresh: Vec<(IssueId, Vec<Event>)> = Vec::new();
@@ -452,7 +464,7 @@ impl<'a> Projection<'a> {
             if n > 0 && n % 500 == 0 {
                 (self.progress)(&format!("  {n}/{} issues", remotes.len()));
             }
-            let issue = self.issue_for(r, &bindings, &bound_issues);
+            let issue = self.issue_for(r, &bindings);
             if existing.contains(&issue) || !fresh_ids.insert(issue) {
                 self.import_one(issue, r, reconcile, &mut report)?;
             } else {
@@ -473,6 +485,7 @@ impl<'a> Projection<'a> {
             // A full listing: bound remote issues it lacks may be gone.
             let listed: HashSet<&str> = remotes.iter().map(|r| r.remote_id.as_str()).collect();
             let mut missing: Vec<(&String, &IssueId)> = bindings
+                .live
                 .iter()
                 .filter(|(rid, _)| !listed.contains(rid.as_str()))
                 .collect();
@@ -1277,6 +1290,17 @@ impl<'a> Projection<'a> {
         }
         Ok(())
     }
+}
+
+/// Remote issues bound to local ones, for import.
+#[derive(Default)]
+struct Bindings {
+    /// Remote id -> the local issue bound to it.
+    live: HashMap<String, IssueId>,
+    /// Remote ids the tracker reported gone -> their local issue.
+    gone: HashMap<String, IssueId>,
+    /// Local issues bound to some remote issue here.
+    issues: HashSet<IssueId>,
 }
 
 fn sorted(v: &[String]) -> Vec<String> {

@@ -247,13 +247,18 @@ impl<'a> Causal<'a> {
         r
     }
 
-    /// The causally maximal writes, in ascending stamp order.
+    /// The causally maximal writes, in ascending stamp order. Tracker
+    /// timestamps of one second, or hostile data, can make the relation
+    /// cyclic; then the writes of a maximal cycle are all maximal (a write
+    /// is maximal when everything after it is also before it), so there is
+    /// always a winner and no value is ever dropped.
     pub fn maximal(&self, writes: &[Write]) -> Vec<Write> {
         let r = self.reach(writes);
+        let m = writes.len();
         let mut out: Vec<Write> = writes
             .iter()
             .enumerate()
-            .filter(|(i, _)| !r[*i].iter().any(|&x| x))
+            .filter(|(i, _)| (0..m).all(|j| !r[*i][j] || r[j][*i]))
             .map(|(_, w)| *w)
             .collect();
         out.sort_by(|a, b| self.stamp(*a).cmp(self.stamp(*b)));

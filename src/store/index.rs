@@ -50,6 +50,10 @@ pub struct IssueSummary {
     /// Tracker issues it is bound to: (backend key, remote id).
     #[serde(default)]
     pub remotes: Vec<(String, String)>,
+    /// Bound tracker issues the tracker reported gone: (backend key,
+    /// remote id).
+    #[serde(default)]
+    pub gone: Vec<(String, String)>,
 }
 
 impl IssueSummary {
@@ -70,6 +74,13 @@ impl IssueSummary {
             remotes: state
                 .remotes
                 .iter()
+                .filter(|r| !r.gone)
+                .map(|r| (r.backend.clone(), r.remote_id.clone()))
+                .collect(),
+            gone: state
+                .remotes
+                .iter()
+                .filter(|r| r.gone)
                 .map(|r| (r.backend.clone(), r.remote_id.clone()))
                 .collect(),
         }

@@ -587,3 +587,396 @@ fn hostile_bodies_survive_both_directions_byte_for_byte() {
     assert_eq!(r.body, hostile);
     assert_eq!(repo.show(w.issue).expect("show").body, hostile);
 }
+
+// ---------------------------------------------------------------------------
+// Issue 8: each case the randomized checker found, pinned. Every one of these
+// failed on the projection of format 1 (three-way merges against a guessed
+// base, state-based tracker removals, markers before bindings).
+
+/// A tracker record as the sim serves it (marker included).
+fn tracker_raw(s: &SimHandle, remote_id: &str) -> serde_json::Value {
+    reqwest::blocking::Client::new()
+        .get(format!("{}/projects/demo/issues/{remote_id}", s.base_url()))
+        .header("X-Reposix-Agent", "tracker-user")
+        .send()
+        .expect("GET")
+        .json()
+        .expect("json")
+}
+
+/// A tracker user's raw PATCH (no If-Match: the web UI's last write wins).
+fn tracker_patch_raw(s: &SimHandle, remote_id: &str, fields: serde_json::Value) {
+    let resp = reqwest::blocking::Client::new()
+        .patch(format!("{}/projects/demo/issues/{remote_id}", s.base_url()))
+        .header("X-Reposix-Agent", "tracker-user")
+        .json(&fields)
+        .send()
+        .expect("PATCH");
+    assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text());
+}
+
+fn tracker_comments(s: &SimHandle, remote_id: &str) -> Vec<serde_json::Value> {
+    reqwest::blocking::Client::new()
+        .get(format!(
+            "{}/projects/demo/issues/{remote_id}/comments",
+            s.base_url()
+        ))
+        .header("X-Reposix-Agent", "tracker-user")
+        .send()
+        .expect("GET comments")
+        .json()
+        .expect("json")
+}
+
+fn body_of(repo: &Repo, id: IssueId) -> String {
+    repo.show(id).expect("show").body
+}
+
+#[track_caller]
+fn once(text: &str, token: &str) {
+    assert_eq!(
+        text.matches(token).count(),
+        1,
+        "{token:?} should appear exactly once in {text:?}"
+    );
+}
+
+/// Case 1: an export is not a tracker edit. Bob wrote "bob1" and pushed;
+/// alice exported it; bob, before seeing her export, wrote "bob2". The
+/// format-1 merge used the revision before the export as base and doubled
+/// "bob1".
+#[test]
+fn exported_text_is_not_merged_back_in() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "X", "base");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    sync(&alice, &b, "alice");
+    git_sync(&c, &a);
+    let id = only_issue(&bob);
+    bob.apply(id, &actor("bob"), &[Change::Body("base bob1".into())])
+        .expect("edit");
+    git_sync(&a, &c);
+    sync(&alice, &b, "alice");
+    bob.apply(id, &actor("bob"), &[Change::Body("base bob1 bob2".into())])
+        .expect("edit");
+    git_sync(&c, &a);
+    git_sync(&a, &c);
+    assert_eq!(body_of(&alice, id), "base bob1 bob2");
+    assert_eq!(body_of(&bob, id), "base bob1 bob2");
+    sync(&bob, &b, "bob");
+    let tracker = b.get(&remote.remote_id).expect("get").expect("exists");
+    assert_eq!(tracker.body, "base bob1 bob2");
+}
+
+/// Case 2: one tracker edit imported by two clones, each editing the body
+/// afterwards: the tracker's text must be in the body once.
+#[test]
+fn a_tracker_edit_imported_by_two_clones_lands_once() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "X", "base");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (ra, rc) = (a.open(), c.open());
+    sync(&ra, &b, "alice");
+    git_sync(&c, &a);
+    let id = only_issue(&rc);
+    tracker_edit(
+        &third,
+        &remote.remote_id,
+        IssuePatch {
+            body: Some("base TRACKER".into()),
+            ..IssuePatch::default()
+        },
+    );
+    for r in [&ra, &rc] {
+        Projection::new(r.store(), &b, actor("x"), &|_| {})
+            .import(false)
+            .expect("import");
+    }
+    ra.apply(id, &actor("alice"), &[Change::Body("base TRACKER c0".into())])
+        .expect("edit");
+    rc.apply(id, &actor("carol"), &[Change::Body("c1 base TRACKER".into())])
+        .expect("edit");
+    git_sync(&c, &a);
+    git_sync(&a, &c);
+    sync(&ra, &b, "alice");
+    git_sync(&c, &a);
+    for r in [&ra, &rc] {
+        let body = body_of(r, id);
+        for t in ["TRACKER", "c0", "c1", "base"] {
+            once(&body, t);
+        }
+    }
+    assert_eq!(body_of(&ra, id), body_of(&rc, id));
+    let tracker = b.get(&remote.remote_id).expect("get").expect("exists");
+    assert_eq!(tracker.body, body_of(&ra, id));
+}
+
+/// Case 3: two tracker edits imported separately, and an offline local
+/// edit from before both: nothing of T1 may be lost.
+#[test]
+fn tracker_edits_imported_separately_all_survive_a_concurrent_local_edit() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "X", "base\n");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (online, offline) = (a.open(), c.open());
+    sync(&online, &b, "alice");
+    git_sync(&c, &a);
+    let id = only_issue(&offline);
+    offline
+        .apply(id, &actor("olga"), &[Change::Body("L\nbase\n".into())])
+        .expect("offline edit");
+    for (n, text) in [(1, "base\nT1\n"), (2, "base\nT1\nT2\n")] {
+        tracker_edit(
+            &third,
+            &remote.remote_id,
+            IssuePatch {
+                body: Some(text.into()),
+                ..IssuePatch::default()
+            },
+        );
+        Projection::new(online.store(), &b, actor("alice"), &|_| {})
+            .import(false)
+            .unwrap_or_else(|e| panic!("import {n}: {e}"));
+    }
+    git_sync(&a, &c);
+    git_sync(&c, &a);
+    for r in [&online, &offline] {
+        let body = body_of(r, id);
+        for t in ["L\n", "base\n", "T1\n", "T2\n"] {
+            once(&body, t);
+        }
+    }
+    sync(&offline, &b, "olga");
+    let tracker = b.get(&remote.remote_id).expect("get").expect("exists");
+    assert_eq!(tracker.body, body_of(&offline, id));
+}
+
+/// Case 4: a tracker user deletes the `<!-- reposix:… -->` marker. The
+/// binding decides, not the marker: no second local issue, and sync goes on.
+#[test]
+fn a_deleted_marker_neither_duplicates_the_issue_nor_wedges_sync() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let t = TestRepo::new();
+    let repo = t.open();
+    let w = repo
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "Local first".into(),
+                body: "text".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create");
+    sync(&repo, &b, "alice");
+    let remote_id = repo.show(w.issue).expect("show").remotes[0].remote_id.clone();
+    let raw = tracker_raw(&s, &remote_id);
+    let body = raw["body"].as_str().expect("body");
+    assert!(body.contains("<!-- reposix:"), "{body:?}");
+    tracker_patch_raw(
+        &s,
+        &remote_id,
+        serde_json::json!({"body": "text, edited on the tracker"}),
+    );
+    sync(&repo, &b, "alice");
+    assert_eq!(only_issue(&repo), w.issue);
+    repo.apply(w.issue, &actor("alice"), &[Change::Title("Renamed".into())])
+        .expect("edit");
+    sync(&repo, &b, "alice");
+    let tracker = b.get(&remote_id).expect("get").expect("exists");
+    assert_eq!(tracker.title, "Renamed");
+    assert_eq!(tracker.body, "text, edited on the tracker");
+    assert_eq!(only_issue(&repo), w.issue);
+}
+
+/// Case 5: a tracker comment that does not move the issue's revision is
+/// still imported by `--reconcile`, and a second attached clone does not
+/// create an exported comment again.
+#[test]
+fn comments_are_found_without_a_new_revision_and_never_created_twice() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "X", "");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (ra, rc) = (a.open(), c.open());
+    sync(&ra, &b, "alice");
+    sync(&rc, &b, "carol");
+    let id = only_issue(&ra);
+    // Alice comments and shares it by git before exporting; carol, attached
+    // too, gets it but not alice's export.
+    ra.apply(id, &actor("alice"), &[Change::Comment("from alice".into())])
+        .expect("comment");
+    git_sync(&c, &a);
+    sync(&ra, &b, "alice");
+    sync(&rc, &b, "carol");
+    let on_tracker = tracker_comments(&s, &remote.remote_id);
+    assert_eq!(on_tracker.len(), 1, "{on_tracker:?}");
+    tracker_comment(&s, &remote.remote_id, "from the tracker");
+    Projection::new(ra.store(), &b, actor("alice"), &|_| {})
+        .import(true)
+        .expect("reconcile");
+    let comments: Vec<String> = ra
+        .show(id)
+        .expect("show")
+        .comments
+        .into_iter()
+        .map(|c| c.body)
+        .collect();
+    assert_eq!(comments, vec!["from alice", "from the tracker"]);
+}
+
+/// Case 6: a local edit of a comment that came from the tracker is sent.
+/// (Also pins a fold bug it exposed: the edit's observation and the one it
+/// replaced share a second-granular revision, the causal order between them
+/// was cyclic, and the comment vanished from the fold.)
+#[test]
+fn local_edits_of_tracker_comments_are_exported() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "X", "");
+    tracker_comment(&s, &remote.remote_id, "typo'd");
+    let t = TestRepo::new();
+    let repo = t.open();
+    sync(&repo, &b, "alice");
+    let id = only_issue(&repo);
+    let comment = repo.show(id).expect("show").comments[0].id;
+    repo.apply(
+        id,
+        &actor("alice"),
+        &[Change::EditComment(comment, "fixed".into())],
+    )
+    .expect("edit comment");
+    sync(&repo, &b, "alice");
+    let on_tracker = tracker_comments(&s, &remote.remote_id);
+    assert_eq!(on_tracker.len(), 1);
+    assert_eq!(on_tracker[0]["body"], "fixed");
+    assert_eq!(repo.show(id).expect("show").comments[0].body, "fixed");
+}
+
+/// Case 7: a tracker that holds one assignee does not make the local set
+/// lose the others, now or after a later export of another field.
+#[test]
+fn a_single_assignee_tracker_does_not_drop_local_assignees() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let t = TestRepo::new();
+    let repo = t.open();
+    let w = repo
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "Two people".into(),
+                assignees: vec!["alice".into(), "bob".into()],
+                ..NewIssue::default()
+            },
+        )
+        .expect("create");
+    sync(&repo, &b, "alice");
+    assert_eq!(repo.show(w.issue).expect("show").assignees, ["alice", "bob"]);
+    repo.apply(w.issue, &actor("alice"), &[Change::AddAssignee("carol".into())])
+        .expect("assign");
+    sync(&repo, &b, "alice");
+    repo.apply(w.issue, &actor("alice"), &[Change::Title("Three".into())])
+        .expect("title");
+    sync(&repo, &b, "alice");
+    let state = repo.show(w.issue).expect("show");
+    assert_eq!(state.assignees, ["alice", "bob", "carol"]);
+    let remote = b
+        .get(&state.remotes[0].remote_id)
+        .expect("get")
+        .expect("exists");
+    assert_eq!(remote.assignees, ["alice"]);
+    assert_eq!(remote.title, "Three");
+}
+
+/// Case 8: an issue deleted on the tracker is recorded, shown, and later
+/// local edits do not wedge sync.
+#[test]
+fn an_issue_deleted_on_the_tracker_is_recorded_and_does_not_wedge_sync() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "Doomed", "");
+    let t = TestRepo::new();
+    let repo = t.open();
+    sync(&repo, &b, "alice");
+    let id = only_issue(&repo);
+    let resp = reqwest::blocking::Client::new()
+        .delete(format!(
+            "{}/projects/demo/issues/{}",
+            s.base_url(),
+            remote.remote_id
+        ))
+        .header("X-Reposix-Agent", "tracker-user")
+        .send()
+        .expect("DELETE");
+    assert_eq!(resp.status().as_u16(), 204);
+    repo.apply(id, &actor("alice"), &[Change::Title("Still here".into())])
+        .expect("edit");
+    let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
+    p.import(false).expect("import");
+    let report = p.export().expect("export");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.gone, 1);
+    let state = repo.show(id).expect("show");
+    assert!(state.remotes[0].gone, "{:?}", state.remotes);
+    assert_eq!(state.status, Status::WontFix);
+    assert_eq!(state.title, "Still here");
+    // And again: nothing to do, nothing failing.
+    sync(&repo, &b, "alice");
+    // A reconcile notices deletions without any local edit too.
+    let other = tracker_create(&s, &third, "Also doomed", "");
+    sync(&repo, &b, "alice");
+    reqwest::blocking::Client::new()
+        .delete(format!(
+            "{}/projects/demo/issues/{}",
+            s.base_url(),
+            other.remote_id
+        ))
+        .header("X-Reposix-Agent", "tracker-user")
+        .send()
+        .expect("DELETE");
+    let report = Projection::new(repo.store(), &b, actor("alice"), &|_| {})
+        .import(true)
+        .expect("reconcile");
+    assert_eq!(report.gone, 1);
+}
+
+/// Case 9: a tracker without a comments API: the export says how many
+/// comments stayed local.
+#[test]
+fn comments_a_tracker_cannot_hold_are_counted() {
+    let s = sim(SimConfig {
+        rate_limit: 0,
+        accept_comments: false,
+        ..SimConfig::default()
+    });
+    let b = backend(&s, "reposix");
+    let t = TestRepo::new();
+    let repo = t.open();
+    let w = repo
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "Talkative".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create");
+    repo.apply(w.issue, &actor("alice"), &[Change::Comment("one".into())])
+        .expect("comment");
+    let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
+    let report = p.export().expect("export");
+    assert_eq!(report.created, 1);
+    assert_eq!(report.comments_local_only, 1);
+}
