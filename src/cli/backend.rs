@@ -203,18 +203,39 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
                 "imported from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
                 i.listed, i.observed, i.new_issues, i.comments
             ));
+            if i.gone > 0 {
+                s.push_str(&format!(
+                    "{} issues or comments are gone from {name} (deleted there); recorded\n",
+                    i.gone
+                ));
+            }
         }
         if let Some(e) = &out.export {
             s.push_str(&format!(
                 "exported to {name}: {} created, {} updated, {} recovered, {} comments, {} conflicts retried\n",
                 e.created, e.updated, e.recovered, e.comments, e.conflicts_retried
             ));
+            if e.gone > 0 {
+                s.push_str(&format!(
+                    "{} issues were deleted on {name}: recorded (status wont_fix), not exported again\n",
+                    e.gone
+                ));
+            }
             for (issue, why) in &e.failed {
                 s.push_str(&format!("not exported: {issue}: {why}\n"));
             }
         }
         s
     })?;
+    let local_only = out
+        .export
+        .as_ref()
+        .map_or(0, |e| e.comments_local_only);
+    if local_only > 0 {
+        ctx.out.warn(&format!(
+            "{name} has no comments API: {local_only} comments stayed local (they are kept in the issue log)"
+        ));
+    }
     let stale = reposix::mirror::staleness(repo.store(), spec.kind.as_str());
     if retried > 0 {
         if let Some(s) = &stale {

@@ -588,6 +588,16 @@ fn render_state(s: &IssueState) -> String {
     for (k, v) in &s.fields {
         out.push_str(&format!("{k}: {v}\n"));
     }
+    for r in &s.remotes {
+        out.push_str(&format!("tracker:   {} #{}", r.backend, r.remote_id));
+        if let Some(rev) = r.revision {
+            out.push_str(&format!(" (revision {rev})"));
+        }
+        if r.gone {
+            out.push_str(" — deleted on the tracker; kept here, not exported again");
+        }
+        out.push('\n');
+    }
     out.push_str(&format!(
         "created by {} · {} events\n",
         s.created_by, s.event_count

@@ -19,4 +19,5 @@ mod sim;
 mod store;
 mod support;
 mod sync;
+mod tracker_model;
 mod tracker_props;

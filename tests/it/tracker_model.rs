@@ -1,0 +1,562 @@
+//! A model-based randomized test of the projection at library speed
+//! (issue 8): three replicas, two of them attached to the bundled sim,
+//! random local edits, tracker-side edits over HTTP (with and without the
+//! body marker, several in one second), imports and exports, and replicas
+//! meeting by event-set union in random orders. After quiescing, every
+//! replica holds the same state, the tracker agrees on every field it
+//! holds, and every body token and comment written is there exactly once
+//! unless someone who saw it deleted it.
+//!
+//! proptest generates the traces and shrinks a failure to a minimal one.
+//! `REPOSIX_SOAK=1` runs many more cases (`REPOSIX_SOAK_CASES`, default
+//! 300). The CLI-level checker (`model.rs`) covers processes, git remotes
+//! and plain `git fetch`; this one covers the merge rules quickly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use reposix::backend::sim::SimBackend;
+use reposix::backend::{Backend, BackendSpec};
+use reposix::event::{ActorId, IssueId};
+use reposix::project::Projection;
+use reposix::repo::{Change, NewIssue, Repo};
+use reposix::sim::{SimConfig, SimHandle};
+use reposix::store::EventStore;
+
+use crate::support::TestRepo;
+
+const CLONES: usize = 3;
+/// Replicas 0 and 1 are attached to the tracker.
+const ATTACHED: usize = 2;
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// Insert a new token (or delete a visible one) in a replica's body.
+    LocalBody { clone: usize, issue: usize, pos: usize, delete: bool },
+    LocalTitle { clone: usize, issue: usize },
+    LocalLabel { clone: usize, issue: usize, label: usize, remove: bool },
+    LocalAssignee { clone: usize, issue: usize, who: usize, remove: bool },
+    LocalComment { clone: usize, issue: usize },
+    LocalCommentEdit { clone: usize, issue: usize, pick: usize },
+    LocalCommentDelete { clone: usize, issue: usize, pick: usize },
+    /// A tracker user edits the body over HTTP, last write wins.
+    TrackerBody { issue: usize, pos: usize, delete: bool, drop_marker: bool },
+    TrackerTitle { issue: usize },
+    TrackerLabel { issue: usize, label: usize },
+    TrackerComment { issue: usize },
+    /// Replica `to` receives every event `from` has.
+    Meet { from: usize, to: usize },
+    /// Import, export, import, as `sync --backend`.
+    Backend { clone: usize },
+    /// Import only.
+    Import { clone: usize },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let c = 0..CLONES;
+    let a = 0..ATTACHED;
+    let i = 0..2usize;
+    prop_oneof![
+        4 => (c.clone(), i.clone(), any::<usize>(), prop::bool::weighted(0.25))
+            .prop_map(|(clone, issue, pos, delete)| Step::LocalBody { clone, issue, pos, delete }),
+        1 => (c.clone(), i.clone()).prop_map(|(clone, issue)| Step::LocalTitle { clone, issue }),
+        1 => (c.clone(), i.clone(), 0..3usize, any::<bool>())
+            .prop_map(|(clone, issue, label, remove)| Step::LocalLabel { clone, issue, label, remove }),
+        1 => (c.clone(), i.clone(), 0..3usize, any::<bool>())
+            .prop_map(|(clone, issue, who, remove)| Step::LocalAssignee { clone, issue, who, remove }),
+        2 => (c.clone(), i.clone()).prop_map(|(clone, issue)| Step::LocalComment { clone, issue }),
+        1 => (c.clone(), i.clone(), any::<usize>())
+            .prop_map(|(clone, issue, pick)| Step::LocalCommentEdit { clone, issue, pick }),
+        1 => (c.clone(), i.clone(), any::<usize>())
+            .prop_map(|(clone, issue, pick)| Step::LocalCommentDelete { clone, issue, pick }),
+        3 => (i.clone(), any::<usize>(), prop::bool::weighted(0.25), prop::bool::weighted(0.2))
+            .prop_map(|(issue, pos, delete, drop_marker)| Step::TrackerBody { issue, pos, delete, drop_marker }),
+        1 => i.clone().prop_map(|issue| Step::TrackerTitle { issue }),
+        1 => (i.clone(), 0..3usize).prop_map(|(issue, label)| Step::TrackerLabel { issue, label }),
+        1 => i.clone().prop_map(|issue| Step::TrackerComment { issue }),
+        4 => (c.clone(), c.clone()).prop_map(|(from, to)| Step::Meet { from, to }),
+        3 => a.clone().prop_map(|clone| Step::Backend { clone }),
+        1 => a.prop_map(|clone| Step::Import { clone }),
+    ]
+}
+
+const LABELS: [&str; 3] = ["bug", "ui", "p1"];
+const PEOPLE: [&str; 3] = ["ann", "bo", "cy"];
+
+struct World {
+    sim: SimHandle,
+    backend: SimBackend,
+    clones: Vec<(TestRepo, Repo)>,
+    /// The two issues: one first seen on the tracker, one created locally.
+    issues: [IssueId; 2],
+    /// Remote id of each issue, once known.
+    remote: [Option<String>; 2],
+    next: usize,
+    /// Body tokens written, per issue, and the ones legitimately deleted.
+    written: [BTreeSet<String>; 2],
+    deleted: [BTreeSet<String>; 2],
+    /// Comment texts written / deleted (by someone who saw them).
+    comments: [BTreeSet<String>; 2],
+    comments_deleted: [BTreeSet<String>; 2],
+    http: reqwest::blocking::Client,
+}
+
+fn actor(i: usize) -> ActorId {
+    ActorId::new(&format!("r{i}")).expect("actor")
+}
+
+fn tokens(text: &str) -> Vec<&str> {
+    text.split_whitespace().collect()
+}
+
+impl World {
+    fn new() -> World {
+        let sim = reposix::sim::start(SimConfig {
+            rate_limit: 0,
+            ..SimConfig::default()
+        })
+        .expect("sim");
+        let spec = BackendSpec::parse(&format!("sim::{}", sim.project_url("demo"))).expect("spec");
+        let backend = SimBackend::new(&spec, "reposix").expect("adapter");
+        let http = reqwest::blocking::Client::new();
+        let resp = http
+            .post(format!("{}/projects/demo/issues", sim.base_url()))
+            .header("X-Reposix-Agent", "tracker-user")
+            .json(&serde_json::json!({"title": "from the tracker", "body": "base"}))
+            .send()
+            .expect("POST");
+        assert_eq!(resp.status().as_u16(), 201);
+        let clones: Vec<(TestRepo, Repo)> = (0..CLONES)
+            .map(|_| {
+                let t = TestRepo::new();
+                let r = t.open();
+                (t, r)
+            })
+            .collect();
+        let mut world = World {
+            sim,
+            backend,
+            clones,
+            issues: [IssueId::new_random(); 2],
+            remote: [Some("1".into()), None],
+            next: 0,
+            written: Default::default(),
+            deleted: Default::default(),
+            comments: Default::default(),
+            comments_deleted: Default::default(),
+            http,
+        };
+        world.written[0].insert("base".into());
+        world.sync_backend(0);
+        let imported = world.clones[0].1.list().expect("list").issues[0].id;
+        let local = world.clones[1]
+            .1
+            .create(
+                &actor(1),
+                NewIssue {
+                    title: "local".into(),
+                    body: "seed".into(),
+                    ..NewIssue::default()
+                },
+            )
+            .expect("create")
+            .issue;
+        world.written[1].insert("seed".into());
+        world.issues = [imported, local];
+        world
+    }
+
+    fn token(&mut self, kind: &str) -> String {
+        self.next += 1;
+        format!("{kind}{}", self.next)
+    }
+
+    fn has(&self, clone: usize, issue: usize) -> bool {
+        self.clones[clone].1.show(self.issues[issue]).is_ok()
+    }
+
+    fn sync_backend(&mut self, clone: usize) {
+        let p = Projection::new(self.clones[clone].1.store(), &self.backend, actor(clone), &|_| {});
+        p.import(false).expect("import");
+        let report = p.export().expect("export");
+        assert!(report.failed.is_empty(), "export failed: {:?}", report.failed);
+        p.import(false).expect("import");
+        for (n, issue) in self.issues.iter().enumerate() {
+            if let Ok(state) = self.clones[clone].1.show(*issue) {
+                if let Some(r) = state.remotes.first() {
+                    self.remote[n] = Some(r.remote_id.clone());
+                }
+            }
+        }
+    }
+
+    fn meet(&self, from: usize, to: usize) {
+        if from == to {
+            return;
+        }
+        let (src, dst) = (&self.clones[from].1, &self.clones[to].1);
+        for issue in self.issues {
+            let Ok(log) = src.load(issue) else { continue };
+            let have = dst.load(issue).map(|l| l.events).unwrap_or_default();
+            let missing: Vec<_> = log
+                .events
+                .iter()
+                .filter(|(id, _)| !have.contains(id))
+                .map(|(_, e)| e.seal())
+                .collect();
+            if !missing.is_empty() {
+                dst.store().append(issue, &missing, "meet").expect("append");
+            }
+        }
+    }
+
+    fn tracker_get(&self, remote: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}/projects/demo/issues/{remote}", self.sim.base_url()))
+            .header("X-Reposix-Agent", "tracker-user")
+            .send()
+            .expect("GET")
+            .json()
+            .expect("json")
+    }
+
+    fn tracker_patch(&self, remote: &str, fields: serde_json::Value) {
+        let resp = self
+            .http
+            .patch(format!("{}/projects/demo/issues/{remote}", self.sim.base_url()))
+            .header("X-Reposix-Agent", "tracker-user")
+            .json(&fields)
+            .send()
+            .expect("PATCH");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+
+    fn apply(&mut self, s: &Step) {
+        match *s {
+            Step::LocalBody { clone, issue, pos, delete } => {
+                if !self.has(clone, issue) {
+                    return;
+                }
+                let repo = &self.clones[clone].1;
+                let body = repo.show(self.issues[issue]).expect("show").body;
+                let mut words: Vec<String> = tokens(&body).into_iter().map(str::to_owned).collect();
+                if delete && !words.is_empty() {
+                    let gone = words.remove(pos % words.len());
+                    self.deleted[issue].insert(gone);
+                } else {
+                    let t = self.token("b");
+                    words.insert(pos % (words.len() + 1), t.clone());
+                    self.written[issue].insert(t);
+                }
+                self.clones[clone]
+                    .1
+                    .apply(self.issues[issue], &actor(clone), &[Change::Body(words.join(" "))])
+                    .expect("body edit");
+            }
+            Step::LocalTitle { clone, issue } => {
+                if !self.has(clone, issue) {
+                    return;
+                }
+                let t = self.token("title");
+                self.clones[clone]
+                    .1
+                    .apply(self.issues[issue], &actor(clone), &[Change::Title(t)])
+                    .expect("title");
+            }
+            Step::LocalLabel { clone, issue, label, remove } => {
+                if !self.has(clone, issue) {
+                    return;
+                }
+                let l = LABELS[label].to_owned();
+                let change = if remove { Change::RemoveLabel(l) } else { Change::AddLabel(l) };
+                self.clones[clone]
+                    .1
+                    .apply(self.issues[issue], &actor(clone), &[change])
+                    .expect("label");
+            }
+            Step::LocalAssignee { clone, issue, who, remove } => {
+                if !self.has(clone, issue) {
+                    return;
+                }
+                let p = PEOPLE[who].to_owned();
+                let change = if remove { Change::RemoveAssignee(p) } else { Change::AddAssignee(p) };
+                self.clones[clone]
+                    .1
+                    .apply(self.issues[issue], &actor(clone), &[change])
+                    .expect("assignee");
+            }
+            Step::LocalComment { clone, issue } => {
+                if !self.has(clone, issue) {
+                    return;
+                }
+                let t = self.token("c");
+                self.comments[issue].insert(t.clone());
+                self.clones[clone]
+                    .1
+                    .apply(self.issues[issue], &actor(clone), &[Change::Comment(t)])
+                    .expect("comment");
+            }
+            Step::LocalCommentEdit { clone, issue, pick } | Step::LocalCommentDelete { clone, issue, pick } => {
+                if !self.has(clone, issue) {
+                    return;
+                }
+                let state = self.clones[clone].1.show(self.issues[issue]).expect("show");
+                if state.comments.is_empty() {
+                    return;
+                }
+                let c = &state.comments[pick % state.comments.len()];
+                let change = if matches!(s, Step::LocalCommentEdit { .. }) {
+                    let t = self.token("c");
+                    self.comments[issue].insert(t.clone());
+                    self.comments_deleted[issue].insert(c.body.clone());
+                    Change::EditComment(c.id, t)
+                } else {
+                    self.comments_deleted[issue].insert(c.body.clone());
+                    Change::DeleteComment(c.id)
+                };
+                self.clones[clone]
+                    .1
+                    .apply(self.issues[issue], &actor(clone), &[change])
+                    .expect("comment change");
+            }
+            Step::TrackerBody { issue, pos, delete, drop_marker } => {
+                let Some(remote) = self.remote[issue].clone() else { return };
+                let raw = self.tracker_get(&remote);
+                let body = raw["body"].as_str().unwrap_or_default().to_owned();
+                let (text, marker) = match body.find("\n\n<!-- reposix:") {
+                    Some(at) => (body[..at].to_owned(), body[at..].to_owned()),
+                    None => (body, String::new()),
+                };
+                let mut words: Vec<String> = tokens(&text).into_iter().map(str::to_owned).collect();
+                if delete && !words.is_empty() {
+                    let gone = words.remove(pos % words.len());
+                    self.deleted[issue].insert(gone);
+                } else {
+                    let t = self.token("t");
+                    words.insert(pos % (words.len() + 1), t.clone());
+                    self.written[issue].insert(t);
+                }
+                let marker = if drop_marker { String::new() } else { marker };
+                self.tracker_patch(&remote, serde_json::json!({"body": words.join(" ") + &marker}));
+            }
+            Step::TrackerTitle { issue } => {
+                let Some(remote) = self.remote[issue].clone() else { return };
+                let t = self.token("ttitle");
+                self.tracker_patch(&remote, serde_json::json!({ "title": t }));
+            }
+            Step::TrackerLabel { issue, label } => {
+                let Some(remote) = self.remote[issue].clone() else { return };
+                let raw = self.tracker_get(&remote);
+                let mut labels: Vec<String> = raw["labels"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default();
+                let l = LABELS[label].to_owned();
+                if let Some(at) = labels.iter().position(|x| *x == l) {
+                    labels.remove(at);
+                } else {
+                    labels.push(l);
+                }
+                self.tracker_patch(&remote, serde_json::json!({ "labels": labels }));
+            }
+            Step::TrackerComment { issue } => {
+                let Some(remote) = self.remote[issue].clone() else { return };
+                let t = self.token("tc");
+                self.comments[issue].insert(t.clone());
+                let resp = self
+                    .http
+                    .post(format!(
+                        "{}/projects/demo/issues/{remote}/comments",
+                        self.sim.base_url()
+                    ))
+                    .header("X-Reposix-Agent", "tracker-user")
+                    .json(&serde_json::json!({ "body": t }))
+                    .send()
+                    .expect("POST comment");
+                assert_eq!(resp.status().as_u16(), 201);
+            }
+            Step::Meet { from, to } => self.meet(from, to),
+            Step::Backend { clone } => self.sync_backend(clone),
+            Step::Import { clone } => {
+                Projection::new(self.clones[clone].1.store(), &self.backend, actor(clone), &|_| {})
+                    .import(false)
+                    .expect("import");
+            }
+        }
+    }
+
+    fn quiesce(&mut self) {
+        let mut last = String::new();
+        for _round in 0..6 {
+            for from in 0..CLONES {
+                for to in 0..CLONES {
+                    self.meet(from, to);
+                }
+            }
+            for c in 0..ATTACHED {
+                self.sync_backend(c);
+            }
+            // A full reconcile once, so comments that did not move a
+            // revision are seen too.
+            Projection::new(self.clones[0].1.store(), &self.backend, actor(0), &|_| {})
+                .import(true)
+                .expect("reconcile");
+            for from in 0..CLONES {
+                for to in 0..CLONES {
+                    self.meet(from, to);
+                }
+            }
+            let now = self.snapshot(0);
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+        panic!("did not settle in 6 rounds");
+    }
+
+    fn snapshot(&self, clone: usize) -> String {
+        self.issues
+            .iter()
+            .map(|i| {
+                self.clones[clone]
+                    .1
+                    .show(*i)
+                    .map(|s| s.to_canonical_json())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let first = self.snapshot(0);
+        for c in 1..CLONES {
+            if self.snapshot(c) != first {
+                return Err(format!("replica {c} differs from replica 0"));
+            }
+        }
+        for (n, issue) in self.issues.iter().enumerate() {
+            let state = self.clones[0].1.show(*issue).map_err(|e| e.to_string())?;
+            let words: BTreeMap<&str, usize> = tokens(&state.body).into_iter().fold(
+                BTreeMap::new(),
+                |mut m, w| {
+                    *m.entry(w).or_default() += 1;
+                    m
+                },
+            );
+            for t in &self.written[n] {
+                let want = usize::from(!self.deleted[n].contains(t));
+                let got = words.get(t.as_str()).copied().unwrap_or(0);
+                if got != want {
+                    return Err(format!(
+                        "issue {n}: token {t} appears {got} times (want {want}) in {:?}",
+                        state.body
+                    ));
+                }
+            }
+            if let Some(extra) = words.keys().find(|w| !self.written[n].contains(**w)) {
+                return Err(format!("issue {n}: unknown token {extra} in {:?}", state.body));
+            }
+            let live: Vec<&str> = state.comments.iter().map(|c| c.body.as_str()).collect();
+            for t in &self.comments[n] {
+                let want = usize::from(!self.comments_deleted[n].contains(t));
+                let got = live.iter().filter(|c| **c == t).count();
+                if got != want {
+                    return Err(format!(
+                        "issue {n}: comment {t} appears {got} times (want {want}): {live:?}"
+                    ));
+                }
+            }
+            let Some(remote) = state.remotes.first() else {
+                continue;
+            };
+            if remote.gone {
+                continue;
+            }
+            let tracker = self
+                .backend
+                .get(&remote.remote_id)
+                .map_err(|e| e.to_string())?
+                .ok_or("tracker lost the issue")?;
+            if tracker.title != state.title
+                || tracker.body != state.body
+                || tracker.status != state.status
+                || tracker.labels != state.labels
+            {
+                return Err(format!(
+                    "issue {n}: tracker disagrees:\n tracker {:?} {:?} {:?} {:?}\n local   {:?} {:?} {:?} {:?}",
+                    tracker.title, tracker.body, tracker.status, tracker.labels,
+                    state.title, state.body, state.status, state.labels
+                ));
+            }
+            let want_assignee: Vec<String> = if state.assignees.contains(&tracker.assignees.first().cloned().unwrap_or_default()) {
+                tracker.assignees.clone()
+            } else {
+                state.assignees.iter().take(1).cloned().collect()
+            };
+            if tracker.assignees != want_assignee {
+                return Err(format!(
+                    "issue {n}: tracker assignee {:?} for local {:?}",
+                    tracker.assignees, state.assignees
+                ));
+            }
+            let mut on_tracker: Vec<String> = self
+                .backend
+                .comments(&remote.remote_id)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|c| c.body)
+                .collect();
+            let mut here: Vec<String> = live.iter().map(|s| s.to_string()).collect();
+            on_tracker.sort();
+            here.sort();
+            if on_tracker != here {
+                return Err(format!(
+                    "issue {n}: comments differ: tracker {on_tracker:?}, local {here:?}"
+                ));
+            }
+        }
+        for (c, (_, repo)) in self.clones.iter().enumerate() {
+            let report = repo.fsck().map_err(|e| e.to_string())?;
+            if !report.problems.is_empty() {
+                return Err(format!("replica {c}: fsck: {:?}", report.problems));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(steps: &[Step]) -> Result<(), TestCaseError> {
+    let mut w = World::new();
+    for s in steps {
+        w.apply(s);
+    }
+    w.quiesce();
+    w.check().map_err(TestCaseError::fail)
+}
+
+fn cases() -> u32 {
+    if std::env::var_os("REPOSIX_SOAK").is_some() {
+        std::env::var("REPOSIX_SOAK_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300)
+    } else {
+        12
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        max_shrink_iters: 400,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn projection_converges_without_loss_or_duplication(steps in prop::collection::vec(step(), 10..60)) {
+        run(&steps)?;
+    }
+}
