@@ -19,14 +19,15 @@ use super::{store_failure, Ctx, Exit, Failure};
 #[derive(Subcommand)]
 pub enum MirrorCmd {
     /// Write the issues as markdown into DIR (default: the work tree):
-    /// `issues/<id>.md`, or `pages/<id>.md` for Confluence.
+    /// `issues/<id>.md` (`pages/<id>.md` for Confluence) and
+    /// `comments/<id>.md`. Never writes or deletes through a symlink.
     Render {
         /// Target directory.
         #[arg(value_name = "DIR")]
         target: Option<PathBuf>,
         #[command(flatten)]
         source: SourceArgs,
-        /// Remove `.md` files in that directory that the render lacks.
+        /// Remove `.md` files in those directories that the render lacks.
         #[arg(long)]
         prune: bool,
     },

@@ -359,7 +359,13 @@ fn apply(
             current.body.clone(),
         ),
     };
-    let new_body = without_marker(&new.body, issue);
+    // Editors end a file with a line break: one added at the end of a
+    // file whose base had none is not an edit of the body.
+    let raw = match old {
+        Some(o) if !o.body.ends_with('\n') => new.body.strip_suffix('\n').unwrap_or(&new.body),
+        _ => new.body.as_str(),
+    };
+    let new_body = without_marker(raw, issue);
     let mut changes = Vec::new();
     if new.title != *title {
         changes.push(Change::Title(new.title.clone()));

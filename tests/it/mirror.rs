@@ -1361,11 +1361,13 @@ fn rejected_markdown_edits_exit_7_naming_file_and_line_and_apply_nothing() {
     let (id, c) = pattern_c(&t, &s);
     let path = c.join("issues/1.md");
     let text = read(&path);
-    std::fs::write(
-        &path,
-        text.replacen("title: \"Seeded\"", "title: \"Retitled\"", 1),
-    )
-    .expect("write");
+    assert!(
+        text.ends_with(" -->"),
+        "the body ends with the sync marker: {text:?}"
+    );
+    // As an editor saves it: with a line break at the end.
+    let retitled = text.replacen("title: \"Seeded\"", "title: \"Retitled\"", 1) + "\n";
+    std::fs::write(&path, retitled).expect("write");
     let bad = "---\ntitle: \"New one\"\nstatus: \"open\"\nlabels: [a\n---\nBody.\n";
     std::fs::write(c.join("issues/new.md"), bad).expect("write");
     let bad_status = text.replacen("status: \"open\"", "status: \"closed\"", 1);
@@ -1414,9 +1416,16 @@ fn rejected_markdown_edits_exit_7_naming_file_and_line_and_apply_nothing() {
         .data();
     assert_eq!(data["markdown_edits"]["files"], 2, "{data}");
     assert_eq!(data["markdown_edits"]["created"], 1, "{data}");
+    let remote = tracker_user(&s).get("1").expect("get").expect("1");
+    assert_eq!(remote.title, "Retitled");
     assert_eq!(
-        tracker_user(&s).get("1").expect("get").expect("1").title,
-        "Retitled"
+        remote.body, "Line one.\n",
+        "the editor's final line break is no edit"
+    );
+    assert_eq!(
+        remote.marker.as_deref(),
+        Some(id.as_str()),
+        "the marker is kept"
     );
 }
 
