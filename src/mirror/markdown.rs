@@ -592,7 +592,19 @@ fn yaml_err(e: serde_saphyr::Error) -> MirrorError {
         .location()
         .map_or(1, |l| usize::try_from(l.line()).unwrap_or(0) + 1);
     let message = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
-    md_err(line, message.escape_debug().to_string())
+    // The message may quote the input: control characters shown escaped.
+    let message: String = message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    md_err(line, message)
 }
 
 impl Frontmatter {
@@ -1070,6 +1082,20 @@ mod tests {
         assert_eq!(got.title, "it's");
         assert_eq!(got.labels, ["a", "b c", "3"]);
         assert_eq!(got.body, "");
+        // Plain scalars read as the text written, whatever they look like.
+        for plain in [
+            "1.50",
+            "true",
+            "0x1F",
+            "2026-04-13",
+            ".inf",
+            "-7",
+            "1e3",
+            "No",
+        ] {
+            let text = format!("---\ntitle: {plain}\nstatus: open\n---\n");
+            assert_eq!(parse(text.as_bytes()).expect("parses").title, plain);
+        }
         // A block scalar is YAML too.
         let block = "---\ntitle: |-\n  two\n  lines\nstatus: open\n---\nb";
         assert_eq!(parse(block.as_bytes()).expect("parses").title, "two\nlines");
