@@ -3,30 +3,28 @@
 //!
 //! # Files
 //!
-//! One file per issue, `issues/<id>.md` (`pages/<id>.md` when the source of
-//! truth is Confluence). A push replaces that directory on the mirror's
-//! branch and keeps every other path (a README, `.github/workflows/`).
+//! Per issue, `issues/<id>.md` (`pages/<id>.md` when the source of truth
+//! is Confluence): YAML frontmatter, then the body and nothing else; and,
+//! when it has comments, `comments/<id>.md`. A push replaces those two
+//! directories on the mirror's branch and keeps every other path (a
+//! README, `.github/workflows/`).
 //!
 //! - `<id>` is the tracker's id when the issue is bound to the mirrored
 //!   backend (sim or GitHub number, JIRA key, Confluence page id: the names
 //!   reposix 0.14 used), else the reposix issue id (a UUID). An id that is
 //!   not a safe file name (`[A-Za-z0-9._-]`, not starting with `.`, at most
 //!   128 bytes), or that two issues would share, falls back to the UUID.
-//! - `version` is the tracker's revision in the newest observation of the
-//!   issue when bound (sim and Confluence version numbers; GitHub and JIRA
-//!   `updated_at` in ms), else the number of events in the issue's log.
-//!
-//! A file is YAML frontmatter readable by reposix 0.14 (`id`, `title`,
-//! `status`, `assignee`, `labels`, `created_at`, `updated_at`, `version`,
-//! plus `assignees` when there are several, `reposix_id`, and
-//! `comments_marker` when needed), the body verbatim, then the comments:
+//! - The frontmatter is readable by reposix 0.14 (`id`, `title`, `status`,
+//!   `assignee`, `labels`, `created_at`, `updated_at`, `version`, plus
+//!   `assignees` when there are several, and `reposix_id`).
 //!
 //! ```text
-//! ---
-//! id: 1
-//! title: "Crash on start"
+//! issues/1.md                          comments/1.md
+//! ---                                  <!-- reposix:comments -->
+//! id: 1                                <!-- reposix:comment 9c1d… -->
+//! title: "Crash on start"              ### comment 9c1d0a2b3c4d by bob on 2026-04-13T00:05:00Z
 //! status: "open"
-//! assignee: "alice"
+//! assignee: "alice"                    Reproduced on 1.2
 //! labels: ["bug"]
 //! created_at: "2026-04-13T00:00:00Z"
 //! updated_at: "2026-04-13T00:05:00Z"
@@ -34,26 +32,63 @@
 //! reposix_id: "0b6f…"
 //! ---
 //! It crashes when offline.
-//!
-//! <!-- reposix:comments -->
-//! <!-- reposix:comment 9c1d… -->
-//! ### comment 9c1d0a2b3c4d by bob on 2026-04-13T00:05:00Z
-//!
-//! Reproduced on 1.2
 //! ```
 //!
-//! Guarantees:
-//! - deterministic: the same states give the same bytes (timestamps are
-//!   RFC 3339 seconds from the states' ms fields, nothing reads a clock);
+//! ## Why comments are a sibling file (writers through reposix 0.14)
+//!
+//! A reposix 0.14 user may clone the mirror and `git push` through 0.14's
+//! bus, which writes the tracker. Its source fixes what it reads: the
+//! records are exactly the paths `issues/<digits>.md` and
+//! `pages/<digits>.md` (`record_id_from_path`; every other path is
+//! ignored); the frontmatter is YAML whose unknown keys are ignored; **the
+//! body is everything after the closing `---`**; and a record whose title,
+//! status, assignee, labels or body (line endings and trailing whitespace
+//! aside) differs from the tracker's is PATCHed with those fields. So:
+//!
+//! - nothing but the body may follow the frontmatter: anything there
+//!   (comments, a marker line) would be sent to the tracker as body text,
+//!   and come back on our next import as body text beside the comments it
+//!   repeats;
+//! - comments go to `comments/<id>.md`, outside both record directories,
+//!   which 0.14 never reads whatever the file holds;
+//! - the body is the tracker's body byte for byte: the merged body, plus
+//!   our sync marker at its end where the tracker keeps it in the body
+//!   (sim and GitHub, on the issues we created there). An untouched file
+//!   then equals the tracker's record and 0.14 writes nothing; an edited
+//!   one keeps the marker. Pattern C edits drop the marker before diffing.
+//!
+//! ## Same bytes on every host
+//!
+//! The files are a pure function of the issues' event sets: no clock, no
+//! order of arrival. For a bound issue, what a host that writes and a host
+//! that only imports would see differently comes from the tracker
+//! ([`binding`]): `id`, `version` and `updated_at` from the newest
+//! revision observed; `created_at` the tracker's; comments that are on the
+//! tracker in the tracker's id order, with its author and time, then
+//! comments not exported yet (local actor and time). Unbound issues use the
+//! fold's times and `version` is the number of events. Comments show no
+//! "edited" flag (hosts that imported only the last revision could not
+//! tell). Until the fold records the tracker's `created_at`, [`binding`]
+//! takes it from the earliest revision observed: a host whose first import
+//! came after a tracker edit renders another `created_at`.
+//!
+//! ## Format guarantees
+//!
 //! - every frontmatter string is a double-quoted YAML scalar with escapes
 //!   (newlines, quotes, control and line-separator characters), so no
 //!   frontmatter value spans a line and no title or label can end the
-//!   frontmatter or add a key; the body follows the closing `---` verbatim;
-//! - the comments section starts at a marker line that no line of the body
-//!   or of any comment starts with: `<!-- reposix:` normally, else
-//!   `<!-- reposix-N:` with the smallest such N, named in `comments_marker`;
-//!   so a body holding `---`, `version: 999`, `<script>` or the marker
-//!   itself parses back byte for byte ([`parse`] inverts [`render`]).
+//!   frontmatter or add a key; a body holding `---`, `version: 999` or
+//!   `<script>` parses back byte for byte ([`parse`] inverts
+//!   [`RenderedIssue::to_markdown`]);
+//! - [`parse`] reads the frontmatter with a YAML parser (`serde-saphyr`:
+//!   plain, quoted, flow and block values, comments; anchors bounded) so
+//!   hand edits and 0.14 files read as YAML; every error names the file's
+//!   line;
+//! - a comments file starts with a marker line `<!-- reposix:comments -->`
+//!   (`reposix-N` with the smallest N no line of any comment starts with),
+//!   then each comment after a `<!-- <tag>:comment <id> -->` line, so
+//!   [`parse_comments`] inverts [`comments_to_markdown`] whatever the text;
+//! - [`write_files`] never follows a symlink to write or delete.
 //!
 //! # Push
 //!
@@ -84,6 +119,14 @@
 //! so they are never read as user edits. A lost lease (someone else moved a
 //! ref meanwhile) is answered by starting over, a few times.
 //!
+//! After the push, the mirror's default branch: a mirror on this machine
+//! (a path or `file://`) that is bare and whose `HEAD` names a branch that
+//! does not exist (a fresh `git init --bare`, which clones empty) gets its
+//! `HEAD` pointed at the pushed branch; a `HEAD` naming an existing branch
+//! is the owner's choice and stays. Other mirrors cannot be told over git;
+//! their `HEAD` is read back (`git ls-remote --symref`) and reported
+//! ([`MirrorReport::default_branch`]; `None`: a clone checks out nothing).
+//!
 //! Configuration is git config: `reposix.mirror` (remote name, URL or path),
 //! `reposix.mirrorBranch`, `reposix.mirrorTrailer`. Credentials come from a
 //! credential helper or from `REPOSIX_MIRROR_TOKEN` (user
@@ -103,7 +146,8 @@
 //!
 //! `markdown` (collect, render, parse, write to a directory) knows nothing
 //! of remotes; `git` runs git (askpass, timeout, kill); `push` builds the
-//! objects and pushes; `status` reads the refs back for staleness hints.
+//! objects and pushes; `status` reads the refs back for staleness hints;
+//! `edits` reads Pattern C edits of the files back as events.
 
 use std::path::Path;
 
@@ -121,12 +165,14 @@ mod status;
 
 pub use git::Credential;
 pub use markdown::{
-    binding, collect, parse, render, write_files, Binding, MirrorIssue, RenderedComment,
-    RenderedIssue, WriteReport,
+    binding, collect, comments_to_markdown, parse, parse_comments, render, render_issue,
+    write_files, Binding, MirrorIssue, RenderedComment, RenderedIssue, TrackerComment, WriteReport,
 };
 pub use push::{has_trailer, is_bot_commit, push_mirror, MirrorOptions, MirrorReport};
 pub use status::{ago, lag, last_sync, staleness, staleness_at, LastSync, MirrorLag};
 
+/// The directory of the comments files, beside `issues/` or `pages/`.
+pub const COMMENTS_DIR: &str = "comments";
 /// The mirror branch unless configured otherwise.
 pub const DEFAULT_BRANCH: &str = "main";
 /// The trailer key of bot commits unless configured otherwise.

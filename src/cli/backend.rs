@@ -147,10 +147,17 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         .map(|v| v.to_string())
         .unwrap_or_else(|| reposix::mirror::DEFAULT_TRAILER.to_owned());
     let edits = reposix::mirror::edits::import_markdown_edits(&repo, p.key(), &actor, &trailer)
-        .map_err(|e| Failure::new(Exit::Failure, "markdown_edits", reposix::error_chain(&e)))?;
-    for (path, why) in &edits.skipped {
-        ctx.out.warn(&format!("{path}: not read as an edit: {why}"));
-    }
+        .map_err(|e| match e {
+            reposix::mirror::edits::EditsError::Rejected(_) => Failure::new(
+                Exit::Invalid,
+                "markdown_rejected",
+                reposix::error_chain(&e),
+            )
+            .hint(
+                "fix the file at that line, commit, and sync again (nothing was applied or sent)",
+            ),
+            _ => Failure::new(Exit::Failure, "markdown_edits", reposix::error_chain(&e)),
+        })?;
     let with_staleness =
         |f: Failure| match reposix::mirror::staleness(repo.store(), spec.kind.as_str()) {
             Some(s) => {

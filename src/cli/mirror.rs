@@ -19,14 +19,15 @@ use super::{store_failure, Ctx, Exit, Failure};
 #[derive(Subcommand)]
 pub enum MirrorCmd {
     /// Write the issues as markdown into DIR (default: the work tree):
-    /// `issues/<id>.md`, or `pages/<id>.md` for Confluence.
+    /// `issues/<id>.md` (`pages/<id>.md` for Confluence) and
+    /// `comments/<id>.md`. Never writes or deletes through a symlink.
     Render {
         /// Target directory.
         #[arg(value_name = "DIR")]
         target: Option<PathBuf>,
         #[command(flatten)]
         source: SourceArgs,
-        /// Remove `.md` files in that directory that the render lacks.
+        /// Remove `.md` files in those directories that the render lacks.
         #[arg(long)]
         prune: bool,
     },
@@ -230,7 +231,7 @@ fn render(ctx: &Ctx, dir: Option<PathBuf>, args: &SourceArgs, prune: bool) -> Re
             })?,
     };
     let issues = mirror::collect(repo.store(), &source).map_err(mirror_failure)?;
-    let files = mirror::render(&issues, source.kind);
+    let files = mirror::render(&issues, source.kind, source.backend.as_deref());
     let report = mirror::write_files(&dir, source.kind, &files, prune).map_err(mirror_failure)?;
     #[derive(Serialize)]
     struct RenderJson<'a> {
@@ -272,7 +273,7 @@ fn render(ctx: &Ctx, dir: Option<PathBuf>, args: &SourceArgs, prune: bool) -> Re
 
 fn pushed_text(r: &MirrorReport) -> String {
     format!(
-        "mirror {}: {} files, {} {} ({}); refs/mirrors/{}-head and -synced-at at {}",
+        "mirror {}: {} files, {} {} ({}{}); refs/mirrors/{}-head and -synced-at at {}",
         r.mirror,
         r.files,
         r.branch,
@@ -282,9 +283,25 @@ fn pushed_text(r: &MirrorReport) -> String {
         } else {
             "unchanged"
         },
+        if r.default_branch_set {
+            ", now the mirror's default branch"
+        } else {
+            ""
+        },
         r.slug,
         r.synced_at
     )
+}
+
+/// A clone of a mirror whose `HEAD` names no branch checks out nothing.
+fn warn_default_branch(ctx: &Ctx, r: &MirrorReport) {
+    if r.default_branch.is_none() && !ctx.out.json {
+        ctx.out.warn(&format!(
+            "the mirror's HEAD names no branch, so a clone checks out nothing: \
+             make {} its default branch on the server",
+            r.branch
+        ));
+    }
 }
 
 fn push_cmd(
@@ -297,6 +314,7 @@ fn push_cmd(
     let source = source(&repo, args)?;
     let opts = options(&repo, mirror_arg.as_deref(), push)?;
     let report = mirror::push_mirror(repo.store(), &source, &opts).map_err(mirror_failure)?;
+    warn_default_branch(ctx, &report);
     ctx.out.done(&report, || pushed_text(&report))
 }
 
@@ -365,13 +383,16 @@ fn sync(
         Some(e)
     };
     let outcome = match mirror::push_mirror(repo.store(), &source, &opts) {
-        Ok(report) => MirrorOutcome {
-            ok: true,
-            report: Some(report),
-            reason: None,
-            message: None,
-            staleness: None,
-        },
+        Ok(report) => {
+            warn_default_branch(ctx, &report);
+            MirrorOutcome {
+                ok: true,
+                report: Some(report),
+                reason: None,
+                message: None,
+                staleness: None,
+            }
+        }
         Err(e) => {
             let staleness = stale();
             let reason = e.reason().unwrap_or(MirrorFailureReason::Unknown);

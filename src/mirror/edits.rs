@@ -11,14 +11,26 @@
 //! labels, assignees; the body) are diffed against the base rendering and
 //! applied as events by the acting actor. The body is merged three ways
 //! (base rendering, current merged body, edited file) so tracker changes
-//! imported since the base are kept. A new file with no reposix id becomes
-//! a new issue. Comments sections are not read back.
+//! imported since the base are kept; the tracker's sync marker that the
+//! mirror shows at the end of a body is not part of it.
+//!
+//! A file is the issue its `reposix_id` names, else the one its `id` (the
+//! tracker's) derives, else (a file without either, as a person writes a
+//! new one) the issue of the same path in the base; a file new to the
+//! branch naming no existing issue becomes a new issue. Deleted files and
+//! `comments/` are not read.
+//!
+//! All or nothing: every changed file is parsed before any is applied; if
+//! one is rejected, nothing is applied, the base does not move, and the
+//! error names each file and line (fix, commit, and sync again).
 
 use std::collections::{HashMap, HashSet};
 
 use gix::bstr::ByteSlice;
 
 use super::markdown::{parse, RenderedIssue};
+use super::MirrorError;
+use crate::backend::body_marker;
 use crate::event::{ActorId, IssueId};
 use crate::repo::{Change, NewIssue, Repo, RepoError};
 
@@ -31,8 +43,23 @@ pub struct EditsReport {
     pub issues_changed: usize,
     /// Issues created from new files.
     pub created: usize,
-    /// Files that could not be read (path, why); left alone.
-    pub skipped: Vec<(String, String)>,
+}
+
+/// One changed file the parser rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The file, relative to the work tree.
+    pub path: String,
+    /// The 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.path, self.line, self.why)
+    }
 }
 
 /// Errors reading the repository's history.
@@ -47,9 +74,34 @@ pub enum EditsError {
         #[source]
         source: gix::Error,
     },
+    /// Changed files the parser rejects; nothing was applied.
+    #[error("markdown edits not read, nothing applied: {}", join(.0))]
+    Rejected(Vec<Rejection>),
     /// Applying an edit failed.
-    #[error(transparent)]
-    Repo(#[from] RepoError),
+    #[error("applying the markdown edit in {path}")]
+    Apply {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: RepoError,
+    },
+    /// Recording what was read failed.
+    #[error("recording the markdown base in {path}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn join(r: &[Rejection]) -> String {
+    r.iter()
+        .map(Rejection::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn git_err(what: impl Into<String>) -> impl FnOnce(gix::Error) -> EditsError {
@@ -116,34 +168,62 @@ pub fn import_markdown_edits(
     }
     let before = markdown_files(&git, base)?;
     let after = markdown_files(&git, head)?;
-    let mut touched = HashSet::new();
+    let blob = |id: gix::hash::ObjectId, path: &str| -> Result<Vec<u8>, EditsError> {
+        Ok(git
+            .find_blob(id)
+            .map_err(git_err(format!("reading {path} ({id})")))?
+            .data
+            .clone())
+    };
     let mut paths: Vec<_> = after.keys().collect();
     paths.sort();
+    let mut edits = Vec::new();
+    let mut rejected = Vec::new();
     for path in paths {
         let oid = after[path];
         if before.get(path) == Some(&oid) {
             continue;
         }
         report.files += 1;
-        let read = |id: gix::hash::ObjectId| -> Result<RenderedIssue, String> {
-            let blob = git.find_blob(id).map_err(|e| e.to_string())?;
-            parse(&blob.data).map_err(|e| e.to_string())
-        };
-        let edited = match read(oid) {
-            Ok(r) => r,
-            Err(why) => {
-                report.skipped.push((path.clone(), why));
-                continue;
+        match parse(&blob(oid, path)?) {
+            Ok(edited) => {
+                // The base is a bot rendering; one that does not parse
+                // (an older format) is no base.
+                let old = match before.get(path) {
+                    Some(id) => parse(&blob(*id, path)?).ok(),
+                    None => None,
+                };
+                edits.push((path, old, edited));
             }
-        };
-        let old = before.get(path).and_then(|id| read(*id).ok());
+            Err(MirrorError::Markdown { line, why }) => rejected.push(Rejection {
+                path: path.clone(),
+                line,
+                why,
+            }),
+            Err(other) => rejected.push(Rejection {
+                path: path.clone(),
+                line: 1,
+                why: other.to_string(),
+            }),
+        }
+    }
+    if !rejected.is_empty() {
+        return Err(EditsError::Rejected(rejected));
+    }
+    let mut touched = HashSet::new();
+    for (path, old, edited) in edits {
         match apply(repo, backend_key, actor, old.as_ref(), &edited) {
             Ok(Some((issue, created))) => {
                 touched.insert(issue);
                 report.created += usize::from(created);
             }
             Ok(None) => {}
-            Err(e) => report.skipped.push((path.clone(), crate::error_chain(&e))),
+            Err(source) => {
+                return Err(EditsError::Apply {
+                    path: path.clone(),
+                    source,
+                })
+            }
         }
     }
     report.issues_changed = touched.len();
@@ -155,11 +235,9 @@ fn save_base(repo: &Repo, head: gix::hash::ObjectId) -> Result<(), EditsError> {
     let path = base_file(repo);
     std::fs::create_dir_all(repo.reposix_dir())
         .and_then(|()| std::fs::write(&path, format!("{head}\n")))
-        .map_err(|source| {
-            EditsError::Repo(RepoError::Io {
-                path: path.display().to_string(),
-                source,
-            })
+        .map_err(|source| EditsError::Io {
+            path: path.display().to_string(),
+            source,
         })
 }
 
@@ -206,6 +284,29 @@ fn find_base(
     Ok(None)
 }
 
+/// The issue a file names: its `reposix_id`, else the id derived from its
+/// tracker `id`.
+fn named(backend_key: &str, file: &RenderedIssue) -> Option<IssueId> {
+    file.reposix_id
+        .as_deref()
+        .and_then(|s| s.parse::<IssueId>().ok())
+        .or_else(|| {
+            file.id
+                .as_ref()
+                .map(|id| IssueId::derived(&format!("{backend_key}|{id}")))
+        })
+}
+
+/// `body` without the tracker's sync marker of `issue`, which the mirror
+/// shows at the end of the body of issues the tracker holds one for.
+fn without_marker(body: &str, issue: IssueId) -> String {
+    let marker = body_marker(&issue.to_string());
+    match body.strip_suffix(&marker) {
+        Some(b) => b.to_owned(),
+        None => body.replacen(&marker, "", 1),
+    }
+}
+
 /// Apply one edited file; returns the issue and whether it was created.
 fn apply(
     repo: &Repo,
@@ -214,25 +315,28 @@ fn apply(
     old: Option<&RenderedIssue>,
     new: &RenderedIssue,
 ) -> Result<Option<(IssueId, bool)>, RepoError> {
-    let issue = new
-        .reposix_id
-        .as_deref()
-        .and_then(|s| s.parse::<IssueId>().ok())
-        .unwrap_or_else(|| IssueId::derived(&format!("{backend_key}|{}", new.id)));
+    let create = || -> Result<Option<(IssueId, bool)>, RepoError> {
+        let w = repo.create(
+            actor,
+            NewIssue {
+                title: new.title.clone(),
+                body: new.body.clone(),
+                status: Some(new.status),
+                labels: new.labels.clone(),
+                assignees: new.assignees.clone(),
+            },
+        )?;
+        Ok(Some((w.issue, true)))
+    };
+    let Some(issue) = named(backend_key, new).or_else(|| old.and_then(|o| named(backend_key, o)))
+    else {
+        // A file naming no issue: a new one (a person's new file).
+        return create();
+    };
     let current = match repo.show(issue) {
         Ok(s) => s,
         Err(RepoError::Store(crate::store::StoreError::NotFound(_))) if old.is_none() => {
-            let w = repo.create(
-                actor,
-                NewIssue {
-                    title: new.title.clone(),
-                    body: new.body.clone(),
-                    status: Some(new.status),
-                    labels: new.labels.clone(),
-                    assignees: new.assignees.clone(),
-                },
-            )?;
-            return Ok(Some((w.issue, true)));
+            return create();
         }
         Err(e) => return Err(e),
     };
@@ -240,15 +344,28 @@ fn apply(
     // changed is applied; a file new to the branch is compared with the
     // current state.
     let (title, status, labels, assignees, body) = match old {
-        Some(o) => (&o.title, o.status, &o.labels, &o.assignees, o.body.as_str()),
+        Some(o) => (
+            &o.title,
+            o.status,
+            &o.labels,
+            &o.assignees,
+            without_marker(&o.body, issue),
+        ),
         None => (
             &current.title,
             current.status,
             &current.labels,
             &current.assignees,
-            current.body.as_str(),
+            current.body.clone(),
         ),
     };
+    // Editors end a file with a line break: one added at the end of a
+    // file whose base had none is not an edit of the body.
+    let raw = match old {
+        Some(o) if !o.body.ends_with('\n') => new.body.strip_suffix('\n').unwrap_or(&new.body),
+        _ => new.body.as_str(),
+    };
+    let new_body = without_marker(raw, issue);
     let mut changes = Vec::new();
     if new.title != *title {
         changes.push(Change::Title(new.title.clone()));
@@ -268,11 +385,11 @@ fn apply(
     for a in assignees.iter().filter(|a| !new.assignees.contains(a)) {
         changes.push(Change::RemoveAssignee(a.clone()));
     }
-    if new.body != body {
+    if new_body != body {
         changes.push(Change::Body(crate::crdt::merge3(
-            body,
+            &body,
             &current.body,
-            &new.body,
+            &new_body,
         )));
     }
     if changes.is_empty() {

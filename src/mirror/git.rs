@@ -157,7 +157,17 @@ impl Git<'_> {
         command: &'static str,
         args: &[OsString],
     ) -> Result<GitOutput, MirrorError> {
-        let mut cmd = git_process::command(self.git_dir);
+        self.run_in(self.git_dir, command, args)
+    }
+
+    /// [`Git::run`] in another repository (a mirror on this machine).
+    pub(super) fn run_in(
+        &self,
+        git_dir: &Path,
+        command: &'static str,
+        args: &[OsString],
+    ) -> Result<GitOutput, MirrorError> {
+        let mut cmd = git_process::command(git_dir);
         cmd.arg(command).args(args);
         if let Some(script) = self.askpass {
             cmd.env("GIT_ASKPASS", script);
@@ -206,6 +216,22 @@ impl Git<'_> {
             }
         }
         Ok(found)
+    }
+
+    /// The branch the mirror's `HEAD` names, when the mirror says (it
+    /// does not while that branch does not exist).
+    pub(super) fn remote_head(&self, remote: &str) -> Result<Option<String>, MirrorError> {
+        let args: Vec<OsString> = vec!["--symref".into(), remote.into(), "HEAD".into()];
+        let out = self.run("ls-remote", &args)?;
+        if !out.status.success() {
+            return Err(self.failure(&out.stderr, false));
+        }
+        Ok(out.stdout.lines().find_map(|l| {
+            l.strip_prefix("ref: ")?
+                .strip_suffix("\tHEAD")?
+                .strip_prefix("refs/heads/")
+                .map(str::to_owned)
+        }))
     }
 
     pub(super) fn fetch(&self, remote: &str, refspec: &str) -> Result<(), MirrorError> {

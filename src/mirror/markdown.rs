@@ -1,16 +1,18 @@
-//! Markdown projection: issue states to `issues/<id>.md` files and back
-//! (format, names and guarantees in the parent module's docs). No I/O
-//! except [`collect`] (reads the store) and [`write_files`].
+//! Markdown projection: issue states to `issues/<id>.md` and
+//! `comments/<id>.md` files and back (format, names and guarantees in the
+//! parent module's docs). No I/O except [`collect`] (reads the store) and
+//! [`write_files`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{dir_for, io_err, md_err, MirrorError, MirrorSource};
-use crate::backend::BackendKind;
-use crate::crdt::{EventSet, IssueState};
-use crate::event::{Op, Status};
+use super::{dir_for, io_err, md_err, MirrorError, MirrorSource, COMMENTS_DIR};
+use crate::backend::{body_marker, BackendKind};
+use crate::crdt::{remote_comment_id, EventSet, IssueState};
+use crate::event::{EventId, IssueId, Op, Status};
 use crate::store::{EventStore, GitEventStore, StoreError};
 use crate::timestamp;
 
@@ -19,7 +21,8 @@ const TAG: &str = "reposix";
 /// Longest tracker id used as a file name.
 const MAX_NAME: usize = 128;
 
-/// An issue's binding to the mirrored backend.
+/// What the mirrored tracker says about one issue: the data that makes
+/// every host render the same bytes, whatever else its log holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The tracker's id.
@@ -27,6 +30,23 @@ pub struct Binding {
     /// The tracker's revision in the newest observation (`None`: bound but
     /// not observed yet).
     pub revision: Option<u64>,
+    /// The tracker's update time of that revision, ms.
+    pub updated_ms: Option<i64>,
+    /// The tracker's creation time, ms, when known (see [`binding`]).
+    pub created_ms: Option<i64>,
+    /// Local comments bound to tracker comments, by local comment id.
+    pub comments: BTreeMap<EventId, TrackerComment>,
+}
+
+/// A comment as the tracker has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerComment {
+    /// The tracker's comment id.
+    pub remote_id: String,
+    /// The tracker's author, once the comment has been observed.
+    pub author: Option<String>,
+    /// The tracker's creation time, ms, when known (see [`binding`]).
+    pub created_ms: Option<i64>,
 }
 
 /// One issue to render: its folded state and its binding, if any.
@@ -39,12 +59,19 @@ pub struct MirrorIssue {
 }
 
 /// The binding of an event set to the backend `key`: the remote id of its
-/// newest observation (or of a `bind` when never observed) and that
-/// observation's revision.
+/// newest observation (or of a `bind` when never observed), that
+/// observation's revision and time, and the tracker's view of comments.
+///
+/// A pure function of the set. Two values are not yet the tracker's own:
+/// the fold does not record the tracker's `created_at` of an issue or a
+/// comment, so `created_ms` is the time of the earliest revision observed,
+/// which differs between a host that imported revision 1 and one whose
+/// first import came later. They move to the tracker's `created_at` when
+/// the fold records it; nothing else here reads a host-dependent value.
 pub fn binding(set: &EventSet, key: &str) -> Option<Binding> {
     // Deterministic whatever the set holds: the largest (revision, id)
     // observed, else the smallest id bound.
-    let newest = set
+    let observed: Vec<(u64, &str, i64)> = set
         .iter()
         .filter_map(|(_, e)| match &e.op {
             Op::Observe {
@@ -52,10 +79,11 @@ pub fn binding(set: &EventSet, key: &str) -> Option<Binding> {
                 remote_id,
                 revision,
                 ..
-            } if backend == key => Some((*revision, remote_id.as_str())),
+            } if backend == key => Some((*revision, remote_id.as_str(), e.wall_ms)),
             _ => None,
         })
-        .max();
+        .collect();
+    let newest = observed.iter().max();
     let bound = set
         .iter()
         .filter_map(|(_, e)| match &e.op {
@@ -66,17 +94,80 @@ pub fn binding(set: &EventSet, key: &str) -> Option<Binding> {
             _ => None,
         })
         .min();
-    match (newest, bound) {
-        (Some((revision, id)), _) => Some(Binding {
-            remote_id: id.to_owned(),
-            revision: Some(revision),
-        }),
-        (None, Some(id)) => Some(Binding {
-            remote_id: id.to_owned(),
-            revision: None,
-        }),
-        (None, None) => None,
+    let (remote_id, revision, updated_ms) = match (newest, bound) {
+        (Some((revision, id, wall)), _) => ((*id).to_owned(), Some(*revision), Some(*wall)),
+        (None, Some(id)) => (id.to_owned(), None, None),
+        (None, None) => return None,
+    };
+    let created_ms = observed
+        .iter()
+        .filter(|(_, id, _)| *id == remote_id)
+        .min()
+        .map(|(_, _, wall)| *wall);
+    Some(Binding {
+        comments: tracker_comments(set, key),
+        remote_id,
+        revision,
+        updated_ms,
+        created_ms,
+    })
+}
+
+/// Local comment id to tracker comment, as the fold pairs them: the
+/// marker a tracker comment carries, else a `bind_comment`, else the id
+/// derived from the remote id.
+fn tracker_comments(set: &EventSet, key: &str) -> BTreeMap<EventId, TrackerComment> {
+    // Per remote comment: (revision, event id, marker, author, wall time)
+    // of each observation, and the local comments bound to it.
+    type Seen<'a> = Vec<(u64, EventId, Option<EventId>, &'a str, i64)>;
+    let mut seen: BTreeMap<&str, Seen<'_>> = BTreeMap::new();
+    let mut bound: BTreeMap<&str, BTreeSet<EventId>> = BTreeMap::new();
+    for (id, e) in set.iter() {
+        match &e.op {
+            Op::ObserveComment {
+                backend,
+                remote_id,
+                local,
+                author,
+                revision,
+                ..
+            } if backend == key => seen.entry(remote_id).or_default().push((
+                *revision,
+                *id,
+                *local,
+                author.as_str(),
+                e.wall_ms,
+            )),
+            Op::BindComment {
+                backend,
+                comment,
+                remote_id: Some(r),
+            } if backend == key => {
+                bound.entry(r).or_default().insert(*comment);
+            }
+            _ => {}
+        }
     }
+    let remotes: BTreeSet<&str> = seen.keys().chain(bound.keys()).copied().collect();
+    let mut out = BTreeMap::new();
+    for remote in remotes {
+        let mut obs = seen.remove(remote).unwrap_or_default();
+        obs.sort();
+        let local = obs
+            .iter()
+            .find_map(|o| o.2)
+            .or_else(|| bound.get(remote).and_then(|b| b.first().copied()))
+            .unwrap_or_else(|| remote_comment_id(key, remote));
+        out.insert(
+            local,
+            TrackerComment {
+                remote_id: remote.to_owned(),
+                author: obs.first().map(|o| o.3.to_owned()),
+                created_ms: obs.iter().map(|o| o.4).min(),
+            },
+        );
+    }
+    out
 }
 
 /// Load and fold the issues the mirror shows: with a backend, those bound
@@ -124,21 +215,22 @@ pub fn collect(
 pub struct RenderedComment {
     /// The comment's id (its event id, hex).
     pub id: String,
-    /// Author (an actor name: no spaces or line breaks).
+    /// Author: the tracker's when the comment is on the tracker, else the
+    /// local actor (no line breaks).
     pub author: String,
     /// When it was added, RFC 3339.
     pub created_at: String,
-    /// Whether an edit replaced the original text.
-    pub edited: bool,
     /// The text, verbatim.
     pub body: String,
 }
 
-/// One issue file: what [`render`] writes and [`parse`] reads back.
+/// One issue file: what [`RenderedIssue::to_markdown`] writes and [`parse`]
+/// reads back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedIssue {
-    /// The tracker's id when bound, else the reposix issue id.
-    pub id: String,
+    /// The tracker's id when bound, else the reposix issue id. `None` only
+    /// in a hand-written file without an `id` key (a new issue).
+    pub id: Option<String>,
     /// Title.
     pub title: String,
     /// Status.
@@ -155,64 +247,99 @@ pub struct RenderedIssue {
     pub version: u64,
     /// The reposix issue id, when known.
     pub reposix_id: Option<String>,
-    /// Body, verbatim.
+    /// Body, verbatim: everything after the frontmatter (with the tracker's
+    /// sync marker at the end where the tracker holds one in its body).
     pub body: String,
-    /// Live comments, in the state's order.
-    pub comments: Vec<RenderedComment>,
 }
 
 fn rfc3339_ms(ms: i64) -> String {
     timestamp::format_secs(ms.div_euclid(1000))
 }
 
-impl RenderedIssue {
-    /// The rendering of one issue.
-    pub fn from_issue(issue: &MirrorIssue) -> RenderedIssue {
-        let s = &issue.state;
-        RenderedIssue {
-            id: issue
-                .binding
-                .as_ref()
-                .map_or_else(|| s.id.to_string(), |b| b.remote_id.clone()),
-            title: s.title.clone(),
-            status: s.status,
-            assignees: s.assignees.clone(),
-            labels: s.labels.clone(),
-            created_at: rfc3339_ms(s.created_ms),
-            updated_at: rfc3339_ms(s.updated_ms),
-            version: issue
-                .binding
-                .as_ref()
-                .and_then(|b| b.revision)
-                .unwrap_or(s.event_count as u64),
-            reposix_id: Some(s.id.to_string()),
-            body: s.body.clone(),
-            comments: s
-                .comments
-                .iter()
-                .map(|c| RenderedComment {
-                    id: c.id.to_hex(),
-                    author: c.author.to_string(),
-                    created_at: rfc3339_ms(c.created_ms),
-                    edited: c.edited,
-                    body: c.body.clone(),
-                })
-                .collect(),
+/// Whether the tracker holds our sync marker at the end of the issue's
+/// body: trackers without a hidden field (sim, GitHub) get one on the
+/// issues we create there, i.e. those whose id is not the one derived
+/// from the remote identity.
+fn tracker_marker(issue: &MirrorIssue, kind: BackendKind, key: &str) -> Option<String> {
+    let b = issue.binding.as_ref()?;
+    let in_body = matches!(kind, BackendKind::Sim | BackendKind::Github);
+    let ours = issue.state.id != IssueId::derived(&format!("{key}|{}", b.remote_id));
+    (in_body && ours).then(|| body_marker(&issue.state.id.to_string()))
+}
+
+/// The rendering of one issue and its comments. `key` is the mirrored
+/// backend instance (`None`: every issue unbound).
+pub fn render_issue(
+    issue: &MirrorIssue,
+    kind: BackendKind,
+    key: Option<&str>,
+) -> (RenderedIssue, Vec<RenderedComment>) {
+    let s = &issue.state;
+    let b = issue.binding.as_ref();
+    let mut body = s.body.clone();
+    if let Some(marker) = key.and_then(|k| tracker_marker(issue, kind, k)) {
+        body.push_str(&marker);
+    }
+    let rendered = RenderedIssue {
+        id: Some(b.map_or_else(|| s.id.to_string(), |b| b.remote_id.clone())),
+        title: s.title.clone(),
+        status: s.status,
+        assignees: s.assignees.clone(),
+        labels: s.labels.clone(),
+        created_at: rfc3339_ms(b.and_then(|b| b.created_ms).unwrap_or(s.created_ms)),
+        updated_at: rfc3339_ms(b.and_then(|b| b.updated_ms).unwrap_or(s.updated_ms)),
+        version: b.and_then(|b| b.revision).unwrap_or(s.event_count as u64),
+        reposix_id: Some(s.id.to_string()),
+        body,
+    };
+    // Comments on the tracker first, in the tracker's id order, with the
+    // tracker's author; then comments not exported yet, in fold order.
+    let mut on_tracker = Vec::new();
+    let mut local = Vec::new();
+    for c in &s.comments {
+        let t = b.and_then(|b| b.comments.get(&c.id));
+        let out = RenderedComment {
+            id: c.id.to_hex(),
+            author: t
+                .and_then(|t| t.author.clone())
+                .unwrap_or_else(|| c.author.to_string()),
+            created_at: rfc3339_ms(t.and_then(|t| t.created_ms).unwrap_or(c.created_ms)),
+            body: c.body.clone(),
+        };
+        match t {
+            Some(t) => on_tracker.push((remote_order(&t.remote_id), out)),
+            None => local.push(out),
         }
     }
+    on_tracker.sort_by(|a, b| a.0.cmp(&b.0));
+    let comments = on_tracker
+        .into_iter()
+        .map(|(_, c)| c)
+        .chain(local)
+        .collect();
+    (rendered, comments)
+}
 
-    /// The file's bytes.
+/// Tracker ids in creation order: numbers numerically, before anything else.
+fn remote_order(id: &str) -> (u8, u64, &str) {
+    match id.parse::<u64>() {
+        Ok(n) => (0, n, id),
+        Err(_) => (1, 0, id),
+    }
+}
+
+impl RenderedIssue {
+    /// The file's bytes: the frontmatter, then the body verbatim.
     pub fn to_markdown(&self) -> String {
-        let tag = pick_tag(self);
         let mut out = String::with_capacity(self.body.len() + 512);
         out.push_str("---\n");
-        out.push_str("id: ");
-        if is_canonical_decimal(&self.id) {
-            out.push_str(&self.id);
-        } else {
-            out.push_str(&quote(&self.id));
+        if let Some(id) = &self.id {
+            if is_canonical_decimal(id) {
+                push_kv(&mut out, "id", id);
+            } else {
+                push_kv(&mut out, "id", &quote(id));
+            }
         }
-        out.push('\n');
         push_kv(&mut out, "title", &quote(&self.title));
         push_kv(&mut out, "status", &quote(self.status.as_str()));
         if let Some(first) = self.assignees.first() {
@@ -228,28 +355,31 @@ impl RenderedIssue {
         if let Some(r) = &self.reposix_id {
             push_kv(&mut out, "reposix_id", &quote(r));
         }
-        if tag != TAG {
-            push_kv(&mut out, "comments_marker", &quote(&tag));
-        }
         out.push_str("---\n");
         out.push_str(&self.body);
-        out.push('\n');
-        out.push_str(&format!("<!-- {tag}:comments -->\n"));
-        for c in &self.comments {
-            let short: String = c.id.chars().take(12).collect();
-            // Authors are actor names; a line break would end the heading.
-            let author = c.author.replace(['\n', '\r'], " ");
-            out.push_str(&format!("<!-- {tag}:comment {} -->\n", c.id));
-            out.push_str(&format!(
-                "### comment {short} by {author} on {}{}\n\n",
-                c.created_at,
-                if c.edited { " (edited)" } else { "" }
-            ));
-            out.push_str(&c.body);
-            out.push('\n');
-        }
         out
     }
+}
+
+/// The comments file's bytes: a marker line naming the tag, then each
+/// comment after a marker line of its own.
+pub fn comments_to_markdown(comments: &[RenderedComment]) -> String {
+    let tag = pick_tag(comments);
+    let mut out = format!("<!-- {tag}:comments -->\n");
+    for c in comments {
+        let short: String = c.id.chars().take(12).collect();
+        // Authors are actor names or tracker logins; a line break would
+        // end the heading.
+        let author = c.author.replace(['\n', '\r'], " ");
+        out.push_str(&format!("<!-- {tag}:comment {} -->\n", c.id));
+        out.push_str(&format!(
+            "### comment {short} by {author} on {}\n\n",
+            c.created_at
+        ));
+        out.push_str(&c.body);
+        out.push('\n');
+    }
+    out
 }
 
 fn push_kv(out: &mut String, key: &str, value: &str) {
@@ -266,11 +396,8 @@ fn is_canonical_decimal(s: &str) -> bool {
         && (s == "0" || !s.starts_with('0'))
 }
 
-/// The smallest marker tag no line of the body or comments starts with.
-fn pick_tag(issue: &RenderedIssue) -> String {
-    let texts: Vec<&str> = std::iter::once(issue.body.as_str())
-        .chain(issue.comments.iter().map(|c| c.body.as_str()))
-        .collect();
+/// The smallest marker tag no line of any comment starts with.
+fn pick_tag(comments: &[RenderedComment]) -> String {
     (0u64..)
         .map(|n| {
             if n == 0 {
@@ -281,9 +408,9 @@ fn pick_tag(issue: &RenderedIssue) -> String {
         })
         .find(|tag| {
             let prefix = format!("<!-- {tag}:");
-            !texts
+            !comments
                 .iter()
-                .any(|t| t.split('\n').any(|l| l.starts_with(&prefix)))
+                .any(|c| c.body.split('\n').any(|l| l.starts_with(&prefix)))
         })
         .expect("BUG: finitely many lines cannot use every marker tag")
 }
@@ -329,23 +456,37 @@ fn safe_name(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// Render issues as files: path (`issues/<id>.md` or `pages/<id>.md`) to
-/// bytes. Deterministic; see the module docs for names and format.
-pub fn render(issues: &[MirrorIssue], kind: BackendKind) -> BTreeMap<String, Vec<u8>> {
+/// Render issues as files, path to bytes: `issues/<id>.md` (`pages/` for
+/// Confluence) for each issue and `comments/<id>.md` for each issue with
+/// comments. `key` is the mirrored backend instance, `None` when every
+/// issue is rendered unbound. A pure function of the issues (their order
+/// does not matter); see the module docs for names and format.
+pub fn render(
+    issues: &[MirrorIssue],
+    kind: BackendKind,
+    key: Option<&str>,
+) -> BTreeMap<String, Vec<u8>> {
     let dir = dir_for(kind);
-    let rendered: Vec<RenderedIssue> = issues.iter().map(RenderedIssue::from_issue).collect();
+    let rendered: Vec<_> = issues.iter().map(|i| render_issue(i, kind, key)).collect();
     let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &rendered {
-        *uses.entry(r.id.as_str()).or_default() += 1;
+    for (r, _) in &rendered {
+        if let Some(id) = &r.id {
+            *uses.entry(id.as_str()).or_default() += 1;
+        }
     }
     let mut out = BTreeMap::new();
-    for (r, issue) in rendered.iter().zip(issues) {
-        let name = if safe_name(&r.id) && uses[r.id.as_str()] == 1 {
-            r.id.clone()
-        } else {
-            issue.state.id.to_string()
+    for ((r, comments), issue) in rendered.iter().zip(issues) {
+        let name = match &r.id {
+            Some(id) if safe_name(id) && uses[id.as_str()] == 1 => id.clone(),
+            _ => issue.state.id.to_string(),
         };
         out.insert(format!("{dir}/{name}.md"), r.to_markdown().into_bytes());
+        if !comments.is_empty() {
+            out.insert(
+                format!("{COMMENTS_DIR}/{name}.md"),
+                comments_to_markdown(comments).into_bytes(),
+            );
+        }
     }
     out
 }
@@ -353,19 +494,67 @@ pub fn render(issues: &[MirrorIssue], kind: BackendKind) -> BTreeMap<String, Vec
 // ---------------------------------------------------------------------------
 // Parsing
 
+/// Any YAML scalar as the text it was written as (`id: 1` and `id: "1"`
+/// both read `1`).
 #[derive(Debug)]
-enum Value {
-    Null,
-    Str(String),
-    Seq(Vec<String>),
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a single value (text or a number)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+type At<T> = serde_saphyr::Spanned<T>;
+
+/// The frontmatter keys reposix reads; any other key is ignored (reposix
+/// 0.14 files carry `parent_id`, `extensions`).
+#[derive(Debug, Deserialize)]
+struct Frontmatter {
+    id: Option<At<Option<Text>>>,
+    title: Option<At<Option<Text>>>,
+    status: Option<At<Option<Text>>>,
+    assignee: Option<At<Option<Text>>>,
+    assignees: Option<At<Option<Vec<Text>>>>,
+    labels: Option<At<Option<Vec<Text>>>>,
+    created_at: Option<At<Option<Text>>>,
+    updated_at: Option<At<Option<Text>>>,
+    version: Option<At<Option<Text>>>,
+    reposix_id: Option<At<Option<Text>>>,
 }
 
 /// Parse an issue file (the inverse of [`RenderedIssue::to_markdown`];
-/// also reads reposix 0.14 files and hand edits using plain scalars and
-/// block sequences). Unknown frontmatter keys are ignored.
+/// also reads reposix 0.14 files and hand edits: the frontmatter is read
+/// by a YAML parser, the body is everything after the closing `---`
+/// line). Errors name the file's 1-based line.
 pub fn parse(bytes: &[u8]) -> Result<RenderedIssue, MirrorError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| md_err(1, format!("not UTF-8 (at byte {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        md_err(line, format!("not UTF-8 (at byte {})", e.valid_up_to()))
+    })?;
     let mut lines = text.split_inclusive('\n');
     let first = lines.next().unwrap_or("");
     if first.trim_end_matches(['\n', '\r']) != "---" || !first.ends_with('\n') {
@@ -374,328 +563,137 @@ pub fn parse(bytes: &[u8]) -> Result<RenderedIssue, MirrorError> {
             "no frontmatter: the file must start with a `---` line",
         ));
     }
-    let mut offset = first.len();
-    let mut fm: Vec<(usize, &str)> = Vec::new();
-    let mut closed = false;
-    for (n, line) in lines.enumerate() {
-        offset += line.len();
-        let bare = line.trim_end_matches(['\n', '\r']);
-        if bare == "---" {
-            closed = true;
+    let start = first.len();
+    let mut pos = start;
+    let mut fence = None;
+    for line in text[start..].split_inclusive('\n') {
+        if line.trim_end_matches(['\n', '\r']) == "---" {
+            fence = Some((pos, pos + line.len()));
             break;
         }
-        fm.push((n + 2, bare));
+        pos += line.len();
     }
-    if !closed {
+    let Some((yaml_end, body_start)) = fence else {
         return Err(md_err(1, "frontmatter has no closing `---` line"));
-    }
-    let fields = parse_frontmatter(&fm)?;
-    let rest = &text[offset..];
-    let rest_line = text[..offset].matches('\n').count() + 1;
-    build(fields, rest, rest_line)
-}
-
-fn parse_frontmatter(lines: &[(usize, &str)]) -> Result<BTreeMap<String, Value>, MirrorError> {
-    let mut out: BTreeMap<String, Value> = BTreeMap::new();
-    let mut open_seq: Option<String> = None;
-    for &(n, line) in lines {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if let Some(item) =
-            trimmed
-                .strip_prefix("- ")
-                .or(if trimmed == "-" { Some("") } else { None })
-        {
-            let Some(key) = &open_seq else {
-                return Err(md_err(n, "a list item outside a list"));
-            };
-            let v = scalar(item.trim(), n)?;
-            let Some(Value::Seq(items)) = out.get_mut(key) else {
-                unreachable!("BUG: an open sequence is a sequence");
-            };
-            items.push(match v {
-                Value::Str(s) => s,
-                Value::Null => String::new(),
-                Value::Seq(_) => return Err(md_err(n, "nested lists are not supported")),
-            });
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            return Err(md_err(n, "unsupported YAML: an indented line"));
-        }
-        let Some((key, raw)) = line.split_once(':') else {
-            return Err(md_err(n, "expected `key: value`"));
-        };
-        if key.is_empty()
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(md_err(n, format!("invalid key {key:?}")));
-        }
-        if !raw.is_empty() && !raw.starts_with([' ', '\t']) {
-            return Err(md_err(n, "expected a space after `:`"));
-        }
-        if out.contains_key(key) {
-            return Err(md_err(n, format!("duplicate key {key:?}")));
-        }
-        let raw = raw.trim();
-        open_seq = None;
-        let value = if raw.is_empty() {
-            open_seq = Some(key.to_owned());
-            Value::Seq(Vec::new())
-        } else {
-            scalar(raw, n)?
-        };
-        out.insert(key.to_owned(), value);
-    }
-    Ok(out)
-}
-
-/// One value: double- or single-quoted, a flow sequence, or plain; only
-/// whitespace or a comment may follow it.
-fn scalar(raw: &str, line: usize) -> Result<Value, MirrorError> {
-    let (value, rest) = match raw.chars().next() {
-        None => return Ok(Value::Null),
-        Some('"') => {
-            let (s, rest) = double_quoted(&raw[1..], line)?;
-            (Value::Str(s), rest)
-        }
-        Some('\'') => {
-            let (s, rest) = single_quoted(&raw[1..], line)?;
-            (Value::Str(s), rest)
-        }
-        Some('[') => {
-            let (items, rest) = flow_seq(&raw[1..], line)?;
-            (Value::Seq(items), rest)
-        }
-        Some(c) if "{|>&*!%@`".contains(c) => {
-            return Err(md_err(
-                line,
-                format!("unsupported YAML value starting with {c:?}"),
-            ));
-        }
-        Some(_) => {
-            let end = raw.find(" #").or_else(|| raw.find("\t#"));
-            let plain = raw[..end.unwrap_or(raw.len())].trim_end();
-            let v = match plain {
-                "~" | "null" | "Null" | "NULL" => Value::Null,
-                s => Value::Str(s.to_owned()),
-            };
-            (v, "")
-        }
     };
-    let rest = rest.trim_start();
-    if !rest.is_empty() && !rest.starts_with('#') {
-        return Err(md_err(line, format!("unexpected {rest:?} after the value")));
-    }
-    Ok(value)
+    let yaml = &text[start..yaml_end];
+    let fm: Frontmatter = if yaml.trim().is_empty() {
+        Frontmatter::empty()
+    } else {
+        serde_saphyr::from_str(yaml).map_err(yaml_err)?
+    };
+    build(fm, text[body_start..].to_owned())
 }
 
-fn double_quoted(s: &str, line: usize) -> Result<(String, &str), MirrorError> {
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Ok((out, &s[i + 1..])),
-            '\\' => {
-                let Some((_, e)) = chars.next() else { break };
-                let mut hex = |n: usize| -> Result<char, MirrorError> {
-                    let digits: String = (0..n)
-                        .filter_map(|_| chars.next().map(|(_, c)| c))
-                        .collect();
-                    u32::from_str_radix(&digits, 16)
-                        .ok()
-                        .filter(|_| digits.len() == n)
-                        .and_then(char::from_u32)
-                        .ok_or_else(|| md_err(line, format!("invalid escape \\{e}{digits}")))
-                };
-                let ch = match e {
-                    '0' => '\0',
-                    'a' => '\u{7}',
-                    'b' => '\u{8}',
-                    't' | '\t' => '\t',
-                    'n' => '\n',
-                    'v' => '\u{b}',
-                    'f' => '\u{c}',
-                    'r' => '\r',
-                    'e' => '\u{1b}',
-                    ' ' => ' ',
-                    '"' => '"',
-                    '/' => '/',
-                    '\\' => '\\',
-                    'N' => '\u{85}',
-                    '_' => '\u{a0}',
-                    'L' => '\u{2028}',
-                    'P' => '\u{2029}',
-                    'x' => hex(2)?,
-                    'u' => hex(4)?,
-                    'U' => hex(8)?,
-                    other => return Err(md_err(line, format!("invalid escape \\{other}"))),
-                };
-                out.push(ch);
-            }
-            c => out.push(c),
-        }
-    }
-    Err(md_err(line, "unterminated double-quoted string"))
-}
-
-fn single_quoted(s: &str, line: usize) -> Result<(String, &str), MirrorError> {
-    let mut out = String::new();
-    let mut chars = s.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            if matches!(chars.peek(), Some((_, '\''))) {
-                chars.next();
-                out.push('\'');
+/// A YAML error at its line of the file (the frontmatter starts on line 2).
+fn yaml_err(e: serde_saphyr::Error) -> MirrorError {
+    use serde_saphyr::MessageFormatter;
+    let line = e
+        .location()
+        .map_or(1, |l| usize::try_from(l.line()).unwrap_or(0) + 1);
+    let message = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
+    // The message may quote the input: control characters shown escaped.
+    let message: String = message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
             } else {
-                return Ok((out, &s[i + 1..]));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Err(md_err(line, "unterminated single-quoted string"))
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    md_err(line, message)
 }
 
-fn flow_seq(s: &str, line: usize) -> Result<(Vec<String>, &str), MirrorError> {
-    let mut items = Vec::new();
-    let mut rest = s.trim_start();
-    loop {
-        if let Some(after) = rest.strip_prefix(']') {
-            return Ok((items, after));
-        }
-        let (item, after) = match rest.chars().next() {
-            None => return Err(md_err(line, "unterminated list")),
-            Some('"') => double_quoted(&rest[1..], line)?,
-            Some('\'') => single_quoted(&rest[1..], line)?,
-            Some(c) if "[{".contains(c) => {
-                return Err(md_err(line, "nested collections are not supported"));
-            }
-            Some(_) => {
-                let end = rest.find([',', ']']).unwrap_or(rest.len());
-                (rest[..end].trim().to_owned(), &rest[end..])
-            }
-        };
-        items.push(item);
-        rest = after.trim_start();
-        if let Some(after) = rest.strip_prefix(',') {
-            rest = after.trim_start();
-        } else if !rest.starts_with(']') {
-            return Err(md_err(line, "expected `,` or `]` in a list"));
+impl Frontmatter {
+    fn empty() -> Frontmatter {
+        Frontmatter {
+            id: None,
+            title: None,
+            status: None,
+            assignee: None,
+            assignees: None,
+            labels: None,
+            created_at: None,
+            updated_at: None,
+            version: None,
+            reposix_id: None,
         }
     }
 }
 
-fn take_str(
-    fields: &mut BTreeMap<String, Value>,
-    key: &str,
-    line: usize,
-) -> Result<Option<String>, MirrorError> {
-    match fields.remove(key) {
-        // `key:` with nothing after it (an empty block list) is null too.
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Seq(v)) if v.is_empty() => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s)),
-        Some(Value::Seq(_)) => Err(md_err(line, format!("{key} must be a single value"))),
+/// The file line of a value (frontmatter line + 1), else line 1.
+fn line_of<T>(v: &At<T>) -> usize {
+    match usize::try_from(v.referenced.line()) {
+        Ok(0) | Err(_) => 1,
+        Ok(n) => n + 1,
     }
 }
 
-fn take_list(
-    fields: &mut BTreeMap<String, Value>,
-    key: &str,
-    line: usize,
-) -> Result<Option<Vec<String>>, MirrorError> {
-    match fields.remove(key) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(Vec::new())),
-        Some(Value::Seq(v)) => Ok(Some(v)),
-        Some(Value::Str(_)) => Err(md_err(line, format!("{key} must be a list"))),
-    }
+/// A key's text, with its line; `key:` with nothing after it is absent.
+fn text(v: Option<At<Option<Text>>>) -> Option<(String, usize)> {
+    let v = v?;
+    let line = line_of(&v);
+    v.value.map(|t| (t.0, line))
 }
 
-fn build(
-    mut fields: BTreeMap<String, Value>,
-    rest: &str,
-    rest_line: usize,
-) -> Result<RenderedIssue, MirrorError> {
-    let fm = 2; // frontmatter errors name its first line
-    let id = take_str(&mut fields, "id", fm)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| md_err(fm, "frontmatter has no id"))?;
-    let title = take_str(&mut fields, "title", fm)?
-        .ok_or_else(|| md_err(fm, "frontmatter has no title"))?;
-    let status = take_str(&mut fields, "status", fm)?
-        .ok_or_else(|| md_err(fm, "frontmatter has no status"))?;
+fn list(v: Option<At<Option<Vec<Text>>>>) -> Option<Vec<String>> {
+    let v = v?;
+    Some(
+        v.value
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.0)
+            .collect(),
+    )
+}
+
+fn build(fm: Frontmatter, body: String) -> Result<RenderedIssue, MirrorError> {
+    let id = text(fm.id).map(|(s, _)| s).filter(|s| !s.is_empty());
+    let (title, _) = text(fm.title).ok_or_else(|| md_err(1, "frontmatter has no title"))?;
+    let (status, line) = text(fm.status).ok_or_else(|| md_err(1, "frontmatter has no status"))?;
     let status: Status = status.parse().map_err(|_| {
         md_err(
-            fm,
+            line,
             format!("unknown status {status:?} (open, in_progress, in_review, done, wont_fix)"),
         )
     })?;
-    let assignee = take_str(&mut fields, "assignee", fm)?;
-    let assignees = match (take_list(&mut fields, "assignees", fm)?, assignee) {
-        (Some(list), Some(first)) if list.first() != Some(&first) => {
+    let assignee = text(fm.assignee);
+    let assignees_line = fm.assignees.as_ref().map(line_of);
+    let assignees = match (list(fm.assignees), assignee) {
+        (Some(list), Some((first, line))) if list.first() != Some(&first) => {
             return Err(md_err(
-                fm,
+                assignees_line.unwrap_or(line),
                 format!(
                     "assignee {first:?} is not the first of assignees {list:?}: edit assignees"
                 ),
             ));
         }
         (Some(list), _) => list,
-        (None, Some(first)) => vec![first],
+        (None, Some((first, _))) => vec![first],
         (None, None) => Vec::new(),
     };
-    let labels = take_list(&mut fields, "labels", fm)?.unwrap_or_default();
-    let created_at = take_str(&mut fields, "created_at", fm)?.unwrap_or_default();
-    let updated_at = take_str(&mut fields, "updated_at", fm)?.unwrap_or_default();
-    let version = match take_str(&mut fields, "version", fm)? {
+    let labels = list(fm.labels).unwrap_or_default();
+    let created_at = text(fm.created_at).map(|(s, _)| s).unwrap_or_default();
+    let updated_at = text(fm.updated_at).map(|(s, _)| s).unwrap_or_default();
+    let version = match text(fm.version) {
         None => 0,
-        Some(v) => v
+        Some((v, line)) => v
             .parse()
-            .map_err(|_| md_err(fm, format!("version {v:?} is not a number")))?,
+            .map_err(|_| md_err(line, format!("version {v:?} is not a number")))?,
     };
-    let reposix_id = take_str(&mut fields, "reposix_id", fm)?;
-    let tag = match take_str(&mut fields, "comments_marker", fm)? {
-        None => TAG.to_owned(),
-        Some(t) => {
-            let ok = t == TAG
-                || t.strip_prefix("reposix-")
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if !ok {
-                return Err(md_err(
-                    fm,
-                    format!("comments_marker {t:?} is not reposix[-N]"),
-                ));
-            }
-            t
-        }
-    };
-    let marker = format!("\n<!-- {tag}:comments -->");
-    let mut split = None;
-    let mut from = 0;
-    while let Some(i) = rest[from..].find(&marker) {
-        let at = from + i;
-        let after = &rest[at + marker.len()..];
-        if after.is_empty() || after.starts_with('\n') {
-            split = Some((at, after.strip_prefix('\n').unwrap_or(after)));
-            break;
-        }
-        from = at + 1;
-    }
-    let (body, comments) = match split {
-        // No marker: a hand-written file without comments.
-        None => (rest.to_owned(), Vec::new()),
-        Some((at, section)) => {
-            let section_line = rest_line + rest[..at].matches('\n').count() + 2;
-            (
-                rest[..at].to_owned(),
-                parse_comments(section, &tag, section_line)?,
-            )
+    let reposix_id = match text(fm.reposix_id) {
+        None => None,
+        Some((r, line)) => {
+            r.parse::<IssueId>().map_err(|_| {
+                md_err(
+                    line,
+                    format!("reposix_id {r:?} is not a reposix issue id (remove the line for a new issue)"),
+                )
+            })?;
+            Some(r)
         }
     };
     Ok(RenderedIssue {
@@ -709,11 +707,29 @@ fn build(
         version,
         reposix_id,
         body,
-        comments,
     })
 }
 
-fn parse_comments(
+/// Parse a comments file (the inverse of [`comments_to_markdown`]).
+pub fn parse_comments(bytes: &[u8]) -> Result<Vec<RenderedComment>, MirrorError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| md_err(1, format!("not UTF-8 (at byte {})", e.valid_up_to())))?;
+    let (first, section) = text
+        .split_once('\n')
+        .ok_or_else(|| md_err(1, "a comments file starts with a marker line"))?;
+    let tag = first
+        .strip_prefix("<!-- ")
+        .and_then(|t| t.strip_suffix(":comments -->"))
+        .filter(|t| {
+            *t == TAG
+                || t.strip_prefix("reposix-")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .ok_or_else(|| md_err(1, format!("malformed comments marker {first:?}")))?;
+    comment_blocks(section, tag, 2)
+}
+
+fn comment_blocks(
     section: &str,
     tag: &str,
     first_line: usize,
@@ -758,32 +774,27 @@ fn parse_comments(
         let body = rest
             .strip_prefix('\n')
             .ok_or_else(|| md_err(line + 2, "a comment needs a blank line after its heading"))?;
-        let (author, created_at, edited) = parse_heading(heading)
+        let (author, created_at) = parse_heading(heading)
             .ok_or_else(|| md_err(line + 1, format!("malformed comment heading {heading:?}")))?;
         out.push(RenderedComment {
             id: id.to_owned(),
             author,
             created_at,
-            edited,
             body: body.to_owned(),
         });
     }
     Ok(out)
 }
 
-/// `### comment <short> by <author> on <time>[ (edited)]`.
-fn parse_heading(h: &str) -> Option<(String, String, bool)> {
+/// `### comment <short> by <author> on <time>`.
+fn parse_heading(h: &str) -> Option<(String, String)> {
     let h = h.strip_prefix("### comment ")?;
-    let (h, edited) = match h.strip_suffix(" (edited)") {
-        Some(h) => (h, true),
-        None => (h, false),
-    };
     let (h, time) = h.rsplit_once(" on ")?;
     let (_short, author) = h.split_once(" by ")?;
     if time.contains(' ') {
         return None;
     }
-    Some((author.to_owned(), time.to_owned(), edited))
+    Some((author.to_owned(), time.to_owned()))
 }
 
 // ---------------------------------------------------------------------------
@@ -796,63 +807,161 @@ pub struct WriteReport {
     pub written: Vec<String>,
     /// Files already holding the rendered bytes.
     pub unchanged: usize,
-    /// `.md` files in the rendered directory that the render does not have.
+    /// `.md` files in the rendered directories that the render does not have.
     pub stale: Vec<String>,
     /// Whether the stale files were removed.
     pub pruned: bool,
 }
 
-/// Write rendered files under `dir` (atomically each, skipping files that
-/// already hold the bytes). `.md` files in the kind's directory that the
-/// render lacks are listed, and removed with `prune`.
+/// `dir/sub` as a real directory, created when missing. A symlink (or
+/// anything else) there is refused: writing or pruning through it would
+/// touch files outside `dir`.
+fn real_dir(dir: &Path, sub: &str, create: bool) -> Result<Option<PathBuf>, MirrorError> {
+    let path = dir.join(sub);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => Ok(Some(path)),
+        Ok(m) => Err(MirrorError::Invalid {
+            what: "mirror directory",
+            value: path.display().to_string(),
+            why: if m.file_type().is_symlink() {
+                "is a symbolic link: refusing to write or delete through it"
+            } else {
+                "is not a directory"
+            },
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !create {
+                return Ok(None);
+            }
+            std::fs::create_dir(&path).map_err(io_err(&path))?;
+            Ok(Some(path))
+        }
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+/// Replace `file` (a regular file, a symlink, or nothing) with `bytes`:
+/// a new temporary file in the same directory (`O_EXCL`, random name),
+/// synced, renamed over the entry. A symlink is replaced, never followed.
+fn replace_file(target: &Path, file: &Path, bytes: &[u8]) -> Result<(), MirrorError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".reposix-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // What `std::fs::write` asks for; the umask applies.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(target).map_err(io_err(target))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io_err(tmp.path()))?;
+    tmp.persist(file).map_err(|e| io_err(file)(e.error))?;
+    Ok(())
+}
+
+/// Write rendered files (paths as [`render`] makes them) under `dir`,
+/// each atomically, skipping files that already hold the bytes. `.md`
+/// files in the rendered directories (the kind's and `comments/`) that
+/// the render lacks are listed, and removed with `prune`. Never follows a
+/// symlink to write or delete: a symlinked directory is refused, a
+/// symlinked file is replaced by a regular file, a stale symlink is
+/// removed itself.
 pub fn write_files(
     dir: &Path,
     kind: BackendKind,
     files: &BTreeMap<String, Vec<u8>>,
     prune: bool,
 ) -> Result<WriteReport, MirrorError> {
-    let sub = dir_for(kind);
-    let target = dir.join(sub);
-    std::fs::create_dir_all(&target).map_err(io_err(&target))?;
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mut report = WriteReport {
         pruned: prune,
         ..WriteReport::default()
     };
-    for (path, bytes) in files {
-        let name = path
-            .strip_prefix(sub)
-            .and_then(|p| p.strip_prefix('/'))
-            .filter(|n| n.strip_suffix(".md").is_some_and(safe_name))
-            .ok_or_else(|| MirrorError::Invalid {
+    let subs = [dir_for(kind), COMMENTS_DIR];
+    for path in files.keys() {
+        let ok = path.split_once('/').is_some_and(|(d, n)| {
+            subs.contains(&d) && n.strip_suffix(".md").is_some_and(safe_name)
+        });
+        if !ok {
+            return Err(MirrorError::Invalid {
                 what: "rendered path",
                 value: path.clone(),
                 why: "not <dir>/<safe name>.md",
-            })?;
-        let file = target.join(name);
-        if std::fs::read(&file).is_ok_and(|old| old == *bytes) {
-            report.unchanged += 1;
-            continue;
+            });
         }
-        let tmp = target.join(format!(".{name}.tmp.{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &file).map_err(io_err(&file))?;
-        report.written.push(path.clone());
     }
-    let entries = std::fs::read_dir(&target).map_err(io_err(&target))?;
+    // Every directory is checked before anything is written.
+    for sub in subs {
+        real_dir(dir, sub, false)?;
+    }
     let mut stale = BTreeSet::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = format!("{sub}/{name}");
-        if name.ends_with(".md") && !files.contains_key(&path) {
+    for sub in subs {
+        let ours: BTreeMap<&str, &Vec<u8>> = files
+            .iter()
+            .filter_map(|(path, bytes)| {
+                let name = path.strip_prefix(sub)?.strip_prefix('/')?;
+                Some((name, bytes))
+            })
+            .collect();
+        let Some(target) = real_dir(dir, sub, !ours.is_empty())? else {
+            continue;
+        };
+        let mut changed = false;
+        for (name, bytes) in &ours {
+            let file = target.join(name);
+            let same = match std::fs::symlink_metadata(&file) {
+                Ok(m) if m.is_file() => std::fs::read(&file).is_ok_and(|old| old == **bytes),
+                Ok(m) if m.is_dir() => {
+                    return Err(MirrorError::Invalid {
+                        what: "mirror file",
+                        value: file.display().to_string(),
+                        why: "is a directory",
+                    });
+                }
+                _ => false,
+            };
+            if same {
+                report.unchanged += 1;
+                continue;
+            }
+            replace_file(&target, &file, bytes)?;
+            changed = true;
+            report.written.push(format!("{sub}/{name}"));
+        }
+        let entries = std::fs::read_dir(&target).map_err(io_err(&target))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err(&target))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // The entry itself, not what a symlink points at.
+            let kind = entry.file_type().map_err(io_err(&entry.path()))?;
+            if !name.ends_with(".md") || kind.is_dir() || ours.contains_key(name.as_str()) {
+                continue;
+            }
             if prune {
                 let p = entry.path();
                 std::fs::remove_file(&p).map_err(io_err(&p))?;
+                changed = true;
             }
-            stale.insert(path);
+            stale.insert(format!("{sub}/{name}"));
+        }
+        if changed {
+            sync_dir(&target)?;
         }
     }
     report.stale = stale.into_iter().collect();
     Ok(report)
+}
+
+/// Make renames and removals in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), MirrorError> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -862,7 +971,7 @@ mod tests {
 
     fn sample() -> RenderedIssue {
         RenderedIssue {
-            id: "1".into(),
+            id: Some("1".into()),
             title: "Crash on start".into(),
             status: Status::InProgress,
             assignees: vec!["alice".into()],
@@ -872,13 +981,15 @@ mod tests {
             version: 3,
             reposix_id: Some("0b6f2f9e-7d53-4c1e-9a3e-2f0c8d1b6a55".into()),
             body: "It crashes when offline.\n".into(),
-            comments: vec![RenderedComment {
-                id: "9c1d0a2b3c4d".repeat(5) + "abcd",
-                author: "bob".into(),
-                created_at: "2026-04-13T00:05:00Z".into(),
-                edited: false,
-                body: "Reproduced on 1.2".into(),
-            }],
+        }
+    }
+
+    fn sample_comment() -> RenderedComment {
+        RenderedComment {
+            id: "9c1d0a2b3c4d".repeat(5) + "abcd",
+            author: "bob".into(),
+            created_at: "2026-04-13T00:05:00Z".into(),
+            body: "Reproduced on 1.2".into(),
         }
     }
 
@@ -896,23 +1007,43 @@ mod tests {
             version: 3\n\
             reposix_id: \"0b6f2f9e-7d53-4c1e-9a3e-2f0c8d1b6a55\"\n\
             ---\n\
-            It crashes when offline.\n\
-            \n\
-            <!-- reposix:comments -->\n";
-        assert!(text.starts_with(want), "{text}");
-        assert!(text.ends_with(
-            "### comment 9c1d0a2b3c4d by bob on 2026-04-13T00:05:00Z\n\nReproduced on 1.2\n"
-        ));
+            It crashes when offline.\n";
+        assert_eq!(text, want);
         assert_eq!(parse(text.as_bytes()).expect("parses"), sample());
+        let comments = comments_to_markdown(&[sample_comment()]);
+        assert_eq!(
+            comments,
+            format!(
+                "<!-- reposix:comments -->\n<!-- reposix:comment {} -->\n\
+                 ### comment 9c1d0a2b3c4d by bob on 2026-04-13T00:05:00Z\n\nReproduced on 1.2\n",
+                sample_comment().id
+            )
+        );
+        assert_eq!(
+            parse_comments(comments.as_bytes()).expect("parses"),
+            [sample_comment()]
+        );
+    }
+
+    /// The body is everything after the closing fence, as reposix 0.14
+    /// reads it: no comment, marker or added line break in it.
+    #[test]
+    fn the_body_is_the_rest_of_the_file_verbatim() {
+        for body in ["", "x", "x\n", "x\n\n", "a\r\nb", "---\n", "\n---\nid: 2\n"] {
+            let mut issue = sample();
+            issue.body = body.into();
+            let text = issue.to_markdown();
+            let fence = text[4..].find("\n---\n").expect("fence") + 4 + 5;
+            assert_eq!(&text[fence..], body);
+            assert_eq!(parse(text.as_bytes()).expect("parses").body, body);
+        }
     }
 
     #[test]
     fn hostile_title_and_body_cannot_touch_the_frontmatter() {
         let mut issue = sample();
         issue.title = "x\"\n---\nversion: 999\n<script>alert(1)</script>".into();
-        issue.body = "---\nversion: 999\nid: 666\n---\n<script>alert(1)</script>\n\
-                      <!-- reposix:comments -->\n<!-- reposix:comment 00 -->\n"
-            .into();
+        issue.body = "---\nversion: 999\nid: 666\n---\n<script>alert(1)</script>\n".into();
         issue.labels = vec!["a\", \"b".into(), "]".into()];
         let text = issue.to_markdown();
         let fm_end = text[4..].find("\n---\n").expect("closing fence") + 4;
@@ -920,45 +1051,93 @@ mod tests {
         assert_eq!(fm.matches("\nversion: ").count(), 1, "{fm}");
         assert!(fm.contains("\nversion: 3"), "{fm}");
         assert!(!fm.contains("\n---"), "{fm}");
-        assert!(fm.contains("comments_marker: \"reposix-1\""), "{fm}");
         assert_eq!(parse(text.as_bytes()).expect("parses"), issue);
+        let mut c = sample_comment();
+        c.body = "<!-- reposix:comment 00 -->\n### comment x by y on z\n".into();
+        let text = comments_to_markdown(std::slice::from_ref(&c));
+        assert!(text.starts_with("<!-- reposix-1:comments -->\n"), "{text}");
+        assert_eq!(parse_comments(text.as_bytes()).expect("parses"), [c]);
     }
 
     #[test]
     fn reads_reposix_014_files_and_hand_edits() {
         let text = "---\nid: 1\ntitle: Legacy issue\nstatus: open\nassignee: agent-alpha\n\
                     labels:\n- bug\n- p1\ncreated_at: 2025-01-01T00:00:00Z\n\
-                    updated_at: 2025-01-01T00:00:00Z\nversion: 1\nparent_id: 42\n---\n\
+                    updated_at: 2025-01-01T00:00:00Z\nversion: 1\nparent_id: 42\n\
+                    extensions:\n  jira_key: P-1\n---\n\
                     Body goes here.\n";
         let got = parse(text.as_bytes()).expect("0.14 file parses");
-        assert_eq!(got.id, "1");
+        assert_eq!(got.id.as_deref(), Some("1"));
         assert_eq!(got.title, "Legacy issue");
         assert_eq!(got.status, Status::Open);
         assert_eq!(got.assignees, ["agent-alpha"]);
         assert_eq!(got.labels, ["bug", "p1"]);
         assert_eq!(got.version, 1);
+        assert_eq!(got.created_at, "2025-01-01T00:00:00Z");
         assert_eq!(got.body, "Body goes here.\n");
-        assert!(got.comments.is_empty());
-        let edited = "---\nid: 'PROJ-1' # a comment\ntitle: 'it''s'\nstatus: done\nlabels: [a, \"b c\"]\n---\n";
+        let edited = "---\nid: 'PROJ-1' # a comment\ntitle: 'it''s'\nstatus: done\n\
+                      labels: [a, \"b c\", 3]\ntitle_note: >\n  folded\n  text\n---\n";
         let got = parse(edited.as_bytes()).expect("hand edit parses");
-        assert_eq!(got.id, "PROJ-1");
+        assert_eq!(got.id.as_deref(), Some("PROJ-1"));
         assert_eq!(got.title, "it's");
-        assert_eq!(got.labels, ["a", "b c"]);
+        assert_eq!(got.labels, ["a", "b c", "3"]);
+        assert_eq!(got.body, "");
+        // Plain scalars read as the text written, whatever they look like.
+        for plain in [
+            "1.50",
+            "true",
+            "0x1F",
+            "2026-04-13",
+            ".inf",
+            "-7",
+            "1e3",
+            "No",
+        ] {
+            let text = format!("---\ntitle: {plain}\nstatus: open\n---\n");
+            assert_eq!(parse(text.as_bytes()).expect("parses").title, plain);
+        }
+        // A block scalar is YAML too.
+        let block = "---\ntitle: |-\n  two\n  lines\nstatus: open\n---\nb";
+        assert_eq!(parse(block.as_bytes()).expect("parses").title, "two\nlines");
+        // No id: a new issue.
+        let new = "---\ntitle: New bug\nstatus: open\n---\nFound it.\n";
+        let got = parse(new.as_bytes()).expect("parses");
+        assert_eq!(got.id, None);
+        assert_eq!(got.reposix_id, None);
+        assert_eq!(got.body, "Found it.\n");
     }
 
+    /// Rejections name the line of the file where the problem is.
     #[test]
-    fn rejects_what_it_cannot_read() {
-        for bad in [
-            "no frontmatter\n",
-            "---\nid: 1\ntitle: t\nstatus: open\n",
-            "---\nid: 1\nid: 2\ntitle: t\nstatus: open\n---\n",
-            "---\nid: 1\ntitle: t\nstatus: closed\n---\n",
-            "---\nid: 1\ntitle: \"t\nstatus: open\n---\n",
-            "---\nid: 1\ntitle: {a: b}\nstatus: open\n---\n",
-            "---\nid: 1\ntitle: t\nstatus: open\nversion: x\n---\n",
-            "---\nid: 1\ntitle: t\nstatus: open\n---\nb\n<!-- reposix:comments -->\nstray\n",
-        ] {
-            assert!(parse(bad.as_bytes()).is_err(), "{bad:?} parsed");
+    fn rejects_what_it_cannot_read_at_the_right_line() {
+        let cases: &[(&str, usize)] = &[
+            ("no frontmatter\n", 1),
+            ("---\nid: 1\ntitle: t\nstatus: open\n", 1),
+            ("---\nid: 1\nid: 2\ntitle: t\nstatus: open\n---\n", 3),
+            ("---\nid: 1\ntitle: t\n\nstatus: closed\n---\n", 5),
+            ("---\nid: 1\ntitle: \"t\nstatus: open\n---\n", 3),
+            ("---\nid: 1\ntitle: {a: b}\nstatus: open\n---\n", 3),
+            ("---\nid: 1\ntitle: t\nstatus: open\nversion: x\n---\n", 5),
+            ("---\nid: 1\nstatus: open\n---\n", 1),
+            ("---\ntitle: t\nstatus: open\nreposix_id: nope\n---\n", 4),
+            ("---\nid: 1\ntitle: t\nstatus: open\nlabels: [a\n---\n", 5),
+            (
+                "---\nid: 1\ntitle: t\nstatus: open\n  bad: indent\n---\n",
+                5,
+            ),
+            (
+                "---\ntitle: t\nstatus: open\nassignee: a\nassignees: [b, a]\n---\n",
+                5,
+            ),
+        ];
+        for (bad, line) in cases {
+            match parse(bad.as_bytes()) {
+                Err(MirrorError::Markdown { line: got, why }) => {
+                    assert_eq!(got, *line, "{bad:?}: {why}");
+                    assert!(!why.contains('\n'), "{why:?}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
         }
         assert!(parse(b"---\n\xff\n---\n").is_err());
     }
@@ -971,6 +1150,9 @@ mod tests {
         }
         assert!(is_canonical_decimal("1") && is_canonical_decimal("0"));
         assert!(!is_canonical_decimal("007") && !is_canonical_decimal("1e5"));
+        let mut ids = ["10", "9", "PROJ-2", "100"].map(remote_order);
+        ids.sort();
+        assert_eq!(ids.map(|o| o.2), ["9", "10", "100", "PROJ-2"]);
     }
 
     fn hostile_text() -> impl Strategy<Value = String> {
@@ -984,7 +1166,7 @@ mod tests {
             Just("<!-- reposix:comment 1 -->".to_owned()),
             Just("<!-- reposix-1:comments -->".to_owned()),
             Just("### comment x by y on z".to_owned()),
-            Just("\"\\'#: [],{}".to_owned()),
+            Just("\"\\'#: [],{}&*!|>%@`".to_owned()),
             Just("\u{85}\u{2028}\u{feff}\u{7f}\t\0".to_owned()),
             any::<String>(),
         ];
@@ -1001,8 +1183,8 @@ mod tests {
 
     prop_compose! {
         fn comment()(id in "[0-9a-f]{64}", author in actor_name(), secs in 0i64..4_000_000_000,
-                     edited in any::<bool>(), body in hostile_text()) -> RenderedComment {
-            RenderedComment { id, author, created_at: timestamp::format_secs(secs), edited, body }
+                     body in hostile_text()) -> RenderedComment {
+            RenderedComment { id, author, created_at: timestamp::format_secs(secs), body }
         }
     }
 
@@ -1011,15 +1193,16 @@ mod tests {
                    title in hostile_text(), status in status(),
                    assignees in prop::collection::vec(hostile_text(), 0..3),
                    labels in prop::collection::vec(hostile_text(), 0..4),
-                   version in any::<u64>(), reposix_id in proptest::option::of(hostile_text()),
-                   body in hostile_text(), comments in prop::collection::vec(comment(), 0..4))
+                   version in any::<u64>(), reposix_id in proptest::option::of(any::<u128>()),
+                   body in hostile_text())
             -> RenderedIssue {
             RenderedIssue {
-                id: if id.is_empty() { "x".into() } else { id },
+                id: Some(if id.is_empty() { "x".into() } else { id }),
                 title, status, assignees, labels,
                 created_at: "2026-04-13T00:00:00Z".into(),
                 updated_at: "2026-04-13T00:05:00Z".into(),
-                version, reposix_id, body, comments,
+                version, body,
+                reposix_id: reposix_id.map(|r| uuid::Uuid::from_u128(r).hyphenated().to_string()),
             }
         }
     }
@@ -1030,27 +1213,34 @@ mod tests {
         /// parse inverts render, whatever the text holds, and the
         /// frontmatter keeps its shape: one `version` line, no `---` inside.
         #[test]
-        fn parse_inverts_render(issue in issue()) {
+        fn parse_inverts_render(issue in issue(), comments in prop::collection::vec(comment(), 0..4)) {
             let text = issue.to_markdown();
             let back = parse(text.as_bytes()).expect("rendered files parse");
             prop_assert_eq!(&back, &issue);
             let fm_end = text[4..].find("\n---\n").expect("closing fence") + 4;
             let fm = &text[..fm_end];
             prop_assert_eq!(fm.matches("\nversion: ").count(), 1);
-            const KEYS: [&str; 11] = ["id", "title", "status", "assignee", "assignees",
-                "labels", "created_at", "updated_at", "version", "reposix_id", "comments_marker"];
+            const KEYS: [&str; 10] = ["id", "title", "status", "assignee", "assignees",
+                "labels", "created_at", "updated_at", "version", "reposix_id"];
             for line in fm.split('\n').skip(1) {
                 prop_assert!(KEYS.iter().any(|k| line.starts_with(&format!("{k}: "))), "{:?}", line);
             }
             let breaks = ['\r', '\u{85}', '\u{2028}', '\u{2029}'];
             prop_assert!(!fm.contains(breaks), "line break in {:?}", fm);
             prop_assert_eq!(issue.to_markdown(), text);
+            let text = comments_to_markdown(&comments);
+            prop_assert_eq!(parse_comments(text.as_bytes()).expect("comments parse"), comments);
         }
 
-        /// Arbitrary bytes never panic the parser.
+        /// Arbitrary bytes never panic the parsers.
         #[test]
         fn parse_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
             let _ = parse(&bytes);
+            let _ = parse_comments(&bytes);
+            let mut fm = b"---\n".to_vec();
+            fm.extend_from_slice(&bytes);
+            fm.extend_from_slice(b"\n---\n");
+            let _ = parse(&fm);
         }
     }
 }

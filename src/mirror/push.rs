@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,10 @@ use serde::Serialize;
 use super::git::{Askpass, Git, GitOutput};
 use super::{
     collect, dir_for, git_err, head_ref, render, synced_at_ref, Credential, MirrorError,
-    MirrorFailureReason, MirrorSource, DEFAULT_BRANCH, DEFAULT_TRAILER, PRIVATE_PREFIX,
+    MirrorFailureReason, MirrorSource, COMMENTS_DIR, DEFAULT_BRANCH, DEFAULT_TRAILER,
+    PRIVATE_PREFIX,
 };
+use crate::backend::BackendKind;
 use crate::store::{GitEventStore, Oid};
 use crate::sync::{parse_porcelain, sanitize, PushStatus};
 use crate::timestamp;
@@ -101,19 +104,18 @@ fn sig(secs: i64) -> gix::actor::Signature {
     }
 }
 
-/// Write the rendered files' blobs and the directory tree; `None` when
-/// there are no files.
-pub(super) fn write_subtree(
+/// Write the blobs of the rendered files under `sub/` and their tree;
+/// `None` when there are none.
+fn write_subtree(
     repo: &gix::Repository,
     sub: &str,
     files: &BTreeMap<String, Vec<u8>>,
 ) -> Result<Option<Oid>, MirrorError> {
     let mut tree = gix::objs::Tree::empty();
     for (path, bytes) in files {
-        let name = path
-            .strip_prefix(sub)
-            .and_then(|p| p.strip_prefix('/'))
-            .expect("BUG: render puts every file in the kind's directory");
+        let Some(name) = path.strip_prefix(sub).and_then(|p| p.strip_prefix('/')) else {
+            continue;
+        };
         let oid = repo
             .write_blob(bytes)
             .map_err(git_err(format!("writing {path}")))?
@@ -135,12 +137,28 @@ pub(super) fn write_subtree(
     ))
 }
 
-/// `base` with its `sub` entry replaced by `subtree` (removed when `None`).
-fn replace_entry(
+/// The directories a render owns on the mirror's branch (the kind's and
+/// `comments/`) with their trees as git objects (`None`: no files).
+pub(super) type Subtrees = Vec<(&'static str, Option<Oid>)>;
+
+/// Write the rendered files as the mirror's subtrees.
+pub(super) fn write_subtrees(
+    repo: &gix::Repository,
+    kind: BackendKind,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<Subtrees, MirrorError> {
+    [dir_for(kind), COMMENTS_DIR]
+        .into_iter()
+        .map(|sub| Ok((sub, write_subtree(repo, sub, files)?)))
+        .collect()
+}
+
+/// `base` with the entries of `subtrees` replaced (removed when `None`);
+/// every other entry is kept.
+fn replace_entries(
     repo: &gix::Repository,
     base: Option<Oid>,
-    sub: &str,
-    subtree: Option<Oid>,
+    subtrees: &Subtrees,
 ) -> Result<Oid, MirrorError> {
     let mut tree = gix::objs::Tree::empty();
     if let Some(base) = base {
@@ -153,7 +171,7 @@ fn replace_entry(
         tree.entries = decoded
             .entries
             .iter()
-            .filter(|e| e.filename != sub.as_bytes())
+            .filter(|e| !subtrees.iter().any(|(sub, _)| e.filename == sub.as_bytes()))
             .map(|e| gix::objs::tree::Entry {
                 mode: e.mode,
                 filename: e.filename.to_owned(),
@@ -161,12 +179,14 @@ fn replace_entry(
             })
             .collect();
     }
-    if let Some(oid) = subtree {
-        tree.entries.push(gix::objs::tree::Entry {
-            mode: gix::objs::tree::EntryKind::Tree.into(),
-            filename: sub.into(),
-            oid,
-        });
+    for (sub, oid) in subtrees {
+        if let Some(oid) = oid {
+            tree.entries.push(gix::objs::tree::Entry {
+                mode: gix::objs::tree::EntryKind::Tree.into(),
+                filename: (*sub).into(),
+                oid: *oid,
+            });
+        }
     }
     tree.entries.sort();
     Ok(repo
@@ -231,6 +251,12 @@ pub struct MirrorReport {
     pub synced_at: String,
     /// Tries (more than 1 when a concurrent writer moved a ref).
     pub attempts: u32,
+    /// The branch a clone of the mirror checks out (its `HEAD`), when the
+    /// mirror says; `None`: unknown, or a `HEAD` naming no branch (a
+    /// clone checks out nothing).
+    pub default_branch: Option<String>,
+    /// Whether this push pointed the mirror's `HEAD` at the branch.
+    pub default_branch_set: bool,
 }
 
 fn check_options(opts: &MirrorOptions) -> Result<(), MirrorError> {
@@ -279,9 +305,16 @@ fn has_credentials(url: &str) -> bool {
         .is_some_and(|authority| authority.contains('@'))
 }
 
-/// The mirror as git gets it and as messages show it. A configured remote
-/// whose URL carries credentials is refused like such a URL.
-fn resolve(store: &GitEventStore, mirror: &str) -> Result<(String, String), MirrorError> {
+/// The mirror as git gets it, as messages show it, and its git directory
+/// when it is a repository on this machine. A configured remote whose URL
+/// carries credentials is refused like such a URL.
+struct Target {
+    arg: String,
+    display: String,
+    local: Option<PathBuf>,
+}
+
+fn resolve(store: &GitEventStore, mirror: &str) -> Result<Target, MirrorError> {
     let remote = crate::sync::resolve_remote(store, Some(mirror)).map_err(|_| {
         MirrorError::UnknownMirror {
             name: sanitize(mirror),
@@ -289,6 +322,7 @@ fn resolve(store: &GitEventStore, mirror: &str) -> Result<(String, String), Mirr
     })?;
     let repo = store.repo();
     let config = repo.config_snapshot();
+    let mut push_url = None;
     for key in ["url", "pushurl"] {
         let url = config
             .string(format!("remote.{}.{key}", remote.arg).as_str())
@@ -298,8 +332,79 @@ fn resolve(store: &GitEventStore, mirror: &str) -> Result<(String, String), Mirr
                 mirror: sanitize(&remote.display),
             });
         }
+        push_url = url.or(push_url);
     }
-    Ok((remote.arg, remote.display))
+    let local = local_repo(push_url.as_deref().unwrap_or(&remote.arg));
+    Ok(Target {
+        arg: remote.arg,
+        display: remote.display,
+        local,
+    })
+}
+
+/// The git directory of a mirror given as a path or `file://` URL (as git
+/// resolves it: relative to the working directory), if one is there.
+fn local_repo(url: &str) -> Option<PathBuf> {
+    let path = match url.strip_prefix("file://") {
+        Some(p) => p,
+        None if url.contains("://") => return None,
+        // scp-like `host:path`
+        None if url
+            .split('/')
+            .next()
+            .is_some_and(|first| first.contains(':')) =>
+        {
+            return None
+        }
+        None => url,
+    };
+    let path = Path::new(path);
+    let git_dir = if path.join(".git").is_dir() {
+        path.join(".git")
+    } else {
+        path.to_path_buf()
+    };
+    git_dir.join("HEAD").is_file().then_some(git_dir)
+}
+
+/// After a push: the mirror's default branch (what a clone checks out),
+/// pointed at `branch` when the mirror is on this machine and its `HEAD`
+/// names a branch that does not exist (a fresh `git init --bare`): then a
+/// clone would check out nothing. A `HEAD` naming an existing branch is the
+/// owner's choice and stays. Best effort: the push already landed.
+fn default_branch(git: &Git<'_>, target: &Target, branch: &str) -> (Option<String>, bool) {
+    let run = |dir: &Path, args: &[&str]| {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        git.run_in(dir, "symbolic-ref", &args)
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    if let Some(dir) = &target.local {
+        let named = run(dir, &["-q", "HEAD"]).and_then(|o| {
+            o.stdout
+                .trim()
+                .strip_prefix("refs/heads/")
+                .map(str::to_owned)
+        });
+        let rev_parse = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            git.run_in(dir, "rev-parse", &args)
+                .ok()
+                .filter(|o| o.status.success())
+        };
+        let exists = |b: &str| rev_parse(&["-q", "--verify", &format!("refs/heads/{b}")]).is_some();
+        // A work tree's HEAD is what is checked out there: never moved.
+        let bare = rev_parse(&["--is-bare-repository"]).is_some_and(|o| o.stdout.trim() == "true");
+        return match named {
+            Some(b) if b == branch || exists(&b) => (Some(b), false),
+            Some(_) if bare => match run(dir, &["HEAD", &format!("refs/heads/{branch}")]) {
+                Some(_) => (Some(branch.to_owned()), true),
+                None => (None, false),
+            },
+            _ => (None, false),
+        };
+    }
+    (git.remote_head(&target.arg).ok().flatten(), false)
 }
 
 enum Verdict {
@@ -318,13 +423,13 @@ pub fn push_mirror(
     opts: &MirrorOptions,
 ) -> Result<MirrorReport, MirrorError> {
     check_options(opts)?;
-    let (remote, display) = resolve(store, &opts.mirror)?;
+    let target = resolve(store, &opts.mirror)?;
+    let (remote, display) = (target.arg.clone(), target.display.clone());
     let slug = source.slug();
-    let sub = dir_for(source.kind);
     let issues = collect(store, source)?;
-    let files = render(&issues, source.kind);
+    let files = render(&issues, source.kind, source.backend.as_deref());
     let repo = store.repo();
-    let subtree = write_subtree(&repo, sub, &files)?;
+    let subtrees = write_subtrees(&repo, source.kind, &files)?;
     let askpass = match &opts.credential {
         Some(_) => Some(Askpass::create()?),
         None => None,
@@ -365,7 +470,7 @@ pub fn push_mirror(
             None => None,
         };
         let base_tree = base.map(|b| tree_of(&repo, b)).transpose()?;
-        let root = replace_entry(&repo, base_tree, sub, subtree)?;
+        let root = replace_entries(&repo, base_tree, &subtrees)?;
         let now = timestamp::now_secs();
         let when = timestamp::format_secs(now);
         let (commit, committed) = match base {
@@ -439,7 +544,11 @@ pub fn push_mirror(
                     &repo,
                     &[(&head, commit), (&tag_ref, tag), (&private, commit)],
                 )?;
+                let (default_branch, default_branch_set) =
+                    default_branch(&git, &target, &opts.branch);
                 return Ok(MirrorReport {
+                    default_branch,
+                    default_branch_set,
                     slug: slug.to_owned(),
                     mirror: display,
                     branch: opts.branch.clone(),

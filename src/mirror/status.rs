@@ -3,10 +3,8 @@
 
 use serde::Serialize;
 
-use super::push::{tree_of, write_subtree};
-use super::{
-    collect, dir_for, git_err, head_ref, render, synced_at_ref, MirrorError, MirrorSource,
-};
+use super::push::{tree_of, write_subtrees};
+use super::{collect, git_err, head_ref, render, synced_at_ref, MirrorError, MirrorSource};
 use crate::store::{GitEventStore, Oid};
 use crate::timestamp;
 
@@ -104,24 +102,35 @@ pub fn lag(store: &GitEventStore, source: &MirrorSource) -> Result<MirrorLag, Mi
         });
     };
     let repo = store.repo();
-    let sub = dir_for(source.kind);
-    let files = render(&collect(store, source)?, source.kind);
-    let ours = write_subtree(&repo, sub, &files)?;
+    let files = render(
+        &collect(store, source)?,
+        source.kind,
+        source.backend.as_deref(),
+    );
+    let ours = write_subtrees(&repo, source.kind, &files)?;
     let head = Oid::from_hex(head.as_bytes()).map_err(|_| MirrorError::Invalid {
         what: "mirror head",
         value: head.to_owned(),
         why: "not an object id",
     })?;
     let tree = tree_of(&repo, head)?;
-    let theirs = repo
+    let found = repo
         .find_tree(tree)
-        .map_err(git_err(format!("reading tree {tree}")))?
+        .map_err(git_err(format!("reading tree {tree}")))?;
+    let decoded = found
         .decode()
-        .map_err(git_err(format!("parsing tree {tree}")))?
-        .entries
+        .map_err(git_err(format!("parsing tree {tree}")))?;
+    let theirs: Vec<(&str, Option<Oid>)> = ours
         .iter()
-        .find(|e| e.filename == sub.as_bytes())
-        .map(|e| e.oid.to_owned());
+        .map(|(sub, _)| {
+            let oid = decoded
+                .entries
+                .iter()
+                .find(|e| e.filename == sub.as_bytes())
+                .map(|e| e.oid.to_owned());
+            (*sub, oid)
+        })
+        .collect();
     Ok(MirrorLag {
         last,
         in_step: Some(ours == theirs),

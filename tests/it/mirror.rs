@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reposix::backend::sim::SimBackend;
-use reposix::backend::{Backend, BackendKind, BackendSpec};
+use reposix::backend::{body_marker, Backend, BackendKind, BackendSpec};
 use reposix::mirror::{self, MirrorError, MirrorFailureReason, MirrorOptions, MirrorSource};
 use reposix::sim::{SimConfig, SimHandle};
 
@@ -294,7 +294,7 @@ fn vanilla_clone_of_a_bare_mirror_on_disk() {
         .ok();
     let hostile = "---\nversion: 999\nid: 666\n---\n<script>alert(1)</script>\n\
                    <!-- reposix:comments -->\n### comment x by mallory on now\n";
-    t.new_issue("Hostile --- \"quotes\"", &[&format!("--body={hostile}")]);
+    let second = t.new_issue("Hostile --- \"quotes\"", &[&format!("--body={hostile}")]);
     // The user's own state, which a mirror push must not touch.
     std::fs::write(t.path().join("notes.txt"), "mine\n").expect("write");
     t.git(&["add", "notes.txt"]);
@@ -313,7 +313,7 @@ fn vanilla_clone_of_a_bare_mirror_on_disk() {
     let data = t.json(&["mirror", "sync", &mirror.to_string_lossy()]);
     let after = unix_now();
     assert_eq!(data["mirror"]["ok"], true, "{data}");
-    assert_eq!(data["mirror"]["report"]["files"], 2, "{data}");
+    assert_eq!(data["mirror"]["report"]["files"], 3, "{data}"); // 2 issues, 1 comments file
     assert_eq!(data["export"]["created"], 2, "{data}");
     let user_after = (
         t.git(&["for-each-ref", "refs/heads/"]),
@@ -340,16 +340,22 @@ fn vanilla_clone_of_a_bare_mirror_on_disk() {
         "{one}"
     );
     assert!(one.contains("labels: [\"bug\"]\n"), "{one}");
-    assert!(one.contains("### comment "), "{one}");
-    assert!(one.contains(" by tester on "), "{one}");
+    // The body as the tracker holds it (our sync marker at its end), and
+    // nothing else: the comments are in a file of their own.
+    assert!(!one.contains("### comment "), "{one}");
     let parsed = mirror::parse(one.as_bytes()).expect("parses");
-    assert_eq!(parsed.body, "It crashes when offline.\n");
-    assert_eq!(parsed.comments.len(), 1);
-    assert_eq!(parsed.comments[0].body, "Reproduced on 1.2");
+    assert_eq!(
+        parsed.body,
+        format!("It crashes when offline.\n{}", body_marker(&first))
+    );
+    let comments = read(&c.join(format!("comments/{one_id}.md")));
+    let comments = mirror::parse_comments(comments.as_bytes()).expect("parses");
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0].body, "Reproduced on 1.2");
     let parsed = mirror::parse(two.as_bytes()).expect("hostile file parses");
     assert_eq!(parsed.title, "Hostile --- \"quotes\"");
-    assert_eq!(parsed.body, hostile);
-    assert_ne!(parsed.id, one_id);
+    assert_eq!(parsed.body, format!("{hostile}{}", body_marker(&second)));
+    assert_ne!(parsed.id.as_deref(), Some(one_id));
     assert_ne!(parsed.version, 999);
     let fm = &two[..two[4..].find("\n---\n").expect("fence") + 4];
     assert!(
@@ -732,15 +738,12 @@ fn render_is_deterministic_and_unchanged_trees_are_not_committed() {
     assert_eq!(files(&a), files(&b));
     let repo = t.open();
     let source = MirrorSource::unbound(BackendKind::Github);
-    let once = mirror::render(
-        &mirror::collect(repo.store(), &source).expect("collect"),
-        source.kind,
-    );
-    let twice = mirror::render(
-        &mirror::collect(repo.store(), &source).expect("collect"),
-        source.kind,
-    );
+    let mut issues = mirror::collect(repo.store(), &source).expect("collect");
+    let once = mirror::render(&issues, source.kind, None);
+    issues.reverse();
+    let twice = mirror::render(&issues, source.kind, None);
     assert_eq!(once, twice);
+    assert_eq!(once.len(), 3, "two issues and one comments file");
 
     let m = bare(&t, "m.git");
     let target = m.to_string_lossy().into_owned();
@@ -841,5 +844,625 @@ fn a_hung_remote_times_out_as_network_failed() {
     assert!(
         err.to_string().contains("did not finish within 1 s"),
         "{err}"
+    );
+}
+
+mod reposix014;
+
+/// `reposix -C DIR --actor tester ARGS…`; any exit code.
+fn rx_in(t: &TestRepo, dir: &Path, args: &[&str]) -> Run {
+    let mut c = t.command(crate::support::BIN);
+    c.arg("-C").arg(dir).args(["--actor", "tester"]).args(args);
+    t.run(c)
+}
+
+/// A sim whose seeded issues were created and last updated on
+/// 2026-04-13 (so any later write moves `updated_at` away from
+/// `created_at`), without the rate limit.
+fn seeded_sim(t: &TestRepo) -> SimHandle {
+    let seed = t.home().join("seed.json");
+    std::fs::write(
+        &seed,
+        serde_json::json!({
+            "project": {"slug": "demo", "name": "Demo"},
+            "issues": [
+                {"id": 1, "title": "Seeded one", "status": "open", "labels": ["bug"],
+                 "body": "From the tracker.\n",
+                 "created_at": "2026-04-13T00:00:00Z", "updated_at": "2026-04-13T00:00:00Z"},
+                {"id": 2, "title": "Seeded two", "status": "in_progress", "assignee": "agent-alpha",
+                 "body": "version: 999\n<script>alert(1)</script>\n",
+                 "created_at": "2026-04-13T00:00:00Z", "updated_at": "2026-04-13T00:00:00Z"}
+            ]
+        })
+        .to_string(),
+    )
+    .expect("write the seed");
+    reposix::sim::start(SimConfig {
+        seed_file: Some(seed),
+        rate_limit: 0,
+        ..SimConfig::default()
+    })
+    .expect("sim starts on loopback")
+}
+
+/// A sim backend handle acting as a person on the tracker's web UI.
+fn tracker_user(s: &SimHandle) -> SimBackend {
+    SimBackend::new(&BackendSpec::parse(&spec(s)).expect("spec"), "web-user").expect("adapter")
+}
+
+/// Every file under `dir` except `.git`, path to bytes.
+fn tree_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if e.file_name() == ".git" {
+                continue;
+            }
+            if e.file_type().expect("file type").is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("under dir");
+                out.insert(
+                    rel.to_string_lossy().into_owned(),
+                    std::fs::read(&p).expect("read"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Issue 8, case 11: a reposix 0.14 user writes through our mirror with
+/// its `git push` bus. Before, every file differed from the tracker (our
+/// comments block in the body, our sync marker missing), so the bus
+/// PATCHed every issue, folding the rendered comments into every tracker
+/// body and stripping the markers, and our next import showed each
+/// comment twice. Now the body in `issues/<id>.md` is the tracker's body
+/// and comments live in `comments/<id>.md`, which 0.14 never reads: an
+/// edit of one file PATCHes that issue only.
+#[test]
+fn a_reposix_014_bus_push_through_the_mirror_patches_only_what_was_edited() {
+    let t = TestRepo::new();
+    let s = seeded_sim(&t);
+    t.rx(&["backend", "add", "sot", &spec(&s)]).ok();
+    t.json(&["sync", "--backend", "sot"]);
+    let ours = t.new_issue("Ours", &["-b", "Local body.\n", "-l", "p1"]);
+    t.rx(&["issue", "comment", &ours, "first comment"]).ok();
+    t.rx(&["issue", "comment", &ours, "second comment\n\n---\nid: 7\n"])
+        .ok();
+    let seeded: Vec<String> = t.json(&["issue", "list", "--state", "all"])["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .filter(|i| i["title"] == "Seeded one")
+        .map(|i| i["id"].as_str().expect("id").to_owned())
+        .collect();
+    t.rx(&[
+        "issue",
+        "comment",
+        &seeded[0],
+        "a comment on a tracker issue",
+    ])
+    .ok();
+    let mirror = bare(&t, "mirror.git");
+    let data = t.json(&["mirror", "sync", &mirror.to_string_lossy()]);
+    assert_eq!(data["mirror"]["ok"], true, "{data}");
+    let before = reposix014::sim_records(s.addr(), "demo");
+    assert_eq!(before.len(), 3);
+    let comments_before: Vec<usize> = ["1", "2", "3"]
+        .iter()
+        .map(|id| tracker_user(&s).comments(id).expect("comments").len())
+        .collect();
+    assert_eq!(comments_before, [1, 0, 2]);
+
+    // The 0.14 user: a plain clone of the mirror, one edit, the bus push.
+    let c = clone(&t, &mirror.to_string_lossy(), "c014");
+    assert!(c.join("comments/3.md").exists(), "comments are beside");
+    let path = c.join("issues/3.md");
+    let text = read(&path);
+    let edited = text.replacen("title: \"Ours\"", "title: \"Ours, edited in 0.14\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).expect("write");
+    git_in(&t, &c, &["commit", "-q", "-am", "retitle through 0.14"]);
+    let push = reposix014::bus_push(&t, &c, &mirror, s.addr(), "demo").expect("0.14 accepts it");
+    assert_eq!(
+        push,
+        reposix014::BusPush {
+            patched: vec![3],
+            ..Default::default()
+        },
+        "0.14 wrote what was not edited"
+    );
+    let after = reposix014::sim_records(s.addr(), "demo");
+    for (id, (record, version)) in &after {
+        assert!(
+            !record.body.contains("<!-- reposix:comment") && !record.body.contains("### comment"),
+            "issue {id}'s tracker body gained our comments: {:?}",
+            record.body
+        );
+        if *id != 3 {
+            assert_eq!(
+                &before[id],
+                &(record.clone(), *version),
+                "issue {id} was written"
+            );
+        }
+    }
+    assert_eq!(after[&3].0.title, "Ours, edited in 0.14");
+    assert_eq!(
+        after[&3].0.body,
+        format!("Local body.\n{}", body_marker(&ours)),
+        "the body and its sync marker are kept"
+    );
+
+    // Our next import and mirror push: the edit arrives, each comment once.
+    let data = t.json(&["mirror", "sync", &mirror.to_string_lossy()]);
+    assert_eq!(data["mirror"]["ok"], true, "{data}");
+    let shown = t.show(&ours);
+    assert_eq!(shown["title"], "Ours, edited in 0.14");
+    assert_eq!(shown["body"], "Local body.\n");
+    let bodies: Vec<&str> = shown["comments"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .map(|c| c["body"].as_str().expect("body"))
+        .collect();
+    assert_eq!(bodies, ["first comment", "second comment\n\n---\nid: 7\n"]);
+    assert_eq!(
+        t.show(&seeded[0])["comments"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let comments_after: Vec<usize> = ["1", "2", "3"]
+        .iter()
+        .map(|id| tracker_user(&s).comments(id).expect("comments").len())
+        .collect();
+    assert_eq!(
+        comments_after, comments_before,
+        "comments duplicated on the tracker"
+    );
+    // The mirror builds on the 0.14 commit and shows the edit.
+    let log = git_in(&t, &mirror, &["log", "--format=%s", "main"]);
+    assert!(log.contains("retitle through 0.14"), "{log}");
+    let file = git_in(&t, &mirror, &["show", "main:issues/3.md"]);
+    assert!(file.contains("title: \"Ours, edited in 0.14\""), "{file}");
+    // A second bus push of the unchanged mirror writes nothing.
+    git_in(&t, &c, &["pull", "-q", "--no-rebase", "origin", "main"]);
+    let push = reposix014::bus_push(&t, &c, &mirror, s.addr(), "demo").expect("0.14 accepts it");
+    assert_eq!(push, reposix014::BusPush::default());
+}
+
+/// Issue 8, case 10: two hosts that share only the tracker render the
+/// same bytes. Host A imported seeded issue 1 at revision 1, host B first
+/// imported it after a tracker edit (revision 2); A wrote a comment and an
+/// issue locally and exported them, B imported them. Before, `created_at`
+/// came from whichever revision a host saw first and comment authors were
+/// the local actor on A but the tracker login on B, so two hosts running
+/// `mirror push` rewrote each other forever.
+///
+/// Needs from the fold (`IssueState`): the tracker's `created_at` of each
+/// bound remote issue, and for comments bound to a tracker comment the
+/// tracker's author and `created_at`; `mirror::binding` takes them from
+/// there (it fails on `created_at` until then).
+#[test]
+fn two_hosts_sharing_only_the_tracker_render_identical_mirrors() {
+    let t = TestRepo::new();
+    let s = seeded_sim(&t);
+    let a = t.home().join("a");
+    let b = t.home().join("b");
+    for dir in [&a, &b] {
+        std::fs::create_dir(dir).expect("mkdir");
+        git_in(&t, dir, &["init", "-q", "-b", "main"]);
+        rx_in(&t, dir, &["backend", "add", "sot", &spec(&s)]).ok();
+    }
+    rx_in(&t, &a, &["sync", "--backend", "sot"]).ok();
+    // The tracker moves on: a title edit of issue 1 (revision 2).
+    let web = tracker_user(&s);
+    let cur = web.get("1").expect("get").expect("issue 1");
+    web.update(
+        "1",
+        &reposix::backend::IssuePatch {
+            title: Some("Seeded one, retitled on the web".into()),
+            ..Default::default()
+        },
+        &cur.revision,
+    )
+    .expect("tracker edit");
+    rx_in(&t, &b, &["sync", "--backend", "sot"]).ok();
+    // A writes locally and exports: a comment on issue 1, a new issue with
+    // a comment.
+    let list = rx_in(&t, &a, &["--json", "issue", "list", "--state", "all"])
+        .ok()
+        .data();
+    let one = list["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .find(|i| i["title"] == "Seeded one")
+        .expect("issue 1 on A")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    rx_in(&t, &a, &["issue", "comment", &one, "from host A"]).ok();
+    let made = rx_in(
+        &t,
+        &a,
+        &["--json", "issue", "new", "Made on A", "-b", "text\n"],
+    )
+    .ok()
+    .data()["issue"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    rx_in(&t, &a, &["issue", "comment", &made, "also from A"]).ok();
+    rx_in(&t, &a, &["sync", "--backend", "sot"]).ok();
+    rx_in(&t, &b, &["sync", "--backend", "sot"]).ok();
+    rx_in(&t, &a, &["sync", "--backend", "sot"]).ok();
+    let (ra, rb) = (t.home().join("render-a"), t.home().join("render-b"));
+    rx_in(
+        &t,
+        &a,
+        &[
+            "mirror",
+            "render",
+            &ra.to_string_lossy(),
+            "--backend",
+            "sot",
+        ],
+    )
+    .ok();
+    rx_in(
+        &t,
+        &b,
+        &[
+            "mirror",
+            "render",
+            &rb.to_string_lossy(),
+            "--backend",
+            "sot",
+        ],
+    )
+    .ok();
+    let (fa, fb) = (tree_files(&ra), tree_files(&rb));
+    assert_eq!(
+        fa.keys().collect::<Vec<_>>(),
+        [
+            "comments/1.md",
+            "comments/3.md",
+            "issues/1.md",
+            "issues/2.md",
+            "issues/3.md"
+        ]
+    );
+    let differing: Vec<String> = fa
+        .iter()
+        .filter(|(path, bytes)| fb.get(*path) != Some(*bytes))
+        .map(|(path, bytes)| {
+            let theirs = fb
+                .get(path)
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            let lines: Vec<String> = String::from_utf8_lossy(bytes)
+                .lines()
+                .zip(theirs.as_deref().unwrap_or("").lines())
+                .filter(|(x, y)| x != y)
+                .map(|(x, y)| format!("  A: {x}\n  B: {y}"))
+                .collect();
+            format!("{path}:\n{}", lines.join("\n"))
+        })
+        .collect();
+    assert!(
+        differing.is_empty() && fa.len() == fb.len(),
+        "the hosts render different bytes:\n{}",
+        differing.join("\n")
+    );
+}
+
+/// Issue 13, point 11: a mirror made with a plain `git init --bare` (its
+/// HEAD names `master`, which never exists) cloned empty: the push now
+/// points HEAD at the branch it pushed. A HEAD naming an existing branch
+/// is the owner's choice and stays.
+#[test]
+fn mirror_push_sets_the_default_branch_of_a_fresh_bare_repository() {
+    let t = TestRepo::new();
+    t.new_issue("x", &["-b", "body\n"]);
+    let m = t.home().join("fresh.git");
+    git_in(
+        &t,
+        t.home(),
+        &["init", "-q", "--bare", &m.to_string_lossy()],
+    );
+    assert_eq!(
+        git_in(&t, &m, &["symbolic-ref", "HEAD"]),
+        "refs/heads/master"
+    );
+    let data = t.json(&["mirror", "push", &m.to_string_lossy(), "--kind", "sim"]);
+    assert_eq!(data["default_branch"], "main", "{data}");
+    assert_eq!(data["default_branch_set"], true, "{data}");
+    assert_eq!(git_in(&t, &m, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+    let c = clone(&t, &m.to_string_lossy(), "c");
+    assert_eq!(
+        std::fs::read_dir(c.join("issues"))
+            .expect("issues/")
+            .count(),
+        1
+    );
+    let data = t.json(&["mirror", "push", &m.to_string_lossy(), "--kind", "sim"]);
+    assert_eq!(data["default_branch"], "main", "{data}");
+    assert_eq!(data["default_branch_set"], false, "{data}");
+
+    // Someone's repository whose default branch is `trunk`: kept.
+    let theirs = t.home().join("theirs.git");
+    git_in(
+        &t,
+        t.home(),
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "trunk",
+            &theirs.to_string_lossy(),
+        ],
+    );
+    let seed = clone(&t, &theirs.to_string_lossy(), "seed");
+    std::fs::write(seed.join("README.md"), "ours\n").expect("write");
+    git_in(&t, &seed, &["add", "README.md"]);
+    git_in(&t, &seed, &["commit", "-q", "-m", "readme"]);
+    git_in(&t, &seed, &["push", "-q", "origin", "HEAD:trunk"]);
+    let data = t.json(&["mirror", "push", &theirs.to_string_lossy(), "--kind", "sim"]);
+    assert_eq!(data["default_branch"], "trunk", "{data}");
+    assert_eq!(data["default_branch_set"], false, "{data}");
+    assert_eq!(
+        git_in(&t, &theirs, &["symbolic-ref", "HEAD"]),
+        "refs/heads/trunk"
+    );
+
+    // Over git:// the HEAD cannot be set from here: said, not hidden.
+    let base = t.home().join("served");
+    std::fs::create_dir(&base).expect("mkdir");
+    git_in(&t, &base, &["init", "-q", "--bare", "m.git"]);
+    let d = Daemon::start(&t, &base);
+    let run = t
+        .rx(&["mirror", "push", &d.url("m.git"), "--kind", "sim"])
+        .ok();
+    assert!(
+        run.stderr
+            .contains("the mirror's HEAD names no branch, so a clone checks out nothing"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 10, defect 9: `mirror render` followed a committed `issues`
+/// symlink out of its directory (writing there, and `--prune` deleting
+/// `*.md` files there). Now a symlinked directory is refused, a symlinked
+/// file is replaced by a regular file (its target untouched), a stale
+/// symlink is removed itself, and temporary files are created anew
+/// (`O_EXCL`, random names) in the directory.
+#[cfg(unix)]
+#[test]
+fn render_never_follows_a_symlink_to_write_or_delete() {
+    use std::os::unix::fs::symlink;
+    let t = TestRepo::new();
+    let id = t.new_issue("x", &["-b", "body\n"]);
+    t.rx(&["issue", "comment", &id, "a comment"]).ok();
+    let outside = t.home().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::fs::write(outside.join("victim.md"), "precious\n").expect("write");
+    let dir = t.home().join("render");
+    std::fs::create_dir(&dir).expect("mkdir");
+    symlink(&outside, dir.join("issues")).expect("symlink");
+    let before = tree_files(&outside);
+    let run = t
+        .rx(&[
+            "--json",
+            "mirror",
+            "render",
+            &dir.to_string_lossy(),
+            "--kind",
+            "sim",
+            "--prune",
+        ])
+        .code(7);
+    let env = run.envelope();
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is a symbolic link")),
+        "{env}"
+    );
+    assert_eq!(
+        tree_files(&outside),
+        before,
+        "render wrote or deleted outside"
+    );
+
+    // `comments` symlinked: refused too.
+    std::fs::remove_file(dir.join("issues")).expect("unlink");
+    symlink(&outside, dir.join("comments")).expect("symlink");
+    t.rx(&[
+        "mirror",
+        "render",
+        &dir.to_string_lossy(),
+        "--kind",
+        "sim",
+        "--prune",
+    ])
+    .code(7);
+    assert_eq!(
+        tree_files(&outside),
+        before,
+        "render wrote or deleted outside"
+    );
+    std::fs::remove_file(dir.join("comments")).expect("unlink");
+
+    // Files that are symlinks: replaced or removed themselves.
+    std::fs::create_dir(dir.join("issues")).expect("mkdir");
+    std::fs::write(outside.join("target.md"), "theirs\n").expect("write");
+    let name = format!("{id}.md");
+    symlink(outside.join("target.md"), dir.join("issues").join(&name)).expect("symlink");
+    symlink(outside.join("victim.md"), dir.join("issues/stale.md")).expect("symlink");
+    let before = tree_files(&outside);
+    let data = t.json(&[
+        "mirror",
+        "render",
+        &dir.to_string_lossy(),
+        "--kind",
+        "sim",
+        "--prune",
+    ]);
+    assert_eq!(
+        data["stale"],
+        serde_json::json!(["issues/stale.md"]),
+        "{data}"
+    );
+    assert_eq!(
+        tree_files(&outside),
+        before,
+        "render wrote or deleted outside"
+    );
+    let file = dir.join("issues").join(&name);
+    assert!(!std::fs::symlink_metadata(&file)
+        .expect("stat")
+        .file_type()
+        .is_symlink());
+    assert!(read(&file).contains("title: \"x\""));
+    assert!(!dir.join("issues/stale.md").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("issues"))
+        .expect("read_dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, [name], "temporary files left behind");
+}
+
+/// A repository attached to the sim with an exported issue, its mirror,
+/// and a plain clone of that mirror attached as `sim` (Pattern C).
+fn pattern_c(t: &TestRepo, s: &SimHandle) -> (String, PathBuf) {
+    t.rx(&["backend", "add", "sot", &spec(s)]).ok();
+    let id = t.new_issue("Seeded", &["-b", "Line one.\n"]);
+    let mirror = bare(t, "mirror.git");
+    t.json(&["mirror", "sync", &mirror.to_string_lossy()]);
+    let c = clone(t, &mirror.to_string_lossy(), "c");
+    rx_in(t, &c, &["attach", &spec(s)]).ok();
+    (id, c)
+}
+
+/// Issue 13, point 11: markdown edits the parser rejects used to be
+/// skipped with a warning and exit 0 (and errors named the frontmatter's
+/// first line, not the bad one). Now the sync exits 7 naming each file
+/// and line, applies nothing (not even the valid edits of the same
+/// commit), sends nothing, and reads the same range again once fixed.
+#[test]
+fn rejected_markdown_edits_exit_7_naming_file_and_line_and_apply_nothing() {
+    let t = TestRepo::new();
+    let s = quiet_sim();
+    let (id, c) = pattern_c(&t, &s);
+    let path = c.join("issues/1.md");
+    let text = read(&path);
+    assert!(
+        text.ends_with(" -->"),
+        "the body ends with the sync marker: {text:?}"
+    );
+    // As an editor saves it: with a line break at the end.
+    let retitled = text.replacen("title: \"Seeded\"", "title: \"Retitled\"", 1) + "\n";
+    std::fs::write(&path, retitled).expect("write");
+    let bad = "---\ntitle: \"New one\"\nstatus: \"open\"\nlabels: [a\n---\nBody.\n";
+    std::fs::write(c.join("issues/new.md"), bad).expect("write");
+    let bad_status = text.replacen("status: \"open\"", "status: \"closed\"", 1);
+    std::fs::write(c.join("issues/2.md"), &bad_status).expect("write");
+    git_in(&t, &c, &["add", "-A"]);
+    git_in(&t, &c, &["commit", "-q", "-m", "edits"]);
+    let run = rx_in(&t, &c, &["--json", "sync", "--backend", "sim"]).code(7);
+    let env = run.envelope();
+    assert_eq!(env["error"]["kind"], "markdown_rejected", "{env}");
+    let message = env["error"]["message"].as_str().expect("message");
+    let status_line = bad_status
+        .lines()
+        .position(|l| l.starts_with("status:"))
+        .expect("a status line")
+        + 1;
+    assert!(message.contains("issues/new.md:4: "), "{message}");
+    assert!(
+        message.contains(&format!(
+            "issues/2.md:{status_line}: unknown status \"closed\""
+        )),
+        "{message}"
+    );
+    let text_run = rx_in(&t, &c, &["sync", "--backend", "sim"]).code(7);
+    assert!(
+        text_run.stderr.contains("issues/new.md:4: "),
+        "{}",
+        text_run.stderr
+    );
+    // Nothing applied, nothing sent.
+    assert_eq!(
+        rx_in(&t, &c, &["--json", "issue", "show", &id]).ok().data()["title"],
+        "Seeded"
+    );
+    assert_eq!(
+        tracker_user(&s).get("1").expect("get").expect("1").title,
+        "Seeded"
+    );
+
+    // Fixed and committed: the whole range is read, each edit once.
+    std::fs::write(c.join("issues/new.md"), bad.replace("[a\n", "[a]\n")).expect("write");
+    std::fs::remove_file(c.join("issues/2.md")).expect("rm");
+    git_in(&t, &c, &["add", "-A"]);
+    git_in(&t, &c, &["commit", "-q", "-m", "fixed"]);
+    let data = rx_in(&t, &c, &["--json", "sync", "--backend", "sim"])
+        .ok()
+        .data();
+    assert_eq!(data["markdown_edits"]["files"], 2, "{data}");
+    assert_eq!(data["markdown_edits"]["created"], 1, "{data}");
+    let remote = tracker_user(&s).get("1").expect("get").expect("1");
+    assert_eq!(remote.title, "Retitled");
+    assert_eq!(
+        remote.body, "Line one.\n",
+        "the editor's final line break is no edit"
+    );
+    assert_eq!(
+        remote.marker.as_deref(),
+        Some(id.as_str()),
+        "the marker is kept"
+    );
+}
+
+/// Issue 8, case 12: in Pattern C a new markdown file without an `id:` key
+/// was skipped with a warning, while the README says it becomes a new
+/// issue. Now it does, once.
+#[test]
+fn a_new_markdown_file_without_an_id_becomes_a_new_issue() {
+    let t = TestRepo::new();
+    let s = quiet_sim();
+    let (_, c) = pattern_c(&t, &s);
+    std::fs::write(
+        c.join("issues/found-a-bug.md"),
+        "---\ntitle: Found in markdown\nstatus: in_progress\nlabels:\n  - bug\n---\nSteps.\n",
+    )
+    .expect("write");
+    git_in(&t, &c, &["add", "-A"]);
+    git_in(&t, &c, &["commit", "-q", "-m", "a new issue in markdown"]);
+    let data = rx_in(&t, &c, &["--json", "sync", "--backend", "sim"])
+        .ok()
+        .data();
+    assert_eq!(data["markdown_edits"]["created"], 1, "{data}");
+    assert_eq!(data["export"]["created"], 1, "{data}");
+    let remote = tracker_user(&s)
+        .get("2")
+        .expect("get")
+        .expect("issue 2 on the tracker");
+    assert_eq!(remote.title, "Found in markdown");
+    assert_eq!(remote.body, "Steps.\n");
+    assert_eq!(remote.status, reposix::event::Status::InProgress);
+    assert_eq!(remote.labels, ["bug"]);
+    let again = rx_in(&t, &c, &["--json", "sync", "--backend", "sim"])
+        .ok()
+        .data();
+    assert_eq!(again["markdown_edits"]["files"], 0, "{again}");
+    assert!(
+        tracker_user(&s).get("3").expect("get").is_none(),
+        "created twice"
     );
 }
