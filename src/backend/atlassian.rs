@@ -347,6 +347,7 @@ mod tests {
     #[test]
     fn error_bodies_become_readable() {
         let resp = |body: &str| Response {
+            url: String::new(),
             status: 400,
             headers: vec![],
             body: body.as_bytes().to_vec(),

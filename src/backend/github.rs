@@ -1141,6 +1141,7 @@ mod tests {
         // The body of fixtures/github/errors.json.
         let body = br#"{"message":"Validation Failed","errors":[{"resource":"Label","code":"invalid","field":"color"}],"documentation_url":"https://docs.github.com/rest/reference/issues#create-a-label"}"#;
         let resp = Response {
+            url: String::new(),
             status: 422,
             headers: Vec::new(),
             body: body.to_vec(),
@@ -1155,6 +1156,7 @@ mod tests {
             other => panic!("expected Http, got {other:?}"),
         }
         let not_found = Response {
+            url: String::new(),
             status: 404,
             headers: Vec::new(),
             body: br#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}"#
