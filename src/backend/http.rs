@@ -782,7 +782,12 @@ pub fn rate_limit_wait(
             return until(ms).max(Duration::from_secs(1));
         }
     }
-    if let Some(v) = r.header("x-ratelimit-reset").map(str::trim) {
+    // GitHub sends a reset with every response; it names the wait only
+    // when the quota is spent. Atlassian sends it with 429 alone.
+    let spent = r
+        .header("x-ratelimit-remaining")
+        .is_none_or(|v| v.trim() == "0");
+    if let Some(v) = r.header("x-ratelimit-reset").map(str::trim).filter(|_| spent) {
         let reset_ms = match v.parse::<i64>() {
             Ok(secs) => Some(secs.saturating_mul(1000)),
             Err(_) => crate::timestamp::parse_millis(v),
@@ -899,5 +904,85 @@ mod tests {
             "error sending to http://***@127.0.0.1:9/x.git: refused"
         );
         assert_eq!(sanitize("no urls here"), "no urls here");
+    }
+
+    fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        Response {
+            url: String::new(),
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    // Regression (issue 9, point 3): only a 403 with zero remaining was
+    // taken for a rate limit; secondary limits keep quota.
+    #[test]
+    fn rate_limits_are_recognised_on_403_and_429_only() {
+        assert!(is_rate_limited(&resp(429, &[], "")));
+        assert!(is_rate_limited(&resp(403, &[("retry-after", "5")], "")));
+        assert!(is_rate_limited(&resp(
+            403,
+            &[("x-ratelimit-remaining", "0")],
+            ""
+        )));
+        assert!(is_rate_limited(&resp(
+            403,
+            &[("x-ratelimit-remaining", "4000")],
+            r#"{"message":"You have exceeded a secondary rate limit."}"#
+        )));
+        assert!(!is_rate_limited(&resp(
+            403,
+            &[("x-ratelimit-remaining", "4000")],
+            r#"{"message":"Resource not accessible by integration"}"#
+        )));
+        assert!(!is_rate_limited(&resp(503, &[("retry-after", "5")], "")));
+    }
+
+    // Regression (issue 9, point 14): `Retry-After` as an HTTP date and
+    // Atlassian's ISO `X-RateLimit-Reset` were not parsed.
+    #[test]
+    fn waits_come_from_retry_after_seconds_or_dates_then_resets() {
+        let policy = RetryPolicy::default();
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21T07:28:00Z
+        let wait = |headers: &[(&str, &str)], n| rate_limit_wait(&resp(429, headers, ""), n, &policy, now);
+        assert_eq!(wait(&[("retry-after", "37")], 1), Duration::from_secs(37));
+        assert_eq!(
+            wait(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")], 1),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            wait(&[("x-ratelimit-reset", "1445412490")], 1),
+            Duration::from_secs(11),
+            "GitHub's epoch seconds, plus a second of slack"
+        );
+        assert_eq!(
+            wait(&[("x-ratelimit-reset", "2015-10-21T07:29:00Z")], 1),
+            Duration::from_secs(61),
+            "Atlassian's ISO 8601"
+        );
+        assert_eq!(wait(&[], 1), Duration::from_secs(60));
+        assert_eq!(wait(&[], 3), Duration::from_secs(240));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777_000));
+        for bad in ["", "Sun, 06 Nov 1994", "Sun, 06 Foo 1994 08:49:37 GMT", "37"] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn derived_prefixes_admit_only_their_path() {
+        let mut a = AllowList::parse("https://acme.atlassian.net").expect("parses");
+        assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c1/rest/api/3/myself")));
+        a.allow_prefix("https://api.atlassian.com/ex/jira/c1/")
+            .expect("valid prefix");
+        assert!(a.allows(&url("https://api.atlassian.com/ex/jira/c1/rest/api/3/myself")));
+        assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c2/rest")));
+        assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c1/%2e%2e/c2/rest")));
+        assert!(!a.allows(&url("http://api.atlassian.com/ex/jira/c1/rest")));
+        assert!(a.allow_prefix("https://api.atlassian.com/ex").is_err());
+        assert!(a.allows_origin("https://acme.atlassian.net"));
     }
 }

@@ -565,7 +565,7 @@ mod tests {
         let body = "x\r\n\r\n";
         assert_eq!(
             strip_body_marker(&normalize_newlines(&format!("{body}{}", body_marker("ab")))),
-            ("x\n".to_owned(), Some("ab".into()))
+            ("x\n\n".to_owned(), Some("ab".into()))
         );
     }
 }
