@@ -509,7 +509,10 @@ impl JiraBackend {
                         .unwrap_or("");
                     (category_rank(cat) - want_rank(want)).abs()
                 });
-            let Some((t, fields)) = step else { break };
+            let Some((t, fields)) = step else {
+                self.walk_back(key, &visited, &transitions)?;
+                break;
+            };
             if let Some(id) = t.pointer("/to/id").and_then(Value::as_str) {
                 visited.push(id.to_owned());
             }
@@ -526,6 +529,28 @@ impl JiraBackend {
                 seen.join(", ")
             }
         )))
+    }
+
+    /// After a walk that found no way on: return to where it started, if a
+    /// transition leads there, so no near miss is left behind.
+    fn walk_back(
+        &self,
+        key: &str,
+        visited: &[String],
+        transitions: &[&Value],
+    ) -> Result<(), BackendError> {
+        let (Some(start), true) = (visited.first(), visited.len() > 1) else {
+            return Ok(());
+        };
+        let back = transitions.iter().find_map(|t| {
+            (t.pointer("/to/id").and_then(Value::as_str) == Some(start.as_str()))
+                .then(|| plan_transition(t, None).ok().map(|f| (*t, f)))
+                .flatten()
+        });
+        match back {
+            Some((t, fields)) => self.do_transition(key, Status::Open, t, fields),
+            None => Ok(()),
+        }
     }
 
     fn do_transition(
@@ -709,15 +734,21 @@ impl JiraBackend {
             Err(BackendError::Http { status: 400, .. }) => match since.and_then(Timestamp::parse) {
                 Some(t) => self.search_changed(Some(t.ms - 60_000))?,
                 None => {
+                    // Newest first, a page at a time, stopping at a match.
                     let jql = format!("project = {project} ORDER BY created DESC");
                     let mut out = Vec::new();
                     let mut token: Option<String> = None;
                     while out.len() < MARKER_SCAN_ISSUES {
                         let (issues, next) = self.search_page(&jql, token.as_deref())?;
+                        let hit = issues.iter().any(|raw| {
+                            raw.pointer(&format!("/properties/{MARKER_PROPERTY}/id"))
+                                .and_then(Value::as_str)
+                                == Some(marker)
+                        });
                         out.extend(issues);
                         match next {
-                            Some(n) => token = Some(n),
-                            None => break,
+                            Some(n) if !hit => token = Some(n),
+                            _ => break,
                         }
                     }
                     out
