@@ -15,6 +15,7 @@
 pub mod adf;
 pub mod atlassian;
 pub mod confluence;
+pub mod describe;
 pub mod github;
 pub mod http;
 pub mod identity;
@@ -116,7 +117,10 @@ impl BackendSpec {
                     )));
                 }
             }
-            BackendKind::Sim | BackendKind::Jira | BackendKind::Confluence => {
+            BackendKind::Jira | BackendKind::Confluence => {
+                atlassian::split_address_params(kind.as_str(), &address)?;
+            }
+            BackendKind::Sim => {
                 let rest = address
                     .strip_prefix("http://")
                     .or_else(|| address.strip_prefix("https://"));
@@ -531,6 +535,10 @@ mod tests {
         assert!(BackendSpec::parse("gitlab::x/y").is_err());
         assert!(BackendSpec::parse("jira::https://user:tok@site.atlassian.net/P").is_err());
         assert!(BackendSpec::parse("sim:http://x/y").is_err());
+        // Atlassian gateway addresses (scoped tokens) and an issue type.
+        assert!(BackendSpec::parse("jira::https://api.atlassian.com/ex/jira/0a1b-2c/PROJ").is_ok());
+        assert!(BackendSpec::parse("jira::https://a.atlassian.net/PROJ?issuetype=Bug").is_ok());
+        assert!(BackendSpec::parse("jira::https://a.atlassian.net/x/PROJ").is_err());
     }
 
     #[test]

@@ -932,3 +932,45 @@ fn marker_recovery_without_property_search_reads_the_newest_issues_first() {
     let pages = searches(&fake).len();
     assert_eq!(pages, 2, "the refused property clause, then the newest page only");
 }
+
+// Issue 9, point 1: `doctor` says which Atlassian token form is in use.
+#[test]
+fn doctor_reports_kind_origin_and_token_form() {
+    let t = crate::support::TestRepo::new();
+    t.rx(&["init"]).ok();
+    t.rx(&["backend", "add", "site", "jira::https://acme.atlassian.net/PROJ"]).ok();
+    t.rx(&[
+        "backend",
+        "add",
+        "gw",
+        "confluence::https://api.atlassian.com/ex/confluence/0a1b-2c3d/ENG",
+    ])
+    .ok();
+    let mut cmd = t.reposix();
+    cmd.args(["--json", "doctor"])
+        .env("REPOSIX_ALLOWED_ORIGINS", "https://acme.atlassian.net,https://api.atlassian.com")
+        .env("ATLASSIAN_EMAIL", "me@example.com")
+        .env("ATLASSIAN_API_KEY", "secret-never-printed");
+    let run = t.run(cmd).ok();
+    let data = run.data();
+    let rows = data.as_array().expect("rows");
+    let by_name = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {data}"))
+    };
+    assert_eq!(by_name("site")["kind"], "jira");
+    assert_eq!(by_name("site")["origin"], "https://acme.atlassian.net");
+    assert_eq!(by_name("site")["token_form"], "site URL + unscoped API token");
+    assert_eq!(by_name("gw")["origin"], "https://api.atlassian.com");
+    assert!(by_name("gw")["token_form"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("API gateway + cloudId 0a1b-2c3d")));
+    assert!(!data.to_string().contains("secret-never-printed"));
+    // Without the gateway allowed, doctor names the problem and fails.
+    let mut cmd = t.reposix();
+    cmd.args(["doctor"])
+        .env("REPOSIX_ALLOWED_ORIGINS", "https://acme.atlassian.net");
+    let run = t.run(cmd).code(7);
+    assert!(run.stdout.contains("not in REPOSIX_ALLOWED_ORIGINS"), "{}", run.stdout);
+}
