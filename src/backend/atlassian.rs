@@ -55,7 +55,11 @@ impl TokenForm {
             TokenForm::Site => "site URL + unscoped API token".into(),
             TokenForm::Gateway { cloud_id, via_site } => format!(
                 "API gateway + cloudId {cloud_id} (scoped token{})",
-                if *via_site { ", derived from the site address" } else { "" }
+                if *via_site {
+                    ", derived from the site address"
+                } else {
+                    ""
+                }
             ),
         }
     }
@@ -101,8 +105,8 @@ pub fn plan_route(
             false,
         ));
     }
-    let scoped = var("ATLASSIAN_SCOPED_TOKEN")
-        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    let scoped =
+        var("ATLASSIAN_SCOPED_TOKEN").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
     if !scoped {
         return Ok((
             Route {
@@ -171,13 +175,13 @@ pub fn resolve_route(
             &what,
         )?;
         let v: Value = resp.json(&what)?;
-        let cloud_id = v
-            .get("cloudId")
-            .and_then(Value::as_str)
-            .ok_or_else(|| BackendError::Malformed {
-                what: what.clone(),
-                why: "no cloudId".into(),
-            })?;
+        let cloud_id =
+            v.get("cloudId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| BackendError::Malformed {
+                    what: what.clone(),
+                    why: "no cloudId".into(),
+                })?;
         let cloud_id = checked_cloud_id(cloud_id)?;
         route.base = format!("{}/ex/{product}/{cloud_id}", route.base);
         route.form = TokenForm::Gateway {
@@ -250,11 +254,11 @@ pub fn split_address(kind: &str, address: &str) -> Result<(String, String), Back
     Ok((site, key))
 }
 
+/// An address split: (site or gateway base, key, `?name=value` parameters).
+pub type AddressParts = (String, String, Vec<(String, String)>);
+
 /// [`split_address`] plus the address's `?name=value` parameters.
-pub fn split_address_params(
-    kind: &str,
-    address: &str,
-) -> Result<(String, String, Vec<(String, String)>), BackendError> {
+pub fn split_address_params(kind: &str, address: &str) -> Result<AddressParts, BackendError> {
     let address = address.trim();
     let (address, query) = match address.split_once('?') {
         Some((a, q)) => (a, Some(q)),
@@ -278,16 +282,17 @@ pub fn split_address_params(
         && segments[0] == "ex"
         && segments[1] == kind
         && checked_cloud_id(segments[2]).is_ok();
-    if host.is_empty()
-        || key.is_empty()
-        || host.contains('@')
-        || !(segments.len() == 1 || gateway)
+    if host.is_empty() || key.is_empty() || host.contains('@') || !(segments.len() == 1 || gateway)
     {
         return Err(bad());
     }
     let site = &address[..address.len() - key.len() - 1];
     let mut params = Vec::new();
-    for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
+    for pair in query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').ok_or_else(bad)?;
         let decoded = |s: &str| {
             percent_decode(s).ok_or_else(|| {
@@ -605,7 +610,8 @@ mod tests {
         assert!(split_address("jira", "https://acme.atlassian.net").is_err());
         assert!(split_address("jira", "https://acme.atlassian.net/a/b").is_err());
         assert_eq!(
-            split_address("jira", "https://api.atlassian.com/ex/jira/1324-abcd/PROJ").expect("gateway"),
+            split_address("jira", "https://api.atlassian.com/ex/jira/1324-abcd/PROJ")
+                .expect("gateway"),
             (
                 "https://api.atlassian.com/ex/jira/1324-abcd".to_owned(),
                 "PROJ".to_owned()

@@ -164,7 +164,9 @@ fn validate_labels(what: &str, labels: &[String]) -> Result<(), BackendError> {
         } else if l.contains(char::is_whitespace) {
             "contains whitespace".to_owned()
         } else if let Some(c) = l.chars().find(|c| FORBIDDEN_LABEL_CHARS.contains(*c)) {
-            format!("contains {c:?}, which Confluence labels may not hold ({FORBIDDEN_LABEL_CHARS})")
+            format!(
+                "contains {c:?}, which Confluence labels may not hold ({FORBIDDEN_LABEL_CHARS})"
+            )
         } else if l.chars().any(char::is_uppercase) {
             "has upper-case letters (Confluence stores labels in lower case)".to_owned()
         } else if l.starts_with(STATUS_LABEL_PREFIX) {
@@ -894,11 +896,31 @@ mod tests {
     fn labels_confluence_would_alter_are_refused() {
         assert!(validate_labels("t", &["ok".into(), "a_b-c".into()]).is_ok());
         for bad in [
-            "", "a b", "Bug", "reposix-status-done", "v1.0", "a:b", "x;", "q?", "a&b", "[x]",
-            "(x)", "#1", "^", "*", "@me", "hi!", "it's", "`x`", "a,b",
+            "",
+            "a b",
+            "Bug",
+            "reposix-status-done",
+            "v1.0",
+            "a:b",
+            "x;",
+            "q?",
+            "a&b",
+            "[x]",
+            "(x)",
+            "#1",
+            "^",
+            "*",
+            "@me",
+            "hi!",
+            "it's",
+            "`x`",
+            "a,b",
         ] {
             assert!(
-                matches!(validate_labels("t", &[bad.into()]), Err(BackendError::Refused { .. })),
+                matches!(
+                    validate_labels("t", &[bad.into()]),
+                    Err(BackendError::Refused { .. })
+                ),
                 "{bad:?}"
             );
         }

@@ -110,7 +110,12 @@ mod tests {
     use super::*;
 
     fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
+        move |n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -118,18 +123,35 @@ mod tests {
         let allow = AllowList::parse("https://acme.atlassian.net").expect("parses");
         let site = BackendSpec::parse("jira::https://acme.atlassian.net/PROJ").expect("valid");
         let r = describe(&site, &vars(&[]), &allow);
-        assert_eq!(r.token_form.as_deref(), Some("site URL + unscoped API token"));
+        assert_eq!(
+            r.token_form.as_deref(),
+            Some("site URL + unscoped API token")
+        );
         assert_eq!(r.origin, "https://acme.atlassian.net");
         assert!(r.origin_allowed && r.problem.is_none());
 
-        let r = describe(&site, &vars(&[("ATLASSIAN_SCOPED_TOKEN", "1"), ("ATLASSIAN_CLOUD_ID", "c1d")]), &allow);
+        let r = describe(
+            &site,
+            &vars(&[
+                ("ATLASSIAN_SCOPED_TOKEN", "1"),
+                ("ATLASSIAN_CLOUD_ID", "c1d"),
+            ]),
+            &allow,
+        );
         assert_eq!(r.origin, "https://api.atlassian.com");
-        assert!(r.token_form.as_deref().is_some_and(|f| f.starts_with("API gateway + cloudId c1d")));
+        assert!(r
+            .token_form
+            .as_deref()
+            .is_some_and(|f| f.starts_with("API gateway + cloudId c1d")));
         assert!(r.origin_allowed, "allowed through the site");
 
         let gw = BackendSpec::parse("confluence::https://api.atlassian.com/ex/confluence/c1d/ENG")
             .expect("valid");
-        let r = describe(&gw, &vars(&[("ATLASSIAN_EMAIL", "a@b"), ("ATLASSIAN_API_KEY", "x")]), &allow);
+        let r = describe(
+            &gw,
+            &vars(&[("ATLASSIAN_EMAIL", "a@b"), ("ATLASSIAN_API_KEY", "x")]),
+            &allow,
+        );
         assert!(r.token_form.as_deref().is_some_and(|f| f.contains("c1d")));
         assert!(!r.origin_allowed);
         assert!(r.problem.is_some());

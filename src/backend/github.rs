@@ -60,7 +60,9 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::http::{self, AllowList, Auth, HttpClient, Notice, Response, RetryPolicy, Secret, Stats};
+use super::http::{
+    self, AllowList, Auth, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
+};
 use super::{
     body_marker, normalize_newlines, strip_body_marker, Backend, BackendError, BackendKind,
     BackendSpec, Capabilities, IdentityMap, IssuePatch, NewRemoteIssue, Refusal, RemoteComment,
@@ -752,12 +754,22 @@ impl Backend for GithubBackend {
         let sent_labels: Vec<String> = fields
             .get("labels")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let sent_assignees: Vec<String> = fields
             .get("assignees")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let after = self.send_patch(number, &what, fields)?;
         refused.extend(self.dropped(&sent_labels, &sent_assignees, &after));
@@ -856,7 +868,8 @@ impl Backend for GithubBackend {
         if resp.status != 201 {
             return Err(error_for(&what, &resp));
         }
-        resp.json::<WireComment>(&what)?.into_remote(&what, &self.ids)
+        resp.json::<WireComment>(&what)?
+            .into_remote(&what, &self.ids)
     }
 
     fn edit_comment(
@@ -911,7 +924,8 @@ impl Backend for GithubBackend {
         if resp.status != 200 {
             return Err(error_for(&what, &resp));
         }
-        resp.json::<WireComment>(&what)?.into_remote(&what, &self.ids)
+        resp.json::<WireComment>(&what)?
+            .into_remote(&what, &self.ids)
     }
 
     fn set_notice(&mut self, notice: Notice) {
@@ -930,7 +944,7 @@ impl Backend for GithubBackend {
     fn relocated(&self) -> Option<BackendSpec> {
         let now = self.full_name();
         let was = format!("{}/{}", self.owner, self.repo);
-        (!now.eq_ignore_ascii_case(&was)).then(|| BackendSpec {
+        (!now.eq_ignore_ascii_case(&was)).then_some(BackendSpec {
             kind: BackendKind::Github,
             address: now,
         })
@@ -940,7 +954,12 @@ impl Backend for GithubBackend {
 impl GithubBackend {
     /// Labels and assignees that were sent but are missing from what GitHub
     /// answered: it drops them silently for a token without push access.
-    fn dropped(&self, labels: &[String], assignees: &[String], after: &RemoteIssue) -> Vec<Refusal> {
+    fn dropped(
+        &self,
+        labels: &[String],
+        assignees: &[String],
+        after: &RemoteIssue,
+    ) -> Vec<Refusal> {
         let have = folded(&after.labels);
         let mut out: Vec<Refusal> = labels
             .iter()
@@ -979,8 +998,7 @@ impl GithubBackend {
     }
 }
 
-const DROPPED: &str =
-    "GitHub dropped it silently: the token has no push access to the repository";
+const DROPPED: &str = "GitHub dropped it silently: the token has no push access to the repository";
 
 /// `Ok(issue)`, or `Refused` carrying it when something was refused.
 fn finish(

@@ -17,7 +17,7 @@
 //!   instead of a silent hour of sleep, and each wait is announced through
 //!   the [`Notice`] hook;
 //! - 5xx and transport failures are retried with jittered exponential
-//!   backoff for reads only (a POST that failed may have been applied);
+//!   backoff, except for POSTs (one that failed may have been applied);
 //! - writes can be paced ([`HttpClient::set_write_interval`]);
 //! - time is read and slept through a [`Clock`], so tests can run the
 //!   waits on a virtual clock;
@@ -132,9 +132,10 @@ impl AllowList {
         // A prefix admits a path only if nothing in it could climb out.
         let climbs = path.contains("/../") || path.contains("%2e") || path.contains("%2f");
         !climbs
-            && self.prefixes.iter().any(|p| {
-                url.as_str().starts_with(p.as_str()) && url.username().is_empty()
-            })
+            && self
+                .prefixes
+                .iter()
+                .any(|p| url.as_str().starts_with(p.as_str()) && url.username().is_empty())
     }
 
     fn matches_pattern(&self, url: &reqwest::Url) -> bool {
@@ -382,8 +383,11 @@ pub struct HttpClient {
 enum Kind {
     /// Safe to repeat: retried after 5xx and timeouts, redirects followed.
     Read,
-    /// May have been applied when it failed: retried only when refused by
-    /// a rate limit; paced.
+    /// A write that may be repeated (PUT, PATCH, DELETE): retried after 5xx
+    /// and timeouts, never redirected, paced.
+    Idempotent,
+    /// A write that may have been applied when it failed (POST): retried
+    /// only when refused by a rate limit; never redirected; paced.
     Write,
 }
 
@@ -490,9 +494,10 @@ impl HttpClient {
     }
 
     /// Send a request. GET and HEAD are reads (see [`HttpClient::send_read`]);
-    /// other methods are writes: retried only after a rate-limit refusal,
-    /// never redirected, paced. Other statuses (2xx, 304, 4xx) are returned
-    /// for the adapter to interpret.
+    /// other methods are writes: never redirected, paced, retried after a
+    /// rate-limit refusal, and after 5xx or a timeout unless they are POSTs
+    /// (which may have been applied). Other statuses (2xx, 304, 4xx) are
+    /// returned for the adapter to interpret.
     pub fn send(
         &self,
         what: &str,
@@ -503,8 +508,10 @@ impl HttpClient {
     ) -> Result<Response, BackendError> {
         let kind = if method == reqwest::Method::GET || method == reqwest::Method::HEAD {
             Kind::Read
-        } else {
+        } else if method == reqwest::Method::POST {
             Kind::Write
+        } else {
+            Kind::Idempotent
         };
         self.send_as(kind, what, method, url, headers, body)
     }
@@ -581,7 +588,7 @@ impl HttpClient {
         let mut hops = 0;
         loop {
             attempt += 1;
-            if kind == Kind::Write {
+            if kind != Kind::Read {
                 self.pace();
             }
             let mut req = self
@@ -690,14 +697,14 @@ impl HttpClient {
                     // A write that failed with 5xx may have been applied:
                     // resending could create twice. Callers recover by
                     // looking for their marker.
-                    match retry_wait(&r, attempt, &self.retry).filter(|_| kind == Kind::Read) {
+                    match retry_wait(&r, attempt, &self.retry).filter(|_| kind != Kind::Write) {
                         Some(w) => (w, format!("HTTP {status}")),
                         None => return Ok(r),
                     }
                 }
                 // A connection that was never made is safe to retry for
                 // any method; a timeout after sending is not, for a write.
-                Err(e) if kind == Kind::Read || e.is_connect() => {
+                Err(e) if kind != Kind::Write || e.is_connect() => {
                     (backoff(attempt, &self.retry), sanitize(&e.to_string()))
                 }
                 Err(e) => {
@@ -787,7 +794,11 @@ pub fn rate_limit_wait(
     let spent = r
         .header("x-ratelimit-remaining")
         .is_none_or(|v| v.trim() == "0");
-    if let Some(v) = r.header("x-ratelimit-reset").map(str::trim).filter(|_| spent) {
+    if let Some(v) = r
+        .header("x-ratelimit-reset")
+        .map(str::trim)
+        .filter(|_| spent)
+    {
         let reset_ms = match v.parse::<i64>() {
             Ok(secs) => Some(secs.saturating_mul(1000)),
             Err(_) => crate::timestamp::parse_millis(v),
@@ -948,7 +959,8 @@ mod tests {
     fn waits_come_from_retry_after_seconds_or_dates_then_resets() {
         let policy = RetryPolicy::default();
         let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21T07:28:00Z
-        let wait = |headers: &[(&str, &str)], n| rate_limit_wait(&resp(429, headers, ""), n, &policy, now);
+        let wait =
+            |headers: &[(&str, &str)], n| rate_limit_wait(&resp(429, headers, ""), n, &policy, now);
         assert_eq!(wait(&[("retry-after", "37")], 1), Duration::from_secs(37));
         assert_eq!(
             wait(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")], 1),
@@ -966,8 +978,16 @@ mod tests {
         );
         assert_eq!(wait(&[], 1), Duration::from_secs(60));
         assert_eq!(wait(&[], 3), Duration::from_secs(240));
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777_000));
-        for bad in ["", "Sun, 06 Nov 1994", "Sun, 06 Foo 1994 08:49:37 GMT", "37"] {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "37",
+        ] {
             assert_eq!(parse_http_date(bad), None, "{bad:?}");
         }
     }
@@ -975,10 +995,14 @@ mod tests {
     #[test]
     fn derived_prefixes_admit_only_their_path() {
         let mut a = AllowList::parse("https://acme.atlassian.net").expect("parses");
-        assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c1/rest/api/3/myself")));
+        assert!(!a.allows(&url(
+            "https://api.atlassian.com/ex/jira/c1/rest/api/3/myself"
+        )));
         a.allow_prefix("https://api.atlassian.com/ex/jira/c1/")
             .expect("valid prefix");
-        assert!(a.allows(&url("https://api.atlassian.com/ex/jira/c1/rest/api/3/myself")));
+        assert!(a.allows(&url(
+            "https://api.atlassian.com/ex/jira/c1/rest/api/3/myself"
+        )));
         assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c2/rest")));
         assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c1/%2e%2e/c2/rest")));
         assert!(!a.allows(&url("http://api.atlassian.com/ex/jira/c1/rest")));

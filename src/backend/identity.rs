@@ -75,7 +75,12 @@ impl IdentityMap {
     }
 
     /// Map `local` to `remote` on trackers of `kind`.
-    pub fn add(&mut self, local: &str, kind: BackendKind, remote: &str) -> Result<(), BackendError> {
+    pub fn add(
+        &mut self,
+        local: &str,
+        kind: BackendKind,
+        remote: &str,
+    ) -> Result<(), BackendError> {
         for e in self.entries.iter().filter(|e| e.kind == kind) {
             if e.local == local && e.remote == remote {
                 return Ok(());
@@ -158,7 +163,13 @@ mod tests {
 
     #[test]
     fn bad_and_ambiguous_entries_are_errors() {
-        for bad in ["alice", "alice jira", "alice gitlab:x", "alice jira:", "a b c"] {
+        for bad in [
+            "alice",
+            "alice jira",
+            "alice gitlab:x",
+            "alice jira:",
+            "a b c",
+        ] {
             assert!(IdentityMap::from_entries([bad]).is_err(), "{bad:?}");
         }
         assert!(IdentityMap::from_entries(["a jira:x", "a jira:y"]).is_err());

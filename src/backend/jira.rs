@@ -594,12 +594,15 @@ impl JiraBackend {
             .ok_or_else(|| malformed(&what, "no `issueTypes` array"))?
             .iter()
             .collect();
-        let name_of = |t: &Value| t.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let name_of = |t: &Value| {
+            t.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
         let standard = |t: &&&Value| t.get("subtask").and_then(Value::as_bool) != Some(true);
         let chosen = match &self.issue_type {
-            Some(want) => types
-                .iter()
-                .find(|t| name_of(t).eq_ignore_ascii_case(want)),
+            Some(want) => types.iter().find(|t| name_of(t).eq_ignore_ascii_case(want)),
             None => types
                 .iter()
                 .find(|t| name_of(t) == "Task")
@@ -611,10 +614,9 @@ impl JiraBackend {
                 "JIRA project {}: no issue type {} (it has: {}); choose one with \
                  jira::<site>/{}?issuetype=<name>",
                 self.project,
-                self.issue_type.as_deref().map_or_else(
-                    || "to create issues with".to_owned(),
-                    |t| format!("{t:?}")
-                ),
+                self.issue_type
+                    .as_deref()
+                    .map_or_else(|| "to create issues with".to_owned(), |t| format!("{t:?}")),
                 names.join(", "),
                 self.project
             )));
@@ -651,7 +653,13 @@ impl JiraBackend {
             let default = f.get("hasDefaultValue").and_then(Value::as_bool) == Some(true);
             let known = matches!(
                 id,
-                "summary" | "project" | "issuetype" | "description" | "reporter" | "assignee" | "labels"
+                "summary"
+                    | "project"
+                    | "issuetype"
+                    | "description"
+                    | "reporter"
+                    | "assignee"
+                    | "labels"
             );
             if required && !default && !known {
                 unfillable.push(id.to_owned());
@@ -783,8 +791,7 @@ fn key_number(key: &str) -> u64 {
 /// hex digits), not a display name or an email.
 pub fn looks_like_account_id(s: &str) -> bool {
     let ok_chars = !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'-');
     ok_chars && (s.contains(':') || (s.len() >= 24 && s.bytes().all(|b| b.is_ascii_hexdigit())))
 }
@@ -836,7 +843,11 @@ fn plan_transition(t: &Value, want: Option<Status>) -> Result<Map<String, Value>
                 let allowed: Vec<&str> = f
                     .get("allowedValues")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.get("name").and_then(Value::as_str)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.get("name").and_then(Value::as_str))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let wont = |n: &str| {
                     let n = n.to_lowercase();

@@ -35,7 +35,10 @@ pub fn run(ctx: &Ctx) -> Result<(), Failure> {
         let mut s = String::new();
         for r in &rows {
             s.push_str(&format!("{}\t{}\n", r.name, r.report.spec));
-            s.push_str(&format!("  kind: {}\n  origin: {}\n", r.report.kind, r.report.origin));
+            s.push_str(&format!(
+                "  kind: {}\n  origin: {}\n",
+                r.report.kind, r.report.origin
+            ));
             if let Some(f) = &r.report.token_form {
                 s.push_str(&format!("  token form: {f}\n"));
             }

@@ -576,7 +576,9 @@ fn a_scoped_token_works_through_a_gateway_address() {
     let gateway = format!("{}/ex/confluence/{CLOUD_ID}/ENG", fake.url());
     let b = ConfluenceBackend::from_vars(&gateway, &vars, loopback()).expect("config");
     assert_eq!(b.list_changed(None).expect("lists").0.len(), 1);
-    let created = b.create(&new_page("via gateway", "x", "ab")).expect("creates");
+    let created = b
+        .create(&new_page("via gateway", "x", "ab"))
+        .expect("creates");
     assert_eq!(created.body, "x");
 }
 
@@ -608,7 +610,9 @@ fn labels_with_forbidden_characters_are_refused_before_any_write() {
 fn writes_succeed_when_responses_carry_no_body() {
     let fake = FakeConfluence::start();
     let b = fake.backend();
-    let created = b.create(&new_page("t", "first\nsecond", "m")).expect("creates");
+    let created = b
+        .create(&new_page("t", "first\nsecond", "m"))
+        .expect("creates");
     assert_eq!(created.body, "first\nsecond");
     let patch = IssuePatch {
         body: Some("third".into()),
@@ -618,13 +622,18 @@ fn writes_succeed_when_responses_carry_no_body() {
         .update(&created.remote_id, &patch, &created.revision)
         .expect("updates");
     assert_eq!(updated.body, "third");
-    let c = b.add_comment(&created.remote_id, "a comment", "c").expect("comments");
+    let c = b
+        .add_comment(&created.remote_id, "a comment", "c")
+        .expect("comments");
     assert_eq!(c.body, "a comment");
     let e = b
         .edit_comment(&created.remote_id, &c.remote_id, "edited")
         .expect("edits");
     assert_eq!(e.body, "edited");
-    assert_eq!(b.comments(&created.remote_id).expect("lists")[0].body, "edited");
+    assert_eq!(
+        b.comments(&created.remote_id).expect("lists")[0].body,
+        "edited"
+    );
 }
 
 // Regression (issue 9, point 14): a 403 was reported as an authentication

@@ -559,7 +559,11 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
     let rq = gateway.as_ref().unwrap_or(rq);
     if st.forbid > 0 {
         st.forbid -= 1;
-        return v2_err(403, "FORBIDDEN", "You do not have permission to edit this page");
+        return v2_err(
+            403,
+            "FORBIDDEN",
+            "You do not have permission to edit this page",
+        );
     }
     if st.throttle > 0 {
         st.throttle -= 1;

@@ -1150,7 +1150,9 @@ fn crlf_from_the_web_editor_keeps_the_marker_and_adds_no_carriage_returns() {
     let (listed, _) = gh.list_changed(None).expect("list");
     assert_eq!(listed[0].body, "one\ntwo edited");
 
-    let c = gh.add_comment(&created.remote_id, "hi\nthere", "c0ffee").expect("comment");
+    let c = gh
+        .add_comment(&created.remote_id, "hi\nthere", "c0ffee")
+        .expect("comment");
     let id: u64 = c.remote_id.parse().expect("numeric");
     fake.web_edit_comment(id, "hi\nthere, edited\n\n<!-- reposix:c0ffee -->");
     let comments = gh.comments(&created.remote_id).expect("comments");
@@ -1166,7 +1168,12 @@ fn crlf_from_the_web_editor_keeps_the_marker_and_adds_no_carriage_returns() {
     };
     gh.update(&created.remote_id, &patch, &got.revision)
         .expect("update");
-    assert_eq!(sent_by_bot(&fake, "PATCH").last().and_then(|r| r.body.clone()), Some(json!({"title": "t2"})));
+    assert_eq!(
+        sent_by_bot(&fake, "PATCH")
+            .last()
+            .and_then(|r| r.body.clone()),
+        Some(json!({"title": "t2"}))
+    );
 }
 
 // Regression (issue 9, point 3): a secondary limit answered as 403 while
@@ -1179,7 +1186,10 @@ fn a_secondary_limit_403_with_retry_after_is_waited_out_for_a_post() {
     fake.secondary_403_next(1, Some(37));
     gh.create(&new_issue("t", "b", Status::Open, "aa"))
         .expect("created after the wait");
-    let posts: Vec<u16> = sent_by_bot(&fake, "POST").iter().map(|r| r.status).collect();
+    let posts: Vec<u16> = sent_by_bot(&fake, "POST")
+        .iter()
+        .map(|r| r.status)
+        .collect();
     assert_eq!(posts, [403, 201], "refused once, then created once");
     assert!(
         fake.clock().sleeps().contains(&Duration::from_secs(37)),
@@ -1217,7 +1227,12 @@ fn an_initial_export_of_200_issues_is_paced_under_the_content_limit() {
     for k in 0..200 {
         gh.create(&NewRemoteIssue {
             labels: Vec::new(),
-            ..new_issue(&format!("issue {k}"), "b", Status::Open, &format!("{k:04x}"))
+            ..new_issue(
+                &format!("issue {k}"),
+                "b",
+                Status::Open,
+                &format!("{k:04x}"),
+            )
         })
         .unwrap_or_else(|e| panic!("create {k}: {e}"));
     }
@@ -1280,7 +1295,9 @@ fn label_case_differences_send_no_write_and_keep_the_repository_spelling() {
     gh.update(&created.remote_id, &patch, &current.revision)
         .expect("update");
     assert_eq!(
-        sent_by_bot(&fake, "PATCH").last().and_then(|r| r.body.clone()),
+        sent_by_bot(&fake, "PATCH")
+            .last()
+            .and_then(|r| r.body.clone()),
         Some(json!({"labels": ["Bug", "ui"]}))
     );
 }
@@ -1304,9 +1321,15 @@ fn an_unassignable_login_is_refused_and_the_rest_applied() {
             refusals, applied, ..
         }) => {
             assert_eq!(refusals.len(), 1);
-            assert_eq!((refusals[0].field.as_str(), refusals[0].value.as_str()), ("assignees", "mallory"));
+            assert_eq!(
+                (refusals[0].field.as_str(), refusals[0].value.as_str()),
+                ("assignees", "mallory")
+            );
             let applied = applied.expect("the rest was written");
-            assert_eq!((applied.title.as_str(), applied.assignees.clone()), ("t2", strings(&["alice"])));
+            assert_eq!(
+                (applied.title.as_str(), applied.assignees.clone()),
+                ("t2", strings(&["alice"]))
+            );
         }
         other => panic!("expected Refused, got {other:?}"),
     }
@@ -1473,9 +1496,20 @@ fn marker_recovery_reads_the_newest_issues_only() {
     gh.create(&new_issue("mine", "b", Status::Open, "beef"))
         .expect("create");
     fake.clear_requests();
-    let found = gh.find_by_marker("beef", None).expect("find").expect("found");
+    let found = gh
+        .find_by_marker("beef", None)
+        .expect("find")
+        .expect("found");
     assert_eq!(found.title, "mine");
     let gets = sent_by_bot(&fake, "GET");
-    assert_eq!(gets.len(), 1, "one page: {:?}", gets.iter().map(|r| &r.url).collect::<Vec<_>>());
-    assert_eq!(query(&gets[0]).get("sort").map(String::as_str), Some("created"));
+    assert_eq!(
+        gets.len(),
+        1,
+        "one page: {:?}",
+        gets.iter().map(|r| &r.url).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        query(&gets[0]).get("sort").map(String::as_str),
+        Some("created")
+    );
 }

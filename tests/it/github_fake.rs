@@ -880,13 +880,18 @@ impl State {
     /// Otherwise counts it (a refused request is not counted: not applied).
     fn content_refusal(&mut self, method: &str, url: &str) -> Option<u64> {
         let path = url.split('?').next().unwrap_or("");
-        let creates = method == "POST" && (path.ends_with("/issues") || path.ends_with("/comments"));
+        let creates =
+            method == "POST" && (path.ends_with("/issues") || path.ends_with("/comments"));
         if !creates {
             return None;
         }
         let now = self.vclock.now_secs();
         let (n, secs) = self.content_limit;
-        while self.content_created.front().is_some_and(|t| t + secs <= now) {
+        while self
+            .content_created
+            .front()
+            .is_some_and(|t| t + secs <= now)
+        {
             self.content_created.pop_front();
         }
         if self.content_created.len() >= n {
@@ -1108,7 +1113,9 @@ impl State {
                 let status = if method == "GET" { 301 } else { 307 };
                 return Reply::error(status, "Moved Permanently").header("location", location);
             }
-            ["repositories", id, "issues", n] if *id == ARCHIVE_ID.to_string() && method == "GET" => {
+            ["repositories", id, "issues", n]
+                if *id == ARCHIVE_ID.to_string() && method == "GET" =>
+            {
                 return match self
                     .issues
                     .iter()
@@ -1154,7 +1161,11 @@ impl State {
         match (method, rest) {
             ("GET", []) => Reply::json(200, &self.repo_json(user)),
             ("GET", ["assignees", login]) => {
-                if self.assignable.iter().any(|a| a.eq_ignore_ascii_case(login)) {
+                if self
+                    .assignable
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(login))
+                {
                     Reply {
                         status: 204,
                         headers: Vec::new(),

@@ -255,7 +255,10 @@ fn a_status_without_a_transition_is_a_clear_error() {
     // A walk may step through In Progress looking for a way on; finding
     // none, it goes back: no near miss is left behind.
     assert_eq!(
-        b.get(&created.remote_id).expect("reads").expect("exists").status,
+        b.get(&created.remote_id)
+            .expect("reads")
+            .expect("exists")
+            .status,
         Status::Open,
         "no near miss left behind"
     );
@@ -622,12 +625,20 @@ fn creds(token: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn from_vars(address: &str, extra: &[(&str, &str)], token: &str) -> Result<JiraBackend, BackendError> {
+fn from_vars(
+    address: &str,
+    extra: &[(&str, &str)],
+    token: &str,
+) -> Result<JiraBackend, BackendError> {
     let mut all: Vec<(String, String)> = creds(token)
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    all.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    all.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     JiraBackend::from_vars(address, &vars(&refs), loopback())
 }
@@ -642,7 +653,10 @@ fn a_scoped_token_works_through_a_gateway_address() {
     let site = format!("{}/{PROJECT}", fake.url());
     let at_site = from_vars(&site, &[], SCOPED_TOKEN).expect("config");
     assert!(
-        matches!(at_site.list_changed(None), Err(BackendError::Auth { status: 401, .. })),
+        matches!(
+            at_site.list_changed(None),
+            Err(BackendError::Auth { status: 401, .. })
+        ),
         "the fake refuses a scoped token at the site, as Atlassian does"
     );
     let gateway = format!("{}/ex/jira/{CLOUD_ID}/{PROJECT}", fake.url());
@@ -651,7 +665,10 @@ fn a_scoped_token_works_through_a_gateway_address() {
     assert_eq!(issues.len(), 1);
     assert!(matches!(
         b.token_form(),
-        reposix::backend::atlassian::TokenForm::Gateway { via_site: false, .. }
+        reposix::backend::atlassian::TokenForm::Gateway {
+            via_site: false,
+            ..
+        }
     ));
     assert!(fake
         .requests()
@@ -677,7 +694,11 @@ fn a_site_address_with_a_scoped_token_goes_through_the_gateway_and_keeps_its_ide
     )
     .expect("cloudId looked up at the site's tenant_info");
     assert_eq!(b.list_changed(None).expect("lists").0.len(), 1);
-    assert_eq!(b.instance(), unscoped.instance(), "same identity, same issue ids");
+    assert_eq!(
+        b.instance(),
+        unscoped.instance(),
+        "same identity, same issue ids"
+    );
     assert_eq!(
         b.token_form(),
         &reposix::backend::atlassian::TokenForm::Gateway {
@@ -685,7 +706,10 @@ fn a_site_address_with_a_scoped_token_goes_through_the_gateway_and_keeps_its_ide
             via_site: true
         }
     );
-    assert!(fake.requests().iter().any(|r| r.path() == "/_edge/tenant_info"));
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.path() == "/_edge/tenant_info"));
 }
 
 // Regression (issue 9, point 4): the cursor was a wall-clock minute in the
@@ -731,14 +755,22 @@ fn create_works_without_task_and_without_labels_on_the_create_screen() {
     let created = b
         .create(&new_issue("t", "body", "m1"))
         .expect("created with a type the project has");
-    assert_eq!(created.labels, ["alpha"], "labels set by an edit after the create");
+    assert_eq!(
+        created.labels,
+        ["alpha"],
+        "labels set by an edit after the create"
+    );
     let create = fake
         .requests()
         .into_iter()
         .find(|r| r.method == "POST" && r.path() == "/rest/api/3/issue")
         .and_then(|r| r.body)
         .expect("a create");
-    assert_eq!(create["fields"]["issuetype"], json!({"id": "10004"}), "Bug, the first standard type");
+    assert_eq!(
+        create["fields"]["issuetype"],
+        json!({"id": "10004"}),
+        "Bug, the first standard type"
+    );
     assert!(create["fields"].get("labels").is_none());
     let mut no_labels = new_issue("t2", "", "m2");
     no_labels.labels.clear();
@@ -764,7 +796,10 @@ fn the_address_chooses_the_issue_type() {
         .expect("config")
         .create(&new_issue("t", "", "m"))
         .expect_err("no Task here");
-    assert!(missing.to_string().contains("Bug, Story, Epic, Subtask"), "{missing}");
+    assert!(
+        missing.to_string().contains("Bug, Story, Epic, Subtask"),
+        "{missing}"
+    );
 }
 
 // Regression (issue 9, point 7): in the default workflow "Won't Do" is a
@@ -776,7 +811,13 @@ fn wont_fix_is_done_with_a_resolution_in_the_default_workflow() {
     let b = fake.backend();
     let created = b.create(&new_issue("t", "", "m")).expect("creates");
     let mut current = created.clone();
-    for want in [Status::WontFix, Status::Done, Status::WontFix, Status::InReview, Status::Open] {
+    for want in [
+        Status::WontFix,
+        Status::Done,
+        Status::WontFix,
+        Status::InReview,
+        Status::Open,
+    ] {
         let patch = IssuePatch {
             status: Some(want),
             ..IssuePatch::default()
@@ -796,7 +837,11 @@ fn wont_fix_is_done_with_a_resolution_in_the_default_workflow() {
         posts[0],
         json!({"transition": {"id": "41"}, "fields": {"resolution": {"name": "Won't Do"}}})
     );
-    assert_eq!(fake.issue(&created.remote_id).resolution, None, "reopened clears it");
+    assert_eq!(
+        fake.issue(&created.remote_id).resolution,
+        None,
+        "reopened clears it"
+    );
 }
 
 #[test]
@@ -806,7 +851,9 @@ fn classic_workflows_are_walked_in_several_steps() {
     let b = fake.backend();
     let mut new = new_issue("t", "", "m");
     new.status = Status::Done;
-    let created = b.create(&new).expect("To Do -> In Progress -> In Review -> Done");
+    let created = b
+        .create(&new)
+        .expect("To Do -> In Progress -> In Review -> Done");
     assert_eq!(created.status, Status::Done);
     let patch = IssuePatch {
         status: Some(Status::WontFix),
@@ -830,7 +877,8 @@ fn a_lost_create_is_found_by_marker_although_search_lags() {
     fake.set_search_lag(100);
     fake.garble_next_create();
     let b = fake.backend();
-    b.create(&new_issue("t", "", "lost-1")).expect_err("the response was lost");
+    b.create(&new_issue("t", "", "lost-1"))
+        .expect_err("the response was lost");
     let found = b
         .find_by_marker("lost-1", None)
         .expect("looks")
@@ -857,7 +905,10 @@ fn assignees_are_mapped_to_account_ids_and_names_without_one_are_refused() {
     new.assignees = vec!["ann".into()];
     let created = b.create(&new).expect("creates");
     assert_eq!(created.assignees, ["ann"]);
-    assert_eq!(fake.issue(&created.remote_id).assignee.as_deref(), Some(BOT_ACCOUNT));
+    assert_eq!(
+        fake.issue(&created.remote_id).assignee.as_deref(),
+        Some(BOT_ACCOUNT)
+    );
     let patch = IssuePatch {
         title: Some("t2".into()),
         assignees: Some(vec!["bob@example.com".into()]),
@@ -869,11 +920,17 @@ fn assignees_are_mapped_to_account_ids_and_names_without_one_are_refused() {
         }) => {
             assert_eq!(refusals[0].value, "bob@example.com");
             let applied = applied.expect("the title was written");
-            assert_eq!((applied.title.as_str(), applied.assignees.clone()), ("t2", vec!["ann".to_owned()]));
+            assert_eq!(
+                (applied.title.as_str(), applied.assignees.clone()),
+                ("t2", vec!["ann".to_owned()])
+            );
         }
         other => panic!("expected Refused, got {other:?}"),
     }
-    assert!(fake.requests().iter().all(|r| r.status != 400), "nothing JIRA refused was sent");
+    assert!(
+        fake.requests().iter().all(|r| r.status != 400),
+        "nothing JIRA refused was sent"
+    );
 }
 
 // Regression (issue 9, point 14): Atlassian's 403 is a permission refusal,
@@ -883,7 +940,11 @@ fn a_403_is_reported_as_forbidden_not_as_bad_credentials() {
     let fake = FakeJira::start();
     fake.forbid_next(1);
     match fake.backend().list_changed(None) {
-        Err(BackendError::Http { status: 403, message, .. }) => {
+        Err(BackendError::Http {
+            status: 403,
+            message,
+            ..
+        }) => {
             assert!(message.contains("permission"), "{message}")
         }
         other => panic!("expected Http 403, got {other:?}"),
@@ -927,10 +988,16 @@ fn marker_recovery_without_property_search_reads_the_newest_issues_first() {
     }
     b.create(&new_issue("mine", "", "mark-9")).expect("creates");
     fake.clear_requests();
-    let found = b.find_by_marker("mark-9", None).expect("looks").expect("found");
+    let found = b
+        .find_by_marker("mark-9", None)
+        .expect("looks")
+        .expect("found");
     assert_eq!(found.title, "mine");
     let pages = searches(&fake).len();
-    assert_eq!(pages, 2, "the refused property clause, then the newest page only");
+    assert_eq!(
+        pages, 2,
+        "the refused property clause, then the newest page only"
+    );
 }
 
 // Issue 9, point 1: `doctor` says which Atlassian token form is in use.
@@ -938,7 +1005,13 @@ fn marker_recovery_without_property_search_reads_the_newest_issues_first() {
 fn doctor_reports_kind_origin_and_token_form() {
     let t = crate::support::TestRepo::new();
     t.rx(&["init"]).ok();
-    t.rx(&["backend", "add", "site", "jira::https://acme.atlassian.net/PROJ"]).ok();
+    t.rx(&[
+        "backend",
+        "add",
+        "site",
+        "jira::https://acme.atlassian.net/PROJ",
+    ])
+    .ok();
     t.rx(&[
         "backend",
         "add",
@@ -948,7 +1021,10 @@ fn doctor_reports_kind_origin_and_token_form() {
     .ok();
     let mut cmd = t.reposix();
     cmd.args(["--json", "doctor"])
-        .env("REPOSIX_ALLOWED_ORIGINS", "https://acme.atlassian.net,https://api.atlassian.com")
+        .env(
+            "REPOSIX_ALLOWED_ORIGINS",
+            "https://acme.atlassian.net,https://api.atlassian.com",
+        )
         .env("ATLASSIAN_EMAIL", "me@example.com")
         .env("ATLASSIAN_API_KEY", "secret-never-printed");
     let run = t.run(cmd).ok();
@@ -961,7 +1037,10 @@ fn doctor_reports_kind_origin_and_token_form() {
     };
     assert_eq!(by_name("site")["kind"], "jira");
     assert_eq!(by_name("site")["origin"], "https://acme.atlassian.net");
-    assert_eq!(by_name("site")["token_form"], "site URL + unscoped API token");
+    assert_eq!(
+        by_name("site")["token_form"],
+        "site URL + unscoped API token"
+    );
     assert_eq!(by_name("gw")["origin"], "https://api.atlassian.com");
     assert!(by_name("gw")["token_form"]
         .as_str()
@@ -972,5 +1051,9 @@ fn doctor_reports_kind_origin_and_token_form() {
     cmd.args(["doctor"])
         .env("REPOSIX_ALLOWED_ORIGINS", "https://acme.atlassian.net");
     let run = t.run(cmd).code(7);
-    assert!(run.stdout.contains("not in REPOSIX_ALLOWED_ORIGINS"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("not in REPOSIX_ALLOWED_ORIGINS"),
+        "{}",
+        run.stdout
+    );
 }

@@ -1348,7 +1348,14 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
                 }
             } else if st.statuses[to].2 == "done" {
                 // Custom workflow: the status names the resolution.
-                Some(if st.statuses[to].1 == "Won't Do" { "Won't Do" } else { "Done" }.to_owned())
+                Some(
+                    if st.statuses[to].1 == "Won't Do" {
+                        "Won't Do"
+                    } else {
+                        "Done"
+                    }
+                    .to_owned(),
+                )
             } else {
                 None
             };
@@ -1477,7 +1484,10 @@ const TOO_LONG: &str =
 
 /// Characters of text in an ADF document.
 fn adf_chars(v: &Value) -> usize {
-    let own = v.get("text").and_then(Value::as_str).map_or(0, |t| t.chars().count());
+    let own = v
+        .get("text")
+        .and_then(Value::as_str)
+        .map_or(0, |t| t.chars().count());
     own + v
         .get("content")
         .and_then(Value::as_array)
@@ -1494,7 +1504,10 @@ fn createmeta(st: &State, seg: &[String]) -> Outgoing {
                 .map(|(id, name, sub)| json!({"id": id, "name": name, "subtask": sub, "description": ""}))
                 .collect();
             let n = types.len();
-            Outgoing::json(200, &json!({"issueTypes": types, "maxResults": 200, "startAt": 0, "total": n}))
+            Outgoing::json(
+                200,
+                &json!({"issueTypes": types, "maxResults": 200, "startAt": 0, "total": n}),
+            )
         }
         [p, it, id] if p == PROJECT && it == "issuetypes" => {
             if !st.issue_types.iter().any(|t| t.0 == id) {
@@ -1506,7 +1519,10 @@ fn createmeta(st: &State, seg: &[String]) -> Outgoing {
                 .map(|f| json!({"fieldId": f, "key": f, "name": f, "required": matches!(*f, "summary" | "issuetype" | "project"), "hasDefaultValue": false, "operations": ["set"]}))
                 .collect();
             let n = fields.len();
-            Outgoing::json(200, &json!({"fields": fields, "maxResults": 200, "startAt": 0, "total": n}))
+            Outgoing::json(
+                200,
+                &json!({"fields": fields, "maxResults": 200, "startAt": 0, "total": n}),
+            )
         }
         _ => err(404, &["No project could be found."], &[]),
     }
@@ -1603,7 +1619,8 @@ fn parse_jql_in(q: &str, property_search: bool, offset_min: i64) -> Result<Jql, 
                 jql.project = Some(p);
             }
             Some(Tok::Word(w)) if w == "updated" => {
-                let (Some(Tok::Op(">=")), Some(Tok::Str(d) | Tok::Word(d))) = (it.next(), it.next())
+                let (Some(Tok::Op(">=")), Some(Tok::Str(d) | Tok::Word(d))) =
+                    (it.next(), it.next())
                 else {
                     return Err("expected updated >= \"yyyy-MM-dd HH:mm\"".into());
                 };
@@ -1708,7 +1725,10 @@ fn search(st: &mut State, rq: &Incoming) -> Outgoing {
     }
     if st.fail_searches.0 > 0 {
         st.fail_searches.0 -= 1;
-        return Outgoing::text(st.fail_searches.1, "upstream connect error or disconnect/reset before headers");
+        return Outgoing::text(
+            st.fail_searches.1,
+            "upstream connect error or disconnect/reset before headers",
+        );
     }
     let reconcile: Vec<u64> = body
         .get("reconcileIssues")
@@ -1800,7 +1820,9 @@ fn check_fields(st: &State, fields: &Map<String, Value>, creating: bool) -> Resu
         if creating && !st.create_screen.contains(&k.as_str()) {
             errors.push((
                 k.clone(),
-                format!("Field '{k}' cannot be set. It is not on the appropriate screen, or unknown."),
+                format!(
+                    "Field '{k}' cannot be set. It is not on the appropriate screen, or unknown."
+                ),
             ));
             continue;
         }
