@@ -1,5 +1,8 @@
 //! Confluence Cloud adapter (REST v2, pages as issues):
-//! `confluence::https://<site>.atlassian.net/<SPACEKEY>`.
+//! `confluence::https://<site>.atlassian.net/<SPACEKEY>`, or through the API
+//! gateway for scoped tokens
+//! (`confluence::https://api.atlassian.com/ex/confluence/<cloudId>/<SPACEKEY>`,
+//! see [`super::atlassian`]).
 //!
 //! Wire facts are in `api-facts.md` ("Confluence Cloud REST v2"); every
 //! request goes through [`HttpClient`]. The space key is resolved to its
@@ -13,7 +16,7 @@
 //! | title | page title (Confluence requires titles to be unique among a space's current pages) |
 //! | body | storage format, one `<p>` per line, XML-escaped ([`storage`]) |
 //! | status | a label `reposix-status-<status>` (`in_progress`, `in_review`, `done`, `wont_fix`); no label means `open`. Pages have no closed state ([`Capabilities::closed_state`] is false). If a page carries several status labels, the one latest in workflow order wins and the next write removes the others |
-//! | labels | the page's other `global` labels, 1:1. Confluence lower-cases labels and forbids whitespace, so labels with either (or with the reserved `reposix-status-` prefix) are refused before anything is sent |
+//! | labels | the page's other `global` labels, 1:1. Confluence lower-cases labels and forbids whitespace and ``: ; . , ? & [ ] ( ) # ^ * @ ! ' ` ``, so labels with any of these (or with the reserved `reposix-status-` prefix) are refused ([`BackendError::Refused`]) before anything is written, the page included |
 //! | assignees | none: pages have no assignee; they are always empty and ignored on write (they stay local) |
 //! | revision | `order` = `version.number`, `token` = the number as text |
 //! | marker | `version.message` = `reposix:<marker>` |
@@ -42,6 +45,14 @@
 //! the rest back one place and one page may be passed over until it next
 //! changes; there is no filter to restart from, so this is not detected.
 //!
+//! # Write responses
+//!
+//! The v2 spec shows `body` on reads made with `body-format`, and does not
+//! promise it in POST/PUT responses. The adapter takes the title, version
+//! and message from the response and, when the body is absent, the storage
+//! it sent (which reads back to the same text), so a write that succeeded
+//! never fails afterwards and a comment is not re-edited on every sync.
+//!
 //! # Conditional updates
 //!
 //! `PUT /pages/{id}` with `version.number = expected + 1`: Confluence
@@ -56,7 +67,8 @@
 //! creates the page (version 1) and immediately stamps it with a second
 //! version carrying `version.message = "reposix:<marker>"`; later updates
 //! carry the marker forward. [`ConfluenceBackend::find_by_marker`] walks the
-//! pages changed since `since` and compares the message, which the page
+//! pages changed since `since` (without it, the [`MARKER_SCAN_PAGES`] most
+//! recently modified, never the whole space) and compares the message, which the page
 //! GET shows for the latest version only: enough after an interrupted
 //! create, whose stamp is the latest version unless someone edited the
 //! page since. If the process dies between creating and stamping (one
@@ -73,11 +85,11 @@ use std::fmt;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::atlassian::{self, check, enc, Timestamp};
-use super::http::{AllowList, Auth, HttpClient, Response, Stats};
+use super::atlassian::{self, check, enc, Timestamp, TokenForm};
+use super::http::{AllowList, Auth, HttpClient, Notice, Response, Stats};
 use super::{
-    Backend, BackendError, BackendKind, Capabilities, IssuePatch, NewRemoteIssue, RemoteComment,
-    RemoteIssue, Revision,
+    normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IssuePatch,
+    NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
 };
 use crate::event::Status;
 
@@ -87,10 +99,21 @@ pub const STATUS_LABEL_PREFIX: &str = "reposix-status-";
 /// The prefix of a version message that carries a sync marker.
 pub const MARKER_PREFIX: &str = "reposix:";
 
+/// How many of the most recently modified pages marker recovery walks when
+/// no `since` bounds it.
+pub const MARKER_SCAN_PAGES: usize = 500;
+
+/// Characters Confluence refuses in a label (besides whitespace).
+pub const FORBIDDEN_LABEL_CHARS: &str = ":;.,?&[]()#^*@!'`";
+
 /// A Confluence Cloud space as a [`Backend`].
 pub struct ConfluenceBackend {
     http: HttpClient,
+    /// The identity: the site, or the gateway base of a gateway address.
     site: String,
+    /// Where REST paths go.
+    base: String,
+    form: TokenForm,
     space_key: String,
     space_id: OnceCell<String>,
     page_size: u32,
@@ -132,24 +155,40 @@ fn split_labels(all: &[String]) -> (Status, Vec<String>) {
     (status, labels)
 }
 
-fn validate_labels(labels: &[String]) -> Result<(), BackendError> {
+/// Refuse labels Confluence would refuse or alter, before any write.
+fn validate_labels(what: &str, labels: &[String]) -> Result<(), BackendError> {
+    let mut refusals = Vec::new();
     for l in labels {
         let why = if l.is_empty() {
-            "is empty"
+            "is empty".to_owned()
         } else if l.contains(char::is_whitespace) {
-            "contains whitespace"
+            "contains whitespace".to_owned()
+        } else if let Some(c) = l.chars().find(|c| FORBIDDEN_LABEL_CHARS.contains(*c)) {
+            format!(
+                "contains {c:?}, which Confluence labels may not hold ({FORBIDDEN_LABEL_CHARS})"
+            )
         } else if l.chars().any(char::is_uppercase) {
-            "has upper-case letters (Confluence stores labels in lower case)"
+            "has upper-case letters (Confluence stores labels in lower case)".to_owned()
         } else if l.starts_with(STATUS_LABEL_PREFIX) {
-            "uses the prefix reserved for the status"
+            "uses the prefix reserved for the status".to_owned()
         } else {
             continue;
         };
-        return Err(BackendError::Spec(format!(
-            "Confluence label {l:?} {why}: rename the label"
-        )));
+        refusals.push(Refusal {
+            field: "labels".into(),
+            value: l.clone(),
+            reason: format!("{why}: rename the label"),
+        });
     }
-    Ok(())
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(BackendError::Refused {
+            what: what.to_owned(),
+            refusals,
+            applied: None,
+        })
+    }
 }
 
 fn malformed(what: &str, why: &str) -> BackendError {
@@ -184,12 +223,19 @@ fn storage_of(v: &Value) -> Option<&str> {
     v.pointer("/body/storage/value").and_then(Value::as_str)
 }
 
-/// A page object plus its labels as a [`RemoteIssue`].
-fn parse_page(v: &Value, labels: &[String], what: &str) -> Result<RemoteIssue, BackendError> {
+/// A page object plus its labels as a [`RemoteIssue`]; `sent` is the
+/// storage body just written, used when a write response carries none.
+fn parse_page(
+    v: &Value,
+    labels: &[String],
+    what: &str,
+    sent: Option<&str>,
+) -> Result<RemoteIssue, BackendError> {
     let id = id_of(v).ok_or_else(|| malformed(what, "page without an id"))?;
     let number = version_number(v)
         .ok_or_else(|| malformed(what, &format!("page {id} without a version number")))?;
     let body = storage_of(v)
+        .or(sent)
         .ok_or_else(|| malformed(what, &format!("page {id} without a storage body")))?;
     let (status, labels) = split_labels(labels);
     let text = |p: &str| {
@@ -201,7 +247,7 @@ fn parse_page(v: &Value, labels: &[String], what: &str) -> Result<RemoteIssue, B
     Ok(RemoteIssue {
         remote_id: id,
         title: text("/title"),
-        body: storage::to_text(body),
+        body: normalize_newlines(&storage::to_text(body)),
         status,
         labels,
         assignees: Vec::new(),
@@ -215,7 +261,7 @@ fn parse_page(v: &Value, labels: &[String], what: &str) -> Result<RemoteIssue, B
     })
 }
 
-fn parse_comment(v: &Value, what: &str) -> Result<RemoteComment, BackendError> {
+fn parse_comment(v: &Value, what: &str, sent: Option<&str>) -> Result<RemoteComment, BackendError> {
     let id = id_of(v).ok_or_else(|| malformed(what, "comment without an id"))?;
     let text = |p: &str| {
         v.pointer(p)
@@ -226,7 +272,7 @@ fn parse_comment(v: &Value, what: &str) -> Result<RemoteComment, BackendError> {
     Ok(RemoteComment {
         remote_id: id,
         author: text("/version/authorId"),
-        body: storage::to_text(storage_of(v).unwrap_or("")),
+        body: normalize_newlines(&storage::to_text(storage_of(v).or(sent).unwrap_or(""))),
         created_at: text("/version/createdAt"),
         updated_at: text("/version/createdAt"),
         marker: marker_of(v),
@@ -248,9 +294,38 @@ impl ConfluenceBackend {
     /// `ATLASSIAN_EMAIL` + `ATLASSIAN_API_KEY` or git's credential helpers
     /// and the allowlist from `REPOSIX_ALLOWED_ORIGINS`.
     pub fn from_address(address: &str) -> Result<ConfluenceBackend, BackendError> {
-        let (site, key) = atlassian::split_address("confluence", address)?;
-        let auth = atlassian::auth_for_site(&site)?;
-        ConfluenceBackend::new(&site, &key, auth, AllowList::from_env()?)
+        ConfluenceBackend::from_vars(
+            address,
+            &|name| std::env::var(name).ok(),
+            AllowList::from_env()?,
+        )
+    }
+
+    /// Like [`ConfluenceBackend::from_address`], reading variables through
+    /// `var` (`ATLASSIAN_EMAIL`, `ATLASSIAN_API_KEY`,
+    /// `ATLASSIAN_SCOPED_TOKEN`, `ATLASSIAN_CLOUD_ID`,
+    /// `REPOSIX_ATLASSIAN_GATEWAY`).
+    pub fn from_vars(
+        address: &str,
+        var: &dyn Fn(&str) -> Option<String>,
+        mut allow: AllowList,
+    ) -> Result<ConfluenceBackend, BackendError> {
+        let route = atlassian::resolve_route("confluence", address, var, &mut allow)?;
+        if let Some((k, _)) = route.params.first() {
+            return Err(BackendError::Spec(format!(
+                "confluence address parameter {k:?}: none are known"
+            )));
+        }
+        let auth = atlassian::auth_from(&route.site, var)?;
+        let mut b = ConfluenceBackend::new(&route.site, &route.key, auth, allow)?;
+        b.base = route.base;
+        b.form = route.form;
+        Ok(b)
+    }
+
+    /// How requests authenticate and where they go.
+    pub fn token_form(&self) -> &TokenForm {
+        &self.form
     }
 
     /// The backend for space `space_key` on `site` (`https://x.atlassian.net`,
@@ -268,9 +343,12 @@ impl ConfluenceBackend {
         }
         let mut http = HttpClient::with_allowlist(auth, "confluence", allow)?;
         http.add_header("Accept", "application/json");
+        let site = site.trim_end_matches('/').to_owned();
         Ok(ConfluenceBackend {
             http,
-            site: site.trim_end_matches('/').to_owned(),
+            base: site.clone(),
+            form: TokenForm::Site,
+            site,
             space_key: space_key.to_owned(),
             space_id: OnceCell::new(),
             page_size: 100,
@@ -307,7 +385,7 @@ impl ConfluenceBackend {
         self.send_url(
             what,
             method,
-            &format!("{}/wiki/api/v2{path}", self.site),
+            &format!("{}/wiki/api/v2{path}", self.base),
             body,
         )
     }
@@ -341,14 +419,14 @@ impl ConfluenceBackend {
     /// restoring `body-format=storage` if the server dropped it.
     fn next_url(&self, next: &str, body_format: bool, what: &str) -> Result<String, BackendError> {
         let mut url = if next.starts_with("https://") || next.starts_with("http://") {
-            if !next.starts_with(&format!("{}/", self.site)) {
+            if !next.starts_with(&format!("{}/", self.base)) {
                 return Err(malformed(what, "a next link to another site"));
             }
             next.to_owned()
         } else if next.starts_with("/wiki/") {
-            format!("{}{next}", self.site)
+            format!("{}{next}", self.base)
         } else if next.starts_with('/') {
-            format!("{}/wiki{next}", self.site)
+            format!("{}/wiki{next}", self.base)
         } else {
             return Err(malformed(what, "an unusable next link"));
         };
@@ -404,7 +482,7 @@ impl ConfluenceBackend {
         let what = format!("Confluence pages of {}", self.space_key);
         let first = format!(
             "{}/wiki/api/v2/spaces/{}/pages?sort=-modified-date&body-format=storage&limit={}",
-            self.site,
+            self.base,
             enc(self.space_id()?),
             self.page_size
         );
@@ -416,7 +494,7 @@ impl ConfluenceBackend {
         let what = format!("Confluence labels of page {page_id}");
         let first = format!(
             "{}/wiki/api/v2/pages/{}/labels?limit=200",
-            self.site,
+            self.base,
             enc(page_id)
         );
         let mut out = Vec::new();
@@ -447,7 +525,7 @@ impl ConfluenceBackend {
         for gone in have.iter().filter(|l| !want.contains(*l)) {
             let url = format!(
                 "{}/wiki/rest/api/content/{}/label/{}",
-                self.site,
+                self.base,
                 enc(page_id),
                 enc(gone)
             );
@@ -460,7 +538,7 @@ impl ConfluenceBackend {
             .map(|l| json!({"prefix": "global", "name": l}))
             .collect();
         if !added.is_empty() {
-            let url = format!("{}/wiki/rest/api/content/{}/label", self.site, enc(page_id));
+            let url = format!("{}/wiki/rest/api/content/{}/label", self.base, enc(page_id));
             self.send_url(&what, Method::POST, &url, Some(&Value::Array(added)))?;
             changed = true;
         }
@@ -587,7 +665,7 @@ impl Backend for ConfluenceBackend {
         })?;
         let mut issues = Vec::with_capacity(newest.len());
         for (id, page) in &newest {
-            issues.push(parse_page(page, &self.labels(id)?, &what)?);
+            issues.push(parse_page(page, &self.labels(id)?, &what, None)?);
         }
         issues.sort_by_key(|i| {
             (
@@ -606,14 +684,14 @@ impl Backend for ConfluenceBackend {
     fn get(&self, remote_id: &str) -> Result<Option<RemoteIssue>, BackendError> {
         let what = format!("Confluence page {remote_id}");
         match self.page(remote_id)? {
-            Some(v) => parse_page(&v, &self.labels(remote_id)?, &what).map(Some),
+            Some(v) => parse_page(&v, &self.labels(remote_id)?, &what, None).map(Some),
             None => Ok(None),
         }
     }
 
     fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
-        validate_labels(&new.labels)?;
         let what = format!("Confluence create page in {}", self.space_key);
+        validate_labels(&what, &new.labels)?;
         let body = storage::from_text(&new.body);
         let req = json!({
             "spaceId": self.space_id()?,
@@ -634,7 +712,7 @@ impl Backend for ConfluenceBackend {
         } else {
             Vec::new()
         };
-        parse_page(&stamped, &labels, &what)
+        parse_page(&stamped, &labels, &what, Some(&body))
     }
 
     fn update(
@@ -643,21 +721,22 @@ impl Backend for ConfluenceBackend {
         patch: &IssuePatch,
         expected: &Revision,
     ) -> Result<RemoteIssue, BackendError> {
-        if let Some(l) = &patch.labels {
-            validate_labels(l)?;
-        }
         let what = format!("Confluence page {remote_id}");
+        if let Some(l) = &patch.labels {
+            validate_labels(&what, l)?;
+        }
         let expected_number = expected.token.parse::<u64>().unwrap_or(expected.order);
         let mut page = self
             .page(remote_id)?
             .ok_or_else(|| BackendError::NotFound { what: what.clone() })?;
         let have = self.labels(remote_id)?;
-        let current = parse_page(&page, &have, &what)?;
+        let current = parse_page(&page, &have, &what, None)?;
         if current.revision.order != expected_number {
             return Err(BackendError::Conflict { what });
         }
         let title = patch.title.as_ref().filter(|t| **t != current.title);
         let body = patch.body.as_ref().filter(|b| **b != current.body);
+        let mut sent: Option<String> = None;
         if title.is_some() || body.is_some() {
             let storage_body = match body {
                 Some(b) => storage::from_text(b),
@@ -672,6 +751,7 @@ impl Backend for ConfluenceBackend {
                 expected_number + 1,
                 message.as_deref(),
             )?;
+            sent = Some(storage_body);
         }
         let status = patch.status.unwrap_or(current.status);
         let labels = patch.labels.as_deref().unwrap_or(&current.labels);
@@ -681,7 +761,7 @@ impl Backend for ConfluenceBackend {
         } else {
             have
         };
-        parse_page(&page, &final_labels, &what)
+        parse_page(&page, &final_labels, &what, sent.as_deref())
     }
 
     fn find_by_marker(
@@ -691,7 +771,12 @@ impl Backend for ConfluenceBackend {
     ) -> Result<Option<RemoteIssue>, BackendError> {
         let stop_before = since.and_then(Timestamp::parse).map(|t| t.ms - 1000);
         let mut found: Option<Value> = None;
+        let mut walked = 0usize;
         self.walk_pages(|page| {
+            walked += 1;
+            if stop_before.is_none() && walked > MARKER_SCAN_PAGES {
+                return Ok(false);
+            }
             let ms = page
                 .pointer("/version/createdAt")
                 .and_then(Value::as_str)
@@ -716,13 +801,13 @@ impl Backend for ConfluenceBackend {
         let what = format!("Confluence comments of page {remote_id}");
         let first = format!(
             "{}/wiki/api/v2/pages/{}/footer-comments?body-format=storage&sort=created-date&limit={}",
-            self.site,
+            self.base,
             enc(remote_id),
             self.page_size
         );
         let mut out = Vec::new();
         self.walk(&what, first, true, |c| {
-            out.push(parse_comment(c, &what)?);
+            out.push(parse_comment(c, &what, None)?);
             Ok(true)
         })?;
         Ok(out)
@@ -738,14 +823,15 @@ impl Backend for ConfluenceBackend {
         _marker: &str,
     ) -> Result<RemoteComment, BackendError> {
         let what = format!("Confluence add comment to page {remote_id}");
+        let storage_body = storage::from_text(body);
         let req = json!({
             "pageId": remote_id,
-            "body": {"representation": "storage", "value": storage::from_text(body)},
+            "body": {"representation": "storage", "value": storage_body},
         });
         let v: Value = self
             .v2(&what, Method::POST, "/footer-comments", Some(&req))?
             .json(&what)?;
-        parse_comment(&v, &what)
+        parse_comment(&v, &what, Some(&storage_body))
     }
 
     fn edit_comment(
@@ -766,14 +852,19 @@ impl Backend for ConfluenceBackend {
             .json(&what)?;
         let number = version_number(&current)
             .ok_or_else(|| malformed(&what, "comment without a version"))?;
+        let storage_body = storage::from_text(body);
         let req = json!({
             "version": {"number": number + 1},
-            "body": {"representation": "storage", "value": storage::from_text(body)},
+            "body": {"representation": "storage", "value": storage_body},
         });
         let v: Value = self
             .v2(&what, Method::PUT, &path, Some(&req))?
             .json(&what)?;
-        parse_comment(&v, &what)
+        parse_comment(&v, &what, Some(&storage_body))
+    }
+
+    fn set_notice(&mut self, notice: Notice) {
+        self.http.set_notice(notice);
     }
 }
 
@@ -803,9 +894,35 @@ mod tests {
 
     #[test]
     fn labels_confluence_would_alter_are_refused() {
-        assert!(validate_labels(&["ok".into(), "a_b-c".into()]).is_ok());
-        for bad in ["", "a b", "Bug", "reposix-status-done"] {
-            assert!(validate_labels(&[bad.into()]).is_err(), "{bad:?}");
+        assert!(validate_labels("t", &["ok".into(), "a_b-c".into()]).is_ok());
+        for bad in [
+            "",
+            "a b",
+            "Bug",
+            "reposix-status-done",
+            "v1.0",
+            "a:b",
+            "x;",
+            "q?",
+            "a&b",
+            "[x]",
+            "(x)",
+            "#1",
+            "^",
+            "*",
+            "@me",
+            "hi!",
+            "it's",
+            "`x`",
+            "a,b",
+        ] {
+            assert!(
+                matches!(
+                    validate_labels("t", &[bad.into()]),
+                    Err(BackendError::Refused { .. })
+                ),
+                "{bad:?}"
+            );
         }
     }
 

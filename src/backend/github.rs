@@ -1,9 +1,27 @@
 //! GitHub Issues adapter (REST API version 2022-11-28).
 //!
 //! Guarantees:
-//! - every request goes through [`HttpClient`] (allowlist, no redirects,
-//!   retries honouring `Retry-After` and `x-ratelimit-reset`), one at a
-//!   time, so writes are serial;
+//! - every request goes through [`HttpClient`] (allowlist, retries
+//!   honouring `retry-after` and `x-ratelimit-reset` on 403 and 429 for
+//!   every method), one at a time, so writes are serial, and paced one
+//!   second apart (GitHub's secondary limit allows about 80
+//!   content-creating requests a minute);
+//! - reads follow redirects within the API's origin: a renamed repository
+//!   is followed (requests then go to its new name, a notice says so, and
+//!   [`Backend::relocated`] reports it; [`Backend::instance`] keeps the
+//!   original identity), and a transferred issue is reported as
+//!   [`BackendError::Moved`];
+//! - bodies and comments are read with CRLF normalised to LF (the web
+//!   editor saves CRLF), and a body over GitHub's 65,536 characters is
+//!   refused before sending ([`BackendError::Refused`]);
+//! - labels are compared as GitHub compares them, case-insensitively, and
+//!   the repository's spelling is kept, so `bug` against `Bug` sends
+//!   nothing;
+//! - a login GitHub cannot assign is refused before writing (checked with
+//!   `GET /repos/{o}/{r}/assignees/{login}`); labels or assignees GitHub
+//!   drops silently (a token without push access) are reported as
+//!   [`BackendError::Refused`] with the issue as it was written; local
+//!   names are mapped to logins through the [`IdentityMap`];
 //! - the token travels only in the `Authorization` header: never in argv,
 //!   URLs, `Debug` output or errors;
 //! - listing follows only the `Link: rel="next"` URL, verbatim, and only
@@ -36,15 +54,19 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::time::Duration;
 
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::http::{self, AllowList, Auth, HttpClient, Response, RetryPolicy, Secret, Stats};
+use super::http::{
+    self, AllowList, Auth, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
+};
 use super::{
-    body_marker, strip_body_marker, Backend, BackendError, BackendKind, Capabilities, IssuePatch,
-    NewRemoteIssue, RemoteComment, RemoteIssue, Revision,
+    body_marker, normalize_newlines, strip_body_marker, Backend, BackendError, BackendKind,
+    BackendSpec, Capabilities, IdentityMap, IssuePatch, NewRemoteIssue, Refusal, RemoteComment,
+    RemoteIssue, Revision,
 };
 use crate::event::Status;
 
@@ -57,14 +79,30 @@ pub const IN_PROGRESS_LABEL: &str = "status:in_progress";
 /// The label carrying [`Status::InReview`] on an open issue.
 pub const IN_REVIEW_LABEL: &str = "status:in_review";
 
+/// The longest body or comment GitHub stores, in characters.
+pub const MAX_BODY_CHARS: usize = 65_536;
+/// How many of the newest-created issues marker recovery looks through
+/// when no `since` bounds it.
+pub const MARKER_SCAN_ISSUES: usize = 500;
+/// The pause between two writes.
+pub const WRITE_INTERVAL: Duration = Duration::from_secs(1);
+
 const PER_PAGE: &str = "100";
 /// A server whose `Link` chain never ends is broken; stop instead of looping.
 const MAX_PAGES: usize = 100_000;
 
 /// GitHub Issues of one repository.
 pub struct GithubBackend {
+    /// The repository as configured: the identity ([`Backend::instance`]).
     owner: String,
     repo: String,
+    /// The repository as GitHub now names it (after a rename).
+    current: RefCell<(String, String)>,
+    /// Whether the name was checked after a redirect already.
+    rename_checked: std::cell::Cell<bool>,
+    ids: IdentityMap,
+    /// Logins checked with `GET /assignees/{login}`: assignable or not.
+    assignable: RefCell<HashMap<String, bool>>,
     /// API base without a trailing `/` (`https://api.github.com`, or
     /// `https://ghe.example.com/api/v3`).
     api: String,
@@ -139,7 +177,13 @@ impl GithubBackend {
         let mut http = HttpClient::with_allowlist(auth, "reposix-github", allow)?;
         http.add_header("Accept", "application/vnd.github+json");
         http.add_header("X-GitHub-Api-Version", API_VERSION);
+        http.set_service("github");
+        http.set_write_interval(WRITE_INTERVAL);
         Ok(GithubBackend {
+            current: RefCell::new((owner.clone(), repo.clone())),
+            rename_checked: std::cell::Cell::new(false),
+            ids: IdentityMap::new(),
+            assignable: RefCell::new(HashMap::new()),
             owner,
             repo,
             api: api_url.as_str().trim_end_matches('/').to_owned(),
@@ -159,8 +203,57 @@ impl GithubBackend {
         self.http.stats()
     }
 
+    /// The HTTP client, e.g. to install a virtual clock in tests.
+    pub fn http_mut(&mut self) -> &mut HttpClient {
+        &mut self.http
+    }
+
+    /// `owner/repo` as GitHub names it now.
+    fn full_name(&self) -> String {
+        let cur = self.current.borrow();
+        format!("{}/{}", cur.0, cur.1)
+    }
+
     fn repo_url(&self) -> String {
-        format!("{}/repos/{}/{}", self.api, self.owner, self.repo)
+        format!("{}/repos/{}", self.api, self.full_name())
+    }
+
+    /// After a read was redirected: ask GitHub what the repository is
+    /// called now (once per run) and follow a rename.
+    fn follow_rename(&self, what: &str) -> Result<(), BackendError> {
+        if self.rename_checked.replace(true) {
+            return Ok(());
+        }
+        let resp = self
+            .http
+            .send(what, Method::GET, &self.repo_url(), &[], None)?;
+        if resp.status != 200 {
+            return Err(error_for(what, &resp));
+        }
+        #[derive(Deserialize)]
+        struct Repo {
+            full_name: String,
+        }
+        let repo: Repo = resp.json(what)?;
+        let (owner, name) = parse_address(&repo.full_name)?;
+        if !repo.full_name.eq_ignore_ascii_case(&self.full_name()) {
+            let old = self.full_name();
+            *self.current.borrow_mut() = (owner, name);
+            self.http.notify(&format!(
+                "github: {old} is now {} (renamed on GitHub); following it. Its reposix \
+                 identity stays {old}",
+                repo.full_name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Notice a read that was redirected.
+    fn after_read(&self, what: &str, requested: &str, resp: &Response) -> Result<(), BackendError> {
+        if resp.url != requested {
+            self.follow_rename(what)?;
+        }
+        Ok(())
     }
 
     fn issue_url(&self, number: u64) -> String {
@@ -168,11 +261,11 @@ impl GithubBackend {
     }
 
     fn what(&self, action: &str) -> String {
-        format!("GitHub {}/{}: {action}", self.owner, self.repo)
+        format!("GitHub {}: {action}", self.full_name())
     }
 
     fn what_issue(&self, number: u64, action: &str) -> String {
-        format!("GitHub {}/{}#{number}: {action}", self.owner, self.repo)
+        format!("GitHub {}#{number}: {action}", self.full_name())
     }
 
     /// GET every page from `first`, following `Link: rel="next"` verbatim
@@ -181,7 +274,7 @@ impl GithubBackend {
         &self,
         what: &str,
         first: String,
-        mut page: impl FnMut(&Response) -> Result<(), BackendError>,
+        mut page: impl FnMut(&Response) -> Result<bool, BackendError>,
     ) -> Result<(), BackendError> {
         let mut url = first;
         let mut visited = HashSet::new();
@@ -196,7 +289,12 @@ impl GithubBackend {
             if resp.status != 200 {
                 return Err(error_for(what, &resp));
             }
-            page(&resp)?;
+            if visited.len() == 1 {
+                self.after_read(what, &url, &resp)?;
+            }
+            if !page(&resp)? {
+                return Ok(());
+            }
             let Some(next) = resp.header("link").and_then(link_next) else {
                 return Ok(());
             };
@@ -224,7 +322,7 @@ impl GithubBackend {
     fn take_issue(&self, what: &str, resp: &Response) -> Result<Option<RemoteIssue>, BackendError> {
         let wire: WireIssue = resp.json(what)?;
         let number = wire.number;
-        let Some(issue) = wire.into_remote(what)? else {
+        let Some(issue) = wire.into_remote(what, &self.ids)? else {
             return Ok(None);
         };
         self.cache.borrow_mut().insert(
@@ -256,9 +354,9 @@ impl GithubBackend {
             .as_deref()
             .map(|e| vec![("If-None-Match", e)])
             .unwrap_or_default();
-        let resp = self
-            .http
-            .send(what, Method::GET, &self.issue_url(number), &headers, None)?;
+        let url = self.issue_url(number);
+        let resp = self.http.send(what, Method::GET, &url, &headers, None)?;
+        self.check_moved(what, number, &url, &resp)?;
         match resp.status {
             304 => match known {
                 Some((_, issue)) => Ok(issue),
@@ -286,6 +384,46 @@ impl GithubBackend {
         }
     }
 
+    /// After a GET of issue `number` at `requested`: if the answer came
+    /// from elsewhere, either the repository was renamed (followed) or the
+    /// issue was transferred ([`BackendError::Moved`]).
+    fn check_moved(
+        &self,
+        what: &str,
+        number: u64,
+        requested: &str,
+        resp: &Response,
+    ) -> Result<(), BackendError> {
+        if resp.url == requested || resp.status != 200 {
+            return Ok(());
+        }
+        self.follow_rename(what)?;
+        #[derive(Deserialize)]
+        struct Where {
+            number: u64,
+            #[serde(default)]
+            repository_url: Option<String>,
+        }
+        let w: Where = resp.json(what)?;
+        let repo = w
+            .repository_url
+            .as_deref()
+            .and_then(|u| u.split("/repos/").nth(1))
+            .map(str::to_owned);
+        let same_repo = repo
+            .as_deref()
+            .is_none_or(|r| r.eq_ignore_ascii_case(&self.full_name()));
+        if w.number == number && same_repo {
+            return Ok(());
+        }
+        self.cache.borrow_mut().remove(&number);
+        let repo = repo.unwrap_or_else(|| "?".into());
+        Err(BackendError::Moved {
+            what: what.to_owned(),
+            to: format!("github::{repo}#{}", w.number),
+        })
+    }
+
     fn send_patch(
         &self,
         number: u64,
@@ -304,6 +442,52 @@ impl GithubBackend {
         }
         self.take_issue(what, &resp)?
             .ok_or_else(|| not_an_issue(what))
+    }
+
+    /// Whether GitHub can assign `login` in this repository (cached).
+    fn can_assign(&self, login: &str) -> Result<bool, BackendError> {
+        if let Some(ok) = self.assignable.borrow().get(login) {
+            return Ok(*ok);
+        }
+        let what = self.what(&format!("check assignee {login}"));
+        let url = format!("{}/assignees/{}", self.repo_url(), path_segment(login));
+        let resp = self.http.send(&what, Method::GET, &url, &[], None)?;
+        let ok = match resp.status {
+            204 => true,
+            404 => false,
+            _ => return Err(error_for(&what, &resp)),
+        };
+        self.assignable.borrow_mut().insert(login.to_owned(), ok);
+        Ok(ok)
+    }
+
+    /// The logins to send for local `names`, and refusals for those GitHub
+    /// cannot assign (only names not already assigned are checked).
+    fn outgoing_assignees(
+        &self,
+        names: &[String],
+        already: &[String],
+    ) -> Result<(Vec<String>, Vec<Refusal>), BackendError> {
+        let mut send = Vec::new();
+        let mut refused = Vec::new();
+        for name in sorted_unique(names) {
+            let login = self.ids.outgoing(BackendKind::Github, &name).to_owned();
+            if already.contains(&name) || self.can_assign(&login)? {
+                send.push(login);
+            } else {
+                refused.push(Refusal {
+                    field: "assignees".into(),
+                    value: name.clone(),
+                    reason: format!(
+                        "GitHub cannot assign {login:?} in {} (not a collaborator, or no such \
+                         login; map the name with `git config --add reposix.identity \"{name} \
+                         github:<login>\"`)",
+                        self.full_name()
+                    ),
+                });
+            }
+        }
+        Ok((send, refused))
     }
 
     fn comment_url(&self, comment_id: u64) -> String {
@@ -381,7 +565,7 @@ impl Backend for GithubBackend {
                     max_seen = Some((updated, wire.updated_at.clone()));
                 }
                 let number = wire.number;
-                let Some(issue) = wire.into_remote(&what)? else {
+                let Some(issue) = wire.into_remote(&what, &self.ids)? else {
                     continue;
                 };
                 match newest.get(&number) {
@@ -395,7 +579,7 @@ impl Backend for GithubBackend {
                     Some(_) => {}
                 }
             }
-            Ok(())
+            Ok(true)
         })?;
         let issues: Vec<RemoteIssue> = order.iter().filter_map(|n| newest.remove(n)).collect();
         // Remember what was listed (without an ETag: lists carry none per
@@ -441,9 +625,9 @@ impl Backend for GithubBackend {
             .as_ref()
             .map(|(etag, _)| vec![("If-None-Match", etag.as_str())])
             .unwrap_or_default();
-        let resp = self
-            .http
-            .send(&what, Method::GET, &self.issue_url(number), &headers, None)?;
+        let url = self.issue_url(number);
+        let resp = self.http.send(&what, Method::GET, &url, &headers, None)?;
+        self.check_moved(&what, number, &url, &resp)?;
         match resp.status {
             304 => match known {
                 Some((_, issue)) => Ok(Some(issue)),
@@ -464,24 +648,47 @@ impl Backend for GithubBackend {
     fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
         let what = self.what("create issue");
         let marker = checked_marker(&what, &new.marker)?;
+        let body = format!("{}{marker}", new.body);
+        let mut refused = check_body_size("body", &body);
+        let (assignees, unassignable) = self.outgoing_assignees(&new.assignees, &[])?;
+        if !refused.is_empty() {
+            return Err(BackendError::Refused {
+                what,
+                refusals: refused,
+                applied: None,
+            });
+        }
+        refused.extend(unassignable);
         let mut fields = Map::new();
         fields.insert("title".into(), Value::from(new.title.as_str()));
-        fields.insert("body".into(), Value::from(format!("{}{marker}", new.body)));
+        fields.insert("body".into(), Value::from(body));
         let labels = wire_labels(&new.labels, new.status);
         if !labels.is_empty() {
-            fields.insert("labels".into(), Value::from(labels));
+            fields.insert("labels".into(), Value::from(labels.clone()));
         }
-        let assignees = sorted_unique(&new.assignees);
         if !assignees.is_empty() {
-            fields.insert("assignees".into(), Value::from(assignees));
+            fields.insert("assignees".into(), Value::from(assignees.clone()));
         }
-        let resp = self.http.send(
+        let create_url = format!("{}/issues", self.repo_url());
+        let mut resp = self.http.send(
             &what,
             Method::POST,
-            &format!("{}/issues", self.repo_url()),
+            &create_url,
             &[],
-            Some(&Value::Object(fields)),
+            Some(&Value::Object(fields.clone())),
         )?;
+        if is_redirect(resp.status) {
+            // A renamed repository redirects writes too: learn its name and
+            // send the create once more (a redirect is not a create).
+            self.follow_rename(&what)?;
+            resp = self.http.send(
+                &what,
+                Method::POST,
+                &format!("{}/issues", self.repo_url()),
+                &[],
+                Some(&Value::Object(fields)),
+            )?;
+        }
         if resp.status != 201 {
             return Err(error_for(&what, &resp));
         }
@@ -491,16 +698,19 @@ impl Backend for GithubBackend {
         // Create takes no state: close in a second request. If that fails,
         // the issue exists with its marker and a retry finds it.
         let (state, reason, _) = export_status(new.status);
-        if state == "open" {
-            return Ok(created);
-        }
-        let number = parse_number(&created.remote_id)?;
-        let mut close = Map::new();
-        close.insert("state".into(), Value::from(state));
-        if let Some(r) = reason {
-            close.insert("state_reason".into(), Value::from(r));
-        }
-        self.send_patch(number, &self.what_issue(number, "close new issue"), close)
+        let result = if state == "open" {
+            created
+        } else {
+            let number = parse_number(&created.remote_id)?;
+            let mut close = Map::new();
+            close.insert("state".into(), Value::from(state));
+            if let Some(r) = reason {
+                close.insert("state_reason".into(), Value::from(r));
+            }
+            self.send_patch(number, &self.what_issue(number, "close new issue"), close)?
+        };
+        refused.extend(self.dropped(&labels, &assignees, &result));
+        finish(what, result, refused)
     }
 
     fn update(
@@ -512,25 +722,99 @@ impl Backend for GithubBackend {
         let number = parse_number(remote_id)?;
         let what = self.what_issue(number, "update");
         let current = self.read_unchanged(number, expected, &what)?;
-        let fields = patch_fields(&current, patch);
-        if fields.is_empty() {
-            return Ok(current);
+        let mut fields = patch_fields(&current, patch);
+        let mut refused = Vec::new();
+        if let Some(Value::String(body)) = fields.get("body") {
+            refused = check_body_size("body", body);
+            if !refused.is_empty() {
+                return Err(BackendError::Refused {
+                    what,
+                    refusals: refused,
+                    applied: None,
+                });
+            }
         }
-        self.send_patch(number, &what, fields)
+        if let Some(names) = &patch.assignees {
+            let (send, unassignable) = self.outgoing_assignees(names, &current.assignees)?;
+            let current_logins: Vec<String> = current
+                .assignees
+                .iter()
+                .map(|a| self.ids.outgoing(BackendKind::Github, a).to_owned())
+                .collect();
+            if sorted_unique(&send) == sorted_unique(&current_logins) {
+                fields.remove("assignees");
+            } else {
+                fields.insert("assignees".into(), Value::from(send));
+            }
+            refused = unassignable;
+        }
+        if fields.is_empty() {
+            return finish(what, current, refused);
+        }
+        let sent_labels: Vec<String> = fields
+            .get("labels")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let sent_assignees: Vec<String> = fields
+            .get("assignees")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let after = self.send_patch(number, &what, fields)?;
+        refused.extend(self.dropped(&sent_labels, &sent_assignees, &after));
+        finish(what, after, refused)
     }
 
+    /// Looks through the issues changed since `since`, or without it the
+    /// [`MARKER_SCAN_ISSUES`] most recently created (newest first, stopping
+    /// at the first match), never the whole repository.
     fn find_by_marker(
         &self,
         marker: &str,
         since: Option<&str>,
     ) -> Result<Option<RemoteIssue>, BackendError> {
-        let (issues, _) = self.list_changed(since)?;
-        // Two issues with one marker come from a create retried after a
-        // lost response: the first one created is the one to keep.
-        Ok(issues
-            .into_iter()
-            .filter(|i| i.marker.as_deref() == Some(marker))
-            .min_by_key(|i| i.remote_id.parse::<u64>().unwrap_or(u64::MAX)))
+        if since.is_some() {
+            let (issues, _) = self.list_changed(since)?;
+            // Two issues with one marker come from a create retried after a
+            // lost response: the first one created is the one to keep.
+            return Ok(issues
+                .into_iter()
+                .filter(|i| i.marker.as_deref() == Some(marker))
+                .min_by_key(|i| i.remote_id.parse::<u64>().unwrap_or(u64::MAX)));
+        }
+        let what = self.what("find marker");
+        let first = format!(
+            "{}/issues?state=all&sort=created&direction=desc&per_page={PER_PAGE}",
+            self.repo_url()
+        );
+        let mut seen = 0usize;
+        let mut found: Option<RemoteIssue> = None;
+        self.get_pages(&what, first, |resp| {
+            let items: Vec<WireIssue> = resp.json(&what)?;
+            for wire in items {
+                seen += 1;
+                if let Some(issue) = wire.into_remote(&what, &self.ids)? {
+                    if issue.marker.as_deref() == Some(marker) {
+                        // Newest first: keep going to the oldest duplicate
+                        // on this page, then stop.
+                        found = Some(issue);
+                    }
+                }
+            }
+            Ok(found.is_none() && seen < MARKER_SCAN_ISSUES)
+        })?;
+        Ok(found)
     }
 
     fn comments(&self, remote_id: &str) -> Result<Vec<RemoteComment>, BackendError> {
@@ -541,9 +825,9 @@ impl Backend for GithubBackend {
         self.get_pages(&what, first, |resp| {
             let items: Vec<WireComment> = resp.json(&what)?;
             for c in items {
-                out.push(c.into_remote(&what)?);
+                out.push(c.into_remote(&what, &self.ids)?);
             }
-            Ok(())
+            Ok(true)
         })?;
         let mut seen = HashSet::new();
         out.retain(|c| seen.insert(c.remote_id.clone()));
@@ -565,17 +849,27 @@ impl Backend for GithubBackend {
         let number = parse_number(remote_id)?;
         let what = self.what_issue(number, "add comment");
         let marker = checked_marker(&what, marker)?;
+        let full = format!("{body}{marker}");
+        let refused = check_body_size("comment", &full);
+        if !refused.is_empty() {
+            return Err(BackendError::Refused {
+                what,
+                refusals: refused,
+                applied: None,
+            });
+        }
         let resp = self.http.send(
             &what,
             Method::POST,
             &format!("{}/comments", self.issue_url(number)),
             &[],
-            Some(&serde_json::json!({ "body": format!("{body}{marker}") })),
+            Some(&serde_json::json!({ "body": full })),
         )?;
         if resp.status != 201 {
             return Err(error_for(&what, &resp));
         }
-        resp.json::<WireComment>(&what)?.into_remote(&what)
+        resp.json::<WireComment>(&what)?
+            .into_remote(&what, &self.ids)
     }
 
     fn edit_comment(
@@ -604,7 +898,7 @@ impl Backend for GithubBackend {
                 what: format!("{what}: the comment belongs to another issue"),
             });
         }
-        let current = wire.into_remote(&what)?;
+        let current = wire.into_remote(&what, &self.ids)?;
         if current.body == body {
             return Ok(current);
         }
@@ -612,6 +906,14 @@ impl Backend for GithubBackend {
             Some(m) => format!("{body}{}", body_marker(m)),
             None => body.to_owned(),
         };
+        let refused = check_body_size("comment", &full);
+        if !refused.is_empty() {
+            return Err(BackendError::Refused {
+                what,
+                refusals: refused,
+                applied: None,
+            });
+        }
         let resp = self.http.send(
             &what,
             Method::PATCH,
@@ -622,8 +924,130 @@ impl Backend for GithubBackend {
         if resp.status != 200 {
             return Err(error_for(&what, &resp));
         }
-        resp.json::<WireComment>(&what)?.into_remote(&what)
+        resp.json::<WireComment>(&what)?
+            .into_remote(&what, &self.ids)
     }
+
+    fn set_notice(&mut self, notice: Notice) {
+        self.http.set_notice(notice);
+    }
+
+    fn set_identities(&mut self, ids: IdentityMap) {
+        self.ids = ids;
+    }
+
+    /// GitHub matches labels case-insensitively.
+    fn labels_equal(&self, a: &[String], b: &[String]) -> bool {
+        folded(a) == folded(b)
+    }
+
+    fn relocated(&self) -> Option<BackendSpec> {
+        let now = self.full_name();
+        let was = format!("{}/{}", self.owner, self.repo);
+        (!now.eq_ignore_ascii_case(&was)).then_some(BackendSpec {
+            kind: BackendKind::Github,
+            address: now,
+        })
+    }
+}
+
+impl GithubBackend {
+    /// Labels and assignees that were sent but are missing from what GitHub
+    /// answered: it drops them silently for a token without push access.
+    fn dropped(
+        &self,
+        labels: &[String],
+        assignees: &[String],
+        after: &RemoteIssue,
+    ) -> Vec<Refusal> {
+        let have = folded(&after.labels);
+        let mut out: Vec<Refusal> = labels
+            .iter()
+            .filter(|l| !is_status_label(l) && !have.contains(&l.to_lowercase()))
+            .map(|l| Refusal {
+                field: "labels".into(),
+                value: l.clone(),
+                reason: DROPPED.into(),
+            })
+            .collect();
+        let (_, _, status_label) = export_status(after.status);
+        for l in labels.iter().filter(|l| is_status_label(l)) {
+            if status_label.is_none_or(|s| !s.eq_ignore_ascii_case(l)) {
+                out.push(Refusal {
+                    field: "labels".into(),
+                    value: l.clone(),
+                    reason: DROPPED.into(),
+                });
+            }
+        }
+        let have: Vec<&str> = after
+            .assignees
+            .iter()
+            .map(|a| self.ids.outgoing(BackendKind::Github, a))
+            .collect();
+        for login in assignees {
+            if !have.iter().any(|h| h.eq_ignore_ascii_case(login)) {
+                out.push(Refusal {
+                    field: "assignees".into(),
+                    value: self.ids.incoming(BackendKind::Github, login).to_owned(),
+                    reason: DROPPED.into(),
+                });
+            }
+        }
+        out
+    }
+}
+
+const DROPPED: &str = "GitHub dropped it silently: the token has no push access to the repository";
+
+/// `Ok(issue)`, or `Refused` carrying it when something was refused.
+fn finish(
+    what: String,
+    issue: RemoteIssue,
+    refusals: Vec<Refusal>,
+) -> Result<RemoteIssue, BackendError> {
+    if refusals.is_empty() {
+        Ok(issue)
+    } else {
+        Err(BackendError::Refused {
+            what,
+            refusals,
+            applied: Some(Box::new(issue)),
+        })
+    }
+}
+
+/// A refusal if `text` is over GitHub's body limit.
+fn check_body_size(field: &str, text: &str) -> Vec<Refusal> {
+    let n = text.chars().count();
+    if n <= MAX_BODY_CHARS {
+        return Vec::new();
+    }
+    vec![Refusal {
+        field: field.into(),
+        value: format!("{n} characters"),
+        reason: format!(
+            "GitHub stores at most {MAX_BODY_CHARS} characters (the sync marker included)"
+        ),
+    }]
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 307 | 308)
+}
+
+/// Labels lower-cased, sorted, unique: how GitHub compares them.
+fn folded(labels: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = labels.iter().map(|l| l.to_lowercase()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Percent-encode a path segment (logins are `[A-Za-z0-9-]`, but names
+/// from config are not trusted).
+fn path_segment(s: &str) -> String {
+    super::atlassian::enc(s)
 }
 
 // ---- wire shapes ----
@@ -675,7 +1099,11 @@ struct WireComment {
 
 impl WireIssue {
     /// `None` for a pull request.
-    fn into_remote(self, what: &str) -> Result<Option<RemoteIssue>, BackendError> {
+    fn into_remote(
+        self,
+        what: &str,
+        ids: &IdentityMap,
+    ) -> Result<Option<RemoteIssue>, BackendError> {
         if self.pull_request.is_some() {
             return Ok(None);
         }
@@ -702,9 +1130,10 @@ impl WireIssue {
             .assignees
             .unwrap_or_default()
             .into_iter()
-            .map(|u| u.login)
+            .map(|u| ids.incoming(BackendKind::Github, &u.login).to_owned())
             .collect();
-        let (body, marker) = strip_body_marker(self.body.as_deref().unwrap_or(""));
+        let (body, marker) =
+            strip_body_marker(&normalize_newlines(self.body.as_deref().unwrap_or("")));
         Ok(Some(RemoteIssue {
             remote_id: self.number.to_string(),
             title: self.title,
@@ -724,15 +1153,19 @@ impl WireIssue {
 }
 
 impl WireComment {
-    fn into_remote(self, what: &str) -> Result<RemoteComment, BackendError> {
+    fn into_remote(self, what: &str, ids: &IdentityMap) -> Result<RemoteComment, BackendError> {
         if timestamp_ms(&self.updated_at).is_none() {
             return Err(bad_time(what, &self.updated_at));
         }
-        let (body, marker) = strip_body_marker(self.body.as_deref().unwrap_or(""));
+        let (body, marker) =
+            strip_body_marker(&normalize_newlines(self.body.as_deref().unwrap_or("")));
         Ok(RemoteComment {
             remote_id: self.id.to_string(),
             // A deleted account shows as `null`; GitHub renders it "ghost".
-            author: self.user.map_or_else(|| "ghost".to_owned(), |u| u.login),
+            author: self.user.map_or_else(
+                || "ghost".to_owned(),
+                |u| ids.incoming(BackendKind::Github, &u.login).to_owned(),
+            ),
             body,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -774,15 +1207,16 @@ fn is_status_label(label: &str) -> bool {
     label.eq_ignore_ascii_case(IN_PROGRESS_LABEL) || label.eq_ignore_ascii_case(IN_REVIEW_LABEL)
 }
 
-/// The full label set to send: the user's labels (reserved ones dropped)
+/// The full label set to send: the user's labels (reserved ones dropped,
+/// duplicates by case dropped: GitHub compares labels case-insensitively)
 /// plus the status label.
 fn wire_labels(labels: &[String], status: Status) -> Vec<String> {
-    let mut out: Vec<String> = labels
-        .iter()
-        .filter(|l| !is_status_label(l))
-        .cloned()
-        .collect();
-    out = sorted_unique(&out);
+    let mut out: Vec<String> = Vec::new();
+    for l in sorted_unique(labels) {
+        if !is_status_label(&l) && !out.iter().any(|o| o.eq_ignore_ascii_case(&l)) {
+            out.push(l);
+        }
+    }
     if let (_, _, Some(label)) = export_status(status) {
         out.push(label.to_owned());
     }
@@ -813,15 +1247,21 @@ fn patch_fields(current: &RemoteIssue, patch: &IssuePatch) -> Map<String, Value>
         }
     }
     let user_labels = patch.labels.as_ref().unwrap_or(&current.labels);
-    let labels = wire_labels(user_labels, status);
-    if labels != wire_labels(&current.labels, current.status) {
+    // Keep the repository's spelling of labels the issue already has.
+    let respelled: Vec<String> = user_labels
+        .iter()
+        .map(|l| {
+            current
+                .labels
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(l))
+                .unwrap_or(l)
+                .clone()
+        })
+        .collect();
+    let labels = wire_labels(&respelled, status);
+    if folded(&labels) != folded(&wire_labels(&current.labels, current.status)) {
         fields.insert("labels".into(), Value::from(labels));
-    }
-    if let Some(assignees) = &patch.assignees {
-        let assignees = sorted_unique(assignees);
-        if assignees != current.assignees {
-            fields.insert("assignees".into(), Value::from(assignees));
-        }
     }
     fields
 }
@@ -1141,6 +1581,7 @@ mod tests {
         // The body of fixtures/github/errors.json.
         let body = br#"{"message":"Validation Failed","errors":[{"resource":"Label","code":"invalid","field":"color"}],"documentation_url":"https://docs.github.com/rest/reference/issues#create-a-label"}"#;
         let resp = Response {
+            url: String::new(),
             status: 422,
             headers: Vec::new(),
             body: body.to_vec(),
@@ -1155,6 +1596,7 @@ mod tests {
             other => panic!("expected Http, got {other:?}"),
         }
         let not_found = Response {
+            url: String::new(),
             status: 404,
             headers: Vec::new(),
             body: br#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}"#

@@ -2,17 +2,32 @@
 //!
 //! Guarantees:
 //! - egress only to origins allowed by `REPOSIX_ALLOWED_ORIGINS` (default:
-//!   loopback only); anything else fails closed before a byte is sent;
-//! - redirects are never followed (a 3xx is an error naming the status);
-//! - 429 and 5xx and transport failures are retried with jittered
-//!   exponential backoff, honouring `Retry-After` and GitHub's
-//!   `x-ratelimit-remaining: 0` + `x-ratelimit-reset`, within a bound;
+//!   loopback only), plus URL prefixes an adapter derives from an allowed
+//!   origin (an Atlassian site's API-gateway path); anything else fails
+//!   closed before a byte is sent;
+//! - redirects are followed only for reads and only within the origin of
+//!   the request (so credentials never travel elsewhere); any other 3xx is
+//!   an error naming the status;
+//! - rate-limit refusals (429, and 403 carrying `retry-after`,
+//!   `x-ratelimit-remaining: 0` or a "rate limit" message) are retried for
+//!   every method, because a refused request was not applied: the wait is
+//!   `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset`
+//!   (epoch seconds or ISO 8601), else a minute doubling per refusal; a
+//!   wait longer than [`RetryPolicy::max_rate_limit_wait`] is an error
+//!   instead of a silent hour of sleep, and each wait is announced through
+//!   the [`Notice`] hook;
+//! - 5xx and transport failures are retried with jittered exponential
+//!   backoff, except for POSTs (one that failed may have been applied);
+//! - writes can be paced ([`HttpClient::set_write_interval`]);
+//! - time is read and slept through a [`Clock`], so tests can run the
+//!   waits on a virtual clock;
 //! - credentials live in [`Secret`] (redacted in `Debug`), travel only in
 //!   the `Authorization` header, and never appear in URLs or errors.
 
 use std::fmt;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::BackendError;
 
@@ -29,6 +44,8 @@ struct OriginPattern {
 #[derive(Clone, Debug)]
 pub struct AllowList {
     patterns: Vec<OriginPattern>,
+    /// URL prefixes allowed in addition (`scheme://host[:port]/path/`).
+    prefixes: Vec<String>,
     text: String,
 }
 
@@ -71,12 +88,57 @@ impl AllowList {
         }
         Ok(AllowList {
             patterns,
+            prefixes: Vec::new(),
             text: text.to_owned(),
         })
     }
 
+    /// Also allow every URL under `prefix` (which must end with `/`), e.g.
+    /// `https://api.atlassian.com/ex/jira/<cloudId>/` for an allowed site
+    /// that uses a scoped token. Only adapters call this, with a prefix
+    /// derived from an origin the user allowed.
+    pub fn allow_prefix(&mut self, prefix: &str) -> Result<(), BackendError> {
+        let url = reqwest::Url::parse(prefix)
+            .map_err(|e| BackendError::Spec(format!("allowed prefix {prefix:?}: {e}")))?;
+        if !prefix.ends_with('/')
+            || url.as_str() != prefix
+            || url.query().is_some()
+            || !matches!(url.scheme(), "http" | "https")
+        {
+            return Err(BackendError::Spec(format!(
+                "allowed prefix {prefix:?}: expected scheme://host/path/"
+            )));
+        }
+        self.prefixes.push(prefix.to_owned());
+        Ok(())
+    }
+
+    /// Whether `origin` (`scheme://host[:port]`) itself is allowed.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        reqwest::Url::parse(origin).is_ok_and(|u| self.matches_pattern(&u))
+    }
+
+    /// The allowlist as configured (for messages).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Whether `url` may be reached.
     pub fn allows(&self, url: &reqwest::Url) -> bool {
+        if self.matches_pattern(url) {
+            return true;
+        }
+        let path = url.path().to_ascii_lowercase();
+        // A prefix admits a path only if nothing in it could climb out.
+        let climbs = path.contains("/../") || path.contains("%2e") || path.contains("%2f");
+        !climbs
+            && self
+                .prefixes
+                .iter()
+                .any(|p| url.as_str().starts_with(p.as_str()) && url.username().is_empty())
+    }
+
+    fn matches_pattern(&self, url: &reqwest::Url) -> bool {
         let Some(host) = url.host_str() else {
             return false;
         };
@@ -191,12 +253,21 @@ pub fn install_crypto_provider() {
 /// Retry bounds.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
-    /// Attempts in all (first try included).
+    /// Attempts in all (first try included) after 5xx and transport
+    /// failures; also the most rate-limit waits for one request.
     pub max_attempts: u32,
     /// First backoff.
     pub base: Duration,
-    /// Largest single wait (also caps `Retry-After`).
+    /// Largest single backoff after a 5xx or transport failure (also caps
+    /// a `Retry-After` sent with a 5xx).
     pub max_wait: Duration,
+    /// Largest wait a rate limit may ask for; a longer one fails at once
+    /// with [`BackendError::RateLimited`] (GitHub's primary limit resets
+    /// within the hour).
+    pub max_rate_limit_wait: Duration,
+    /// The wait after a rate-limit refusal that names no time (GitHub: at
+    /// least a minute), doubled for each further refusal.
+    pub unhinted_rate_limit_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -205,13 +276,43 @@ impl Default for RetryPolicy {
             max_attempts: 10,
             base: Duration::from_millis(100),
             max_wait: Duration::from_secs(60),
+            max_rate_limit_wait: Duration::from_secs(3600),
+            unhinted_rate_limit_wait: Duration::from_secs(60),
         }
     }
 }
 
+/// Where the HTTP client reads the time and sleeps: the system clock, or a
+/// virtual clock that tests advance instead of sleeping.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> SystemTime;
+    /// Wait `d`.
+    fn sleep(&self, d: Duration);
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// A sink for notices a user should see while a command runs (rate-limit
+/// waits, a renamed repository). The CLI prints them on stderr.
+pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A response.
 #[derive(Debug)]
 pub struct Response {
+    /// The URL that answered: the request's, or where redirects led.
+    pub url: String,
     /// Status code.
     pub status: u16,
     /// Headers, names lower-cased.
@@ -249,12 +350,16 @@ impl Response {
 }
 
 /// Counters for progress and benchmarks.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     /// Requests sent (including retries).
     pub requests: u64,
     /// Retries after 429/5xx/transport failures.
     pub retries: u64,
+    /// Rate-limit waits among the retries.
+    pub rate_limit_waits: u64,
+    /// Time spent waiting for rate limits and write pacing.
+    pub waited: Duration,
 }
 
 /// The HTTP client every adapter uses.
@@ -263,9 +368,27 @@ pub struct HttpClient {
     allow: AllowList,
     auth: Auth,
     agent: String,
+    service: String,
     retry: RetryPolicy,
     extra_headers: Vec<(String, String)>,
     stats: std::cell::Cell<Stats>,
+    clock: Arc<dyn Clock>,
+    notice: Option<Notice>,
+    write_interval: Duration,
+    last_write: std::cell::Cell<Option<SystemTime>>,
+}
+
+/// How a request may be retried and redirected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Safe to repeat: retried after 5xx and timeouts, redirects followed.
+    Read,
+    /// A write that may be repeated (PUT, PATCH, DELETE): retried after 5xx
+    /// and timeouts, never redirected, paced.
+    Idempotent,
+    /// A write that may have been applied when it failed (POST): retried
+    /// only when refused by a rate limit; never redirected; paced.
+    Write,
 }
 
 impl HttpClient {
@@ -296,15 +419,68 @@ impl HttpClient {
             allow,
             auth,
             agent: agent.to_owned(),
+            service: agent.to_owned(),
             retry: RetryPolicy::default(),
             extra_headers: Vec::new(),
             stats: std::cell::Cell::new(Stats::default()),
+            clock: Arc::new(SystemClock),
+            notice: None,
+            write_interval: Duration::ZERO,
+            last_write: std::cell::Cell::new(None),
         })
     }
 
     /// Replace the retry policy.
     pub fn set_retry(&mut self, retry: RetryPolicy) {
         self.retry = retry;
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The tracker's name in notices ("rate limited by github: …").
+    pub fn set_service(&mut self, name: &str) {
+        name.clone_into(&mut self.service);
+    }
+
+    /// Read time and sleep through `clock` (tests pass a virtual one).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Where notices go (none by default).
+    pub fn set_notice(&mut self, notice: Notice) {
+        self.notice = Some(notice);
+    }
+
+    /// Tell the user something through the notice hook, if any.
+    pub fn notify(&self, line: &str) {
+        if let Some(n) = &self.notice {
+            n(line);
+        }
+    }
+
+    /// Leave at least `interval` between the starts of two writes (GitHub
+    /// asks for a second between content-creating requests).
+    pub fn set_write_interval(&mut self, interval: Duration) {
+        self.write_interval = interval;
+    }
+
+    /// The allowlist, e.g. to add a derived prefix.
+    pub fn allow_mut(&mut self) -> &mut AllowList {
+        &mut self.allow
+    }
+
+    /// The allowlist.
+    pub fn allowlist(&self) -> &AllowList {
+        &self.allow
     }
 
     /// Add a header sent with every request (e.g. API version).
@@ -317,9 +493,11 @@ impl HttpClient {
         self.stats.get()
     }
 
-    /// Send a request, retrying 429/5xx/transport failures. Other statuses
-    /// (2xx, 304, 4xx) are returned for the adapter to interpret; 3xx is an
-    /// error because redirects are never followed.
+    /// Send a request. GET and HEAD are reads (see [`HttpClient::send_read`]);
+    /// other methods are writes: never redirected, paced, retried after a
+    /// rate-limit refusal, and after 5xx or a timeout unless they are POSTs
+    /// (which may have been applied). Other statuses (2xx, 304, 4xx) are
+    /// returned for the adapter to interpret.
     pub fn send(
         &self,
         what: &str,
@@ -328,26 +506,94 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<Response, BackendError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| BackendError::Spec(format!("{what}: invalid URL: {e}")))?;
-        if !parsed.username().is_empty() || parsed.password().is_some() {
+        let kind = if method == reqwest::Method::GET || method == reqwest::Method::HEAD {
+            Kind::Read
+        } else if method == reqwest::Method::POST {
+            Kind::Write
+        } else {
+            Kind::Idempotent
+        };
+        self.send_as(kind, what, method, url, headers, body)
+    }
+
+    /// Send a request that reads, whatever its method (JIRA's search is a
+    /// POST): retried after 5xx and transport failures, redirects followed
+    /// within the request's origin, not paced.
+    pub fn send_read(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, BackendError> {
+        self.send_as(Kind::Read, what, method, url, headers, body)
+    }
+
+    fn check_url(&self, what: &str, url: &reqwest::Url) -> Result<(), BackendError> {
+        if !url.username().is_empty() || url.password().is_some() {
             return Err(BackendError::Spec(format!(
                 "{what}: refusing a URL with credentials in it"
             )));
         }
-        if !self.allow.allows(&parsed) {
+        if !self.allow.allows(url) {
             return Err(BackendError::Egress {
-                origin: parsed.origin().ascii_serialization(),
+                origin: url.origin().ascii_serialization(),
                 allowed: self.allow.text.clone(),
             });
         }
-        let idempotent = method != reqwest::Method::POST;
+        Ok(())
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut Stats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+
+    fn wait(&self, d: Duration) {
+        self.bump(|s| s.waited += d);
+        self.clock.sleep(d);
+    }
+
+    /// Sleep until the write interval since the last write has passed.
+    fn pace(&self) {
+        if self.write_interval.is_zero() {
+            return;
+        }
+        if let Some(last) = self.last_write.get() {
+            let since = self.clock.now().duration_since(last).unwrap_or_default();
+            if since < self.write_interval {
+                self.wait(self.write_interval - since);
+            }
+        }
+        self.last_write.set(Some(self.clock.now()));
+    }
+
+    fn send_as(
+        &self,
+        kind: Kind,
+        what: &str,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, BackendError> {
+        let mut target = reqwest::Url::parse(url)
+            .map_err(|e| BackendError::Spec(format!("{what}: invalid URL: {e}")))?;
+        self.check_url(what, &target)?;
+        let origin = target.origin();
         let mut attempt = 0;
+        let mut refusals = 0u32;
+        let mut hops = 0;
         loop {
             attempt += 1;
+            if kind != Kind::Read {
+                self.pace();
+            }
             let mut req = self
                 .client
-                .request(method.clone(), parsed.clone())
+                .request(method.clone(), target.clone())
                 .header("X-Reposix-Agent", &self.agent);
             for (k, v) in &self.extra_headers {
                 req = req.header(k.as_str(), v.as_str());
@@ -363,9 +609,7 @@ impl HttpClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let mut stats = self.stats.get();
-            stats.requests += 1;
-            self.stats.set(stats);
+            self.bump(|s| s.requests += 1);
             let (wait, last) = match req.send() {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -387,34 +631,80 @@ impl HttpClient {
                         })?
                         .to_vec();
                     let r = Response {
+                        url: target.to_string(),
                         status,
                         headers,
                         body,
                     };
-                    // A POST that failed with 5xx may have been applied:
-                    // resending could create twice. Only 429 (refused
-                    // before any work) is retried; callers recover from
-                    // the rest by looking for their marker.
-                    let wait = retry_wait(&r, attempt, &self.retry)
-                        .filter(|_| idempotent || status == 429);
-                    match wait {
-                        Some(w) => (w, format!("HTTP {status}")),
-                        None if (300..400).contains(&status) && status != 304 => {
-                            return Err(BackendError::Http {
+                    if is_rate_limited(&r) {
+                        // Refused before any work: safe to resend, even a POST.
+                        refusals += 1;
+                        let wait = rate_limit_wait(&r, refusals, &self.retry, self.clock.now());
+                        if wait > self.retry.max_rate_limit_wait {
+                            return Err(BackendError::RateLimited {
                                 what: what.to_owned(),
-                                status,
-                                message: format!(
-                                    "redirect to {} not followed",
-                                    sanitize(r.header("location").unwrap_or("?"))
-                                ),
+                                wait_secs: wait.as_secs(),
                             });
                         }
+                        if refusals >= self.retry.max_attempts {
+                            return Err(BackendError::Exhausted {
+                                what: what.to_owned(),
+                                attempts: refusals,
+                                last: format!("HTTP {status} (rate limited)"),
+                            });
+                        }
+                        self.notify(&format!(
+                            "rate limited by {}: waiting {} s",
+                            self.service,
+                            wait.as_secs_f64().ceil() as u64
+                        ));
+                        self.bump(|s| {
+                            s.retries += 1;
+                            s.rate_limit_waits += 1;
+                        });
+                        self.wait(wait);
+                        attempt -= 1;
+                        continue;
+                    }
+                    if (300..400).contains(&status) && status != 304 {
+                        let location = r.header("location").unwrap_or("");
+                        let next = target.join(location).ok();
+                        match next {
+                            Some(next)
+                                if kind == Kind::Read
+                                    && matches!(status, 301 | 302 | 303 | 307 | 308)
+                                    && hops < 5
+                                    && next.origin() == origin
+                                    && self.check_url(what, &next).is_ok() =>
+                            {
+                                hops += 1;
+                                target = next;
+                                attempt -= 1;
+                                continue;
+                            }
+                            _ => {
+                                return Err(BackendError::Http {
+                                    what: what.to_owned(),
+                                    status,
+                                    message: format!(
+                                        "redirect to {} not followed",
+                                        sanitize(if location.is_empty() { "?" } else { location })
+                                    ),
+                                })
+                            }
+                        }
+                    }
+                    // A write that failed with 5xx may have been applied:
+                    // resending could create twice. Callers recover by
+                    // looking for their marker.
+                    match retry_wait(&r, attempt, &self.retry).filter(|_| kind != Kind::Write) {
+                        Some(w) => (w, format!("HTTP {status}")),
                         None => return Ok(r),
                     }
                 }
                 // A connection that was never made is safe to retry for
-                // any method; a timeout after sending is not, for a POST.
-                Err(e) if idempotent || e.is_connect() => {
+                // any method; a timeout after sending is not, for a write.
+                Err(e) if kind != Kind::Write || e.is_connect() => {
                     (backoff(attempt, &self.retry), sanitize(&e.to_string()))
                 }
                 Err(e) => {
@@ -431,10 +721,8 @@ impl HttpClient {
                     last,
                 });
             }
-            let mut stats = self.stats.get();
-            stats.retries += 1;
-            self.stats.set(stats);
-            std::thread::sleep(wait);
+            self.bump(|s| s.retries += 1);
+            self.clock.sleep(wait);
         }
     }
 }
@@ -447,33 +735,112 @@ fn backoff(attempt: u32, policy: &RetryPolicy) -> Duration {
     half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
 }
 
-/// How long to wait before retrying `r`, or `None` if it is final.
+/// How long to wait before retrying a read that failed with 5xx, or
+/// `None` if the response is final.
 fn retry_wait(r: &Response, attempt: u32, policy: &RetryPolicy) -> Option<Duration> {
-    let rate_limited_403 = r.status == 403 && r.header("x-ratelimit-remaining") == Some("0");
-    if !(r.status == 429 || rate_limited_403 || r.status >= 500) {
+    if r.status < 500 {
         return None;
     }
-    if let Some(secs) = r
+    match r
         .header("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
     {
-        return Some(Duration::from_secs(secs).min(policy.max_wait));
+        Some(secs) => Some(Duration::from_secs(secs).min(policy.max_wait)),
+        None => Some(backoff(attempt, policy)),
     }
-    if r.header("x-ratelimit-remaining") == Some("0") {
-        if let Some(reset) = r
-            .header("x-ratelimit-reset")
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            return Some(
-                Duration::from_secs(reset.saturating_sub(now).max(1)).min(policy.max_wait),
-            );
+}
+
+/// Whether `r` is a rate-limit refusal (the request was not applied):
+/// 429, or a 403 that says so (GitHub answers both for secondary limits,
+/// often while `x-ratelimit-remaining` is still above zero).
+pub fn is_rate_limited(r: &Response) -> bool {
+    match r.status {
+        429 => true,
+        403 => {
+            r.header("retry-after").is_some()
+                || r.header("x-ratelimit-remaining").map(str::trim) == Some("0")
+                || String::from_utf8_lossy(&r.body)
+                    .to_ascii_lowercase()
+                    .contains("rate limit")
+        }
+        _ => false,
+    }
+}
+
+/// How long a rate-limited request should wait before its `refusals`-th
+/// retry: `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset`
+/// (epoch seconds as GitHub sends it, or ISO 8601 as Atlassian does), else
+/// the policy's unhinted wait doubled per refusal.
+pub fn rate_limit_wait(
+    r: &Response,
+    refusals: u32,
+    policy: &RetryPolicy,
+    now: SystemTime,
+) -> Duration {
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let until = |ms: i64| Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0));
+    if let Some(v) = r.header("retry-after").map(str::trim) {
+        if let Ok(secs) = v.parse::<u64>() {
+            return Duration::from_secs(secs);
+        }
+        if let Some(ms) = parse_http_date(v) {
+            return until(ms).max(Duration::from_secs(1));
         }
     }
-    Some(backoff(attempt, policy))
+    // GitHub sends a reset with every response; it names the wait only
+    // when the quota is spent. Atlassian sends it with 429 alone.
+    let spent = r
+        .header("x-ratelimit-remaining")
+        .is_none_or(|v| v.trim() == "0");
+    if let Some(v) = r
+        .header("x-ratelimit-reset")
+        .map(str::trim)
+        .filter(|_| spent)
+    {
+        let reset_ms = match v.parse::<i64>() {
+            Ok(secs) => Some(secs.saturating_mul(1000)),
+            Err(_) => crate::timestamp::parse_millis(v),
+        };
+        if let Some(ms) = reset_ms {
+            // One second of slack for clocks that disagree a little.
+            return until(ms) + Duration::from_secs(1);
+        }
+    }
+    let doublings = refusals.saturating_sub(1).min(16);
+    policy
+        .unhinted_rate_limit_wait
+        .saturating_mul(1u32 << doublings)
+}
+
+/// Milliseconds since the epoch of an HTTP date (RFC 9110 IMF-fixdate,
+/// `Wed, 21 Oct 2015 07:28:00 GMT`), or `None`.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let rest = s.split_once(", ").map_or(s, |(_, r)| r).trim();
+    let mut parts = rest.split_whitespace();
+    let day: u32 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: u32 = parts.next()?.parse().ok()?;
+    let time = parts.next()?;
+    if parts.next()? != "GMT" || parts.next().is_some() || time.len() != 8 {
+        return None;
+    }
+    crate::timestamp::parse_millis(&format!("{year:04}-{month:02}-{day:02}T{time}Z"))
 }
 
 /// Remove `user:password@` from any URL in a message.
@@ -548,5 +915,98 @@ mod tests {
             "error sending to http://***@127.0.0.1:9/x.git: refused"
         );
         assert_eq!(sanitize("no urls here"), "no urls here");
+    }
+
+    fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        Response {
+            url: String::new(),
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    // Regression (issue 9, point 3): only a 403 with zero remaining was
+    // taken for a rate limit; secondary limits keep quota.
+    #[test]
+    fn rate_limits_are_recognised_on_403_and_429_only() {
+        assert!(is_rate_limited(&resp(429, &[], "")));
+        assert!(is_rate_limited(&resp(403, &[("retry-after", "5")], "")));
+        assert!(is_rate_limited(&resp(
+            403,
+            &[("x-ratelimit-remaining", "0")],
+            ""
+        )));
+        assert!(is_rate_limited(&resp(
+            403,
+            &[("x-ratelimit-remaining", "4000")],
+            r#"{"message":"You have exceeded a secondary rate limit."}"#
+        )));
+        assert!(!is_rate_limited(&resp(
+            403,
+            &[("x-ratelimit-remaining", "4000")],
+            r#"{"message":"Resource not accessible by integration"}"#
+        )));
+        assert!(!is_rate_limited(&resp(503, &[("retry-after", "5")], "")));
+    }
+
+    // Regression (issue 9, point 14): `Retry-After` as an HTTP date and
+    // Atlassian's ISO `X-RateLimit-Reset` were not parsed.
+    #[test]
+    fn waits_come_from_retry_after_seconds_or_dates_then_resets() {
+        let policy = RetryPolicy::default();
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21T07:28:00Z
+        let wait =
+            |headers: &[(&str, &str)], n| rate_limit_wait(&resp(429, headers, ""), n, &policy, now);
+        assert_eq!(wait(&[("retry-after", "37")], 1), Duration::from_secs(37));
+        assert_eq!(
+            wait(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")], 1),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            wait(&[("x-ratelimit-reset", "1445412490")], 1),
+            Duration::from_secs(11),
+            "GitHub's epoch seconds, plus a second of slack"
+        );
+        assert_eq!(
+            wait(&[("x-ratelimit-reset", "2015-10-21T07:29:00Z")], 1),
+            Duration::from_secs(61),
+            "Atlassian's ISO 8601"
+        );
+        assert_eq!(wait(&[], 1), Duration::from_secs(60));
+        assert_eq!(wait(&[], 3), Duration::from_secs(240));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "37",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn derived_prefixes_admit_only_their_path() {
+        let mut a = AllowList::parse("https://acme.atlassian.net").expect("parses");
+        assert!(!a.allows(&url(
+            "https://api.atlassian.com/ex/jira/c1/rest/api/3/myself"
+        )));
+        a.allow_prefix("https://api.atlassian.com/ex/jira/c1/")
+            .expect("valid prefix");
+        assert!(a.allows(&url(
+            "https://api.atlassian.com/ex/jira/c1/rest/api/3/myself"
+        )));
+        assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c2/rest")));
+        assert!(!a.allows(&url("https://api.atlassian.com/ex/jira/c1/%2e%2e/c2/rest")));
+        assert!(!a.allows(&url("http://api.atlassian.com/ex/jira/c1/rest")));
+        assert!(a.allow_prefix("https://api.atlassian.com/ex").is_err());
+        assert!(a.allows_origin("https://acme.atlassian.net"));
     }
 }

@@ -1,4 +1,8 @@
-//! JIRA Cloud (REST v3) adapter: `jira::https://<site>.atlassian.net/<PROJECT>`.
+//! JIRA Cloud (REST v3) adapter: `jira::https://<site>.atlassian.net/<PROJECT>`,
+//! or through the API gateway for scoped tokens
+//! (`jira::https://api.atlassian.com/ex/jira/<cloudId>/<PROJECT>`, see
+//! [`super::atlassian`]). `?issuetype=Bug` after the key chooses the type
+//! of new issues.
 //!
 //! Wire facts are in `api-facts.md` ("JIRA Cloud REST v3"); every request
 //! goes through [`HttpClient`] (allowlist, retries honouring `Retry-After`,
@@ -17,14 +21,18 @@
 //! `Revision.order` is `fields.updated` in ms since the epoch (parsed by
 //! hand: JIRA writes `2021-01-18T23:45:00.000+0000`, not RFC 3339);
 //! `Revision.token` is the raw `updated` string. The listing cursor is the
-//! largest raw `updated` seen. JQL dates have minute precision and are read
-//! in the user's profile time zone (the zone JIRA also renders `updated`
-//! in), so [`JiraBackend::list_changed`] asks for
-//! `updated >= "<cursor's wall-clock minute − 1>"` and returns everything
-//! JIRA answers: issues written in the same minute as the cursor (or up to
-//! a minute before it, e.g. still being indexed last time) come back again
-//! and the caller dedupes by revision. Within one listing, issues are
-//! deduplicated by key, keeping the newest `updated`.
+//! largest raw `updated` seen. A JQL date literal (`"yyyy/MM/dd HH:mm"`) is
+//! read in the *calling user's profile time zone*, whatever offset
+//! `updated` is rendered in, so a cursor written as a wall-clock minute
+//! skipped hours of updates for users in other zones. The adapter sends an
+//! epoch-milliseconds literal instead, which has no zone:
+//! `updated >= <cursor − 60 000>`; issues written up to a minute before the
+//! cursor (e.g. still being indexed last time) come back again and the
+//! caller dedupes by revision. Within one listing, issues are deduplicated
+//! by key, keeping the newest `updated`.
+//!
+//! Search is a read sent as `POST /rest/api/3/search/jql`: it is retried
+//! after 5xx and timeouts like a GET.
 //!
 //! A `nextPageToken` may stand for a position in a result that shifts when
 //! an issue already served is edited mid-walk (it moves to the end of
@@ -40,7 +48,7 @@
 //! | title | `summary` |
 //! | body | `description`, through ADF ([`super::adf`]); an empty body is `null` |
 //! | labels | `labels`; JIRA labels cannot contain whitespace, so such a label is refused before anything is sent |
-//! | assignees | `assignee.accountId` (at most one; account ids, not display names, because names change and are not unique) |
+//! | assignees | `assignee.accountId` (at most one). JIRA accepts account ids only: local names are mapped through the [`IdentityMap`] (`git config --add reposix.identity "alice jira:<accountId>"`), and a name that is neither mapped nor shaped like an account id is refused ([`BackendError::Refused`]) before anything is sent |
 //! | marker | issue property `reposix` = `{"id": marker}` |
 //!
 //! # Status
@@ -56,12 +64,31 @@
 //! | `done` | name or resolution contains `won't`, `wont`, `not do`, `declined`, `rejected`, `cancel`, `duplicate`, `cannot reproduce` | `wont_fix` |
 //! | `done` | otherwise | `done` |
 //!
-//! Statuses are written only through workflow transitions: the adapter
-//! lists the issue's transitions and takes the first whose target status
-//! reads back (by the table above) as the wanted status. Without one, the
-//! write fails with a [`BackendError::Spec`] naming the available
-//! transitions; it never picks a near miss, which would read back as a
-//! different status and make sync oscillate.
+//! Statuses are written only through workflow transitions, listed with
+//! `expand=transitions.fields`. In the default Jira Software workflows the
+//! done category holds one status, "Done", and "Won't Do" is a
+//! *resolution*: `wont_fix` is exported as a transition to Done with
+//! `fields.resolution = {"name": <a won't-do resolution the screen
+//! offers>}`, and `done` with a resolution that reads as done. A transition
+//! whose screen requires other fields that have no default is refused with
+//! a message naming them. When no transition leads to the wanted status
+//! directly (classic workflows), the adapter walks: it takes the
+//! transition to an unvisited status nearest the wanted category, reads
+//! the next transitions, and so on (at most [`MAX_TRANSITION_STEPS`]).
+//! Without any path the write fails with a [`BackendError::Spec`] naming the
+//! transitions seen; it never stops at a near miss, which would read back
+//! as a different status and make sync oscillate.
+//!
+//! # Limits
+//!
+//! A summary longer than 255 characters or holding a line break, and a
+//! description or comment longer than 32,767 characters, are refused
+//! ([`BackendError::Refused`]) before anything is sent. New issues use the
+//! issue type named by the address (`?issuetype=`), else `Task` when the
+//! project has it, else the project's first standard type, read from
+//! `GET /rest/api/3/issue/createmeta/{project}/issuetypes`; only fields on
+//! that type's create screen are sent with the create (empty ones never),
+//! and the rest follow in an edit.
 //!
 //! # Updates without If-Match
 //!
@@ -81,26 +108,33 @@
 //! issue never exists without it. [`JiraBackend::find_by_marker`] searches
 //! `project = "P" AND issue.property[reposix].id = "<marker>"`. JIRA Cloud
 //! only answers property clauses for properties it indexes (declared by an
-//! app); where it refuses the clause (HTTP 400) the adapter falls back to
-//! scanning the issues updated since `since` (the whole project without
-//! it) with the `reposix` property requested in the search. Property
-//! search is as fresh as JIRA's search index (seconds).
+//! app); where it refuses the clause (HTTP 400) the adapter scans the
+//! issues updated since `since`, or without it the [`MARKER_SCAN_ISSUES`]
+//! most recently created, with the `reposix` property requested.
+//!
+//! Search is eventually consistent: an issue created a moment ago may be
+//! missing from it. So when search finds nothing, the adapter reads the
+//! keys after the newest one search knows (`P-<n+1>`, `P-<n+2>`, …) with
+//! `GET /issue/{key}`, which is consistent, and then searches again after
+//! a pause ([`MARKER_RETRY_WAITS`]) before answering "not found".
 //!
 //! Comments carry no marker: their identity is the JIRA comment id, which
 //! the caller maps. Comment authors are account ids.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::adf;
-use super::atlassian::{self, check, enc, Timestamp};
-use super::http::{AllowList, Auth, HttpClient, Response, Stats};
+use super::atlassian::{self, check, enc, Timestamp, TokenForm};
+use super::http::{AllowList, Auth, HttpClient, Notice, Response, Stats};
 use super::{
-    Backend, BackendError, BackendKind, Capabilities, IssuePatch, NewRemoteIssue, RemoteComment,
-    RemoteIssue, Revision,
+    normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IdentityMap, IssuePatch,
+    NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
 };
 use crate::event::Status;
 
@@ -118,6 +152,17 @@ const FIELDS: [&str; 8] = [
 
 /// The issue property holding the sync marker.
 pub const MARKER_PROPERTY: &str = "reposix";
+/// The longest summary JIRA takes.
+pub const MAX_SUMMARY_CHARS: usize = 255;
+/// The longest description or comment JIRA takes.
+pub const MAX_TEXT_CHARS: usize = 32_767;
+/// The most transitions walked to reach one status.
+pub const MAX_TRANSITION_STEPS: usize = 6;
+/// How many of the newest-created issues marker recovery scans when
+/// property search is unavailable and no `since` bounds it.
+pub const MARKER_SCAN_ISSUES: usize = 500;
+/// The pauses before searching for a marker again (search lags writes).
+pub const MARKER_RETRY_WAITS: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(5)];
 
 /// Status-name (and resolution) fragments that mean "closed without doing it".
 const WONT_FIX_WORDS: [&str; 9] = [
@@ -135,10 +180,18 @@ const WONT_FIX_WORDS: [&str; 9] = [
 /// A JIRA Cloud project as a [`Backend`].
 pub struct JiraBackend {
     http: HttpClient,
+    /// The identity: the site, or the gateway base of a gateway address.
     site: String,
+    /// Where REST paths go (the site, or the gateway base).
+    base: String,
+    form: TokenForm,
     project: String,
-    issue_type: String,
+    /// The issue type asked for (`?issuetype=`), if any.
+    issue_type: Option<String>,
     page_size: u32,
+    ids: IdentityMap,
+    /// What the create screen takes: (issue type id, field ids).
+    create_meta: RefCell<Option<(String, Vec<String>)>>,
 }
 
 impl fmt::Debug for JiraBackend {
@@ -147,6 +200,7 @@ impl fmt::Debug for JiraBackend {
             .field("site", &self.site)
             .field("project", &self.project)
             .field("issue_type", &self.issue_type)
+            .field("form", &self.form)
             .finish_non_exhaustive()
     }
 }
@@ -156,9 +210,37 @@ impl JiraBackend {
     /// `ATLASSIAN_EMAIL` + `ATLASSIAN_API_KEY` or git's credential helpers
     /// and the allowlist from `REPOSIX_ALLOWED_ORIGINS`.
     pub fn from_address(address: &str) -> Result<JiraBackend, BackendError> {
-        let (site, project) = atlassian::split_address("jira", address)?;
-        let auth = atlassian::auth_for_site(&site)?;
-        JiraBackend::new(&site, &project, auth, AllowList::from_env()?)
+        JiraBackend::from_vars(
+            address,
+            &|name| std::env::var(name).ok(),
+            AllowList::from_env()?,
+        )
+    }
+
+    /// Like [`JiraBackend::from_address`], reading variables through `var`
+    /// (`ATLASSIAN_EMAIL`, `ATLASSIAN_API_KEY`, `ATLASSIAN_SCOPED_TOKEN`,
+    /// `ATLASSIAN_CLOUD_ID`, `REPOSIX_ATLASSIAN_GATEWAY`).
+    pub fn from_vars(
+        address: &str,
+        var: &dyn Fn(&str) -> Option<String>,
+        mut allow: AllowList,
+    ) -> Result<JiraBackend, BackendError> {
+        let route = atlassian::resolve_route("jira", address, var, &mut allow)?;
+        let auth = atlassian::auth_from(&route.site, var)?;
+        let mut b = JiraBackend::new(&route.site, &route.key, auth, allow)?;
+        b.base = route.base;
+        b.form = route.form;
+        for (k, v) in route.params {
+            match k.as_str() {
+                "issuetype" => b.issue_type = Some(v),
+                other => {
+                    return Err(BackendError::Spec(format!(
+                        "jira address parameter {other:?}: only issuetype is known"
+                    )))
+                }
+            }
+        }
+        Ok(b)
     }
 
     /// The backend for project `project` on `site` (`https://x.atlassian.net`,
@@ -176,18 +258,30 @@ impl JiraBackend {
         }
         let mut http = HttpClient::with_allowlist(auth, "jira", allow)?;
         http.add_header("Accept", "application/json");
+        let site = site.trim_end_matches('/').to_owned();
         Ok(JiraBackend {
             http,
-            site: site.trim_end_matches('/').to_owned(),
+            base: site.clone(),
+            site,
+            form: TokenForm::Site,
             project: project.to_owned(),
-            issue_type: "Task".to_owned(),
+            issue_type: None,
             page_size: 100,
+            ids: IdentityMap::new(),
+            create_meta: RefCell::new(None),
         })
     }
 
-    /// The issue type used for new issues (default `Task`).
+    /// The issue type for new issues (default: `Task` if the project has
+    /// it, else its first standard type).
     pub fn set_issue_type(&mut self, name: &str) {
-        name.clone_into(&mut self.issue_type);
+        self.issue_type = Some(name.to_owned());
+        self.create_meta.replace(None);
+    }
+
+    /// How requests authenticate and where they go.
+    pub fn token_form(&self) -> &TokenForm {
+        &self.form
     }
 
     /// The HTTP client, e.g. to tune retries.
@@ -207,8 +301,20 @@ impl JiraBackend {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Response, BackendError> {
-        let url = format!("{}{path}", self.site);
+        let url = format!("{}{path}", self.base);
         check(self.http.send(what, method, &url, &[], body)?, what)
+    }
+
+    /// A request that reads, whatever its method: retried after 5xx.
+    fn read(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        let url = format!("{}{path}", self.base);
+        check(self.http.send_read(what, method, &url, &[], body)?, what)
     }
 
     /// One page of a JQL search: the issues and the token of the next page
@@ -218,18 +324,27 @@ impl JiraBackend {
         jql: &str,
         token: Option<&str>,
     ) -> Result<(Vec<Value>, Option<String>), BackendError> {
+        self.search_page_sized(jql, token, self.page_size)
+    }
+
+    fn search_page_sized(
+        &self,
+        jql: &str,
+        token: Option<&str>,
+        size: u32,
+    ) -> Result<(Vec<Value>, Option<String>), BackendError> {
         let what = format!("JIRA search in {}", self.project);
         let mut body = json!({
             "jql": jql,
             "fields": FIELDS,
             "properties": [MARKER_PROPERTY],
-            "maxResults": self.page_size,
+            "maxResults": size,
         });
         if let Some(t) = token {
             body["nextPageToken"] = json!(t);
         }
         let mut page: Value = self
-            .send(&what, Method::POST, "/rest/api/3/search/jql", Some(&body))?
+            .read(&what, Method::POST, "/rest/api/3/search/jql", Some(&body))?
             .json(&what)?;
         let issues = match page.get_mut("issues").map(Value::take) {
             Some(Value::Array(issues)) => issues,
@@ -279,16 +394,17 @@ impl JiraBackend {
     /// of the last issue served (the overlap is deduplicated by the
     /// caller); tokens are followed only through a minute holding more than
     /// a page of issues.
-    fn search_changed(&self, mut from: Option<String>) -> Result<Vec<Value>, BackendError> {
+    fn search_changed(&self, mut from: Option<i64>) -> Result<Vec<Value>, BackendError> {
         let what = format!("JIRA search in {}", self.project);
         let project = jql_string(&self.project);
         let mut out = Vec::new();
         loop {
-            let jql = match &from {
+            let jql = match from {
                 None => format!("project = {project} ORDER BY updated ASC"),
-                Some(m) => format!(
+                // Epoch milliseconds: no time zone to misread.
+                Some(ms) => format!(
                     "project = {project} AND updated >= {} ORDER BY updated ASC",
-                    jql_string(m)
+                    ms.max(0)
                 ),
             };
             let mut token: Option<String> = None;
@@ -303,7 +419,7 @@ impl JiraBackend {
                         let ts = Timestamp::parse(updated).ok_or_else(|| {
                             malformed(&what, &format!("unparsable `updated` {updated:?}"))
                         })?;
-                        Some(ts.jql_minute(0))
+                        Some(ts.ms.div_euclid(60_000) * 60_000)
                     }
                     None => None,
                 };
@@ -328,56 +444,469 @@ impl JiraBackend {
             FIELDS.join(",")
         );
         match self.send(&what, Method::GET, &path, None) {
-            Ok(resp) => parse_issue(&resp.json(&what)?, &what).map(Some),
+            Ok(resp) => parse_issue(&resp.json(&what)?, &what, &self.ids).map(Some),
             Err(BackendError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// The status object (`{id, name, statusCategory}`) of an issue now.
+    fn status_now(&self, key: &str) -> Result<Value, BackendError> {
+        let what = format!("JIRA status of {key}");
+        let path = format!("/rest/api/3/issue/{}?fields=status", enc(key));
+        let v: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+        v.pointer("/fields/status")
+            .cloned()
+            .ok_or_else(|| malformed(&what, "no status"))
+    }
+
+    /// Move issue `key` to a status that reads back as `want`, filling the
+    /// transition screens' required fields (the resolution) and walking
+    /// several transitions where the workflow has no direct one.
     fn transition(&self, key: &str, want: Status) -> Result<(), BackendError> {
-        let what = format!("JIRA transitions of {key}");
-        let path = format!("/rest/api/3/issue/{}/transitions", enc(key));
-        let list: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
-        let transitions = list
-            .get("transitions")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed(&what, "no `transitions` array"))?;
-        let chosen = transitions.iter().find(|t| {
-            t.get("isAvailable").and_then(Value::as_bool) != Some(false)
-                && status_of(t.get("to").unwrap_or(&Value::Null), None) == Some(want)
-        });
-        let Some(id) = chosen.and_then(|t| t.get("id")).and_then(Value::as_str) else {
-            let available: Vec<String> = transitions
+        let mut visited: Vec<String> = Vec::new();
+        if let Some(id) = self.status_now(key)?.get("id").and_then(Value::as_str) {
+            visited.push(id.to_owned());
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for _ in 0..MAX_TRANSITION_STEPS {
+            let what = format!("JIRA transitions of {key}");
+            let path = format!(
+                "/rest/api/3/issue/{}/transitions?expand=transitions.fields",
+                enc(key)
+            );
+            let list: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+            let transitions: Vec<&Value> = list
+                .get("transitions")
+                .and_then(Value::as_array)
+                .ok_or_else(|| malformed(&what, "no `transitions` array"))?
                 .iter()
-                .map(|t| {
-                    let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("?").to_owned();
-                    format!(
-                        "{:?} -> {:?} ({})",
-                        s(t.get("name")),
-                        s(t.pointer("/to/name")),
-                        s(t.pointer("/to/statusCategory/key"))
-                    )
-                })
+                .filter(|t| t.get("isAvailable").and_then(Value::as_bool) != Some(false))
                 .collect();
-            return Err(BackendError::Spec(format!(
-                "JIRA issue {key}: no workflow transition leads to a status that reads back as \
-                 {want} (available: {}); add one to the workflow or pick another status",
-                if available.is_empty() {
-                    "none".to_owned()
-                } else {
-                    available.join(", ")
-                }
-            )));
+            for t in &transitions {
+                seen.push(describe_transition(t));
+            }
+            // A transition straight to `want`.
+            let direct = transitions
+                .iter()
+                .find_map(|t| plan_transition(t, Some(want)).ok().map(|f| (*t, f)));
+            if let Some((t, fields)) = direct {
+                return self.do_transition(key, want, t, fields);
+            }
+            // Else one step towards it, to a status not visited yet.
+            let step = transitions
+                .iter()
+                .filter(|t| {
+                    t.pointer("/to/id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| !visited.iter().any(|v| v == id))
+                })
+                .filter_map(|t| plan_transition(t, None).ok().map(|f| (*t, f)))
+                .min_by_key(|(t, _)| {
+                    let cat = t
+                        .pointer("/to/statusCategory/key")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    (category_rank(cat) - want_rank(want)).abs()
+                });
+            let Some((t, fields)) = step else {
+                self.walk_back(key, &visited, &transitions)?;
+                break;
+            };
+            if let Some(id) = t.pointer("/to/id").and_then(Value::as_str) {
+                visited.push(id.to_owned());
+            }
+            self.do_transition(key, want, t, fields)?;
+        }
+        seen.sort();
+        seen.dedup();
+        Err(BackendError::Spec(format!(
+            "JIRA issue {key}: no workflow transitions lead to a status that reads back as \
+             {want} (seen: {}); add one to the workflow or pick another status",
+            if seen.is_empty() {
+                "none".to_owned()
+            } else {
+                seen.join(", ")
+            }
+        )))
+    }
+
+    /// After a walk that found no way on: return to where it started, if a
+    /// transition leads there, so no near miss is left behind.
+    fn walk_back(
+        &self,
+        key: &str,
+        visited: &[String],
+        transitions: &[&Value],
+    ) -> Result<(), BackendError> {
+        let (Some(start), true) = (visited.first(), visited.len() > 1) else {
+            return Ok(());
         };
-        let what = format!("JIRA transition {key} to {want}");
-        self.send(
-            &what,
-            Method::POST,
-            &path,
-            Some(&json!({"transition": {"id": id}})),
-        )?;
+        let back = transitions.iter().find_map(|t| {
+            (t.pointer("/to/id").and_then(Value::as_str) == Some(start.as_str()))
+                .then(|| plan_transition(t, None).ok().map(|f| (*t, f)))
+                .flatten()
+        });
+        match back {
+            Some((t, fields)) => self.do_transition(key, Status::Open, t, fields),
+            None => Ok(()),
+        }
+    }
+
+    fn do_transition(
+        &self,
+        key: &str,
+        want: Status,
+        t: &Value,
+        fields: Map<String, Value>,
+    ) -> Result<(), BackendError> {
+        let id = t
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed(key, "a transition without an id"))?;
+        let what = format!("JIRA transition {key} towards {want}");
+        let path = format!("/rest/api/3/issue/{}/transitions", enc(key));
+        let mut body = json!({"transition": {"id": id}});
+        if !fields.is_empty() {
+            body["fields"] = Value::Object(fields);
+        }
+        self.send(&what, Method::POST, &path, Some(&body))?;
         Ok(())
     }
+
+    /// The create screen of the issue type new issues get: (type id, field
+    /// ids on the screen). Read once.
+    fn create_screen(&self) -> Result<(String, Vec<String>), BackendError> {
+        if let Some(meta) = self.create_meta.borrow().clone() {
+            return Ok(meta);
+        }
+        let what = format!("JIRA create metadata of {}", self.project);
+        let path = format!(
+            "/rest/api/3/issue/createmeta/{}/issuetypes?maxResults=200",
+            enc(&self.project)
+        );
+        let v: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+        let types: Vec<&Value> = v
+            .get("issueTypes")
+            .or_else(|| v.get("createMetaIssueType"))
+            .or_else(|| v.get("values"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed(&what, "no `issueTypes` array"))?
+            .iter()
+            .collect();
+        let name_of = |t: &Value| {
+            t.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let standard = |t: &&&Value| t.get("subtask").and_then(Value::as_bool) != Some(true);
+        let chosen = match &self.issue_type {
+            Some(want) => types.iter().find(|t| name_of(t).eq_ignore_ascii_case(want)),
+            None => types
+                .iter()
+                .find(|t| name_of(t) == "Task")
+                .or_else(|| types.iter().find(standard)),
+        };
+        let Some(chosen) = chosen else {
+            let names: Vec<String> = types.iter().map(|t| name_of(t)).collect();
+            return Err(BackendError::Spec(format!(
+                "JIRA project {}: no issue type {} (it has: {}); choose one with \
+                 jira::<site>/{}?issuetype=<name>",
+                self.project,
+                self.issue_type
+                    .as_deref()
+                    .map_or_else(|| "to create issues with".to_owned(), |t| format!("{t:?}")),
+                names.join(", "),
+                self.project
+            )));
+        };
+        let type_id = chosen
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed(&what, "an issue type without an id"))?
+            .to_owned();
+        let path = format!(
+            "/rest/api/3/issue/createmeta/{}/issuetypes/{}?maxResults=200",
+            enc(&self.project),
+            enc(&type_id)
+        );
+        let v: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+        let fields = v
+            .get("fields")
+            .or_else(|| v.get("results"))
+            .or_else(|| v.get("values"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed(&what, "no `fields` array"))?;
+        let mut on_screen = Vec::new();
+        let mut unfillable = Vec::new();
+        for f in fields {
+            let Some(id) = f
+                .get("fieldId")
+                .or_else(|| f.get("key"))
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            on_screen.push(id.to_owned());
+            let required = f.get("required").and_then(Value::as_bool) == Some(true);
+            let default = f.get("hasDefaultValue").and_then(Value::as_bool) == Some(true);
+            let known = matches!(
+                id,
+                "summary"
+                    | "project"
+                    | "issuetype"
+                    | "description"
+                    | "reporter"
+                    | "assignee"
+                    | "labels"
+            );
+            if required && !default && !known {
+                unfillable.push(id.to_owned());
+            }
+        }
+        if !unfillable.is_empty() {
+            return Err(BackendError::Spec(format!(
+                "JIRA project {}: issue type {} requires fields reposix cannot fill ({}); \
+                 pick another type with ?issuetype=",
+                self.project,
+                name_of(chosen),
+                unfillable.join(", ")
+            )));
+        }
+        let meta = (type_id, on_screen);
+        self.create_meta.replace(Some(meta.clone()));
+        Ok(meta)
+    }
+
+    /// The account id to send for a local assignee name, or why not.
+    fn account_for(&self, name: &str) -> Result<String, Refusal> {
+        let id = self.ids.outgoing(BackendKind::Jira, name);
+        if looks_like_account_id(id) {
+            Ok(id.to_owned())
+        } else {
+            Err(Refusal {
+                field: "assignees".into(),
+                value: name.to_owned(),
+                reason: format!(
+                    "JIRA assigns by account id only; map the name with `git config --add \
+                     reposix.identity \"{name} jira:<accountId>\"`"
+                ),
+            })
+        }
+    }
+
+    /// Keys after the newest one search knows, read one by one (a GET is
+    /// consistent where search lags): the issue carrying `marker`, if any.
+    fn probe_new_keys(&self, marker: &str) -> Result<Option<RemoteIssue>, BackendError> {
+        let project = jql_string(&self.project);
+        let (newest, _) = self.search_page_sized(
+            &format!("project = {project} ORDER BY created DESC"),
+            None,
+            1,
+        )?;
+        let prefix = format!("{}-", self.project);
+        let n: u64 = newest
+            .first()
+            .and_then(|v| v.get("key"))
+            .and_then(Value::as_str)
+            .and_then(|k| k.strip_prefix(&prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        for k in n + 1..=n + 20 {
+            match self.fetch(&format!("{prefix}{k}"))? {
+                Some(issue) if issue.marker.as_deref() == Some(marker) => return Ok(Some(issue)),
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// One search for the marker: by property where JIRA indexes it, else
+    /// through the issues changed since `since` or the newest created.
+    fn search_marker(
+        &self,
+        marker: &str,
+        since: Option<&str>,
+    ) -> Result<Option<RemoteIssue>, BackendError> {
+        let what = format!("JIRA search in {}", self.project);
+        let project = jql_string(&self.project);
+        let jql = format!(
+            "project = {project} AND issue.property[{MARKER_PROPERTY}].id = {}",
+            jql_string(marker)
+        );
+        let candidates = match self.search(&jql) {
+            Ok(found) => found,
+            // The property is not searchable on this site: scan instead.
+            Err(BackendError::Http { status: 400, .. }) => match since.and_then(Timestamp::parse) {
+                Some(t) => self.search_changed(Some(t.ms - 60_000))?,
+                None => {
+                    // Newest first, a page at a time, stopping at a match.
+                    let jql = format!("project = {project} ORDER BY created DESC");
+                    let mut out = Vec::new();
+                    let mut token: Option<String> = None;
+                    while out.len() < MARKER_SCAN_ISSUES {
+                        let (issues, next) = self.search_page(&jql, token.as_deref())?;
+                        let hit = issues.iter().any(|raw| {
+                            raw.pointer(&format!("/properties/{MARKER_PROPERTY}/id"))
+                                .and_then(Value::as_str)
+                                == Some(marker)
+                        });
+                        out.extend(issues);
+                        match next {
+                            Some(n) if !hit => token = Some(n),
+                            _ => break,
+                        }
+                    }
+                    out
+                }
+            },
+            Err(e) => return Err(e),
+        };
+        let mut found: Option<RemoteIssue> = None;
+        for raw in &candidates {
+            let issue = parse_issue(raw, &what, &self.ids)?;
+            if issue.marker.as_deref() == Some(marker) {
+                // Two with one marker: keep the first created.
+                let older = found
+                    .as_ref()
+                    .is_none_or(|f| key_number(&issue.remote_id) < key_number(&f.remote_id));
+                if older {
+                    found = Some(issue);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn key_number(key: &str) -> u64 {
+    key.rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Whether `s` has the shape of a JIRA account id (`557058:<uuid>` or 24
+/// hex digits), not a display name or an email.
+pub fn looks_like_account_id(s: &str) -> bool {
+    let ok_chars = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'-');
+    ok_chars && (s.contains(':') || (s.len() >= 24 && s.bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+fn category_rank(key: &str) -> i32 {
+    match key {
+        "done" => 2,
+        "indeterminate" => 1,
+        _ => 0,
+    }
+}
+
+fn want_rank(want: Status) -> i32 {
+    match want {
+        Status::Open => 0,
+        Status::InProgress | Status::InReview => 1,
+        Status::Done | Status::WontFix => 2,
+    }
+}
+
+fn describe_transition(t: &Value) -> String {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("?").to_owned();
+    format!(
+        "{:?} -> {:?} ({})",
+        s(t.get("name")),
+        s(t.pointer("/to/name")),
+        s(t.pointer("/to/statusCategory/key"))
+    )
+}
+
+/// The `fields` to send with transition `t` so that the issue reads back as
+/// `want` (or, with `None`, any status: a step of a walk); `Err` if the
+/// transition cannot get there or needs fields reposix cannot fill.
+fn plan_transition(t: &Value, want: Option<Status>) -> Result<Map<String, Value>, ()> {
+    let to = t.get("to").ok_or(())?;
+    let name = to.get("name").and_then(Value::as_str).ok_or(())?;
+    let category = to
+        .pointer("/statusCategory/key")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let screen = t.get("fields").and_then(Value::as_object);
+    let mut fields = Map::new();
+    let mut resolution: Option<String> = None;
+    if let Some(screen) = screen {
+        for (id, f) in screen {
+            let required = f.get("required").and_then(Value::as_bool) == Some(true);
+            let default = f.get("hasDefaultValue").and_then(Value::as_bool) == Some(true);
+            if id == "resolution" && category == "done" {
+                let allowed: Vec<&str> = f
+                    .get("allowedValues")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.get("name").and_then(Value::as_str))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let wont = |n: &str| {
+                    let n = n.to_lowercase();
+                    WONT_FIX_WORDS.iter().any(|w| n.contains(w))
+                };
+                let pick = match want {
+                    Some(Status::WontFix) => allowed
+                        .iter()
+                        .find(|n| n.eq_ignore_ascii_case("won't do"))
+                        .or_else(|| allowed.iter().find(|n| wont(n))),
+                    _ => allowed
+                        .iter()
+                        .find(|n| n.eq_ignore_ascii_case("done"))
+                        .or_else(|| allowed.iter().find(|n| !wont(n))),
+                };
+                if let Some(r) = pick {
+                    fields.insert("resolution".into(), json!({"name": r}));
+                    resolution = Some((*r).to_owned());
+                } else if required && !default {
+                    return Err(());
+                }
+            } else if required && !default {
+                return Err(());
+            }
+        }
+    }
+    match want {
+        None => Ok(fields),
+        Some(w) if map_status(name, category, resolution.as_deref()) == w => Ok(fields),
+        Some(_) => Err(()),
+    }
+}
+
+/// Refusals for a summary or text JIRA would refuse.
+fn check_sizes(title: Option<&str>, body: Option<&str>, body_field: &str) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    if let Some(t) = title {
+        let n = t.chars().count();
+        if n > MAX_SUMMARY_CHARS || t.contains(['\n', '\r']) {
+            out.push(Refusal {
+                field: "title".into(),
+                value: format!("{n} characters"),
+                reason: format!(
+                    "a JIRA summary holds at most {MAX_SUMMARY_CHARS} characters on one line"
+                ),
+            });
+        }
+    }
+    if let Some(b) = body {
+        let n = b.chars().count();
+        if n > MAX_TEXT_CHARS {
+            out.push(Refusal {
+                field: body_field.into(),
+                value: format!("{n} characters"),
+                reason: format!("JIRA keeps at most {MAX_TEXT_CHARS} characters"),
+            });
+        }
+    }
+    out
 }
 
 fn malformed(what: &str, why: &str) -> BackendError {
@@ -425,7 +954,7 @@ pub fn map_status(name: &str, category: &str, resolution: Option<&str>) -> Statu
 }
 
 /// A search or GET issue object as a [`RemoteIssue`].
-fn parse_issue(v: &Value, what: &str) -> Result<RemoteIssue, BackendError> {
+fn parse_issue(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteIssue, BackendError> {
     let key = v
         .get("key")
         .and_then(Value::as_str)
@@ -468,7 +997,7 @@ fn parse_issue(v: &Value, what: &str) -> Result<RemoteIssue, BackendError> {
     let assignees = fields
         .pointer("/assignee/accountId")
         .and_then(Value::as_str)
-        .map(|a| vec![a.to_owned()])
+        .map(|a| vec![ids.incoming(BackendKind::Jira, a).to_owned()])
         .unwrap_or_default();
     let marker = v
         .pointer(&format!("/properties/{MARKER_PROPERTY}/id"))
@@ -477,7 +1006,9 @@ fn parse_issue(v: &Value, what: &str) -> Result<RemoteIssue, BackendError> {
     Ok(RemoteIssue {
         remote_id: key.to_owned(),
         title: text("summary"),
-        body: adf::to_text(fields.get("description").unwrap_or(&Value::Null)),
+        body: normalize_newlines(&adf::to_text(
+            fields.get("description").unwrap_or(&Value::Null),
+        )),
         status,
         labels,
         assignees,
@@ -491,7 +1022,7 @@ fn parse_issue(v: &Value, what: &str) -> Result<RemoteIssue, BackendError> {
     })
 }
 
-fn parse_comment(v: &Value, what: &str) -> Result<RemoteComment, BackendError> {
+fn parse_comment(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteComment, BackendError> {
     let id = v
         .get("id")
         .and_then(Value::as_str)
@@ -501,12 +1032,13 @@ fn parse_comment(v: &Value, what: &str) -> Result<RemoteComment, BackendError> {
         .pointer("/author/accountId")
         .or_else(|| v.pointer("/author/displayName"))
         .and_then(Value::as_str)
+        .map(|a| ids.incoming(BackendKind::Jira, a))
         .unwrap_or("")
         .to_owned();
     Ok(RemoteComment {
         remote_id: id.to_owned(),
         author,
-        body: adf::to_text(v.get("body").unwrap_or(&Value::Null)),
+        body: normalize_newlines(&adf::to_text(v.get("body").unwrap_or(&Value::Null))),
         created_at: text("created"),
         updated_at: text("updated"),
         marker: None,
@@ -564,13 +1096,14 @@ impl Backend for JiraBackend {
                     .ok_or_else(|| {
                         BackendError::Spec(format!("JIRA cursor {c:?} is not a JIRA timestamp"))
                     })?
-                    .jql_minute(1),
+                    .ms
+                    - 60_000,
             ),
         };
         let what = format!("JIRA search in {}", self.project);
         let mut newest: BTreeMap<String, RemoteIssue> = BTreeMap::new();
         for raw in self.search_changed(from)? {
-            let issue = parse_issue(&raw, &what)?;
+            let issue = parse_issue(&raw, &what, &self.ids)?;
             match newest.get(&issue.remote_id) {
                 Some(seen) if seen.revision.order >= issue.revision.order => {}
                 _ => {
@@ -599,24 +1132,55 @@ impl Backend for JiraBackend {
     }
 
     fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
+        let what = format!("JIRA create issue in {}", self.project);
         validate(Some(&new.labels), Some(&new.assignees))?;
+        let too_big = check_sizes(Some(&new.title), Some(&new.body), "body");
+        if !too_big.is_empty() {
+            return Err(BackendError::Refused {
+                what,
+                refusals: too_big,
+                applied: None,
+            });
+        }
+        let mut refused = Vec::new();
+        let account = match new.assignees.first().map(|a| self.account_for(a)) {
+            Some(Ok(id)) => Some(id),
+            Some(Err(r)) => {
+                refused.push(r);
+                None
+            }
+            None => None,
+        };
+        let (type_id, screen) = self.create_screen()?;
+        let on_screen = |f: &str| screen.iter().any(|s| s == f);
         let mut fields = json!({
             "project": {"key": self.project},
-            "issuetype": {"name": self.issue_type},
+            "issuetype": {"id": type_id},
             "summary": new.title,
-            "labels": new.labels,
         });
+        // Only fields on the create screen, and never empty ones; the rest
+        // follow in an edit.
+        let mut later = Map::new();
+        let mut put = |name: &str, value: Value| {
+            if on_screen(name) {
+                fields[name] = value;
+            } else {
+                later.insert(name.to_owned(), value);
+            }
+        };
         if !new.body.is_empty() {
-            fields["description"] = adf::from_text(&new.body);
+            put("description", adf::from_text(&new.body));
         }
-        if let Some(a) = new.assignees.first() {
-            fields["assignee"] = json!({"accountId": a});
+        if !new.labels.is_empty() {
+            put("labels", json!(new.labels));
+        }
+        if let Some(a) = &account {
+            put("assignee", json!({"accountId": a}));
         }
         let body = json!({
             "fields": fields,
             "properties": [{"key": MARKER_PROPERTY, "value": {"id": new.marker}}],
         });
-        let what = format!("JIRA create issue in {}", self.project);
         let created: Value = self
             .send(&what, Method::POST, "/rest/api/3/issue", Some(&body))?
             .json(&what)?;
@@ -628,12 +1192,29 @@ impl Backend for JiraBackend {
         let not_found = || BackendError::NotFound {
             what: format!("JIRA issue {key} right after creating it"),
         };
-        let issue = self.fetch(&key)?.ok_or_else(not_found)?;
-        if issue.status == new.status {
-            return Ok(issue);
+        if !later.is_empty() {
+            let path = format!("/rest/api/3/issue/{}", enc(&key));
+            self.send(
+                &format!("JIRA edit new issue {key}"),
+                Method::PUT,
+                &path,
+                Some(&json!({ "fields": later })),
+            )?;
         }
-        self.transition(&key, new.status)?;
-        self.fetch(&key)?.ok_or_else(not_found)
+        let mut issue = self.fetch(&key)?.ok_or_else(not_found)?;
+        if issue.status != new.status {
+            self.transition(&key, new.status)?;
+            issue = self.fetch(&key)?.ok_or_else(not_found)?;
+        }
+        if refused.is_empty() {
+            Ok(issue)
+        } else {
+            Err(BackendError::Refused {
+                what,
+                refusals: refused,
+                applied: Some(Box::new(issue)),
+            })
+        }
     }
 
     fn update(
@@ -644,6 +1225,15 @@ impl Backend for JiraBackend {
     ) -> Result<RemoteIssue, BackendError> {
         validate(patch.labels.as_deref(), patch.assignees.as_deref())?;
         let what = format!("JIRA issue {remote_id}");
+        let too_big = check_sizes(patch.title.as_deref(), patch.body.as_deref(), "body");
+        if !too_big.is_empty() {
+            return Err(BackendError::Refused {
+                what,
+                refusals: too_big,
+                applied: None,
+            });
+        }
+        let mut refused = Vec::new();
         let current = self
             .fetch(remote_id)?
             .ok_or_else(|| BackendError::NotFound { what: what.clone() })?;
@@ -680,10 +1270,15 @@ impl Backend for JiraBackend {
         }
         if let Some(want) = &patch.assignees {
             if want.first() != current.assignees.first() {
-                let v = want
-                    .first()
-                    .map_or(Value::Null, |a| json!({"accountId": a}));
-                fields.insert("assignee".into(), v);
+                match want.first().map(|a| self.account_for(a)) {
+                    None => {
+                        fields.insert("assignee".into(), Value::Null);
+                    }
+                    Some(Ok(id)) => {
+                        fields.insert("assignee".into(), json!({"accountId": id}));
+                    }
+                    Some(Err(r)) => refused.push(r),
+                }
             }
         }
         if !fields.is_empty() || !update.is_empty() {
@@ -705,8 +1300,18 @@ impl Backend for JiraBackend {
         if let Some(status) = patch.status.filter(|s| *s != current.status) {
             self.transition(remote_id, status)?;
         }
-        self.fetch(remote_id)?
-            .ok_or(BackendError::NotFound { what })
+        let after = self
+            .fetch(remote_id)?
+            .ok_or_else(|| BackendError::NotFound { what: what.clone() })?;
+        if refused.is_empty() {
+            Ok(after)
+        } else {
+            Err(BackendError::Refused {
+                what,
+                refusals: refused,
+                applied: Some(Box::new(after)),
+            })
+        }
     }
 
     fn find_by_marker(
@@ -714,24 +1319,18 @@ impl Backend for JiraBackend {
         marker: &str,
         since: Option<&str>,
     ) -> Result<Option<RemoteIssue>, BackendError> {
-        let what = format!("JIRA search in {}", self.project);
-        let project = jql_string(&self.project);
-        let jql = format!(
-            "project = {project} AND issue.property[{MARKER_PROPERTY}].id = {}",
-            jql_string(marker)
-        );
-        let candidates = match self.search(&jql) {
-            Ok(found) => found,
-            // The property is not searchable on this site: scan instead.
-            Err(BackendError::Http { status: 400, .. }) => {
-                self.search_changed(since.and_then(Timestamp::parse).map(|t| t.jql_minute(1)))?
-            }
-            Err(e) => return Err(e),
-        };
-        for raw in &candidates {
-            let issue = parse_issue(raw, &what)?;
-            if issue.marker.as_deref() == Some(marker) {
-                return Ok(Some(issue));
+        if let Some(found) = self.search_marker(marker, since)? {
+            return Ok(Some(found));
+        }
+        // Search lags writes: read the newest keys directly, then search
+        // again after a pause, before saying "not there".
+        if let Some(found) = self.probe_new_keys(marker)? {
+            return Ok(Some(found));
+        }
+        for wait in MARKER_RETRY_WAITS {
+            self.http.clock().sleep(wait);
+            if let Some(found) = self.search_marker(marker, since)? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
@@ -753,7 +1352,7 @@ impl Backend for JiraBackend {
                 .and_then(Value::as_array)
                 .ok_or_else(|| malformed(&what, "no `comments` array"))?;
             for c in comments {
-                out.push(parse_comment(c, &what)?);
+                out.push(parse_comment(c, &what, &self.ids)?);
             }
             let total = page.get("total").and_then(Value::as_u64).unwrap_or(0);
             if comments.is_empty() || out.len() as u64 >= total {
@@ -771,6 +1370,14 @@ impl Backend for JiraBackend {
         _marker: &str,
     ) -> Result<RemoteComment, BackendError> {
         let what = format!("JIRA add comment to {remote_id}");
+        let too_big = check_sizes(None, Some(body), "comment");
+        if !too_big.is_empty() {
+            return Err(BackendError::Refused {
+                what,
+                refusals: too_big,
+                applied: None,
+            });
+        }
         let path = format!("/rest/api/3/issue/{}/comment", enc(remote_id));
         let v: Value = self
             .send(
@@ -780,7 +1387,7 @@ impl Backend for JiraBackend {
                 Some(&json!({"body": adf::from_text(body)})),
             )?
             .json(&what)?;
-        parse_comment(&v, &what)
+        parse_comment(&v, &what, &self.ids)
     }
 
     fn edit_comment(
@@ -790,6 +1397,14 @@ impl Backend for JiraBackend {
         body: &str,
     ) -> Result<RemoteComment, BackendError> {
         let what = format!("JIRA edit comment {comment_id} of {remote_id}");
+        let too_big = check_sizes(None, Some(body), "comment");
+        if !too_big.is_empty() {
+            return Err(BackendError::Refused {
+                what,
+                refusals: too_big,
+                applied: None,
+            });
+        }
         let path = format!(
             "/rest/api/3/issue/{}/comment/{}",
             enc(remote_id),
@@ -803,7 +1418,15 @@ impl Backend for JiraBackend {
                 Some(&json!({"body": adf::from_text(body)})),
             )?
             .json(&what)?;
-        parse_comment(&v, &what)
+        parse_comment(&v, &what, &self.ids)
+    }
+
+    fn set_notice(&mut self, notice: Notice) {
+        self.http.set_notice(notice);
+    }
+
+    fn set_identities(&mut self, ids: IdentityMap) {
+        self.ids = ids;
     }
 }
 
@@ -875,7 +1498,7 @@ mod tests {
             },
             "properties": {"reposix": {"id": "abc-1"}}
         });
-        let i = parse_issue(&v, "t").expect("parses");
+        let i = parse_issue(&v, "t", &IdentityMap::new()).expect("parses");
         assert_eq!(i.remote_id, "P-1");
         assert_eq!(i.body, "x\n<y>");
         assert_eq!(i.status, Status::InProgress);
@@ -887,7 +1510,7 @@ mod tests {
         let mut bad = v.clone();
         bad["fields"]["updated"] = json!("yesterday");
         assert!(matches!(
-            parse_issue(&bad, "t"),
+            parse_issue(&bad, "t", &IdentityMap::new()),
             Err(BackendError::Malformed { .. })
         ));
     }

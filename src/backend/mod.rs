@@ -4,21 +4,31 @@
 //! neutral [`RemoteIssue`] / [`RemoteComment`] / [`IssuePatch`] model; it
 //! knows nothing about events, refs or merging (that is `crate::project`).
 //! All HTTP goes through [`http::HttpClient`], which enforces the egress
-//! allowlist, never follows redirects, retries 429/5xx with backoff, and
-//! keeps credentials out of URLs, logs and errors.
+//! allowlist, follows redirects only for reads within one origin, retries
+//! rate limits (every method) and 5xx (reads) with backoff, and keeps
+//! credentials out of URLs, logs and errors.
+//!
+//! Every adapter hands back bodies and comments with CRLF line endings
+//! normalised to LF ([`normalize_newlines`]): GitHub's web editor saves
+//! CRLF, and neither the sync marker nor local text should see it.
 
 pub mod adf;
 pub mod atlassian;
 pub mod confluence;
+pub mod describe;
 pub mod github;
 pub mod http;
+pub mod identity;
 pub mod jira;
+
 pub mod sim;
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::event::Status;
+
+pub use identity::IdentityMap;
 
 /// Which tracker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,7 +117,10 @@ impl BackendSpec {
                     )));
                 }
             }
-            BackendKind::Sim | BackendKind::Jira | BackendKind::Confluence => {
+            BackendKind::Jira | BackendKind::Confluence => {
+                atlassian::split_address_params(kind.as_str(), &address)?;
+            }
+            BackendKind::Sim => {
                 let rest = address
                     .strip_prefix("http://")
                     .or_else(|| address.strip_prefix("https://"));
@@ -325,6 +338,59 @@ pub enum BackendError {
         /// What failed (sanitized).
         why: String,
     },
+    /// A rate limit asks for a longer wait than the policy allows; nothing
+    /// was applied.
+    #[error("{what}: rate limited for {wait_secs} s more; try again later")]
+    RateLimited {
+        /// The request.
+        what: String,
+        /// How long the tracker asked to wait.
+        wait_secs: u64,
+    },
+    /// The tracker cannot hold some values (a label it forbids, a login it
+    /// will not assign, a body over its size limit, an assignee that is not
+    /// an account id) or dropped them silently. Retrying the same values
+    /// cannot succeed: the caller should record the refusal and not resend
+    /// them until they change locally. `applied` is the tracker's state
+    /// after everything else in the write was applied (`None`: nothing was
+    /// written).
+    #[error("{what}: the tracker refused {}", describe_refusals(.refusals))]
+    Refused {
+        /// The write.
+        what: String,
+        /// What was refused and why.
+        refusals: Vec<Refusal>,
+        /// The issue after the rest of the write, if anything was written.
+        applied: Option<Box<RemoteIssue>>,
+    },
+    /// The issue is no longer here: GitHub transferred it to another
+    /// repository. `to` names where it went (`github::owner/repo#number`).
+    #[error("{what}: moved to {to}")]
+    Moved {
+        /// The request.
+        what: String,
+        /// The new place, as `<kind>::<address>#<remote id>`.
+        to: String,
+    },
+}
+
+/// One value a tracker refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The field: `title`, `body`, `labels`, `assignees`, `comment`.
+    pub field: String,
+    /// The refused value (a label, a login, or a length for a body).
+    pub value: String,
+    /// Why, in words a user can act on.
+    pub reason: String,
+}
+
+fn describe_refusals(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(|r| format!("{} {:?}: {}", r.field, r.value, r.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The role: a source-of-truth tracker.
@@ -382,6 +448,33 @@ pub trait Backend {
             what: format!("deleting comment {comment_id} of issue {remote_id}"),
         })
     }
+
+    /// Where notices for the user go (rate-limit waits, a renamed
+    /// repository). Default: nowhere.
+    fn set_notice(&mut self, _notice: http::Notice) {}
+
+    /// Map local assignee names to tracker identities (and back on import).
+    /// Default: names are used as they are.
+    fn set_identities(&mut self, _ids: IdentityMap) {}
+
+    /// Whether two label sets are the same on this tracker (GitHub matches
+    /// labels case-insensitively). Default: equal as sorted sets.
+    fn labels_equal(&self, a: &[String], b: &[String]) -> bool {
+        let mut a = a.to_vec();
+        let mut b = b.to_vec();
+        a.sort();
+        a.dedup();
+        b.sort();
+        b.dedup();
+        a == b
+    }
+
+    /// The address the tracker now answers under, if it moved during this
+    /// run (a renamed GitHub repository). [`Backend::instance`] keeps the
+    /// original identity. Default: never moves.
+    fn relocated(&self) -> Option<BackendSpec> {
+        None
+    }
 }
 
 /// Open the adapter for `spec`, configured from the environment
@@ -398,18 +491,41 @@ pub fn open(spec: &BackendSpec, agent: &str) -> Result<Box<dyn Backend>, Backend
     })
 }
 
+/// Text with CRLF line endings normalised to LF (a lone CR is content and
+/// stays). Every adapter applies it to the bodies and comments it imports.
+pub fn normalize_newlines(text: &str) -> String {
+    if text.contains("\r\n") {
+        text.replace("\r\n", "\n")
+    } else {
+        text.to_owned()
+    }
+}
+
 /// The HTML-comment marker used where a tracker has no hidden field.
 pub fn body_marker(id: &str) -> String {
     format!("\n\n<!-- reposix:{id} -->")
 }
 
-/// Split a body into (text, marker id) if it ends with [`body_marker`].
+/// Split a body into (text, marker id) if it ends with [`body_marker`],
+/// whose two line breaks may each be `\n` or `\r\n` (and a line break may
+/// follow it: web editors add one).
 pub fn strip_body_marker(body: &str) -> (String, Option<String>) {
-    if let Some(start) = body.rfind("\n\n<!-- reposix:") {
-        let tail = &body[start + "\n\n<!-- reposix:".len()..];
-        if let Some(id) = tail.strip_suffix(" -->") {
+    const OPEN: &str = "<!-- reposix:";
+    let trimmed = body
+        .strip_suffix("\r\n")
+        .or_else(|| body.strip_suffix('\n'))
+        .unwrap_or(body);
+    if let Some(start) = trimmed.rfind(OPEN) {
+        let tail = &trimmed[start + OPEN.len()..];
+        let before = &trimmed[..start];
+        let text = before
+            .strip_suffix('\n')
+            .map(|b| b.strip_suffix('\r').unwrap_or(b))
+            .and_then(|b| b.strip_suffix('\n'))
+            .map(|b| b.strip_suffix('\r').unwrap_or(b));
+        if let (Some(text), Some(id)) = (text, tail.strip_suffix(" -->")) {
             if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-                return (body[..start].to_owned(), Some(id.to_owned()));
+                return (text.to_owned(), Some(id.to_owned()));
             }
         }
     }
@@ -431,6 +547,10 @@ mod tests {
         assert!(BackendSpec::parse("gitlab::x/y").is_err());
         assert!(BackendSpec::parse("jira::https://user:tok@site.atlassian.net/P").is_err());
         assert!(BackendSpec::parse("sim:http://x/y").is_err());
+        // Atlassian gateway addresses (scoped tokens) and an issue type.
+        assert!(BackendSpec::parse("jira::https://api.atlassian.com/ex/jira/0a1b-2c/PROJ").is_ok());
+        assert!(BackendSpec::parse("jira::https://a.atlassian.net/PROJ?issuetype=Bug").is_ok());
+        assert!(BackendSpec::parse("jira::https://a.atlassian.net/x/PROJ").is_err());
     }
 
     #[test]
@@ -444,5 +564,28 @@ mod tests {
         assert_eq!(strip_body_marker(body), (body.to_owned(), None));
         let fake = "text\n\n<!-- reposix:not hex! -->";
         assert_eq!(strip_body_marker(fake), (fake.to_owned(), None));
+        // One line break is not a marker separator.
+        let glued = "text\n<!-- reposix:0f3a -->";
+        assert_eq!(strip_body_marker(glued), (glued.to_owned(), None));
+    }
+
+    // Regression (issue 9, point 2): GitHub's web editor saves CRLF, so the
+    // marker came back after `\r\n\r\n` and was imported as body text.
+    #[test]
+    fn markers_are_found_after_crlf_line_breaks() {
+        assert_eq!(
+            strip_body_marker("a\r\nb\r\n\r\n<!-- reposix:0f3a-77 -->"),
+            ("a\r\nb".to_owned(), Some("0f3a-77".into()))
+        );
+        assert_eq!(
+            strip_body_marker("a\n\r\n<!-- reposix:0f3a -->\r\n"),
+            ("a".to_owned(), Some("0f3a".into()))
+        );
+        assert_eq!(normalize_newlines("a\r\nb\rc\n"), "a\nb\rc\n");
+        let body = "x\r\n\r\n";
+        assert_eq!(
+            strip_body_marker(&normalize_newlines(&format!("{body}{}", body_marker("ab")))),
+            ("x\n\n".to_owned(), Some("ab".into()))
+        );
     }
 }

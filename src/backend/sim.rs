@@ -238,7 +238,7 @@ fn to_remote(what: &str, w: WireIssue) -> Result<RemoteIssue, BackendError> {
         what: what.to_owned(),
         why: format!("issue {}: unknown status {:?}", w.id, w.status),
     })?;
-    let (body, marker) = strip_body_marker(&w.body);
+    let (body, marker) = strip_body_marker(&super::normalize_newlines(&w.body));
     let mut labels = w.labels;
     labels.sort();
     labels.dedup();
@@ -260,7 +260,7 @@ fn to_remote(what: &str, w: WireIssue) -> Result<RemoteIssue, BackendError> {
 }
 
 fn to_comment(w: WireComment) -> RemoteComment {
-    let (body, marker) = strip_body_marker(&w.body);
+    let (body, marker) = strip_body_marker(&super::normalize_newlines(&w.body));
     RemoteComment {
         remote_id: w.id.to_string(),
         author: w.author,

@@ -129,13 +129,27 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         )
         .hint("run `reposix backend list`, or `reposix backend add NAME <kind>::<address>`"));
     };
-    let tracker = backend::open(spec, &format!("reposix-{actor}"))?;
+    let mut tracker = backend::open(spec, &format!("reposix-{actor}"))?;
     let json = ctx.out.json;
     let progress = move |line: &str| {
         if !json {
             eprintln!("{line}");
         }
     };
+    // Rate-limit waits and renames show up like progress lines.
+    tracker.set_notice(std::sync::Arc::new(progress));
+    let identities: Vec<String> = repo
+        .store()
+        .repo()
+        .config_snapshot()
+        .strings(backend::identity::CONFIG_KEY)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    tracker.set_identities(backend::IdentityMap::from_entries(
+        identities.iter().map(String::as_str),
+    )?);
     let p = Projection::new(repo.store(), tracker.as_ref(), actor.clone(), &progress);
     // In a clone of a mirror, committed edits to the markdown files become
     // events first, so this same run exports them.
@@ -241,6 +255,14 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     if local_only > 0 {
         ctx.out.warn(&format!(
             "{name} has no comments API: {local_only} comments stayed local (they are kept in the issue log)"
+        ));
+    }
+    if let Some(now) = tracker.relocated() {
+        ctx.out.warn(&format!(
+            "{name} now answers as {} (renamed on the tracker); the stored address {} stays, \
+             it is this backend's identity",
+            now.to_spec_string(),
+            spec.to_spec_string()
         ));
     }
     let stale = reposix::mirror::staleness(repo.store(), spec.kind.as_str());

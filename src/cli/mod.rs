@@ -8,6 +8,7 @@
 mod backend;
 mod bench;
 mod demo;
+mod doctor;
 mod issue;
 mod mirror;
 mod sim;
@@ -140,6 +141,9 @@ enum Command {
     /// The plain-git markdown mirror: render, push, sync, status.
     #[command(subcommand)]
     Mirror(mirror::MirrorCmd),
+    /// Check the attached trackers without the network: kind, origin,
+    /// Atlassian token form, credentials present, origin allowed.
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -384,6 +388,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Sim(args) => sim::run(ctx, args),
         Command::Backend(cmd) => backend::run(ctx, cmd),
         Command::Mirror(cmd) => mirror::run(ctx, cmd),
+        Command::Doctor => doctor::run(ctx),
     }
 }
 

@@ -212,7 +212,9 @@ fn hostile_bodies_survive_storage_xhtml_byte_for_byte() {
     let created = b
         .create(&new_page("<b>title</b> & co", HOSTILE, "m"))
         .expect("creates");
-    assert_eq!(created.body, HOSTILE);
+    // CRLF is normalised on import (issue 9, point 2).
+    let hostile_read = HOSTILE.replace("\r\n", "\n");
+    assert_eq!(created.body, hostile_read);
     assert_eq!(created.title, "<b>title</b> & co");
     let stored = fake.page(&created.remote_id).body;
     assert_eq!(check_storage(&stored), Ok(()), "well-formed XML");
@@ -228,13 +230,13 @@ fn hostile_bodies_survive_storage_xhtml_byte_for_byte() {
             .expect("reads")
             .expect("exists")
             .body,
-        HOSTILE
+        hostile_read
     );
 
     let c = b
         .add_comment(&created.remote_id, HOSTILE, "c")
         .expect("comments");
-    assert_eq!(c.body, HOSTILE);
+    assert_eq!(c.body, hostile_read);
     let edited = b
         .edit_comment(&created.remote_id, &c.remote_id, "second <i>take</i>")
         .expect("edits");
@@ -496,7 +498,10 @@ fn updates_send_only_what_changed() {
             ..IssuePatch::default()
         };
         let err = b.update(&id, &patch, &r2.revision).expect_err("refused");
-        assert!(matches!(err, BackendError::Spec(_)), "{err:?}");
+        assert!(
+            matches!(err, BackendError::Refused { applied: None, .. }),
+            "{err:?}"
+        );
     }
     assert!(fake.requests().is_empty());
 }
@@ -546,4 +551,100 @@ fn credentials_never_show_and_egress_is_refused() {
     let err = outside.list_changed(None).expect_err("refused");
     assert!(matches!(err, BackendError::Egress { .. }), "{err:?}");
     assert!(!err.to_string().contains(TOKEN));
+}
+
+// ---- issue 9: Confluence as it really is ----
+
+// Regression (issue 9, point 1): scoped tokens work only through the API
+// gateway.
+#[test]
+fn a_scoped_token_works_through_a_gateway_address() {
+    use super::jira_fake::{CLOUD_ID, EMAIL, SCOPED_TOKEN};
+    let fake = FakeConfluence::start();
+    fake.seed(Seed::default());
+    let vars = |name: &str| match name {
+        "ATLASSIAN_EMAIL" => Some(EMAIL.to_owned()),
+        "ATLASSIAN_API_KEY" => Some(SCOPED_TOKEN.to_owned()),
+        _ => None,
+    };
+    let site = format!("{}/ENG", fake.url());
+    let at_site = ConfluenceBackend::from_vars(&site, &vars, loopback()).expect("config");
+    assert!(matches!(
+        at_site.list_changed(None),
+        Err(BackendError::Auth { status: 401, .. })
+    ));
+    let gateway = format!("{}/ex/confluence/{CLOUD_ID}/ENG", fake.url());
+    let b = ConfluenceBackend::from_vars(&gateway, &vars, loopback()).expect("config");
+    assert_eq!(b.list_changed(None).expect("lists").0.len(), 1);
+    let created = b
+        .create(&new_page("via gateway", "x", "ab"))
+        .expect("creates");
+    assert_eq!(created.body, "x");
+}
+
+// Regression (issue 9, point 10): labels Confluence forbids (`v1.0`) got a
+// 400 after the page was already written, on every sync.
+#[test]
+fn labels_with_forbidden_characters_are_refused_before_any_write() {
+    let fake = FakeConfluence::start();
+    let b = fake.backend();
+    let mut new = new_page("t", "b", "m");
+    new.labels = vec!["v1.0".into(), "ok".into(), "it's".into()];
+    match b.create(&new) {
+        Err(BackendError::Refused {
+            refusals, applied, ..
+        }) => {
+            let values: Vec<&str> = refusals.iter().map(|r| r.value.as_str()).collect();
+            assert_eq!(values, ["v1.0", "it's"]);
+            assert!(applied.is_none());
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert_eq!(fake.page_count(), 0, "no page was written");
+    assert!(fake.requests().iter().all(|r| r.method == "GET"));
+}
+
+// Regression (issue 9, point 13): write responses carry no body; creates
+// and updates failed after succeeding, comments were re-edited every sync.
+#[test]
+fn writes_succeed_when_responses_carry_no_body() {
+    let fake = FakeConfluence::start();
+    let b = fake.backend();
+    let created = b
+        .create(&new_page("t", "first\nsecond", "m"))
+        .expect("creates");
+    assert_eq!(created.body, "first\nsecond");
+    let patch = IssuePatch {
+        body: Some("third".into()),
+        ..IssuePatch::default()
+    };
+    let updated = b
+        .update(&created.remote_id, &patch, &created.revision)
+        .expect("updates");
+    assert_eq!(updated.body, "third");
+    let c = b
+        .add_comment(&created.remote_id, "a comment", "c")
+        .expect("comments");
+    assert_eq!(c.body, "a comment");
+    let e = b
+        .edit_comment(&created.remote_id, &c.remote_id, "edited")
+        .expect("edits");
+    assert_eq!(e.body, "edited");
+    assert_eq!(
+        b.comments(&created.remote_id).expect("lists")[0].body,
+        "edited"
+    );
+}
+
+// Regression (issue 9, point 14): a 403 was reported as an authentication
+// failure.
+#[test]
+fn a_403_is_reported_as_forbidden_not_as_bad_credentials() {
+    let fake = FakeConfluence::start();
+    fake.seed(Seed::default());
+    fake.forbid_next(1);
+    assert!(matches!(
+        fake.backend().list_changed(None),
+        Err(BackendError::Http { status: 403, .. })
+    ));
 }

@@ -16,6 +16,13 @@
 //! lower-cased, no whitespace; footer comments with their own versions;
 //! Basic auth required (401 otherwise); a 429 + `Retry-After` switch.
 //!
+//! Unkind as the real service (`api-facts.md`, "How the real services
+//! differ"): POST/PUT responses of pages and footer comments carry no
+//! `body` (the v2 spec does not promise one); labels holding
+//! `: ; . , ? & [ ] ( ) # ^ * @ ! '` (or a backquote) or whitespace are a
+//! 400; a scoped token works only through `/ex/confluence/{cloudId}/…`; a
+//! 403 switch answers a permission refusal.
+//!
 //! Time is a logical clock advanced by `tick` ms per mutation (1 s by
 //! default), so tests decide what shares a second.
 
@@ -29,8 +36,8 @@ use reposix::backend::http::Auth;
 use serde_json::{json, Value};
 
 use super::jira_fake::{
-    basic_auth, basic_header, iso_local, loopback, FakeServer, Incoming, Outgoing, Recorded, EMAIL,
-    TOKEN,
+    atlassian_auth, basic_auth, gateway_rest, iso_local, loopback, FakeServer, Incoming, Outgoing,
+    Recorded, CLOUD_ID, TOKEN,
 };
 
 /// The space key.
@@ -108,6 +115,7 @@ struct State {
     link_header_only: bool,
     tokens: HashMap<String, usize>,
     requests: Vec<Recorded>,
+    forbid: u32,
 }
 
 impl State {
@@ -273,6 +281,7 @@ impl FakeConfluence {
             edit_after_listing_page: None,
             link_header_only: false,
             tokens: HashMap::new(),
+            forbid: 0,
             requests: Vec::new(),
         }));
         let server = {
@@ -433,6 +442,11 @@ impl FakeConfluence {
         self.lock().edit_after_next_get = Some(id.parse().expect("numeric page id"));
     }
 
+    /// Answer the next `n` requests with a permission 403.
+    pub fn forbid_next(&self, n: u32) {
+        self.lock().forbid = n;
+    }
+
     /// Requests seen so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
@@ -535,8 +549,21 @@ fn storage_body(body: &Value) -> Result<String, Outgoing> {
 }
 
 fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
-    if rq.header("authorization") != Some(basic_header(EMAIL, TOKEN).as_str()) {
-        return v2_err(401, "UNAUTHORIZED", "Unauthorized; scope does not match");
+    if rq.path() == "/_edge/tenant_info" {
+        return Outgoing::json(200, &json!({"cloudId": CLOUD_ID}));
+    }
+    let gateway = gateway_rest(rq, "confluence");
+    if let Err(e) = atlassian_auth(rq, gateway.is_some()) {
+        return v2_err(401, "UNAUTHORIZED", e);
+    }
+    let rq = gateway.as_ref().unwrap_or(rq);
+    if st.forbid > 0 {
+        st.forbid -= 1;
+        return v2_err(
+            403,
+            "FORBIDDEN",
+            "You do not have permission to edit this page",
+        );
     }
     if st.throttle > 0 {
         st.throttle -= 1;
@@ -666,7 +693,7 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
                 version_at: at,
                 author: BOT_ACCOUNT.into(),
             };
-            let out = st.comment_json(&c, true);
+            let out = st.comment_json(&c, false);
             st.comments.push(c);
             Outgoing::json(201, &out)
         }
@@ -698,7 +725,7 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
             c.version_at = at;
             c.author = BOT_ACCOUNT.into();
             let c = c.clone();
-            Outgoing::json(200, &st.comment_json(&c, true))
+            Outgoing::json(200, &st.comment_json(&c, false))
         }
         _ => v2_err(404, "NOT_FOUND", "No such endpoint in the fake"),
     }
@@ -762,7 +789,7 @@ fn create_page(st: &mut State, rq: &Incoming) -> Outgoing {
         created: at,
         labels: Vec::new(),
     };
-    let out = st.page_json(&page, true);
+    let out = st.page_json(&page, false);
     st.pages.push(page);
     if std::mem::take(&mut st.garble_next_create) {
         return Outgoing::text(200, "<html>502 Bad Gateway</html>");
@@ -833,7 +860,7 @@ fn update_page(st: &mut State, rq: &Incoming, id: &str) -> Outgoing {
     if std::mem::take(&mut st.garble_next_update) {
         return Outgoing::text(200, "<html>502 Bad Gateway</html>");
     }
-    Outgoing::json(200, &st.page_json(&p, true))
+    Outgoing::json(200, &st.page_json(&p, false))
 }
 
 fn v1_labels(st: &mut State, rq: &Incoming, seg: &[String]) -> Outgoing {
@@ -861,6 +888,12 @@ fn v1_labels(st: &mut State, rq: &Incoming, seg: &[String]) -> Outgoing {
                     return v1_err(
                         400,
                         &format!("Label '{name}' is not valid: labels cannot contain spaces"),
+                    );
+                }
+                if let Some(c) = name.chars().find(|c| ":;.,?&[]()#^*@!'`".contains(*c)) {
+                    return v1_err(
+                        400,
+                        &format!("Label '{name}' contains an invalid character: '{c}'"),
                     );
                 }
                 let name = name.to_lowercase();

@@ -421,11 +421,14 @@ fn hostile_bodies_round_trip_byte_for_byte() {
             raw["body"].as_str(),
             Some(format!("{body}\n\n<!-- reposix:{marker} -->").as_str())
         );
-        assert_eq!(created.body, *body);
+        // CRLF is normalised on every read (issue 9, point 2); the rest is
+        // byte for byte.
+        let read_back = body.replace("\r\n", "\n");
+        assert_eq!(created.body, read_back);
         let got = gh.get(&created.remote_id).expect("get").expect("exists");
         assert_eq!(
             (got.body.as_str(), got.title.as_str()),
-            (*body, "version: 999")
+            (read_back.as_str(), "version: 999")
         );
 
         // And back: replace with another hostile body.
@@ -437,7 +440,7 @@ fn hostile_bodies_round_trip_byte_for_byte() {
         let updated = gh
             .update(&created.remote_id, &patch, &got.revision)
             .expect("update");
-        assert_eq!(updated.body, other);
+        assert_eq!(updated.body, other.replace("\r\n", "\n"));
         let raw = fake.issue_json(n);
         assert_eq!(
             raw["body"].as_str(),
@@ -446,7 +449,7 @@ fn hostile_bodies_round_trip_byte_for_byte() {
         let got = gh.get(&created.remote_id).expect("get").expect("exists");
         assert_eq!(
             (got.body.as_str(), got.marker.as_deref()),
-            (other, Some(marker.as_str()))
+            (other.replace("\r\n", "\n").as_str(), Some(marker.as_str()))
         );
     }
     // Written by someone else on GitHub, no marker: read exactly.
@@ -465,7 +468,8 @@ fn hostile_bodies_round_trip_byte_for_byte() {
                 ("looks marked", Some("abcd"))
             );
         } else {
-            assert_eq!((got.body.as_str(), got.marker), (body, None));
+            let read_back = body.replace("\r\n", "\n");
+            assert_eq!((got.body.as_str(), got.marker), (read_back.as_str(), None));
         }
     }
 }
@@ -792,6 +796,7 @@ fn the_token_never_appears_in_errors_or_debug_output() {
         max_attempts: 2,
         base: Duration::from_millis(1),
         max_wait: Duration::from_millis(5),
+        ..RetryPolicy::default()
     });
     record(&closed.get("1").expect_err("nothing listens"));
     let outside = GithubBackend::with_api(
@@ -1108,4 +1113,403 @@ fn the_fake_serves_the_fixture_issue_shape() {
     assert_eq!(raw["labels"][0]["name"], "bug");
     assert_eq!(raw["labels"][0]["color"], "ededed");
     assert_eq!(raw["user"]["login"], OTHER);
+}
+
+// ---- issue 9: GitHub as it really is ----
+
+/// Notices the adapter sent, collected.
+fn notices(gh: &mut GithubBackend) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    gh.set_notice(std::sync::Arc::new(move |line: &str| {
+        sink.lock().expect("notice lock").push(line.to_owned());
+    }));
+    seen
+}
+
+// Regression (issue 9, point 2): a body or comment saved in GitHub's web
+// editor comes back with CRLF; the marker was then imported as body text
+// and every line gained a `\r`.
+#[test]
+fn crlf_from_the_web_editor_keeps_the_marker_and_adds_no_carriage_returns() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "one\ntwo", Status::Open, "abc1"))
+        .expect("create");
+    let n = number(&created);
+    fake.web_edit(n, "one\ntwo edited\n\n<!-- reposix:abc1 -->");
+    assert!(fake.issue_json(n)["body"]
+        .as_str()
+        .is_some_and(|b| b.contains("\r\n")));
+    let got = gh.get(&created.remote_id).expect("get").expect("exists");
+    assert_eq!(
+        (got.body.as_str(), got.marker.as_deref()),
+        ("one\ntwo edited", Some("abc1"))
+    );
+    let (listed, _) = gh.list_changed(None).expect("list");
+    assert_eq!(listed[0].body, "one\ntwo edited");
+
+    let c = gh
+        .add_comment(&created.remote_id, "hi\nthere", "c0ffee")
+        .expect("comment");
+    let id: u64 = c.remote_id.parse().expect("numeric");
+    fake.web_edit_comment(id, "hi\nthere, edited\n\n<!-- reposix:c0ffee -->");
+    let comments = gh.comments(&created.remote_id).expect("comments");
+    assert_eq!(
+        (comments[0].body.as_str(), comments[0].marker.as_deref()),
+        ("hi\nthere, edited", Some("c0ffee"))
+    );
+    // Writing back keeps one marker and LF text.
+    let got = gh.get(&created.remote_id).expect("get").expect("exists");
+    let patch = IssuePatch {
+        title: Some("t2".into()),
+        ..IssuePatch::default()
+    };
+    gh.update(&created.remote_id, &patch, &got.revision)
+        .expect("update");
+    assert_eq!(
+        sent_by_bot(&fake, "PATCH")
+            .last()
+            .and_then(|r| r.body.clone()),
+        Some(json!({"title": "t2"}))
+    );
+}
+
+// Regression (issue 9, point 3): a secondary limit answered as 403 while
+// quota remains was not retried, and POSTs were retried only on 429.
+#[test]
+fn a_secondary_limit_403_with_retry_after_is_waited_out_for_a_post() {
+    let fake = FakeGithub::start();
+    let mut gh = fake.backend();
+    let seen = notices(&mut gh);
+    fake.secondary_403_next(1, Some(37));
+    gh.create(&new_issue("t", "b", Status::Open, "aa"))
+        .expect("created after the wait");
+    let posts: Vec<u16> = sent_by_bot(&fake, "POST")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(posts, [403, 201], "refused once, then created once");
+    assert!(
+        fake.clock().sleeps().contains(&Duration::from_secs(37)),
+        "waited retry-after: {:?}",
+        fake.clock().sleeps()
+    );
+    assert_eq!(
+        seen.lock().expect("lock").as_slice(),
+        ["rate limited by github: waiting 37 s"]
+    );
+    assert_eq!(gh.list_changed(None).expect("list").0.len(), 1);
+}
+
+#[test]
+fn a_secondary_limit_403_without_retry_after_waits_a_minute_then_doubles() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    fake.secondary_403_next(2, None);
+    gh.list_changed(None).expect("list after two waits");
+    let waits: Vec<Duration> = fake
+        .clock()
+        .sleeps()
+        .into_iter()
+        .filter(|d| *d >= Duration::from_secs(2))
+        .collect();
+    assert_eq!(waits, [Duration::from_secs(60), Duration::from_secs(120)]);
+}
+
+// Regression (issue 9, point 3): content creation is limited to about 80
+// requests a minute; an initial export of more than ~80 issues failed.
+#[test]
+fn an_initial_export_of_200_issues_is_paced_under_the_content_limit() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    for k in 0..200 {
+        gh.create(&NewRemoteIssue {
+            labels: Vec::new(),
+            ..new_issue(
+                &format!("issue {k}"),
+                "b",
+                Status::Open,
+                &format!("{k:04x}"),
+            )
+        })
+        .unwrap_or_else(|e| panic!("create {k}: {e}"));
+    }
+    let refused = sent_by_bot(&fake, "POST")
+        .iter()
+        .filter(|r| r.status == 403)
+        .count();
+    assert_eq!(refused, 0, "pacing keeps under the limit");
+    let slept = fake.clock().slept();
+    assert!(
+        slept >= Duration::from_secs(199) && slept < Duration::from_secs(200 + 60),
+        "about a second between creates: {slept:?}"
+    );
+}
+
+#[test]
+fn a_rate_limit_longer_than_the_policy_allows_fails_at_once() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    fake.secondary_403_next(1, Some(7200));
+    match gh.list_changed(None) {
+        Err(BackendError::RateLimited { wait_secs, .. }) => assert_eq!(wait_secs, 7200),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert!(fake.clock().sleeps().is_empty(), "did not sleep two hours");
+}
+
+// Regression (issue 9, point 11): GitHub matches labels case-insensitively
+// and answers with the repository's spelling; the adapter compared
+// case-sensitively and re-sent the same label write every sync.
+#[test]
+fn label_case_differences_send_no_write_and_keep_the_repository_spelling() {
+    let fake = FakeGithub::start();
+    fake.create_label("Bug");
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "b", Status::Open, "ab"))
+        .expect("create with `bug`");
+    assert_eq!(created.labels, ["Bug"], "the repository's spelling");
+    let before = sent_by_bot(&fake, "PATCH").len();
+    for _ in 0..3 {
+        let current = gh.get(&created.remote_id).expect("get").expect("exists");
+        let patch = IssuePatch {
+            labels: Some(strings(&["bug"])),
+            ..IssuePatch::default()
+        };
+        let after = gh
+            .update(&created.remote_id, &patch, &current.revision)
+            .expect("update");
+        assert_eq!(after.labels, ["Bug"]);
+    }
+    assert_eq!(sent_by_bot(&fake, "PATCH").len(), before, "nothing to send");
+    assert!(gh.labels_equal(&strings(&["bug", "UI"]), &strings(&["ui", "Bug"])));
+    // A real change still goes out, keeping `Bug` as spelled.
+    let current = gh.get(&created.remote_id).expect("get").expect("exists");
+    let patch = IssuePatch {
+        labels: Some(strings(&["bug", "ui"])),
+        ..IssuePatch::default()
+    };
+    gh.update(&created.remote_id, &patch, &current.revision)
+        .expect("update");
+    assert_eq!(
+        sent_by_bot(&fake, "PATCH")
+            .last()
+            .and_then(|r| r.body.clone()),
+        Some(json!({"labels": ["Bug", "ui"]}))
+    );
+}
+
+// Regression (issue 9, point 12): an unassignable login got a 422 on every
+// sync; now it is refused before writing and the rest is applied.
+#[test]
+fn an_unassignable_login_is_refused_and_the_rest_applied() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "b", Status::Open, "ab"))
+        .expect("create");
+    let patch = IssuePatch {
+        title: Some("t2".into()),
+        assignees: Some(strings(&["alice", "mallory"])),
+        ..IssuePatch::default()
+    };
+    match gh.update(&created.remote_id, &patch, &created.revision) {
+        Err(BackendError::Refused {
+            refusals, applied, ..
+        }) => {
+            assert_eq!(refusals.len(), 1);
+            assert_eq!(
+                (refusals[0].field.as_str(), refusals[0].value.as_str()),
+                ("assignees", "mallory")
+            );
+            let applied = applied.expect("the rest was written");
+            assert_eq!(
+                (applied.title.as_str(), applied.assignees.clone()),
+                ("t2", strings(&["alice"]))
+            );
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(
+        sent_by_bot(&fake, "PATCH").iter().all(|r| r.status == 200),
+        "no 422"
+    );
+}
+
+// Regression (issue 9, point 12): a token without push access can create
+// issues, but GitHub drops their labels and assignees silently; the
+// adapter reported success and re-sent them every sync.
+#[test]
+fn labels_and_assignees_dropped_without_push_access_are_reported() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend_with_token(crate::github_fake::READER_TOKEN);
+    let mut new = new_issue("t", "b", Status::InProgress, "ab");
+    new.assignees = strings(&["alice"]);
+    match gh.create(&new) {
+        Err(BackendError::Refused {
+            refusals, applied, ..
+        }) => {
+            let mut got: Vec<(String, String)> = refusals
+                .iter()
+                .map(|r| (r.field.clone(), r.value.clone()))
+                .collect();
+            got.sort();
+            assert_eq!(
+                got,
+                [
+                    ("assignees".to_owned(), "alice".to_owned()),
+                    ("labels".to_owned(), "bug".to_owned()),
+                    ("labels".to_owned(), IN_PROGRESS_LABEL.to_owned()),
+                ]
+            );
+            assert!(refusals[0].reason.contains("push access"));
+            let applied = applied.expect("the issue exists");
+            assert_eq!(applied.marker.as_deref(), Some("ab"));
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn assignees_are_mapped_to_logins_and_back() {
+    let fake = FakeGithub::start();
+    let mut gh = fake.backend();
+    gh.set_identities(
+        reposix::backend::IdentityMap::from_entries(["ann github:alice"]).expect("valid"),
+    );
+    let mut new = new_issue("t", "b", Status::Open, "ab");
+    new.assignees = strings(&["ann"]);
+    let created = gh.create(&new).expect("create");
+    assert_eq!(created.assignees, ["ann"]);
+    let raw = fake.issue_json(number(&created));
+    assert_eq!(raw["assignees"][0]["login"], "alice");
+}
+
+// Regression (issue 9, point 14): bodies over GitHub's limit were sent and
+// refused with a 422 on every sync.
+#[test]
+fn bodies_over_65536_characters_are_refused_before_sending() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let long = "é".repeat(65_536 - 10);
+    match gh.create(&new_issue("t", &long, Status::Open, "ab")) {
+        Err(BackendError::Refused {
+            refusals, applied, ..
+        }) => {
+            assert_eq!(refusals[0].field, "body");
+            assert!(applied.is_none());
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(sent_by_bot(&fake, "POST").is_empty(), "nothing sent");
+    let short = "é".repeat(65_000);
+    gh.create(&new_issue("t", &short, Status::Open, "ab"))
+        .expect("under the limit (counted in characters, not bytes)");
+}
+
+// Regression (issue 9, point 9): a renamed repository redirects every
+// request; any 3xx was a hard error.
+#[test]
+fn a_renamed_repository_is_followed_with_a_notice() {
+    let fake = FakeGithub::start();
+    let mut gh = fake.backend();
+    let seen = notices(&mut gh);
+    let created = gh
+        .create(&new_issue("t", "b", Status::Open, "ab"))
+        .expect("create");
+    let instance = gh.instance();
+    fake.rename_repo("octo-org", "gadgets");
+    let (listed, _) = gh.list_changed(None).expect("list follows the redirect");
+    assert_eq!(listed.len(), 1);
+    let got = gh.get(&created.remote_id).expect("get").expect("exists");
+    let patch = IssuePatch {
+        title: Some("renamed".into()),
+        ..IssuePatch::default()
+    };
+    gh.update(&created.remote_id, &patch, &got.revision)
+        .expect("writes go to the new name");
+    gh.create(&new_issue("t2", "b", Status::Open, "cd"))
+        .expect("create under the new name");
+    assert_eq!(
+        gh.relocated().map(|s| s.to_spec_string()).as_deref(),
+        Some("github::octo-org/gadgets")
+    );
+    assert_eq!(gh.instance(), instance, "the identity does not move");
+    let notices = seen.lock().expect("lock").clone();
+    assert!(
+        notices.iter().any(|n| n.contains("octo-org/gadgets")),
+        "{notices:?}"
+    );
+    let redirected: Vec<u16> = sent_by_bot(&fake, "GET")
+        .iter()
+        .map(|r| r.status)
+        .filter(|s| (301..=308).contains(s) && *s != 304)
+        .collect();
+    assert_eq!(
+        redirected,
+        [301, 301],
+        "the list and the name lookup redirect once; then the new name is used"
+    );
+}
+
+// Regression (issue 9, point 9): a transferred issue answers 301.
+#[test]
+fn a_transferred_issue_is_reported_as_moved() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let created = gh
+        .create(&new_issue("t", "b", Status::Open, "ab"))
+        .expect("create");
+    let new_number = fake.transfer_issue(number(&created));
+    match gh.get(&created.remote_id) {
+        Err(BackendError::Moved { to, .. }) => {
+            assert_eq!(to, format!("github::octo-org/archive#{new_number}"))
+        }
+        other => panic!("expected Moved, got {other:?}"),
+    }
+    let patch = IssuePatch {
+        title: Some("x".into()),
+        ..IssuePatch::default()
+    };
+    assert!(matches!(
+        gh.update(&created.remote_id, &patch, &created.revision),
+        Err(BackendError::Moved { .. })
+    ));
+    assert!(sent_by_bot(&fake, "PATCH").is_empty());
+}
+
+// Regression (issue 9, point 14): marker recovery listed the whole
+// repository.
+#[test]
+fn marker_recovery_reads_the_newest_issues_only() {
+    let fake = FakeGithub::start();
+    for k in 0..250 {
+        fake.seed(Seed {
+            title: format!("old {k}"),
+            ..Seed::default()
+        });
+    }
+    let gh = fake.backend();
+    gh.create(&new_issue("mine", "b", Status::Open, "beef"))
+        .expect("create");
+    fake.clear_requests();
+    let found = gh
+        .find_by_marker("beef", None)
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.title, "mine");
+    let gets = sent_by_bot(&fake, "GET");
+    assert_eq!(
+        gets.len(),
+        1,
+        "one page: {:?}",
+        gets.iter().map(|r| &r.url).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        query(&gets[0]).get("sort").map(String::as_str),
+        Some("created")
+    );
 }

@@ -10,22 +10,84 @@
 //! GitHub about headers: no `User-Agent` -> 403, a missing or unknown token ->
 //! 401, a missing `Accept`/`X-GitHub-Api-Version` -> 400.
 //!
+//! It is as unkind as GitHub (`api-facts.md`, "How the real services
+//! differ"): bodies saved through the web editor ([`FakeGithub::web_edit`])
+//! come back with CRLF; content creation (POSTs of issues and comments) is
+//! limited to 80 a minute, answered with a 403 secondary limit and
+//! `retry-after` while `x-ratelimit-remaining` is still high, without
+//! applying the write; labels match the repository's labels
+//! case-insensitively and come back in the repository's spelling; a login
+//! that cannot be assigned is a 422; a token without push access
+//! ([`READER_TOKEN`]) gets its labels and assignees dropped silently; a
+//! body over 65,536 characters is a 422; a renamed repository redirects
+//! every `/repos/{old}/…` request (301 for GET, 307 otherwise) to
+//! `/repositories/{id}/…`, and a transferred issue answers 301.
+//!
 //! Time: issue and comment timestamps come from a logical clock (each
 //! mutation advances it by `tick` seconds, 1 by default) so tests are
-//! deterministic; `x-ratelimit-reset` uses the wall clock because clients
-//! compare it with theirs.
+//! deterministic. Rate-limit windows, `x-ratelimit-reset` and `Recorded::at`
+//! use a [`VirtualClock`] shared with the adapter ([`FakeGithub::backend`]
+//! installs it), so a client that waits advances it instead of sleeping.
 
 #![allow(dead_code)] // tests use different parts
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reposix::backend::github::{timestamp_ms, GithubBackend};
-use reposix::backend::http::{AllowList, Auth, HttpClient, Secret};
+use reposix::backend::http::{AllowList, Auth, Clock, HttpClient, Secret};
+
+/// A clock that moves only when someone sleeps on it: tests run rate-limit
+/// waits and write pacing in no real time, and can read what was waited.
+#[derive(Debug)]
+pub struct VirtualClock {
+    start: SystemTime,
+    state: Mutex<(Duration, Vec<Duration>)>,
+}
+
+impl VirtualClock {
+    /// A clock starting at the real now.
+    pub fn new() -> Arc<VirtualClock> {
+        Arc::new(VirtualClock {
+            start: SystemTime::now(),
+            state: Mutex::new((Duration::ZERO, Vec::new())),
+        })
+    }
+
+    /// Every sleep so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.state.lock().expect("clock lock").1.clone()
+    }
+
+    /// The total slept.
+    pub fn slept(&self) -> Duration {
+        self.state.lock().expect("clock lock").0
+    }
+
+    /// Seconds since the epoch, now.
+    pub fn now_secs(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> SystemTime {
+        self.start + self.state.lock().expect("clock lock").0
+    }
+    fn sleep(&self, d: Duration) {
+        let mut st = self.state.lock().expect("clock lock");
+        st.0 += d;
+        st.1.push(d);
+    }
+}
 use serde_json::{json, Value};
 
 /// The token of the user the adapter acts as.
@@ -34,6 +96,16 @@ pub const TOKEN: &str = "ghp_reposixTestTokenDoNotLeak0000000001";
 pub const BOT: &str = "reposix-bot";
 /// A third party's token.
 pub const OTHER_TOKEN: &str = "ghp_thirdPartyTokenDoNotLeak00000000002";
+/// A token of a user who can read and open issues but has no push access.
+pub const READER_TOKEN: &str = "ghp_readOnlyTokenDoNotLeak000000000003";
+/// Its login.
+pub const READER: &str = "reader";
+/// Where transferred issues go: this repository id…
+pub const ARCHIVE_ID: u64 = 2000;
+/// …named `octo-org/archive`.
+pub const ARCHIVE: &str = "octo-org/archive";
+/// The most characters GitHub keeps in a body.
+pub const MAX_BODY: usize = 65_536;
 /// The third party's login.
 pub const OTHER: &str = "octocat";
 /// The repository.
@@ -137,6 +209,8 @@ struct Issue {
     closed_by: Option<String>,
     pull_request: bool,
     deleted: bool,
+    /// Transferred to [`ARCHIVE`] under this number.
+    transferred: Option<u64>,
 }
 
 struct Comment {
@@ -163,6 +237,16 @@ struct State {
     /// After serving issue-list page `.0`, a third party touches issue `.1`.
     touch_after_page: Option<(u64, u64)>,
     requests: Vec<Recorded>,
+    vclock: Arc<VirtualClock>,
+    /// Content-creation limit: (requests, per seconds).
+    content_limit: (usize, u64),
+    content_created: VecDeque<u64>,
+    /// The next `.0` requests get a 403 secondary limit, `retry-after: .1`.
+    secondary_403: (u32, Option<u64>),
+    /// The repository's name now, and names it had.
+    name: (String, String),
+    old_names: Vec<(String, String)>,
+    assignable: Vec<String>,
 }
 
 /// The running fake.
@@ -205,6 +289,15 @@ impl FakeGithub {
             link_base: None,
             touch_after_page: None,
             requests: Vec::new(),
+            vclock: VirtualClock::new(),
+            content_limit: (80, 60),
+            content_created: VecDeque::new(),
+            secondary_403: (0, None),
+            name: (OWNER.to_owned(), REPO.to_owned()),
+            old_names: Vec::new(),
+            assignable: ["reposix-bot", "octocat", "alice", "bob"]
+                .map(str::to_owned)
+                .to_vec(),
         }));
         let thread = {
             let server = Arc::clone(&server);
@@ -239,15 +332,77 @@ impl FakeGithub {
         self.backend_with_token(TOKEN)
     }
 
-    /// An adapter for this fake with another token.
+    /// An adapter for this fake with another token, on the fake's
+    /// virtual clock.
     pub fn backend_with_token(&self, token: &str) -> GithubBackend {
-        GithubBackend::with_api(
+        let mut b = GithubBackend::with_api(
             &self.address(),
             &self.base,
             Auth::Bearer(Secret::new(token)),
             loopback(),
         )
-        .expect("valid test configuration")
+        .expect("valid test configuration");
+        b.http_mut().set_clock(self.clock());
+        b
+    }
+
+    /// The virtual clock the fake and its adapters share.
+    pub fn clock(&self) -> Arc<VirtualClock> {
+        Arc::clone(&self.lock().vclock)
+    }
+
+    /// Save an issue body through the web editor: GitHub stores it with
+    /// CRLF line endings (the sync marker's line breaks included).
+    pub fn web_edit(&self, number: u64, body: &str) {
+        let mut st = self.lock();
+        let at = st.tick();
+        let issue = st.issue_mut(number).expect("issue exists");
+        issue.body = Some(body.replace("\r\n", "\n").replace('\n', "\r\n"));
+        issue.updated_at = at;
+    }
+
+    /// Save a comment through the web editor (CRLF line endings).
+    pub fn web_edit_comment(&self, id: u64, body: &str) {
+        let mut st = self.lock();
+        let at = st.tick();
+        let c = st
+            .comments
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("comment exists");
+        c.body = body.replace("\r\n", "\n").replace('\n', "\r\n");
+        c.updated_at = at;
+    }
+
+    /// The next `k` requests get a secondary rate limit as a 403 (quota
+    /// remaining), with `retry-after` if given.
+    pub fn secondary_403_next(&self, k: u32, retry_after: Option<u64>) {
+        self.lock().secondary_403 = (k, retry_after);
+    }
+
+    /// Content-creation requests allowed per `secs` seconds (80/60 default).
+    pub fn set_content_limit(&self, n: usize, secs: u64) {
+        self.lock().content_limit = (n, secs);
+    }
+
+    /// Create a label in the repository with this spelling.
+    pub fn create_label(&self, name: &str) {
+        self.lock().ensure_label(name);
+    }
+
+    /// Rename the repository (old names redirect).
+    pub fn rename_repo(&self, owner: &str, repo: &str) {
+        let mut st = self.lock();
+        let old = std::mem::replace(&mut st.name, (owner.to_owned(), repo.to_owned()));
+        st.old_names.push(old);
+    }
+
+    /// Transfer issue `number` to [`ARCHIVE`]; returns its number there.
+    pub fn transfer_issue(&self, number: u64) -> u64 {
+        let mut st = self.lock();
+        let new = 700 + number;
+        st.issue_mut(number).expect("issue exists").transferred = Some(new);
+        new
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -285,6 +440,7 @@ impl FakeGithub {
             closed_by: closed.then(|| seed.user.to_owned()),
             pull_request: seed.pull_request,
             deleted: false,
+            transferred: None,
         });
         number
     }
@@ -492,15 +648,7 @@ impl Reply {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-}
-
 fn serve(state: &Mutex<State>, mut rq: tiny_http::Request) {
-    let at = SystemTime::now();
     let method = rq.method().to_string().to_ascii_uppercase();
     let url = rq.url().to_owned();
     let headers: Vec<(String, String)> = rq
@@ -521,6 +669,8 @@ fn serve(state: &Mutex<State>, mut rq: tiny_http::Request) {
         serde_json::from_slice(&raw).ok()
     };
     let mut st = state.lock().expect("fake state lock");
+    let at = st.vclock.now();
+    let now = st.vclock.now_secs();
     let header = |name: &str| {
         headers
             .iter()
@@ -535,12 +685,13 @@ fn serve(state: &Mutex<State>, mut rq: tiny_http::Request) {
             match token {
                 Some(TOKEN) => Some(BOT.to_owned()),
                 Some(OTHER_TOKEN) => Some(OTHER.to_owned()),
+                Some(READER_TOKEN) => Some(READER.to_owned()),
                 _ => None,
             }
         }
         None => None,
     };
-    let mut reset = now_secs() + 3600;
+    let mut reset = now + 3600;
     let mut remaining_override = None;
     let reply = if !read_ok || (!raw.is_empty() && body.is_none()) {
         Reply::error(400, "Problems parsing JSON")
@@ -565,7 +716,7 @@ fn serve(state: &Mutex<State>, mut rq: tiny_http::Request) {
         )
     } else if st.rate_limited > 0 {
         st.rate_limited -= 1;
-        reset = now_secs() + 1;
+        reset = now + 1;
         remaining_override = Some(0);
         Reply::json(
             403,
@@ -574,6 +725,28 @@ fn serve(state: &Mutex<State>, mut rq: tiny_http::Request) {
                 "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
             }),
         )
+    } else if st.secondary_403.0 > 0 {
+        st.secondary_403.0 -= 1;
+        let reply = Reply::json(
+            403,
+            &json!({
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            }),
+        );
+        match st.secondary_403.1 {
+            Some(secs) => reply.header("retry-after", secs.to_string()),
+            None => reply,
+        }
+    } else if let Some(wait) = st.content_refusal(&method, &url) {
+        Reply::json(
+            403,
+            &json!({
+                "message": "You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later. If you reach out to GitHub Support for help, please include the request ID.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            }),
+        )
+        .header("retry-after", wait.to_string())
     } else if st.too_many > 0 {
         st.too_many -= 1;
         Reply::json(
@@ -692,12 +865,61 @@ impl State {
         }
     }
 
+    /// The repository's spelling of a label (GitHub matches names
+    /// case-insensitively), creating it if new.
+    fn spelling(&mut self, name: &str) -> String {
+        self.ensure_label(name);
+        self.labels
+            .iter()
+            .find(|l| l.eq_ignore_ascii_case(name))
+            .cloned()
+            .expect("just ensured")
+    }
+
+    /// For a content-creating request over the limit: the seconds to wait.
+    /// Otherwise counts it (a refused request is not counted: not applied).
+    fn content_refusal(&mut self, method: &str, url: &str) -> Option<u64> {
+        let path = url.split('?').next().unwrap_or("");
+        let creates =
+            method == "POST" && (path.ends_with("/issues") || path.ends_with("/comments"));
+        if !creates {
+            return None;
+        }
+        let now = self.vclock.now_secs();
+        let (n, secs) = self.content_limit;
+        while self
+            .content_created
+            .front()
+            .is_some_and(|t| t + secs <= now)
+        {
+            self.content_created.pop_front();
+        }
+        if self.content_created.len() >= n {
+            let oldest = *self.content_created.front().expect("non-empty");
+            return Some((oldest + secs).saturating_sub(now).max(1));
+        }
+        self.content_created.push_back(now);
+        None
+    }
+
     fn issue_mut(&mut self, number: u64) -> Option<&mut Issue> {
         self.issues.iter_mut().find(|i| i.number == number)
     }
 
     fn repo_url(&self) -> String {
-        format!("{}/repos/{OWNER}/{REPO}", self.base)
+        format!("{}/repos/{}/{}", self.base, self.name.0, self.name.1)
+    }
+
+    fn repo_json(&self, user: &str) -> Value {
+        json!({
+            "id": REPO_ID,
+            "node_id": "R_kgDOfake",
+            "name": self.name.1,
+            "full_name": format!("{}/{}", self.name.0, self.name.1),
+            "private": false,
+            "url": self.repo_url(),
+            "permissions": {"admin": false, "maintain": false, "push": user != READER, "triage": user != READER, "pull": true},
+        })
     }
 
     fn user_json(&self, login: &str) -> Value {
@@ -871,12 +1093,43 @@ impl State {
             .iter()
             .find(|(k, _)| k == "if-none-match")
             .map(|(_, v)| v.as_str());
-        // `/repos/{o}/{r}/rest…` or `/repositories/{id}/rest…`.
+        let is = |name: &(String, String), o: &str, r: &str| {
+            name.0.eq_ignore_ascii_case(o) && name.1.eq_ignore_ascii_case(r)
+        };
+        // `/repos/{o}/{r}/rest…` or `/repositories/{id}/rest…`; an old name
+        // redirects (301 for GET, 307 for the rest), as GitHub does.
         let rest: &[&str] = match segs.as_slice() {
-            ["repos", o, r, rest @ ..]
-                if o.eq_ignore_ascii_case(OWNER) && r.eq_ignore_ascii_case(REPO) =>
+            ["repos", o, r, rest @ ..] if is(&self.name, o, r) => rest,
+            ["repos", o, r, rest @ ..] if self.old_names.iter().any(|n| is(n, o, r)) => {
+                let mut location = format!("{}/repositories/{REPO_ID}", self.base);
+                for seg in rest {
+                    location.push('/');
+                    location.push_str(seg);
+                }
+                if let Some((_, q)) = url.split_once('?') {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                let status = if method == "GET" { 301 } else { 307 };
+                return Reply::error(status, "Moved Permanently").header("location", location);
+            }
+            ["repositories", id, "issues", n]
+                if *id == ARCHIVE_ID.to_string() && method == "GET" =>
             {
-                rest
+                return match self
+                    .issues
+                    .iter()
+                    .find(|i| i.transferred.is_some_and(|t| t.to_string() == *n))
+                {
+                    Some(i) => {
+                        let mut v = self.issue_json(i);
+                        v["number"] = json!(i.transferred);
+                        v["repository_url"] = json!(format!("{}/repos/{ARCHIVE}", self.base));
+                        v["url"] = json!(format!("{}/repos/{ARCHIVE}/issues/{n}", self.base));
+                        Reply::json(200, &v)
+                    }
+                    None => Reply::error(404, "Not Found"),
+                };
             }
             ["repositories", id, rest @ ..] if *id == REPO_ID.to_string() => rest,
             _ => return Reply::error(404, "Not Found"),
@@ -893,7 +1146,35 @@ impl State {
                 "Conditional request headers are not allowed in unsafe requests unless supported by the endpoint",
             );
         }
+        if let ["issues", n, ..] = rest {
+            let moved = n
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| self.issues.iter().find(|i| i.number == n))
+                .and_then(|i| i.transferred);
+            if let Some(to) = moved {
+                let location = format!("{}/repositories/{ARCHIVE_ID}/issues/{to}", self.base);
+                let status = if method == "GET" { 301 } else { 307 };
+                return Reply::error(status, "Moved Permanently").header("location", location);
+            }
+        }
         match (method, rest) {
+            ("GET", []) => Reply::json(200, &self.repo_json(user)),
+            ("GET", ["assignees", login]) => {
+                if self
+                    .assignable
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(login))
+                {
+                    Reply {
+                        status: 204,
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                    }
+                } else {
+                    Reply::error(404, "Not Found")
+                }
+            }
             ("GET", ["issues"]) => self.list_issues(&query).with_etag(if_none_match),
             ("POST", ["issues"]) => self.create_issue(body, user),
             ("GET", ["issues", "comments", id]) => match self.find_comment(id) {
@@ -982,7 +1263,7 @@ impl State {
         let mut items: Vec<&Issue> = self
             .issues
             .iter()
-            .filter(|i| !i.deleted)
+            .filter(|i| !i.deleted && i.transferred.is_none())
             .filter(|i| state == "all" || i.state == state)
             .filter(|i| since.is_none_or(|s| i.updated_at >= s))
             .collect();
@@ -1063,6 +1344,7 @@ impl State {
         };
         let text = match body.get("body") {
             None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.chars().count() > MAX_BODY => return body_too_long(),
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Reply::validation("Issue", "body", "invalid"),
         };
@@ -1073,6 +1355,15 @@ impl State {
         let assignees = match string_list(body.get("assignees"), "assignees") {
             Ok(a) => a,
             Err(r) => return r,
+        };
+        if let Err(r) = self.check_assignable(&assignees) {
+            return r;
+        }
+        // Without push access GitHub drops labels and assignees silently.
+        let (labels, assignees) = if user == READER {
+            (Vec::new(), Vec::new())
+        } else {
+            (labels.iter().map(|l| self.spelling(l)).collect(), assignees)
         };
         // Create takes no `state`: GitHub ignores it, and so does the fake.
         let number = self.seed_raw(title, text, labels, assignees, user);
@@ -1085,6 +1376,17 @@ impl State {
         Reply::json(201, &self.issue_json(issue))
             .with_etag(None)
             .header("location", location)
+    }
+
+    fn check_assignable(&self, logins: &[String]) -> Result<(), Reply> {
+        if logins
+            .iter()
+            .all(|l| self.assignable.iter().any(|a| a.eq_ignore_ascii_case(l)))
+        {
+            Ok(())
+        } else {
+            Err(Reply::validation("Issue", "assignees", "invalid"))
+        }
     }
 
     fn seed_raw(
@@ -1115,6 +1417,7 @@ impl State {
             closed_by: None,
             pull_request: false,
             deleted: false,
+            transferred: None,
         });
         number
     }
@@ -1135,6 +1438,7 @@ impl State {
         let text = match body.get("body") {
             None => None,
             Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if s.chars().count() > MAX_BODY => return body_too_long(),
             Some(Value::String(s)) => Some(Some(s.clone())),
             Some(_) => return Reply::validation("Issue", "body", "invalid"),
         };
@@ -1169,11 +1473,17 @@ impl State {
                 Err(r) => return r,
             },
         };
-        if let Some(ls) = &labels {
-            for l in ls {
-                self.ensure_label(l);
-            }
+        if let Err(r) = self.check_assignable(assignees.as_deref().unwrap_or(&[])) {
+            return r;
         }
+        let (labels, assignees) = if user == READER {
+            (None, None)
+        } else {
+            (
+                labels.map(|ls| ls.iter().map(|l| self.spelling(l)).collect::<Vec<_>>()),
+                assignees,
+            )
+        };
         let at = self.tick();
         let issue = self.issue_mut(number).expect("checked live above");
         if let Some(t) = title {
@@ -1226,6 +1536,7 @@ impl State {
             Err(r) => return r,
         };
         let text = match body.and_then(|b| b.get("body")).and_then(Value::as_str) {
+            Some(t) if t.chars().count() > MAX_BODY => return body_too_long(),
             Some(t) if !t.is_empty() => t.to_owned(),
             _ => return Reply::validation("IssueComment", "body", "missing_field"),
         };
@@ -1253,6 +1564,7 @@ impl State {
             return Reply::error(404, "Not Found");
         };
         let text = match body.and_then(|b| b.get("body")).and_then(Value::as_str) {
+            Some(t) if t.chars().count() > MAX_BODY => return body_too_long(),
             Some(t) if !t.is_empty() => t.to_owned(),
             _ => return Reply::validation("IssueComment", "body", "missing_field"),
         };
@@ -1277,9 +1589,7 @@ impl State {
             Ok(l) => l,
             Err(r) => return r,
         };
-        for l in &names {
-            self.ensure_label(l);
-        }
+        let names: Vec<String> = names.iter().map(|l| self.spelling(l)).collect();
         let at = self.tick();
         let issue = self.issue_mut(number).expect("checked live above");
         for l in names {
@@ -1292,6 +1602,17 @@ impl State {
         let labels: Vec<Value> = names.iter().map(|l| self.label_json(l)).collect();
         Reply::json(200, &Value::Array(labels))
     }
+}
+
+fn body_too_long() -> Reply {
+    Reply::json(
+        422,
+        &json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": "Issue", "code": "custom", "field": "body", "message": "body is too long (maximum is 65536 characters)"}],
+            "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue",
+        }),
+    )
 }
 
 /// Label names from `["a", {"name": "b"}]`.

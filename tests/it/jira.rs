@@ -1,6 +1,6 @@
 //! The JIRA adapter against the local fake in `jira_fake`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reposix::backend::jira::JiraBackend;
 use reposix::backend::{Backend, BackendError, IssuePatch, NewRemoteIssue};
@@ -8,6 +8,11 @@ use reposix::event::Status;
 use serde_json::{json, Value};
 
 use super::jira_fake::{basic_auth, check_adf, loopback, FakeJira, Seed, BOT_ACCOUNT, TOKEN};
+
+/// [`HOSTILE`] as it reads back: CRLF normalised to LF on import (issue 9).
+fn hostile_read() -> String {
+    HOSTILE.replace("\r\n", "\n")
+}
 
 const HOSTILE: &str =
     "<script>alert('x')</script>\n---\nversion: 999\n---\n\n  indented\tand tabbed \r\n\
@@ -106,12 +111,19 @@ fn listing_never_skips_an_issue_when_one_moves_during_the_walk() {
             bodies.iter().any(|b| b["nextPageToken"].is_string()),
             "{label}: tokens are followed"
         );
+        let restart_minute = |jql: &str| -> Option<i64> {
+            let ms: i64 = jql
+                .split("updated >= ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            (ms % 60_000 == 0 && ms >= crate::jira_fake::CLOCK_START).then_some(ms)
+        };
         assert!(
             bodies.iter().all(|b| b["jql"] == bodies[0]["jql"]
-                || b["jql"]
-                    .as_str()
-                    .expect("jql")
-                    .contains("updated >= \"2026-01-05 14:3")),
+                || restart_minute(b["jql"].as_str().expect("jql")).is_some()),
             "{label}: restarts begin at the minute of the last issue served"
         );
     }
@@ -138,7 +150,8 @@ fn a_write_in_the_cursors_minute_is_seen_on_the_next_listing() {
     let jql = searches(&fake).last().expect("searched")["jql"].clone();
     assert_eq!(
         jql,
-        json!("project = \"PROJ\" AND updated >= \"2026-01-05 14:29\" ORDER BY updated ASC")
+        // Epoch milliseconds (issue 9, point 4): the cursor minus a minute.
+        json!("project = \"PROJ\" AND updated >= 1767623342000 ORDER BY updated ASC")
     );
     let edited = issues
         .iter()
@@ -239,12 +252,15 @@ fn a_status_without_a_transition_is_a_clear_error() {
         text.contains("in_review") && text.contains("\"In Progress\""),
         "{text}"
     );
-    assert!(
-        !fake
-            .requests()
-            .iter()
-            .any(|r| r.method == "POST" && r.path().ends_with("/transitions")),
-        "no near-miss transition was taken"
+    // A walk may step through In Progress looking for a way on; finding
+    // none, it goes back: no near miss is left behind.
+    assert_eq!(
+        b.get(&created.remote_id)
+            .expect("reads")
+            .expect("exists")
+            .status,
+        Status::Open,
+        "no near miss left behind"
     );
 }
 
@@ -255,7 +271,7 @@ fn hostile_bodies_survive_adf_byte_for_byte() {
     let created = b
         .create(&new_issue("<b>title</b> & co", HOSTILE, "m"))
         .expect("creates");
-    assert_eq!(created.body, HOSTILE);
+    assert_eq!(created.body, hostile_read());
     assert_eq!(created.title, "<b>title</b> & co");
     let stored = fake.issue(&created.remote_id).description;
     assert_eq!(
@@ -276,7 +292,7 @@ fn hostile_bodies_survive_adf_byte_for_byte() {
     );
 
     let fresh = b.get(&created.remote_id).expect("reads").expect("exists");
-    assert_eq!(fresh.body, HOSTILE);
+    assert_eq!(fresh.body, hostile_read());
     let other = "\n\nleading blank lines\n";
     let patch = IssuePatch {
         body: Some(other.into()),
@@ -301,7 +317,7 @@ fn hostile_bodies_survive_adf_byte_for_byte() {
     let c = b
         .add_comment(&created.remote_id, HOSTILE, "c-marker")
         .expect("comments");
-    assert_eq!(c.body, HOSTILE);
+    assert_eq!(c.body, hostile_read());
     assert_eq!(c.author, BOT_ACCOUNT);
     let edited = b
         .edit_comment(&created.remote_id, &c.remote_id, "edited <i>")
@@ -542,12 +558,12 @@ fn a_429_with_retry_after_is_waited_out() {
     fake.seed(Seed::default());
     fake.throttle_next(1, 1);
     let b = fake.backend();
-    let start = Instant::now();
     let (issues, _) = b.list_changed(None).expect("completes after the wait");
     assert_eq!(issues.len(), 1);
-    assert!(
-        start.elapsed() >= Duration::from_secs(1),
-        "Retry-After was honoured"
+    assert_eq!(
+        fake.clock().sleeps(),
+        [Duration::from_secs(1)],
+        "Retry-After was honoured (on the fake's virtual clock)"
     );
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 200]);
@@ -584,5 +600,460 @@ fn credentials_never_show_and_egress_is_refused() {
     assert!(
         err.to_string().contains("https://acme.atlassian.net"),
         "{err}"
+    );
+}
+
+// ---- issue 9: JIRA as it really is ----
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+fn creds(token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("ATLASSIAN_EMAIL", crate::jira_fake::EMAIL.to_owned()),
+        ("ATLASSIAN_API_KEY", token.to_owned()),
+    ]
+}
+
+fn from_vars(
+    address: &str,
+    extra: &[(&str, &str)],
+    token: &str,
+) -> Result<JiraBackend, BackendError> {
+    let mut all: Vec<(String, String)> = creds(token)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    all.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    JiraBackend::from_vars(address, &vars(&refs), loopback())
+}
+
+// Regression (issue 9, point 1): scoped tokens work only through the API
+// gateway; the backend address could not express it.
+#[test]
+fn a_scoped_token_works_through_a_gateway_address() {
+    use crate::jira_fake::{CLOUD_ID, PROJECT, SCOPED_TOKEN};
+    let fake = FakeJira::start();
+    fake.seed(Seed::default());
+    let site = format!("{}/{PROJECT}", fake.url());
+    let at_site = from_vars(&site, &[], SCOPED_TOKEN).expect("config");
+    assert!(
+        matches!(
+            at_site.list_changed(None),
+            Err(BackendError::Auth { status: 401, .. })
+        ),
+        "the fake refuses a scoped token at the site, as Atlassian does"
+    );
+    let gateway = format!("{}/ex/jira/{CLOUD_ID}/{PROJECT}", fake.url());
+    let b = from_vars(&gateway, &[], SCOPED_TOKEN).expect("config");
+    let (issues, _) = b.list_changed(None).expect("lists through the gateway");
+    assert_eq!(issues.len(), 1);
+    assert!(matches!(
+        b.token_form(),
+        reposix::backend::atlassian::TokenForm::Gateway {
+            via_site: false,
+            ..
+        }
+    ));
+    assert!(fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .all(|r| r.url.starts_with(&format!("/ex/jira/{CLOUD_ID}/"))));
+}
+
+#[test]
+fn a_site_address_with_a_scoped_token_goes_through_the_gateway_and_keeps_its_identity() {
+    use crate::jira_fake::{CLOUD_ID, PROJECT, SCOPED_TOKEN};
+    let fake = FakeJira::start();
+    fake.seed(Seed::default());
+    let site = format!("{}/{PROJECT}", fake.url());
+    let unscoped = from_vars(&site, &[], TOKEN).expect("config");
+    let b = from_vars(
+        &site,
+        &[
+            ("ATLASSIAN_SCOPED_TOKEN", "1"),
+            ("REPOSIX_ATLASSIAN_GATEWAY", fake.url()),
+        ],
+        SCOPED_TOKEN,
+    )
+    .expect("cloudId looked up at the site's tenant_info");
+    assert_eq!(b.list_changed(None).expect("lists").0.len(), 1);
+    assert_eq!(
+        b.instance(),
+        unscoped.instance(),
+        "same identity, same issue ids"
+    );
+    assert_eq!(
+        b.token_form(),
+        &reposix::backend::atlassian::TokenForm::Gateway {
+            cloud_id: CLOUD_ID.to_owned(),
+            via_site: true
+        }
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.path() == "/_edge/tenant_info"));
+}
+
+// Regression (issue 9, point 4): the cursor was a wall-clock minute in the
+// offset of `updated`, which JQL reads in the user's profile zone; west of
+// UTC that skipped hours of updates.
+#[test]
+fn a_profile_time_zone_west_of_utc_skips_no_updates() {
+    let fake = FakeJira::start();
+    fake.set_profile_offset(-5 * 60);
+    let key = fake.seed(Seed::default());
+    let b = fake.backend();
+    let (_, cursor) = b.list_changed(None).expect("lists");
+    fake.set_tick(3_600_000);
+    fake.edit(&key, |i| i.summary = "an hour later".into());
+    let (issues, _) = b.list_changed(cursor.as_deref()).expect("lists");
+    assert_eq!(
+        issues.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(),
+        ["an hour later"]
+    );
+}
+
+// Regression (issue 9, point 5): search is a read sent as POST; a 502
+// aborted the listing.
+#[test]
+fn a_502_from_search_is_retried_as_a_read() {
+    let fake = FakeJira::start();
+    fake.seed(Seed::default());
+    fake.fail_next_searches(2, 502);
+    let b = fake.backend();
+    let (issues, _) = b.list_changed(None).expect("listed after retries");
+    assert_eq!(issues.len(), 1);
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [502, 502, 200]);
+}
+
+// Regression (issue 9, point 6): create hard-coded `Task` and always sent
+// `labels`; projects without either got a 400 on every create.
+#[test]
+fn create_works_without_task_and_without_labels_on_the_create_screen() {
+    let fake = FakeJira::start();
+    fake.use_software_project();
+    let b = fake.backend();
+    let created = b
+        .create(&new_issue("t", "body", "m1"))
+        .expect("created with a type the project has");
+    assert_eq!(
+        created.labels,
+        ["alpha"],
+        "labels set by an edit after the create"
+    );
+    let create = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path() == "/rest/api/3/issue")
+        .and_then(|r| r.body)
+        .expect("a create");
+    assert_eq!(
+        create["fields"]["issuetype"],
+        json!({"id": "10004"}),
+        "Bug, the first standard type"
+    );
+    assert!(create["fields"].get("labels").is_none());
+    let mut no_labels = new_issue("t2", "", "m2");
+    no_labels.labels.clear();
+    b.create(&no_labels).expect("no empty fields are sent");
+}
+
+#[test]
+fn the_address_chooses_the_issue_type() {
+    let fake = FakeJira::start();
+    fake.use_software_project();
+    let address = format!("{}/PROJ?issuetype=Story", fake.url());
+    let mut b = from_vars(&address, &[], TOKEN).expect("config");
+    b.http_mut().set_clock(fake.clock());
+    b.create(&new_issue("t", "", "m")).expect("creates");
+    let create = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path() == "/rest/api/3/issue")
+        .and_then(|r| r.body)
+        .expect("a create");
+    assert_eq!(create["fields"]["issuetype"], json!({"id": "10005"}));
+    let missing = from_vars(&format!("{}/PROJ?issuetype=Task", fake.url()), &[], TOKEN)
+        .expect("config")
+        .create(&new_issue("t", "", "m"))
+        .expect_err("no Task here");
+    assert!(
+        missing.to_string().contains("Bug, Story, Epic, Subtask"),
+        "{missing}"
+    );
+}
+
+// Regression (issue 9, point 7): in the default workflow "Won't Do" is a
+// resolution of Done, and the Done screen requires a resolution.
+#[test]
+fn wont_fix_is_done_with_a_resolution_in_the_default_workflow() {
+    let fake = FakeJira::start();
+    fake.set_workflow(crate::jira_fake::Workflow::Software);
+    let b = fake.backend();
+    let created = b.create(&new_issue("t", "", "m")).expect("creates");
+    let mut current = created.clone();
+    for want in [
+        Status::WontFix,
+        Status::Done,
+        Status::WontFix,
+        Status::InReview,
+        Status::Open,
+    ] {
+        let patch = IssuePatch {
+            status: Some(want),
+            ..IssuePatch::default()
+        };
+        current = b
+            .update(&created.remote_id, &patch, &current.revision)
+            .unwrap_or_else(|e| panic!("{want}: {e}"));
+        assert_eq!(current.status, want);
+    }
+    let posts: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path().ends_with("/transitions"))
+        .filter_map(|r| r.body)
+        .collect();
+    assert_eq!(
+        posts[0],
+        json!({"transition": {"id": "41"}, "fields": {"resolution": {"name": "Won't Do"}}})
+    );
+    assert_eq!(
+        fake.issue(&created.remote_id).resolution,
+        None,
+        "reopened clears it"
+    );
+}
+
+#[test]
+fn classic_workflows_are_walked_in_several_steps() {
+    let fake = FakeJira::start();
+    fake.set_workflow(crate::jira_fake::Workflow::Classic);
+    let b = fake.backend();
+    let mut new = new_issue("t", "", "m");
+    new.status = Status::Done;
+    let created = b
+        .create(&new)
+        .expect("To Do -> In Progress -> In Review -> Done");
+    assert_eq!(created.status, Status::Done);
+    let patch = IssuePatch {
+        status: Some(Status::WontFix),
+        ..IssuePatch::default()
+    };
+    let after = b
+        .update(&created.remote_id, &patch, &created.revision)
+        .expect("out of Done and back with another resolution");
+    assert_eq!(after.status, Status::WontFix);
+}
+
+// Regression (issue 9, point 8): search is eventually consistent; after a
+// create whose response was lost, the marker lookup missed the new issue
+// and a second one was created.
+#[test]
+fn a_lost_create_is_found_by_marker_although_search_lags() {
+    let fake = FakeJira::start();
+    for _ in 0..3 {
+        fake.seed(Seed::default());
+    }
+    fake.set_search_lag(100);
+    fake.garble_next_create();
+    let b = fake.backend();
+    b.create(&new_issue("t", "", "lost-1"))
+        .expect_err("the response was lost");
+    let found = b
+        .find_by_marker("lost-1", None)
+        .expect("looks")
+        .expect("found by a consistent read");
+    assert_eq!(found.remote_id, "PROJ-4");
+    assert!(b.find_by_marker("never", None).expect("looks").is_none());
+    assert_eq!(
+        fake.clock().sleeps().iter().sum::<Duration>(),
+        Duration::from_secs(7),
+        "retried the search after pauses before saying no"
+    );
+}
+
+// Regression (issue 9, point 12): JIRA accepts account ids only.
+#[test]
+fn assignees_are_mapped_to_account_ids_and_names_without_one_are_refused() {
+    let fake = FakeJira::start();
+    let mut b = fake.backend();
+    b.set_identities(
+        reposix::backend::IdentityMap::from_entries([&*format!("ann jira:{BOT_ACCOUNT}")])
+            .expect("valid"),
+    );
+    let mut new = new_issue("t", "", "m");
+    new.assignees = vec!["ann".into()];
+    let created = b.create(&new).expect("creates");
+    assert_eq!(created.assignees, ["ann"]);
+    assert_eq!(
+        fake.issue(&created.remote_id).assignee.as_deref(),
+        Some(BOT_ACCOUNT)
+    );
+    let patch = IssuePatch {
+        title: Some("t2".into()),
+        assignees: Some(vec!["bob@example.com".into()]),
+        ..IssuePatch::default()
+    };
+    match b.update(&created.remote_id, &patch, &created.revision) {
+        Err(BackendError::Refused {
+            refusals, applied, ..
+        }) => {
+            assert_eq!(refusals[0].value, "bob@example.com");
+            let applied = applied.expect("the title was written");
+            assert_eq!(
+                (applied.title.as_str(), applied.assignees.clone()),
+                ("t2", vec!["ann".to_owned()])
+            );
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(
+        fake.requests().iter().all(|r| r.status != 400),
+        "nothing JIRA refused was sent"
+    );
+}
+
+// Regression (issue 9, point 14): Atlassian's 403 is a permission refusal,
+// not an authentication failure.
+#[test]
+fn a_403_is_reported_as_forbidden_not_as_bad_credentials() {
+    let fake = FakeJira::start();
+    fake.forbid_next(1);
+    match fake.backend().list_changed(None) {
+        Err(BackendError::Http {
+            status: 403,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("permission"), "{message}")
+        }
+        other => panic!("expected Http 403, got {other:?}"),
+    }
+}
+
+// Regression (issue 9, point 14): size limits were not checked before
+// sending.
+#[test]
+fn summaries_and_texts_over_the_limits_are_refused_before_sending() {
+    let fake = FakeJira::start();
+    let b = fake.backend();
+    for (title, body) in [
+        ("x".repeat(256), String::new()),
+        ("two\nlines".to_owned(), String::new()),
+        ("t".to_owned(), "y".repeat(32_768)),
+    ] {
+        match b.create(&new_issue(&title, &body, "m")) {
+            Err(BackendError::Refused { applied: None, .. }) => {}
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+    assert!(fake.requests().is_empty(), "nothing sent");
+    b.create(&new_issue(&"é".repeat(255), &"y".repeat(32_000), "m"))
+        .expect("at the limits");
+}
+
+// Regression (issue 9, point 14): marker recovery without property search
+// scanned the whole project.
+#[test]
+fn marker_recovery_without_property_search_reads_the_newest_issues_first() {
+    let fake = FakeJira::start();
+    fake.set_property_search(false);
+    fake.set_page_cap(50);
+    let b = fake.backend();
+    for k in 0..120 {
+        fake.seed(Seed {
+            summary: format!("old {k}"),
+            ..Seed::default()
+        });
+    }
+    b.create(&new_issue("mine", "", "mark-9")).expect("creates");
+    fake.clear_requests();
+    let found = b
+        .find_by_marker("mark-9", None)
+        .expect("looks")
+        .expect("found");
+    assert_eq!(found.title, "mine");
+    let pages = searches(&fake).len();
+    assert_eq!(
+        pages, 2,
+        "the refused property clause, then the newest page only"
+    );
+}
+
+// Issue 9, point 1: `doctor` says which Atlassian token form is in use.
+#[test]
+fn doctor_reports_kind_origin_and_token_form() {
+    let t = crate::support::TestRepo::new();
+    t.rx(&["init"]).ok();
+    t.rx(&[
+        "backend",
+        "add",
+        "site",
+        "jira::https://acme.atlassian.net/PROJ",
+    ])
+    .ok();
+    t.rx(&[
+        "backend",
+        "add",
+        "gw",
+        "confluence::https://api.atlassian.com/ex/confluence/0a1b-2c3d/ENG",
+    ])
+    .ok();
+    let mut cmd = t.reposix();
+    cmd.args(["--json", "doctor"])
+        .env(
+            "REPOSIX_ALLOWED_ORIGINS",
+            "https://acme.atlassian.net,https://api.atlassian.com",
+        )
+        .env("ATLASSIAN_EMAIL", "me@example.com")
+        .env("ATLASSIAN_API_KEY", "secret-never-printed");
+    let run = t.run(cmd).ok();
+    let data = run.data();
+    let rows = data.as_array().expect("rows");
+    let by_name = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {data}"))
+    };
+    assert_eq!(by_name("site")["kind"], "jira");
+    assert_eq!(by_name("site")["origin"], "https://acme.atlassian.net");
+    assert_eq!(
+        by_name("site")["token_form"],
+        "site URL + unscoped API token"
+    );
+    assert_eq!(by_name("gw")["origin"], "https://api.atlassian.com");
+    assert!(by_name("gw")["token_form"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("API gateway + cloudId 0a1b-2c3d")));
+    assert!(!data.to_string().contains("secret-never-printed"));
+    // Without the gateway allowed, doctor names the problem and fails.
+    let mut cmd = t.reposix();
+    cmd.args(["doctor"])
+        .env("REPOSIX_ALLOWED_ORIGINS", "https://acme.atlassian.net");
+    let run = t.run(cmd).code(7);
+    assert!(
+        run.stdout.contains("not in REPOSIX_ALLOWED_ORIGINS"),
+        "{}",
+        run.stdout
     );
 }

@@ -18,6 +18,22 @@
 //! labels with whitespace refused; Basic auth required (401 otherwise); a
 //! switch answering 429 with `Retry-After`.
 //!
+//! It is as unkind as JIRA Cloud (`api-facts.md`, "How the real services
+//! differ"): a scoped token ([`SCOPED_TOKEN`]) works only through the
+//! gateway path `/ex/jira/{cloudId}/…` and gets 401 at the site, and the
+//! site serves `/_edge/tenant_info`; JQL date literals are read in the
+//! user's profile time zone ([`FakeJira::set_profile_offset`]) whatever
+//! offset `updated` is rendered in, while epoch-millisecond literals have
+//! none; search can lag creates ([`FakeJira::set_search_lag`]) and answer
+//! 502 ([`FakeJira::fail_next_searches`]); the create screen may lack
+//! fields and the project may lack `Task` ([`FakeJira::use_software_project`]),
+//! a field not on the screen being a 400 even when empty; workflows can be
+//! the default Jira Software one (Done only, "Won't Do" a resolution that
+//! the Done screen requires) or a classic chain ([`Workflow`]); assignees
+//! must be account ids of known users; summaries over 255 characters or
+//! holding line breaks and texts over 32,767 characters are 400s; a 403
+//! switch answers a permission refusal.
+//!
 //! Time is a logical clock: each mutation advances it by `tick` ms (1 s by
 //! default) and stamps the issue, so tests decide what shares a minute.
 
@@ -28,6 +44,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use reposix::backend::http::{AllowList, Auth, Secret};
+
+use crate::github_fake::VirtualClock;
 use reposix::backend::jira::JiraBackend;
 use serde_json::{json, Map, Value};
 
@@ -41,6 +59,27 @@ pub const BOT_ACCOUNT: &str = "557058:0000-bot";
 pub const OTHER_ACCOUNT: &str = "5b10ac8d82e05b22cc7d4ef5";
 /// The project key.
 pub const PROJECT: &str = "PROJ";
+/// A scoped API token: accepted only through the gateway.
+pub const SCOPED_TOKEN: &str = "ATATT3xFfGF0-scoped-reposix-test-token-DO-NOT-LEAK-0002";
+/// The site's cloudId.
+pub const CLOUD_ID: &str = "b1a2c3d4-0000-4000-8000-00000000c10d";
+/// Accounts JIRA can assign.
+pub const ASSIGNABLE: [&str; 2] = [BOT_ACCOUNT, OTHER_ACCOUNT];
+/// Resolutions of the default schemes.
+pub const RESOLUTIONS: [&str; 4] = ["Done", "Won't Do", "Duplicate", "Cannot Reproduce"];
+
+/// Which workflow the project runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workflow {
+    /// [`STATUSES`], each reachable from every other, no screens.
+    Custom,
+    /// The default Jira Software workflow: To Do, In Progress, In Review,
+    /// Done (global transitions); Done's screen requires a resolution.
+    Software,
+    /// A classic chain: To Do -> In Progress -> In Review -> Done (screen
+    /// with a required resolution), back steps, Done -> To Do.
+    Classic,
+}
 /// Where the logical clock starts: 2026-01-05T14:30:00.000Z.
 pub const CLOCK_START: i64 = 1_767_623_400_000;
 
@@ -575,6 +614,18 @@ pub struct Issue {
     pub properties: BTreeMap<String, Value>,
     /// Comments.
     pub comments: Vec<Comment>,
+    /// Resolution name.
+    pub resolution: Option<String>,
+    /// Search serves it only after this many searches (index lag).
+    pub visible_after: usize,
+}
+
+struct Trans {
+    id: &'static str,
+    name: &'static str,
+    from: Option<usize>,
+    to: usize,
+    resolution_screen: bool,
 }
 
 /// A comment in the fake.
@@ -610,6 +661,63 @@ struct State {
     search_pages_served: usize,
     tokens: HashMap<String, (String, usize)>,
     requests: Vec<Recorded>,
+    statuses: Vec<(&'static str, &'static str, &'static str)>,
+    transitions: Vec<Trans>,
+    workflow: Workflow,
+    profile_offset_min: i64,
+    search_lag: usize,
+    searches: usize,
+    fail_searches: (u32, u16),
+    forbid: u32,
+    issue_types: Vec<(&'static str, &'static str, bool)>,
+    create_screen: Vec<&'static str>,
+    vclock: Arc<VirtualClock>,
+}
+
+fn workflow(w: Workflow) -> (Vec<(&'static str, &'static str, &'static str)>, Vec<Trans>) {
+    let four = vec![
+        ("10000", "To Do", "new"),
+        ("3", "In Progress", "indeterminate"),
+        ("10001", "In Review", "indeterminate"),
+        ("10002", "Done", "done"),
+    ];
+    let t = |id, name, from, to, resolution_screen| Trans {
+        id,
+        name,
+        from,
+        to,
+        resolution_screen,
+    };
+    match w {
+        Workflow::Custom => (
+            STATUSES.iter().map(|s| (s.0, s.1, s.2)).collect(),
+            STATUSES
+                .iter()
+                .enumerate()
+                .map(|(i, s)| t(s.3, s.1, None, i, false))
+                .collect(),
+        ),
+        Workflow::Software => (
+            four,
+            vec![
+                t("11", "To Do", None, 0, false),
+                t("21", "In Progress", None, 1, false),
+                t("31", "In Review", None, 2, false),
+                t("41", "Done", None, 3, true),
+            ],
+        ),
+        Workflow::Classic => (
+            four,
+            vec![
+                t("11", "Start Progress", Some(0), 1, false),
+                t("21", "Submit for Review", Some(1), 2, false),
+                t("31", "Approve", Some(2), 3, true),
+                t("41", "Reopen", Some(3), 0, false),
+                t("51", "Back to Progress", Some(2), 1, false),
+                t("61", "Stop Progress", Some(1), 0, false),
+            ],
+        ),
+    }
 }
 
 impl State {
@@ -625,7 +733,7 @@ impl State {
     }
 
     fn status_json(&self, idx: usize) -> Value {
-        let (id, name, cat, _) = STATUSES[idx];
+        let (id, name, cat) = self.statuses[idx];
         let (cat_id, cat_name, color) = match cat {
             "new" => (2, "To Do", "blue-gray"),
             "indeterminate" => (4, "In Progress", "yellow"),
@@ -663,6 +771,9 @@ impl State {
                 issue.assignee.as_deref().map_or(Value::Null, user),
             );
         }
+        if want("issuetype") {
+            out.insert("issuetype".into(), json!({"id": "10001", "name": "Task"}));
+        }
         if want("created") {
             out.insert("created".into(), json!(jira_time(issue.created)));
         }
@@ -670,10 +781,9 @@ impl State {
             out.insert("updated".into(), json!(jira_time(issue.updated)));
         }
         if want("resolution") {
-            let res = match STATUSES[issue.status].1 {
-                "Done" => json!({"id": "10000", "name": "Done"}),
-                "Won't Do" => json!({"id": "10001", "name": "Won't Do"}),
-                _ => Value::Null,
+            let res = match &issue.resolution {
+                Some(r) => json!({"id": "1000", "name": r}),
+                None => Value::Null,
             };
             out.insert("resolution".into(), res);
         }
@@ -766,6 +876,29 @@ impl FakeJira {
             search_pages_served: 0,
             tokens: HashMap::new(),
             requests: Vec::new(),
+            statuses: workflow(Workflow::Custom).0,
+            transitions: workflow(Workflow::Custom).1,
+            workflow: Workflow::Custom,
+            profile_offset_min: 0,
+            search_lag: 0,
+            searches: 0,
+            fail_searches: (0, 502),
+            forbid: 0,
+            issue_types: vec![
+                ("10001", "Task", false),
+                ("10002", "Bug", false),
+                ("10003", "Story", false),
+            ],
+            create_screen: vec![
+                "summary",
+                "issuetype",
+                "project",
+                "description",
+                "labels",
+                "assignee",
+                "reporter",
+            ],
+            vclock: VirtualClock::new(),
         }));
         let server = {
             let state = Arc::clone(&state);
@@ -796,9 +929,68 @@ impl FakeJira {
         self.backend_with(basic_auth(TOKEN))
     }
 
-    /// An adapter for this fake with other credentials.
+    /// An adapter for this fake with other credentials (on the fake's
+    /// virtual clock).
     pub fn backend_with(&self, auth: Auth) -> JiraBackend {
-        JiraBackend::new(self.url(), PROJECT, auth, loopback()).expect("valid test configuration")
+        let mut b = JiraBackend::new(self.url(), PROJECT, auth, loopback())
+            .expect("valid test configuration");
+        b.http_mut().set_clock(self.clock());
+        b
+    }
+
+    /// The virtual clock adapters made by this fake sleep on.
+    pub fn clock(&self) -> Arc<VirtualClock> {
+        Arc::clone(&self.lock().vclock)
+    }
+
+    /// Run `w` (issues keep their status index; seed after switching).
+    pub fn set_workflow(&self, w: Workflow) {
+        let mut st = self.lock();
+        let (statuses, transitions) = workflow(w);
+        st.statuses = statuses;
+        st.transitions = transitions;
+        st.workflow = w;
+    }
+
+    /// The calling user's profile time zone, minutes east of UTC: JQL date
+    /// literals are read in it (`updated` is still rendered in `+0000`).
+    pub fn set_profile_offset(&self, minutes: i64) {
+        self.lock().profile_offset_min = minutes;
+    }
+
+    /// New issues stay out of search results for the next `n` searches.
+    pub fn set_search_lag(&self, n: usize) {
+        self.lock().search_lag = n;
+    }
+
+    /// Answer the next `n` searches with `status` (a 502 from the edge).
+    pub fn fail_next_searches(&self, n: u32, status: u16) {
+        self.lock().fail_searches = (n, status);
+    }
+
+    /// Answer the next `n` requests with a permission 403.
+    pub fn forbid_next(&self, n: u32) {
+        self.lock().forbid = n;
+    }
+
+    /// A Jira Software project: issue types Bug, Story, Epic, Subtask (no
+    /// Task), and a create screen without labels.
+    pub fn use_software_project(&self) {
+        let mut st = self.lock();
+        st.issue_types = vec![
+            ("10004", "Bug", false),
+            ("10005", "Story", false),
+            ("10006", "Epic", false),
+            ("10007", "Subtask", true),
+        ];
+        st.create_screen = vec![
+            "summary",
+            "issuetype",
+            "project",
+            "description",
+            "assignee",
+            "reporter",
+        ];
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -809,10 +1001,16 @@ impl FakeJira {
     pub fn seed(&self, seed: Seed) -> String {
         let mut st = self.lock();
         let at = st.tick();
-        let status = STATUSES
+        let status = st
+            .statuses
             .iter()
             .position(|s| s.1 == seed.status)
             .expect("a status of the fake's workflow");
+        let resolution = match (st.statuses[status].2, seed.status) {
+            ("done", "Won't Do") => Some("Won't Do".to_owned()),
+            ("done", _) => Some("Done".to_owned()),
+            _ => None,
+        };
         st.next_id += 1;
         let id = st.next_id;
         let key = format!("{PROJECT}-{}", st.issues.len() + 1);
@@ -841,6 +1039,8 @@ impl FakeJira {
             updated: at,
             properties: BTreeMap::new(),
             comments: Vec::new(),
+            resolution,
+            visible_after: 0,
         });
         key
     }
@@ -925,11 +1125,13 @@ impl FakeJira {
 
     /// Remove every transition into a status (by name).
     pub fn disable_status(&self, name: &str) {
-        let idx = STATUSES
+        let mut st = self.lock();
+        let idx = st
+            .statuses
             .iter()
             .position(|s| s.1 == name)
             .expect("known status");
-        self.lock().disabled.push(idx);
+        st.disabled.push(idx);
     }
 
     /// Create the next issue, then answer with a body that is not JSON
@@ -974,9 +1176,48 @@ fn err(status: u16, messages: &[&str], errors: &[(&str, &str)]) -> Outgoing {
     )
 }
 
+/// The gateway side of a request: `Some(rest)` for `/ex/{product}/{CLOUD_ID}/rest…`.
+pub fn gateway_rest(rq: &Incoming, product: &str) -> Option<Incoming> {
+    let prefix = format!("/ex/{product}/{CLOUD_ID}");
+    let rest = rq.url.strip_prefix(&prefix)?;
+    Some(Incoming {
+        method: rq.method.clone(),
+        url: rest.to_owned(),
+        headers: rq.headers.clone(),
+        body: rq.body.clone(),
+    })
+}
+
+/// Basic auth as Atlassian checks it: the unscoped token at the site, the
+/// scoped one through the gateway only. `Err` is the 401 body.
+pub fn atlassian_auth(rq: &Incoming, gateway: bool) -> Result<(), &'static str> {
+    let got = rq.header("authorization");
+    let unscoped = basic_header(EMAIL, TOKEN);
+    let scoped = basic_header(EMAIL, SCOPED_TOKEN);
+    match (got, gateway) {
+        (Some(v), false) if v == unscoped => Ok(()),
+        (Some(v), true) if v == scoped => Ok(()),
+        (Some(v), false) if v == scoped => Err("Unauthorized; scope does not match"),
+        _ => Err("Client must be authenticated to access this resource."),
+    }
+}
+
 fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
-    if rq.header("authorization") != Some(basic_header(EMAIL, TOKEN).as_str()) {
-        return Outgoing::text(401, "Client must be authenticated to access this resource.");
+    if rq.path() == "/_edge/tenant_info" {
+        return Outgoing::json(200, &json!({"cloudId": CLOUD_ID}));
+    }
+    let gateway = gateway_rest(rq, "jira");
+    if let Err(e) = atlassian_auth(rq, gateway.is_some()) {
+        return Outgoing::text(401, e);
+    }
+    let rq = gateway.as_ref().unwrap_or(rq);
+    if st.forbid > 0 {
+        st.forbid -= 1;
+        return err(
+            403,
+            &["You do not have permission to edit issues in this project."],
+            &[],
+        );
     }
     if st.throttle > 0 {
         st.throttle -= 1;
@@ -989,6 +1230,11 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
     }
     if method == "POST" && rq.path() == "/rest/api/3/issue" {
         return create(st, rq);
+    }
+    if method == "GET" {
+        if let Some(seg) = rq.segments_after("/rest/api/3/issue/createmeta/") {
+            return createmeta(st, &seg);
+        }
     }
     let Some(seg) = rq.segments_after("/rest/api/3/issue/") else {
         return err(404, &["No such endpoint in the fake."], &[]);
@@ -1015,43 +1261,109 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
         }
         ("PUT", []) => edit(st, idx, rq),
         ("GET", ["transitions"]) => {
-            let list: Vec<Value> = (0..STATUSES.len())
-                .filter(|s| *s != st.issues[idx].status && !st.disabled.contains(s))
-                .map(|s| {
-                    json!({
-                        "id": STATUSES[s].3,
-                        "name": format!("Move to {}", STATUSES[s].1),
-                        "to": st.status_json(s),
-                        "hasScreen": false, "isGlobal": true, "isInitial": false,
-                        "isAvailable": true, "isConditional": false, "isLooped": false,
-                    })
+            let expand = rq
+                .query("expand")
+                .is_some_and(|e| e.contains("transitions.fields"));
+            let current = st.issues[idx].status;
+            let list: Vec<Value> = st
+                .transitions
+                .iter()
+                .filter(|t| t.from.is_none_or(|f| f == current))
+                .filter(|t| t.to != current && !st.disabled.contains(&t.to))
+                .map(|t| {
+                    let mut v = json!({
+                        "id": t.id,
+                        "name": t.name,
+                        "to": st.status_json(t.to),
+                        "hasScreen": t.resolution_screen, "isGlobal": t.from.is_none(),
+                        "isInitial": false, "isAvailable": true, "isConditional": false,
+                        "isLooped": false,
+                    });
+                    if expand {
+                        let mut fields = Map::new();
+                        if t.resolution_screen {
+                            fields.insert("resolution".into(), json!({
+                                "required": true,
+                                "schema": {"type": "resolution", "system": "resolution"},
+                                "name": "Resolution", "key": "resolution",
+                                "hasDefaultValue": false, "operations": ["set"],
+                                "allowedValues": RESOLUTIONS.iter().enumerate()
+                                    .map(|(i, r)| json!({"id": (10000 + i).to_string(), "name": r}))
+                                    .collect::<Vec<_>>(),
+                            }));
+                        }
+                        v["fields"] = Value::Object(fields);
+                    }
+                    v
                 })
                 .collect();
             Outgoing::json(200, &json!({"expand": "transitions", "transitions": list}))
         }
         ("POST", ["transitions"]) => {
-            let id = rq.json().and_then(|b| {
-                b.pointer("/transition/id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
+            let body = rq.json().unwrap_or(Value::Null);
+            let id = body
+                .pointer("/transition/id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let current = st.issues[idx].status;
+            let chosen = st.transitions.iter().find(|t| {
+                Some(t.id) == id.as_deref()
+                    && t.from.is_none_or(|f| f == current)
+                    && t.to != current
+                    && !st.disabled.contains(&t.to)
             });
-            let target = STATUSES.iter().position(|s| Some(s.3) == id.as_deref());
-            match target {
-                Some(t) if t != st.issues[idx].status && !st.disabled.contains(&t) => {
-                    let at = st.tick();
-                    st.issues[idx].status = t;
-                    st.issues[idx].updated = at;
-                    Outgoing::empty(204)
-                }
-                _ => err(
+            let Some(t) = chosen else {
+                return err(
                     400,
                     &[&format!(
                         "Transition id '{}' is not valid for this issue.",
                         id.unwrap_or_default()
                     )],
                     &[],
-                ),
+                );
+            };
+            let (to, screen) = (t.to, t.resolution_screen);
+            let sent_resolution = body
+                .pointer("/fields/resolution/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(other) = body
+                .get("fields")
+                .and_then(Value::as_object)
+                .and_then(|f| f.keys().find(|k| *k != "resolution" || !screen))
+            {
+                return err(
+                    400,
+                    &[],
+                    &[(
+                        other.as_str(),
+                        &format!("Field '{other}' cannot be set. It is not on the appropriate screen, or unknown."),
+                    )],
+                );
             }
+            let resolution = if screen {
+                match sent_resolution {
+                    Some(r) if RESOLUTIONS.contains(&r.as_str()) => Some(r),
+                    _ => return err(400, &[], &[("resolution", "Resolution is required.")]),
+                }
+            } else if st.statuses[to].2 == "done" {
+                // Custom workflow: the status names the resolution.
+                Some(
+                    if st.statuses[to].1 == "Won't Do" {
+                        "Won't Do"
+                    } else {
+                        "Done"
+                    }
+                    .to_owned(),
+                )
+            } else {
+                None
+            };
+            let at = st.tick();
+            st.issues[idx].status = to;
+            st.issues[idx].resolution = resolution;
+            st.issues[idx].updated = at;
+            Outgoing::empty(204)
         }
         ("PUT", ["properties", key]) => {
             let Some(v) = rq.json() else {
@@ -1161,7 +1473,59 @@ fn comment_body(rq: &Incoming) -> Result<Value, Outgoing> {
             &[("comment", "Comment body can not be empty!")],
         ));
     }
+    if adf_chars(&body) > 32_767 {
+        return Err(err(400, &[], &[("comment", TOO_LONG)]));
+    }
     Ok(body)
+}
+
+const TOO_LONG: &str =
+    "The entered text is too long. It exceeds the allowed limit of 32,767 characters.";
+
+/// Characters of text in an ADF document.
+fn adf_chars(v: &Value) -> usize {
+    let own = v
+        .get("text")
+        .and_then(Value::as_str)
+        .map_or(0, |t| t.chars().count());
+    own + v
+        .get("content")
+        .and_then(Value::as_array)
+        .map_or(0, |c| c.iter().map(adf_chars).sum::<usize>())
+        + usize::from(v.get("type").and_then(Value::as_str) == Some("paragraph"))
+}
+
+fn createmeta(st: &State, seg: &[String]) -> Outgoing {
+    match seg {
+        [p, it] if p == PROJECT && it == "issuetypes" => {
+            let types: Vec<Value> = st
+                .issue_types
+                .iter()
+                .map(|(id, name, sub)| json!({"id": id, "name": name, "subtask": sub, "description": ""}))
+                .collect();
+            let n = types.len();
+            Outgoing::json(
+                200,
+                &json!({"issueTypes": types, "maxResults": 200, "startAt": 0, "total": n}),
+            )
+        }
+        [p, it, id] if p == PROJECT && it == "issuetypes" => {
+            if !st.issue_types.iter().any(|t| t.0 == id) {
+                return err(404, &["Issue type not found."], &[]);
+            }
+            let fields: Vec<Value> = st
+                .create_screen
+                .iter()
+                .map(|f| json!({"fieldId": f, "key": f, "name": f, "required": matches!(*f, "summary" | "issuetype" | "project"), "hasDefaultValue": false, "operations": ["set"]}))
+                .collect();
+            let n = fields.len();
+            Outgoing::json(
+                200,
+                &json!({"fields": fields, "maxResults": 200, "startAt": 0, "total": n}),
+            )
+        }
+        _ => err(404, &["No project could be found."], &[]),
+    }
 }
 
 /// The JQL shapes the adapter sends, parsed.
@@ -1170,9 +1534,24 @@ struct Jql {
     project: Option<String>,
     updated_from: Option<i64>,
     property: Option<(String, String, String)>,
+    created_desc: bool,
+}
+
+/// A date literal read in the profile zone (`offset_min` east of UTC), or
+/// an epoch-milliseconds literal, which has no zone.
+fn jql_date(d: &str, offset_min: i64) -> Option<i64> {
+    if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) {
+        return d.parse().ok();
+    }
+    let dashed = d.replace('/', "-");
+    jql_minute_ms(&dashed).map(|ms| ms - offset_min * 60_000)
 }
 
 fn parse_jql(q: &str, property_search: bool) -> Result<Jql, String> {
+    parse_jql_in(q, property_search, 0)
+}
+
+fn parse_jql_in(q: &str, property_search: bool, offset_min: i64) -> Result<Jql, String> {
     #[derive(Debug, PartialEq)]
     enum Tok {
         Word(String),
@@ -1240,10 +1619,12 @@ fn parse_jql(q: &str, property_search: bool) -> Result<Jql, String> {
                 jql.project = Some(p);
             }
             Some(Tok::Word(w)) if w == "updated" => {
-                let (Some(Tok::Op(">=")), Some(Tok::Str(d))) = (it.next(), it.next()) else {
+                let (Some(Tok::Op(">=")), Some(Tok::Str(d) | Tok::Word(d))) =
+                    (it.next(), it.next())
+                else {
                     return Err("expected updated >= \"yyyy-MM-dd HH:mm\"".into());
                 };
-                let ms = jql_minute_ms(&d).ok_or_else(|| {
+                let ms = jql_date(&d, offset_min).ok_or_else(|| {
                     format!("Date value '{d}' for field 'updated' is invalid. Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'.")
                 })?;
                 jql.updated_from = Some(ms);
@@ -1270,8 +1651,17 @@ fn parse_jql(q: &str, property_search: bool) -> Result<Jql, String> {
                     Tok::Word("updated".into()),
                     Tok::Word("ASC".into()),
                 ];
-                if rest != want {
-                    return Err("only ORDER BY updated ASC is supported by the fake".into());
+                let created = [
+                    Tok::Word("BY".into()),
+                    Tok::Word("created".into()),
+                    Tok::Word("DESC".into()),
+                ];
+                if rest == created {
+                    jql.created_desc = true;
+                } else if rest != want {
+                    return Err(
+                        "only ORDER BY updated ASC or created DESC is supported by the fake".into(),
+                    );
                 }
                 break;
             }
@@ -1333,7 +1723,21 @@ fn search(st: &mut State, rq: &Incoming) -> Outgoing {
     if properties.len() > 5 {
         return err(400, &["At most 5 properties can be requested."], &[]);
     }
-    let jql = match parse_jql(q, st.property_search) {
+    if st.fail_searches.0 > 0 {
+        st.fail_searches.0 -= 1;
+        return Outgoing::text(
+            st.fail_searches.1,
+            "upstream connect error or disconnect/reset before headers",
+        );
+    }
+    let reconcile: Vec<u64> = body
+        .get("reconcileIssues")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let served = st.searches;
+    st.searches += 1;
+    let jql = match parse_jql_in(q, st.property_search, st.profile_offset_min) {
         Ok(j) => j,
         Err(e) => return err(400, &[&format!("Error in the JQL Query: {e}")], &[]),
     };
@@ -1364,6 +1768,7 @@ fn search(st: &mut State, rq: &Incoming) -> Outgoing {
                 .as_ref()
                 .is_none_or(|p| i.key.starts_with(&format!("{p}-")))
         })
+        .filter(|i| i.visible_after <= served || reconcile.contains(&i.id))
         .filter(|i| jql.updated_from.is_none_or(|from| i.updated >= from))
         .filter(|i| {
             jql.property.as_ref().is_none_or(|(key, path, v)| {
@@ -1375,7 +1780,11 @@ fn search(st: &mut State, rq: &Incoming) -> Outgoing {
             })
         })
         .collect();
-    matching.sort_by_key(|i| (i.updated, i.id));
+    if jql.created_desc {
+        matching.sort_by_key(|i| std::cmp::Reverse((i.created, i.id)));
+    } else {
+        matching.sort_by_key(|i| (i.updated, i.id));
+    }
     let page: Vec<Value> = matching
         .iter()
         .skip(offset)
@@ -1405,9 +1814,18 @@ fn search(st: &mut State, rq: &Incoming) -> Outgoing {
 }
 
 /// Check the `fields` of a create or edit; `Err` is JIRA's 400.
-fn check_fields(fields: &Map<String, Value>, creating: bool) -> Result<(), Outgoing> {
+fn check_fields(st: &State, fields: &Map<String, Value>, creating: bool) -> Result<(), Outgoing> {
     let mut errors: Vec<(String, String)> = Vec::new();
     for (k, v) in fields {
+        if creating && !st.create_screen.contains(&k.as_str()) {
+            errors.push((
+                k.clone(),
+                format!(
+                    "Field '{k}' cannot be set. It is not on the appropriate screen, or unknown."
+                ),
+            ));
+            continue;
+        }
         match k.as_str() {
             "project" if creating => {
                 if v.pointer("/key").and_then(Value::as_str) != Some(PROJECT) {
@@ -1415,13 +1833,22 @@ fn check_fields(fields: &Map<String, Value>, creating: bool) -> Result<(), Outgo
                 }
             }
             "issuetype" if creating => {
-                if !matches!(v.pointer("/name").and_then(Value::as_str), Some("Task" | "Bug" | "Story")) {
+                let by_name = v.pointer("/name").and_then(Value::as_str);
+                let by_id = v.pointer("/id").and_then(Value::as_str);
+                let known = st.issue_types.iter().any(|(id, name, sub)| {
+                    !sub && (Some(*name) == by_name || Some(*id) == by_id)
+                });
+                if !known {
                     errors.push(("issuetype".into(), "Specify a valid issue type".into()));
                 }
             }
             "summary" => {
-                if v.as_str().is_none_or(|s| s.trim().is_empty()) {
-                    errors.push(("summary".into(), "You must specify a summary of the issue.".into()));
+                match v.as_str() {
+                    None => errors.push(("summary".into(), "You must specify a summary of the issue.".into())),
+                    Some(s) if s.trim().is_empty() => errors.push(("summary".into(), "You must specify a summary of the issue.".into())),
+                    Some(s) if s.chars().count() > 255 => errors.push(("summary".into(), "Summary must be less than 255 characters.".into())),
+                    Some(s) if s.contains(['\n', '\r']) => errors.push(("summary".into(), "The summary is invalid because it contains newline characters.".into())),
+                    Some(_) => {}
                 }
             }
             "description" => {
@@ -1431,6 +1858,8 @@ fn check_fields(fields: &Map<String, Value>, creating: bool) -> Result<(), Outgo
                             "description".into(),
                             format!("Operation value must be an Atlassian Document (see the Atlassian Document Format): {e}"),
                         ));
+                    } else if adf_chars(v) > 32_767 {
+                        errors.push(("description".into(), TOO_LONG.into()));
                     }
                 }
             }
@@ -1446,8 +1875,14 @@ fn check_fields(fields: &Map<String, Value>, creating: bool) -> Result<(), Outgo
                 None => errors.push(("labels".into(), "labels must be an array".into())),
             },
             "assignee" => {
-                if !(v.is_null() || v.pointer("/accountId").and_then(Value::as_str).is_some()) {
-                    errors.push(("assignee".into(), "Specify an accountId".into()));
+                match v.pointer("/accountId").and_then(Value::as_str) {
+                    _ if v.is_null() => {}
+                    None => errors.push(("assignee".into(), "Specify an accountId".into())),
+                    Some(a) if !ASSIGNABLE.contains(&a) => errors.push((
+                        "assignee".into(),
+                        format!("User '{a}' cannot be assigned issues."),
+                    )),
+                    Some(_) => {}
                 }
             }
             other => errors.push((
@@ -1489,7 +1924,7 @@ fn create(st: &mut State, rq: &Incoming) -> Outgoing {
         Some(Value::Object(f)) => f.clone(),
         _ => return err(400, &["fields are required"], &[]),
     };
-    if let Err(o) = check_fields(&fields, true) {
+    if let Err(o) = check_fields(st, &fields, true) {
         return o;
     }
     let mut properties = BTreeMap::new();
@@ -1542,6 +1977,8 @@ fn create(st: &mut State, rq: &Incoming) -> Outgoing {
         updated: at,
         properties,
         comments: Vec::new(),
+        resolution: None,
+        visible_after: st.searches + st.search_lag,
     });
     if std::mem::take(&mut st.garble_next_create) {
         return Outgoing::text(201, "<html><body>upstream connect error</body></html>");
@@ -1569,7 +2006,7 @@ fn edit(st: &mut State, idx: usize, rq: &Incoming) -> Outgoing {
         None => Map::new(),
         _ => return err(400, &["fields must be an object"], &[]),
     };
-    if let Err(o) = check_fields(&fields, false) {
+    if let Err(o) = check_fields(st, &fields, false) {
         return o;
     }
     let before = st.issues[idx].clone();

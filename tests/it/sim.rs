@@ -864,7 +864,11 @@ fn adapter_round_trips_hostile_bodies_through_create_and_update() {
     for (n, body) in HOSTILE.iter().enumerate() {
         let marker = format!("0f3a{n:04x}");
         let created = be.create(&new_issue(body, &marker)).expect("create");
-        assert_eq!(created.body, *body, "create returns the body as given");
+        assert_eq!(
+            created.body,
+            body.replace("\r\n", "\n"),
+            "create returns the body as given (CRLF read back as LF)"
+        );
         assert_eq!(created.marker.as_deref(), Some(marker.as_str()));
         assert_eq!(created.labels, ["a", "b"]);
         assert_eq!(created.assignees, ["amy"], "the first sorted assignee");
@@ -891,7 +895,8 @@ fn adapter_round_trips_hostile_bodies_through_create_and_update() {
         let updated = be
             .update(&created.remote_id, &patch, &created.revision)
             .expect("update");
-        assert_eq!(updated.body, other);
+        // CRLF reads back as LF (issue 9: every adapter normalises on import).
+        assert_eq!(updated.body, other.replace("\r\n", "\n"));
         assert_eq!(updated.marker.as_deref(), Some(marker.as_str()));
         assert_eq!(updated.revision.order, 2);
         assert_eq!(be.get(&created.remote_id).expect("get"), Some(updated));
