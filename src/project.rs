@@ -116,6 +116,13 @@ pub struct ExportReport {
     /// Local comments the tracker cannot hold (no comments API), which stay
     /// local.
     pub comments_local_only: usize,
+    /// Issues the tracker moved elsewhere (a GitHub transfer): (issue,
+    /// where to). Recorded as gone here.
+    pub moved: Vec<(String, String)>,
+    /// Values the tracker refused (a forbidden label, a login it will not
+    /// assign, a body over its limit): (issue, what). They are not sent
+    /// again until they change locally.
+    pub refused: Vec<(String, String)>,
     /// Issues that could not be exported: (issue, why).
     pub failed: Vec<(String, String)>,
 }
@@ -128,6 +135,9 @@ pub struct Projection<'a> {
     backend_actor: ActorId,
     actor: ActorId,
     progress: &'a dyn Fn(&str),
+    /// Values the tracker refused, per issue (loaded on first export).
+    refused: std::cell::RefCell<BTreeMap<String, Vec<Refused>>>,
+    refused_dirty: std::cell::Cell<bool>,
 }
 
 fn now_ms() -> i64 {
@@ -154,14 +164,18 @@ impl<'a> Projection<'a> {
         let hash = blake3::hash(key.as_bytes()).to_hex();
         let backend_actor = ActorId::new(&format!("{}@{}", backend.kind(), &hash[..8]))
             .expect("BUG: kind@hex is a valid actor name");
-        Projection {
+        let mut p = Projection {
             store,
             backend,
             key,
             backend_actor,
             actor,
             progress,
-        }
+            refused: Default::default(),
+            refused_dirty: Default::default(),
+        };
+        *p.refused.get_mut() = p.load_refused();
+        p
     }
 
     /// The backend instance key (`<kind>::<address>`) used in events.
@@ -806,6 +820,9 @@ impl<'a> Projection<'a> {
                 }
             }
         }
+        if self.refused_dirty.get() {
+            self.save_refused(&self.refused.borrow());
+        }
         // Best effort: without the cache the next export walks everything.
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let written = serde_json::to_vec(&cache)
@@ -893,7 +910,7 @@ impl<'a> Projection<'a> {
         let heads = set.heads();
         let state = self.fold(issue, set)?;
         let mut view = self.body(issue, set)?;
-        let remote = self.create_with_marker(&state, &marker)?;
+        let remote = self.create_with_marker(&state, &marker, report)?;
         report.created += 1;
         let ops = view
             .exported(&self.chain(&remote.remote_id), remote.revision.order, &remote.body)
@@ -936,6 +953,7 @@ impl<'a> Projection<'a> {
         &self,
         state: &IssueState,
         marker: &str,
+        report: &mut ExportReport,
     ) -> Result<RemoteIssue, ProjectError> {
         let new = NewRemoteIssue {
             title: state.title.clone(),
@@ -956,6 +974,21 @@ impl<'a> Projection<'a> {
                     if let Some(found) = self.backend.find_by_marker(marker, None)? {
                         return Ok(found);
                     }
+                }
+                // Created without some values (labels or assignees the
+                // tracker dropped): bind it, remember what was refused.
+                Err(BackendError::Refused {
+                    refusals,
+                    applied: Some(r),
+                    ..
+                }) => {
+                    let patch = IssuePatch {
+                        title: Some(new.title.clone()),
+                        body: Some(new.body.clone()),
+                        ..IssuePatch::default()
+                    };
+                    self.remember_refusals(marker, state, &patch, &refusals, report);
+                    return Ok(*r);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -1008,7 +1041,14 @@ impl<'a> Projection<'a> {
                 *set = self.load_or_empty(issue)?;
                 continue;
             };
-            let patch = self.patch(&state, &seen);
+            let key = issue.to_string();
+            let refused = self
+                .refused
+                .borrow()
+                .get(&key)
+                .cloned()
+                .unwrap_or_default();
+            let patch = self.patch(&state, &seen, &refused);
             if patch.is_empty() {
                 // Nothing to send. Joins the fold derived stay virtual (every
                 // replica derives the same ones) until a write builds on them.
@@ -1050,6 +1090,40 @@ impl<'a> Projection<'a> {
                     self.record(issue, set, vec![gone], "export: gone")?;
                     return Ok(false);
                 }
+                Err(BackendError::Moved { to, .. }) => {
+                    let gone = self.observe_gone(issue, remote_id);
+                    self.record(issue, set, vec![gone], "export: moved")?;
+                    report.moved.push((key, to));
+                    return Ok(false);
+                }
+                Err(BackendError::Refused {
+                    refusals, applied, ..
+                }) => {
+                    self.remember_refusals(&key, &state, &patch, &refusals, report);
+                    if let Some(after) = applied {
+                        // The rest of the write happened. The body, if it
+                        // was refused, is not the tracker's: sync the text
+                        // the tracker kept like an import.
+                        let mut ops = vec![Op::Exported {
+                            backend: self.key.clone(),
+                            remote_id: remote_id.to_owned(),
+                            revision: after.revision.order,
+                        }];
+                        let chain = self.chain(remote_id);
+                        ops.extend(
+                            if after.body == state.body {
+                                view.exported(&chain, after.revision.order, &after.body)
+                            } else {
+                                view.import(&chain, after.revision.order, &after.body)
+                            }
+                            .map_err(|e| Self::body_error(issue, e))?,
+                        );
+                        let mut events = vec![self.observe(issue, &after)];
+                        events.extend(self.local(issue, set, heads, ops));
+                        self.record(issue, set, events, "export (partly refused)")?;
+                        report.updated += 1;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1075,15 +1149,102 @@ impl<'a> Projection<'a> {
         }
     }
 
-    /// Only the fields whose folded value differs from the last observation.
-    fn patch(&self, state: &IssueState, seen: &RemoteIssue) -> IssuePatch {
-        let assignees = self.assignees_for(state, Some(seen));
+    /// Only the fields whose folded value differs from the last observation,
+    /// leaving out values the tracker refused (until they change here).
+    fn patch(&self, state: &IssueState, seen: &RemoteIssue, refused: &[Refused]) -> IssuePatch {
+        let refused_value = |field: &str, value: &str| {
+            refused
+                .iter()
+                .any(|r| r.field == field && r.value_hash == text_hash(value))
+        };
+        let keep = |field: &str, v: &[String]| -> Vec<String> {
+            v.iter()
+                .filter(|x| !refused_value(field, x))
+                .cloned()
+                .collect()
+        };
+        let labels = keep("labels", &state.labels);
+        let mut assignee_state = state.clone();
+        assignee_state.assignees = keep("assignees", &state.assignees);
+        let assignees = self.assignees_for(&assignee_state, Some(seen));
         IssuePatch {
-            title: (state.title != seen.title).then(|| state.title.clone()),
-            body: (state.body != seen.body).then(|| state.body.clone()),
+            title: (state.title != seen.title && !refused_value("title", &state.title))
+                .then(|| state.title.clone()),
+            body: (state.body != seen.body && !refused_value("body", &state.body))
+                .then(|| state.body.clone()),
             status: (state.status != seen.status).then_some(state.status),
-            labels: (state.labels != seen.labels).then(|| state.labels.clone()),
+            labels: (!self.backend.labels_equal(&labels, &seen.labels)).then_some(labels),
             assignees: (assignees != seen.assignees).then_some(assignees),
+        }
+    }
+
+    /// Remember what the tracker refused of `patch`, so it is not resent
+    /// while it stays the same here.
+    fn remember_refusals(
+        &self,
+        key: &str,
+        state: &IssueState,
+        patch: &IssuePatch,
+        refusals: &[crate::backend::Refusal],
+        report: &mut ExportReport,
+    ) {
+        let mut all = self.refused.borrow_mut();
+        let list = all.entry(key.to_owned()).or_default();
+        for r in refusals {
+            // Title and body refusals name a length or a reason, not the
+            // text: remember the text that was sent.
+            let value = match r.field.as_str() {
+                "title" => patch.title.clone().unwrap_or_else(|| state.title.clone()),
+                "body" => patch.body.clone().unwrap_or_else(|| state.body.clone()),
+                _ => r.value.clone(),
+            };
+            let hash = text_hash(&value);
+            if !list.iter().any(|x| x.field == r.field && x.value_hash == hash) {
+                list.push(Refused {
+                    field: r.field.clone(),
+                    value_hash: hash,
+                    reason: r.reason.clone(),
+                });
+            }
+            report.refused.push((
+                key.to_owned(),
+                format!("{} {:?}: {}", r.field, r.value, r.reason),
+            ));
+        }
+        self.refused_dirty.set(true);
+    }
+
+    /// `.git/reposix/refused-<backend>.json`: values the tracker refused,
+    /// per issue. A cache of what not to resend: deleting it costs one
+    /// refused write per value.
+    fn refused_path(&self) -> std::path::PathBuf {
+        let hash = blake3::hash(self.key.as_bytes()).to_hex();
+        self.store.git_dir().join("reposix").join(format!(
+            "refused-{}-{}.json",
+            self.backend.kind(),
+            &hash[..16]
+        ))
+    }
+
+    fn load_refused(&self) -> BTreeMap<String, Vec<Refused>> {
+        std::fs::read(self.refused_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_refused(&self, all: &BTreeMap<String, Vec<Refused>>) {
+        let path = self.refused_path();
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = serde_json::to_vec(all)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                std::fs::create_dir_all(path.parent().expect("BUG: the path has a parent"))?;
+                std::fs::write(&tmp, bytes)
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
     }
 
@@ -1290,6 +1451,20 @@ impl<'a> Projection<'a> {
         }
         Ok(())
     }
+}
+
+/// A value a tracker refused, remembered so it is not resent unchanged.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Refused {
+    field: String,
+    /// blake3 of the refused local value (a label, a login, a title or a
+    /// body), so a changed value is tried again.
+    value_hash: String,
+    reason: String,
+}
+
+fn text_hash(v: &str) -> String {
+    blake3::hash(v.as_bytes()).to_hex().to_string()
 }
 
 /// Remote issues bound to local ones, for import.

@@ -242,6 +242,14 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
                     e.gone
                 ));
             }
+            for (issue, what) in &e.refused {
+                s.push_str(&format!(
+                    "refused by {name}: {issue}: {what} (not sent again until it changes)\n"
+                ));
+            }
+            for (issue, to) in &e.moved {
+                s.push_str(&format!("moved on {name}: {issue} is now {to}; recorded as gone here\n"));
+            }
             for (issue, why) in &e.failed {
                 s.push_str(&format!("not exported: {issue}: {why}\n"));
             }
