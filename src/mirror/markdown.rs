@@ -62,13 +62,12 @@ pub struct MirrorIssue {
 /// newest observation (or of a `bind` when never observed), that
 /// observation's revision and time, and the tracker's view of comments.
 ///
-/// A pure function of the set. Two values are not yet the tracker's own:
-/// the fold does not record the tracker's `created_at` of an issue or a
-/// comment, so `created_ms` is the time of the earliest revision observed,
-/// which differs between a host that imported revision 1 and one whose
-/// first import came later. They move to the tracker's `created_at` when
-/// the fold records it; nothing else here reads a host-dependent value.
+/// A pure function of the set. Creation times are the tracker's own
+/// (`observe_created`, the same on every host whichever revision it saw
+/// first); only logs written before format 2, which lack them, fall back
+/// to the earliest revision observed.
 pub fn binding(set: &EventSet, key: &str) -> Option<Binding> {
+    let created = tracker_created(set, key);
     // Deterministic whatever the set holds: the largest (revision, id)
     // observed, else the smallest id bound.
     let observed: Vec<(u64, &str, i64)> = set
@@ -99,13 +98,15 @@ pub fn binding(set: &EventSet, key: &str) -> Option<Binding> {
         (None, Some(id)) => (id.to_owned(), None, None),
         (None, None) => return None,
     };
-    let created_ms = observed
-        .iter()
-        .filter(|(_, id, _)| *id == remote_id)
-        .min()
-        .map(|(_, _, wall)| *wall);
+    let created_ms = created.get(remote_id.as_str()).copied().or_else(|| {
+        observed
+            .iter()
+            .filter(|(_, id, _)| *id == remote_id)
+            .min()
+            .map(|(_, _, wall)| *wall)
+    });
     Some(Binding {
-        comments: tracker_comments(set, key),
+        comments: tracker_comments(set, key, &created),
         remote_id,
         revision,
         updated_ms,
@@ -116,7 +117,11 @@ pub fn binding(set: &EventSet, key: &str) -> Option<Binding> {
 /// Local comment id to tracker comment, as the fold pairs them: the
 /// marker a tracker comment carries, else a `bind_comment`, else the id
 /// derived from the remote id.
-fn tracker_comments(set: &EventSet, key: &str) -> BTreeMap<EventId, TrackerComment> {
+fn tracker_comments(
+    set: &EventSet,
+    key: &str,
+    created: &BTreeMap<String, i64>,
+) -> BTreeMap<EventId, TrackerComment> {
     // Per remote comment: (revision, event id, marker, author, wall time)
     // of each observation, and the local comments bound to it.
     type Seen<'a> = Vec<(u64, EventId, Option<EventId>, &'a str, i64)>;
@@ -163,9 +168,34 @@ fn tracker_comments(set: &EventSet, key: &str) -> BTreeMap<EventId, TrackerComme
             TrackerComment {
                 remote_id: remote.to_owned(),
                 author: obs.first().map(|o| o.3.to_owned()),
-                created_ms: obs.iter().map(|o| o.4).min(),
+                created_ms: created
+                    .get(&format!("comment:{remote}"))
+                    .copied()
+                    .or_else(|| obs.iter().map(|o| o.4).min()),
             },
         );
+    }
+    out
+}
+
+/// The tracker's creation times recorded in `set` for backend `key`, by
+/// remote id (`comment:<id>` for comments), in ms.
+fn tracker_created(set: &EventSet, key: &str) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, e) in set.iter() {
+        if let Op::ObserveCreated {
+            backend,
+            remote_id,
+            created_at,
+        } = &e.op
+        {
+            if backend == key {
+                if let Some(ms) = crate::timestamp::parse_millis(created_at) {
+                    let slot = out.entry(remote_id.clone()).or_insert(ms);
+                    *slot = (*slot).min(ms);
+                }
+            }
+        }
     }
     out
 }
