@@ -21,7 +21,7 @@
 //! `GET {p}/issues/{id}/transitions`; and, unless comments are turned off
 //! (reposix-sim 0.14 has none): `GET|POST {p}/issues/{id}/comments`,
 //! `GET {p}/comments[?since=]` (every comment of the project) and
-//! `PATCH {p}/comments/{cid}`. Adding or editing a comment bumps the
+//! `PATCH|DELETE {p}/comments/{cid}`. Adding, editing or deleting a comment bumps the
 //! issue's `updated_at` (so `since` finds it) but not its `version`.
 //!
 //! Fault injection ([`SimConfig`]): a per-agent token bucket answering 429
@@ -752,6 +752,10 @@ impl Shared {
                 Some(c) => edit_comment(inner, slug, c, call),
                 None => route_missing(),
             },
+            (Delete, ["comments", c]) if comments => match id(c) {
+                Some(c) => delete_comment(inner, slug, c),
+                None => route_missing(),
+            },
             _ => route_missing(),
         }
     }
@@ -1150,6 +1154,28 @@ fn edit_comment(inner: &mut Inner, slug: &str, cid: u64, call: &Call) -> Reply {
         i.updated_at = now;
     }
     Reply::json(200, &record)
+}
+
+/// `DELETE {p}/comments/{cid}`: 204, or 404 for an unknown comment. Like
+/// an edit, it bumps the issue's `updated_at`.
+fn delete_comment(inner: &mut Inner, slug: &str, cid: u64) -> Reply {
+    let now = inner.now();
+    let Some(project) = inner.state.projects.get_mut(slug) else {
+        return Reply::not_found(
+            format!("project {slug} not found"),
+            json!({ "project": slug }),
+        );
+    };
+    let Some(comment) = project.comments.remove(&cid) else {
+        return Reply::not_found(
+            format!("comment {cid} not found in project {slug}"),
+            json!({"project": slug, "comment_id": cid}),
+        );
+    };
+    if let Some(i) = project.issues.get_mut(&comment.issue) {
+        i.updated_at = now;
+    }
+    Reply::empty(204)
 }
 
 #[cfg(test)]

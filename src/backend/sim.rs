@@ -463,6 +463,26 @@ impl Backend for SimBackend {
         }
     }
 
+    fn delete_comment(&self, remote_id: &str, comment_id: &str) -> Result<(), BackendError> {
+        let id = parse_id("issue", remote_id)?;
+        let cid = parse_id("comment", comment_id)?;
+        let what = format!("deleting comment {cid} of sim issue {id}");
+        self.require_comments(&what)?;
+        let resp = self.send(
+            &what,
+            Method::DELETE,
+            &format!("/comments/{cid}"),
+            &[],
+            None,
+        )?;
+        match resp.status {
+            204 | 404 => Ok(()),
+            // A sim without the route (an older build): it cannot delete.
+            405 => Err(BackendError::Unsupported { what }),
+            _ => Err(error(&what, &resp)),
+        }
+    }
+
     fn edit_comment(
         &self,
         remote_id: &str,

@@ -38,6 +38,10 @@ use super::body::{change_hash, BodyDoc, BodyError};
 use super::EventSet;
 use crate::event::{Bytes, EventId, IssueId, Op};
 
+/// How many uncovered body changes an import tries as the state that
+/// already holds the tracker's text.
+const STATE_SEARCH: usize = 64;
+
 /// Chain key: (backend key, remote id).
 pub type ChainKey = (String, String);
 
@@ -327,18 +331,39 @@ impl BodyView {
     /// `key` is `text`: the pending joins and, when the revision is newer
     /// than the chain's sync point, a sync point deriving that text from
     /// it. Older or already synced revisions add nothing but the joins.
-    pub fn import(&mut self, key: &ChainKey, revision: u64, text: &str) -> Result<Vec<Op>, BodyError> {
+    ///
+    /// Before deriving anything, the importer looks for a state of its own
+    /// document that already has the tracker's text: the point plus the
+    /// history of one of the body changes the point does not cover. That is
+    /// the case when another replica exported edits this one already has,
+    /// and its record of the export has not arrived yet; deriving the text
+    /// from the older point would put those edits in twice (the join would
+    /// remove them once both records meet, but an export in between would
+    /// send the doubled text).
+    pub fn import(
+        &mut self,
+        set: &EventSet,
+        key: &ChainKey,
+        revision: u64,
+        text: &str,
+    ) -> Result<Vec<Op>, BodyError> {
         let base = match self.points.get(key) {
             Some(p) if p.revision >= revision => return Ok(std::mem::take(&mut self.pending)),
             Some(p) => p.heads.clone(),
             None => self.origin.clone(),
         };
-        let change = self
-            .doc
-            .derived_change(&base, text, &seed("import", key, revision))?;
-        let heads = match &change {
-            Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
-            None => base,
+        let (heads, change) = match self.state_with_text(set, &base, text)? {
+            Some(heads) => (heads, None),
+            None => {
+                let change =
+                    self.doc
+                        .derived_change(&base, text, &seed("import", key, revision))?;
+                let heads = match &change {
+                    Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
+                    None => base,
+                };
+                (heads, change)
+            }
         };
         self.points.insert(
             key.clone(),
@@ -356,6 +381,79 @@ impl BodyView {
             changes: change.into_iter().collect(),
         });
         Ok(ops)
+    }
+
+    /// A state of the document between `base` and now whose text is
+    /// `text`: `base` plus the history of one body change `base` does not
+    /// cover (newest first, at most [`STATE_SEARCH`] of them), or the whole
+    /// document. Its heads, minimal, or `None`.
+    fn state_with_text(
+        &mut self,
+        set: &EventSet,
+        base: &[Bytes],
+        text: &str,
+    ) -> Result<Option<Vec<Bytes>>, BodyError> {
+        if self.doc.text_at(base)? == text {
+            return Ok(None);
+        }
+        // Body changes per event, and the events whose changes the base
+        // does not cover.
+        let mut carriers: Vec<(u64, EventId, Vec<Bytes>)> = Vec::new();
+        for (id, e) in set.iter() {
+            let changes: Vec<&Bytes> = match &e.op {
+                Op::Create { body: Some(b), .. } => vec![b],
+                Op::EditBody { change } => vec![change],
+                Op::SyncBody { changes, .. } => changes.iter().collect(),
+                _ => continue,
+            };
+            let hashes: Vec<Bytes> = changes.into_iter().filter_map(change_hash).collect();
+            if hashes.is_empty() || self.doc.covers(base, &hashes) {
+                continue;
+            }
+            carriers.push((e.lamport, *id, hashes));
+        }
+        if carriers.is_empty() {
+            return Ok(None);
+        }
+        let whole = self.doc.heads();
+        if self.doc.text() == text {
+            return Ok(Some(whole));
+        }
+        carriers.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        let by_id: BTreeMap<EventId, Vec<Bytes>> =
+            carriers.iter().map(|(_, id, h)| (*id, h.clone())).collect();
+        for (_, id, _) in carriers.iter().take(STATE_SEARCH) {
+            // The body changes of the event's history.
+            let mut stack = vec![*id];
+            let mut seen = std::collections::BTreeSet::new();
+            let mut heads: Vec<Bytes> = base.to_vec();
+            while let Some(x) = stack.pop() {
+                if !seen.insert(x) {
+                    continue;
+                }
+                if let Some(h) = by_id.get(&x) {
+                    heads.extend(h.iter().cloned());
+                }
+                if let Some(e) = set.get(&x) {
+                    stack.extend(e.parents.iter().copied());
+                }
+            }
+            heads.sort();
+            heads.dedup();
+            if self.doc.text_at(&heads)? == text {
+                let minimal: Vec<Bytes> = heads
+                    .iter()
+                    .filter(|h| {
+                        !heads.iter().any(|o| {
+                            o != *h && self.doc.covers(std::slice::from_ref(o), &[(*h).clone()])
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                return Ok(Some(minimal));
+            }
+        }
+        Ok(None)
     }
 
     /// The operations recording that an export from this view produced
