@@ -556,7 +556,7 @@ impl EventSet {
     /// are keyed `comment:<id>`.
     fn created_at(&self) -> BTreeMap<(String, String), String> {
         let mut out = BTreeMap::new();
-        for (_, e) in &self.events {
+        for e in self.events.values() {
             if let Op::ObserveCreated {
                 backend,
                 remote_id,
@@ -934,7 +934,7 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
         }
         // Comments only the tracker has come after the local ones, oldest
         // first (ties by id), whatever their remote ids sort like.
-        tracker_only.sort_by(|a, b| (a.created_ms, a.id).cmp(&(b.created_ms, b.id)));
+        tracker_only.sort_by_key(|c| (c.created_ms, c.id));
         comments.extend(tracker_only);
         gone
     }

@@ -70,7 +70,7 @@ pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
         }
     }
     // Hunks come first-to-last; apply last-to-first.
-    out.sort_by(|a, b| b.pos.cmp(&a.pos));
+    out.sort_by_key(|s| std::cmp::Reverse(s.pos));
     out
 }
 
@@ -88,6 +88,79 @@ fn char_splices(old: &str, new: &str) -> Vec<Splice> {
             ins: new_chars[h.after.start as usize..h.after.end as usize]
                 .iter()
                 .collect(),
+        })
+        .collect()
+}
+
+/// Whether `theirs` already holds every change `ours` made to `base`: each
+/// word of `base` that `ours` deleted is deleted in `theirs`, and the words
+/// `ours` inserted at a place of `base` occur, in order, among what `theirs`
+/// inserted there. This is what a three-way merge calls "both sides made
+/// the same change": merging `ours` into `theirs` would add nothing. Words
+/// (runs of non-whitespace, and runs of whitespace) rather than characters,
+/// so that common letters do not make the alignments disagree.
+pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
+    let mine = word_hunks(base, ours);
+    let other = word_hunks(base, theirs);
+    let base_words = words(base);
+    let blank = |w: &str| w.chars().all(char::is_whitespace);
+    for (b, ins) in &mine {
+        // Whitespace between words aligns either way: only words count.
+        for i in b.clone().filter(|i| !blank(base_words[*i])) {
+            if !other.iter().any(|(ob, _)| ob.contains(&i)) {
+                return false;
+            }
+        }
+        let ins: Vec<&str> = ins.iter().copied().filter(|w| !blank(w)).collect();
+        if ins.is_empty() {
+            continue;
+        }
+        // Insertions of theirs that touch the same place of base, in order.
+        let at: Vec<&str> = other
+            .iter()
+            .filter(|(ob, _)| ob.start <= b.end && b.start <= ob.end)
+            .flat_map(|(_, w)| w.iter().copied())
+            .collect();
+        let mut found = at.iter();
+        if !ins.iter().all(|w| found.any(|x| x == w)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Words of a text: runs of whitespace and runs of anything else.
+fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut prev: Option<bool> = None;
+    for (i, c) in text.char_indices() {
+        let space = c.is_whitespace();
+        if prev.is_some_and(|p| p != space) {
+            out.push(&text[start..i]);
+            start = i;
+        }
+        prev = Some(space);
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// The hunks of a word diff: (range of base words replaced, words inserted).
+fn word_hunks<'a>(base: &'a str, new: &'a str) -> Vec<(std::ops::Range<usize>, Vec<&'a str>)> {
+    let (bw, nw) = (words(base), words(new));
+    let mut input: InternedInput<&str> = InternedInput::default();
+    input.update_before(bw.iter().copied());
+    input.update_after(nw.iter().copied());
+    let diff = Diff::compute(Algorithm::Histogram, &input);
+    diff.hunks()
+        .map(|h| {
+            (
+                h.before.start as usize..h.before.end as usize,
+                nw[h.after.start as usize..h.after.end as usize].to_vec(),
+            )
         })
         .collect()
 }
@@ -144,6 +217,16 @@ mod tests {
         check("x\r\ny\r\n", "x\ny\n");
         check("same\nsame\nsame\n", "same\nsame\n");
         check("🎉 party\n", "party 🎉\n");
+    }
+
+    #[test]
+    fn held_changes_are_recognised() {
+        assert!(holds_changes("base", "b1 base", "t4 b1 base"));
+        assert!(holds_changes("base", "b1 b2 base", "t b1 x b2 base"));
+        assert!(!holds_changes("base", "b1 base", "t4 base"));
+        assert!(holds_changes("a b c", "a c", "x a c"));
+        assert!(!holds_changes("a b c", "a c", "a b c d"));
+        assert!(holds_changes("same", "same", "other"));
     }
 
     #[test]

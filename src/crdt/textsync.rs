@@ -35,6 +35,7 @@
 use std::collections::BTreeMap;
 
 use super::body::{change_hash, BodyDoc, BodyError};
+use super::textdiff;
 use super::EventSet;
 use crate::event::{Bytes, EventId, IssueId, Op};
 
@@ -80,10 +81,22 @@ fn seed(purpose: &str, key: &ChainKey, revision: u64) -> Vec<u8> {
     s
 }
 
+/// What an import found in the document (see `BodyView::state_with_text`).
+enum Found {
+    /// A state with exactly the tracker's text.
+    Exact(Vec<Bytes>),
+    /// A state whose edits the tracker's text already holds.
+    Holding(Vec<Bytes>),
+    /// Neither: derive from the sync point.
+    None,
+}
+
 /// What a `sync_body` record says, with its event id for ties.
 struct Record {
     revision: u64,
     heads: Vec<Bytes>,
+    /// Hashes of the changes the record carries.
+    changes: Vec<Bytes>,
     id: EventId,
 }
 
@@ -162,25 +175,24 @@ impl EventSet {
         let mut observed: BTreeMap<ChainKey, ()> = BTreeMap::new();
         for (id, e) in self.iter() {
             match &e.op {
+                // A point whose heads this document lacks says nothing
+                // usable (damage, or a hostile event): skip it.
                 Op::SyncBody {
                     backend,
                     remote_id,
                     revision,
                     heads,
-                    ..
-                } => {
-                    // A point whose heads this document lacks says nothing
-                    // usable (damage, or a hostile event): skip it.
-                    if !heads.is_empty() && heads.iter().all(|h| doc.has(h)) {
-                        records
-                            .entry((backend.clone(), remote_id.clone()))
-                            .or_default()
-                            .push(Record {
-                                revision: *revision,
-                                heads: heads.clone(),
-                                id: *id,
-                            });
-                    }
+                    changes,
+                } if !heads.is_empty() && heads.iter().all(|h| doc.has(h)) => {
+                    records
+                        .entry((backend.clone(), remote_id.clone()))
+                        .or_default()
+                        .push(Record {
+                            revision: *revision,
+                            heads: heads.clone(),
+                            changes: changes.iter().filter_map(change_hash).collect(),
+                            id: *id,
+                        });
                 }
                 Op::Observe {
                     backend, remote_id, ..
@@ -307,9 +319,41 @@ impl BodyView {
             });
         };
         let text = text.to_owned();
-        let change = self
-            .doc
-            .derived_change(&union, &text, &seed("join", key, newest))?;
+        // The canonical point: an export (the exact state sent) before an
+        // import, then the one whose history holds the most other points
+        // (derived from the newest base). The changes of points outside its
+        // history are the redundant derivations: their copies go first.
+        let canonical = candidates
+            .iter()
+            .max_by_key(|c| {
+                let covered = recs
+                    .iter()
+                    .filter(|r| self.doc.covers(&c.heads, &r.heads))
+                    .count();
+                (
+                    c.changes.is_empty(),
+                    covered,
+                    std::cmp::Reverse((c.heads.clone(), c.id)),
+                )
+            })
+            .map(|c| c.heads.clone())
+            .unwrap_or_default();
+        let mut drop: Vec<Bytes> = Vec::new();
+        for r in recs {
+            if self.doc.covers(&canonical, &r.heads) {
+                continue;
+            }
+            for h in &r.changes {
+                if !self.doc.covers(&canonical, std::slice::from_ref(h)) {
+                    drop.push(h.clone());
+                }
+            }
+        }
+        drop.sort();
+        drop.dedup();
+        let change =
+            self.doc
+                .derived_change_dropping(&union, &drop, &text, &seed("join", key, newest))?;
         let heads = match &change {
             Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
             None => union,
@@ -353,14 +397,18 @@ impl BodyView {
             None => self.origin.clone(),
         };
         let (heads, change) = match self.state_with_text(set, &base, text)? {
-            Some(heads) => (heads, None),
-            None => {
+            Found::Exact(heads) => (heads, None),
+            found => {
+                let from = match found {
+                    Found::Holding(heads) => heads,
+                    _ => base,
+                };
                 let change =
                     self.doc
-                        .derived_change(&base, text, &seed("import", key, revision))?;
+                        .derived_change(&from, text, &seed("import", key, revision))?;
                 let heads = match &change {
                     Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
-                    None => base,
+                    None => from,
                 };
                 (heads, change)
             }
@@ -384,17 +432,21 @@ impl BodyView {
     }
 
     /// A state of the document between `base` and now whose text is
-    /// `text`: `base` plus the history of one body change `base` does not
-    /// cover (newest first, at most [`STATE_SEARCH`] of them), or the whole
-    /// document. Its heads, minimal, or `None`.
+    /// `text` ([`Found::Exact`]), else the largest one whose changes since
+    /// `base` the text already holds ([`Found::Holding`]: the tracker has
+    /// those edits, exported by a replica whose record has not arrived,
+    /// plus edits of its own). The states tried are the whole document and
+    /// `base` plus the history of one body change `base` does not cover
+    /// (newest first, at most [`STATE_SEARCH`] of them).
     fn state_with_text(
         &mut self,
         set: &EventSet,
         base: &[Bytes],
         text: &str,
-    ) -> Result<Option<Vec<Bytes>>, BodyError> {
-        if self.doc.text_at(base)? == text {
-            return Ok(None);
+    ) -> Result<Found, BodyError> {
+        let base_text = self.doc.text_at(base)?;
+        if base_text == text {
+            return Ok(Found::None);
         }
         // Body changes per event, and the events whose changes the base
         // does not cover.
@@ -413,13 +465,15 @@ impl BodyView {
             carriers.push((e.lamport, *id, hashes));
         }
         if carriers.is_empty() {
-            return Ok(None);
+            return Ok(Found::None);
         }
         let whole = self.doc.heads();
-        if self.doc.text() == text {
-            return Ok(Some(whole));
+        let whole_text = self.doc.text();
+        if whole_text == text {
+            return Ok(Found::Exact(whole));
         }
-        carriers.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        let mut holding = textdiff::holds_changes(&base_text, &whole_text, text).then_some(whole);
+        carriers.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
         let by_id: BTreeMap<EventId, Vec<Bytes>> =
             carriers.iter().map(|(_, id, h)| (*id, h.clone())).collect();
         for (_, id, _) in carriers.iter().take(STATE_SEARCH) {
@@ -440,20 +494,28 @@ impl BodyView {
             }
             heads.sort();
             heads.dedup();
-            if self.doc.text_at(&heads)? == text {
-                let minimal: Vec<Bytes> = heads
-                    .iter()
-                    .filter(|h| {
-                        !heads.iter().any(|o| {
-                            o != *h && self.doc.covers(std::slice::from_ref(o), &[(*h).clone()])
-                        })
-                    })
-                    .cloned()
-                    .collect();
-                return Ok(Some(minimal));
+            let state_text = self.doc.text_at(&heads)?;
+            let exact = state_text == text;
+            if !exact
+                && (holding.is_some() || !textdiff::holds_changes(&base_text, &state_text, text))
+            {
+                continue;
             }
+            let minimal: Vec<Bytes> = heads
+                .iter()
+                .filter(|h| {
+                    !heads.iter().any(|o| {
+                        o != *h && self.doc.covers(std::slice::from_ref(o), &[(*h).clone()])
+                    })
+                })
+                .cloned()
+                .collect();
+            if exact {
+                return Ok(Found::Exact(minimal));
+            }
+            holding = Some(minimal);
         }
-        Ok(None)
+        Ok(holding.map_or(Found::None, Found::Holding))
     }
 
     /// The operations recording that an export from this view produced

@@ -733,3 +733,52 @@ fn first_shrunk_trace() {
     ])
     .expect("converges");
 }
+
+/// The second shrunk trace: local edits exported together with a tracker
+/// edit by one replica, then imported by another that has the local edits
+/// but not the export's record: every local token came out twice.
+#[test]
+fn second_shrunk_trace() {
+    run(&[
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 0,
+            delete: false,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 0,
+            delete: false,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 3157815780301,
+            delete: false,
+        },
+        Step::Import { clone: 0 },
+        Step::LocalCommentEdit {
+            clone: 1,
+            issue: 1,
+            pick: 9524527166605474448,
+        },
+        Step::Import { clone: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 15356155386007821690,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Meet { from: 1, to: 1 },
+        Step::Meet { from: 2, to: 2 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 12423420783322999707,
+            delete: false,
+        },
+    ])
+    .expect("converges");
+}
