@@ -550,14 +550,16 @@ impl<'a> Projection<'a> {
             }
         }
         let mut set = EventSet::new();
-        for e in &fixed {
-            let (id, _) = e.seal();
-            set.insert(id, e.clone());
-        }
+        // The body view before the observation: a chain observed without a
+        // sync point would read as a format-1 log to bootstrap.
         let mut view = self.body(issue, &set)?;
         let ops = view
             .import(&set, &self.chain(&r.remote_id), r.revision.order, &r.body)
             .map_err(|e| Self::body_error(issue, e))?;
+        for e in &fixed {
+            let (id, _) = e.seal();
+            set.insert(id, e.clone());
+        }
         let mut events = fixed;
         events.extend(self.local(issue, &set, set.heads(), ops));
         Ok(events)
@@ -628,9 +630,11 @@ impl<'a> Projection<'a> {
                 fresh_fixed.push(e);
             }
         }
-        let mut view = self.body(issue, &work)?;
+        // The body view of the log as it was: the new observation without
+        // its sync point would read as a format-1 chain to bootstrap.
+        let mut view = self.body(issue, &set)?;
         let ops = view
-            .import(&work, &self.chain(&r.remote_id), r.revision.order, &r.body)
+            .import(&set, &self.chain(&r.remote_id), r.revision.order, &r.body)
             .map_err(|e| Self::body_error(issue, e))?;
         let locals = self.local(issue, &work, work.heads(), ops);
         report.comments += fresh_fixed

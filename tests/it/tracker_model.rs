@@ -685,7 +685,7 @@ fn cases() -> u32 {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
-        max_shrink_iters: 400,
+        max_shrink_iters: 150,
         .. ProptestConfig::default()
     })]
 
@@ -779,6 +779,43 @@ fn second_shrunk_trace() {
             pos: 12423420783322999707,
             delete: false,
         },
+    ])
+    .expect("converges");
+}
+
+/// The third shrunk trace.
+#[test]
+fn third_shrunk_trace() {
+    run(&[
+        Step::Meet { from: 1, to: 2 },
+        Step::Meet { from: 1, to: 0 },
+        Step::Backend { clone: 1 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 0,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 483489846934707,
+            delete: false,
+        },
+        Step::LocalCommentDelete {
+            clone: 2,
+            issue: 0,
+            pick: 3040756853284827410,
+        },
+        Step::TrackerComment { issue: 1 },
+        Step::LocalAssignee {
+            clone: 2,
+            issue: 1,
+            who: 0,
+            remove: true,
+        },
+        Step::TrackerTitle { issue: 0 },
     ])
     .expect("converges");
 }
