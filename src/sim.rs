@@ -7,10 +7,14 @@
 //! Guarantees:
 //! - it listens on loopback only ([`start`] refuses anything else) and
 //!   [`start`] returns once the listener is bound;
-//! - records are flat JSON as reposix-sim writes them (`assignee` omitted
-//!   when null; timestamps RFC 3339, second precision, `Z`). Same-second
-//!   writes share an `updated_at` on purpose: clients must cope with an
-//!   exclusive, second-granular `since`;
+//! - records are flat JSON as reposix-sim writes them, fields in its order
+//!   (`id, title, status, assignee, labels, created_at, updated_at,
+//!   version, body`; `assignee` omitted when null; timestamps RFC 3339,
+//!   second precision, `Z`). Same-second writes share an `updated_at` on
+//!   purpose: clients must cope with an exclusive, second-granular `since`;
+//! - seeded issues are stamped `2026-04-13T00:00:00Z`, version 1, as
+//!   reposix-sim 0.14 stamps them (any timestamps or version in the seed
+//!   file are ignored, as there);
 //! - timestamps never go backwards, even if the system clock does;
 //! - ids are `max(existing) + 1` like reposix-sim, so deleting the newest
 //!   issue makes its id come back (clients must not treat ids as forever);
@@ -21,13 +25,26 @@
 //! `GET {p}/issues/{id}/transitions`; and, unless comments are turned off
 //! (reposix-sim 0.14 has none): `GET|POST {p}/issues/{id}/comments`,
 //! `GET {p}/comments[?since=]` (every comment of the project) and
-//! `PATCH|DELETE {p}/comments/{cid}`. Adding, editing or deleting a comment bumps the
-//! issue's `updated_at` (so `since` finds it) but not its `version`.
+//! `PATCH|DELETE {p}/comments/{cid}`. Adding, editing or deleting a comment
+//! bumps the issue's `version` and `updated_at`, as GitHub and JIRA bump
+//! `updated` on a comment: an importer that lists issues by `since` or
+//! compares versions sees the change.
+//!
+//! Wire habits of reposix-sim 0.14 reproduced here (each one bit or could
+//! bite a client): `If-Match` is the quoted version and nothing else (`*`
+//! and weak tags get 409); `DELETE` ignores `If-Match`; a `POST` whose
+//! `Content-Type` is not JSON gets 415, one that is JSON of the wrong shape
+//! 422; a `PATCH` with no `Content-Type` at all is read as an empty patch
+//! (its body is ignored, the version still moves); the 429 body carries
+//! `retry_after_secs`; bodies over 1 MiB get 413 `body_too_large` before
+//! anything else looks at the request; `/healthz` is rate-limited too. The
+//! README lists what still differs, and why.
 //!
 //! Fault injection ([`SimConfig`]): a per-agent token bucket answering 429
 //! with `Retry-After` (whole seconds, at least 1), and every n-th request
 //! answering 500. Both are decided before a request touches any state, so
-//! a refused request never has a side effect; `/healthz` is exempt.
+//! a refused request never has a side effect; injected 500s spare
+//! `/healthz`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -45,8 +62,17 @@ use crate::timestamp;
 /// The statuses reposix-sim knows, in workflow order.
 pub const STATUSES: [&str; 5] = ["open", "in_progress", "in_review", "done", "wont_fix"];
 
-/// Request bodies larger than this answer 413 by default.
+/// Request bodies larger than this answer 413 by default (reposix-sim
+/// 0.14's limit).
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// reposix-sim 0.14's built-in seed (project `demo`, six issues, hostile
+/// bodies on purpose), served when no seed file is given.
+pub const DEMO_SEED: &str = include_str!("../tests/fixtures/reposix-sim-seed.json");
+
+/// When seeded issues were created and last updated, as reposix-sim 0.14
+/// stamps every seeded row: `2026-04-13T00:00:00Z`.
+pub const SEED_TIME: i64 = 1_776_038_400;
 
 /// How a simulator starts.
 #[derive(Clone, Debug)]
@@ -54,8 +80,12 @@ pub struct SimConfig {
     /// Where to listen; must be a loopback address (port 0 picks one).
     pub bind: SocketAddr,
     /// A seed in the shape of reposix-sim's seed file (one project and its
-    /// issues); `None` starts empty.
+    /// issues); `None` starts with [`DEMO_SEED`] if `builtin_seed`, else
+    /// empty.
     pub seed_file: Option<PathBuf>,
+    /// Without a seed file, start with [`DEMO_SEED`] (reposix-sim's
+    /// default) instead of no issues.
+    pub builtin_seed: bool,
     /// Persist the whole state to this JSON file after every write, and
     /// load it at start when it exists (then the seed is not used).
     pub state_file: Option<PathBuf>,
@@ -76,6 +106,7 @@ impl Default for SimConfig {
         SimConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed_file: None,
+            builtin_seed: false,
             state_file: None,
             rate_limit: 100,
             fail_every_n: 0,
@@ -284,40 +315,61 @@ struct Comment {
     updated_at: i64,
 }
 
+/// An issue on the wire: reposix-sim's fields, in its order.
+#[derive(Serialize)]
+struct WireIssue<'a> {
+    id: u64,
+    title: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignee: Option<&'a str>,
+    labels: &'a [String],
+    created_at: String,
+    updated_at: String,
+    version: u64,
+    body: &'a str,
+}
+
 impl Issue {
-    /// The wire record, fields in reposix-sim's order.
-    fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("id".into(), json!(self.id));
-        m.insert("title".into(), json!(self.title));
-        m.insert("status".into(), json!(self.status));
-        if let Some(a) = &self.assignee {
-            m.insert("assignee".into(), json!(a));
+    /// The wire record.
+    fn wire(&self) -> WireIssue<'_> {
+        WireIssue {
+            id: self.id,
+            title: &self.title,
+            status: &self.status,
+            assignee: self.assignee.as_deref(),
+            labels: &self.labels,
+            created_at: timestamp::format_secs(self.created_at),
+            updated_at: timestamp::format_secs(self.updated_at),
+            version: self.version,
+            body: &self.body,
         }
-        m.insert("labels".into(), json!(self.labels));
-        m.insert(
-            "created_at".into(),
-            json!(timestamp::format_secs(self.created_at)),
-        );
-        m.insert(
-            "updated_at".into(),
-            json!(timestamp::format_secs(self.updated_at)),
-        );
-        m.insert("version".into(), json!(self.version));
-        m.insert("body".into(), json!(self.body));
-        Value::Object(m)
     }
 }
 
+/// A comment on the wire (our extension; `issue_id` only in the
+/// project-wide listing).
+#[derive(Serialize)]
+struct WireComment<'a> {
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issue_id: Option<u64>,
+    author: &'a str,
+    body: &'a str,
+    created_at: String,
+    updated_at: String,
+}
+
 impl Comment {
-    fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "author": self.author,
-            "body": self.body,
-            "created_at": timestamp::format_secs(self.created_at),
-            "updated_at": timestamp::format_secs(self.updated_at),
-        })
+    fn wire(&self, with_issue: bool) -> WireComment<'_> {
+        WireComment {
+            id: self.id,
+            issue_id: with_issue.then_some(self.issue),
+            author: &self.author,
+            body: &self.body,
+            created_at: timestamp::format_secs(self.created_at),
+            updated_at: timestamp::format_secs(self.updated_at),
+        }
     }
 }
 
@@ -333,6 +385,8 @@ struct SeedProject {
     slug: String,
 }
 
+/// reposix-sim's seed entry: the writable fields only. Unknown keys
+/// (`version`, `created_at`, …) are ignored, as reposix-sim ignores them.
 #[derive(Deserialize)]
 struct SeedIssue {
     id: u64,
@@ -345,12 +399,6 @@ struct SeedIssue {
     labels: Vec<String>,
     #[serde(default)]
     body: String,
-    #[serde(default)]
-    version: Option<u64>,
-    #[serde(default)]
-    created_at: Option<String>,
-    #[serde(default)]
-    updated_at: Option<String>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SimError> {
@@ -384,10 +432,18 @@ fn initial_state(config: &SimConfig) -> Result<State, SimError> {
         schema: STATE_SCHEMA,
         projects: BTreeMap::new(),
     };
-    let Some(path) = &config.seed_file else {
-        return Ok(state);
+    let (seed, path): (SeedFile, PathBuf) = match &config.seed_file {
+        Some(path) => (read_json(path)?, path.clone()),
+        None if config.builtin_seed => {
+            let path = PathBuf::from("<built-in demo seed>");
+            let seed = serde_json::from_str(DEMO_SEED).map_err(|source| SimError::Decode {
+                path: path.clone(),
+                source,
+            })?;
+            (seed, path)
+        }
+        None => return Ok(state),
     };
-    let seed: SeedFile = read_json(path)?;
     let invalid = |why: String| SimError::Invalid {
         path: path.clone(),
         why,
@@ -395,12 +451,6 @@ fn initial_state(config: &SimConfig) -> Result<State, SimError> {
     if !valid_slug(&seed.project.slug) {
         return Err(invalid(format!("bad project slug {:?}", seed.project.slug)));
     }
-    let now = timestamp::now_secs();
-    let stamp = |t: &Option<String>, field: &str, id: u64| match t {
-        None => Ok(now),
-        Some(s) => timestamp::parse_secs(s)
-            .ok_or_else(|| invalid(format!("issue {id}: {field} {s:?} is not RFC 3339"))),
-    };
     let mut project = Project {
         next_comment: 1,
         ..Project::default()
@@ -422,9 +472,9 @@ fn initial_state(config: &SimConfig) -> Result<State, SimError> {
             status,
             assignee: s.assignee,
             labels: s.labels,
-            created_at: stamp(&s.created_at, "created_at", s.id)?,
-            updated_at: stamp(&s.updated_at, "updated_at", s.id)?,
-            version: s.version.unwrap_or(1).max(1),
+            created_at: SEED_TIME,
+            updated_at: SEED_TIME,
+            version: 1,
             body: s.body,
         };
         project.issues.insert(issue.id, issue);
@@ -499,12 +549,13 @@ struct Reply {
 }
 
 impl Reply {
-    fn json(status: u16, value: &Value) -> Reply {
+    fn json(status: u16, value: &impl Serialize) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
             content_type: "application/json",
-            body: serde_json::to_vec(value).expect("a serde_json::Value always serializes"),
+            body: serde_json::to_vec(value)
+                .expect("wire values are strings, numbers and lists: they always serialize"),
         }
     }
 
@@ -561,8 +612,16 @@ struct Call {
     query: Vec<(String, String)>,
     agent: String,
     if_match: Option<String>,
+    content_type: Option<String>,
     body: Vec<u8>,
-    too_large: bool,
+}
+
+/// What a request's `Content-Type` says about its body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyType {
+    Absent,
+    Json,
+    Other,
 }
 
 impl Call {
@@ -573,10 +632,46 @@ impl Call {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `application/json` or `application/*+json`, parameters allowed.
+    fn body_type(&self) -> BodyType {
+        let Some(ct) = &self.content_type else {
+            return BodyType::Absent;
+        };
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let json = mime == "application/json"
+            || (mime.starts_with("application/") && mime.ends_with("+json"));
+        if json {
+            BodyType::Json
+        } else {
+            BodyType::Other
+        }
+    }
+
+    /// The body as a JSON object, read as reposix-sim's extractor reads
+    /// it: 415 unless the `Content-Type` is JSON, 400 if the bytes are not
+    /// JSON, 422 if they are JSON but not an object.
     fn json_object(&self) -> Result<Map<String, Value>, Reply> {
+        if self.body_type() != BodyType::Json {
+            return Err(Reply::error(
+                415,
+                "unsupported_media_type",
+                "expected a request with `Content-Type: application/json`",
+                json!({"content_type": self.content_type}),
+            ));
+        }
         match serde_json::from_slice::<Value>(&self.body) {
             Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(Reply::invalid("", "the body must be a JSON object")),
+            Ok(_) => Err(Reply::error(
+                422,
+                "invalid_body",
+                "the body must be a JSON object",
+                json!({"field": ""}),
+            )),
             Err(e) => Err(Reply::invalid("", format!("the body is not JSON: {e}"))),
         }
     }
@@ -590,6 +685,69 @@ fn header(request: &tiny_http::Request, name: &str) -> Option<String> {
         .map(|h| h.value.as_str().to_owned())
 }
 
+/// A resource the sim serves (the path without the method).
+enum Route<'a> {
+    Issues(&'a str),
+    Issue(&'a str, u64),
+    Transitions(&'a str, u64),
+    IssueComments(&'a str, u64),
+    Comments(&'a str),
+    Comment(&'a str, u64),
+}
+
+impl Route<'_> {
+    fn allowed(&self) -> &'static [&'static str] {
+        match self {
+            Route::Issues(_) | Route::IssueComments(..) => &["GET", "POST"],
+            Route::Issue(..) => &["GET", "PATCH", "DELETE"],
+            Route::Transitions(..) | Route::Comments(_) => &["GET"],
+            Route::Comment(..) => &["PATCH", "DELETE"],
+        }
+    }
+
+    fn is_comments(&self) -> bool {
+        matches!(
+            self,
+            Route::IssueComments(..) | Route::Comments(_) | Route::Comment(..)
+        )
+    }
+}
+
+/// The resource a path names: 404 for none, 400 for an id that is not a
+/// number (reposix-sim's path extractor refuses it before any lookup).
+fn parse_route(segments: &[String]) -> Result<Route<'_>, Reply> {
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let missing = || {
+        Reply::not_found(
+            "no such route",
+            json!({"path": format!("/{}", segs.join("/"))}),
+        )
+    };
+    let id = |s: &str| {
+        s.parse::<u64>().map_err(|_| {
+            Reply::error(
+                400,
+                "invalid_body",
+                format!("cannot parse {s:?} as an id"),
+                json!({"field": "id"}),
+            )
+        })
+    };
+    let (slug, rest) = match segs.as_slice() {
+        ["projects", slug, rest @ ..] if valid_slug(slug) => (*slug, rest),
+        _ => return Err(missing()),
+    };
+    Ok(match rest {
+        ["issues"] => Route::Issues(slug),
+        ["issues", n] => Route::Issue(slug, id(n)?),
+        ["issues", n, "transitions"] => Route::Transitions(slug, id(n)?),
+        ["issues", n, "comments"] => Route::IssueComments(slug, id(n)?),
+        ["comments"] => Route::Comments(slug),
+        ["comments", c] => Route::Comment(slug, id(c)?),
+        _ => return Err(missing()),
+    })
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A worker that panicked mid-request leaves consistent data: every
@@ -600,14 +758,6 @@ impl Shared {
     fn handle(&self, request: &mut tiny_http::Request) -> Reply {
         let url = request.url().to_owned();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        if path == "/healthz" && *request.method() == tiny_http::Method::Get {
-            return Reply {
-                status: 200,
-                headers: Vec::new(),
-                content_type: "text/plain; charset=utf-8",
-                body: b"ok".to_vec(),
-            };
-        }
         let limit = self.config.body_limit;
         let mut body = Vec::new();
         let read = request
@@ -616,6 +766,58 @@ impl Shared {
             .read_to_end(&mut body);
         if read.is_err() {
             return Reply::invalid("", "the request body could not be read");
+        }
+        // reposix-sim's outermost layer buffers the body and refuses an
+        // oversized one before the rate limiter or any route sees it.
+        if body.len() > limit {
+            return Reply::json(
+                413,
+                &json!({
+                    "error": "body_too_large",
+                    "limit": limit,
+                    "message": format!("request bodies are limited to {limit} bytes"),
+                    "details": { "limit": limit },
+                }),
+            );
+        }
+        let agent = header(request, "X-Reposix-Agent").unwrap_or_else(|| "anonymous".into());
+        let mut inner = self.lock();
+        // The token bucket guards every route, `/healthz` included, as in
+        // reposix-sim.
+        if self.config.rate_limit > 0 {
+            if let Err(secs) = inner.take_token(&agent, self.config.rate_limit) {
+                return Reply::json(
+                    429,
+                    &json!({
+                        "error": "rate_limited",
+                        "retry_after_secs": secs,
+                        "message": format!(
+                            "agent {agent:?} is over {} requests/s",
+                            self.config.rate_limit
+                        ),
+                        "details": {"agent": agent, "retry_after": secs},
+                    }),
+                )
+                .with_header("Retry-After", secs.to_string());
+            }
+        }
+        if path == "/healthz" && *request.method() == tiny_http::Method::Get {
+            return Reply {
+                status: 200,
+                headers: Vec::new(),
+                content_type: "text/plain; charset=utf-8",
+                body: b"ok".to_vec(),
+            };
+        }
+        inner.requests += 1;
+        let n = self.config.fail_every_n;
+        if n > 0 && inner.requests.is_multiple_of(n) {
+            return Reply::error(
+                500,
+                "internal",
+                "injected failure (fail_every_n)",
+                json!({"injected": true, "request": inner.requests}),
+            );
         }
         let segments = path
             .strip_prefix('/')
@@ -643,44 +845,11 @@ impl Shared {
             method: request.method().clone(),
             segments: segments.unwrap_or_default(),
             query,
-            agent: header(request, "X-Reposix-Agent").unwrap_or_else(|| "anonymous".into()),
+            agent,
             if_match: header(request, "If-Match"),
-            too_large: body.len() > limit,
+            content_type: header(request, "Content-Type"),
             body,
         };
-        let mut inner = self.lock();
-        inner.requests += 1;
-        let n = self.config.fail_every_n;
-        if n > 0 && inner.requests.is_multiple_of(n) {
-            return Reply::error(
-                500,
-                "internal",
-                "injected failure (fail_every_n)",
-                json!({"injected": true, "request": inner.requests}),
-            );
-        }
-        if self.config.rate_limit > 0 {
-            if let Err(secs) = inner.take_token(&call.agent, self.config.rate_limit) {
-                return Reply::error(
-                    429,
-                    "rate_limited",
-                    format!(
-                        "agent {:?} is over {} requests/s",
-                        call.agent, self.config.rate_limit
-                    ),
-                    json!({"agent": call.agent, "retry_after": secs}),
-                )
-                .with_header("Retry-After", secs.to_string());
-            }
-        }
-        if call.too_large {
-            return Reply::error(
-                413,
-                "payload_too_large",
-                format!("request bodies are limited to {limit} bytes"),
-                json!({ "limit": limit }),
-            );
-        }
         let reply = self.route(&mut inner, &call);
         let wrote = call.method != tiny_http::Method::Get && (200..300).contains(&reply.status);
         if let (Some(path), true) = (&self.config.state_file, wrote) {
@@ -695,70 +864,60 @@ impl Shared {
 
     fn route(&self, inner: &mut Inner, call: &Call) -> Reply {
         use tiny_http::Method::{Delete, Get, Patch, Post};
-        let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
-        let comments = self.config.accept_comments;
-        let route_missing = || {
-            Reply::not_found(
-                "no such route",
+        let route = match parse_route(&call.segments) {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
+        if route.is_comments() && !self.config.accept_comments {
+            return Reply::not_found(
+                "no such route (this sim has no comments API, like reposix-sim 0.14)",
                 json!({"path": format!("/{}", call.segments.join("/"))}),
-            )
-        };
-        let (slug, rest) = match segs.as_slice() {
-            ["projects", slug, rest @ ..] if valid_slug(slug) => (*slug, rest),
-            _ => return route_missing(),
-        };
-        let id = |s: &str| s.parse::<u64>().ok().filter(|n| *n > 0);
-        match (&call.method, rest) {
-            (Get, ["issues"]) => list_issues(inner, slug, call),
-            (Post, ["issues"]) => create_issue(inner, slug, call),
-            (Get, ["issues", n]) => match id(n) {
-                Some(n) => with_issue(inner, slug, n, |_, i| Reply::json(200, &i.to_json())),
-                None => route_missing(),
-            },
-            (Patch, ["issues", n]) => match id(n) {
-                Some(n) => patch_issue(inner, slug, n, call),
-                None => route_missing(),
-            },
-            (Delete, ["issues", n]) => match id(n) {
-                Some(n) => delete_issue(inner, slug, n, call),
-                None => route_missing(),
-            },
-            (Get, ["issues", n, "transitions"]) => match id(n) {
-                Some(n) => with_issue(inner, slug, n, |_, i| {
-                    let legal: Vec<&str> =
-                        STATUSES.into_iter().filter(|s| *s != i.status).collect();
-                    Reply::json(200, &json!(legal))
-                }),
-                None => route_missing(),
-            },
-            (Get, ["issues", n, "comments"]) if comments => match id(n) {
-                Some(n) => with_issue(inner, slug, n, |p, _| {
-                    let list: Vec<Value> = p
-                        .comments
-                        .values()
-                        .filter(|c| c.issue == n)
-                        .map(Comment::to_json)
-                        .collect();
-                    Reply::json(200, &Value::Array(list))
-                }),
-                None => route_missing(),
-            },
-            (Post, ["issues", n, "comments"]) if comments => match id(n) {
-                Some(n) => add_comment(inner, slug, n, call),
-                None => route_missing(),
-            },
-            (Get, ["comments"]) if comments => list_comments(inner, slug, call),
-            (Patch, ["comments", c]) if comments => match id(c) {
-                Some(c) => edit_comment(inner, slug, c, call),
-                None => route_missing(),
-            },
-            (Delete, ["comments", c]) if comments => match id(c) {
-                Some(c) => delete_comment(inner, slug, c),
-                None => route_missing(),
-            },
-            _ => route_missing(),
+            );
+        }
+        match (&call.method, route) {
+            (Get, Route::Issues(slug)) => list_issues(inner, slug, call),
+            (Post, Route::Issues(slug)) => create_issue(inner, slug, call),
+            (Get, Route::Issue(slug, n)) => {
+                with_issue(inner, slug, n, |_, i| Reply::json(200, &i.wire()))
+            }
+            (Patch, Route::Issue(slug, n)) => patch_issue(inner, slug, n, call),
+            (Delete, Route::Issue(slug, n)) => delete_issue(inner, slug, n),
+            (Get, Route::Transitions(slug, n)) => with_issue(inner, slug, n, |_, i| {
+                Reply::json(
+                    200,
+                    &Transitions {
+                        current_state: &i.status,
+                        available: STATUSES.into_iter().filter(|s| *s != i.status).collect(),
+                    },
+                )
+            }),
+            (Get, Route::IssueComments(slug, n)) => with_issue(inner, slug, n, |p, _| {
+                let list: Vec<WireComment<'_>> = p
+                    .comments
+                    .values()
+                    .filter(|c| c.issue == n)
+                    .map(|c| c.wire(false))
+                    .collect();
+                Reply::json(200, &list)
+            }),
+            (Post, Route::IssueComments(slug, n)) => add_comment(inner, slug, n, call),
+            (Get, Route::Comments(slug)) => list_comments(inner, slug, call),
+            (Patch, Route::Comment(slug, c)) => edit_comment(inner, slug, c, call),
+            (Delete, Route::Comment(slug, c)) => delete_comment(inner, slug, c),
+            (_, route) => {
+                // Like reposix-sim's router: 405, empty body, `Allow`.
+                let allow = route.allowed().join(",");
+                Reply::empty(405).with_header("Allow", allow)
+            }
         }
     }
+}
+
+/// reposix-sim's transitions answer.
+#[derive(Serialize)]
+struct Transitions<'a> {
+    current_state: &'a str,
+    available: Vec<&'a str>,
 }
 
 fn persist(path: &Path, state: &State) -> std::io::Result<()> {
@@ -815,9 +974,10 @@ fn with_issue(
     }
 }
 
+/// `since`: absent or empty = everything (as reposix-sim reads it).
 fn parse_since(call: &Call) -> Result<Option<i64>, Reply> {
     match call.query("since") {
-        None => Ok(None),
+        None | Some("") => Ok(None),
         Some(s) => match timestamp::parse_secs(s) {
             Some(t) => Ok(Some(t)),
             None => Err(Reply::error(
@@ -836,16 +996,16 @@ fn list_issues(inner: &Inner, slug: &str, call: &Call) -> Reply {
         Err(r) => return r,
     };
     // Unknown projects are empty (reposix-sim creates them lazily).
-    let list: Vec<Value> = inner
+    let list: Vec<WireIssue<'_>> = inner
         .state
         .projects
         .get(slug)
         .into_iter()
         .flat_map(|p| p.issues.values())
         .filter(|i| since.is_none_or(|s| i.updated_at > s))
-        .map(Issue::to_json)
+        .map(Issue::wire)
         .collect();
-    Reply::json(200, &Value::Array(list))
+    Reply::json(200, &list)
 }
 
 fn list_comments(inner: &Inner, slug: &str, call: &Call) -> Reply {
@@ -853,65 +1013,102 @@ fn list_comments(inner: &Inner, slug: &str, call: &Call) -> Reply {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let list: Vec<Value> = inner
+    let list: Vec<WireComment<'_>> = inner
         .state
         .projects
         .get(slug)
         .into_iter()
         .flat_map(|p| p.comments.values())
         .filter(|c| since.is_none_or(|s| c.updated_at > s))
-        .map(|c| {
-            let mut v = c.to_json();
-            v["issue_id"] = json!(c.issue);
-            v
-        })
+        .map(|c| c.wire(true))
         .collect();
-    Reply::json(200, &Value::Array(list))
+    Reply::json(200, &list)
 }
 
-/// Field validators shared by POST and PATCH.
-fn title_of(v: &Value) -> Result<String, Reply> {
-    match v.as_str() {
-        Some(t) if !t.trim().is_empty() => Ok(t.to_owned()),
-        _ => Err(Reply::invalid("title", "title must be a non-empty string")),
+/// A request field that failed validation. `shape` = missing or of the
+/// wrong JSON type, which reposix-sim's `POST` extractor answers with 422;
+/// a well-typed but refused value is 400.
+struct Bad {
+    field: &'static str,
+    message: String,
+    shape: bool,
+}
+
+impl Bad {
+    fn shape(field: &'static str, message: impl Into<String>) -> Bad {
+        Bad {
+            field,
+            message: message.into(),
+            shape: true,
+        }
+    }
+
+    fn value(field: &'static str, message: impl Into<String>) -> Bad {
+        Bad {
+            field,
+            message: message.into(),
+            shape: false,
+        }
+    }
+
+    fn reply(self, shape_status: u16) -> Reply {
+        let status = if self.shape { shape_status } else { 400 };
+        Reply::error(
+            status,
+            "invalid_body",
+            self.message,
+            json!({ "field": self.field }),
+        )
     }
 }
 
-fn string_of(field: &str, v: &Value) -> Result<String, Reply> {
+fn string_of(field: &'static str, v: &Value) -> Result<String, Bad> {
     v.as_str()
         .map(str::to_owned)
-        .ok_or_else(|| Reply::invalid(field, format!("{field} must be a string")))
+        .ok_or_else(|| Bad::shape(field, format!("{field} must be a string")))
 }
 
-fn status_of(v: &Value) -> Result<String, Reply> {
-    match v.as_str() {
-        Some(s) if STATUSES.contains(&s) => Ok(s.to_owned()),
-        _ => Err(Reply::invalid(
+fn status_of(v: &Value) -> Result<String, Bad> {
+    let s = string_of("status", v)?;
+    if STATUSES.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(Bad::value(
             "status",
             format!("status must be one of {}", STATUSES.join(", ")),
-        )),
+        ))
     }
 }
 
-fn assignee_of(v: &Value) -> Result<Option<String>, Reply> {
+fn assignee_of(v: &Value) -> Result<Option<String>, Bad> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(Reply::invalid(
-            "assignee",
-            "assignee must be a string or null",
-        )),
+        _ => Err(Bad::shape("assignee", "assignee must be a string or null")),
     }
 }
 
-fn labels_of(v: &Value) -> Result<Vec<String>, Reply> {
+fn labels_of(v: &Value) -> Result<Vec<String>, Bad> {
     v.as_array()
         .and_then(|a| {
             a.iter()
                 .map(|l| l.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
         })
-        .ok_or_else(|| Reply::invalid("labels", "labels must be an array of strings"))
+        .ok_or_else(|| Bad::shape("labels", "labels must be an array of strings"))
+}
+
+/// `None` for an absent or `null` field (reposix-sim reads both as "not
+/// given"), else the validated value.
+fn optional<T>(
+    m: &Map<String, Value>,
+    key: &str,
+    f: impl FnOnce(&Value) -> Result<T, Bad>,
+) -> Result<Option<T>, Bad> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => f(v).map(Some),
+    }
 }
 
 fn create_issue(inner: &mut Inner, slug: &str, call: &Call) -> Reply {
@@ -922,25 +1119,30 @@ fn create_issue(inner: &mut Inner, slug: &str, call: &Call) -> Reply {
     // Client-sent id, version and timestamps are ignored, as are unknown
     // fields (reposix-sim is lenient on create, strict on PATCH).
     let fields = (|| {
-        let title = title_of(m.get("title").unwrap_or(&Value::Null))?;
+        let title = match m.get("title") {
+            Some(Value::String(t)) => t.trim().to_owned(),
+            _ => {
+                return Err(Bad::shape(
+                    "title",
+                    "title is required and must be a string",
+                ))
+            }
+        };
+        if title.is_empty() {
+            return Err(Bad::value("title", "title must be non-empty"));
+        }
         let body = match m.get("body") {
-            None | Some(Value::Null) => String::new(),
+            None => String::new(),
             Some(v) => string_of("body", v)?,
         };
-        let status = match m.get("status") {
-            None | Some(Value::Null) => "open".to_owned(),
-            Some(v) => status_of(v)?,
-        };
+        let status = optional(&m, "status", status_of)?.unwrap_or_else(|| "open".to_owned());
         let assignee = m.get("assignee").map_or(Ok(None), assignee_of)?;
-        let labels = match m.get("labels") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(v) => labels_of(v)?,
-        };
-        Ok::<_, Reply>((title, body, status, assignee, labels))
+        let labels = optional(&m, "labels", labels_of)?.unwrap_or_default();
+        Ok::<_, Bad>((title, body, status, assignee, labels))
     })();
     let (title, body, status, assignee, labels) = match fields {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(bad) => return bad.reply(422),
     };
     let now = inner.now();
     let project = inner
@@ -963,21 +1165,25 @@ fn create_issue(inner: &mut Inner, slug: &str, call: &Call) -> Reply {
         version: 1,
         body,
     };
-    let record = issue.to_json();
+    let reply = Reply::json(201, &issue.wire())
+        .with_header("Location", format!("/projects/{slug}/issues/{id}"));
     project.issues.insert(id, issue);
-    Reply::json(201, &record).with_header("Location", format!("/projects/{slug}/issues/{id}"))
+    reply
 }
 
-/// `Err(reply)` if `If-Match` names another version than `current`.
+/// `Err(reply)` unless `If-Match` is absent (a wildcard) or names
+/// `current`. Like reposix-sim, the value is the version, with or without
+/// surrounding quotes, and nothing else: `*`, weak tags and lists are
+/// mismatches.
 fn check_if_match(call: &Call, current: u64) -> Result<(), Reply> {
     let Some(raw) = &call.if_match else {
         return Ok(());
     };
     let raw = raw.trim();
-    if raw == "*" {
-        return Ok(());
-    }
-    let sent = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+    let sent = raw
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(raw);
     if sent.parse::<u64>().ok() == Some(current) {
         return Ok(());
     }
@@ -1003,9 +1209,15 @@ fn patch_issue(inner: &mut Inner, slug: &str, id: u64, call: &Call) -> Reply {
     let Some(version) = exists else {
         return issue_not_found(slug, id);
     };
-    let m = match call.json_object() {
-        Ok(m) => m,
-        Err(r) => return r,
+    // reposix-sim reads a PATCH without any Content-Type as no body at
+    // all: an empty patch, which still moves the version.
+    let m = if call.body_type() == BodyType::Absent {
+        Map::new()
+    } else {
+        match call.json_object() {
+            Ok(m) => m,
+            Err(r) => return r,
+        }
     };
     if let Some(k) = m.keys().find(|k| {
         !matches!(
@@ -1022,18 +1234,19 @@ fn patch_issue(inner: &mut Inner, slug: &str, id: u64, call: &Call) -> Reply {
         Option<Option<String>>,
         Option<Vec<String>>,
     );
-    let changes = (|| -> Result<Changes, Reply> {
+    // `null` leaves a field as it is, except `assignee`, where it clears.
+    let changes = (|| -> Result<Changes, Bad> {
         Ok((
-            m.get("title").map(title_of).transpose()?,
-            m.get("body").map(|v| string_of("body", v)).transpose()?,
-            m.get("status").map(status_of).transpose()?,
+            optional(&m, "title", |v| string_of("title", v))?,
+            optional(&m, "body", |v| string_of("body", v))?,
+            optional(&m, "status", status_of)?,
             m.get("assignee").map(assignee_of).transpose()?,
-            m.get("labels").map(labels_of).transpose()?,
+            optional(&m, "labels", labels_of)?,
         ))
     })();
     let (title, body, status, assignee, labels) = match changes {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(bad) => return bad.reply(400),
     };
     if let Err(r) = check_if_match(call, version) {
         return r;
@@ -1062,20 +1275,17 @@ fn patch_issue(inner: &mut Inner, slug: &str, id: u64, call: &Call) -> Reply {
     }
     issue.version += 1;
     issue.updated_at = now;
-    Reply::json(200, &issue.to_json())
+    Reply::json(200, &issue.wire())
 }
 
-fn delete_issue(inner: &mut Inner, slug: &str, id: u64, call: &Call) -> Reply {
+/// reposix-sim deletes unconditionally: `If-Match` is not read here.
+fn delete_issue(inner: &mut Inner, slug: &str, id: u64) -> Reply {
     let Some(project) = inner.state.projects.get_mut(slug) else {
         return issue_not_found(slug, id);
     };
-    let Some(issue) = project.issues.get(&id) else {
+    if project.issues.remove(&id).is_none() {
         return issue_not_found(slug, id);
-    };
-    if let Err(r) = check_if_match(call, issue.version) {
-        return r;
     }
-    project.issues.remove(&id);
     project.comments.retain(|_, c| c.issue != id);
     Reply::empty(204)
 }
@@ -1087,22 +1297,41 @@ fn comment_body(call: &Call, strict: bool) -> Result<String, Reply> {
             return Err(Reply::invalid(k, format!("unknown field {k:?}")));
         }
     }
-    string_of("body", m.get("body").unwrap_or(&Value::Null))
+    match m.get("body") {
+        Some(Value::String(b)) => Ok(b.clone()),
+        _ => Err(Bad::shape("body", "body is required and must be a string").reply(422)),
+    }
+}
+
+/// A comment changed: its issue moves on (`version` and `updated_at`), so
+/// importers that list by `since` or compare versions see it.
+fn touch_issue(project: &mut Project, issue: u64, now: i64) {
+    if let Some(i) = project.issues.get_mut(&issue) {
+        i.version += 1;
+        i.updated_at = now;
+    }
 }
 
 fn add_comment(inner: &mut Inner, slug: &str, id: u64, call: &Call) -> Reply {
+    if inner
+        .state
+        .projects
+        .get(slug)
+        .is_none_or(|p| !p.issues.contains_key(&id))
+    {
+        return issue_not_found(slug, id);
+    }
     let body = match comment_body(call, false) {
         Ok(b) => b,
         Err(r) => return r,
     };
     let now = inner.now();
-    let Some(project) = inner.state.projects.get_mut(slug) else {
-        return issue_not_found(slug, id);
-    };
-    let Some(issue) = project.issues.get_mut(&id) else {
-        return issue_not_found(slug, id);
-    };
-    issue.updated_at = now;
+    let project = inner
+        .state
+        .projects
+        .get_mut(slug)
+        .expect("checked above under the same lock");
+    touch_issue(project, id, now);
     let cid = project.next_comment.max(1);
     project.next_comment = cid + 1;
     let comment = Comment {
@@ -1113,25 +1342,27 @@ fn add_comment(inner: &mut Inner, slug: &str, id: u64, call: &Call) -> Reply {
         created_at: now,
         updated_at: now,
     };
-    let record = comment.to_json();
+    let reply = Reply::json(201, &comment.wire(false))
+        .with_header("Location", format!("/projects/{slug}/comments/{cid}"));
     project.comments.insert(cid, comment);
-    Reply::json(201, &record).with_header("Location", format!("/projects/{slug}/comments/{cid}"))
+    reply
+}
+
+fn comment_not_found(slug: &str, cid: u64) -> Reply {
+    Reply::not_found(
+        format!("comment {cid} not found in project {slug}"),
+        json!({"project": slug, "comment_id": cid}),
+    )
 }
 
 fn edit_comment(inner: &mut Inner, slug: &str, cid: u64, call: &Call) -> Reply {
-    let missing = || {
-        Reply::not_found(
-            format!("comment {cid} not found in project {slug}"),
-            json!({"project": slug, "comment_id": cid}),
-        )
-    };
     if !inner
         .state
         .projects
         .get(slug)
         .is_some_and(|p| p.comments.contains_key(&cid))
     {
-        return missing();
+        return comment_not_found(slug, cid);
     }
     let body = match comment_body(call, true) {
         Ok(b) => b,
@@ -1144,37 +1375,25 @@ fn edit_comment(inner: &mut Inner, slug: &str, cid: u64, call: &Call) -> Reply {
         .get_mut(slug)
         .expect("checked above under the same lock");
     let Some(comment) = project.comments.get_mut(&cid) else {
-        return missing();
+        return comment_not_found(slug, cid);
     };
     comment.body = body;
     comment.updated_at = now;
-    let record = comment.to_json();
     let issue = comment.issue;
-    if let Some(i) = project.issues.get_mut(&issue) {
-        i.updated_at = now;
-    }
-    Reply::json(200, &record)
+    let reply = Reply::json(200, &comment.wire(false));
+    touch_issue(project, issue, now);
+    reply
 }
 
-/// `DELETE {p}/comments/{cid}`: 204, or 404 for an unknown comment. Like
-/// an edit, it bumps the issue's `updated_at`.
 fn delete_comment(inner: &mut Inner, slug: &str, cid: u64) -> Reply {
     let now = inner.now();
     let Some(project) = inner.state.projects.get_mut(slug) else {
-        return Reply::not_found(
-            format!("project {slug} not found"),
-            json!({ "project": slug }),
-        );
+        return comment_not_found(slug, cid);
     };
     let Some(comment) = project.comments.remove(&cid) else {
-        return Reply::not_found(
-            format!("comment {cid} not found in project {slug}"),
-            json!({"project": slug, "comment_id": cid}),
-        );
+        return comment_not_found(slug, cid);
     };
-    if let Some(i) = project.issues.get_mut(&comment.issue) {
-        i.updated_at = now;
-    }
+    touch_issue(project, comment.issue, now);
     Reply::empty(204)
 }
 

@@ -14,9 +14,13 @@ pub struct SimArgs {
     /// Loopback address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     bind: String,
-    /// Seed data in reposix-sim's seed-file shape (one project, its issues).
-    #[arg(long, value_name = "FILE")]
+    /// Seed data in reposix-sim's seed-file shape (one project, its issues);
+    /// without it, the built-in `demo` project, as reposix-sim starts.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_seed")]
     seed_file: Option<PathBuf>,
+    /// Start with no issues at all.
+    #[arg(long)]
+    no_seed: bool,
     /// Keep the state in this JSON file (loaded at start if it exists,
     /// saved after every write; the seed is then ignored).
     #[arg(long, value_name = "FILE")]
@@ -37,6 +41,7 @@ pub fn run(ctx: &Ctx, args: SimArgs) -> Result<(), Failure> {
     let config = SimConfig {
         bind,
         seed_file: args.seed_file,
+        builtin_seed: !args.no_seed,
         state_file: args.state_file,
         rate_limit: args.rate_limit,
         fail_every_n: args.fail_every,

@@ -14,6 +14,7 @@ mod github_fake;
 mod jira;
 mod jira_fake;
 mod mirror;
+mod model;
 mod project;
 mod sim;
 mod store;

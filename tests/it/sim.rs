@@ -82,13 +82,27 @@ impl Reply {
     }
 }
 
-/// One HTTP/1.1 exchange on a fresh connection.
+/// One HTTP/1.1 exchange on a fresh connection; a body goes as JSON.
 fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
+) -> Reply {
+    let ct = body.map(|_| "application/json");
+    call_typed(addr, method, path, headers, body, ct)
+}
+
+/// One HTTP/1.1 exchange with the body's `Content-Type` as given (`None`:
+/// no `Content-Type` header at all).
+fn call_typed(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    content_type: Option<&str>,
 ) -> Reply {
     let mut s = TcpStream::connect(addr).expect("connect to the sim");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -97,11 +111,11 @@ fn call(
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
     if let Some(b) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).expect("send the head");
@@ -241,7 +255,7 @@ fn sim_serves_the_seed_as_flat_records() {
     let v = get(addr, "/projects/demo/issues/99").error(404, "not_found");
     assert_eq!(v["details"]["id"], 99);
     get(addr, "/projects/nobody/issues/1").error(404, "not_found");
-    get(addr, "/projects/demo/issues/abc").error(404, "not_found");
+    get(addr, "/projects/demo/issues/abc").error(400, "invalid_body");
     get(addr, "/nowhere").error(404, "not_found");
 }
 
@@ -274,16 +288,20 @@ fn sim_post_assigns_ids_and_ignores_client_values() {
     assert_eq!(v["created_at"], v["updated_at"]);
     assert_eq!(get(addr, "/projects/demo/issues/7").json(), v);
 
-    for bad in [
-        json!({"body": "no title"}),
-        json!({"title": ""}),
-        json!({"title": 5}),
-        json!({"title": "t", "status": "closed"}),
-        json!({"title": "t", "labels": "bug"}),
-        json!({"title": "t", "assignee": 3}),
-        json!(["not", "an", "object"]),
+    // A refused value is 400; a missing field or a wrong JSON type is 422,
+    // as reposix-sim's extractor answers.
+    for (bad, status) in [
+        (json!({"body": "no title"}), 422),
+        (json!({"title": ""}), 400),
+        (json!({"title": "  "}), 400),
+        (json!({"title": 5}), 422),
+        (json!({"title": "t", "status": "closed"}), 400),
+        (json!({"title": "t", "labels": "bug"}), 422),
+        (json!({"title": "t", "assignee": 3}), 422),
+        (json!({"title": "t", "body": null}), 422),
+        (json!(["not", "an", "object"]), 422),
     ] {
-        send(addr, "POST", "/projects/demo/issues", &[], &bad).error(400, "invalid_body");
+        send(addr, "POST", "/projects/demo/issues", &[], &bad).error(status, "invalid_body");
     }
     let r = call(
         addr,
@@ -354,14 +372,14 @@ fn sim_patch_honours_if_match() {
         "nothing applied"
     );
 
-    // Absent If-Match is a wildcard, and so is `*`.
+    // Absent If-Match is a wildcard; an unquoted version is accepted too.
     let r = send(addr, "PATCH", path, &[], &json!({"status": "done"}));
     assert_eq!((r.status, r.json()["version"].clone()), (200, json!(3)));
     let r = send(
         addr,
         "PATCH",
         path,
-        &[("If-Match", "*")],
+        &[("If-Match", "3")],
         &json!({"labels": []}),
     );
     assert_eq!((r.status, r.json()["version"].clone()), (200, json!(4)));
@@ -377,9 +395,9 @@ fn sim_patch_honours_if_match() {
     for (bad, field) in [
         (json!({"version": 9}), "version"),
         (json!({"priority": "high"}), "priority"),
-        (json!({"title": ""}), "title"),
+        (json!({"title": 7}), "title"),
         (json!({"status": "closed"}), "status"),
-        (json!({"body": null}), "body"),
+        (json!({"body": 1}), "body"),
         (json!({"labels": [1]}), "labels"),
     ] {
         let v = send(addr, "PATCH", path, &[], &bad).error(400, "invalid_body");
@@ -405,7 +423,7 @@ fn sim_since_is_exclusive_and_validated() {
     let sim = start(|_| {});
     let addr = sim.addr();
     let all = get(addr, "/projects/demo/issues").json();
-    // The seed is stamped with one start time.
+    // The seed is stamped with one fixed time.
     let t = all[0]["updated_at"]
         .as_str()
         .expect("updated_at")
@@ -430,7 +448,7 @@ fn sim_since_is_exclusive_and_validated() {
     let r = get(addr, &format!("/projects/demo/issues?since={local}"));
     assert_eq!(r.json().as_array().map(Vec::len), Some(6));
 
-    for bad in ["yesterday", "2026-13-01T00:00:00Z", "", "%ff"] {
+    for bad in ["yesterday", "2026-13-01T00:00:00Z", "%ff"] {
         let v = get(addr, &format!("/projects/demo/issues?since={bad}")).error(400, "invalid_body");
         assert_eq!(
             v["details"]["field"]
@@ -467,20 +485,12 @@ fn sim_delete_and_transitions() {
     let t = get(addr, "/projects/demo/issues/2/transitions");
     assert_eq!(t.status, 200);
     assert_eq!(
-        t.json(),
+        t.json()["available"],
         json!(["open", "in_review", "done", "wont_fix"]),
         "every status but the current one"
     );
     get(addr, "/projects/demo/issues/42/transitions").error(404, "not_found");
 
-    send(
-        addr,
-        "DELETE",
-        "/projects/demo/issues/5",
-        &[("If-Match", "\"3\"")],
-        &json!({}),
-    )
-    .error(409, "version_mismatch");
     let r = call(addr, "DELETE", "/projects/demo/issues/5", &[], None);
     assert_eq!(r.status, 204);
     assert!(r.body.is_empty());
@@ -524,7 +534,7 @@ fn sim_rejects_bodies_over_the_limit() {
         &[],
         Some(over.as_bytes()),
     )
-    .error(413, "payload_too_large");
+    .error(413, "body_too_large");
     assert_eq!(v["details"]["limit"], limit);
     assert_eq!(
         get(addr, "/projects/demo/issues")
@@ -561,14 +571,6 @@ fn sim_rate_limits_per_agent_with_retry_after() {
     assert!(wait >= 1, "HTTP's unit is the second");
     assert_eq!(v["details"]["agent"], "alice");
     assert_eq!(as_agent("bob").status, 200, "buckets are per agent");
-    let health = call(
-        addr,
-        "GET",
-        "/healthz",
-        &[("X-Reposix-Agent", "alice")],
-        None,
-    );
-    assert_eq!(health.status, 200, "health checks are not limited");
 }
 
 #[test]
@@ -614,7 +616,7 @@ fn sim_injects_every_nth_failure() {
 fn sim_comments_extension() {
     let sim = start(|_| {});
     let addr = sim.addr();
-    let before = get(addr, "/projects/demo/issues/1").json();
+    assert_eq!(get(addr, "/projects/demo/issues/1").json()["version"], 1);
     let r = call(
         addr,
         "POST",
@@ -641,10 +643,9 @@ fn sim_comments_extension() {
 
     let after = get(addr, "/projects/demo/issues/1").json();
     assert_eq!(
-        after["version"], before["version"],
-        "comments leave the version"
+        after["updated_at"], c["created_at"],
+        "a comment bumps updated_at"
     );
-    assert_eq!(after["updated_at"], c["created_at"], "but bump updated_at");
 
     let list = get(addr, "/projects/demo/issues/1/comments").json();
     assert_eq!(list, json!([c]));
@@ -694,7 +695,7 @@ fn sim_comments_extension() {
         &[],
         &json!({}),
     )
-    .error(400, "invalid_body");
+    .error(422, "invalid_body");
 
     let all = get(addr, "/projects/demo/comments").json();
     assert_eq!(all[0]["issue_id"], 1);
@@ -785,6 +786,384 @@ fn sim_cli_prints_its_url_and_refuses_other_interfaces() {
     assert_eq!(out.status.code(), Some(7));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("loopback"), "{stderr}");
+}
+
+// ------------------------------------------- parity with reposix-sim 0.14
+//
+// Issue 8, deliverable 6: each test below pins one wire habit of
+// reposix-sim 0.14 where this sim used to answer differently, so a client
+// tested here would have been surprised there. Each failed before the sim
+// matched it.
+
+/// Byte offsets of `"key":` in a raw JSON object, to check key order.
+fn key_offsets(raw: &[u8], keys: &[&str]) -> Vec<usize> {
+    let text = String::from_utf8(raw.to_vec()).expect("UTF-8 JSON");
+    keys.iter()
+        .map(|k| {
+            text.find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("no key {k} in {text}"))
+        })
+        .collect()
+}
+
+const RECORD_ORDER: [&str; 9] = [
+    "id",
+    "title",
+    "status",
+    "assignee",
+    "labels",
+    "created_at",
+    "updated_at",
+    "version",
+    "body",
+];
+
+#[test]
+fn sim_parity_seeded_issues_are_stamped_2026_04_13_version_1() {
+    // A seed that also carries a timestamp and a version: reposix-sim
+    // ignores both and stamps every seeded row alike.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("seed.json");
+    let mut s = seed();
+    s["issues"][0]["created_at"] = json!("2020-01-01T00:00:00Z");
+    s["issues"][0]["updated_at"] = json!("2020-01-02T00:00:00Z");
+    s["issues"][0]["version"] = json!(9);
+    std::fs::write(&path, s.to_string()).expect("write the seed");
+    let sim = sim::start(SimConfig {
+        seed_file: Some(path),
+        ..SimConfig::default()
+    })
+    .expect("start the sim");
+    assert_eq!(
+        timestamp::format_secs(sim::SEED_TIME),
+        "2026-04-13T00:00:00Z"
+    );
+    let list = get(sim.addr(), "/projects/demo/issues").json();
+    for r in list.as_array().expect("an array") {
+        assert_eq!(r["created_at"], "2026-04-13T00:00:00Z", "{r}");
+        assert_eq!(r["updated_at"], "2026-04-13T00:00:00Z", "{r}");
+        assert_eq!(r["version"], 1, "{r}");
+    }
+    // Writes are stamped with the present, after the seed time.
+    let w = send(
+        sim.addr(),
+        "PATCH",
+        "/projects/demo/issues/1",
+        &[],
+        &json!({"title": "now"}),
+    )
+    .json();
+    let stamped = timestamp::parse_secs(w["updated_at"].as_str().expect("updated_at"));
+    assert!(stamped > Some(sim::SEED_TIME), "{w}");
+    assert_eq!(w["created_at"], "2026-04-13T00:00:00Z");
+}
+
+#[test]
+fn sim_parity_transitions_name_the_current_state_and_the_rest() {
+    let sim = start(|_| {});
+    let r = get(sim.addr(), "/projects/demo/issues/3/transitions");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({
+            "current_state": "in_review",
+            "available": ["open", "in_progress", "done", "wont_fix"],
+        })
+    );
+    let at = key_offsets(&r.body, &["current_state", "available"]);
+    assert!(at[0] < at[1], "reposix-sim's key order");
+}
+
+#[test]
+fn sim_parity_if_match_is_the_version_and_nothing_else() {
+    let sim = start(|_| {});
+    let addr = sim.addr();
+    let path = "/projects/demo/issues/1";
+    // `*` and weak tags are not versions: reposix-sim answers 409.
+    for tag in ["*", "W/\"1\"", "\"1\", \"2\""] {
+        let r = send(
+            addr,
+            "PATCH",
+            path,
+            &[("If-Match", tag)],
+            &json!({"title": "x"}),
+        );
+        let v = r.error(409, "version_mismatch");
+        assert_eq!(v["current"], 1, "{tag}: {v}");
+        assert!(v["sent"].is_string(), "{tag}: sent is a string: {v}");
+    }
+    assert_eq!(
+        send(addr, "PATCH", path, &[("If-Match", "*")], &json!({})).json()["sent"],
+        "*"
+    );
+    assert_eq!(get(addr, path).json()["version"], 1, "nothing applied");
+    // The bare number is the version, quoted or not.
+    let r = send(
+        addr,
+        "PATCH",
+        path,
+        &[("If-Match", "1")],
+        &json!({"title": "y"}),
+    );
+    assert_eq!((r.status, r.json()["version"].clone()), (200, json!(2)));
+    // DELETE does not read If-Match at all.
+    let r = call(
+        addr,
+        "DELETE",
+        "/projects/demo/issues/2",
+        &[("If-Match", "\"77\"")],
+        None,
+    );
+    assert_eq!(r.status, 204);
+    get(addr, "/projects/demo/issues/2").error(404, "not_found");
+}
+
+#[test]
+fn sim_parity_429_body_carries_retry_after_secs() {
+    let sim = start(|c| c.rate_limit = 1);
+    let addr = sim.addr();
+    let agent = [("X-Reposix-Agent", "hasty")];
+    assert_eq!(
+        call(addr, "GET", "/projects/demo/issues/1", &agent, None).status,
+        200
+    );
+    let r = call(addr, "GET", "/projects/demo/issues/1", &agent, None);
+    let v = r.error(429, "rate_limited");
+    let header: u64 = r
+        .header("Retry-After")
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After in seconds");
+    assert_eq!(v["retry_after_secs"], json!(header), "{v}");
+    assert!(header >= 1);
+    // reposix-sim's limiter guards every route, the health check too.
+    call(addr, "GET", "/healthz", &agent, None).error(429, "rate_limited");
+}
+
+#[test]
+fn sim_parity_writes_need_a_json_content_type() {
+    let sim = start(|_| {});
+    let addr = sim.addr();
+    let body = json!({"title": "typed"}).to_string();
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let r = call_typed(
+            addr,
+            "POST",
+            "/projects/demo/issues",
+            &[],
+            Some(body.as_bytes()),
+            ct,
+        );
+        r.error(415, "unsupported_media_type");
+        let r = call_typed(
+            addr,
+            "POST",
+            "/projects/demo/issues/1/comments",
+            &[],
+            Some(br#"{"body":"c"}"#),
+            ct,
+        );
+        r.error(415, "unsupported_media_type");
+    }
+    assert_eq!(
+        get(addr, "/projects/demo/issues")
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(6),
+        "refused creates created nothing"
+    );
+    for ct in [
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+    ] {
+        let r = call_typed(
+            addr,
+            "POST",
+            "/projects/demo/issues",
+            &[],
+            Some(body.as_bytes()),
+            Some(ct),
+        );
+        assert_eq!(r.status, 201, "{ct}");
+    }
+    let path = "/projects/demo/issues/4";
+    call_typed(
+        addr,
+        "PATCH",
+        path,
+        &[],
+        Some(br#"{"title":"plain"}"#),
+        Some("text/plain"),
+    )
+    .error(415, "unsupported_media_type");
+    assert_eq!(get(addr, path).json()["version"], 1);
+    // reposix-sim's unkind habit: a PATCH with no Content-Type at all is
+    // read as an empty patch. The body is dropped, the version still moves.
+    let r = call_typed(addr, "PATCH", path, &[], Some(br#"{"title":"lost"}"#), None);
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(
+        v["title"], "flaky integration test on CI",
+        "the body was ignored"
+    );
+    assert_eq!(v["version"], 2, "but the version moved");
+}
+
+#[test]
+fn sim_parity_records_keep_reposix_sims_field_order() {
+    let sim = start(|_| {});
+    let addr = sim.addr();
+    let one = get(addr, "/projects/demo/issues/2");
+    let at = key_offsets(&one.body, &RECORD_ORDER);
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    let created = send(
+        addr,
+        "POST",
+        "/projects/demo/issues",
+        &[],
+        &json!({"title": "ordered", "assignee": "amy"}),
+    );
+    let at = key_offsets(&created.body, &RECORD_ORDER);
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    let list = get(addr, "/projects/demo/issues");
+    let text = String::from_utf8(list.body.clone()).expect("UTF-8");
+    assert!(text.starts_with("[{\"id\":1,\"title\":"), "{text}");
+}
+
+#[test]
+fn sim_parity_oversized_bodies_are_refused_first_as_body_too_large() {
+    let sim = start(|c| c.rate_limit = 1);
+    let addr = sim.addr();
+    let agent = [("X-Reposix-Agent", "big")];
+    let over = json!({"title": "big", "body": "x".repeat(sim::DEFAULT_BODY_LIMIT)}).to_string();
+    let r = call(
+        addr,
+        "POST",
+        "/projects/demo/issues",
+        &agent,
+        Some(over.as_bytes()),
+    );
+    let v = r.error(413, "body_too_large");
+    assert_eq!(v["limit"], sim::DEFAULT_BODY_LIMIT, "{v}");
+    // Refused before the rate limiter: the agent's one token is still there.
+    let r = call(addr, "GET", "/projects/demo/issues/1", &agent, None);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn sim_parity_bad_ids_are_400_and_wrong_methods_405() {
+    let sim = start(|_| {});
+    let addr = sim.addr();
+    get(addr, "/projects/demo/issues/abc").error(400, "invalid_body");
+    get(addr, "/projects/demo/issues/1x/transitions").error(400, "invalid_body");
+    get(addr, "/projects/demo/issues/0").error(404, "not_found");
+    for (method, path, allow) in [
+        ("PUT", "/projects/demo/issues/1", "GET,PATCH,DELETE"),
+        ("DELETE", "/projects/demo/issues", "GET,POST"),
+        ("POST", "/projects/demo/issues/1/transitions", "GET"),
+    ] {
+        let r = call(addr, method, path, &[], Some(b"{}"));
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(r.header("Allow"), Some(allow), "{method} {path}");
+    }
+    assert_eq!(get(addr, "/projects/demo/issues/1").json()["version"], 1);
+}
+
+#[test]
+fn sim_comment_writes_bump_the_issue_version_and_updated_at() {
+    // Issue 8, case 5: a comment posted in the same second as the issue's
+    // last-seen revision changed neither its version nor (second-granular)
+    // its updated_at, so an importer comparing either never saw it. As
+    // GitHub and JIRA bump `updated` on a comment, every comment write now
+    // moves the issue on.
+    let sim = start(|_| {});
+    let addr = sim.addr();
+    let path = "/projects/demo/issues/1";
+    let before = get(addr, path).json();
+    assert_eq!(before["version"], 1);
+
+    let c = send(
+        addr,
+        "POST",
+        &format!("{path}/comments"),
+        &[],
+        &json!({"body": "a"}),
+    )
+    .json();
+    let after = get(addr, path).json();
+    assert_eq!(after["version"], 2, "adding a comment");
+    assert_eq!(after["updated_at"], c["updated_at"]);
+    let since = before["updated_at"].as_str().expect("updated_at");
+    let listed = get(addr, &format!("/projects/demo/issues?since={since}")).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["id"], 1);
+
+    let cpath = format!("/projects/demo/comments/{}", c["id"]);
+    assert_eq!(
+        send(addr, "PATCH", &cpath, &[], &json!({"body": "b"})).status,
+        200
+    );
+    assert_eq!(get(addr, path).json()["version"], 3, "editing a comment");
+    // A writer holding the version from before the comment is stale now,
+    // as it would be after any concurrent change.
+    send(
+        addr,
+        "PATCH",
+        path,
+        &[("If-Match", "\"2\"")],
+        &json!({"title": "x"}),
+    )
+    .error(409, "version_mismatch");
+
+    let r = call(addr, "DELETE", &cpath, &[], None);
+    assert_eq!(r.status, 204);
+    assert_eq!(get(addr, path).json()["version"], 4, "deleting a comment");
+    assert_eq!(get(addr, &format!("{path}/comments")).json(), json!([]));
+    call(addr, "DELETE", &cpath, &[], None).error(404, "not_found");
+    assert_eq!(get(addr, path).json()["version"], 4);
+}
+
+/// `reposix sim ARGS --bind 127.0.0.1:0 --json`: the child and its address.
+fn cli_sim(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["sim", "--bind", "127.0.0.1:0", "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn reposix sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the first line");
+    let env: Value = serde_json::from_str(&line).expect("a JSON envelope");
+    let addr = env["data"]["base_url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("http://"))
+        .and_then(|a| a.parse().ok())
+        .expect("http://ip:port");
+    (child, addr)
+}
+
+#[test]
+fn sim_parity_cli_serves_the_demo_seed_unless_told_not_to() {
+    // reposix-sim starts with its built-in `demo` project.
+    let (mut child, addr) = cli_sim(&[]);
+    let listed = get(addr, "/projects/demo/issues").json();
+    child.kill().expect("stop the sim we started");
+    let _ = child.wait();
+    assert_eq!(listed.as_array().map(Vec::len), Some(6), "{listed}");
+    assert_eq!(listed[0]["created_at"], "2026-04-13T00:00:00Z");
+
+    let (mut child, addr) = cli_sim(&["--no-seed"]);
+    let listed = get(addr, "/projects/demo/issues").json();
+    child.kill().expect("stop the sim we started");
+    let _ = child.wait();
+    assert_eq!(listed, json!([]));
 }
 
 // ------------------------------------------------------------ the adapter
@@ -1140,4 +1519,36 @@ fn adapter_completes_under_a_429_storm_and_injected_500s() {
     eprintln!("30 operations under 429s and 500s: {elapsed:?}, {stats:?}");
     let (all, _) = be.list_changed(None).expect("list");
     assert_eq!(all.len(), 16, "no create was duplicated by a retry");
+}
+
+#[test]
+fn adapter_sees_a_new_revision_when_a_comment_lands_in_the_same_second() {
+    // Issue 8, case 5 (sim side): the comment bumps the version, so the
+    // issue comes back from `list_changed` with a revision the importer has
+    // not seen, however quickly it followed the last one.
+    let sim = start(|_| {});
+    let be = adapter(&sim, "demo", "tester");
+    let seen = be.get("1").expect("get").expect("issue 1");
+    let (_, cursor) = be.list_changed(None).expect("list");
+    let cursor = cursor.expect("a cursor");
+    let r = send(
+        sim.addr(),
+        "POST",
+        "/projects/demo/issues/1/comments",
+        &[],
+        &json!({"body": "same second"}),
+    );
+    assert_eq!(r.status, 201);
+    let (changed, _) = be.list_changed(Some(&cursor)).expect("list since");
+    let one = changed
+        .iter()
+        .find(|i| i.remote_id == "1")
+        .expect("the commented issue is listed");
+    assert!(
+        one.revision.order > seen.revision.order,
+        "{:?} after {:?}",
+        one.revision,
+        seen.revision
+    );
+    assert_ne!(one.revision.token, seen.revision.token);
 }
