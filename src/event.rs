@@ -228,6 +228,12 @@ impl IssueId {
         IssueId(uuid::Builder::from_custom_bytes(b).into_uuid())
     }
 
+    /// Whether the id was derived from a tracker identity ([`IssueId::derived`],
+    /// UUID version 8) rather than made for a local `create` (version 4).
+    pub fn is_derived(&self) -> bool {
+        self.0.get_version_num() == 8
+    }
+
     /// Hyphenated lower-case form, used in ref names.
     pub fn to_hyphenated(&self) -> String {
         self.0.hyphenated().to_string()
@@ -902,6 +908,12 @@ mod tests {
         for bad in ["", "-x", ".x", "a b", "ü", &"a".repeat(65)] {
             assert!(ActorId::new(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn derived_and_random_ids_are_told_apart() {
+        assert!(IssueId::derived("x").is_derived());
+        assert!(!IssueId::new_random().is_derived());
     }
 
     #[test]

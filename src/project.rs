@@ -416,6 +416,17 @@ impl<'a> Projection<'a> {
         })
     }
 
+    /// Whether the tracker's text of `issue` can be synced into its body
+    /// document here: always for an issue first seen on a tracker (its text
+    /// derives from nothing), but for an issue created by reposix elsewhere
+    /// only once its `create` is here: the tracker's text derives from that
+    /// create, and deriving it from anything else would put it in twice.
+    /// Until then the revision is recorded and the body left alone (and not
+    /// exported).
+    fn body_syncable(issue: IssueId, set: &EventSet) -> bool {
+        issue.is_derived() || set.iter().any(|(_, e)| matches!(e.op, Op::Create { .. }))
+    }
+
     fn body_error(issue: IssueId, e: crate::crdt::body::BodyError) -> ProjectError {
         ProjectError::Fold {
             issue,
@@ -552,10 +563,13 @@ impl<'a> Projection<'a> {
         let mut set = EventSet::new();
         // The body view before the observation: a chain observed without a
         // sync point would read as a format-1 log to bootstrap.
-        let mut view = self.body(issue, &set)?;
-        let ops = view
-            .import(&set, &self.chain(&r.remote_id), r.revision.order, &r.body)
-            .map_err(|e| Self::body_error(issue, e))?;
+        let ops = if Self::body_syncable(issue, &set) {
+            let mut view = self.body(issue, &set)?;
+            view.import(&set, &self.chain(&r.remote_id), r.revision.order, &r.body)
+                .map_err(|e| Self::body_error(issue, e))?
+        } else {
+            Vec::new()
+        };
         for e in &fixed {
             let (id, _) = e.seal();
             set.insert(id, e.clone());
@@ -604,7 +618,7 @@ impl<'a> Projection<'a> {
         let is_new = set.is_empty();
         let obs = self.observe(issue, r);
         let new_revision = !set.contains(&obs.seal().0);
-        if !new_revision && !reconcile {
+        if !new_revision && !reconcile && !self.body_behind(issue, &set, &r.remote_id)? {
             return Ok(());
         }
         let mut fixed = vec![obs];
@@ -632,10 +646,13 @@ impl<'a> Projection<'a> {
         }
         // The body view of the log as it was: the new observation without
         // its sync point would read as a format-1 chain to bootstrap.
-        let mut view = self.body(issue, &set)?;
-        let ops = view
-            .import(&set, &self.chain(&r.remote_id), r.revision.order, &r.body)
-            .map_err(|e| Self::body_error(issue, e))?;
+        let ops = if Self::body_syncable(issue, &set) {
+            let mut view = self.body(issue, &set)?;
+            view.import(&set, &self.chain(&r.remote_id), r.revision.order, &r.body)
+                .map_err(|e| Self::body_error(issue, e))?
+        } else {
+            Vec::new()
+        };
         let locals = self.local(issue, &work, work.heads(), ops);
         report.comments += fresh_fixed
             .iter()
@@ -652,6 +669,51 @@ impl<'a> Projection<'a> {
             if is_new {
                 report.new_issues += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Whether the body document has no sync point for the newest observed
+    /// revision of `remote_id` (a sync that had to wait for the issue's
+    /// `create`, or a log written before format 2).
+    fn body_behind(
+        &self,
+        issue: IssueId,
+        set: &EventSet,
+        remote_id: &str,
+    ) -> Result<bool, ProjectError> {
+        let Some(seen) = self.last_seen(set, remote_id) else {
+            return Ok(false);
+        };
+        let view = self.body(issue, set)?;
+        Ok(view
+            .points
+            .get(&self.chain(remote_id))
+            .is_none_or(|p| p.revision < seen.revision.order))
+    }
+
+    /// Sync the body to the newest observed revision when it is behind and
+    /// can be synced now (no request to the tracker: the text is in the
+    /// observation).
+    fn catch_up_body(
+        &self,
+        issue: IssueId,
+        set: &mut EventSet,
+        remote_id: &str,
+    ) -> Result<(), ProjectError> {
+        if !Self::body_syncable(issue, set) || !self.body_behind(issue, set, remote_id)? {
+            return Ok(());
+        }
+        let Some(seen) = self.last_seen(set, remote_id) else {
+            return Ok(());
+        };
+        let mut view = self.body(issue, set)?;
+        let ops = view
+            .import(set, &self.chain(remote_id), seen.revision.order, &seen.body)
+            .map_err(|e| Self::body_error(issue, e))?;
+        if !ops.is_empty() {
+            let events = self.local(issue, set, set.heads(), ops);
+            self.record(issue, set, events, "body sync")?;
         }
         Ok(())
     }
@@ -861,6 +923,7 @@ impl<'a> Projection<'a> {
         if self.is_gone(&set, &remote_id) {
             return Ok(());
         }
+        self.catch_up_body(issue, &mut set, &remote_id)?;
         if !self.patch_remote(issue, &remote_id, &mut set, report)? {
             report.gone += 1;
             return Ok(());
@@ -1062,7 +1125,13 @@ impl<'a> Projection<'a> {
             };
             let key = issue.to_string();
             let refused = self.refused.borrow().get(&key).cloned().unwrap_or_default();
-            let patch = self.patch(&state, &seen, &refused);
+            let mut patch = self.patch(&state, &seen, &refused);
+            if patch.body.is_some() && self.body_behind(issue, set, remote_id)? {
+                // The document is not in step with the tracker's text yet
+                // (see `body_syncable`): sending it would overwrite that
+                // text with one that lacks it.
+                patch.body = None;
+            }
             if patch.is_empty() {
                 // Nothing to send. Joins the fold derived stay virtual (every
                 // replica derives the same ones) until a write builds on them.

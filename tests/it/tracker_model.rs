@@ -819,3 +819,38 @@ fn third_shrunk_trace() {
     ])
     .expect("converges");
 }
+
+/// The fourth shrunk trace: a replica imports an issue another replica
+/// created and exported before it has that issue's `create`; the create
+/// arrives by git afterwards. Deriving the tracker's text from genesis put
+/// it in twice, and the next export sent it doubled.
+#[test]
+fn fourth_shrunk_trace() {
+    run(&[
+        Step::Meet { from: 1, to: 2 },
+        Step::Backend { clone: 1 },
+        Step::Backend { clone: 0 },
+        Step::Meet { from: 2, to: 0 },
+        Step::Backend { clone: 0 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 0,
+            delete: false,
+        },
+        Step::LocalCommentDelete {
+            clone: 0,
+            issue: 0,
+            pick: 1484744557267982,
+        },
+        Step::TrackerComment { issue: 1 },
+        Step::LocalAssignee {
+            clone: 2,
+            issue: 1,
+            who: 0,
+            remove: true,
+        },
+        Step::TrackerTitle { issue: 0 },
+    ])
+    .expect("converges");
+}
