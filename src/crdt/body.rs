@@ -49,7 +49,8 @@ const BODY_KEY: &str = "body";
 /// Version of the derived-change recipe (diff algorithm and seed layout).
 /// Part of every seed, so two builds that would derive different bytes
 /// never share an automerge actor.
-const DERIVE_RECIPE: &str = "reposix derived body change v1 (histogram lines, myers chars)";
+const DERIVE_RECIPE: &str =
+    "reposix derived body change v1 (histogram lines, myers words, myers chars)";
 
 /// The genesis document of `issue`'s body: an empty text object.
 fn genesis(issue: IssueId) -> AutoCommit {

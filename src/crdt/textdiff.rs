@@ -62,7 +62,7 @@ pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
             });
             continue;
         }
-        for s in char_splices(old_text, new_text) {
+        for s in word_splices(old_text, new_text) {
             out.push(Splice {
                 pos: base + s.pos,
                 ..s
@@ -71,6 +71,50 @@ pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
     }
     // Hunks come first-to-last; apply last-to-first.
     out.sort_by_key(|s| std::cmp::Reverse(s.pos));
+    out
+}
+
+/// Word-level splices of one changed run of lines, in ascending order:
+/// whole words are inserted and deleted as such (an insertion never reuses
+/// a bracket or a letter of a neighbouring word, which a concurrent edit
+/// might delete), and only a run of words replaced by another is diffed by
+/// character (a typo fix stays a one-letter edit).
+fn word_splices(old: &str, new: &str) -> Vec<Splice> {
+    let (ow, nw) = (words(old), words(new));
+    let mut input: InternedInput<&str> = InternedInput::default();
+    input.update_before(ow.iter().copied());
+    input.update_after(nw.iter().copied());
+    let diff = Diff::compute(Algorithm::Myers, &input);
+    // Code point offset of each old word.
+    let mut offsets = Vec::with_capacity(ow.len() + 1);
+    let mut at = 0;
+    for w in &ow {
+        offsets.push(at);
+        at += w.chars().count();
+    }
+    offsets.push(at);
+    let mut out = Vec::new();
+    for h in diff.hunks() {
+        let (ob, oe) = (h.before.start as usize, h.before.end as usize);
+        let (nb, ne) = (h.after.start as usize, h.after.end as usize);
+        let old_run: String = ow[ob..oe].concat();
+        let new_run: String = nw[nb..ne].concat();
+        let pos = offsets[ob];
+        if old_run.is_empty() || new_run.is_empty() {
+            out.push(Splice {
+                pos,
+                del: old_run.chars().count(),
+                ins: new_run,
+            });
+            continue;
+        }
+        for s in char_splices(&old_run, &new_run) {
+            out.push(Splice {
+                pos: pos + s.pos,
+                ..s
+            });
+        }
+    }
     out
 }
 
@@ -217,6 +261,21 @@ mod tests {
         check("x\r\ny\r\n", "x\ny\n");
         check("same\nsame\nsame\n", "same\nsame\n");
         check("🎉 party\n", "party 🎉\n");
+    }
+
+    #[test]
+    fn inserted_words_are_inserted_whole() {
+        let s = splices("[base]", "[t1] [base]");
+        assert_eq!(
+            s,
+            vec![Splice {
+                pos: 0,
+                del: 0,
+                ins: "[t1] ".into()
+            }]
+        );
+        let s = splices("fix teh bug\n", "fix the bug\n");
+        assert!(s.iter().all(|s| s.del + s.ins.chars().count() <= 4), "{s:?}");
     }
 
     #[test]
