@@ -892,3 +892,21 @@ fn fifth_shrunk_trace() {
     ])
     .expect("converges");
 }
+
+/// The sixth shrunk trace.
+#[test]
+fn sixth_shrunk_trace() {
+    run(&[
+        Step::LocalCommentEdit { clone: 0, issue: 0, pick: 500813951750987206 },
+        Step::Meet { from: 0, to: 2 },
+        Step::LocalBody { clone: 2, issue: 0, pos: 1604574536149873426, delete: false },
+        Step::TrackerBody { issue: 0, pos: 6705872567413990509, delete: false, drop_marker: false },
+        Step::LocalBody { clone: 2, issue: 1, pos: 8799161338862673800, delete: false },
+        Step::LocalLabel { clone: 2, issue: 0, label: 2, remove: false },
+        Step::Meet { from: 0, to: 0 },
+        Step::TrackerBody { issue: 0, pos: 9847913169565489861, delete: false, drop_marker: false },
+        Step::TrackerBody { issue: 1, pos: 1661762152359067304, delete: true, drop_marker: false },
+        Step::LocalBody { clone: 0, issue: 0, pos: 13796387294167265002, delete: true },
+    ])
+    .expect("converges");
+}
