@@ -1049,7 +1049,7 @@ impl<'a> Projection<'a> {
         loop {
             attempt += 1;
             match self.backend.create(&new) {
-                Ok(r) => return Ok(r),
+                Ok(r) => return self.settle_twin(r, marker),
                 // The create may or may not have happened: look for it
                 // by marker before trying again.
                 Err(e) if attempt < CREATE_ATTEMPTS && uncertain(&e) => {
@@ -1077,6 +1077,50 @@ impl<'a> Projection<'a> {
         }
     }
 
+    /// Two clients exporting the same new issue at once both create it (no
+    /// tracker offers an idempotency key). Right after creating, look for
+    /// an issue created earlier with the same marker: the first one created
+    /// (smallest id) is the issue; a later twin, ours, is deleted (closed
+    /// where the tracker cannot delete). The later creator always sees the
+    /// earlier one, so both clients bind the same issue. Only trackers whose
+    /// listing takes an RFC 3339 `since` (sim, GitHub) are checked, over the
+    /// minute before the create.
+    fn settle_twin(&self, created: RemoteIssue, marker: &str) -> Result<RemoteIssue, ProjectError> {
+        use crate::backend::BackendKind;
+        if !matches!(self.backend.kind(), BackendKind::Sim | BackendKind::Github) {
+            return Ok(created);
+        }
+        let Some(ms) = timestamp::parse_millis(&created.updated_at) else {
+            return Ok(created);
+        };
+        let since = timestamp::format_secs(ms / 1000 - 60);
+        let Some(first) = self.backend.find_by_marker(marker, Some(&since))? else {
+            return Ok(created);
+        };
+        let order = |r: &RemoteIssue| {
+            (
+                r.remote_id.parse::<u64>().unwrap_or(u64::MAX),
+                r.remote_id.clone(),
+            )
+        };
+        if order(&first) >= order(&created) {
+            return Ok(created);
+        }
+        match self.backend.delete_issue(&created.remote_id) {
+            Ok(()) => {}
+            Err(BackendError::Unsupported { .. }) => {
+                let patch = IssuePatch {
+                    status: Some(crate::event::Status::WontFix),
+                    ..IssuePatch::default()
+                };
+                self.backend
+                    .update(&created.remote_id, &patch, &created.revision)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(first)
+    }
+
     /// `add_comment`, recovering by marker when the outcome is uncertain.
     fn add_comment_once(
         &self,
@@ -1088,7 +1132,30 @@ impl<'a> Projection<'a> {
         loop {
             attempt += 1;
             match self.backend.add_comment(remote_id, body, marker) {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    // A comment another client created at the same time:
+                    // the first one (smallest id) stays, ours goes.
+                    let first = self
+                        .backend
+                        .comments(remote_id)?
+                        .into_iter()
+                        .filter(|x| x.marker.as_deref() == Some(marker))
+                        .min_by_key(|x| {
+                            (
+                                x.remote_id.parse::<u64>().unwrap_or(u64::MAX),
+                                x.remote_id.clone(),
+                            )
+                        });
+                    return match first {
+                        Some(f) if f.remote_id != c.remote_id => {
+                            match self.backend.delete_comment(remote_id, &c.remote_id) {
+                                Ok(()) | Err(BackendError::Unsupported { .. }) => Ok(f),
+                                Err(e) => Err(e.into()),
+                            }
+                        }
+                        _ => Ok(c),
+                    };
+                }
                 Err(e) if attempt < CREATE_ATTEMPTS && uncertain(&e) => {
                     let found = self
                         .backend

@@ -442,6 +442,15 @@ pub trait Backend {
         comment_id: &str,
         body: &str,
     ) -> Result<RemoteComment, BackendError>;
+    /// Delete an issue (used only to retire a duplicate this client just
+    /// created in a race with another client). An already deleted issue is
+    /// not an error. Default: unsupported (the caller closes it instead).
+    fn delete_issue(&self, remote_id: &str) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            what: format!("deleting issue {remote_id}"),
+        })
+    }
+
     /// Delete a comment. An already deleted comment is not an error.
     fn delete_comment(&self, remote_id: &str, comment_id: &str) -> Result<(), BackendError> {
         Err(BackendError::Unsupported {

@@ -413,6 +413,7 @@ impl Backend for SimBackend {
         }
     }
 
+    /// The first issue created (smallest id) carrying the marker.
     fn find_by_marker(
         &self,
         marker: &str,
@@ -421,7 +422,18 @@ impl Backend for SimBackend {
         let (issues, _) = self.list_changed(since)?;
         Ok(issues
             .into_iter()
-            .find(|i| i.marker.as_deref() == Some(marker)))
+            .filter(|i| i.marker.as_deref() == Some(marker))
+            .min_by_key(|i| i.remote_id.parse::<u64>().unwrap_or(u64::MAX)))
+    }
+
+    fn delete_issue(&self, remote_id: &str) -> Result<(), BackendError> {
+        let id = parse_id("issue", remote_id)?;
+        let what = format!("deleting sim issue {id}");
+        let resp = self.send(&what, Method::DELETE, &format!("/issues/{id}"), &[], None)?;
+        match resp.status {
+            204 | 404 => Ok(()),
+            _ => Err(error(&what, &resp)),
+        }
     }
 
     fn comments(&self, remote_id: &str) -> Result<Vec<RemoteComment>, BackendError> {

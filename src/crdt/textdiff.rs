@@ -275,7 +275,10 @@ mod tests {
             }]
         );
         let s = splices("fix teh bug\n", "fix the bug\n");
-        assert!(s.iter().all(|s| s.del + s.ins.chars().count() <= 4), "{s:?}");
+        assert!(
+            s.iter().all(|s| s.del + s.ins.chars().count() <= 4),
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -161,7 +161,9 @@ fn tokens(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find('[') {
-        let Some(len) = rest[start..].find(']') else { break };
+        let Some(len) = rest[start..].find(']') else {
+            break;
+        };
         out.push(&rest[start..start + len + 1]);
         rest = &rest[start + len + 1..];
     }
@@ -879,12 +881,32 @@ fn fourth_shrunk_trace() {
 #[test]
 fn fifth_shrunk_trace() {
     run(&[
-        Step::TrackerBody { issue: 0, pos: 3323379965186030472, delete: false, drop_marker: false },
-        Step::LocalBody { clone: 0, issue: 0, pos: 100091, delete: true },
-        Step::LocalBody { clone: 0, issue: 0, pos: 9336280274032233139, delete: false },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 3323379965186030472,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 100091,
+            delete: true,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 9336280274032233139,
+            delete: false,
+        },
         Step::TrackerComment { issue: 1 },
         Step::Backend { clone: 0 },
-        Step::TrackerBody { issue: 0, pos: 11884799725010610916, delete: false, drop_marker: false },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 11884799725010610916,
+            delete: false,
+            drop_marker: false,
+        },
         Step::Meet { from: 0, to: 0 },
         Step::Backend { clone: 0 },
         Step::Backend { clone: 1 },
@@ -897,16 +919,55 @@ fn fifth_shrunk_trace() {
 #[test]
 fn sixth_shrunk_trace() {
     run(&[
-        Step::LocalCommentEdit { clone: 0, issue: 0, pick: 500813951750987206 },
+        Step::LocalCommentEdit {
+            clone: 0,
+            issue: 0,
+            pick: 500813951750987206,
+        },
         Step::Meet { from: 0, to: 2 },
-        Step::LocalBody { clone: 2, issue: 0, pos: 1604574536149873426, delete: false },
-        Step::TrackerBody { issue: 0, pos: 6705872567413990509, delete: false, drop_marker: false },
-        Step::LocalBody { clone: 2, issue: 1, pos: 8799161338862673800, delete: false },
-        Step::LocalLabel { clone: 2, issue: 0, label: 2, remove: false },
+        Step::LocalBody {
+            clone: 2,
+            issue: 0,
+            pos: 1604574536149873426,
+            delete: false,
+        },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 6705872567413990509,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 8799161338862673800,
+            delete: false,
+        },
+        Step::LocalLabel {
+            clone: 2,
+            issue: 0,
+            label: 2,
+            remove: false,
+        },
         Step::Meet { from: 0, to: 0 },
-        Step::TrackerBody { issue: 0, pos: 9847913169565489861, delete: false, drop_marker: false },
-        Step::TrackerBody { issue: 1, pos: 1661762152359067304, delete: true, drop_marker: false },
-        Step::LocalBody { clone: 0, issue: 0, pos: 13796387294167265002, delete: true },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 9847913169565489861,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 1661762152359067304,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 13796387294167265002,
+            delete: true,
+        },
     ])
     .expect("converges");
 }
