@@ -208,6 +208,11 @@ impl<'a> Projection<'a> {
         let listing = Index::new(self.store).list(false)?;
         let mut out = Bindings::default();
         for issue in listing.issues {
+            for (backend, remote_id, created_at) in issue.remote_created {
+                if backend == self.key {
+                    out.created.insert((issue.id, remote_id), created_at);
+                }
+            }
             for (backend, remote_id) in issue.gone {
                 if backend == self.key {
                     out.gone.insert(remote_id, issue.id);
@@ -215,45 +220,66 @@ impl<'a> Projection<'a> {
             }
             for (backend, remote_id) in issue.remotes {
                 if backend == self.key {
-                    // Two issues bound to one remote issue: keep the
-                    // smallest id, the same choice everywhere.
-                    let slot = out.live.entry(remote_id).or_insert(issue.id);
-                    if issue.id < *slot {
-                        *slot = issue.id;
-                    }
+                    out.by_issue
+                        .entry(issue.id)
+                        .or_default()
+                        .push(remote_id.clone());
+                    out.live.entry(remote_id).or_default().push(issue.id);
                 }
             }
+        }
+        for issues in out.live.values_mut() {
+            issues.sort();
         }
         Ok(out)
     }
 
-    /// The local issue a remote issue maps to: the issue already bound to
-    /// it, else the issue its marker names (unless that one is bound to
-    /// another remote issue here), else an id derived from the remote
-    /// identity.
-    /// A remote id whose issue was reported gone and that the tracker lists
-    /// again names a new remote issue (trackers that reuse ids: the sim
-    /// gives the newest id again after a delete): its id is derived from
-    /// the creation time too.
+    /// The local issue a remote issue maps to:
+    /// - an issue bound to it (the one its marker names if several are,
+    ///   else the smallest id, the same choice everywhere), unless the
+    ///   tracker's creation time shows the id now names another object;
+    /// - else the issue its marker names, unless that issue is bound to
+    ///   another remote issue here;
+    /// - else an id derived from the remote identity, and from the creation
+    ///   time too when the id was bound before (trackers that reuse ids:
+    ///   the sim gives the newest id again after a delete).
     fn issue_for(&self, remote: &RemoteIssue, bindings: &Bindings) -> IssueId {
-        if let Some(issue) = bindings.live.get(&remote.remote_id) {
-            return *issue;
+        let marked = remote
+            .marker
+            .as_deref()
+            .and_then(|m| m.parse::<IssueId>().ok());
+        let bound: Vec<IssueId> = bindings
+            .live
+            .get(&remote.remote_id)
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|i| !bindings.reused(*i, remote))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(m) = marked.filter(|m| bound.contains(m)) {
+            return m;
         }
-        if bindings.gone.contains_key(&remote.remote_id) {
+        if let Some(first) = bound.first() {
+            return *first;
+        }
+        if let Some(m) = marked {
+            let elsewhere = bindings
+                .by_issue
+                .get(&m)
+                .is_some_and(|rids| rids.iter().any(|r| *r != remote.remote_id));
+            if !elsewhere {
+                return m;
+            }
+        }
+        if bindings.gone.contains_key(&remote.remote_id)
+            || bindings.live.contains_key(&remote.remote_id)
+        {
             return IssueId::derived(&format!(
                 "{}|{}|{}",
                 self.key, remote.remote_id, remote.created_at
             ));
-        }
-        let bound_issues = &bindings.issues;
-        if let Some(marked) = remote
-            .marker
-            .as_deref()
-            .and_then(|m| m.parse::<IssueId>().ok())
-        {
-            if !bound_issues.contains(&marked) {
-                return marked;
-            }
         }
         IssueId::derived(&format!("{}|{}", self.key, remote.remote_id))
     }
@@ -479,8 +505,7 @@ impl<'a> Projection<'a> {
             listed: remotes.len(),
             ..ImportReport::default()
         };
-        let mut bindings = self.bindings()?;
-        bindings.issues = bindings.live.values().copied().collect();
+        let bindings = self.bindings()?;
         // Issues new to this repository go into one pack through
         // fast-import; the rest are appended one by one.
         let mut fresh: Vec<(IssueId, Vec<Event>)> = Vec::new();
@@ -494,6 +519,13 @@ impl<'a> Projection<'a> {
         for (n, r) in remotes.iter().enumerate() {
             if n > 0 && n % 500 == 0 {
                 (self.progress)(&format!("  {n}/{} issues", remotes.len()));
+            }
+            for old in bindings.live.get(&r.remote_id).into_iter().flatten() {
+                if bindings.reused(*old, r) {
+                    // The object this issue was bound to is gone: the
+                    // tracker gave its id to a new one.
+                    self.check_gone_as(*old, &r.remote_id, true, &mut report)?;
+                }
             }
             let issue = self.issue_for(r, &bindings);
             if existing.contains(&issue) || !fresh_ids.insert(issue) {
@@ -519,6 +551,7 @@ impl<'a> Projection<'a> {
                 .live
                 .iter()
                 .filter(|(rid, _)| !listed.contains(rid.as_str()))
+                .flat_map(|(rid, issues)| issues.iter().map(move |i| (rid, i)))
                 .collect();
             missing.sort();
             for (rid, issue) in missing {
@@ -539,12 +572,23 @@ impl<'a> Projection<'a> {
         remote_id: &str,
         report: &mut ImportReport,
     ) -> Result<(), ProjectError> {
+        self.check_gone_as(issue, remote_id, false, report)
+    }
+
+    /// [`Projection::check_gone`]; `known` skips asking the tracker.
+    fn check_gone_as(
+        &self,
+        issue: IssueId,
+        remote_id: &str,
+        known: bool,
+        report: &mut ImportReport,
+    ) -> Result<(), ProjectError> {
         let mut set = self.load_or_empty(issue)?;
         let gone = self.observe_gone(issue, remote_id);
         if set.contains(&gone.seal().0) {
             return Ok(());
         }
-        if self.backend.get(remote_id)?.is_none() {
+        if known || self.backend.get(remote_id)?.is_none() {
             report.gone += self.record(issue, &mut set, vec![gone], "import: gone")?;
         }
         Ok(())
@@ -745,6 +789,12 @@ impl<'a> Projection<'a> {
     /// `false` (and records it) when the tracker no longer has it.
     fn reimport(&self, issue: IssueId, remote_id: &str) -> Result<bool, ProjectError> {
         match self.backend.get(remote_id)? {
+            Some(r) if self.is_reused(issue, &r)? => {
+                let mut set = self.load_or_empty(issue)?;
+                let gone = self.observe_gone(issue, remote_id);
+                self.record(issue, &mut set, vec![gone], "export: id reused")?;
+                Ok(false)
+            }
             Some(r) => {
                 self.import_one(issue, &r, false, &mut ImportReport::default())?;
                 Ok(true)
@@ -756,6 +806,19 @@ impl<'a> Projection<'a> {
                 Ok(false)
             }
         }
+    }
+
+    /// Whether `r` is another object than the one `issue` observed under
+    /// the same remote id (different creation time: the id was reused).
+    fn is_reused(&self, issue: IssueId, r: &RemoteIssue) -> Result<bool, ProjectError> {
+        if r.created_at.is_empty() {
+            return Ok(false);
+        }
+        let set = self.load_or_empty(issue)?;
+        Ok(set.iter().any(|(_, e)| {
+            matches!(&e.op, Op::ObserveCreated { backend, remote_id, created_at }
+                if *backend == self.key && *remote_id == r.remote_id && *created_at != r.created_at)
+        }))
     }
 
     /// The remote issue `set` is bound to on this backend, if any.
@@ -1623,12 +1686,27 @@ fn text_hash(v: &str) -> String {
 /// Remote issues bound to local ones, for import.
 #[derive(Default)]
 struct Bindings {
-    /// Remote id -> the local issue bound to it.
-    live: HashMap<String, IssueId>,
+    /// The tracker's creation time recorded for (issue, remote id).
+    created: HashMap<(IssueId, String), String>,
+    /// Remote id -> the local issues bound to it (sorted).
+    live: HashMap<String, Vec<IssueId>>,
+    /// Local issue -> the remote ids it is bound to.
+    by_issue: HashMap<IssueId, Vec<String>>,
     /// Remote ids the tracker reported gone -> their local issue.
     gone: HashMap<String, IssueId>,
-    /// Local issues bound to some remote issue here.
-    issues: HashSet<IssueId>,
+}
+
+impl Bindings {
+    /// Whether `remote` is another object than the one `issue` is bound to
+    /// under the same id (the tracker reused the id of a deleted issue):
+    /// the creation times differ.
+    fn reused(&self, issue: IssueId, remote: &RemoteIssue) -> bool {
+        !remote.created_at.is_empty()
+            && self
+                .created
+                .get(&(issue, remote.remote_id.clone()))
+                .is_some_and(|c| *c != remote.created_at)
+    }
 }
 
 fn sorted(v: &[String]) -> Vec<String> {

@@ -18,7 +18,7 @@ use super::{EventStore, GitEventStore, IssueRef, Oid, StoreError};
 use crate::crdt::IssueState;
 use crate::event::{ActorId, IssueId, Status};
 
-const INDEX_VERSION: u32 = 2;
+const INDEX_VERSION: u32 = 3;
 
 /// What the index remembers about one healthy issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,10 @@ pub struct IssueSummary {
     /// remote id).
     #[serde(default)]
     pub gone: Vec<(String, String)>,
+    /// The tracker's creation time of each bound tracker issue that has
+    /// one: (backend key, remote id, created_at).
+    #[serde(default)]
+    pub remote_created: Vec<(String, String, String)>,
 }
 
 impl IssueSummary {
@@ -82,6 +86,15 @@ impl IssueSummary {
                 .iter()
                 .filter(|r| r.gone)
                 .map(|r| (r.backend.clone(), r.remote_id.clone()))
+                .collect(),
+            remote_created: state
+                .remotes
+                .iter()
+                .filter_map(|r| {
+                    r.created_at
+                        .clone()
+                        .map(|c| (r.backend.clone(), r.remote_id.clone(), c))
+                })
                 .collect(),
         }
     }

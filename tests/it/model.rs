@@ -19,7 +19,8 @@
 //! - every comment written and not deleted is there exactly once, and its
 //!   text is made of that comment's own tokens, each at most once;
 //! - the tracker agrees with the clones on every field it holds: title,
-//!   status, labels, the one assignee (the first of the sorted set), body
+//!   status, labels, the one assignee (the one it has if still in the
+//!   set, else the first of the sorted set), body
 //!   without the marker, and comments when the sim serves them;
 //! - no step exited with a code outside its allowed set (below).
 //!
@@ -2337,13 +2338,20 @@ impl World {
             format!("{:?}", set(&show["labels"])),
             String::new(),
         );
-        // The sim holds one assignee: the first of the sorted set.
+        // The sim holds one assignee: the one it has if that is still in
+        // the set (a tracker user's choice among ours stands), else the
+        // first of the sorted set (refs-format.md 6a).
         let assignees = set(&show["assignees"]);
+        let held = rec["assignee"].as_str().map(str::to_owned);
+        let want = match &held {
+            Some(h) if assignees.contains(h) => Some(h.clone()),
+            _ => assignees.iter().next().cloned(),
+        };
         differ(
             "assignee",
-            format!("{:?}", rec["assignee"].as_str()),
-            format!("{:?}", assignees.iter().next().map(String::as_str)),
-            format!(" (first of {assignees:?})"),
+            format!("{:?}", held.as_deref()),
+            format!("{:?}", want.as_deref()),
+            format!(" (one of {assignees:?})"),
         );
         let raw = rec["body"].as_str().unwrap_or_default();
         let markers = raw.matches(MARKER_OPEN).count();
