@@ -815,10 +815,11 @@ impl<'a> Projection<'a> {
             return Ok(false);
         }
         let set = self.load_or_empty(issue)?;
-        Ok(set.iter().any(|(_, e)| {
+        let reused = set.iter().any(|(_, e)| {
             matches!(&e.op, Op::ObserveCreated { backend, remote_id, created_at }
                 if *backend == self.key && *remote_id == r.remote_id && *created_at != r.created_at)
-        }))
+        });
+        Ok(reused)
     }
 
     /// The remote issue `set` is bound to on this backend, if any.
