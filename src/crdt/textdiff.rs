@@ -70,6 +70,9 @@ pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
         }
     }
     // Hunks come first-to-last; apply last-to-first.
+    // Last first; splices at one position apply in reverse order of
+    // emission, so that their insertions end up in emission order.
+    out.reverse();
     out.sort_by_key(|s| std::cmp::Reverse(s.pos));
     out
 }
@@ -78,27 +81,48 @@ pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
 /// whole words are inserted and deleted as such (an insertion never reuses
 /// a bracket or a letter of a neighbouring word, which a concurrent edit
 /// might delete), and only a run of words replaced by another is diffed by
-/// character (a typo fix stays a one-letter edit).
+/// character (a typo fix stays a one-letter edit). Words are aligned by
+/// their text alone, the whitespace after each travels with it (spaces
+/// would otherwise anchor the alignment instead of words); whitespace that
+/// changed between two aligned words is spliced on its own.
 fn word_splices(old: &str, new: &str) -> Vec<Splice> {
-    let (ow, nw) = (words(old), words(new));
+    let (ou, nu) = (units(old), units(new));
     let mut input: InternedInput<&str> = InternedInput::default();
-    input.update_before(ow.iter().copied());
-    input.update_after(nw.iter().copied());
+    input.update_before(ou.iter().map(|u| u.0));
+    input.update_after(nu.iter().map(|u| u.0));
     let diff = Diff::compute(Algorithm::Myers, &input);
-    // Code point offset of each old word.
-    let mut offsets = Vec::with_capacity(ow.len() + 1);
+    // Code point offset of each old unit.
+    let mut offsets = Vec::with_capacity(ou.len() + 1);
     let mut at = 0;
-    for w in &ow {
+    for (w, ws) in &ou {
         offsets.push(at);
-        at += w.chars().count();
+        at += w.chars().count() + ws.chars().count();
     }
     offsets.push(at);
+    let text = |us: &[(&str, &str)]| -> String { us.iter().flat_map(|(w, s)| [*w, *s]).collect() };
     let mut out = Vec::new();
+    let (mut oi, mut ni) = (0usize, 0usize);
+    let aligned = |oi: usize, ni: usize, out: &mut Vec<Splice>| {
+        // Equal words: only their trailing whitespace may differ.
+        let ((ow, ows), (_, nws)) = (ou[oi], nu[ni]);
+        if ows != nws {
+            out.push(Splice {
+                pos: offsets[oi] + ow.chars().count(),
+                del: ows.chars().count(),
+                ins: nws.to_owned(),
+            });
+        }
+    };
     for h in diff.hunks() {
         let (ob, oe) = (h.before.start as usize, h.before.end as usize);
         let (nb, ne) = (h.after.start as usize, h.after.end as usize);
-        let old_run: String = ow[ob..oe].concat();
-        let new_run: String = nw[nb..ne].concat();
+        while oi < ob {
+            aligned(oi, ni, &mut out);
+            oi += 1;
+            ni += 1;
+        }
+        let old_run = text(&ou[ob..oe]);
+        let new_run = text(&nu[nb..ne]);
         let pos = offsets[ob];
         if old_run.is_empty() || new_run.is_empty() {
             out.push(Splice {
@@ -106,14 +130,38 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
                 del: old_run.chars().count(),
                 ins: new_run,
             });
-            continue;
+        } else {
+            for s in char_splices(&old_run, &new_run) {
+                out.push(Splice {
+                    pos: pos + s.pos,
+                    ..s
+                });
+            }
         }
-        for s in char_splices(&old_run, &new_run) {
-            out.push(Splice {
-                pos: pos + s.pos,
-                ..s
-            });
-        }
+        oi = oe;
+        ni = ne;
+    }
+    while oi < ou.len() {
+        aligned(oi, ni, &mut out);
+        oi += 1;
+        ni += 1;
+    }
+    out
+}
+
+/// A text as (word, whitespace after it) units; a leading run of
+/// whitespace is a unit with an empty word.
+fn units(text: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let w_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let after = &rest[w_end..];
+        let s_len = after
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push((&rest[..w_end], &after[..s_len]));
+        rest = &after[s_len..];
     }
     out
 }
@@ -144,33 +192,55 @@ fn char_splices(old: &str, new: &str) -> Vec<Splice> {
 /// (runs of non-whitespace, and runs of whitespace) rather than characters,
 /// so that common letters do not make the alignments disagree.
 pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
-    let mine = word_hunks(base, ours);
-    let other = word_hunks(base, theirs);
-    let base_words = words(base);
-    let blank = |w: &str| w.chars().all(char::is_whitespace);
-    for (b, ins) in &mine {
-        // Whitespace between words aligns either way: only words count.
-        for i in b.clone().filter(|i| !blank(base_words[*i])) {
+    // Whitespace between words aligns any way round (and would anchor the
+    // diff on spaces instead of words): only words count.
+    let solid = |t: &str| -> Vec<String> {
+        words(t)
+            .into_iter()
+            .filter(|w| !w.chars().all(char::is_whitespace))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (b, o, t) = (solid(base), solid(ours), solid(theirs));
+    let mine = hunks_of(&b, &o);
+    let other = hunks_of(&b, &t);
+    for (range, ins) in &mine {
+        for i in range.clone() {
             if !other.iter().any(|(ob, _)| ob.contains(&i)) {
                 return false;
             }
         }
-        let ins: Vec<&str> = ins.iter().copied().filter(|w| !blank(w)).collect();
         if ins.is_empty() {
             continue;
         }
         // Insertions of theirs that touch the same place of base, in order.
-        let at: Vec<&str> = other
+        let at: Vec<&String> = other
             .iter()
-            .filter(|(ob, _)| ob.start <= b.end && b.start <= ob.end)
-            .flat_map(|(_, w)| w.iter().copied())
+            .filter(|(ob, _)| ob.start <= range.end && range.start <= ob.end)
+            .flat_map(|(_, w)| w.iter())
             .collect();
         let mut found = at.iter();
-        if !ins.iter().all(|w| found.any(|x| x == w)) {
+        if !ins.iter().all(|w| found.any(|x| *x == w)) {
             return false;
         }
     }
     true
+}
+
+/// Hunks of a diff of word lists: (range of `old` replaced, words inserted).
+fn hunks_of(old: &[String], new: &[String]) -> Vec<(std::ops::Range<usize>, Vec<String>)> {
+    let mut input: InternedInput<&str> = InternedInput::default();
+    input.update_before(old.iter().map(String::as_str));
+    input.update_after(new.iter().map(String::as_str));
+    let diff = Diff::compute(Algorithm::Myers, &input);
+    diff.hunks()
+        .map(|h| {
+            (
+                h.before.start as usize..h.before.end as usize,
+                new[h.after.start as usize..h.after.end as usize].to_vec(),
+            )
+        })
+        .collect()
 }
 
 /// Words of a text: runs of whitespace and runs of anything else.
@@ -190,23 +260,6 @@ fn words(text: &str) -> Vec<&str> {
         out.push(&text[start..]);
     }
     out
-}
-
-/// The hunks of a word diff: (range of base words replaced, words inserted).
-fn word_hunks<'a>(base: &'a str, new: &'a str) -> Vec<(std::ops::Range<usize>, Vec<&'a str>)> {
-    let (bw, nw) = (words(base), words(new));
-    let mut input: InternedInput<&str> = InternedInput::default();
-    input.update_before(bw.iter().copied());
-    input.update_after(nw.iter().copied());
-    let diff = Diff::compute(Algorithm::Histogram, &input);
-    diff.hunks()
-        .map(|h| {
-            (
-                h.before.start as usize..h.before.end as usize,
-                nw[h.after.start as usize..h.after.end as usize].to_vec(),
-            )
-        })
-        .collect()
 }
 
 /// For each line start (and the end), its (byte offset, code point offset).
@@ -282,6 +335,18 @@ mod tests {
     }
 
     #[test]
+    fn words_align_on_their_text_not_on_spaces() {
+        // [base] keeps its identity: the splices insert [b3] and delete
+        // [t1], they do not rewrite [base].
+        let s = splices("[base] [t1] [t2]", "[b3] [base] [t2]");
+        assert_eq!(apply("[base] [t1] [t2]", &s), "[b3] [base] [t2]");
+        assert!(s.iter().all(|x| !x.ins.contains("base")), "{s:?}");
+        check("a  b", "a b");
+        check(" lead", "lead");
+        check("x\t y", "x y z");
+    }
+
+    #[test]
     fn held_changes_are_recognised() {
         assert!(holds_changes("base", "b1 base", "t4 b1 base"));
         assert!(holds_changes("base", "b1 b2 base", "t b1 x b2 base"));
@@ -289,6 +354,12 @@ mod tests {
         assert!(holds_changes("a b c", "a c", "x a c"));
         assert!(!holds_changes("a b c", "a c", "a b c d"));
         assert!(holds_changes("same", "same", "other"));
+        // Whitespace must not anchor the alignment.
+        assert!(holds_changes(
+            "[base] [t1] [t2]",
+            "[b3] [base] [t2]",
+            "[b3] [base] [t4] [t2]"
+        ));
     }
 
     #[test]
@@ -296,9 +367,8 @@ mod tests {
         let old: String = (0..5000).map(|i| format!("line {i}\n")).collect();
         let new = old.replace("line 2500\n", "line 2500 edited\n");
         let s = splices(&old, &new);
-        assert_eq!(s.len(), 1, "{s:?}");
-        assert_eq!(s[0].del, 0);
-        assert_eq!(s[0].ins, " edited");
+        let touched: usize = s.iter().map(|x| x.del + x.ins.chars().count()).sum();
+        assert!(touched <= 9, "{s:?}");
         assert_eq!(apply(&old, &s), new);
     }
 

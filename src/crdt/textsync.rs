@@ -396,7 +396,8 @@ impl BodyView {
             Some(p) => p.heads.clone(),
             None => self.origin.clone(),
         };
-        let (heads, change) = match self.state_with_text(set, &base, text)? {
+        let found = self.state_with_text(set, &base, text)?;
+        let (heads, change) = match found {
             Found::Exact(heads) => (heads, None),
             found => {
                 let from = match found {
@@ -472,10 +473,16 @@ impl BodyView {
         if whole_text == text {
             return Ok(Found::Exact(whole));
         }
-        let mut holding = textdiff::holds_changes(&base_text, &whole_text, text).then_some(whole);
+        if textdiff::holds_changes(&base_text, &whole_text, text) {
+            return Ok(Found::Holding(whole));
+        }
         carriers.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
         let by_id: BTreeMap<EventId, Vec<Bytes>> =
             carriers.iter().map(|(_, id, h)| (*id, h.clone())).collect();
+        // Every candidate state whose edits the text holds; their union is
+        // tried last (the tracker usually has all of them).
+        let mut holding: Vec<Bytes> = Vec::new();
+        let mut first_holding: Option<Vec<Bytes>> = None;
         for (_, id, _) in carriers.iter().take(STATE_SEARCH) {
             // The body changes of the event's history.
             let mut stack = vec![*id];
@@ -495,27 +502,43 @@ impl BodyView {
             heads.sort();
             heads.dedup();
             let state_text = self.doc.text_at(&heads)?;
-            let exact = state_text == text;
-            if !exact
-                && (holding.is_some() || !textdiff::holds_changes(&base_text, &state_text, text))
-            {
-                continue;
+            if state_text == text {
+                return Ok(Found::Exact(self.minimal(&heads)));
             }
-            let minimal: Vec<Bytes> = heads
-                .iter()
-                .filter(|h| {
-                    !heads.iter().any(|o| {
-                        o != *h && self.doc.covers(std::slice::from_ref(o), &[(*h).clone()])
-                    })
-                })
-                .cloned()
-                .collect();
-            if exact {
-                return Ok(Found::Exact(minimal));
+            if textdiff::holds_changes(&base_text, &state_text, text) {
+                if first_holding.is_none() {
+                    first_holding = Some(self.minimal(&heads));
+                }
+                holding.extend(heads);
             }
-            holding = Some(minimal);
         }
-        Ok(holding.map_or(Found::None, Found::Holding))
+        let Some(first_holding) = first_holding else {
+            return Ok(Found::None);
+        };
+        holding.sort();
+        holding.dedup();
+        let union = self.minimal(&holding);
+        let union_text = self.doc.text_at(&union)?;
+        if union_text == text {
+            return Ok(Found::Exact(union));
+        }
+        if textdiff::holds_changes(&base_text, &union_text, text) {
+            return Ok(Found::Holding(union));
+        }
+        Ok(Found::Holding(first_holding))
+    }
+
+    /// The maximal hashes of `heads` (those no other one descends from).
+    fn minimal(&mut self, heads: &[Bytes]) -> Vec<Bytes> {
+        heads
+            .iter()
+            .filter(|h| {
+                !heads
+                    .iter()
+                    .any(|o| o != *h && self.doc.covers(std::slice::from_ref(o), &[(*h).clone()]))
+            })
+            .cloned()
+            .collect()
     }
 
     /// The operations recording that an export from this view produced

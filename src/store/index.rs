@@ -104,7 +104,7 @@ impl IssueSummary {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Entry {
     /// A healthy issue.
-    Issue(IssueSummary),
+    Issue(Box<IssueSummary>),
     /// A ref that could not be read; the message says why.
     Damaged(String),
 }
@@ -259,7 +259,7 @@ impl<'a> Index<'a> {
                     if !with_text {
                         s.body.clear();
                     }
-                    listing.issues.push(s)
+                    listing.issues.push(*s)
                 }
                 Entry::Damaged(why) => listing.damaged.push((r.refname.clone(), why)),
             }
@@ -337,7 +337,7 @@ fn summarize(store: &GitEventStore, r: &IssueRef) -> Entry {
             })
         });
     match state {
-        Ok(state) => Entry::Issue(IssueSummary::of(&state)),
+        Ok(state) => Entry::Issue(Box::new(IssueSummary::of(&state))),
         Err(e) => Entry::Damaged(crate::error_chain(&e)),
     }
 }

@@ -971,3 +971,56 @@ fn sixth_shrunk_trace() {
     ])
     .expect("converges");
 }
+
+/// The seventh shrunk trace.
+#[test]
+fn seventh_shrunk_trace() {
+    run(&[
+        Step::TrackerBody {
+            issue: 0,
+            pos: 340308207502598593,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 1207883367343067,
+            delete: false,
+            drop_marker: true,
+        },
+        Step::Meet { from: 0, to: 2 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 0,
+            pos: 1604574536149873426,
+            delete: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::LocalLabel {
+            clone: 2,
+            issue: 0,
+            label: 2,
+            remove: false,
+        },
+        Step::Meet { from: 0, to: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 9847913169565489861,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 1661762152359067304,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 13796387294167265002,
+            delete: true,
+        },
+    ])
+    .expect("converges");
+}
