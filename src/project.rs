@@ -261,6 +261,13 @@ impl<'a> Projection<'a> {
         if let Some(m) = marked.filter(|m| bound.contains(m)) {
             return m;
         }
+        // A marker naming a local issue other than the bound one: the id
+        // now names that issue's object (the tracker reused the id of a
+        // deleted one within the same second, so the creation times could
+        // not tell them apart). A deleted marker leaves the binding alone.
+        if let Some(m) = marked.filter(|m| !m.is_derived() && !bound.is_empty()) {
+            return m;
+        }
         if let Some(first) = bound.first() {
             return *first;
         }
@@ -520,14 +527,14 @@ impl<'a> Projection<'a> {
             if n > 0 && n % 500 == 0 {
                 (self.progress)(&format!("  {n}/{} issues", remotes.len()));
             }
+            let issue = self.issue_for(r, &bindings);
             for old in bindings.live.get(&r.remote_id).into_iter().flatten() {
-                if bindings.reused(*old, r) {
+                if *old != issue {
                     // The object this issue was bound to is gone: the
                     // tracker gave its id to a new one.
                     self.check_gone_as(*old, &r.remote_id, true, &mut report)?;
                 }
             }
-            let issue = self.issue_for(r, &bindings);
             if existing.contains(&issue) || !fresh_ids.insert(issue) {
                 self.import_one(issue, r, reconcile, &mut report)?;
             } else {

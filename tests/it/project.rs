@@ -997,3 +997,66 @@ fn comments_a_tracker_cannot_hold_are_counted() {
     assert_eq!(report.created, 1);
     assert_eq!(report.comments_local_only, 1);
 }
+
+/// The sim gives a deleted issue's id to the next issue created. A clone
+/// still bound to the deleted one must not take the new one for it: the
+/// tracker's creation time tells them apart (found by the CLI checker).
+#[test]
+fn a_reused_remote_id_names_a_new_issue() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (ra, rc) = (a.open(), c.open());
+    let first = ra
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "first".into(),
+                body: "one".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create")
+        .issue;
+    sync(&ra, &b, "alice");
+    git_sync(&c, &a);
+    let remote_id = ra.show(first).expect("show").remotes[0].remote_id.clone();
+    let resp = reqwest::blocking::Client::new()
+        .delete(format!("{}/projects/demo/issues/{remote_id}", s.base_url()))
+        .header("X-Reposix-Agent", "tracker-user")
+        .send()
+        .expect("DELETE");
+    assert_eq!(resp.status().as_u16(), 204);
+    // Within the same second, so creation times cannot tell the two apart:
+    // the marker the new issue carries does.
+    let second = rc
+        .create(
+            &actor("carol"),
+            NewIssue {
+                title: "second".into(),
+                body: "two".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create")
+        .issue;
+    sync(&rc, &b, "carol");
+    assert_eq!(
+        rc.show(second).expect("show").remotes[0].remote_id,
+        remote_id,
+        "the sim reuses the id"
+    );
+    git_sync(&a, &c);
+    sync(&ra, &b, "alice");
+    git_sync(&c, &a);
+    for r in [&ra, &rc] {
+        let one = r.show(first).expect("show");
+        let two = r.show(second).expect("show");
+        assert_eq!(one.title, "first");
+        assert_eq!(one.body, "one");
+        assert!(one.remotes.iter().all(|x| x.gone), "{:?}", one.remotes);
+        assert_eq!(two.title, "second");
+        assert_eq!(two.body, "two");
+        assert_eq!(r.list().expect("list").issues.len(), 2);
+    }
+}
