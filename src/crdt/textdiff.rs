@@ -131,10 +131,25 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
                 ins: new_run,
             });
         } else {
-            for s in char_splices(&old_run, &new_run) {
+            // A typo fix stays a small edit; words replaced by different
+            // words are replaced whole (their common letters are chance, and
+            // an edit reusing them would graft the new word onto the old
+            // one, which a concurrent edit may delete).
+            let chars = char_splices(&old_run, &new_run);
+            let touched: usize = chars.iter().map(|s| s.del + s.ins.chars().count()).sum();
+            let longest = old_run.chars().count().max(new_run.chars().count());
+            if touched <= longest {
+                for s in chars {
+                    out.push(Splice {
+                        pos: pos + s.pos,
+                        ..s
+                    });
+                }
+            } else {
                 out.push(Splice {
-                    pos: pos + s.pos,
-                    ..s
+                    pos,
+                    del: old_run.chars().count(),
+                    ins: new_run,
                 });
             }
         }
