@@ -789,8 +789,7 @@ impl Event {
                 }
             }
             Op::SyncBody { heads, changes, .. } => {
-                if !heads.windows(2).all(|w| w[0] < w[1]) || heads.iter().any(|h| h.0.len() != 32)
-                {
+                if !heads.windows(2).all(|w| w[0] < w[1]) || heads.iter().any(|h| h.0.len() != 32) {
                     return Err(invalid(
                         "sync_body heads (32-byte hashes, sorted, unique)",
                         "",

@@ -337,7 +337,13 @@ impl<'a> Projection<'a> {
 
     /// Local events by the running actor: the first has `parents`, each
     /// next one the previous; each clock is one more than its parents'.
-    fn local(&self, issue: IssueId, set: &EventSet, parents: Vec<EventId>, ops: Vec<Op>) -> Vec<Event> {
+    fn local(
+        &self,
+        issue: IssueId,
+        set: &EventSet,
+        parents: Vec<EventId>,
+        ops: Vec<Op>,
+    ) -> Vec<Event> {
         let mut parents = parents;
         parents.sort();
         parents.dedup();
@@ -901,7 +907,11 @@ impl<'a> Projection<'a> {
             // text is whatever that run sent: sync it like an import.
             let mut view = self.body(issue, set)?;
             let ops = view
-                .import(&self.chain(&found.remote_id), found.revision.order, &found.body)
+                .import(
+                    &self.chain(&found.remote_id),
+                    found.revision.order,
+                    &found.body,
+                )
                 .map_err(|e| Self::body_error(issue, e))?;
             self.bind_created(issue, set, &found, set.heads(), ops)?;
             report.recovered += 1;
@@ -913,7 +923,11 @@ impl<'a> Projection<'a> {
         let remote = self.create_with_marker(&state, &marker, report)?;
         report.created += 1;
         let ops = view
-            .exported(&self.chain(&remote.remote_id), remote.revision.order, &remote.body)
+            .exported(
+                &self.chain(&remote.remote_id),
+                remote.revision.order,
+                &remote.body,
+            )
             .map_err(|e| Self::body_error(issue, e))?;
         self.bind_created(issue, set, &remote, heads, ops)?;
         Ok(Some(remote.remote_id))
@@ -1042,12 +1056,7 @@ impl<'a> Projection<'a> {
                 continue;
             };
             let key = issue.to_string();
-            let refused = self
-                .refused
-                .borrow()
-                .get(&key)
-                .cloned()
-                .unwrap_or_default();
+            let refused = self.refused.borrow().get(&key).cloned().unwrap_or_default();
             let patch = self.patch(&state, &seen, &refused);
             if patch.is_empty() {
                 // Nothing to send. Joins the fold derived stay virtual (every
@@ -1199,7 +1208,10 @@ impl<'a> Projection<'a> {
                 _ => r.value.clone(),
             };
             let hash = text_hash(&value);
-            if !list.iter().any(|x| x.field == r.field && x.value_hash == hash) {
+            if !list
+                .iter()
+                .any(|x| x.field == r.field && x.value_hash == hash)
+            {
                 list.push(Refused {
                     field: r.field.clone(),
                     value_hash: hash,

@@ -256,10 +256,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         }
         s
     })?;
-    let local_only = out
-        .export
-        .as_ref()
-        .map_or(0, |e| e.comments_local_only);
+    let local_only = out.export.as_ref().map_or(0, |e| e.comments_local_only);
     if local_only > 0 {
         ctx.out.warn(&format!(
             "{name} has no comments API: {local_only} comments stayed local (they are kept in the issue log)"

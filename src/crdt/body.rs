@@ -265,8 +265,8 @@ impl BodyDoc {
 
     /// Apply one more change.
     pub fn apply(&mut self, change: &Bytes) -> Result<(), BodyError> {
-        let parsed =
-            Change::from_bytes(change.0.clone()).map_err(|e| BodyError::BadChange(e.to_string()))?;
+        let parsed = Change::from_bytes(change.0.clone())
+            .map_err(|e| BodyError::BadChange(e.to_string()))?;
         let doc = &mut self.doc;
         catch_unwind(AssertUnwindSafe(|| doc.apply_changes([parsed])))
             .map_err(|_| BodyError::Apply("automerge panicked on a body change".into()))?

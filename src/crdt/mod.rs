@@ -17,6 +17,7 @@
 //! No I/O, no clock, no async.
 
 pub mod body;
+pub mod incremental;
 mod textdiff;
 pub mod textsync;
 mod tracker;
@@ -540,7 +541,11 @@ impl EventSet {
         self.body_with(issue, causal.as_ref())
     }
 
-    fn body_with(&self, issue: IssueId, causal: Option<&Causal<'_>>) -> Result<BodyView, FoldError> {
+    fn body_with(
+        &self,
+        issue: IssueId,
+        causal: Option<&Causal<'_>>,
+    ) -> Result<BodyView, FoldError> {
         self.body_view_with(issue, |doc_text| match causal {
             Some(c) => TrackerFold::new(c).legacy_body(doc_text.to_owned()),
             None => doc_text.to_owned(),

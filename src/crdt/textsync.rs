@@ -327,7 +327,12 @@ impl BodyView {
     /// `key` is `text`: the pending joins and, when the revision is newer
     /// than the chain's sync point, a sync point deriving that text from
     /// it. Older or already synced revisions add nothing but the joins.
-    pub fn import(&mut self, key: &ChainKey, revision: u64, text: &str) -> Result<Vec<Op>, BodyError> {
+    pub fn import(
+        &mut self,
+        key: &ChainKey,
+        revision: u64,
+        text: &str,
+    ) -> Result<Vec<Op>, BodyError> {
         let base = match self.points.get(key) {
             Some(p) if p.revision >= revision => return Ok(std::mem::take(&mut self.pending)),
             Some(p) => p.heads.clone(),

@@ -67,13 +67,12 @@ fn has(bits: &[u64], i: usize) -> bool {
 impl<'a> Causal<'a> {
     /// Whether the set has anything from a tracker.
     pub fn needed(set: &EventSet) -> bool {
-        set.iter()
-            .any(|(_, e)| {
-                matches!(
-                    e.op,
-                    Op::Observe { .. } | Op::ObserveComment { .. } | Op::ObserveGone { .. }
-                )
-            })
+        set.iter().any(|(_, e)| {
+            matches!(
+                e.op,
+                Op::Observe { .. } | Op::ObserveComment { .. } | Op::ObserveGone { .. }
+            )
+        })
     }
 
     pub fn build(set: &'a EventSet) -> Causal<'a> {

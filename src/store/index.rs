@@ -315,16 +315,8 @@ fn summarize(store: &GitEventStore, r: &IssueRef) -> Entry {
         return Entry::Damaged("not a reposix issue ref (name is not an issue id)".into());
     };
     let repo = store.repo();
-    let state = store
-        .load_commit(&repo, &r.refname, issue, r.tip)
-        .and_then(|events| {
-            events.fold(issue).map_err(|source| StoreError::Fold {
-                refname: r.refname.clone(),
-                source,
-            })
-        });
-    match state {
-        Ok(state) => Entry::Issue(IssueSummary::of(&state)),
+    match super::cache::StateCache::new(store).get(&repo, &r.refname, issue, r.tip) {
+        Ok(cached) => Entry::Issue(IssueSummary::of(&cached.state)),
         Err(e) => Entry::Damaged(crate::error_chain(&e)),
     }
 }

@@ -467,12 +467,13 @@ fn fsck_on_a_healthy_repository() {
     let run = t.rx(&["fsck"]).ok();
     assert_eq!(
         run.stdout,
-        "checked 1 issue refs, 2 commits, 2 events: ok\n"
+        "tree layouts (format marker): 1 at 2\nchecked 1 issue refs, 2 commits, 2 events: ok\n"
     );
     assert_eq!(run.stderr, "");
     let data = t.json(&["fsck"]);
     assert_eq!(data["problems"], json!([]));
     assert_eq!(data["refs"], 1);
+    assert_eq!(data["layouts"], json!({"2": 1}));
 }
 
 // ---------------------------------------------------------------- ids
@@ -739,7 +740,7 @@ fn unsupported_format_version_exits_6_naming_versions() {
     let run = t.rx(&["issue", "show", future]).code(6);
     assert!(
         run.stderr
-            .contains("unsupported format version 9 (supported: 1)"),
+            .contains("unsupported format version 9 (supported: 1, 2)"),
         "{}",
         run.stderr
     );

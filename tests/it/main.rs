@@ -15,6 +15,7 @@ mod jira;
 mod jira_fake;
 mod mirror;
 mod project;
+mod scale;
 mod sim;
 mod store;
 mod support;

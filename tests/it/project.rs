@@ -697,10 +697,18 @@ fn a_tracker_edit_imported_by_two_clones_lands_once() {
             .import(false)
             .expect("import");
     }
-    ra.apply(id, &actor("alice"), &[Change::Body("base TRACKER c0".into())])
-        .expect("edit");
-    rc.apply(id, &actor("carol"), &[Change::Body("c1 base TRACKER".into())])
-        .expect("edit");
+    ra.apply(
+        id,
+        &actor("alice"),
+        &[Change::Body("base TRACKER c0".into())],
+    )
+    .expect("edit");
+    rc.apply(
+        id,
+        &actor("carol"),
+        &[Change::Body("c1 base TRACKER".into())],
+    )
+    .expect("edit");
     git_sync(&c, &a);
     git_sync(&a, &c);
     sync(&ra, &b, "alice");
@@ -777,7 +785,9 @@ fn a_deleted_marker_neither_duplicates_the_issue_nor_wedges_sync() {
         )
         .expect("create");
     sync(&repo, &b, "alice");
-    let remote_id = repo.show(w.issue).expect("show").remotes[0].remote_id.clone();
+    let remote_id = repo.show(w.issue).expect("show").remotes[0]
+        .remote_id
+        .clone();
     let raw = tracker_raw(&s, &remote_id);
     let body = raw["body"].as_str().expect("body");
     assert!(body.contains("<!-- reposix:"), "{body:?}");
@@ -882,9 +892,16 @@ fn a_single_assignee_tracker_does_not_drop_local_assignees() {
         )
         .expect("create");
     sync(&repo, &b, "alice");
-    assert_eq!(repo.show(w.issue).expect("show").assignees, ["alice", "bob"]);
-    repo.apply(w.issue, &actor("alice"), &[Change::AddAssignee("carol".into())])
-        .expect("assign");
+    assert_eq!(
+        repo.show(w.issue).expect("show").assignees,
+        ["alice", "bob"]
+    );
+    repo.apply(
+        w.issue,
+        &actor("alice"),
+        &[Change::AddAssignee("carol".into())],
+    )
+    .expect("assign");
     sync(&repo, &b, "alice");
     repo.apply(w.issue, &actor("alice"), &[Change::Title("Three".into())])
         .expect("title");

@@ -33,24 +33,72 @@ const ATTACHED: usize = 2;
 #[derive(Clone, Debug)]
 enum Step {
     /// Insert a new token (or delete a visible one) in a replica's body.
-    LocalBody { clone: usize, issue: usize, pos: usize, delete: bool },
-    LocalTitle { clone: usize, issue: usize },
-    LocalLabel { clone: usize, issue: usize, label: usize, remove: bool },
-    LocalAssignee { clone: usize, issue: usize, who: usize, remove: bool },
-    LocalComment { clone: usize, issue: usize },
-    LocalCommentEdit { clone: usize, issue: usize, pick: usize },
-    LocalCommentDelete { clone: usize, issue: usize, pick: usize },
+    LocalBody {
+        clone: usize,
+        issue: usize,
+        pos: usize,
+        delete: bool,
+    },
+    LocalTitle {
+        clone: usize,
+        issue: usize,
+    },
+    LocalLabel {
+        clone: usize,
+        issue: usize,
+        label: usize,
+        remove: bool,
+    },
+    LocalAssignee {
+        clone: usize,
+        issue: usize,
+        who: usize,
+        remove: bool,
+    },
+    LocalComment {
+        clone: usize,
+        issue: usize,
+    },
+    LocalCommentEdit {
+        clone: usize,
+        issue: usize,
+        pick: usize,
+    },
+    LocalCommentDelete {
+        clone: usize,
+        issue: usize,
+        pick: usize,
+    },
     /// A tracker user edits the body over HTTP, last write wins.
-    TrackerBody { issue: usize, pos: usize, delete: bool, drop_marker: bool },
-    TrackerTitle { issue: usize },
-    TrackerLabel { issue: usize, label: usize },
-    TrackerComment { issue: usize },
+    TrackerBody {
+        issue: usize,
+        pos: usize,
+        delete: bool,
+        drop_marker: bool,
+    },
+    TrackerTitle {
+        issue: usize,
+    },
+    TrackerLabel {
+        issue: usize,
+        label: usize,
+    },
+    TrackerComment {
+        issue: usize,
+    },
     /// Replica `to` receives every event `from` has.
-    Meet { from: usize, to: usize },
+    Meet {
+        from: usize,
+        to: usize,
+    },
     /// Import, export, import, as `sync --backend`.
-    Backend { clone: usize },
+    Backend {
+        clone: usize,
+    },
     /// Import only.
-    Import { clone: usize },
+    Import {
+        clone: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -177,10 +225,19 @@ impl World {
     }
 
     fn sync_backend(&mut self, clone: usize) {
-        let p = Projection::new(self.clones[clone].1.store(), &self.backend, actor(clone), &|_| {});
+        let p = Projection::new(
+            self.clones[clone].1.store(),
+            &self.backend,
+            actor(clone),
+            &|_| {},
+        );
         p.import(false).expect("import");
         let report = p.export().expect("export");
-        assert!(report.failed.is_empty(), "export failed: {:?}", report.failed);
+        assert!(
+            report.failed.is_empty(),
+            "export failed: {:?}",
+            report.failed
+        );
         p.import(false).expect("import");
         for (n, issue) in self.issues.iter().enumerate() {
             if let Ok(state) = self.clones[clone].1.show(*issue) {
@@ -213,7 +270,10 @@ impl World {
 
     fn tracker_get(&self, remote: &str) -> serde_json::Value {
         self.http
-            .get(format!("{}/projects/demo/issues/{remote}", self.sim.base_url()))
+            .get(format!(
+                "{}/projects/demo/issues/{remote}",
+                self.sim.base_url()
+            ))
             .header("X-Reposix-Agent", "tracker-user")
             .send()
             .expect("GET")
@@ -224,7 +284,10 @@ impl World {
     fn tracker_patch(&self, remote: &str, fields: serde_json::Value) {
         let resp = self
             .http
-            .patch(format!("{}/projects/demo/issues/{remote}", self.sim.base_url()))
+            .patch(format!(
+                "{}/projects/demo/issues/{remote}",
+                self.sim.base_url()
+            ))
             .header("X-Reposix-Agent", "tracker-user")
             .json(&fields)
             .send()
@@ -234,7 +297,12 @@ impl World {
 
     fn apply(&mut self, s: &Step) {
         match *s {
-            Step::LocalBody { clone, issue, pos, delete } => {
+            Step::LocalBody {
+                clone,
+                issue,
+                pos,
+                delete,
+            } => {
                 if !self.has(clone, issue) {
                     return;
                 }
@@ -251,7 +319,11 @@ impl World {
                 }
                 self.clones[clone]
                     .1
-                    .apply(self.issues[issue], &actor(clone), &[Change::Body(words.join(" "))])
+                    .apply(
+                        self.issues[issue],
+                        &actor(clone),
+                        &[Change::Body(words.join(" "))],
+                    )
                     .expect("body edit");
             }
             Step::LocalTitle { clone, issue } => {
@@ -264,23 +336,41 @@ impl World {
                     .apply(self.issues[issue], &actor(clone), &[Change::Title(t)])
                     .expect("title");
             }
-            Step::LocalLabel { clone, issue, label, remove } => {
+            Step::LocalLabel {
+                clone,
+                issue,
+                label,
+                remove,
+            } => {
                 if !self.has(clone, issue) {
                     return;
                 }
                 let l = LABELS[label].to_owned();
-                let change = if remove { Change::RemoveLabel(l) } else { Change::AddLabel(l) };
+                let change = if remove {
+                    Change::RemoveLabel(l)
+                } else {
+                    Change::AddLabel(l)
+                };
                 self.clones[clone]
                     .1
                     .apply(self.issues[issue], &actor(clone), &[change])
                     .expect("label");
             }
-            Step::LocalAssignee { clone, issue, who, remove } => {
+            Step::LocalAssignee {
+                clone,
+                issue,
+                who,
+                remove,
+            } => {
                 if !self.has(clone, issue) {
                     return;
                 }
                 let p = PEOPLE[who].to_owned();
-                let change = if remove { Change::RemoveAssignee(p) } else { Change::AddAssignee(p) };
+                let change = if remove {
+                    Change::RemoveAssignee(p)
+                } else {
+                    Change::AddAssignee(p)
+                };
                 self.clones[clone]
                     .1
                     .apply(self.issues[issue], &actor(clone), &[change])
@@ -297,7 +387,8 @@ impl World {
                     .apply(self.issues[issue], &actor(clone), &[Change::Comment(t)])
                     .expect("comment");
             }
-            Step::LocalCommentEdit { clone, issue, pick } | Step::LocalCommentDelete { clone, issue, pick } => {
+            Step::LocalCommentEdit { clone, issue, pick }
+            | Step::LocalCommentDelete { clone, issue, pick } => {
                 if !self.has(clone, issue) {
                     return;
                 }
@@ -320,8 +411,15 @@ impl World {
                     .apply(self.issues[issue], &actor(clone), &[change])
                     .expect("comment change");
             }
-            Step::TrackerBody { issue, pos, delete, drop_marker } => {
-                let Some(remote) = self.remote[issue].clone() else { return };
+            Step::TrackerBody {
+                issue,
+                pos,
+                delete,
+                drop_marker,
+            } => {
+                let Some(remote) = self.remote[issue].clone() else {
+                    return;
+                };
                 let raw = self.tracker_get(&remote);
                 let body = raw["body"].as_str().unwrap_or_default().to_owned();
                 let (text, marker) = match body.find("\n\n<!-- reposix:") {
@@ -338,19 +436,30 @@ impl World {
                     self.written[issue].insert(t);
                 }
                 let marker = if drop_marker { String::new() } else { marker };
-                self.tracker_patch(&remote, serde_json::json!({"body": words.join(" ") + &marker}));
+                self.tracker_patch(
+                    &remote,
+                    serde_json::json!({"body": words.join(" ") + &marker}),
+                );
             }
             Step::TrackerTitle { issue } => {
-                let Some(remote) = self.remote[issue].clone() else { return };
+                let Some(remote) = self.remote[issue].clone() else {
+                    return;
+                };
                 let t = self.token("ttitle");
                 self.tracker_patch(&remote, serde_json::json!({ "title": t }));
             }
             Step::TrackerLabel { issue, label } => {
-                let Some(remote) = self.remote[issue].clone() else { return };
+                let Some(remote) = self.remote[issue].clone() else {
+                    return;
+                };
                 let raw = self.tracker_get(&remote);
                 let mut labels: Vec<String> = raw["labels"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let l = LABELS[label].to_owned();
                 if let Some(at) = labels.iter().position(|x| *x == l) {
@@ -361,7 +470,9 @@ impl World {
                 self.tracker_patch(&remote, serde_json::json!({ "labels": labels }));
             }
             Step::TrackerComment { issue } => {
-                let Some(remote) = self.remote[issue].clone() else { return };
+                let Some(remote) = self.remote[issue].clone() else {
+                    return;
+                };
                 let t = self.token("tc");
                 self.comments[issue].insert(t.clone());
                 let resp = self
@@ -379,9 +490,14 @@ impl World {
             Step::Meet { from, to } => self.meet(from, to),
             Step::Backend { clone } => self.sync_backend(clone),
             Step::Import { clone } => {
-                Projection::new(self.clones[clone].1.store(), &self.backend, actor(clone), &|_| {})
-                    .import(false)
-                    .expect("import");
+                Projection::new(
+                    self.clones[clone].1.store(),
+                    &self.backend,
+                    actor(clone),
+                    &|_| {},
+                )
+                .import(false)
+                .expect("import");
             }
         }
     }
@@ -439,13 +555,13 @@ impl World {
         }
         for (n, issue) in self.issues.iter().enumerate() {
             let state = self.clones[0].1.show(*issue).map_err(|e| e.to_string())?;
-            let words: BTreeMap<&str, usize> = tokens(&state.body).into_iter().fold(
-                BTreeMap::new(),
-                |mut m, w| {
-                    *m.entry(w).or_default() += 1;
-                    m
-                },
-            );
+            let words: BTreeMap<&str, usize> =
+                tokens(&state.body)
+                    .into_iter()
+                    .fold(BTreeMap::new(), |mut m, w| {
+                        *m.entry(w).or_default() += 1;
+                        m
+                    });
             for t in &self.written[n] {
                 let want = usize::from(!self.deleted[n].contains(t));
                 let got = words.get(t.as_str()).copied().unwrap_or(0);
@@ -457,7 +573,10 @@ impl World {
                 }
             }
             if let Some(extra) = words.keys().find(|w| !self.written[n].contains(**w)) {
-                return Err(format!("issue {n}: unknown token {extra} in {:?}", state.body));
+                return Err(format!(
+                    "issue {n}: unknown token {extra} in {:?}",
+                    state.body
+                ));
             }
             let live: Vec<&str> = state.comments.iter().map(|c| c.body.as_str()).collect();
             for t in &self.comments[n] {
@@ -491,7 +610,10 @@ impl World {
                     state.title, state.body, state.status, state.labels
                 ));
             }
-            let want_assignee: Vec<String> = if state.assignees.contains(&tracker.assignees.first().cloned().unwrap_or_default()) {
+            let want_assignee: Vec<String> = if state
+                .assignees
+                .contains(&tracker.assignees.first().cloned().unwrap_or_default())
+            {
                 tracker.assignees.clone()
             } else {
                 state.assignees.iter().take(1).cloned().collect()
