@@ -7,6 +7,7 @@
 
 mod backend;
 mod bench;
+mod bench_scale;
 mod demo;
 mod doctor;
 mod issue;

@@ -121,6 +121,8 @@ pub struct Folded {
     heads: BTreeSet<EventId>,
     /// Ids named as parents that were not in the set when named.
     dangling: BTreeSet<EventId>,
+    /// Listings only: do not build the body document.
+    skip_body: bool,
 }
 
 impl Folded {
@@ -144,6 +146,7 @@ impl Folded {
             count: 0,
             heads: BTreeSet::new(),
             dangling: BTreeSet::new(),
+            skip_body: false,
         }
     }
 
@@ -153,6 +156,17 @@ impl Folded {
         let events: Vec<(EventId, &Event)> = set.iter().map(|(id, e)| (*id, e)).collect();
         let mut f = Folded::empty(issue);
         f.add(&events).ok()?.then_some(f)
+    }
+
+    /// The state of a local `set` without its body (left empty, and its
+    /// changes not applied: no automerge document is built), for listings.
+    /// `None` when the set is not local or has no create.
+    pub fn state_without_body(set: &EventSet, issue: IssueId) -> Option<IssueState> {
+        let events: Vec<(EventId, &Event)> = set.iter().map(|(id, e)| (*id, e)).collect();
+        let mut f = Folded::empty(issue);
+        f.skip_body = true;
+        f.add(&events).ok()?.then_some(())?;
+        f.state().ok()
     }
 
     /// Add events that are not in the set yet (the caller guarantees it:
@@ -171,7 +185,7 @@ impl Folded {
         // leaves `self` as it was.
         let carries_body =
             |e: &Event| matches!(e.op, Op::Create { body: Some(_), .. } | Op::EditBody { .. });
-        let body = if events.iter().any(|(_, e)| carries_body(e)) {
+        let body = if !self.skip_body && events.iter().any(|(_, e)| carries_body(e)) {
             let changes: Vec<&crate::event::Bytes> = self
                 .body_events
                 .values()
@@ -442,38 +456,39 @@ impl Folded {
 #[error("cached state does not decode")]
 pub struct CacheDecodeError;
 
-struct Enc(Vec<u8>);
+/// Encoder of the cache formats (varints, length-prefixed strings).
+pub(crate) struct Enc(pub(crate) Vec<u8>);
 
 impl Enc {
-    fn u(&mut self, mut v: u64) {
+    pub(crate) fn u(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.0.push((v as u8) | 0x80);
             v >>= 7;
         }
         self.0.push(v as u8);
     }
-    fn i(&mut self, v: i64) {
+    pub(crate) fn i(&mut self, v: i64) {
         self.u(((v << 1) ^ (v >> 63)) as u64);
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.u(b.len() as u64);
         self.0.extend_from_slice(b);
     }
-    fn s(&mut self, s: &str) {
+    pub(crate) fn s(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
-    fn id(&mut self, id: &EventId) {
+    pub(crate) fn id(&mut self, id: &EventId) {
         self.0.extend_from_slice(&id.0);
     }
-    fn stamp(&mut self, s: &Stamp) {
+    pub(crate) fn stamp(&mut self, s: &Stamp) {
         self.u(s.lamport);
         self.s(s.actor.as_str());
         self.id(&s.id);
     }
-    fn status(&mut self, s: Status) {
+    pub(crate) fn status(&mut self, s: Status) {
         self.s(s.as_str());
     }
-    fn opt_s(&mut self, v: Option<&str>) {
+    pub(crate) fn opt_s(&mut self, v: Option<&str>) {
         match v {
             None => self.u(0),
             Some(s) => {
@@ -482,7 +497,7 @@ impl Enc {
             }
         }
     }
-    fn link(&mut self, l: &Link) {
+    pub(crate) fn link(&mut self, l: &Link) {
         self.s(&l.kind);
         self.0.extend_from_slice(l.target.0.as_bytes());
     }
@@ -501,12 +516,13 @@ impl Enc {
     }
 }
 
-struct Dec<'a>(&'a [u8]);
+/// Decoder of [`Enc`]'s output.
+pub(crate) struct Dec<'a>(pub(crate) &'a [u8]);
 
-type D<T> = Result<T, CacheDecodeError>;
+pub(crate) type D<T> = Result<T, CacheDecodeError>;
 
 impl<'a> Dec<'a> {
-    fn u(&mut self) -> D<u64> {
+    pub(crate) fn u(&mut self) -> D<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let (&b, rest) = self.0.split_first().ok_or(CacheDecodeError)?;
@@ -518,7 +534,7 @@ impl<'a> Dec<'a> {
         }
         Err(CacheDecodeError)
     }
-    fn len(&mut self) -> D<usize> {
+    pub(crate) fn len(&mut self) -> D<usize> {
         let n = usize::try_from(self.u()?).map_err(|_| CacheDecodeError)?;
         // Every element takes at least one byte: a length past the end is
         // damage, not a reason to allocate.
@@ -527,14 +543,14 @@ impl<'a> Dec<'a> {
         }
         Ok(n)
     }
-    fn count(&mut self) -> D<usize> {
+    pub(crate) fn count(&mut self) -> D<usize> {
         usize::try_from(self.u()?).map_err(|_| CacheDecodeError)
     }
-    fn i(&mut self) -> D<i64> {
+    pub(crate) fn i(&mut self) -> D<i64> {
         let v = self.u()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
-    fn take(&mut self, n: usize) -> D<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> D<&'a [u8]> {
         if n > self.0.len() {
             return Err(CacheDecodeError);
         }
@@ -542,43 +558,43 @@ impl<'a> Dec<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn bytes(&mut self) -> D<&'a [u8]> {
+    pub(crate) fn bytes(&mut self) -> D<&'a [u8]> {
         let n = self.len()?;
         self.take(n)
     }
-    fn s(&mut self) -> D<String> {
+    pub(crate) fn s(&mut self) -> D<String> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|_| CacheDecodeError)
     }
-    fn id(&mut self) -> D<EventId> {
+    pub(crate) fn id(&mut self) -> D<EventId> {
         Ok(EventId(
             self.take(32)?.try_into().map_err(|_| CacheDecodeError)?,
         ))
     }
-    fn actor(&mut self) -> D<ActorId> {
+    pub(crate) fn actor(&mut self) -> D<ActorId> {
         ActorId::new(&self.s()?).map_err(|_| CacheDecodeError)
     }
-    fn stamp(&mut self) -> D<Stamp> {
+    pub(crate) fn stamp(&mut self) -> D<Stamp> {
         Ok(Stamp {
             lamport: self.u()?,
             actor: self.actor()?,
             id: self.id()?,
         })
     }
-    fn status(&mut self) -> D<Status> {
+    pub(crate) fn status(&mut self) -> D<Status> {
         self.s()?.parse().map_err(|_| CacheDecodeError)
     }
-    fn opt_s(&mut self) -> D<Option<String>> {
+    pub(crate) fn opt_s(&mut self) -> D<Option<String>> {
         match self.u()? {
             0 => Ok(None),
             1 => Ok(Some(self.s()?)),
             _ => Err(CacheDecodeError),
         }
     }
-    fn issue(&mut self) -> D<IssueId> {
+    pub(crate) fn issue(&mut self) -> D<IssueId> {
         let b: [u8; 16] = self.take(16)?.try_into().map_err(|_| CacheDecodeError)?;
         Ok(IssueId(uuid::Uuid::from_bytes(b)))
     }
-    fn link(&mut self) -> D<Link> {
+    pub(crate) fn link(&mut self) -> D<Link> {
         Ok(Link {
             kind: self.s()?,
             target: self.issue()?,

@@ -562,3 +562,171 @@ fn tracker_events_are_folded_whole() {
     events.insert(id, bind);
     assert!(Folded::from_set(&events, issue).is_none());
 }
+
+// ---------------------------------------------------------------------------
+// The layout-2 golden repository (tests/fixtures/golden/, beside layout 1).
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(name)
+}
+
+/// The canonical JSON of every issue, one line each, by issue id.
+fn states_jsonl(repo: &Repo) -> String {
+    let mut out = String::new();
+    for r in repo.store().list_refs().expect("lists refs") {
+        let issue = r.issue.expect("every ref names an issue");
+        out.push_str(&repo.show(issue).expect("loads").to_canonical_json());
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn golden_layout_2_repository_keeps_loading() {
+    let t = TestRepo::new();
+    let bundle = fixture("golden-layout2.bundle");
+    t.git(&[
+        "fetch",
+        "--quiet",
+        bundle.to_str().expect("utf-8 path"),
+        "refs/reposix/*:refs/reposix/*",
+    ]);
+    let repo = t.open();
+    let expected =
+        std::fs::read_to_string(fixture("expected-states-layout2.jsonl")).expect("fixture");
+    assert_eq!(
+        expected.lines().count(),
+        3,
+        "the fixture holds three issues"
+    );
+    assert_eq!(states_jsonl(&repo), expected);
+    // Also without any cache: a full fold of each log.
+    for r in repo.store().list_refs().expect("lists") {
+        let issue = r.issue.expect("an issue");
+        assert!(expected.contains(&full_fold(repo.store(), issue)));
+    }
+    let report = repo.fsck().expect("fsck runs");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.layouts.get(&2), Some(&3));
+    // The deep issue is fanned out, and was written by two clones.
+    let fanned = repo
+        .store()
+        .list_refs()
+        .expect("lists")
+        .into_iter()
+        .filter(|r| {
+            t.git(&["ls-tree", &format!("{}^{{tree}}:events", r.refname)])
+                .lines()
+                .all(|l| l.starts_with("040000 tree "))
+        })
+        .count();
+    assert_eq!(fanned, 1);
+    // The layout-1 fixture's merge, and the merge of two layout-2 trees.
+    let merges = t.git(&["rev-list", "--count", "--min-parents=2", "--all"]);
+    assert_eq!(merges.trim(), "2");
+}
+
+/// How the layout-2 fixture was made; see tests/fixtures/golden/README.md.
+/// `REPOSIX_GOLDEN_OUT=/some/empty/dir cargo test --test it make_golden_layout_2 -- --ignored`
+#[test]
+#[ignore = "writes a new golden fixture; see tests/fixtures/golden/README.md"]
+fn make_golden_layout_2_repository() {
+    let out = std::path::PathBuf::from(
+        std::env::var_os("REPOSIX_GOLDEN_OUT").expect("REPOSIX_GOLDEN_OUT"),
+    );
+    // The layout-1 fixture, one issue upgraded by a comment.
+    let (a, ra) = golden_repo();
+    let alice = actor("alice");
+    let golden: Vec<IssueId> = ra
+        .store()
+        .list_refs()
+        .expect("lists")
+        .into_iter()
+        .filter_map(|r| r.issue)
+        .collect();
+    let first = golden[0];
+    ra.apply(
+        first,
+        &alice,
+        &[Change::Comment("Upgraded to layout 2.".into())],
+    )
+    .expect("writes");
+    // A deep issue: 300 events (past the 256 of one directory), then
+    // concurrent edits on two clones, merged.
+    let deep = ra
+        .create(
+            &alice,
+            NewIssue {
+                title: "CI progress log".into(),
+                body: "Nightly runs.\n".into(),
+                labels: vec!["ci".into()],
+                ..NewIssue::default()
+            },
+        )
+        .expect("creates")
+        .issue;
+    for i in 0..300 {
+        ra.apply(deep, &alice, &[Change::Comment(format!("run {i}: green"))])
+            .expect("comments");
+    }
+    let b = TestRepo::new();
+    b.git(&[
+        "fetch",
+        "-q",
+        a.path().to_str().expect("utf-8"),
+        "refs/reposix/*:refs/reposix/*",
+    ]);
+    let rb = b.open();
+    let bob = actor("bob");
+    rb.apply(
+        deep,
+        &bob,
+        &[
+            Change::Body("Nightly runs.\nOwner: bob\n".into()),
+            Change::AddLabel("flaky".into()),
+            Change::Comment("run 300: red (bob)".into()),
+        ],
+    )
+    .expect("bob edits");
+    ra.apply(
+        deep,
+        &alice,
+        &[
+            Change::Title("CI progress log (nightly)".into()),
+            Change::RemoveLabel("ci".into()),
+            Change::Comment("run 300: green (alice)".into()),
+        ],
+    )
+    .expect("alice edits");
+    a.git(&[
+        "fetch",
+        "-q",
+        b.path().to_str().expect("utf-8"),
+        "+refs/reposix/issues/*:refs/incoming/*",
+    ]);
+    for (issue, outcome) in ra.merge_refs_under("refs/incoming/").expect("merges") {
+        outcome.unwrap_or_else(|e| panic!("{issue}: {e}"));
+    }
+    for line in a
+        .git(&["for-each-ref", "--format=%(refname)", "refs/incoming/"])
+        .lines()
+    {
+        a.git(&["update-ref", "-d", line]);
+    }
+    std::fs::create_dir_all(&out).expect("mkdir");
+    // Both golden issues upgraded by a write: every tip is layout 2 (their
+    // layout-1 ancestors come along, as history is never rewritten).
+    let second = golden[1];
+    ra.apply(second, &bob, &[Change::Comment("Upgraded too.".into())])
+        .expect("writes");
+    a.git(&[
+        "bundle",
+        "create",
+        "--quiet",
+        out.join("golden-layout2.bundle").to_str().expect("utf-8"),
+        "--all",
+    ]);
+    std::fs::write(out.join("expected-states-layout2.jsonl"), states_jsonl(&ra)).expect("writes");
+}
