@@ -419,7 +419,7 @@ impl Repo {
             .store
             .read_ref(&repo, &refname)?
             .ok_or_else(|| StoreError::NotFound(issue.to_string()))?;
-        Ok(StateCache::new(&self.store).get(&repo, &refname, issue, tip)?)
+        Ok(StateCache::for_reading(&self.store).get(&repo, &refname, issue, tip)?)
     }
 
     /// Apply changes to an issue as `actor`. Changes that would not change

@@ -100,14 +100,6 @@ fn git_timed(dir: &Path, args: &[&str], input: Option<&[u8]>) -> anyhow::Result<
     Ok(took)
 }
 
-fn git_out(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output()?;
-    if !out.status.success() {
-        bail!("git {} failed", args.join(" "));
-    }
-    Ok(out.stdout)
-}
-
 /// Disk use of a directory in KiB (allocated blocks, like `du -sk`).
 fn du_kib(dir: &Path) -> u64 {
     let out = Command::new("du").arg("-sk").arg(dir).output();
@@ -668,17 +660,10 @@ pub fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
             listing.issues.len()
         );
     }
-    // The floor: every object reachable from the issue refs, through one
-    // `git cat-file --batch` (the object list made beforehand).
-    let list = git_out(
-        &dir,
-        &["rev-list", "--objects", "--glob=refs/reposix/issues"],
-    )?;
-    let objects: Vec<u8> = list
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .flat_map(|l| l.iter().take(40).copied().chain([b'\n']))
-        .collect();
+    // The floor: the objects a rebuild reads (each tip's commit, its root
+    // and events trees, its event blobs), through one `git cat-file
+    // --batch` (the object list made beforehand, in ref order).
+    let objects = tip_objects(&repo)?;
     f.objects = objects.iter().filter(|b| **b == b'\n').count();
     f.cat_file_batch_ms = ms(git_timed(&dir, &["cat-file", "--batch"], Some(&objects))?);
     f.list_default_ms = rx_median(&dir, &["issue", "list"], 5)?;
@@ -689,6 +674,36 @@ pub fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
     f.show_ms = rx_median(&dir, &["issue", "show", &id], 5)?;
     f.git_kib = du_kib(&dir.join(".git"));
     Ok(f)
+}
+
+/// Each issue tip's commit, trees and event blobs, one hex id a line.
+fn tip_objects(repo: &Repo) -> anyhow::Result<Vec<u8>> {
+    let store = repo.store();
+    let g = store.repo();
+    let mut out = Vec::new();
+    let mut line = |oid: &dyn std::fmt::Display| {
+        out.extend_from_slice(oid.to_string().as_bytes());
+        out.push(b'\n');
+    };
+    for r in reposix::store::EventStore::list_refs(store)? {
+        line(&r.tip);
+        let commit = g.find_commit(r.tip)?;
+        let root = commit.tree_id()?.detach();
+        line(&root);
+        let mut stack = vec![root];
+        while let Some(t) = stack.pop() {
+            let tree = g.find_tree(t)?;
+            for e in tree.decode()?.entries {
+                if e.mode.is_tree() {
+                    line(&e.oid);
+                    stack.push(e.oid.to_owned());
+                } else if e.filename != "format" {
+                    line(&e.oid);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn render_wide(f: &WideFigures) -> String {

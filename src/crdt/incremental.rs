@@ -401,6 +401,55 @@ impl Folded {
         })
     }
 
+    /// [`Folded::state`], consuming the fold (no copies of the comments).
+    pub fn into_state(mut self) -> Result<IssueState, FoldError> {
+        let Some((_, created_by, created_ms)) = self.first_create.take() else {
+            return Err(FoldError::NoCreate {
+                issue: self.issue,
+                events: self.count,
+            });
+        };
+        let mut deleted_comments = 0;
+        let mut comments = Vec::with_capacity(self.comments.len());
+        for (stamp, c) in std::mem::take(&mut self.comments) {
+            if self.deleted.contains(&stamp.id) {
+                deleted_comments += 1;
+                continue;
+            }
+            let edit = self.edits.remove(&stamp.id);
+            comments.push(Comment {
+                id: stamp.id,
+                author: c.author,
+                edited: edit.is_some(),
+                body: edit.map_or(c.body, |(_, b)| b),
+                created_ms: c.created_ms,
+                remote: None,
+            });
+        }
+        Ok(IssueState {
+            id: self.issue,
+            title: self.title.take().map(|(_, t)| t).unwrap_or_default(),
+            status: self.status.as_ref().map_or(Status::Open, |(_, s)| *s),
+            labels: self.labels.tags().into_keys().collect(),
+            assignees: self.assignees.tags().into_keys().collect(),
+            links: self.links.tags().into_keys().collect(),
+            fields: std::mem::take(&mut self.fields)
+                .into_iter()
+                .filter_map(|(k, (_, v))| v.map(|v| (k, v)))
+                .collect(),
+            body: std::mem::take(&mut self.body),
+            comments,
+            deleted_comments,
+            created_by,
+            created_ms,
+            updated_ms: if self.count == 0 { 0 } else { self.updated_ms },
+            lamport: self.lamport,
+            event_count: self.count,
+            heads: self.heads.iter().copied().collect(),
+            remotes: Vec::new(),
+        })
+    }
+
     /// The live add tags of each label ([`EventSet::label_tags`]).
     pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
         self.labels.tags()

@@ -175,6 +175,8 @@ impl Append {
 pub struct StateCache<'a> {
     store: &'a GitEventStore,
     dir: PathBuf,
+    /// Whether callers need [`Cached::folded`] (writers) or only the state.
+    keep_folded: bool,
 }
 
 impl<'a> StateCache<'a> {
@@ -183,6 +185,16 @@ impl<'a> StateCache<'a> {
         StateCache {
             dir: store.git_dir().join("reposix").join("state"),
             store,
+            keep_folded: true,
+        }
+    }
+
+    /// The cache of `store` for readers: [`Cached::folded`] is left out
+    /// (the state is built without copying the comments).
+    pub fn for_reading(store: &'a GitEventStore) -> StateCache<'a> {
+        StateCache {
+            keep_folded: false,
+            ..StateCache::new(store)
         }
     }
 
@@ -194,20 +206,29 @@ impl<'a> StateCache<'a> {
     /// snapshot is decoded), if the cache's newest tip is `tip`.
     pub fn tip_info(&self, issue: IssueId, tip: Oid) -> Option<TipInfo> {
         let mut f = std::fs::File::open(self.path(issue)).ok()?;
-        let mut head = [0u8; 17];
+        let mut head = [0u8; 17 + 20 + 12];
         f.read_exact(&mut head).ok()?;
         if &head[..8] != MAGIC {
             return None;
         }
         let snap_len = usize::try_from(u64::from_le_bytes(head[8..16].try_into().ok()?)).ok()?;
-        // Skip the snapshot: its tip is its first 20 bytes.
-        let mut snap_tip = [0u8; 20];
-        f.read_exact(&mut snap_tip).ok()?;
+        // The snapshot's tip, clock and heads lead its body: read them and
+        // skip the rest of it.
+        let mut at = Oid::try_from(&head[17..37]).ok()?;
+        let lamport = u64::from_le_bytes(head[37..45].try_into().ok()?);
+        let n = u32::from_le_bytes(head[45..49].try_into().ok()?) as usize;
+        let mut heads = vec![0u8; 32 * n];
+        f.read_exact(&mut heads).ok()?;
+        let mut info = TipInfo {
+            heads: heads
+                .chunks(32)
+                .map(|c| EventId(c.try_into().expect("BUG: 32-byte chunks")))
+                .collect(),
+            lamport,
+        };
         f.seek(SeekFrom::Start((8 + 17 + snap_len) as u64)).ok()?;
         let mut rest = Vec::new();
         f.read_to_end(&mut rest).ok()?;
-        let mut at = Oid::try_from(&snap_tip[..]).ok()?;
-        let mut info = None;
         for r in records(&rest) {
             let Some(a) = (r.kind == KIND_APPEND)
                 .then(|| Append::decode(r.body))
@@ -219,12 +240,12 @@ impl<'a> StateCache<'a> {
                 break;
             }
             at = a.tip;
-            info = Some(TipInfo {
+            info = TipInfo {
                 heads: a.heads,
                 lamport: a.lamport,
-            });
+            };
         }
-        (at == tip).then_some(info).flatten()
+        (at == tip).then_some(info)
     }
 
     /// The folded state of `issue` at `tip` (the ref's current value),
@@ -273,7 +294,8 @@ impl<'a> StateCache<'a> {
         let recs = records(body);
         let (snap, appends) = recs.split_first()?;
         let snap_tip = Oid::try_from(snap.body.get(..20)?).ok()?;
-        let payload = &snap.body[20..];
+        let n = u32::from_le_bytes(snap.body.get(28..32)?.try_into().ok()?) as usize;
+        let payload = snap.body.get(32 + 32 * n..)?;
         match snap.kind {
             KIND_STATE => {
                 // Tracker issues: the state of exactly one tip.
@@ -292,7 +314,7 @@ impl<'a> StateCache<'a> {
             _ => return None,
         }
         let mut folded = Folded::from_bytes(payload).ok()?;
-        if folded.len() == 0 {
+        if folded.is_empty() {
             return None;
         }
         let mut at = snap_tip;
@@ -341,14 +363,20 @@ impl<'a> StateCache<'a> {
             }
             Source::Advanced(refs.len())
         };
-        let state = folded.state().ok()?;
-        if !matches!(source, Source::Cached(n) if n <= MAX_RECORDS) {
-            self.write_snapshot(issue, tip, Some(&folded), &state);
-        }
+        let rewrite = !matches!(source, Source::Cached(n) if n <= MAX_RECORDS);
+        let (state, folded) = if self.keep_folded || rewrite {
+            let state = folded.state().ok()?;
+            if rewrite {
+                self.write_snapshot(issue, tip, Some(&folded), &state);
+            }
+            (state, Some(folded))
+        } else {
+            (folded.into_state().ok()?, None)
+        };
         Some(Cached {
             tip,
             state,
-            folded: Some(folded),
+            folded: folded.filter(|_| self.keep_folded),
             events: None,
             source,
         })
@@ -367,7 +395,7 @@ impl<'a> StateCache<'a> {
         info: &TipInfo,
         events: &[Vec<u8>],
     ) {
-        if self.tip_info(issue, parent).is_none() && !self.snapshot_tip_is(issue, parent) {
+        if !self.is_folded(issue) || self.tip_info(issue, parent).is_none() {
             return;
         }
         let a = Append {
@@ -387,22 +415,15 @@ impl<'a> StateCache<'a> {
             .and_then(|mut f| f.write_all(&rec));
     }
 
-    /// Whether the file's snapshot is of `tip` and no record follows it.
-    fn snapshot_tip_is(&self, issue: IssueId, tip: Oid) -> bool {
-        let Ok(mut f) = std::fs::File::open(self.path(issue)) else {
-            return false;
-        };
-        let mut head = [0u8; 37];
-        if f.read_exact(&mut head).is_err() || &head[..8] != MAGIC || head[16] != KIND_FOLDED {
-            return false;
-        }
-        let Ok(len) = usize::try_from(u64::from_le_bytes(
-            head[8..16].try_into().expect("BUG: 8 bytes"),
-        )) else {
-            return false;
-        };
-        let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        Oid::try_from(&head[17..37]).ok() == Some(tip) && file_len == (8 + 17 + len) as u64
+    /// Whether the file's snapshot is an open fold (append records can
+    /// follow it; a tracker issue's state cannot be advanced).
+    fn is_folded(&self, issue: IssueId) -> bool {
+        let mut head = [0u8; 17];
+        std::fs::File::open(self.path(issue))
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok()
+            && &head[..8] == MAGIC
+            && head[16] == KIND_FOLDED
     }
 
     fn write_snapshot(
@@ -416,8 +437,13 @@ impl<'a> StateCache<'a> {
             Some(f) => (KIND_FOLDED, f.to_bytes()),
             None => (KIND_STATE, state_to_bytes(state)),
         };
-        let mut body = Vec::with_capacity(20 + payload.len());
+        let mut body = Vec::with_capacity(64 + 32 * state.heads.len() + payload.len());
         body.extend_from_slice(oid_bytes(&tip));
+        body.extend_from_slice(&state.lamport.to_le_bytes());
+        body.extend_from_slice(&(state.heads.len() as u32).to_le_bytes());
+        for h in &state.heads {
+            body.extend_from_slice(&h.0);
+        }
         body.extend_from_slice(&payload);
         let mut out = MAGIC.to_vec();
         put_record(&mut out, kind, &body);

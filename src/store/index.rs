@@ -333,6 +333,9 @@ pub struct Listing {
     pub damaged: Vec<(String, String)>,
     /// How many refs had to be (re)read because their tip moved.
     pub refreshed: usize,
+    /// Whether the refs were listed (false: the ref-storage stamp vouched
+    /// for the index).
+    pub refs_listed: bool,
 }
 
 /// The index of one store.
@@ -436,8 +439,12 @@ impl<'a> Index<'a> {
             .map(|(s, _)| s.subdirs())
             .unwrap_or_default();
         let stamp = Stamp::take(&self.common, &subdirs);
+        let mut refs_listed = true;
         let (mut rows, refreshed, changed) = match cached {
-            Some((old, rows)) if old.trusted && old == stamp => (rows, 0, false),
+            Some((old, rows)) if old.trusted && old == stamp => {
+                refs_listed = false;
+                (rows, 0, false)
+            }
             cached => {
                 let old_stamp = cached.as_ref().map(|(s, _)| s.clone());
                 let (rows, refreshed) = self.refresh(cached.map(|(_, r)| r).unwrap_or_default())?;
@@ -480,6 +487,7 @@ impl<'a> Index<'a> {
         }
         let mut listing = Listing {
             refreshed,
+            refs_listed,
             ..Listing::default()
         };
         for r in rows {

@@ -77,14 +77,10 @@ pub enum LayoutError {
     /// A required root entry is missing.
     #[error("tree has no `{0}` entry")]
     Missing(&'static str),
-    /// An event filed under a directory its id does not start with.
-    #[error("event {name} is filed under events/{prefix}")]
-    Misplaced {
-        /// The entry name.
-        name: String,
-        /// The directory's id prefix.
-        prefix: String,
-    },
+    /// An event filed under a directory its id does not start with (the
+    /// event id and the directory).
+    #[error("event {} is filed under events/{}", .0.0, .0.1)]
+    Misplaced(Box<(String, String)>),
     /// A layout-2 directory holding both events and subdirectories.
     #[error("directory events/{0} mixes events and subdirectories")]
     Mixed(String),
@@ -225,10 +221,10 @@ pub fn parse_dir<'a, Oid: 'a>(
             EntryKind::Blob => {
                 let id = event_name(name).ok_or_else(|| unexpected(name, kind))?;
                 if !id.0.starts_with(prefix) {
-                    return Err(LayoutError::Misplaced {
-                        name: id.to_hex(),
-                        prefix: dir_path(prefix),
-                    });
+                    return Err(LayoutError::Misplaced(Box::new((
+                        id.to_hex(),
+                        dir_path(prefix),
+                    ))));
                 }
                 events.push((id, oid));
             }
@@ -488,11 +484,12 @@ mod tests {
             let (moves, _) = m.insert(id_with(&[7, 9], n)).expect("new");
             all_moves += moves.len();
         }
-        // One split at the root, one in events/07: every old event moved
-        // twice, each move applied in order.
-        assert_eq!(all_moves, 2 * FANOUT_LIMIT);
+        // Splits at the root, in events/07 and in events/07/09 (the ids
+        // differ from their third byte on): every old event moved three
+        // times, each move applied in order.
+        assert_eq!(all_moves, 3 * FANOUT_LIMIT);
         for (id, p) in m.paths() {
-            assert_eq!(p, event_path(&id, 2), "{p}");
+            assert_eq!(p, event_path(&id, 3), "{p}");
         }
     }
 
@@ -504,7 +501,7 @@ mod tests {
         assert_eq!(flat, Dir::Flat(vec![(a, ())]));
         assert!(matches!(
             parse_dir(&[0xac], [(name.as_bytes(), EntryKind::Blob, ())]),
-            Err(LayoutError::Misplaced { .. })
+            Err(LayoutError::Misplaced(_))
         ));
         let fanned = parse_dir(&[], [(&b"ab"[..], EntryKind::Tree, ())]).expect("valid");
         assert_eq!(fanned, Dir::Fanned(vec![(0xab, ())]));

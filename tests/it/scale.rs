@@ -522,6 +522,10 @@ proptest! {
             // agrees. (The simulated histories always have one.)
             Err(e) => prop_assert!(false, "{e}"),
         }
+        prop_assert_eq!(
+            folded.clone().into_state().expect("a state").to_canonical_json(),
+            want.to_canonical_json()
+        );
         prop_assert_eq!(folded.label_tags(), whole.label_tags());
         prop_assert_eq!(folded.assignee_tags(), whole.assignee_tags());
         prop_assert_eq!(folded.link_tags(), whole.link_tags());
@@ -729,4 +733,64 @@ fn make_golden_layout_2_repository() {
         "--all",
     ]);
     std::fs::write(out.join("expected-states-layout2.jsonl"), states_jsonl(&ra)).expect("writes");
+}
+
+// ---------------------------------------------------------------------------
+// The listing index's ref-storage stamp.
+
+/// Set a file's or directory's mtime an hour back (as if the last ref
+/// change were long ago), instead of waiting for the stamp to settle.
+fn age(path: &Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    // `git pack-refs` removes the emptied loose directory: nothing to age.
+    if let Ok(f) = std::fs::File::open(path) {
+        f.set_modified(old).expect("sets mtime");
+    }
+}
+
+#[test]
+fn a_settled_index_answers_alone_and_still_notices_refs_moved_by_git() {
+    let t = TestRepo::new();
+    let a = t.new_issue("First", &[]);
+    let b = t.new_issue("Second", &[]);
+    t.git(&["pack-refs", "--all"]);
+    let repo = t.open();
+    let index = reposix::store::index::Index::new(repo.store());
+    let ns = t.git_dir().join("refs/reposix/issues");
+    let settle = || {
+        age(&t.git_dir().join("packed-refs"));
+        age(&ns);
+    };
+    settle();
+    let first = index.list(false).expect("lists");
+    assert!(first.refs_listed, "no index yet");
+    let warm = index.list(false).expect("lists");
+    assert!(!warm.refs_listed, "a settled stamp vouches for the index");
+    assert_eq!(warm.issues.len(), 2);
+
+    // Plain git moves a ref (a loose ref over the packed one): the stamp
+    // changes, the refs are listed, the moved issue is re-read.
+    let b_ref = issue_ref(&b);
+    let a_tip = t.git(&["rev-parse", &issue_ref(&a)]);
+    t.git(&["update-ref", &b_ref, a_tip.trim()]);
+    let moved = index.list(false).expect("lists");
+    assert!(moved.refs_listed);
+    assert_eq!(moved.refreshed, 1);
+    assert_eq!(moved.damaged.len(), 1, "b's ref now holds a's events");
+
+    // Repacked by git (the loose ref folded into packed-refs): listed again.
+    settle();
+    index.list(false).expect("lists");
+    assert!(!index.list(false).expect("lists").refs_listed);
+    t.git(&["pack-refs", "--all"]);
+    let repacked = index.list(false).expect("lists");
+    assert!(repacked.refs_listed);
+    assert_eq!(repacked.refreshed, 0);
+
+    // A change within the settle time is never vouched for.
+    let c = t.new_issue("Third", &[]);
+    let fresh = index.list(false).expect("lists");
+    assert!(fresh.refs_listed);
+    assert!(fresh.issues.iter().any(|s| s.id.to_string() == c));
+    assert!(index.list(false).expect("lists").refs_listed);
 }
