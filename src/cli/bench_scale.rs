@@ -277,7 +277,15 @@ pub fn deep(
             .map(|(_, e)| e.seal().1.len() as u64)
             .sum();
         let git_kib = du_kib(&dir.join(".git"));
-        git_timed(&dir, &["gc", "-q"], None)?;
+        // A `gc --auto` the appends started may still be running in the
+        // background: wait for it (git refuses a second gc meanwhile).
+        let started = Instant::now();
+        while git_timed(&dir, &["gc", "-q"], None).is_err() {
+            if started.elapsed() > Duration::from_secs(300) {
+                bail!("git gc did not get to run within 300 s");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
         f.grow = Some(Grow {
             comments: grow,
             append_ms_at: at,

@@ -29,8 +29,13 @@ use crate::crdt::incremental::{state_from_bytes, state_to_bytes, Folded};
 use crate::crdt::{EventSet, IssueState};
 use crate::event::{Event, EventId, IssueId};
 
-/// Issues with fewer events are not cached.
+/// Issues with fewer events are not cached (unless their body is large).
 pub const CACHE_MIN_EVENTS: usize = 64;
+
+/// Issues whose body has at least this many bytes are cached whatever
+/// their number of events: folding them means building the automerge
+/// document of the whole text.
+pub const CACHE_MIN_BODY: usize = 32 * 1024;
 
 /// Snapshots are rewritten when more append records than this follow them.
 const MAX_RECORDS: usize = 256;
@@ -237,7 +242,9 @@ impl<'a> StateCache<'a> {
                 break;
             };
             if a.parent != at {
-                break;
+                // A record written against a snapshot that was replaced
+                // meanwhile (two writers): not ours to replay.
+                continue;
             }
             at = a.tip;
             info = TipInfo {
@@ -266,10 +273,9 @@ impl<'a> StateCache<'a> {
             refname: refname.to_owned(),
             source,
         })?;
-        let folded = (events.len() >= CACHE_MIN_EVENTS)
-            .then(|| Folded::from_set(&events, issue))
-            .flatten();
-        if events.len() >= CACHE_MIN_EVENTS {
+        let worth_it = events.len() >= CACHE_MIN_EVENTS || state.body.len() >= CACHE_MIN_BODY;
+        let folded = worth_it.then(|| Folded::from_set(&events, issue)).flatten();
+        if worth_it {
             self.write_snapshot(issue, tip, folded.as_ref(), &state);
         }
         Ok(Cached {
@@ -319,6 +325,8 @@ impl<'a> StateCache<'a> {
         }
         let mut at = snap_tip;
         let mut replayed = 0;
+        // Replaying a body change rebuilds the body document: worth keeping.
+        let mut body_replayed = false;
         for r in appends {
             if at == tip {
                 break;
@@ -330,7 +338,9 @@ impl<'a> StateCache<'a> {
                 break;
             };
             if a.parent != at {
-                break;
+                // A record written against a snapshot that was replaced
+                // meanwhile (two writers): not ours to replay.
+                continue;
             }
             let decoded: Option<Vec<(EventId, Event)>> = a
                 .events
@@ -342,6 +352,12 @@ impl<'a> StateCache<'a> {
             if !folded.add(&refs).ok()? {
                 return None;
             }
+            body_replayed |= decoded.iter().any(|(_, e)| {
+                matches!(
+                    e.op,
+                    crate::event::Op::EditBody { .. } | crate::event::Op::Create { .. }
+                )
+            });
             at = a.tip;
             replayed += 1;
         }
@@ -363,7 +379,7 @@ impl<'a> StateCache<'a> {
             }
             Source::Advanced(refs.len())
         };
-        let rewrite = !matches!(source, Source::Cached(n) if n <= MAX_RECORDS);
+        let rewrite = body_replayed || !matches!(source, Source::Cached(n) if n <= MAX_RECORDS);
         let (state, folded) = if self.keep_folded || rewrite {
             let state = folded.state().ok()?;
             if rewrite {

@@ -34,7 +34,7 @@ use crate::crdt::incremental::{CacheDecodeError, Dec, Enc, Folded, D};
 use crate::crdt::IssueState;
 use crate::event::{ActorId, IssueId, Status};
 
-const INDEX_MAGIC: &[u8; 8] = b"rxindex3";
+const INDEX_MAGIC: &[u8; 8] = b"rxindx3b";
 const TEXT_MAGIC: &[u8; 8] = b"rxtext03";
 
 /// A ref-storage stamp is trusted once its newest mtime is this old.
@@ -266,7 +266,7 @@ fn get_tip(d: &mut Dec<'_>) -> D<Oid> {
 fn put_summary(e: &mut Enc, s: &IssueSummary) {
     e.0.extend_from_slice(s.id.0.as_bytes());
     e.s(&s.title);
-    e.s(s.status.as_str());
+    e.u(Status::ALL.iter().position(|x| *x == s.status).unwrap_or(0) as u64);
     for list in [&s.labels, &s.assignees] {
         e.u(list.len() as u64);
         list.iter().for_each(|x| e.s(x));
@@ -294,7 +294,9 @@ fn get_summary(d: &mut Dec<'_>) -> D<IssueSummary> {
     Ok(IssueSummary {
         id: IssueId(uuid::Uuid::from_bytes(b)),
         title: d.s()?,
-        status: d.s()?.parse().map_err(|_| CacheDecodeError)?,
+        status: *Status::ALL
+            .get(usize::try_from(d.u()?).map_err(|_| CacheDecodeError)?)
+            .ok_or(CacheDecodeError)?,
         labels: strs(d)?,
         assignees: strs(d)?,
         created_by: ActorId::new(&d.s()?).map_err(|_| CacheDecodeError)?,
