@@ -1,12 +1,15 @@
 //! Keeping long-lived stores small: loose objects are packed and loose refs
 //! folded into `packed-refs` at the points where git itself would.
 //!
-//! Single edits write loose objects (a few per append); like `git commit`,
-//! writers then run `git gc --auto`, which does nothing until there are
-//! more loose objects than `gc.auto` allows (6,700 by default) and then
-//! packs them in the background (`gc.autoDetach`). The check that decides
-//! whether to start git at all is git's own estimate, done here without a
-//! process: the number of loose objects in `objects/17/` times 256.
+//! Single edits write loose objects (five per append: the event, two or
+//! three trees, the commit); like `git commit`, writers then run `git gc
+//! --auto`, which packs them in the background (`gc.autoDetach`) once there
+//! are more loose objects than `gc.auto` allows. Unless the repository sets
+//! `gc.auto` itself, reposix passes [`REPOSIX_GC_AUTO`] (git's default,
+//! 6,700, lets 1,300 appends leave 26 MiB of loose objects first). The
+//! check that decides whether to start git at all is git's own estimate,
+//! done here without a process: the number of loose objects in
+//! `objects/17/` times 256.
 //! Bulk writers (imports, benchmarks) write packs directly and pack the
 //! refs they created, so listing 100,000 issue refs reads one file.
 
@@ -15,16 +18,23 @@ use std::process::{Command, Stdio};
 
 use super::GitEventStore;
 
-/// git's default `gc.auto`.
-const DEFAULT_GC_AUTO: i64 = 6700;
+/// The `gc.auto` reposix runs `git gc --auto` with when the repository
+/// does not set one: about 200 appends' worth of loose objects.
+pub const REPOSIX_GC_AUTO: i64 = 1024;
 
-/// Whether git's `gc --auto` would find too many loose objects.
-pub fn too_many_loose(store: &GitEventStore) -> bool {
-    let limit = store
+/// The loose-object limit in force: the repository's `gc.auto`, else
+/// [`REPOSIX_GC_AUTO`].
+fn gc_auto(store: &GitEventStore) -> i64 {
+    store
         .repo()
         .config_snapshot()
         .integer("gc.auto")
-        .unwrap_or(DEFAULT_GC_AUTO);
+        .unwrap_or(REPOSIX_GC_AUTO)
+}
+
+/// Whether `git gc --auto` would find too many loose objects.
+pub fn too_many_loose(store: &GitEventStore) -> bool {
+    let limit = gc_auto(store);
     if limit <= 0 {
         return false;
     }
@@ -48,7 +58,8 @@ pub fn too_many_loose(store: &GitEventStore) -> bool {
 /// Best effort: a failure only leaves objects loose.
 pub fn after_write(store: &GitEventStore) {
     if too_many_loose(store) {
-        run_git(store.git_dir(), &["gc", "--auto", "--quiet"]);
+        let limit = format!("gc.auto={}", gc_auto(store));
+        run_git(store.git_dir(), &["-c", &limit, "gc", "--auto", "--quiet"]);
     }
 }
 
