@@ -103,9 +103,13 @@ impl EventId {
 
     /// Lower-case hex, 64 characters.
     pub fn to_hex(&self) -> String {
+        // Table lookup, not `format!` per byte: listings and `show` of
+        // deep issues print one id per comment.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(64);
         for b in self.0 {
-            s.push_str(&format!("{b:02x}"));
+            s.push(char::from(DIGITS[usize::from(b >> 4)]));
+            s.push(char::from(DIGITS[usize::from(b & 15)]));
         }
         s
     }

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::crdt::body::BodyDoc;
-use crate::crdt::{BodyView, IssueState, Link};
+use crate::crdt::incremental::Folded;
+use crate::crdt::{BodyView, EventSet, FoldError, IssueState, Link};
 use crate::event::{
     check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION,
 };
+use crate::store::cache::{Cached, StateCache, TipInfo};
 use crate::store::index::{Index, Listing};
 use crate::store::layout;
 use crate::store::{EventStore, GitEventStore, IssueLog, MergeOutcome, Oid, StoreError};
@@ -125,6 +127,21 @@ pub struct FsckReport {
     /// Findings that are not damage: ref lock files (a running writer, or a
     /// killed one whose lock is cleared automatically once stale).
     pub warnings: Vec<Problem>,
+    /// Issue refs by the tree layout version of their tip (`format`
+    /// marker): layout-1 tips are upgraded by their next write.
+    pub layouts: std::collections::BTreeMap<u32, usize>,
+}
+
+impl FsckReport {
+    /// The layout mix in words, e.g. `tree layouts: 3 refs at 1, 7 at 2`.
+    pub fn layout_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .layouts
+            .iter()
+            .map(|(v, n)| format!("{n} at {v}"))
+            .collect();
+        format!("tree layouts (format marker): {}", parts.join(", "))
+    }
 }
 
 /// The result of writing events.
@@ -388,10 +405,21 @@ impl Repo {
         Ok(self.store.load(issue)?)
     }
 
-    /// The folded state of an issue.
+    /// The folded state of an issue (through the state cache: a deep
+    /// issue costs what a short one does).
     pub fn show(&self, issue: IssueId) -> Result<IssueState, RepoError> {
-        let log = self.load(issue)?;
-        Ok(fold(&log)?)
+        Ok(self.folded(issue)?.state)
+    }
+
+    /// The folded state of an issue at its ref's tip, through the cache.
+    fn folded(&self, issue: IssueId) -> Result<Cached, RepoError> {
+        let repo = self.store.repo();
+        let refname = layout::issue_ref(issue);
+        let tip = self
+            .store
+            .read_ref(&repo, &refname)?
+            .ok_or_else(|| StoreError::NotFound(issue.to_string()))?;
+        Ok(StateCache::for_reading(&self.store).get(&repo, &refname, issue, tip)?)
     }
 
     /// Apply changes to an issue as `actor`. Changes that would not change
@@ -402,9 +430,41 @@ impl Repo {
         actor: &ActorId,
         changes: &[Change],
     ) -> Result<Written, RepoError> {
-        let log = self.load(issue)?;
-        let state = fold(&log)?;
-        let ops = ops_for(&log, &state, changes)?;
+        let cache = StateCache::new(&self.store);
+        let repo = self.store.repo();
+        let refname = layout::issue_ref(issue);
+        let tip = self
+            .store
+            .read_ref(&repo, &refname)?
+            .ok_or_else(|| StoreError::NotFound(issue.to_string()))?;
+        // Comments need no state: only the heads and clock, which the
+        // cache's append records hold (no fold, no snapshot decoded).
+        let comments_only = changes.iter().all(|c| matches!(c, Change::Comment(_)));
+        let (ops, base) = match cache.tip_info(issue, tip).filter(|_| comments_only) {
+            Some(info) => {
+                let mut ops = Vec::new();
+                for change in changes {
+                    if let Change::Comment(text) = change {
+                        ops.push(comment_op(text)?);
+                    }
+                }
+                (ops, info)
+            }
+            None => {
+                let cached = cache.get(&repo, &refname, issue, tip)?;
+                let loaded;
+                let basis = match (&cached.events, &cached.folded) {
+                    (Some(set), _) => Basis::Set(set),
+                    (None, Some(f)) => Basis::Folded(f),
+                    (None, None) => {
+                        loaded = self.store.load_commit(&repo, &refname, issue, tip)?;
+                        Basis::Set(&loaded)
+                    }
+                };
+                let ops = ops_for(issue, &cached.state, &basis, changes)?;
+                (ops, basis.tip_info())
+            }
+        };
         if ops.is_empty() {
             return Ok(Written {
                 issue,
@@ -412,10 +472,12 @@ impl Repo {
                 retries: 0,
             });
         }
-        let mut parents = log.events.heads();
+        let mut parents = base.heads.clone();
         let wall_ms = now_ms();
         let mut sealed = Vec::with_capacity(ops.len());
-        for (lamport, op) in (log.events.max_lamport() + 1..).zip(ops) {
+        let mut lamport = base.lamport;
+        for op in ops {
+            lamport += 1;
             let event = Event {
                 v: op.since_version(),
                 issue,
@@ -437,6 +499,15 @@ impl Repo {
             .join(", ");
         let pairs: Vec<_> = sealed.iter().map(|(id, b, _)| (*id, b.clone())).collect();
         let appended = self.store.append(issue, &pairs, &summary)?;
+        if !appended.already_present && self.store.parents_of(&repo, appended.commit) == [tip] {
+            let after = TipInfo {
+                heads: parents,
+                lamport,
+            };
+            let bytes: Vec<Vec<u8>> = pairs.into_iter().map(|(_, b)| b).collect();
+            cache.record_append(issue, tip, appended.commit, &after, &bytes);
+        }
+        crate::store::maintenance::after_write(&self.store);
         Ok(Written {
             issue,
             events: sealed.iter().map(|(id, _, _)| *id).collect(),
@@ -519,14 +590,15 @@ impl Repo {
             source,
         })?;
         report.events += events.len();
-        let tip_entries: std::collections::HashSet<(EventId, Oid)> = self
-            .store
-            .event_ids(repo, refname, tip)?
-            .into_iter()
-            .collect();
-        // Walk the history: every commit must have a valid layout, hold a
-        // superset of its parents' events, and only events (same blobs) the
-        // tip has, whose content was verified above.
+        *report
+            .layouts
+            .entry(self.store.layout_of(repo, refname, tip)?)
+            .or_default() += 1;
+        // Walk the history: every commit must have a valid layout and hold
+        // a superset of its parents' events (same blobs), which makes every
+        // commit's events a subset of the tip's, verified above. Each pair
+        // is compared by a tree diff that reads (and layout-checks) only
+        // the subtrees that differ; a commit without parents is read whole.
         let mut visited = std::collections::HashSet::new();
         let mut stack = vec![tip];
         while let Some(c) = stack.pop() {
@@ -534,24 +606,18 @@ impl Repo {
                 continue;
             }
             report.commits += 1;
-            let set = self.store.event_ids(repo, refname, c)?;
-            if let Some((id, _)) = set.iter().find(|e| !tip_entries.contains(e)) {
-                return Err(StoreError::Damaged {
-                    refname: refname.to_owned(),
-                    object: c.to_string(),
-                    why: format!("commit holds event {} that the tip lost", id.short()),
-                });
-            }
             let commit = repo.find_commit(c).map_err(|source| StoreError::Git {
                 refname: refname.to_owned(),
                 what: format!("reading commit {c}"),
                 source,
             })?;
-            let mine: std::collections::HashSet<&(EventId, Oid)> = set.iter().collect();
-            for p in commit.parent_ids() {
-                let p = p.detach();
-                let parent = self.store.event_ids(repo, refname, p)?;
-                if let Some((id, _)) = parent.iter().find(|e| !mine.contains(e)) {
+            let parents: Vec<Oid> = commit.parent_ids().map(|p| p.detach()).collect();
+            if parents.is_empty() {
+                self.store.event_ids(repo, refname, c)?;
+            }
+            for p in parents {
+                let diff = self.store.diff_commits(repo, refname, p, c)?;
+                if let Some(id) = diff.lost {
                     return Err(StoreError::Damaged {
                         refname: refname.to_owned(),
                         object: c.to_string(),
@@ -565,21 +631,72 @@ impl Repo {
     }
 }
 
-fn fold(log: &IssueLog) -> Result<IssueState, StoreError> {
-    log.events
-        .fold(log.issue)
-        .map_err(|source| StoreError::Fold {
-            refname: log.refname.clone(),
-            source,
-        })
+/// What writers read besides the state: the whole event set, or the open
+/// fold of a local issue (the same answers, without the events).
+enum Basis<'a> {
+    Set(&'a EventSet),
+    Folded(&'a Folded),
+}
+
+impl Basis<'_> {
+    fn label_tags(&self) -> std::collections::BTreeMap<String, Vec<EventId>> {
+        match self {
+            Basis::Set(s) => s.label_tags(),
+            Basis::Folded(f) => f.label_tags(),
+        }
+    }
+    fn assignee_tags(&self) -> std::collections::BTreeMap<String, Vec<EventId>> {
+        match self {
+            Basis::Set(s) => s.assignee_tags(),
+            Basis::Folded(f) => f.assignee_tags(),
+        }
+    }
+    fn link_tags(&self) -> std::collections::BTreeMap<Link, Vec<EventId>> {
+        match self {
+            Basis::Set(s) => s.link_tags(),
+            Basis::Folded(f) => f.link_tags(),
+        }
+    }
+    fn body(&self, issue: IssueId) -> Result<BodyView, FoldError> {
+        match self {
+            Basis::Set(s) => s.body(issue),
+            Basis::Folded(f) => f.body_set().body(issue),
+        }
+    }
+    fn tip_info(&self) -> TipInfo {
+        match self {
+            Basis::Set(s) => TipInfo {
+                heads: s.heads(),
+                lamport: s.max_lamport(),
+            },
+            Basis::Folded(f) => TipInfo {
+                heads: f.heads(),
+                lamport: f.max_lamport(),
+            },
+        }
+    }
+}
+
+fn comment_op(text: &str) -> Result<Op, RepoError> {
+    if text.trim().is_empty() {
+        return Err(RepoError::Rejected("a comment cannot be empty".into()));
+    }
+    Ok(Op::AddComment {
+        body: text.to_owned(),
+    })
 }
 
 /// Turn intended changes into operations against the current state.
-fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec<Op>, RepoError> {
+fn ops_for(
+    issue: IssueId,
+    state: &IssueState,
+    basis: &Basis<'_>,
+    changes: &[Change],
+) -> Result<Vec<Op>, RepoError> {
     let mut ops = Vec::new();
-    let labels = log.events.label_tags();
-    let assignees = log.events.assignee_tags();
-    let links = log.events.link_tags();
+    let labels = basis.label_tags();
+    let assignees = basis.assignee_tags();
+    let links = basis.link_tags();
     let mut body: Option<BodyView> = None;
     for change in changes {
         match change {
@@ -595,8 +712,8 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
                 let view = match &mut body {
                     Some(v) => v,
                     None => body.insert(
-                        log.events
-                            .body(log.issue)
+                        basis
+                            .body(issue)
                             .map_err(|e| RepoError::Rejected(crate::error_chain(&e)))?,
                     ),
                 };
@@ -637,12 +754,7 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
                     });
                 }
             }
-            Change::Comment(text) => {
-                if text.trim().is_empty() {
-                    return Err(RepoError::Rejected("a comment cannot be empty".into()));
-                }
-                ops.push(Op::AddComment { body: text.clone() });
-            }
+            Change::Comment(text) => ops.push(comment_op(text)?),
             Change::EditComment(id, text) => {
                 let Some(c) = state.comments.iter().find(|c| c.id == *id) else {
                     return Err(RepoError::Rejected(format!(
@@ -668,7 +780,7 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
             }
             Change::Link(link) => {
                 check_name("link kind", &link.kind)?;
-                if link.target == log.issue {
+                if link.target == issue {
                     return Err(RepoError::Rejected("an issue cannot link to itself".into()));
                 }
                 if !links.contains_key(link) {

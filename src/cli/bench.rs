@@ -24,8 +24,29 @@ use reposix::store::index::Index;
 
 use super::{Ctx, Failure};
 
+/// A scale scenario of `reposix bench` (see `bench_scale`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Scenario {
+    /// One issue of N events (sizes: events).
+    Deep,
+    /// A body of N characters (sizes: characters).
+    Body,
+    /// N issues of 3 events (sizes: the first is the issue count).
+    Wide,
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
+    /// Run a scale scenario instead of the default run.
+    #[arg(value_enum)]
+    scenario: Option<Scenario>,
+    /// Scenario sizes, comma-separated (deep default 10,100,1000,10000,
+    /// 100000; body 10000,100000,1000000; wide 100000).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// deep: also grow one issue by this many `issue comment` processes.
+    #[arg(long, default_value_t = 1500)]
+    grow: usize,
     /// Number of issues.
     #[arg(long, default_value_t = 10_000)]
     issues: usize,
@@ -133,7 +154,7 @@ pub(super) fn issue_events(issue: IssueId, actor: &ActorId, n: usize) -> Vec<(Ev
 
 /// The floor: `git fast-import` writing the same shape (one blob and one
 /// commit per event, cumulative two-level trees) from precomputed bytes.
-fn fast_import_floor(dir: &Path, sizes: &[Vec<usize>]) -> anyhow::Result<Duration> {
+pub(super) fn fast_import_floor(dir: &Path, sizes: &[Vec<usize>]) -> anyhow::Result<Duration> {
     std::fs::create_dir_all(dir)?;
     git(dir, &["init", "-q", "--bare"])?;
     let mut child = Command::new("git")
@@ -145,7 +166,7 @@ fn fast_import_floor(dir: &Path, sizes: &[Vec<usize>]) -> anyhow::Result<Duratio
         .spawn()?;
     // Precompute the stream so only fast-import's own work is timed.
     let mut stream = Vec::new();
-    stream.extend_from_slice(b"blob\nmark :1\ndata 17\nreposix-events 1\n\n");
+    stream.extend_from_slice(b"blob\nmark :1\ndata 17\nreposix-events 2\n\n");
     let mut mark = 1u64;
     for (i, issue) in sizes.iter().enumerate() {
         for (j, size) in issue.iter().enumerate() {
@@ -220,6 +241,33 @@ fn time_list(repo: &Repo, runs: usize, expect: usize) -> anyhow::Result<Duration
 }
 
 pub fn run(ctx: &Ctx, args: BenchArgs) -> Result<(), Failure> {
+    use super::bench_scale as scale;
+    if let Some(scenario) = args.scenario {
+        let (root, _cleanup) = scale::work_dir(args.dir.as_ref(), "scale");
+        std::fs::create_dir_all(&root).map_err(anyhow::Error::from)?;
+        let sizes = |default: &[usize]| {
+            if args.sizes.is_empty() {
+                default.to_vec()
+            } else {
+                args.sizes.clone()
+            }
+        };
+        return match scenario {
+            Scenario::Deep => {
+                let sizes = sizes(&[10, 100, 1000, 10_000, 100_000]);
+                let f = scale::deep(&root, &sizes, 15, args.grow)?;
+                ctx.out.done(&f, || scale::render_deep(&f))
+            }
+            Scenario::Body => {
+                let f = scale::body(&root, &sizes(&[10_000, 100_000, 1_000_000]))?;
+                ctx.out.done(&f, || scale::render_body(&f))
+            }
+            Scenario::Wide => {
+                let f = scale::wide(&root, sizes(&[100_000])[0])?;
+                ctx.out.done(&f, || scale::render_wide(&f))
+            }
+        };
+    }
     let figures = bench(&args)?;
     ctx.out.done(&figures, || render(&figures))
 }

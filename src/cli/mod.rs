@@ -7,6 +7,7 @@
 
 mod backend;
 mod bench;
+mod bench_scale;
 mod demo;
 mod doctor;
 mod issue;
@@ -456,6 +457,9 @@ fn fsck(ctx: &Ctx) -> Result<(), Failure> {
         let mut text = String::new();
         for p in &report.problems {
             text.push_str(&format!("damaged: {}: {}\n", p.at, p.what));
+        }
+        if report.refs > 0 {
+            text.push_str(&format!("{}\n", report.layout_summary()));
         }
         text.push_str(&format!(
             "checked {} issue refs, {} commits, {} events: {}\n",

@@ -17,6 +17,7 @@
 //! No I/O, no clock, no async.
 
 pub mod body;
+pub mod incremental;
 mod textdiff;
 pub mod textsync;
 mod tracker;

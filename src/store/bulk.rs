@@ -4,7 +4,10 @@
 //! Only creates refs that do not exist yet: fast-import refuses to move an
 //! existing ref to a commit that does not descend from it, so a clash fails
 //! the batch without touching the existing log. The layout is exactly the
-//! one [`super::git`] writes (cumulative `events/` tree plus `format`).
+//! one [`super::git`] writes (cumulative `events/` tree plus `format`,
+//! layout 2: a directory fans out past [`layout::FANOUT_LIMIT`] events, by
+//! [`layout::FanoutModel`]). Refs are packed at the end when there are many
+//! ([`super::maintenance::after_bulk`]).
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -17,10 +20,12 @@ use crate::event::{EventId, IssueId};
 #[must_use = "call finish() or the batch is abandoned"]
 pub struct BulkWriter {
     child: Child,
+    git_dir: std::path::PathBuf,
     input: BufWriter<ChildStdin>,
     marks: u64,
     commits: u64,
     blobs: u64,
+    refs: u64,
     summary: String,
     trailers: String,
 }
@@ -56,10 +61,12 @@ impl BulkWriter {
         let stdin = child.stdin.take().expect("BUG: stdin was piped");
         let mut w = BulkWriter {
             child,
+            git_dir: git_dir.to_path_buf(),
             input: BufWriter::with_capacity(1 << 20, stdin),
             marks: 1,
             commits: 0,
             blobs: 0,
+            refs: 0,
             summary: "bulk".into(),
             trailers: String::new(),
         };
@@ -95,6 +102,8 @@ impl BulkWriter {
         commits: &[Vec<(EventId, Vec<u8>)>],
     ) -> Result<(), StoreError> {
         let refname = layout::issue_ref(issue);
+        let mut model = layout::FanoutModel::new();
+        self.refs += 1;
         for (n, batch) in commits.iter().enumerate() {
             let first_mark = self.marks + 1;
             for (_, bytes) in batch {
@@ -126,12 +135,14 @@ impl BulkWriter {
                     .map_err(io_err)?;
             }
             for (i, (id, _)) in batch.iter().enumerate() {
-                writeln!(
-                    self.input,
-                    "M 100644 :{} events/{id}",
-                    first_mark + i as u64
-                )
-                .map_err(io_err)?;
+                let Some((moves, path)) = model.insert(*id) else {
+                    continue;
+                };
+                for m in moves {
+                    writeln!(self.input, "R {} {}", m.from, m.to).map_err(io_err)?;
+                }
+                writeln!(self.input, "M 100644 :{} {path}", first_mark + i as u64)
+                    .map_err(io_err)?;
             }
             self.input.write_all(b"\n").map_err(io_err)?;
             self.commits += 1;
@@ -148,6 +159,8 @@ impl BulkWriter {
             input,
             commits,
             blobs,
+            refs,
+            git_dir,
             ..
         } = self;
         drop(input);
@@ -159,6 +172,7 @@ impl BulkWriter {
                 detail: stderr.lines().take(5).collect::<Vec<_>>().join(" | "),
             });
         }
+        super::maintenance::after_bulk(&git_dir, refs);
         Ok(BulkStats { commits, blobs })
     }
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use gix::bstr::ByteSlice;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
-use super::layout::{self, EntryKind};
+use super::layout;
+use super::tree::{Diff, Trees};
 use super::{Appended, EventStore, IssueLog, IssueRef, MergeOutcome, Oid, StoreError};
 use crate::crdt::EventSet;
 use crate::event::{Event, EventId, IssueId};
@@ -29,7 +30,8 @@ const APPEND_DEADLINE: Duration = Duration::from_secs(120);
 pub struct GitEventStore {
     repo: gix::ThreadSafeRepository,
     git_dir: PathBuf,
-    marker_oid: Oid,
+    /// Blob ids of the format markers of layouts 1 and 2.
+    markers: [Oid; 2],
 }
 
 fn git_err(refname: &str, what: impl Into<String>) -> impl FnOnce(gix::Error) -> StoreError {
@@ -42,14 +44,6 @@ fn git_err(refname: &str, what: impl Into<String>) -> impl FnOnce(gix::Error) ->
     }
 }
 
-fn entry_kind(mode: gix::objs::tree::EntryMode) -> EntryKind {
-    match mode.kind() {
-        gix::objs::tree::EntryKind::Blob => EntryKind::Blob,
-        gix::objs::tree::EntryKind::Tree => EntryKind::Tree,
-        _ => EntryKind::Other(u32::from(mode.value())),
-    }
-}
-
 impl GitEventStore {
     /// Open the repository containing `path` (a work tree or git dir).
     pub fn open(path: &Path) -> Result<GitEventStore, StoreError> {
@@ -58,16 +52,19 @@ impl GitEventStore {
             source,
         })?;
         let git_dir = repo.git_dir().to_path_buf();
-        let marker_oid = gix::objs::compute_hash(
-            repo.object_hash(),
-            gix::objs::Kind::Blob,
-            layout::format_marker().as_bytes(),
-        )
-        .expect("BUG: hashing a small buffer cannot fail");
+        let marker = |version| {
+            gix::objs::compute_hash(
+                repo.object_hash(),
+                gix::objs::Kind::Blob,
+                layout::marker_of(version).as_bytes(),
+            )
+            .expect("BUG: hashing a small buffer cannot fail")
+        };
+        let markers = [marker(layout::LAYOUT_FLAT), marker(layout::LAYOUT_FANOUT)];
         Ok(GitEventStore {
             repo: repo.into_sync(),
             git_dir,
-            marker_oid,
+            markers,
         })
     }
 
@@ -93,86 +90,30 @@ impl GitEventStore {
         Ok(found.and_then(|r| r.target().try_id().map(|id| id.to_owned())))
     }
 
-    /// Read and check a commit's root tree; returns the events subtree.
-    fn events_tree_of(
+    /// The parents of a commit (empty if it cannot be read).
+    pub fn parents_of(&self, repo: &gix::Repository, commit: Oid) -> Vec<Oid> {
+        repo.find_commit(commit)
+            .map(|c| c.parent_ids().map(|p| p.detach()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Tree access for `refname` (names it in errors).
+    pub(crate) fn trees<'r>(&self, repo: &'r gix::Repository, refname: &'r str) -> Trees<'r> {
+        Trees {
+            repo,
+            refname,
+            markers: self.markers,
+        }
+    }
+
+    /// The tree layout version of a commit (its `format` marker), checked.
+    pub fn layout_of(
         &self,
         repo: &gix::Repository,
         refname: &str,
         commit: Oid,
-    ) -> Result<Option<Oid>, StoreError> {
-        let obj = repo
-            .find_object(commit)
-            .map_err(git_err(refname, format!("reading commit {commit}")))?;
-        if obj.kind != gix::objs::Kind::Commit {
-            return Err(StoreError::Damaged {
-                refname: refname.to_owned(),
-                object: commit.to_string(),
-                why: format!("expected a commit, found a {}", obj.kind),
-            });
-        }
-        let tree_id = obj
-            .into_commit()
-            .tree_id()
-            .map_err(git_err(refname, format!("parsing commit {commit}")))?
-            .detach();
-        let tree = repo
-            .find_tree(tree_id)
-            .map_err(git_err(refname, format!("reading tree {tree_id}")))?;
-        let decoded = tree
-            .decode()
-            .map_err(git_err(refname, format!("parsing tree {tree_id}")))?;
-        let root = layout::parse_root(
-            decoded
-                .entries
-                .iter()
-                .map(|e| (e.filename.as_bytes(), entry_kind(e.mode), e.oid.to_owned())),
-        )
-        .map_err(|source| StoreError::Layout {
-            refname: refname.to_owned(),
-            object: tree_id.to_string(),
-            source,
-        })?;
-        if root.format != self.marker_oid {
-            let blob = repo.find_blob(root.format).map_err(git_err(
-                refname,
-                format!("reading format marker {}", root.format),
-            ))?;
-            layout::parse_marker(&blob.data).map_err(|source| StoreError::Layout {
-                refname: refname.to_owned(),
-                object: root.format.to_string(),
-                source,
-            })?;
-        }
-        Ok(root.events)
-    }
-
-    /// The (event id, blob id) entries of an events tree.
-    fn event_entries(
-        &self,
-        repo: &gix::Repository,
-        refname: &str,
-        events_tree: Option<Oid>,
-    ) -> Result<Vec<(EventId, Oid)>, StoreError> {
-        let Some(tree_id) = events_tree else {
-            return Ok(Vec::new());
-        };
-        let tree = repo
-            .find_tree(tree_id)
-            .map_err(git_err(refname, format!("reading events tree {tree_id}")))?;
-        let decoded = tree
-            .decode()
-            .map_err(git_err(refname, format!("parsing events tree {tree_id}")))?;
-        layout::parse_events(
-            decoded
-                .entries
-                .iter()
-                .map(|e| (e.filename.as_bytes(), entry_kind(e.mode), e.oid.to_owned())),
-        )
-        .map_err(|source| StoreError::Layout {
-            refname: refname.to_owned(),
-            object: tree_id.to_string(),
-            source,
-        })
+    ) -> Result<u32, StoreError> {
+        Ok(self.trees(repo, refname).root(commit)?.layout)
     }
 
     /// The (event id, blob id) pairs of a commit, layout-checked but not
@@ -183,8 +124,22 @@ impl GitEventStore {
         refname: &str,
         commit: Oid,
     ) -> Result<Vec<(EventId, Oid)>, StoreError> {
-        let tree = self.events_tree_of(repo, refname, commit)?;
-        self.event_entries(repo, refname, tree)
+        let trees = self.trees(repo, refname);
+        trees.all(trees.root(commit)?)
+    }
+
+    /// What commit `new` adds to commit `old`, reading only the subtrees
+    /// that differ: (id, blob) pairs `new` has and `old` lacks, and an
+    /// event of `old` that `new` lost, if any.
+    pub fn diff_commits(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        old: Oid,
+        new: Oid,
+    ) -> Result<Diff, StoreError> {
+        let trees = self.trees(repo, refname);
+        trees.diff(trees.root(old)?, trees.root(new)?)
     }
 
     /// Read, verify and decode every event of the commit `tip`.
@@ -195,9 +150,20 @@ impl GitEventStore {
         issue: IssueId,
         tip: Oid,
     ) -> Result<EventSet, StoreError> {
-        let events_tree = self.events_tree_of(repo, refname, tip)?;
+        let entries = self.event_ids(repo, refname, tip)?;
+        self.read_events(repo, refname, issue, &entries)
+    }
+
+    /// Read, verify and decode the event blobs `entries`.
+    pub fn read_events(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        issue: IssueId,
+        entries: &[(EventId, Oid)],
+    ) -> Result<EventSet, StoreError> {
         let mut set = EventSet::new();
-        for (id, blob_id) in self.event_entries(repo, refname, events_tree)? {
+        for &(id, blob_id) in entries {
             let blob = repo
                 .find_blob(blob_id)
                 .map_err(git_err(refname, format!("reading event blob {blob_id}")))?;
@@ -229,48 +195,35 @@ impl GitEventStore {
         self.git_dir.join(format!("{refname}.lock"))
     }
 
-    /// Write the tree and commit for `entries` on top of `parents`.
+    /// Write the root tree (layout 2) around `events` and a commit of it
+    /// on top of `parents`.
     fn write_commit(
         &self,
         repo: &gix::Repository,
         refname: &str,
-        entries: &[(EventId, Oid)],
+        events: Option<Oid>,
         parents: &[Oid],
         message: &str,
         author: &str,
     ) -> Result<Oid, StoreError> {
-        let mut events = gix::objs::Tree::empty();
-        events.entries = entries
-            .iter()
-            .map(|(id, oid)| gix::objs::tree::Entry {
-                mode: gix::objs::tree::EntryKind::Blob.into(),
-                filename: id.to_hex().into(),
-                oid: *oid,
-            })
-            .collect();
-        // All names are equal-length hex: byte order is git's tree order.
-        events.entries.sort_by(|a, b| a.filename.cmp(&b.filename));
-        let events_id = repo
-            .write_object(&events)
-            .map_err(git_err(refname, "writing the events tree"))?
-            .detach();
         let marker = repo
             .write_blob(layout::format_marker().as_bytes())
             .map_err(git_err(refname, "writing the format marker"))?
             .detach();
         let mut root = gix::objs::Tree::empty();
-        root.entries = vec![
-            gix::objs::tree::Entry {
+        root.entries = events
+            .map(|events_id| gix::objs::tree::Entry {
                 mode: gix::objs::tree::EntryKind::Tree.into(),
                 filename: layout::EVENTS_ENTRY.into(),
                 oid: events_id,
-            },
-            gix::objs::tree::Entry {
+            })
+            .into_iter()
+            .chain([gix::objs::tree::Entry {
                 mode: gix::objs::tree::EntryKind::Blob.into(),
                 filename: layout::FORMAT_ENTRY.into(),
                 oid: marker,
-            },
-        ];
+            }])
+            .collect();
         let root_id = repo
             .write_object(&root)
             .map_err(git_err(refname, "writing the root tree"))?
@@ -412,13 +365,6 @@ fn backoff(attempt: u32) {
     // Jittered exponential backoff, capped: spreads contending writers.
     let cap_us = 200u64 << attempt.min(6);
     std::thread::sleep(Duration::from_micros(fastrand::u64(50..=cap_us)));
-}
-
-fn union(a: &[(EventId, Oid)], b: &[(EventId, Oid)]) -> Vec<(EventId, Oid)> {
-    let mut all: Vec<_> = a.iter().chain(b).copied().collect();
-    all.sort_by_key(|(id, _)| *id);
-    all.dedup_by_key(|(id, _)| *id);
-    all
 }
 
 impl GitEventStore {
@@ -664,27 +610,35 @@ impl GitEventStore {
         for (id, _) in events {
             message.push_str(&format!("Reposix-Event: {id}\n"));
         }
+        ours.sort_by_key(|(id, _)| *id);
+        ours.dedup_by_key(|(id, _)| *id);
         let started = Instant::now();
         let mut unexplained = 0;
         let mut retries = 0;
         loop {
             let tip = self.read_ref(&repo, &refname)?;
-            let base = match tip {
-                Some(t) => self.event_ids(&repo, &refname, t)?,
-                None => Vec::new(),
-            };
-            let merged = union(&base, &ours);
-            if let Some(t) = tip {
-                if merged.len() == base.len() {
-                    return Ok(Appended {
-                        commit: t,
-                        retries,
-                        already_present: true,
-                    });
+            // Only the trees on the new events' paths are read and written
+            // (layout 2); a layout-1 tip is rewritten once, as layout 2.
+            let trees = self.trees(&repo, &refname);
+            let events = match tip {
+                Some(t) => {
+                    let root = trees.root(t)?;
+                    match trees.insert(root.layout, &mut Vec::new(), root.events, &ours)? {
+                        Some(events) => events,
+                        None => {
+                            return Ok(Appended {
+                                commit: t,
+                                retries,
+                                already_present: true,
+                            })
+                        }
+                    }
                 }
-            }
+                None => trees.build(&mut Vec::new(), &ours)?,
+            };
             let parents: Vec<Oid> = tip.into_iter().collect();
-            let commit = self.write_commit(&repo, &refname, &merged, &parents, &message, &actor)?;
+            let commit =
+                self.write_commit(&repo, &refname, Some(events), &parents, &message, &actor)?;
             if self.cas(&repo, &refname, tip, commit, started, &mut unexplained)? {
                 return Ok(Appended {
                     commit,
@@ -700,15 +654,32 @@ impl GitEventStore {
     fn merge_tip_impl(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
-        // Never install damage: the foreign history must load cleanly.
-        self.load_commit(&repo, &refname, issue, other)?;
-        let theirs = self.event_ids(&repo, &refname, other)?;
+        let trees = self.trees(&repo, &refname);
+        let theirs = trees.root(other)?;
         let started = Instant::now();
         let mut unexplained = 0;
         let mut attempt = 0;
+        let mut verified_against: Option<Option<Oid>> = None;
         loop {
             attempt += 1;
-            let Some(tip) = self.read_ref(&repo, &refname)? else {
+            let tip = self.read_ref(&repo, &refname)?;
+            // Never install damage: the foreign history must load cleanly.
+            // The events the local tip holds were verified when they came;
+            // only what the foreign tip adds is read (and every tree that
+            // differs is layout-checked on the way).
+            if verified_against != Some(tip) {
+                match tip {
+                    Some(t) => {
+                        let added = trees.diff(trees.root(t)?, theirs)?.added;
+                        self.read_events(&repo, &refname, issue, &added)?;
+                    }
+                    None => {
+                        self.load_commit(&repo, &refname, issue, other)?;
+                    }
+                }
+                verified_against = Some(tip);
+            }
+            let Some(tip) = tip else {
                 if self.cas(&repo, &refname, None, other, started, &mut unexplained)? {
                     return Ok(MergeOutcome::Created);
                 }
@@ -718,22 +689,16 @@ impl GitEventStore {
             if self.is_ancestor(&repo, &refname, other, tip)? {
                 return Ok(MergeOutcome::UpToDate);
             }
-            let ours = self.event_ids(&repo, &refname, tip)?;
-            let merged = union(&ours, &theirs);
-            let superset = merged.len() == theirs.len();
+            let ours = trees.root(tip)?;
+            let superset = trees.diff(ours, theirs)?.lost.is_none();
             let (new, outcome) = if superset && self.is_ancestor(&repo, &refname, tip, other)? {
                 (other, MergeOutcome::FastForward)
             } else {
                 let message =
                     format!("reposix: merge\n\nReposix-Merge: {tip}\nReposix-Merge: {other}\n");
-                let commit = self.write_commit(
-                    &repo,
-                    &refname,
-                    &merged,
-                    &[tip, other],
-                    &message,
-                    "reposix",
-                )?;
+                let events = trees.union_roots(ours, theirs)?;
+                let commit =
+                    self.write_commit(&repo, &refname, events, &[tip, other], &message, "reposix")?;
                 (commit, MergeOutcome::Merged)
             };
             if self.cas(&repo, &refname, Some(tip), new, started, &mut unexplained)? {

@@ -1,24 +1,44 @@
 //! The listing index: a derived cache of issue summaries keyed by ref tips.
 //!
-//! Lives at `.git/reposix/index-v1`. Every read lists the refs (cheap) and
-//! compares each tip with the cached one, re-folding only issues whose tip
-//! moved, by whatever means (another process, `git fetch`, `git update-ref`).
+//! Lives at `.git/reposix/index-v3` (compact binary rows, checksummed),
+//! with the bodies for text search beside it in `index-v3-text`. A read
+//! first compares a *stamp* of the ref storage (size, mtime and inode of
+//! `packed-refs` and of the loose ref directories of the issue namespace)
+//! with the stamp recorded when the index was written: git changes a loose
+//! ref by renaming a lock file over it and rewrites `packed-refs` the same
+//! way, so no ref of the namespace moved while the stamp is unchanged, and
+//! the listing is answered from the index alone, without reading 100,000
+//! refs. A stamp is trusted only when its newest mtime is older than
+//! [`STAMP_SETTLE`] at the time it was taken (a change in the same clock
+//! tick as the last one cannot hide; git's "racy" rule), and never on a
+//! reftable repository. Otherwise the refs are listed and each tip compared
+//! with the cached one, re-folding only issues whose tip moved, by whatever
+//! means (another process, `git fetch`, `git update-ref`).
 //! It is written to a temporary file and renamed into place, never locked:
 //! readers never wait, concurrent refreshers race harmlessly (each writes a
 //! complete snapshot keyed by tips), and deleting the file at any time only
 //! costs a rebuild. A file that does not decode is ignored and rebuilt.
+//! Summaries of local issues are folded without their body (no automerge
+//! document); bodies are folded when a text search first needs them.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{EventStore, GitEventStore, IssueRef, Oid, StoreError};
+use super::cache::{StateCache, CACHE_MIN_EVENTS};
+use super::{layout, EventStore, GitEventStore, IssueRef, Oid, StoreError};
+use crate::crdt::incremental::{CacheDecodeError, Dec, Enc, Folded, D};
 use crate::crdt::IssueState;
 use crate::event::{ActorId, IssueId, Status};
 
-const INDEX_VERSION: u32 = 3;
+const INDEX_MAGIC: &[u8; 8] = b"rxindx3c";
+const TEXT_MAGIC: &[u8; 8] = b"rxtext03";
+
+/// A ref-storage stamp is trusted once its newest mtime is this old.
+pub const STAMP_SETTLE: Duration = Duration::from_secs(2);
 
 /// What the index remembers about one healthy issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,19 +129,223 @@ pub enum Entry {
     Damaged(String),
 }
 
-/// On disk: JSON (decodes several times faster than CBOR here, and the
-/// file is a cache nobody else reads). Rows are (ref name, tip hex, entry).
-#[derive(Serialize, Deserialize)]
-struct IndexFile {
-    version: u32,
-    rows: Vec<(String, String, Entry)>,
+/// One row: a ref, its tip, what it holds.
+struct Row {
+    refname: String,
+    issue: Option<IssueId>,
+    tip: Oid,
+    entry: Entry,
 }
 
-/// The bodies, beside the index: rows are (ref name, tip hex, body).
-#[derive(Serialize, Deserialize)]
-struct TextFile {
-    version: u32,
-    rows: Vec<(String, String, String)>,
+/// A stamp of the ref storage of the issue namespace (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    /// (path relative to the common git dir, size, mtime ns, inode); zeros
+    /// for an absent path.
+    files: Vec<(String, u64, u64, u64)>,
+    /// Whether it can vouch for the refs (settled, not reftable).
+    trusted: bool,
+}
+
+fn stat(path: &Path) -> (u64, u64, u64) {
+    let Ok(m) = std::fs::metadata(path) else {
+        return (0, 0, 0);
+    };
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    (m.len(), mtime, ino)
+}
+
+impl Stamp {
+    /// Stat `packed-refs`, the namespace directory and `subdirs` of it.
+    fn take(common: &Path, subdirs: &[String]) -> Stamp {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let namespace = layout::ISSUE_REF_PREFIX.trim_end_matches('/');
+        let mut names = vec!["packed-refs".to_owned(), namespace.to_owned()];
+        names.extend(subdirs.iter().map(|d| format!("{namespace}/{d}")));
+        let files: Vec<(String, u64, u64, u64)> = names
+            .into_iter()
+            .map(|n| {
+                let (size, mtime, ino) = stat(&common.join(&n));
+                (n, size, mtime, ino)
+            })
+            .collect();
+        let newest = files.iter().map(|f| f.2).max().unwrap_or(0);
+        let settled = now.saturating_sub(newest) > STAMP_SETTLE.as_nanos() as u64;
+        let reftable = common.join("reftable").exists();
+        Stamp {
+            files,
+            trusted: settled && !reftable,
+        }
+    }
+
+    /// The subdirectories of the namespace it covers.
+    fn subdirs(&self) -> Vec<String> {
+        let namespace = layout::ISSUE_REF_PREFIX;
+        self.files
+            .iter()
+            .filter_map(|(n, ..)| format!("{n}/").strip_prefix(namespace).map(str::to_owned))
+            .map(|d| d.trim_end_matches('/').to_owned())
+            .filter(|d| !d.is_empty())
+            .collect()
+    }
+
+    fn encode(&self, e: &mut Enc) {
+        e.u(u64::from(self.trusted));
+        e.u(self.files.len() as u64);
+        for (n, size, mtime, ino) in &self.files {
+            e.s(n);
+            e.u(*size);
+            e.u(*mtime);
+            e.u(*ino);
+        }
+    }
+
+    fn decode(d: &mut Dec<'_>) -> D<Stamp> {
+        let trusted = d.u()? == 1;
+        let mut files = Vec::new();
+        for _ in 0..d.len()? {
+            files.push((d.s()?, d.u()?, d.u()?, d.u()?));
+        }
+        Ok(Stamp { files, trusted })
+    }
+}
+
+/// The directories (relative to the namespace) that hold the refs.
+fn subdirs_of(refs: &[IssueRef]) -> Vec<String> {
+    let mut out: Vec<String> = refs
+        .iter()
+        .filter_map(|r| r.refname.strip_prefix(layout::ISSUE_REF_PREFIX))
+        .filter_map(|rest| rest.rsplit_once('/').map(|(dir, _)| dir.to_owned()))
+        .flat_map(|dir| {
+            // Every ancestor directory too.
+            let parts: Vec<&str> = dir.split('/').collect();
+            (1..=parts.len())
+                .map(|i| parts[..i].join("/"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn put_name(e: &mut Enc, refname: &str, issue: Option<IssueId>) {
+    match issue.filter(|i| layout::issue_ref(*i) == refname) {
+        Some(i) => {
+            e.u(0);
+            e.0.extend_from_slice(i.0.as_bytes());
+        }
+        None => {
+            e.u(1);
+            e.s(refname);
+        }
+    }
+}
+
+fn get_name(d: &mut Dec<'_>) -> D<(String, Option<IssueId>)> {
+    match d.u()? {
+        0 => {
+            let b: [u8; 16] = d.take(16)?.try_into().map_err(|_| CacheDecodeError)?;
+            let issue = IssueId(uuid::Uuid::from_bytes(b));
+            Ok((layout::issue_ref(issue), Some(issue)))
+        }
+        1 => {
+            let name = d.s()?;
+            let issue = layout::issue_of_ref(&name);
+            Ok((name, issue))
+        }
+        _ => Err(CacheDecodeError),
+    }
+}
+
+fn put_tip(e: &mut Enc, tip: &Oid) {
+    e.bytes(tip.as_bytes());
+}
+
+fn get_tip(d: &mut Dec<'_>) -> D<Oid> {
+    Oid::try_from(d.bytes()?).map_err(|_| CacheDecodeError)
+}
+
+fn put_summary(e: &mut Enc, s: &IssueSummary) {
+    e.0.extend_from_slice(s.id.0.as_bytes());
+    e.s(&s.title);
+    e.u(Status::ALL.iter().position(|x| *x == s.status).unwrap_or(0) as u64);
+    for list in [&s.labels, &s.assignees] {
+        e.u(list.len() as u64);
+        list.iter().for_each(|x| e.s(x));
+    }
+    e.s(s.created_by.as_str());
+    e.i(s.created_ms);
+    e.i(s.updated_ms);
+    e.u(s.comments as u64);
+    e.u(s.lamport);
+    for pairs in [&s.remotes, &s.gone] {
+        e.u(pairs.len() as u64);
+        for (a, b) in pairs {
+            e.s(a);
+            e.s(b);
+        }
+    }
+    e.u(s.remote_created.len() as u64);
+    for (a, b, c) in &s.remote_created {
+        e.s(a);
+        e.s(b);
+        e.s(c);
+    }
+}
+
+fn get_summary(d: &mut Dec<'_>) -> D<IssueSummary> {
+    let b: [u8; 16] = d.take(16)?.try_into().map_err(|_| CacheDecodeError)?;
+    let strs = |d: &mut Dec<'_>| -> D<Vec<String>> { (0..d.len()?).map(|_| d.s()).collect() };
+    let pairs = |d: &mut Dec<'_>| -> D<Vec<(String, String)>> {
+        (0..d.len()?).map(|_| Ok((d.s()?, d.s()?))).collect()
+    };
+    Ok(IssueSummary {
+        id: IssueId(uuid::Uuid::from_bytes(b)),
+        title: d.s()?,
+        status: *Status::ALL
+            .get(usize::try_from(d.u()?).map_err(|_| CacheDecodeError)?)
+            .ok_or(CacheDecodeError)?,
+        labels: strs(d)?,
+        assignees: strs(d)?,
+        created_by: ActorId::new(&d.s()?).map_err(|_| CacheDecodeError)?,
+        created_ms: d.i()?,
+        updated_ms: d.i()?,
+        comments: d.count()?,
+        body: String::new(),
+        lamport: d.u()?,
+        remotes: pairs(d)?,
+        gone: pairs(d)?,
+        remote_created: (0..d.len()?)
+            .map(|_| Ok((d.s()?, d.s()?, d.s()?)))
+            .collect::<D<_>>()?,
+    })
+}
+
+/// A file: magic, payload, 8 bytes of blake3 of the payload.
+fn seal(magic: &[u8; 8], payload: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 16);
+    out.extend_from_slice(magic);
+    let sum = blake3::hash(&payload);
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&sum.as_bytes()[..8]);
+    out
+}
+
+fn unseal<'b>(magic: &[u8; 8], bytes: &'b [u8]) -> Option<&'b [u8]> {
+    let rest = bytes.strip_prefix(magic)?;
+    let (payload, sum) = rest.split_at(rest.len().checked_sub(8)?);
+    (blake3::hash(payload).as_bytes()[..8] == *sum).then_some(payload)
 }
 
 /// The result of reading the index.
@@ -133,19 +357,24 @@ pub struct Listing {
     pub damaged: Vec<(String, String)>,
     /// How many refs had to be (re)read because their tip moved.
     pub refreshed: usize,
+    /// Whether the refs were listed (false: the ref-storage stamp vouched
+    /// for the index).
+    pub refs_listed: bool,
 }
 
 /// The index of one store.
 pub struct Index<'a> {
     store: &'a GitEventStore,
     path: PathBuf,
+    common: PathBuf,
 }
 
 impl<'a> Index<'a> {
     /// The index of `store`.
     pub fn new(store: &'a GitEventStore) -> Index<'a> {
         Index {
-            path: store.git_dir().join("reposix").join("index-v1"),
+            path: store.git_dir().join("reposix").join("index-v3"),
+            common: store.repo().common_dir().to_path_buf(),
             store,
         }
     }
@@ -156,35 +385,62 @@ impl<'a> Index<'a> {
     }
 
     fn text_path(&self) -> PathBuf {
-        self.path.with_file_name("index-v1-text")
+        self.path.with_file_name("index-v3-text")
     }
 
-    /// The cached rows, sorted by ref name (as written).
-    fn read(&self) -> Vec<(String, String, Entry)> {
-        match read_json::<IndexFile>(&self.path) {
-            Some(f) if f.version == INDEX_VERSION => {
-                let mut rows = f.rows;
-                if !rows.windows(2).all(|w| w[0].0 < w[1].0) {
-                    rows.sort_by(|a, b| a.0.cmp(&b.0));
-                    rows.dedup_by(|a, b| a.0 == b.0);
-                }
-                rows
+    /// The cached stamp and rows, sorted by ref name (as written).
+    fn read(&self) -> Option<(Stamp, Vec<Row>)> {
+        let bytes = std::fs::read(&self.path).ok()?;
+        let payload = unseal(INDEX_MAGIC, &bytes)?;
+        let mut d = Dec(payload);
+        let decode = |d: &mut Dec<'_>| -> D<(Stamp, Vec<Row>)> {
+            let stamp = Stamp::decode(d)?;
+            let n = d.len()?;
+            let mut rows = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (refname, issue) = get_name(d)?;
+                let tip = get_tip(d)?;
+                let entry = match d.u()? {
+                    0 => Entry::Issue(Box::new(get_summary(d)?)),
+                    1 => Entry::Damaged(d.s()?),
+                    _ => return Err(CacheDecodeError),
+                };
+                rows.push(Row {
+                    refname,
+                    issue,
+                    tip,
+                    entry,
+                });
             }
-            _ => Vec::new(),
+            Ok((stamp, rows))
+        };
+        let (stamp, mut rows) = decode(&mut d).ok()?;
+        if !rows.windows(2).all(|w| w[0].refname < w[1].refname) {
+            rows.sort_by(|a, b| a.refname.cmp(&b.refname));
+            rows.dedup_by(|a, b| a.refname == b.refname);
         }
+        Some((stamp, rows))
     }
 
+    /// Bodies by ref name, with the tip each is the body of.
     fn read_text(&self) -> HashMap<String, (Oid, String)> {
-        match read_json::<TextFile>(&self.text_path()) {
-            Some(f) if f.version == INDEX_VERSION => f
-                .rows
-                .into_iter()
-                .filter_map(|(name, tip, body)| {
-                    Some((name, (Oid::from_hex(tip.as_bytes()).ok()?, body)))
-                })
-                .collect(),
-            _ => HashMap::new(),
-        }
+        let Ok(bytes) = std::fs::read(self.text_path()) else {
+            return HashMap::new();
+        };
+        let Some(payload) = unseal(TEXT_MAGIC, &bytes) else {
+            return HashMap::new();
+        };
+        let mut d = Dec(payload);
+        let decode = |d: &mut Dec<'_>| -> D<HashMap<String, (Oid, String)>> {
+            let mut out = HashMap::new();
+            for _ in 0..d.len()? {
+                let (name, _) = get_name(d)?;
+                let tip = get_tip(d)?;
+                out.insert(name, (tip, d.s()?));
+            }
+            Ok(out)
+        };
+        decode(&mut d).unwrap_or_default()
     }
 
     /// List every issue, refreshing stale entries; `rebuild` ignores the
@@ -199,113 +455,236 @@ impl<'a> Index<'a> {
     }
 
     fn list_opts(&self, rebuild: bool, with_text: bool) -> Result<Listing, StoreError> {
-        let refs = self.store.list_refs()?;
-        let cached = if rebuild { Vec::new() } else { self.read() };
-        let mut listing = Listing::default();
-        let mut rows: Vec<(&IssueRef, Entry, bool)> = Vec::with_capacity(refs.len());
-        let mut changed = cached.len() != refs.len();
-        // Both lists are sorted by ref name: walk them together.
-        let mut cached = cached.into_iter().peekable();
-        for r in &refs {
-            while cached.next_if(|(name, _, _)| *name < r.refname).is_some() {}
-            let hit =
-                cached
-                    .next_if(|(name, _, _)| *name == r.refname)
-                    .and_then(|(_, tip, entry)| {
-                        (Oid::from_hex(tip.as_bytes()).ok() == Some(r.tip)).then_some(entry)
-                    });
-            let (entry, fresh) = match hit {
-                Some(entry) => (entry, false),
-                None => {
-                    changed = true;
-                    listing.refreshed += 1;
-                    (summarize(self.store, r), true)
-                }
-            };
-            rows.push((r, entry, fresh));
-        }
-        if changed || with_text {
-            // Bodies: fresh summaries carry theirs; the others come from the
-            // text file when its tip matches, else from a fold.
-            let mut old_text = if rebuild {
-                HashMap::new()
+        let cached = if rebuild { None } else { self.read() };
+        // Taken before the refs are listed: a ref moved meanwhile changes
+        // the stamp the next read takes.
+        let subdirs = cached
+            .as_ref()
+            .map(|(s, _)| s.subdirs())
+            .unwrap_or_default();
+        let stamp = Stamp::take(&self.common, &subdirs);
+        let mut refs_listed = true;
+        let (mut rows, refreshed, changed) = match cached {
+            Some((old, rows)) if old.trusted && old == stamp => {
+                refs_listed = false;
+                (rows, 0, false)
+            }
+            cached => {
+                let old_stamp = cached.as_ref().map(|(s, _)| s.clone());
+                let (rows, refreshed) = self.refresh(cached.map(|(_, r)| r).unwrap_or_default())?;
+                let changed = refreshed > 0 || old_stamp.as_ref() != Some(&stamp);
+                (rows, refreshed, changed)
+            }
+        };
+        // The stamp to record: the directories of the refs now listed.
+        let stamp = if changed {
+            let refs: Vec<IssueRef> = rows
+                .iter()
+                .map(|r| IssueRef {
+                    refname: r.refname.clone(),
+                    issue: r.issue,
+                    tip: r.tip,
+                })
+                .collect();
+            let dirs = subdirs_of(&refs);
+            if dirs == subdirs {
+                stamp
             } else {
-                self.read_text()
-            };
-            let mut text_stale = changed;
-            for (r, entry, fresh) in rows.iter_mut() {
-                let Entry::Issue(s) = entry else { continue };
-                if *fresh {
-                    continue;
-                }
-                match old_text.remove(&r.refname) {
-                    Some((tip, body)) if tip == r.tip => s.body = body,
-                    _ => {
-                        text_stale = true;
-                        if let Entry::Issue(again) = summarize(self.store, r) {
-                            s.body = again.body;
-                        }
-                    }
-                }
+                // New directories: not covered by the stamp just taken.
+                let mut s = Stamp::take(&self.common, &dirs);
+                s.trusted = false;
+                s
             }
-            if changed || text_stale {
-                // A failed write only costs speed next time.
-                let _ = self.write(&rows);
-            }
+        } else {
+            stamp
+        };
+        let mut text_changed = false;
+        if with_text {
+            text_changed = self.fill_bodies(&mut rows, rebuild);
         }
-        for (r, entry, _) in rows {
-            match entry {
+        if changed {
+            // A failed write only costs speed next time.
+            let _ = self.write(&stamp, &rows);
+        }
+        if text_changed || (changed && with_text) {
+            let _ = self.write_text(&rows);
+        }
+        let mut listing = Listing {
+            refreshed,
+            refs_listed,
+            ..Listing::default()
+        };
+        for r in rows {
+            match r.entry {
                 Entry::Issue(mut s) => {
                     if !with_text {
                         s.body.clear();
                     }
                     listing.issues.push(*s)
                 }
-                Entry::Damaged(why) => listing.damaged.push((r.refname.clone(), why)),
+                Entry::Damaged(why) => listing.damaged.push((r.refname, why)),
             }
         }
         Ok(listing)
     }
 
-    fn write(&self, rows: &[(&IssueRef, Entry, bool)]) -> Result<(), StoreError> {
-        let index = IndexFile {
-            version: INDEX_VERSION,
-            rows: rows
-                .iter()
-                .map(|(r, e, _)| (r.refname.clone(), r.tip.to_string(), e.clone()))
-                .collect(),
-        };
-        let text = TextFile {
-            version: INDEX_VERSION,
-            rows: rows
-                .iter()
-                .filter_map(|(r, e, _)| match e {
-                    Entry::Issue(s) => Some((r.refname.clone(), r.tip.to_string(), s.body.clone())),
-                    Entry::Damaged(_) => None,
+    /// List the refs and re-read those whose tip is not the cached one
+    /// (several threads when there are many). Returns the rows in ref
+    /// order and how many were re-read.
+    fn refresh(&self, cached: Vec<Row>) -> Result<(Vec<Row>, usize), StoreError> {
+        let refs = self.store.list_refs()?;
+        let mut rows: Vec<Row> = Vec::with_capacity(refs.len());
+        let mut stale: Vec<usize> = Vec::new();
+        // Both lists are sorted by ref name: walk them together.
+        let mut cached = cached.into_iter().peekable();
+        for r in refs {
+            while cached.next_if(|c| c.refname < r.refname).is_some() {}
+            let hit = cached
+                .next_if(|c| c.refname == r.refname)
+                .filter(|c| c.tip == r.tip);
+            match hit {
+                Some(c) => rows.push(c),
+                None => {
+                    stale.push(rows.len());
+                    rows.push(Row {
+                        refname: r.refname,
+                        issue: r.issue,
+                        tip: r.tip,
+                        entry: Entry::Damaged(String::new()),
+                    });
+                }
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(if stale.len() >= 256 { 4 } else { 1 });
+        let chunk = stale.len().div_ceil(threads.max(1)).max(1);
+        let summarize = |store: &GitEventStore, part: &[usize]| -> Vec<(usize, Entry)> {
+            part.iter()
+                .map(|&i| {
+                    let r = &rows[i];
+                    (i, summarize_row(store, &r.refname, r.issue, r.tip))
                 })
-                .collect(),
+                .collect()
         };
-        // Text first: a reader that sees the new index also finds bodies
-        // for its tips (or folds the few that are missing).
-        write_json(&self.text_path(), &text)?;
-        write_json(&self.path, &index)
+        let entries: Vec<(usize, Entry)> = if threads <= 1 {
+            summarize(self.store, &stale)
+        } else {
+            // gix handles are per thread (built without its `parallel`
+            // feature): each thread opens the repository itself.
+            let git_dir = self.store.git_dir();
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = stale
+                    .chunks(chunk)
+                    .map(|part| {
+                        let summarize = &summarize;
+                        scope.spawn(move || match GitEventStore::open(git_dir) {
+                            Ok(store) => summarize(&store, part),
+                            Err(e) => part
+                                .iter()
+                                .map(|&i| (i, Entry::Damaged(crate::error_chain(&e))))
+                                .collect(),
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("BUG: summarizing does not panic"))
+                    .collect()
+            })
+        };
+        for (i, entry) in entries {
+            rows[i].entry = entry;
+        }
+        Ok((rows, stale.len()))
+    }
+
+    /// Fill every summary's body: from the text file when its tip matches,
+    /// else by a fold. Returns whether any body had to be folded.
+    fn fill_bodies(&self, rows: &mut [Row], rebuild: bool) -> bool {
+        let mut old_text = if rebuild {
+            HashMap::new()
+        } else {
+            self.read_text()
+        };
+        let mut folded = false;
+        for r in rows.iter_mut() {
+            let Entry::Issue(s) = &mut r.entry else {
+                continue;
+            };
+            match old_text.remove(&r.refname) {
+                Some((tip, body)) if tip == r.tip => s.body = body,
+                _ => {
+                    folded = true;
+                    if let Some(issue) = r.issue {
+                        if let Ok(c) = StateCache::new(self.store).get(
+                            &self.store.repo(),
+                            &r.refname,
+                            issue,
+                            r.tip,
+                        ) {
+                            s.body = c.state.body;
+                        }
+                    }
+                }
+            }
+        }
+        folded
+    }
+
+    fn write(&self, stamp: &Stamp, rows: &[Row]) -> Result<(), StoreError> {
+        let mut e = Enc(Vec::with_capacity(64 + rows.len() * 128));
+        stamp.encode(&mut e);
+        e.u(rows.len() as u64);
+        for r in rows {
+            put_name(&mut e, &r.refname, r.issue);
+            put_tip(&mut e, &r.tip);
+            match &r.entry {
+                Entry::Issue(s) => {
+                    e.u(0);
+                    put_summary(&mut e, s);
+                }
+                Entry::Damaged(why) => {
+                    e.u(1);
+                    e.s(why);
+                }
+            }
+        }
+        write_file(&self.path, &seal(INDEX_MAGIC, e.0))?;
+        // Files of earlier index versions are dead weight now.
+        for old in ["index-v1", "index-v1-text"] {
+            let _ = std::fs::remove_file(self.path.with_file_name(old));
+        }
+        Ok(())
+    }
+
+    fn write_text(&self, rows: &[Row]) -> Result<(), StoreError> {
+        let mut e = Enc(Vec::new());
+        let with_body: Vec<(&Row, &str)> = rows
+            .iter()
+            .filter_map(|r| match &r.entry {
+                Entry::Issue(s) => Some((r, s.body.as_str())),
+                Entry::Damaged(_) => None,
+            })
+            .collect();
+        e.u(with_body.len() as u64);
+        for (r, body) in with_body {
+            put_name(&mut e, &r.refname, r.issue);
+            put_tip(&mut e, &r.tip);
+            e.s(body);
+        }
+        write_file(&self.text_path(), &seal(TEXT_MAGIC, e.0))
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Write `value` to a temporary file and rename it into place.
-fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<(), StoreError> {
+/// Write `bytes` to a temporary file and rename it into place.
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
     let err = |source| StoreError::Index {
         path: path.display().to_string(),
         source,
     };
     let dir = path.parent().expect("BUG: index paths have a parent");
     std::fs::create_dir_all(dir).map_err(err)?;
-    let bytes = serde_json::to_vec(value).expect("BUG: the index always serializes");
     let tmp = dir.join(format!(
         "{}.tmp.{}.{}",
         path.file_name()
@@ -315,7 +694,7 @@ fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<(), Sto
         fastrand::u64(..)
     ));
     let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&bytes))
+        .and_then(|mut f| f.write_all(bytes))
         .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -323,19 +702,27 @@ fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<(), Sto
     result.map_err(err)
 }
 
-fn summarize(store: &GitEventStore, r: &IssueRef) -> Entry {
-    let Some(issue) = r.issue else {
+/// The summary of one ref. Deep issues go through the state cache; short
+/// local ones are folded without their body (no automerge document).
+fn summarize_row(store: &GitEventStore, refname: &str, issue: Option<IssueId>, tip: Oid) -> Entry {
+    let Some(issue) = issue else {
         return Entry::Damaged("not a reposix issue ref (name is not an issue id)".into());
     };
     let repo = store.repo();
-    let state = store
-        .load_commit(&repo, &r.refname, issue, r.tip)
-        .and_then(|events| {
-            events.fold(issue).map_err(|source| StoreError::Fold {
-                refname: r.refname.clone(),
-                source,
-            })
-        });
+    let cache = StateCache::new(store);
+    let state = match store.load_commit(&repo, refname, issue, tip) {
+        Ok(events) if events.len() < CACHE_MIN_EVENTS => {
+            match Folded::state_without_body(&events, issue) {
+                Some(state) => Ok(state),
+                None => events.fold(issue).map_err(|source| StoreError::Fold {
+                    refname: refname.to_owned(),
+                    source,
+                }),
+            }
+        }
+        Ok(_) => cache.get(&repo, refname, issue, tip).map(|c| c.state),
+        Err(e) => Err(e),
+    };
     match state {
         Ok(state) => Entry::Issue(Box::new(IssueSummary::of(&state))),
         Err(e) => Entry::Damaged(crate::error_chain(&e)),

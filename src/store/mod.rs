@@ -17,9 +17,12 @@
 //! - readers take no locks.
 
 pub mod bulk;
+pub mod cache;
 pub mod git;
 pub mod index;
 pub mod layout;
+pub mod maintenance;
+pub mod tree;
 
 use crate::crdt::{EventSet, FoldError};
 use crate::event::{DecodeError, Event, EventId, IssueId};

@@ -467,12 +467,13 @@ fn fsck_on_a_healthy_repository() {
     let run = t.rx(&["fsck"]).ok();
     assert_eq!(
         run.stdout,
-        "checked 1 issue refs, 2 commits, 2 events: ok\n"
+        "tree layouts (format marker): 1 at 2\nchecked 1 issue refs, 2 commits, 2 events: ok\n"
     );
     assert_eq!(run.stderr, "");
     let data = t.json(&["fsck"]);
     assert_eq!(data["problems"], json!([]));
     assert_eq!(data["refs"], 1);
+    assert_eq!(data["layouts"], json!({"2": 1}));
 }
 
 // ---------------------------------------------------------------- ids
@@ -608,7 +609,7 @@ fn index_follows_refs_moved_behind_its_back() {
 #[test]
 fn deleting_or_garbling_the_index_is_harmless() {
     let t = TestRepo::new();
-    let index = t.git_dir().join("reposix/index-v1");
+    let index = t.git_dir().join("reposix/index-v3");
     let a = t.new_issue("A", &["-l", "x"]);
     let expect = t.json(&["issue", "list", "--state", "all"]);
     assert!(index.exists(), "list writes the index");
@@ -739,7 +740,7 @@ fn unsupported_format_version_exits_6_naming_versions() {
     let run = t.rx(&["issue", "show", future]).code(6);
     assert!(
         run.stderr
-            .contains("unsupported format version 9 (supported: 1)"),
+            .contains("unsupported format version 9 (supported: 1, 2)"),
         "{}",
         run.stderr
     );

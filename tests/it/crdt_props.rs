@@ -84,7 +84,7 @@ struct Step {
 }
 
 #[derive(Clone, Debug)]
-struct Script {
+pub(crate) struct Script {
     replicas: usize,
     /// Whether the last replica writes under the first replica's actor name
     /// (one person on two machines): (lamport, actor) ties become possible
@@ -100,9 +100,9 @@ struct Script {
 }
 
 /// The events a simulated run produced.
-struct History {
+pub(crate) struct History {
     /// Every event, in the order it was written (a causal order).
-    log: Vec<(EventId, Event)>,
+    pub(crate) log: Vec<(EventId, Event)>,
     /// Each replica's final event set.
     replicas: Vec<EventSet>,
 }
@@ -146,7 +146,7 @@ fn step() -> impl Strategy<Value = Step> {
     )
 }
 
-fn script(shared_actor: impl Strategy<Value = bool>) -> impl Strategy<Value = Script> {
+pub(crate) fn script(shared_actor: impl Strategy<Value = bool>) -> impl Strategy<Value = Script> {
     (
         2usize..=4,
         shared_actor,
@@ -204,7 +204,7 @@ fn mutate_text(text: &str, a: u32, b: u32) -> String {
     chars.into_iter().collect()
 }
 
-fn run(script: &Script) -> History {
+pub(crate) fn run(script: &Script) -> History {
     let issue = issue();
     let actors: Vec<ActorId> = (0..script.replicas)
         .map(|r| {

@@ -16,6 +16,7 @@ mod jira_fake;
 mod mirror;
 mod model;
 mod project;
+mod scale;
 mod sim;
 mod store;
 mod support;
