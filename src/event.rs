@@ -613,6 +613,14 @@ pub enum Op {
         /// The tracker's id (`comment:<id>` for a comment).
         remote_id: String,
     },
+    /// Format 2. This issue is another local copy of `target`'s tracker
+    /// issue (a replica imported it without the binding, e.g. after a
+    /// tracker user deleted the marker); it is folded away in favour of
+    /// `target`, the issue created locally.
+    MergedInto {
+        /// The issue that stays.
+        target: IssueId,
+    },
 }
 
 impl Op {
@@ -641,13 +649,17 @@ impl Op {
             Op::SyncBody { .. } => "sync_body",
             Op::ObserveCreated { .. } => "observe_created",
             Op::ObserveGone { .. } => "observe_gone",
+            Op::MergedInto { .. } => "merged_into",
         }
     }
 
     /// The first envelope version in which this operation exists.
     pub fn since_version(&self) -> u32 {
         match self {
-            Op::SyncBody { .. } | Op::ObserveCreated { .. } | Op::ObserveGone { .. } => 2,
+            Op::SyncBody { .. }
+            | Op::ObserveCreated { .. }
+            | Op::ObserveGone { .. }
+            | Op::MergedInto { .. } => 2,
             _ => 1,
         }
     }
@@ -811,6 +823,7 @@ impl Event {
             }
             Op::ObserveCreated { .. }
             | Op::ObserveGone { .. }
+            | Op::MergedInto { .. }
             | Op::ObserveComment { .. }
             | Op::Bind { .. }
             | Op::BindComment { .. }

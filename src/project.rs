@@ -268,7 +268,13 @@ impl<'a> Projection<'a> {
         if let Some(m) = marked.filter(|m| !m.is_derived() && !bound.is_empty()) {
             return m;
         }
-        if let Some(first) = bound.first() {
+        // The issue created locally before one a replica derived without
+        // the binding (they are the same tracker issue; see `MergedInto`).
+        if let Some(first) = bound
+            .iter()
+            .find(|i| !i.is_derived())
+            .or_else(|| bound.first())
+        {
             return *first;
         }
         if let Some(m) = marked {
@@ -529,7 +535,15 @@ impl<'a> Projection<'a> {
             }
             let issue = self.issue_for(r, &bindings);
             for old in bindings.live.get(&r.remote_id).into_iter().flatten() {
-                if *old != issue {
+                if *old == issue {
+                    continue;
+                }
+                if !bindings.reused(*old, r) && old.is_derived() && !issue.is_derived() {
+                    // A replica imported the issue without its binding (a
+                    // tracker user had deleted the marker): that copy is
+                    // folded into the issue created here.
+                    self.merge_into(*old, issue)?;
+                } else {
                     // The object this issue was bound to is gone: the
                     // tracker gave its id to a new one.
                     self.check_gone_as(*old, &r.remote_id, true, &mut report)?;
@@ -551,6 +565,32 @@ impl<'a> Projection<'a> {
         if !fresh.is_empty() {
             self.write_fresh(fresh)?;
         }
+        // Several local issues bound to one remote id that the listing did
+        // not show (nothing moved on the tracker): the same resolution.
+        let mut shared: Vec<(&String, &Vec<IssueId>)> = bindings
+            .live
+            .iter()
+            .filter(|(_, issues)| issues.len() > 1)
+            .collect();
+        shared.sort();
+        for (rid, issues) in shared {
+            let keep = issues
+                .iter()
+                .find(|i| !i.is_derived())
+                .or_else(|| issues.first())
+                .copied()
+                .expect("BUG: a shared binding has issues");
+            let created = |i: &IssueId| bindings.created.get(&(*i, rid.clone()));
+            for other in issues.iter().filter(|i| **i != keep) {
+                let same_object = match (created(other), created(&keep)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                if same_object && other.is_derived() && !keep.is_derived() {
+                    self.merge_into(*other, keep)?;
+                }
+            }
+        }
         if reconcile {
             // A full listing: bound remote issues it lacks may be gone.
             let listed: HashSet<&str> = remotes.iter().map(|r| r.remote_id.as_str()).collect();
@@ -570,6 +610,20 @@ impl<'a> Projection<'a> {
             report.cursor = Some(c);
         }
         Ok(report)
+    }
+
+    /// Fold `copy` (an issue a replica derived from the tracker without the
+    /// binding) into `target` (the issue created locally for the same
+    /// tracker issue). The copy's own writes reached the tracker, which
+    /// `target` imports; it is not listed or exported any more.
+    fn merge_into(&self, copy: IssueId, target: IssueId) -> Result<(), ProjectError> {
+        let mut set = self.load_or_empty(copy)?;
+        if set.merged_into().is_some() {
+            return Ok(());
+        }
+        let events = self.local(copy, &set, set.heads(), vec![Op::MergedInto { target }]);
+        self.record(copy, &mut set, events, "merged into another local copy")?;
+        Ok(())
     }
 
     /// Record a bound remote issue as gone if the tracker says it is.
@@ -983,6 +1037,9 @@ impl<'a> Projection<'a> {
 
     fn export_one(&self, issue: IssueId, report: &mut ExportReport) -> Result<(), ProjectError> {
         let mut set = self.load_or_empty(issue)?;
+        if set.merged_into().is_some() {
+            return Ok(());
+        }
         let remote_id = match self.binding(&set) {
             Some(id) => id,
             None if self.exportable(&set) => match self.create_remote(issue, &mut set, report)? {

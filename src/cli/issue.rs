@@ -588,6 +588,11 @@ fn render_state(s: &IssueState) -> String {
     for (k, v) in &s.fields {
         out.push_str(&format!("{k}: {v}\n"));
     }
+    if let Some(t) = s.merged_into {
+        out.push_str(&format!(
+            "merged:    into {t} (another local copy of the same tracker issue)\n"
+        ));
+    }
     for r in &s.remotes {
         out.push_str(&format!("tracker:   {} #{}", r.backend, r.remote_id));
         if let Some(rev) = r.revision {
@@ -706,6 +711,7 @@ fn op_summary(op: &Op) -> String {
         Op::ObserveGone { backend, remote_id } => {
             format!("gone from {backend} (#{remote_id} deleted or moved)")
         }
+        Op::MergedInto { target } => format!("merged into {}", target.short()),
     }
 }
 

@@ -44,7 +44,8 @@ pub fn is_local(op: &Op) -> bool {
         | Op::Exported { .. }
         | Op::SyncBody { .. }
         | Op::ObserveCreated { .. }
-        | Op::ObserveGone { .. } => false,
+        | Op::ObserveGone { .. }
+        | Op::MergedInto { .. } => false,
     }
 }
 
@@ -341,7 +342,8 @@ impl Folded {
             | Op::Exported { .. }
             | Op::SyncBody { .. }
             | Op::ObserveCreated { .. }
-            | Op::ObserveGone { .. } => {
+            | Op::ObserveGone { .. }
+            | Op::MergedInto { .. } => {
                 unreachable!("BUG: Folded::add checks that every operation is local")
             }
         }
@@ -398,6 +400,7 @@ impl Folded {
             event_count: self.count,
             heads: self.heads.iter().copied().collect(),
             remotes: Vec::new(),
+            merged_into: None,
         })
     }
 
@@ -447,6 +450,7 @@ impl Folded {
             event_count: self.count,
             heads: self.heads.iter().copied().collect(),
             remotes: Vec::new(),
+            merged_into: None,
         })
     }
 
@@ -869,6 +873,7 @@ pub fn state_to_bytes(s: &IssueState) -> Vec<u8> {
         e.opt_s(r.updated_at.as_deref());
         e.u(u64::from(r.gone));
     }
+    e.opt_s(s.merged_into.map(|i| i.to_string()).as_deref());
     e.0
 }
 
@@ -935,6 +940,10 @@ pub fn state_from_bytes(bytes: &[u8]) -> Result<IssueState, CacheDecodeError> {
             gone: bool_of(d.u()?)?,
         });
     }
+    let merged_into = match d.opt_s()? {
+        Some(t) => Some(t.parse().map_err(|_| CacheDecodeError)?),
+        None => None,
+    };
     if !d.0.is_empty() {
         return Err(CacheDecodeError);
     }
@@ -956,5 +965,6 @@ pub fn state_from_bytes(bytes: &[u8]) -> Result<IssueState, CacheDecodeError> {
         event_count,
         heads,
         remotes,
+        merged_into,
     })
 }

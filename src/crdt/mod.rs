@@ -169,6 +169,10 @@ pub struct IssueState {
     /// Tracker issues this issue is bound to, by backend key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remotes: Vec<RemoteState>,
+    /// The issue this one was folded into (another local copy of the same
+    /// tracker issue; the smallest target when several were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<IssueId>,
 }
 
 /// A deduplicated set of one issue's events, with the derived data writers
@@ -462,7 +466,8 @@ impl EventSet {
                 | Op::Exported { .. }
                 | Op::SyncBody { .. }
                 | Op::ObserveCreated { .. }
-                | Op::ObserveGone { .. } => {}
+                | Op::ObserveGone { .. }
+                | Op::MergedInto { .. } => {}
             }
         }
         for (id, body) in edits {
@@ -530,6 +535,7 @@ impl EventSet {
             event_count: self.len(),
             heads: self.heads(),
             remotes,
+            merged_into: self.merged_into(),
         })
     }
 
@@ -551,6 +557,17 @@ impl EventSet {
             None => doc_text.to_owned(),
         })
         .map_err(|source| FoldError::Body { issue, source })
+    }
+
+    /// The issue this one was folded into, if any.
+    pub fn merged_into(&self) -> Option<IssueId> {
+        self.events
+            .values()
+            .filter_map(|e| match e.op {
+                Op::MergedInto { target } => Some(target),
+                _ => None,
+            })
+            .min()
     }
 
     /// The tracker's creation timestamps, by (backend, remote id); comments

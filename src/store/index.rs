@@ -34,7 +34,7 @@ use crate::crdt::incremental::{CacheDecodeError, Dec, Enc, Folded, D};
 use crate::crdt::IssueState;
 use crate::event::{ActorId, IssueId, Status};
 
-const INDEX_MAGIC: &[u8; 8] = b"rxindx3c";
+const INDEX_MAGIC: &[u8; 8] = b"rxindx3d";
 const TEXT_MAGIC: &[u8; 8] = b"rxtext03";
 
 /// A ref-storage stamp is trusted once its newest mtime is this old.
@@ -78,6 +78,10 @@ pub struct IssueSummary {
     /// one: (backend key, remote id, created_at).
     #[serde(default)]
     pub remote_created: Vec<(String, String, String)>,
+    /// Folded into another issue (a second local copy of one tracker
+    /// issue): kept in the index, left out of listings.
+    #[serde(default)]
+    pub merged: bool,
 }
 
 impl IssueSummary {
@@ -116,6 +120,7 @@ impl IssueSummary {
                         .map(|c| (r.backend.clone(), r.remote_id.clone(), c))
                 })
                 .collect(),
+            merged: state.merged_into.is_some(),
         }
     }
 }
@@ -302,6 +307,7 @@ fn put_summary(e: &mut Enc, s: &IssueSummary) {
         e.s(b);
         e.s(c);
     }
+    e.u(u64::from(s.merged));
 }
 
 fn get_summary(d: &mut Dec<'_>) -> D<IssueSummary> {
@@ -329,6 +335,7 @@ fn get_summary(d: &mut Dec<'_>) -> D<IssueSummary> {
         remote_created: (0..d.len()?)
             .map(|_| Ok((d.s()?, d.s()?, d.s()?)))
             .collect::<D<_>>()?,
+        merged: d.u()? != 0,
     })
 }
 
@@ -516,6 +523,7 @@ impl<'a> Index<'a> {
         };
         for r in rows {
             match r.entry {
+                Entry::Issue(s) if s.merged => {}
                 Entry::Issue(mut s) => {
                     if !with_text {
                         s.body.clear();

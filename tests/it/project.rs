@@ -1060,3 +1060,50 @@ fn a_reused_remote_id_names_a_new_issue() {
         assert_eq!(r.list().expect("list").issues.len(), 2);
     }
 }
+
+/// Case 4 across clones (found by the CLI checker): a tracker user deletes
+/// the marker of an issue alice created and exported; bob, who never saw
+/// alice's binding, imports it as an issue of its own. When the clones
+/// meet, bob's copy folds into alice's issue: one issue, listed once.
+#[test]
+fn a_copy_imported_without_the_marker_folds_into_the_original() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let original = alice
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "ours".into(),
+                body: "text".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create")
+        .issue;
+    sync(&alice, &b, "alice");
+    let remote_id = alice.show(original).expect("show").remotes[0]
+        .remote_id
+        .clone();
+    tracker_patch_raw(
+        &s,
+        &remote_id,
+        serde_json::json!({"body": "text, markerless"}),
+    );
+    sync(&bob, &b, "bob");
+    assert_eq!(bob.list().expect("list").issues.len(), 1);
+    git_sync(&c, &a);
+    git_sync(&a, &c);
+    sync(&alice, &b, "alice");
+    sync(&bob, &b, "bob");
+    git_sync(&c, &a);
+    git_sync(&a, &c);
+    for r in [&alice, &bob] {
+        let listing = r.list().expect("list");
+        assert_eq!(listing.issues.len(), 1, "{:?}", listing.issues);
+        assert_eq!(listing.issues[0].id, original);
+        let state = r.show(original).expect("show");
+        assert_eq!(state.body, "text, markerless");
+    }
+}
