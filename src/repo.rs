@@ -12,7 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::crdt::body::BodyDoc;
 use crate::crdt::{IssueState, Link};
 use crate::event::{
-    check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION,
+    check_len, check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status,
+    EVENT_FORMAT_VERSION, MAX_BODY_BYTES, MAX_COMMENT_BYTES, MAX_FIELD_VALUE_BYTES,
+    MAX_TITLE_BYTES,
 };
 use crate::store::index::{Index, Listing};
 use crate::store::layout;
@@ -351,6 +353,8 @@ impl Repo {
     /// Create an issue.
     pub fn create(&self, actor: &ActorId, new: NewIssue) -> Result<Written, RepoError> {
         let issue = IssueId::new_random();
+        check_len("title", new.title.trim(), MAX_TITLE_BYTES)?;
+        check_len("body", &new.body, MAX_BODY_BYTES)?;
         let body = if new.body.is_empty() {
             None
         } else {
@@ -415,7 +419,14 @@ impl Repo {
         let mut parents = log.events.heads();
         let wall_ms = now_ms();
         let mut sealed = Vec::with_capacity(ops.len());
-        for (lamport, op) in (log.events.max_lamport() + 1..).zip(ops) {
+        let mut lamport = log.events.max_lamport();
+        for op in ops {
+            // Valid clocks are bounded by the length of the longest causal
+            // chain (refs-format.md, section 5), so this cannot overflow;
+            // checked all the same.
+            lamport = lamport.checked_add(1).ok_or_else(|| {
+                RepoError::Rejected("the issue's Lamport clock is exhausted".into())
+            })?;
             let event = Event {
                 v: EVENT_FORMAT_VERSION,
                 issue,
@@ -514,6 +525,13 @@ impl Repo {
         report: &mut FsckReport,
     ) -> Result<(), StoreError> {
         let events = self.store.load_commit(repo, refname, issue, tip)?;
+        // Events that break the clock rule: damage, one problem each.
+        for (id, why) in events.invalid() {
+            report.problems.push(Problem {
+                at: refname.to_owned(),
+                what: format!("invalid event {id}: {why}"),
+            });
+        }
         events.fold(issue).map_err(|source| StoreError::Fold {
             refname: refname.to_owned(),
             source,
@@ -585,6 +603,7 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
         match change {
             Change::Title(t) => {
                 let t = t.trim();
+                check_len("title", t, MAX_TITLE_BYTES)?;
                 if t != state.title {
                     ops.push(Op::SetTitle {
                         title: t.to_owned(),
@@ -592,6 +611,7 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
                 }
             }
             Change::Body(text) => {
+                check_len("body", text, MAX_BODY_BYTES)?;
                 let doc = match &mut body {
                     Some(d) => d,
                     None => body.insert(
@@ -642,9 +662,11 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
                 if text.trim().is_empty() {
                     return Err(RepoError::Rejected("a comment cannot be empty".into()));
                 }
+                check_len("comment", text, MAX_COMMENT_BYTES)?;
                 ops.push(Op::AddComment { body: text.clone() });
             }
             Change::EditComment(id, text) => {
+                check_len("comment", text, MAX_COMMENT_BYTES)?;
                 let Some(c) = state.comments.iter().find(|c| c.id == *id) else {
                     return Err(RepoError::Rejected(format!(
                         "no live comment {}",
@@ -690,6 +712,9 @@ fn ops_for(log: &IssueLog, state: &IssueState, changes: &[Change]) -> Result<Vec
             }
             Change::Field(name, value) => {
                 check_name("field name", name)?;
+                if let Some(v) = value {
+                    check_len("field value", v, MAX_FIELD_VALUE_BYTES)?;
+                }
                 if state.fields.get(name) != value.as_ref() {
                     ops.push(Op::SetField {
                         name: name.clone(),

@@ -133,7 +133,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     let json = ctx.out.json;
     let progress = move |line: &str| {
         if !json {
-            eprintln!("{line}");
+            eprintln!("{}", super::safe_message(line));
         }
     };
     let p = Projection::new(repo.store(), tracker.as_ref(), actor.clone(), &progress);
@@ -188,7 +188,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         import,
         export,
     };
-    ctx.out.done(&out, || {
+    let text = || {
         let mut s = String::new();
         if out.markdown_edits.files > 0 {
             s.push_str(&format!(
@@ -214,7 +214,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             }
         }
         s
-    })?;
+    };
     let stale = reposix::mirror::staleness(repo.store(), spec.kind.as_str());
     if retried > 0 {
         if let Some(s) = &stale {
@@ -224,6 +224,8 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         }
     }
     if failed > 0 {
+        // One envelope: `ok: false` with what was done as its data.
+        ctx.out.text(text)?;
         let mut hint = format!("run `reposix sync --backend {name}` again");
         if let Some(s) = stale {
             hint.push_str(&format!("; {s}"));
@@ -233,9 +235,10 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             "export_incomplete",
             format!("{failed} issues could not be exported to {name}; local work is intact"),
         )
-        .hint(hint));
+        .hint(hint)
+        .data(&out));
     }
-    Ok(())
+    ctx.out.done(&out, text)
 }
 
 /// `reposix init <kind>::<address> DIR` (Pattern B): a new repository

@@ -140,20 +140,22 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
     }
     let repo = ctx.repo()?;
     let report = sync::sync(repo.store(), &args.options()).map_err(sync_failure)?;
-    for d in &report.damaged {
+    for l in &report.stale_locks {
         ctx.out.warn(&format!(
-            "{}: not merged, left as it was: {}",
-            d.issue.short(),
-            d.reason
+            "removed a stale lock left by a killed writer: {l}"
         ));
     }
     if report.is_complete() {
         return ctx.out.done(&report, || summary(&report));
     }
-    if !ctx.out.json {
-        ctx.out.done(&(), || summary(&report))?;
-    }
+    // One envelope: `ok: false`, the report as its data, exit 10.
+    ctx.out.text(|| summary(&report))?;
+    let again = match &args.remote {
+        Some(r) => format!("reposix sync {}", sync::sanitize(r)),
+        None => "reposix sync".to_owned(),
+    };
     let mut problems = Vec::new();
+    let mut hints = Vec::new();
     if !report.behind.is_empty() {
         problems.push(format!(
             "{} issue(s) still behind {} after {} push rounds: {}",
@@ -161,6 +163,9 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
             report.remote,
             report.rounds,
             ids(&report.behind)
+        ));
+        hints.push(format!(
+            "run `{again}` again (with `--retries N` for a busy remote)"
         ));
     }
     for r in &report.rejected {
@@ -171,18 +176,38 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
             r.reason
         ));
     }
-    let again = match &args.remote {
-        Some(r) => format!("reposix sync {}", sync::sanitize(r)),
-        None => "reposix sync".to_owned(),
-    };
+    for d in &report.damaged_local {
+        problems.push(format!(
+            "local issue {} is damaged, not pushed: {}",
+            d.issue, d.reason
+        ));
+    }
+    if !report.damaged_local.is_empty() {
+        hints.push(
+            "`reposix fsck` lists the damage; a damaged issue is kept locally and never pushed"
+                .to_owned(),
+        );
+    }
+    for d in &report.damaged {
+        problems.push(format!(
+            "{}'s log of issue {} is damaged, not merged (your local log is kept and not pushed over it): {}",
+            report.remote, d.issue, d.reason
+        ));
+    }
+    if let Some(d) = report.damaged.first() {
+        hints.push(format!(
+            "have the remote's copy repaired (`reposix fsck` in the clone that pushed it names the bad event), or replace it with yours: `git push --force-with-lease {} refs/reposix/issues/{}` (drops what only the remote has)",
+            report.remote, d.issue
+        ));
+    }
+    hints.push("the other issues are in step".to_owned());
     Err(Failure::new(
         Exit::SyncIncomplete,
         "sync_incomplete",
         format!("{}; nothing local is lost", problems.join("; ")),
     )
-    .hint(format!(
-        "the other issues are in step; run `{again}` again (with `--retries N` for a busy remote)"
-    )))
+    .hint(hints.join("; "))
+    .data(&report))
 }
 
 // ---------------------------------------------------------------------------

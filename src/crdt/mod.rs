@@ -17,10 +17,14 @@
 //! No I/O, no clock, no async.
 
 pub mod body;
+pub mod clock;
 mod tracker;
+pub use clock::Invalid;
 pub use tracker::merge3;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -137,6 +141,8 @@ pub struct IssueState {
 #[derive(Clone, Debug, Default)]
 pub struct EventSet {
     events: BTreeMap<EventId, Event>,
+    /// The invalid events (clock rule), computed on first use.
+    invalid: OnceLock<BTreeMap<EventId, Invalid>>,
 }
 
 impl EventSet {
@@ -151,6 +157,7 @@ impl EventSet {
         match self.events.entry(id) {
             Entry::Vacant(v) => {
                 v.insert(event);
+                self.invalid.take();
                 true
             }
             Entry::Occupied(_) => false,
@@ -204,13 +211,49 @@ impl EventSet {
         v
     }
 
-    /// Largest Lamport clock (0 when empty).
+    /// The events that break the clock rule (see [`clock`]), with why.
+    /// They are damage: every other method here works on the valid rest.
+    pub fn invalid(&self) -> &BTreeMap<EventId, Invalid> {
+        self.invalid
+            .get_or_init(|| clock::invalid_events(&self.events))
+    }
+
+    /// The valid events (the whole set when none is invalid).
+    pub fn valid_subset(&self) -> Cow<'_, EventSet> {
+        let invalid = self.invalid();
+        if invalid.is_empty() {
+            return Cow::Borrowed(self);
+        }
+        let events: BTreeMap<EventId, Event> = self
+            .events
+            .iter()
+            .filter(|(id, _)| !invalid.contains_key(id))
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        // Ancestors of a valid event are valid: the subset is all valid.
+        let cache = OnceLock::new();
+        let _ = cache.set(BTreeMap::new());
+        Cow::Owned(EventSet {
+            events,
+            invalid: cache,
+        })
+    }
+
+    /// Largest Lamport clock among the valid events (0 when none). A writer
+    /// gives its next event this plus one.
     pub fn max_lamport(&self) -> u64 {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().max_lamport();
+        }
         self.events.values().map(|e| e.lamport).max().unwrap_or(0)
     }
 
-    /// Event heads: ids that no event in the set names as a parent.
+    /// Event heads of the valid events: ids that no valid event names as a
+    /// parent.
     pub fn heads(&self) -> Vec<EventId> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().heads();
+        }
         let named: BTreeSet<&EventId> = self.events.values().flat_map(|e| &e.parents).collect();
         self.events
             .keys()
@@ -219,11 +262,13 @@ impl EventSet {
             .collect()
     }
 
-    /// The body change set, in id order.
+    /// The body change set of the valid events, in id order.
     pub fn body_changes(&self) -> Vec<&Bytes> {
+        let invalid = self.invalid();
         self.events
-            .values()
-            .filter_map(|e| match &e.op {
+            .iter()
+            .filter(|(id, _)| !invalid.contains_key(id))
+            .filter_map(|(_, e)| match &e.op {
                 Op::Create { body, .. } => body.as_ref(),
                 Op::EditBody { change } => Some(change),
                 _ => None,
@@ -233,6 +278,9 @@ impl EventSet {
 
     /// The live add tags of each label (what a remove must name).
     pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().label_tags();
+        }
         let causal = Causal::needed(self).then(|| Causal::build(self));
         self.label_tags_with(causal.as_ref())
     }
@@ -265,6 +313,9 @@ impl EventSet {
 
     /// The live add tags of each assignee.
     pub fn assignee_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().assignee_tags();
+        }
         let causal = Causal::needed(self).then(|| Causal::build(self));
         self.assignee_tags_with(causal.as_ref())
     }
@@ -297,6 +348,9 @@ impl EventSet {
 
     /// The live add tags of each link.
     pub fn link_tags(&self) -> BTreeMap<Link, Vec<EventId>> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().link_tags();
+        }
         self.set_tags(|op| match op {
             Op::AddLink { kind, target } => SetOp::Add(vec![Link {
                 kind: kind.clone(),
@@ -355,6 +409,10 @@ impl EventSet {
                 found: e.issue,
                 expected: issue,
             });
+        }
+        // Events that break the clock rule are damage: fold the rest.
+        if !self.invalid().is_empty() {
+            return self.valid_subset().fold(issue);
         }
         let ordered = self.ordered();
         // A local issue starts with `create`; an imported one with its first

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{layout, StoreError};
-use crate::event::{EventId, IssueId};
+use crate::event::{check_event_size, EventId, IssueId};
 
 /// A running fast-import session.
 #[must_use = "call finish() or the batch is abandoned"]
@@ -95,6 +95,14 @@ impl BulkWriter {
         commits: &[Vec<(EventId, Vec<u8>)>],
     ) -> Result<(), StoreError> {
         let refname = layout::issue_ref(issue);
+        // Readers reject events over the size limit: never write one.
+        for (id, bytes) in commits.iter().flatten() {
+            check_event_size(bytes.len()).map_err(|source| StoreError::Refused {
+                refname: refname.clone(),
+                event: id.short(),
+                source,
+            })?;
+        }
         for (n, batch) in commits.iter().enumerate() {
             let first_mark = self.marks + 1;
             for (_, bytes) in batch {

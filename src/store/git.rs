@@ -16,7 +16,7 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use super::layout::{self, EntryKind};
 use super::{Appended, EventStore, IssueLog, IssueRef, MergeOutcome, Oid, StoreError};
 use crate::crdt::EventSet;
-use crate::event::{Event, EventId, IssueId};
+use crate::event::{check_event_size, DecodeError, Event, EventId, IssueId};
 
 /// A ref lock older than this is taken to be left by a killed writer.
 pub const STALE_LOCK: Duration = Duration::from_secs(10);
@@ -29,6 +29,7 @@ const APPEND_DEADLINE: Duration = Duration::from_secs(120);
 pub struct GitEventStore {
     repo: gix::ThreadSafeRepository,
     git_dir: PathBuf,
+    work_dir: PathBuf,
     marker_oid: Oid,
 }
 
@@ -58,6 +59,9 @@ impl GitEventStore {
             source,
         })?;
         let git_dir = repo.git_dir().to_path_buf();
+        let work_dir = repo
+            .workdir()
+            .map_or_else(|| git_dir.clone(), Path::to_path_buf);
         let marker_oid = gix::objs::compute_hash(
             repo.object_hash(),
             gix::objs::Kind::Blob,
@@ -67,6 +71,7 @@ impl GitEventStore {
         Ok(GitEventStore {
             repo: repo.into_sync(),
             git_dir,
+            work_dir,
             marker_oid,
         })
     }
@@ -74,6 +79,49 @@ impl GitEventStore {
     /// The repository's git directory.
     pub fn git_dir(&self) -> &Path {
         &self.git_dir
+    }
+
+    /// Where `git` runs for this repository, as `git -C` would: the top of
+    /// the work tree, or the git directory of a bare repository. Relative
+    /// remote paths resolve against it.
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    /// Remove ref lock files older than [`STALE_LOCK`] under each of
+    /// `namespaces` (e.g. `refs/reposix-remotes/`): a killed writer (ours
+    /// or a `git fetch` we ran) leaves them, and git refuses to touch the
+    /// ref until they go. Git renames a lock into place atomically, so the
+    /// ref beside a lock is intact either way. Returns the files removed.
+    pub fn clear_stale_locks(&self, namespaces: &[&str]) -> Vec<PathBuf> {
+        let common = self.repo().common_dir().to_path_buf();
+        let mut removed = Vec::new();
+        for ns in namespaces {
+            let mut dirs = vec![common.join(ns.trim_end_matches('/'))];
+            while let Some(dir) = dirs.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if meta.is_dir() {
+                        dirs.push(path);
+                        continue;
+                    }
+                    let stale = path.extension().is_some_and(|e| e == "lock")
+                        && meta
+                            .modified()
+                            .ok()
+                            .and_then(|m| m.elapsed().ok())
+                            .is_some_and(|age| age > STALE_LOCK);
+                    if stale && std::fs::remove_file(&path).is_ok() {
+                        removed.push(path);
+                    }
+                }
+            }
+        }
+        removed
     }
 
     /// A thread-local handle on the repository.
@@ -644,6 +692,31 @@ impl GitEventStore {
     ) -> Result<Appended, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
+        // Whatever a reader would reject is refused here, before anything
+        // is written: one bad write must not make the issue unreadable.
+        let mut actor = None;
+        for (id, bytes) in events {
+            let refused = |source| StoreError::Refused {
+                refname: refname.clone(),
+                event: id.short(),
+                source,
+            };
+            check_event_size(bytes.len()).map_err(refused)?;
+            let event = Event::decode(bytes).map_err(refused)?;
+            if EventId::of_bytes(bytes) != *id {
+                return Err(refused(DecodeError::Invalid {
+                    what: "event id (not the hash of its bytes)",
+                    value: id.to_hex(),
+                }));
+            }
+            if event.issue != issue {
+                return Err(refused(DecodeError::Invalid {
+                    what: "issue (the event belongs to another issue)",
+                    value: event.issue.to_string(),
+                }));
+            }
+            actor.get_or_insert_with(|| event.actor.to_string());
+        }
         let mut ours = Vec::with_capacity(events.len());
         for (id, bytes) in events {
             let oid = repo
@@ -652,11 +725,7 @@ impl GitEventStore {
                 .detach();
             ours.push((*id, oid));
         }
-        let actor = events
-            .first()
-            .and_then(|(_, b)| Event::decode(b).ok())
-            .map(|e| e.actor.to_string())
-            .unwrap_or_else(|| "reposix".into());
+        let actor = actor.unwrap_or_else(|| "reposix".into());
         let mut message = format!("reposix: {summary}\n\n");
         for (key, value) in trailers {
             message.push_str(&format!("{key}: {value}\n"));
@@ -700,8 +769,19 @@ impl GitEventStore {
     fn merge_tip_impl(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
-        // Never install damage: the foreign history must load cleanly.
-        self.load_commit(&repo, &refname, issue, other)?;
+        // Never install damage: the foreign history must load cleanly and
+        // keep the clock rule.
+        let foreign = self.load_commit(&repo, &refname, issue, other)?;
+        if !foreign.invalid().is_empty() {
+            return Err(StoreError::InvalidEvents {
+                refname,
+                invalid: foreign
+                    .invalid()
+                    .iter()
+                    .map(|(id, why)| (*id, why.clone()))
+                    .collect(),
+            });
+        }
         let theirs = self.event_ids(&repo, &refname, other)?;
         let started = Instant::now();
         let mut unexplained = 0;

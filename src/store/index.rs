@@ -9,7 +9,6 @@
 //! costs a rebuild. A file that does not decode is ignored and rebuilt.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -265,30 +264,15 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Write `value` to a temporary file and rename it into place.
+/// Write `value` atomically (a cache: not fsynced).
 fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<(), StoreError> {
-    let err = |source| StoreError::Index {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = path.parent().expect("BUG: index paths have a parent");
-    std::fs::create_dir_all(dir).map_err(err)?;
     let bytes = serde_json::to_vec(value).expect("BUG: the index always serializes");
-    let tmp = dir.join(format!(
-        "{}.tmp.{}.{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    super::fs::write_atomic(path, &bytes, super::fs::Durability::Cache).map_err(|source| {
+        StoreError::Index {
+            path: path.display().to_string(),
+            source,
+        }
+    })
 }
 
 fn summarize(store: &GitEventStore, r: &IssueRef) -> Entry {

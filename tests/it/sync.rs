@@ -701,11 +701,17 @@ fn a_damaged_remote_log_is_reported_and_holds_back_no_other_issue() {
     git_remote(&["update-ref", &format!("refs/reposix/issues/{bad}"), &commit]);
 
     let b = Node::init(&w, "b", &url);
-    let run = b.rx("bob", &["--json", "sync"]).ok();
-    let data = run.data();
+    // Not a success: the damaged issue did not sync (exit 10, one envelope
+    // with `ok: false` and the report as its data).
+    let run = b.rx("bob", &["--json", "sync"]).code(10);
+    let env = run.envelope();
+    assert_eq!(env["ok"], false, "{env}");
+    assert_eq!(env["error"]["exit"], 10, "{env}");
+    let data = &env["data"];
     assert_eq!(data["created"], 1, "{data}");
     assert_eq!(data["damaged"][0]["issue"], bad, "{data}");
-    assert!(run.stderr.contains("warning: 0b0b0b0b"), "{}", run.stderr);
+    let message = env["error"]["message"].as_str().expect("message");
+    assert!(message.contains(bad), "{message}");
     assert_eq!(b.ids(), BTreeSet::from([good]));
 }
 
