@@ -348,6 +348,14 @@ pub fn main() -> ExitCode {
     reposix::backend::http::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            // Usage errors get their envelope too (`ok: false`, exit 2).
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad usage");
+            let f = Failure::new(Exit::Usage, "usage", first.trim_start_matches("error: "))
+                .hint("run `reposix --help`");
+            return report(&Out { json: true }, f);
+        }
         Err(e) => {
             let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
             let _ = e.print();

@@ -11,6 +11,7 @@ mod confluence;
 mod confluence_fake;
 mod github;
 mod github_fake;
+mod hostile;
 mod jira;
 mod jira_fake;
 mod mirror;
