@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod confluence;
 mod confluence_fake;
+mod crash;
 mod github;
 mod github_fake;
 mod hostile;
