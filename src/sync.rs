@@ -251,6 +251,9 @@ pub struct Timings {
     pub merge_ms: f64,
     /// `git push` (all rounds).
     pub push_ms: f64,
+    /// Checking that local logs about to be pushed are not damaged (part
+    /// of `merge_ms`).
+    pub verify_ms: f64,
 }
 
 /// What a sync did. Counts are of issues.
@@ -1021,6 +1024,13 @@ impl Session<'_> {
         if self.verified.get(&issue) == Some(&tip) {
             return true;
         }
+        let started = Instant::now();
+        let healthy = self.check_local(issue, tip);
+        self.report.timings.verify_ms += ms(started.elapsed());
+        healthy
+    }
+
+    fn check_local(&mut self, issue: IssueId, tip: Oid) -> bool {
         let refname = crate::store::layout::issue_ref(issue);
         let checked = self
             .store

@@ -237,6 +237,7 @@ struct SyncFigures {
     issues: usize,
     events: usize,
     initial_push_s: f64,
+    initial_push_verify_ms: f64,
     initial_git_push_s: f64,
     initial_git_fetch_s: f64,
     initial_clone_sync_s: f64,
@@ -257,6 +258,7 @@ struct SyncFigures {
     diverged_fetch_ms: f64,
     diverged_merge_ms: f64,
     diverged_push_ms: f64,
+    diverged_verify_ms: f64,
     merges_per_s: f64,
     push_followup_s: f64,
 }
@@ -357,7 +359,13 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     writer.finish()?;
 
     eprintln!("bench-sync: initial push and clone…");
-    f.initial_push_s = timed(|| sync_process(&a_dir).map(drop))?.as_secs_f64();
+    let mut initial = serde_json::Value::Null;
+    f.initial_push_s = timed(|| {
+        initial = sync_process(&a_dir)?;
+        Ok(())
+    })?
+    .as_secs_f64();
+    f.initial_push_verify_ms = initial["timings"]["verify_ms"].as_f64().unwrap_or_default();
     // The same with plain git: push every issue ref to another empty bare
     // remote, and fetch them all into an empty repository.
     git(&root, &["init", "-q", "--bare", "plain.git"])?;
@@ -485,6 +493,7 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     f.diverged_fetch_ms = report.timings.fetch_ms;
     f.diverged_merge_ms = report.timings.merge_ms;
     f.diverged_push_ms = report.timings.push_ms;
+    f.diverged_verify_ms = report.timings.verify_ms;
     f.merges_per_s = f.diverged as f64 / (report.timings.merge_ms / 1e3);
     // The other side takes the merges (fast-forwards only).
     f.push_followup_s = timed(|| sync_process(&b_dir).map(drop))?.as_secs_f64();
@@ -500,10 +509,10 @@ fn render(f: &SyncFigures) -> String {
          | no-op, loose refs, whole process, ms | {ns:.0} | {ng:.0} (fetch alone {nf:.0}, push alone {np:.0}) | {nr:.2}x |\n\
          | no-op, packed refs, whole process, ms | {ps:.0} | {pg:.0} | {pr:.2}x |\n\
          | reflog recovery scan in a no-op sync / over all {issues} reflogs, ms | {nrs:.1} / {frs:.0} | | |\n\
-         | initial push of {issues} issues, s | {ip:.2} | {igp:.2} (push) | {ipr:.2}x |\n\
+         | initial push of {issues} issues (of which checking them for damage {ipv:.0} ms), s | {ip:.2} | {igp:.2} (push) | {ipr:.2}x |\n\
          | initial sync of a new clone (fetch {icf:.0} ms, create refs {icm:.0} ms), s | {ic:.2} | {igf:.2} (fetch) | {icr:.2}x |\n\
          | {d} issues diverged on both sides: fetch + merge + push, s | {ds:.2} | | |\n\
-         | of which fetch / merge / push, ms | {df:.0} / {dm:.0} / {dp:.0} | | |\n\
+         | of which fetch / merge (damage check) / push, ms | {df:.0} / {dm:.0} ({dv:.0}) / {dp:.0} | | |\n\
          | merge throughput, issues/s | {mps:.0} | | |\n\
          | the other side then fast-forwards {d} issues, s | {fu:.2} | | |\n",
         issues = f.issues,
@@ -519,6 +528,7 @@ fn render(f: &SyncFigures) -> String {
         nrs = f.noop_reflog_scan_ms,
         frs = f.full_reflog_scan_ms,
         ip = f.initial_push_s,
+        ipv = f.initial_push_verify_ms,
         ic = f.initial_clone_sync_s,
         icf = f.initial_clone_fetch_ms,
         igp = f.initial_git_push_s,
@@ -531,6 +541,7 @@ fn render(f: &SyncFigures) -> String {
         df = f.diverged_fetch_ms,
         dm = f.diverged_merge_ms,
         dp = f.diverged_push_ms,
+        dv = f.diverged_verify_ms,
         mps = f.merges_per_s,
         fu = f.push_followup_s,
     )

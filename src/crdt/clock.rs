@@ -216,11 +216,24 @@ mod tests {
     }
 
     #[test]
+    fn clock_bound_is_one_more_than_what_the_parents_reach() {
+        let a = ev(1, &[], 0);
+        let b = ev(2, &[a.0], 1);
+        let c = ev(3, &[b.0], 2);
+        let side = ev(2, &[a.0], 3);
+        let set: crate::crdt::EventSet = [a.clone(), b, c, side.clone()].into_iter().collect();
+        assert_eq!(set.clock_bound(&[]), Some(1));
+        assert_eq!(set.clock_bound(&[side.0]), Some(3));
+        assert_eq!(set.clock_bound(&set.heads()), Some(set.max_lamport() + 1));
+        assert_eq!(set.clock_bound(&[ev(1, &[], 9).0]), None);
+    }
+
+    #[test]
     fn a_missing_parent_makes_an_event_invalid() {
         let ghost = ev(1, &[], 9).0;
         let e = ev(2, &[ghost], 0);
         assert_eq!(
-            invalid_events(&set(&[e.clone()])).get(&e.0),
+            invalid_events(&set(std::slice::from_ref(&e))).get(&e.0),
             Some(&Invalid::MissingParent { parent: ghost })
         );
     }

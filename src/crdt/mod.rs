@@ -239,6 +239,31 @@ impl EventSet {
         })
     }
 
+    /// The largest clock an event with these `parents` may carry under the
+    /// clock rule (`refs-format.md`, section 5): 1 + the greatest clock
+    /// among the events they reach, parents included (1 with no parents).
+    /// `None` if a parent is not a valid event of the set, or on overflow.
+    /// A writer that names other parents than [`EventSet::heads`] must stay
+    /// within this.
+    pub fn clock_bound(&self, parents: &[EventId]) -> Option<u64> {
+        let invalid = self.invalid();
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<EventId> = parents.to_vec();
+        let mut max: Option<u64> = None;
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let e = self
+                .events
+                .get(&id)
+                .filter(|_| !invalid.contains_key(&id))?;
+            max = Some(max.map_or(e.lamport, |m| m.max(e.lamport)));
+            stack.extend(e.parents.iter().copied());
+        }
+        max.unwrap_or(0).checked_add(1)
+    }
+
     /// Largest Lamport clock among the valid events (0 when none). A writer
     /// gives its next event this plus one.
     pub fn max_lamport(&self) -> u64 {

@@ -341,6 +341,18 @@ fn golden_repository_keeps_loading() {
     let report = repo.fsck().expect("fsck runs");
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.refs, 2);
+    // The clock rule (refs-format.md section 5, stated after this fixture
+    // was written) holds for every event an earlier build wrote.
+    for r in repo.store().list_refs().expect("refs") {
+        let log = repo.load(r.issue.expect("issue ref")).expect("loads");
+        assert!(log.events.len() > 1);
+        assert!(
+            log.events.invalid().is_empty(),
+            "{}: {:?}",
+            r.refname,
+            log.events.invalid()
+        );
+    }
     // One issue was written by two clones and joined by a merge commit.
     let merges = git(
         home,

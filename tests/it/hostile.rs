@@ -3,7 +3,6 @@
 //! test pins one defect found by the adversarial pass and failed before
 //! its fix.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
