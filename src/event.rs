@@ -76,6 +76,17 @@ pub enum DecodeError {
         /// The offending value (truncated).
         value: String,
     },
+    /// A text a writer was given is longer than its limit (see
+    /// [`check_len`]).
+    #[error("{what} is {len} bytes, over the {max}-byte limit")]
+    TooLong {
+        /// Which text.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 fn invalid(what: &'static str, value: &str) -> DecodeError {
@@ -857,6 +868,48 @@ fn check_text(what: &'static str, s: &str) -> Result<(), DecodeError> {
 pub fn check_name(what: &'static str, s: &str) -> Result<(), DecodeError> {
     if s.is_empty() || s.len() > 128 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(what, s));
+    }
+    Ok(())
+}
+
+// Writer-side limits. A reader rejects events over [`MAX_EVENT_BYTES`];
+// writers refuse input that would make one (or that costs memory out of
+// proportion) before writing anything, so no write can make an issue
+// unreadable. The body limit also bounds the body CRDT, which holds about
+// 330 bytes of memory per byte of text.
+
+/// Largest issue body a writer accepts (UTF-8 bytes).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Largest comment a writer accepts (UTF-8 bytes).
+pub const MAX_COMMENT_BYTES: usize = 1024 * 1024;
+
+/// Largest title a writer accepts (UTF-8 bytes).
+pub const MAX_TITLE_BYTES: usize = 4 * 1024;
+
+/// Largest custom field value a writer accepts (UTF-8 bytes).
+pub const MAX_FIELD_VALUE_BYTES: usize = 64 * 1024;
+
+/// `Err(TooLong)` naming `what` and the limit if `text` is over `max` bytes.
+pub fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), DecodeError> {
+    if text.len() > max {
+        return Err(DecodeError::TooLong {
+            what,
+            len: text.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// `Err(TooLarge)` if an encoded event of `len` bytes is over what readers
+/// accept ([`MAX_EVENT_BYTES`]): every writer checks this before storing.
+pub fn check_event_size(len: usize) -> Result<(), DecodeError> {
+    if len > MAX_EVENT_BYTES {
+        return Err(DecodeError::TooLarge {
+            len,
+            max: MAX_EVENT_BYTES,
+        });
     }
     Ok(())
 }

@@ -35,11 +35,24 @@ pub enum RunError {
     Cancelled,
 }
 
-/// `git --git-dir <git_dir>` with the environment described above.
+/// `git --git-dir <git_dir>` with the environment described above, run
+/// where `git -C` would run it (so relative remote paths in the
+/// configuration or the arguments resolve against the repository, not the
+/// caller's directory): the top of the work tree for a `.git` directory,
+/// else the git directory itself. Callers that know the work tree better
+/// (a linked worktree) set `current_dir` again.
 pub fn command(git_dir: &Path) -> Command {
+    let git_dir = std::path::absolute(git_dir).unwrap_or_else(|_| git_dir.to_path_buf());
     let mut cmd = Command::new("git");
+    let top = match git_dir.file_name() {
+        Some(name) if name == ".git" => git_dir.parent(),
+        _ => Some(git_dir.as_path()),
+    };
+    if let Some(top) = top.filter(|d| d.is_dir()) {
+        cmd.current_dir(top);
+    }
     cmd.arg("--git-dir")
-        .arg(git_dir)
+        .arg(&git_dir)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GCM_INTERACTIVE", "never")
         .env("LC_ALL", "C")

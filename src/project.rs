@@ -38,6 +38,7 @@ use crate::backend::{
 };
 use crate::crdt::{remote_comment_id, BodyView, EventSet, IssueState};
 use crate::event::{ActorId, Event, EventId, IssueId, Op};
+use crate::store::fs::{write_atomic, Durability};
 use crate::store::bulk::BulkWriter;
 use crate::store::index::Index;
 use crate::store::{EventStore, GitEventStore, StoreError};
@@ -1021,17 +1022,8 @@ impl<'a> Projection<'a> {
             self.save_refused(&self.refused.borrow());
         }
         // Best effort: without the cache the next export walks everything.
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let written = serde_json::to_vec(&cache)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                std::fs::create_dir_all(path.parent().expect("BUG: cache path has a parent"))?;
-                std::fs::write(&tmp, bytes)
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let bytes = serde_json::to_vec(&cache).expect("BUG: the cache always serializes");
+        let _ = write_atomic(&path, &bytes, Durability::Cache);
         Ok(report)
     }
 
@@ -1516,17 +1508,8 @@ impl<'a> Projection<'a> {
 
     fn save_refused(&self, all: &BTreeMap<String, Vec<Refused>>) {
         let path = self.refused_path();
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let written = serde_json::to_vec(all)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                std::fs::create_dir_all(path.parent().expect("BUG: the path has a parent"))?;
-                std::fs::write(&tmp, bytes)
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let bytes = serde_json::to_vec(all).expect("BUG: the cache always serializes");
+        let _ = write_atomic(&path, &bytes, Durability::Cache);
     }
 
     /// Local comment id -> remote comment id on this backend, for every

@@ -13,7 +13,9 @@ use crate::crdt::body::BodyDoc;
 use crate::crdt::incremental::Folded;
 use crate::crdt::{BodyView, EventSet, FoldError, IssueState, Link};
 use crate::event::{
-    check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION,
+    check_len, check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status,
+    EVENT_FORMAT_VERSION, MAX_BODY_BYTES, MAX_COMMENT_BYTES, MAX_FIELD_VALUE_BYTES,
+    MAX_TITLE_BYTES,
 };
 use crate::store::cache::{Cached, StateCache, TipInfo};
 use crate::store::index::{Index, Listing};
@@ -271,12 +273,15 @@ impl Repo {
     }
 
     fn write_file(&self, name: &str, text: &str) -> Result<(), RepoError> {
-        let dir = self.reposix_dir();
-        self.io(&dir, std::fs::create_dir_all(&dir))?;
-        let path = dir.join(name);
-        let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
-        self.io(&tmp, std::fs::write(&tmp, text))?;
-        self.io(&path, std::fs::rename(&tmp, &path))
+        let path = self.reposix_dir().join(name);
+        self.io(
+            &path,
+            crate::store::fs::write_atomic(
+                &path,
+                text.as_bytes(),
+                crate::store::fs::Durability::Durable,
+            ),
+        )
     }
 
     /// Configured tracker backends: name -> spec (`.git/reposix/backends`,
@@ -368,6 +373,8 @@ impl Repo {
     /// Create an issue.
     pub fn create(&self, actor: &ActorId, new: NewIssue) -> Result<Written, RepoError> {
         let issue = IssueId::new_random();
+        check_len("title", new.title.trim(), MAX_TITLE_BYTES)?;
+        check_len("body", &new.body, MAX_BODY_BYTES)?;
         let body = if new.body.is_empty() {
             None
         } else {
@@ -477,7 +484,12 @@ impl Repo {
         let mut sealed = Vec::with_capacity(ops.len());
         let mut lamport = base.lamport;
         for op in ops {
-            lamport += 1;
+            // Valid clocks are bounded by the length of the longest causal
+            // chain (refs-format.md, section 5), so this cannot overflow;
+            // checked all the same.
+            lamport = lamport.checked_add(1).ok_or_else(|| {
+                RepoError::Rejected("the issue's Lamport clock is exhausted".into())
+            })?;
             let event = Event {
                 v: op.since_version(),
                 issue,
@@ -585,6 +597,13 @@ impl Repo {
         report: &mut FsckReport,
     ) -> Result<(), StoreError> {
         let events = self.store.load_commit(repo, refname, issue, tip)?;
+        // Events that break the clock rule: damage, one problem each.
+        for (id, why) in events.invalid() {
+            report.problems.push(Problem {
+                at: refname.to_owned(),
+                what: format!("invalid event {id}: {why}"),
+            });
+        }
         events.fold(issue).map_err(|source| StoreError::Fold {
             refname: refname.to_owned(),
             source,
@@ -681,6 +700,7 @@ fn comment_op(text: &str) -> Result<Op, RepoError> {
     if text.trim().is_empty() {
         return Err(RepoError::Rejected("a comment cannot be empty".into()));
     }
+    check_len("comment", text, MAX_COMMENT_BYTES)?;
     Ok(Op::AddComment {
         body: text.to_owned(),
     })
@@ -702,6 +722,7 @@ fn ops_for(
         match change {
             Change::Title(t) => {
                 let t = t.trim();
+                check_len("title", t, MAX_TITLE_BYTES)?;
                 if t != state.title {
                     ops.push(Op::SetTitle {
                         title: t.to_owned(),
@@ -709,6 +730,7 @@ fn ops_for(
                 }
             }
             Change::Body(text) => {
+                check_len("body", text, MAX_BODY_BYTES)?;
                 let view = match &mut body {
                     Some(v) => v,
                     None => body.insert(
@@ -756,6 +778,7 @@ fn ops_for(
             }
             Change::Comment(text) => ops.push(comment_op(text)?),
             Change::EditComment(id, text) => {
+                check_len("comment", text, MAX_COMMENT_BYTES)?;
                 let Some(c) = state.comments.iter().find(|c| c.id == *id) else {
                     return Err(RepoError::Rejected(format!(
                         "no live comment {}",
@@ -801,6 +824,9 @@ fn ops_for(
             }
             Change::Field(name, value) => {
                 check_name("field name", name)?;
+                if let Some(v) = value {
+                    check_len("field value", v, MAX_FIELD_VALUE_BYTES)?;
+                }
                 if state.fields.get(name) != value.as_ref() {
                     ops.push(Op::SetField {
                         name: name.clone(),

@@ -868,6 +868,37 @@ impl Backend for ConfluenceBackend {
     }
 }
 
+/// Decode a response body as this adapter does: a page listing
+/// (`results`) or one page, then a comment listing (`results`). The entry
+/// point of the fuzz target `tracker_json`; never panics.
+pub fn parse_wire(
+    body: &[u8],
+) -> (
+    Result<Vec<RemoteIssue>, BackendError>,
+    Result<Vec<RemoteComment>, BackendError>,
+) {
+    let what = "parsing a Confluence response";
+    let v = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = || BackendError::Malformed {
+                what: what.to_owned(),
+                why: e.to_string(),
+            };
+            return (Err(err()), Err(err()));
+        }
+    };
+    let results = v.get("results").and_then(Value::as_array);
+    let issues = match results {
+        Some(list) => list.iter().map(|p| parse_page(p, &[], what, None)).collect(),
+        None => parse_page(&v, &[], what, None).map(|p| vec![p]),
+    };
+    let comments = results.map_or(Ok(Vec::new()), |list| {
+        list.iter().map(|c| parse_comment(c, what, None)).collect()
+    });
+    (issues, comments)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

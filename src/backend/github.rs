@@ -1469,6 +1469,41 @@ pub fn timestamp_ms(s: &str) -> Option<u64> {
     crate::timestamp::parse_millis(s).and_then(|ms| u64::try_from(ms).ok())
 }
 
+/// Decode a response body as this adapter does: an issue listing (pull
+/// requests dropped), then a comment listing; and the `next` URL of a
+/// `Link` header. The entry point of the fuzz targets `tracker_json` and
+/// `link_header`; never panics.
+pub fn parse_wire(
+    body: &[u8],
+) -> (
+    Result<Vec<RemoteIssue>, BackendError>,
+    Result<Vec<RemoteComment>, BackendError>,
+) {
+    let what = "parsing a GitHub response";
+    let malformed = |e: serde_json::Error| BackendError::Malformed {
+        what: what.to_owned(),
+        why: e.to_string(),
+    };
+    let ids = IdentityMap::new();
+    let issues = serde_json::from_slice::<Vec<WireIssue>>(body)
+        .map_err(malformed)
+        .and_then(|v| {
+            v.into_iter()
+                .filter_map(|w| w.into_remote(what, &ids).transpose())
+                .collect()
+        });
+    let comments = serde_json::from_slice::<Vec<WireComment>>(body)
+        .map_err(malformed)
+        .and_then(|v| v.into_iter().map(|c| c.into_remote(what, &ids)).collect());
+    (issues, comments)
+}
+
+/// The URL of the `rel="next"` entry of a `Link` header (see
+/// [`parse_wire`]).
+pub fn parse_link_next(header: &str) -> Option<&str> {
+    link_next(header)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

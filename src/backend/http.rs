@@ -178,7 +178,9 @@ pub struct Secret(String);
 impl Secret {
     /// Wrap a secret value.
     pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
+        let s = s.into();
+        crate::redact::register_secret(&s);
+        Secret(s)
     }
 
     /// The value, for building the Authorization header only.
@@ -843,28 +845,10 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     crate::timestamp::parse_millis(&format!("{year:04}-{month:02}-{day:02}T{time}Z"))
 }
 
-/// Remove `user:password@` from any URL in a message.
+/// Hide credentials in a message: the one redaction function,
+/// [`crate::redact::redact`] (URL userinfo and every known secret).
 pub fn sanitize(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str("***@");
-                out.push_str(&authority[at + 1..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
+    crate::redact::redact(message)
 }
 
 #[cfg(test)]

@@ -1430,6 +1430,40 @@ impl Backend for JiraBackend {
     }
 }
 
+/// Decode a response body as this adapter does: a search page (`issues`)
+/// or one issue, then a comment page (`comments`). The entry point of the
+/// fuzz target `tracker_json`; never panics.
+pub fn parse_wire(
+    body: &[u8],
+) -> (
+    Result<Vec<RemoteIssue>, BackendError>,
+    Result<Vec<RemoteComment>, BackendError>,
+) {
+    let what = "parsing a JIRA response";
+    let v = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = || BackendError::Malformed {
+                what: what.to_owned(),
+                why: e.to_string(),
+            };
+            return (Err(err()), Err(err()));
+        }
+    };
+    let ids = IdentityMap::new();
+    let issues = match v.get("issues").and_then(Value::as_array) {
+        Some(list) => list.iter().map(|i| parse_issue(i, what, &ids)).collect(),
+        None => parse_issue(&v, what, &ids).map(|i| vec![i]),
+    };
+    let comments = v
+        .get("comments")
+        .and_then(Value::as_array)
+        .map_or(Ok(Vec::new()), |list| {
+            list.iter().map(|c| parse_comment(c, what, &ids)).collect()
+        });
+    (issues, comments)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -534,6 +534,29 @@ impl Backend for SimBackend {
     }
 }
 
+/// Decode a response body as this adapter does: an issue listing, then a
+/// comment listing. The entry point of the fuzz target `tracker_json`;
+/// never panics.
+pub fn parse_wire(
+    body: &[u8],
+) -> (
+    Result<Vec<RemoteIssue>, BackendError>,
+    Result<Vec<RemoteComment>, BackendError>,
+) {
+    let what = "parsing a sim response";
+    let malformed = |e: serde_json::Error| BackendError::Malformed {
+        what: what.to_owned(),
+        why: e.to_string(),
+    };
+    let issues = serde_json::from_slice::<Vec<WireIssue>>(body)
+        .map_err(malformed)
+        .and_then(|v| v.into_iter().map(|w| to_remote(what, w)).collect());
+    let comments = serde_json::from_slice::<Vec<WireComment>>(body)
+        .map_err(malformed)
+        .map(|v| v.into_iter().map(to_comment).collect());
+    (issues, comments)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

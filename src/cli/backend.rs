@@ -133,7 +133,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     let json = ctx.out.json;
     let progress = move |line: &str| {
         if !json {
-            eprintln!("{line}");
+            eprintln!("{}", super::safe_message(line));
         }
     };
     // Rate-limit waits and renames show up like progress lines.
@@ -209,7 +209,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         import,
         export,
     };
-    ctx.out.done(&out, || {
+    let text = || {
         let mut s = String::new();
         if out.markdown_edits.files > 0 {
             s.push_str(&format!(
@@ -255,7 +255,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             }
         }
         s
-    })?;
+    };
     let local_only = out.export.as_ref().map_or(0, |e| e.comments_local_only);
     if local_only > 0 {
         ctx.out.warn(&format!(
@@ -279,6 +279,8 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         }
     }
     if failed > 0 {
+        // One envelope: `ok: false` with what was done as its data.
+        ctx.out.text(text)?;
         let mut hint = format!("run `reposix sync --backend {name}` again");
         if let Some(s) = stale {
             hint.push_str(&format!("; {s}"));
@@ -288,9 +290,10 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             "export_incomplete",
             format!("{failed} issues could not be exported to {name}; local work is intact"),
         )
-        .hint(hint));
+        .hint(hint)
+        .data(&out));
     }
-    Ok(())
+    ctx.out.done(&out, text)
 }
 
 /// `reposix init <kind>::<address> DIR` (Pattern B): a new repository

@@ -10,7 +10,17 @@ use reposix::event::{EventId, IssueId, Op, Status};
 use reposix::repo::{Change, NewIssue, Repo, Written};
 use reposix::store::index::IssueSummary;
 
+use super::term::line;
 use super::{Ctx, Exit, Failure};
+
+/// Items joined on one line, each escaped for the terminal.
+fn joined(items: &[String], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| line(i).into_owned())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
 
 #[derive(Subcommand)]
 pub enum IssueCmd {
@@ -197,17 +207,34 @@ pub enum SortKey {
 }
 
 fn read_body(body: Option<String>, file: Option<PathBuf>) -> Result<Option<String>, Failure> {
+    // Read at most one byte past the limit: a huge file or stream is
+    // refused without being held in memory.
+    let limit = reposix::event::MAX_BODY_BYTES;
+    let read = |what: String, r: &mut dyn std::io::Read| -> Result<String, Failure> {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(r, limit as u64 + 1), &mut buf)
+            .map_err(|e| Failure::new(Exit::Invalid, "invalid", format!("{what}: {e}")))?;
+        if buf.len() > limit {
+            return Err(Failure::new(
+                Exit::Invalid,
+                "invalid",
+                format!("{what}: the body is over the {limit}-byte limit"),
+            ));
+        }
+        String::from_utf8(buf)
+            .map_err(|_| Failure::new(Exit::Invalid, "invalid", format!("{what}: not UTF-8")))
+    };
     match (body, file) {
         (Some(b), _) => Ok(Some(b)),
         (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .map_err(|e| Failure::new(Exit::Failure, "io", format!("reading stdin: {e}")))?;
-            Ok(Some(s))
+            Ok(Some(read("stdin".into(), &mut std::io::stdin().lock())?))
         }
-        (None, Some(path)) => std::fs::read_to_string(&path).map(Some).map_err(|e| {
-            Failure::new(Exit::Invalid, "invalid", format!("{}: {e}", path.display()))
-        }),
+        (None, Some(path)) => {
+            let mut f = std::fs::File::open(&path).map_err(|e| {
+                Failure::new(Exit::Invalid, "invalid", format!("{}: {e}", path.display()))
+            })?;
+            Ok(Some(read(path.display().to_string(), &mut f)?))
+        }
         (None, None) => Ok(None),
     }
 }
@@ -559,13 +586,13 @@ fn list(
                 "{}  {:<11}  {}",
                 r.id.short(),
                 r.status.as_str(),
-                r.title
+                line(&r.title)
             ));
             if !r.labels.is_empty() {
-                s.push_str(&format!("  [{}]", r.labels.join(", ")));
+                s.push_str(&format!("  [{}]", joined(&r.labels, ", ")));
             }
             if !r.assignees.is_empty() {
-                s.push_str(&format!("  @{}", r.assignees.join(" @")));
+                s.push_str(&format!("  @{}", joined(&r.assignees, " @")));
             }
             s.push('\n');
         }
@@ -574,19 +601,19 @@ fn list(
 }
 
 fn render_state(s: &IssueState) -> String {
-    let mut out = format!("{}  {}\n", s.id, s.title);
+    let mut out = format!("{}  {}\n", s.id, line(&s.title));
     out.push_str(&format!("status:    {}\n", s.status));
     if !s.labels.is_empty() {
-        out.push_str(&format!("labels:    {}\n", s.labels.join(", ")));
+        out.push_str(&format!("labels:    {}\n", joined(&s.labels, ", ")));
     }
     if !s.assignees.is_empty() {
-        out.push_str(&format!("assignees: {}\n", s.assignees.join(", ")));
+        out.push_str(&format!("assignees: {}\n", joined(&s.assignees, ", ")));
     }
     for l in &s.links {
-        out.push_str(&format!("link:      {} {}\n", l.kind, l.target));
+        out.push_str(&format!("link:      {} {}\n", line(&l.kind), l.target));
     }
     for (k, v) in &s.fields {
-        out.push_str(&format!("{k}: {v}\n"));
+        out.push_str(&format!("{}: {}\n", line(k), line(v)));
     }
     if let Some(t) = s.merged_into {
         out.push_str(&format!(
@@ -635,6 +662,9 @@ struct LogEntry<'a> {
     parents: &'a [EventId],
     op: &'a str,
     summary: String,
+    /// Why the event breaks the clock rule (it is ignored by the fold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid: Option<String>,
 }
 
 fn op_summary(op: &Op) -> String {
@@ -720,6 +750,7 @@ pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
     let id = repo.resolve(issue)?;
     let log = repo.load(id).map_err(Failure::from)?;
     let ordered = log.events.ordered();
+    let invalid = log.events.invalid();
     let entries: Vec<LogEntry<'_>> = ordered
         .iter()
         .map(|(stamp, e)| LogEntry {
@@ -730,18 +761,24 @@ pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
             parents: &e.parents,
             op: e.op.kind(),
             summary: op_summary(&e.op),
+            invalid: invalid.get(&stamp.id).map(ToString::to_string),
         })
         .collect();
     ctx.out.done(&entries, || {
         entries
             .iter()
             .map(|e| {
+                let invalid = e
+                    .invalid
+                    .as_ref()
+                    .map(|why| format!("  [invalid, ignored: {why}]"))
+                    .unwrap_or_default();
                 format!(
-                    "{} {:>4} {:<12} {}\n",
+                    "{} {:>4} {:<12} {}{invalid}\n",
                     e.id.short(),
                     e.lamport,
                     e.actor,
-                    e.summary
+                    line(&e.summary)
                 )
             })
             .collect()

@@ -1,9 +1,15 @@
 //! The `reposix` command line.
 //!
-//! Every command takes `--json`, which prints one envelope on stdout:
-//! `{"schema":1,"ok":true,"data":…}` or `{"schema":1,"ok":false,
-//! "error":{"kind":…,"message":…,"hint":…}}`. Exit codes are in [`Exit`]
-//! and in the README.
+//! Every command takes `--json`, which prints exactly one envelope on
+//! stdout: `{"schema":1,"ok":true,"data":…}` or `{"schema":1,"ok":false,
+//! "error":{"kind":…,"message":…,"hint":…,"exit":N}}` (plus `data` when a
+//! command that failed has a partial result to show, e.g. `fsck`, `sync`);
+//! `ok` is false exactly when the exit code is not 0. Exit codes are in
+//! [`Exit`] and in the README.
+//!
+//! Text output goes through [`term::escape`] (control characters and bidi
+//! overrides shown escaped), messages through [`reposix::redact::redact`],
+//! data through [`reposix::redact::redact_known`].
 
 mod backend;
 mod bench;
@@ -14,6 +20,7 @@ mod issue;
 mod mirror;
 mod sim;
 mod sync;
+mod term;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -166,12 +173,14 @@ enum ActorCmd {
     },
 }
 
-/// An error the CLI reports: exit code, kind, message, hint.
+/// An error the CLI reports: exit code, kind, message, hint, and the
+/// partial result of the command if it has one.
 pub struct Failure {
     exit: Exit,
     kind: &'static str,
     message: String,
     hint: Option<String>,
+    data: Option<serde_json::Value>,
 }
 
 impl Failure {
@@ -181,11 +190,19 @@ impl Failure {
             kind,
             message: message.into(),
             hint: None,
+            data: None,
         }
     }
 
     fn hint(mut self, hint: impl Into<String>) -> Failure {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Attach what the command did before failing: the `data` of the one
+    /// (`ok: false`) envelope in `--json` mode.
+    fn data<T: Serialize>(mut self, data: &T) -> Failure {
+        self.data = serde_json::to_value(data).ok();
         self
     }
 }
@@ -228,6 +245,8 @@ fn store_failure(s: &StoreError, message: String) -> Failure {
             .hint("give more characters of the id"),
         StoreError::Open { .. } => Failure::new(Exit::Failure, "not_a_repository", message)
             .hint("run `reposix init` or pass -C DIR"),
+        StoreError::Refused { .. } => Failure::new(Exit::Invalid, "invalid", message)
+            .hint("nothing was written; see the limit named above"),
         _ if s.is_damage() => Failure::new(Exit::Damaged, "damaged", message)
             .hint("run `reposix fsck` for a full report; other issues are unaffected"),
         _ => Failure::new(Exit::Failure, "failure", message),
@@ -255,11 +274,13 @@ impl Out {
                 ok: true,
                 data,
             };
-            serde_json::to_writer(&mut stdout, &env)
-                .map_err(std::io::Error::other)
+            let json = serde_json::to_string(&env).expect("BUG: output data always serializes");
+            let json = reposix::redact::redact_known(&json);
+            stdout
+                .write_all(json.as_bytes())
                 .and_then(|()| stdout.write_all(b"\n"))
         } else {
-            let text = text();
+            let text = safe_text(&text());
             if text.is_empty() {
                 Ok(())
             } else if text.ends_with('\n') {
@@ -278,9 +299,30 @@ impl Out {
         }
     }
 
-    fn warn(&self, line: &str) {
-        let _ = writeln!(std::io::stderr(), "warning: {line}");
+    /// Print `text` on stdout in text mode only (the part of a failed
+    /// command's result that the `--json` envelope carries as `data`).
+    fn text(&self, text: impl FnOnce() -> String) -> Result<(), Failure> {
+        if self.json {
+            return Ok(());
+        }
+        self.done(&(), text)
     }
+
+    fn warn(&self, line: &str) {
+        let _ = writeln!(std::io::stderr(), "warning: {}", safe_message(line));
+    }
+}
+
+/// Stored text on its way to a terminal: known secrets masked, control
+/// characters escaped.
+fn safe_text(text: &str) -> String {
+    term::escape(&reposix::redact::redact_known(text), term::Lines::Keep).into_owned()
+}
+
+/// A message (error, warning, hint, progress) on its way to a terminal:
+/// every credential masked, control characters escaped.
+fn safe_message(text: &str) -> String {
+    term::escape(&reposix::redact::redact(text), term::Lines::Keep).into_owned()
 }
 
 /// Context every command gets.
@@ -311,6 +353,14 @@ pub fn main() -> ExitCode {
     reposix::backend::http::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            // Usage errors get their envelope too (`ok: false`, exit 2).
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad usage");
+            let f = Failure::new(Exit::Usage, "usage", first.trim_start_matches("error: "))
+                .hint("run `reposix --help`");
+            return report(&Out { json: true }, f);
+        }
         Err(e) => {
             let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
             let _ = e.print();
@@ -329,18 +379,24 @@ pub fn main() -> ExitCode {
 }
 
 fn report(out: &Out, f: Failure) -> ExitCode {
+    let message = reposix::redact::redact(&f.message);
+    let hint = f.hint.as_deref().map(reposix::redact::redact);
     if out.json {
-        let env = serde_json::json!({
+        let mut env = serde_json::json!({
             "schema": JSON_SCHEMA,
             "ok": false,
-            "error": {"kind": f.kind, "message": f.message, "hint": f.hint, "exit": f.exit as u8},
+            "error": {"kind": f.kind, "message": message, "hint": hint, "exit": f.exit as u8},
         });
+        if let Some(data) = f.data {
+            env["data"] = data;
+        }
+        let env = reposix::redact::redact_known(&env.to_string());
         let _ = writeln!(std::io::stdout(), "{env}");
     } else {
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", f.message);
-        if let Some(h) = &f.hint {
-            let _ = writeln!(err, "hint: {h}");
+        let _ = writeln!(err, "error: {}", safe_message(&message));
+        if let Some(h) = &hint {
+            let _ = writeln!(err, "hint: {}", safe_message(h));
         }
     }
     ExitCode::from(f.exit as u8)
@@ -447,13 +503,12 @@ fn fsck(ctx: &Ctx) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let report = repo.fsck()?;
     let clean = report.problems.is_empty();
-    if ctx.out.json {
-        // The envelope is printed either way; the exit code tells damage.
-        ctx.out.done(&report, String::new)?;
-    } else {
+    if !ctx.out.json {
         for w in &report.warnings {
             ctx.out.warn(&format!("{}: {}", w.at, w.what));
         }
+    }
+    let text = || {
         let mut text = String::new();
         for p in &report.problems {
             text.push_str(&format!("damaged: {}: {}\n", p.at, p.what));
@@ -472,12 +527,27 @@ fn fsck(ctx: &Ctx) -> Result<(), Failure> {
                 format!("{} problems", report.problems.len())
             }
         ));
-        ctx.out.done(&(), || text)?;
-    }
+        text
+    };
     if clean {
-        Ok(())
-    } else {
-        // Already reported above; exit non-zero without a second message.
-        std::process::exit(Exit::Damaged as i32)
+        return ctx.out.done(&report, text);
     }
+    // One envelope: `ok: false`, the report as its data, exit 5.
+    ctx.out.text(text)?;
+    Err(Failure::new(
+        Exit::Damaged,
+        "damaged",
+        format!(
+            "fsck found {} problem(s) in {} issue ref(s)",
+            report.problems.len(),
+            report
+                .problems
+                .iter()
+                .map(|p| &p.at)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        ),
+    )
+    .hint("damaged issues are not synced; the other issues are unaffected")
+    .data(&report))
 }

@@ -140,20 +140,22 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
     }
     let repo = ctx.repo()?;
     let report = sync::sync(repo.store(), &args.options()).map_err(sync_failure)?;
-    for d in &report.damaged {
+    for l in &report.stale_locks {
         ctx.out.warn(&format!(
-            "{}: not merged, left as it was: {}",
-            d.issue.short(),
-            d.reason
+            "removed a stale lock left by a killed writer: {l}"
         ));
     }
     if report.is_complete() {
         return ctx.out.done(&report, || summary(&report));
     }
-    if !ctx.out.json {
-        ctx.out.done(&(), || summary(&report))?;
-    }
+    // One envelope: `ok: false`, the report as its data, exit 10.
+    ctx.out.text(|| summary(&report))?;
+    let again = match &args.remote {
+        Some(r) => format!("reposix sync {}", sync::sanitize(r)),
+        None => "reposix sync".to_owned(),
+    };
     let mut problems = Vec::new();
+    let mut hints = Vec::new();
     if !report.behind.is_empty() {
         problems.push(format!(
             "{} issue(s) still behind {} after {} push rounds: {}",
@@ -161,6 +163,9 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
             report.remote,
             report.rounds,
             ids(&report.behind)
+        ));
+        hints.push(format!(
+            "run `{again}` again (with `--retries N` for a busy remote)"
         ));
     }
     for r in &report.rejected {
@@ -171,18 +176,38 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
             r.reason
         ));
     }
-    let again = match &args.remote {
-        Some(r) => format!("reposix sync {}", sync::sanitize(r)),
-        None => "reposix sync".to_owned(),
-    };
+    for d in &report.damaged_local {
+        problems.push(format!(
+            "local issue {} is damaged, not pushed: {}",
+            d.issue, d.reason
+        ));
+    }
+    if !report.damaged_local.is_empty() {
+        hints.push(
+            "`reposix fsck` lists the damage; a damaged issue is kept locally and never pushed"
+                .to_owned(),
+        );
+    }
+    for d in &report.damaged {
+        problems.push(format!(
+            "{}'s log of issue {} is damaged, not merged (your local log is kept and not pushed over it): {}",
+            report.remote, d.issue, d.reason
+        ));
+    }
+    if let Some(d) = report.damaged.first() {
+        hints.push(format!(
+            "have the remote's copy repaired (`reposix fsck` in the clone that pushed it names the bad event), or replace it with yours: `git push --force-with-lease {} refs/reposix/issues/{}` (drops what only the remote has)",
+            report.remote, d.issue
+        ));
+    }
+    hints.push("the other issues are in step".to_owned());
     Err(Failure::new(
         Exit::SyncIncomplete,
         "sync_incomplete",
         format!("{}; nothing local is lost", problems.join("; ")),
     )
-    .hint(format!(
-        "the other issues are in step; run `{again}` again (with `--retries N` for a busy remote)"
-    )))
+    .hint(hints.join("; "))
+    .data(&report))
 }
 
 // ---------------------------------------------------------------------------
@@ -212,6 +237,7 @@ struct SyncFigures {
     issues: usize,
     events: usize,
     initial_push_s: f64,
+    initial_push_verify_ms: f64,
     initial_git_push_s: f64,
     initial_git_fetch_s: f64,
     initial_clone_sync_s: f64,
@@ -232,6 +258,7 @@ struct SyncFigures {
     diverged_fetch_ms: f64,
     diverged_merge_ms: f64,
     diverged_push_ms: f64,
+    diverged_verify_ms: f64,
     merges_per_s: f64,
     push_followup_s: f64,
 }
@@ -332,7 +359,13 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     writer.finish()?;
 
     eprintln!("bench-sync: initial push and clone…");
-    f.initial_push_s = timed(|| sync_process(&a_dir).map(drop))?.as_secs_f64();
+    let mut initial = serde_json::Value::Null;
+    f.initial_push_s = timed(|| {
+        initial = sync_process(&a_dir)?;
+        Ok(())
+    })?
+    .as_secs_f64();
+    f.initial_push_verify_ms = initial["timings"]["verify_ms"].as_f64().unwrap_or_default();
     // The same with plain git: push every issue ref to another empty bare
     // remote, and fetch them all into an empty repository.
     git(&root, &["init", "-q", "--bare", "plain.git"])?;
@@ -460,6 +493,7 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     f.diverged_fetch_ms = report.timings.fetch_ms;
     f.diverged_merge_ms = report.timings.merge_ms;
     f.diverged_push_ms = report.timings.push_ms;
+    f.diverged_verify_ms = report.timings.verify_ms;
     f.merges_per_s = f.diverged as f64 / (report.timings.merge_ms / 1e3);
     // The other side takes the merges (fast-forwards only).
     f.push_followup_s = timed(|| sync_process(&b_dir).map(drop))?.as_secs_f64();
@@ -475,10 +509,10 @@ fn render(f: &SyncFigures) -> String {
          | no-op, loose refs, whole process, ms | {ns:.0} | {ng:.0} (fetch alone {nf:.0}, push alone {np:.0}) | {nr:.2}x |\n\
          | no-op, packed refs, whole process, ms | {ps:.0} | {pg:.0} | {pr:.2}x |\n\
          | reflog recovery scan in a no-op sync / over all {issues} reflogs, ms | {nrs:.1} / {frs:.0} | | |\n\
-         | initial push of {issues} issues, s | {ip:.2} | {igp:.2} (push) | {ipr:.2}x |\n\
+         | initial push of {issues} issues (of which checking them for damage {ipv:.0} ms), s | {ip:.2} | {igp:.2} (push) | {ipr:.2}x |\n\
          | initial sync of a new clone (fetch {icf:.0} ms, create refs {icm:.0} ms), s | {ic:.2} | {igf:.2} (fetch) | {icr:.2}x |\n\
          | {d} issues diverged on both sides: fetch + merge + push, s | {ds:.2} | | |\n\
-         | of which fetch / merge / push, ms | {df:.0} / {dm:.0} / {dp:.0} | | |\n\
+         | of which fetch / merge (damage check) / push, ms | {df:.0} / {dm:.0} ({dv:.0}) / {dp:.0} | | |\n\
          | merge throughput, issues/s | {mps:.0} | | |\n\
          | the other side then fast-forwards {d} issues, s | {fu:.2} | | |\n",
         issues = f.issues,
@@ -494,6 +528,7 @@ fn render(f: &SyncFigures) -> String {
         nrs = f.noop_reflog_scan_ms,
         frs = f.full_reflog_scan_ms,
         ip = f.initial_push_s,
+        ipv = f.initial_push_verify_ms,
         ic = f.initial_clone_sync_s,
         icf = f.initial_clone_fetch_ms,
         igp = f.initial_git_push_s,
@@ -506,6 +541,7 @@ fn render(f: &SyncFigures) -> String {
         df = f.diverged_fetch_ms,
         dm = f.diverged_merge_ms,
         dp = f.diverged_push_ms,
+        dv = f.diverged_verify_ms,
         mps = f.merges_per_s,
         fu = f.push_followup_s,
     )

@@ -154,6 +154,8 @@ impl Folded {
     /// The open fold of `set`, if every event in it is local (else the set
     /// must be folded whole) and the fold succeeds.
     pub fn from_set(set: &EventSet, issue: IssueId) -> Option<Folded> {
+        // Invalid events (the clock rule) are damage: folded without them.
+        let set = set.valid_subset();
         let events: Vec<(EventId, &Event)> = set.iter().map(|(id, e)| (*id, e)).collect();
         let mut f = Folded::empty(issue);
         f.add(&events).ok()?.then_some(f)
@@ -180,6 +182,9 @@ impl Folded {
             .iter()
             .any(|(_, e)| !is_local(&e.op) || e.issue != self.issue)
         {
+            return Ok(false);
+        }
+        if !self.clock_plausible(events) {
             return Ok(false);
         }
         // The only step that can fail comes first, so that a failure
@@ -476,6 +481,55 @@ impl Folded {
             .iter()
             .map(|(id, e)| (*id, e.clone()))
             .collect()
+    }
+
+    /// Whether `events`, added to this fold, keep within the clock rule
+    /// (`refs-format.md`, section 5) as far as it can be told without the
+    /// clocks of the events already folded: their greatest clock stands in
+    /// for the ancestors' (an upper bound, so nothing valid is refused). A
+    /// batch that fails goes to a whole fold, which judges exactly; no
+    /// batch that passes can carry a clock past `max + batch length`.
+    fn clock_plausible(&self, events: &[(EventId, &Event)]) -> bool {
+        let batch: BTreeMap<EventId, &Event> = events.iter().map(|(id, e)| (*id, *e)).collect();
+        // Greatest clock among each batch event and its ancestors, by an
+        // iterative post-order walk (no recursion on long chains).
+        let mut reach: BTreeMap<EventId, u64> = BTreeMap::new();
+        let mut on_stack: BTreeSet<EventId> = BTreeSet::new();
+        for root in batch.keys() {
+            let mut stack = vec![(*root, false)];
+            while let Some((id, expanded)) = stack.pop() {
+                if reach.contains_key(&id) {
+                    continue;
+                }
+                let e = batch[&id];
+                if !expanded {
+                    if !on_stack.insert(id) {
+                        return false; // a cycle: no content-addressed set has one
+                    }
+                    stack.push((id, true));
+                    for p in &e.parents {
+                        if batch.contains_key(p) && !reach.contains_key(p) {
+                            stack.push((*p, false));
+                        }
+                    }
+                    continue;
+                }
+                let below = e
+                    .parents
+                    .iter()
+                    .map(|p| reach.get(p).copied().unwrap_or(self.lamport))
+                    .max();
+                let bound = match below {
+                    Some(b) => b.saturating_add(1),
+                    None => 1,
+                };
+                if e.lamport > bound {
+                    return false;
+                }
+                reach.insert(id, below.unwrap_or(0).max(e.lamport));
+            }
+        }
+        true
     }
 
     /// Event heads ([`EventSet::heads`]).

@@ -17,14 +17,18 @@
 //! No I/O, no clock, no async.
 
 pub mod body;
+pub mod clock;
 pub mod incremental;
 mod textdiff;
 pub mod textsync;
 mod tracker;
+pub use clock::Invalid;
 pub use textsync::{BodyView, ChainKey, SyncPoint};
 pub use tracker::merge3;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -180,6 +184,8 @@ pub struct IssueState {
 #[derive(Clone, Debug, Default)]
 pub struct EventSet {
     events: BTreeMap<EventId, Event>,
+    /// The invalid events (clock rule), computed on first use.
+    invalid: OnceLock<BTreeMap<EventId, Invalid>>,
 }
 
 impl EventSet {
@@ -194,6 +200,7 @@ impl EventSet {
         match self.events.entry(id) {
             Entry::Vacant(v) => {
                 v.insert(event);
+                self.invalid.take();
                 true
             }
             Entry::Occupied(_) => false,
@@ -252,13 +259,74 @@ impl EventSet {
         v
     }
 
-    /// Largest Lamport clock (0 when empty).
+    /// The events that break the clock rule (see [`clock`]), with why.
+    /// They are damage: every other method here works on the valid rest.
+    pub fn invalid(&self) -> &BTreeMap<EventId, Invalid> {
+        self.invalid
+            .get_or_init(|| clock::invalid_events(&self.events))
+    }
+
+    /// The valid events (the whole set when none is invalid).
+    pub fn valid_subset(&self) -> Cow<'_, EventSet> {
+        let invalid = self.invalid();
+        if invalid.is_empty() {
+            return Cow::Borrowed(self);
+        }
+        let events: BTreeMap<EventId, Event> = self
+            .events
+            .iter()
+            .filter(|(id, _)| !invalid.contains_key(id))
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        // Ancestors of a valid event are valid: the subset is all valid.
+        let cache = OnceLock::new();
+        let _ = cache.set(BTreeMap::new());
+        Cow::Owned(EventSet {
+            events,
+            invalid: cache,
+        })
+    }
+
+    /// The largest clock an event with these `parents` may carry under the
+    /// clock rule (`refs-format.md`, section 5): 1 + the greatest clock
+    /// among the events they reach, parents included (1 with no parents).
+    /// `None` if a parent is not a valid event of the set, or on overflow.
+    /// A writer that names other parents than [`EventSet::heads`] must stay
+    /// within this.
+    pub fn clock_bound(&self, parents: &[EventId]) -> Option<u64> {
+        let invalid = self.invalid();
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<EventId> = parents.to_vec();
+        let mut max: Option<u64> = None;
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let e = self
+                .events
+                .get(&id)
+                .filter(|_| !invalid.contains_key(&id))?;
+            max = Some(max.map_or(e.lamport, |m| m.max(e.lamport)));
+            stack.extend(e.parents.iter().copied());
+        }
+        max.unwrap_or(0).checked_add(1)
+    }
+
+    /// Largest Lamport clock among the valid events (0 when none). A writer
+    /// gives its next event this plus one.
     pub fn max_lamport(&self) -> u64 {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().max_lamport();
+        }
         self.events.values().map(|e| e.lamport).max().unwrap_or(0)
     }
 
-    /// Event heads: ids that no event in the set names as a parent.
+    /// Event heads of the valid events: ids that no valid event names as a
+    /// parent.
     pub fn heads(&self) -> Vec<EventId> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().heads();
+        }
         let named: BTreeSet<&EventId> = self.events.values().flat_map(|e| &e.parents).collect();
         self.events
             .keys()
@@ -269,6 +337,9 @@ impl EventSet {
 
     /// The live add tags of each label (what a remove must name).
     pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().label_tags();
+        }
         let causal = Causal::needed(self).then(|| Causal::build(self));
         self.label_tags_with(causal.as_ref())
     }
@@ -301,6 +372,9 @@ impl EventSet {
 
     /// The live add tags of each assignee.
     pub fn assignee_tags(&self) -> BTreeMap<String, Vec<EventId>> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().assignee_tags();
+        }
         let causal = Causal::needed(self).then(|| Causal::build(self));
         self.assignee_tags_with(causal.as_ref())
     }
@@ -333,6 +407,9 @@ impl EventSet {
 
     /// The live add tags of each link.
     pub fn link_tags(&self) -> BTreeMap<Link, Vec<EventId>> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().link_tags();
+        }
         self.set_tags(|op| match op {
             Op::AddLink { kind, target } => SetOp::Add(vec![Link {
                 kind: kind.clone(),
@@ -391,6 +468,10 @@ impl EventSet {
                 found: e.issue,
                 expected: issue,
             });
+        }
+        // Events that break the clock rule are damage: fold the rest.
+        if !self.invalid().is_empty() {
+            return self.valid_subset().fold(issue);
         }
         let ordered = self.ordered();
         // A local issue starts with `create`; an imported one with its first

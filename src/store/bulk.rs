@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{layout, StoreError};
-use crate::event::{EventId, IssueId};
+use crate::event::{check_event_size, EventId, IssueId};
 
 /// A running fast-import session.
 #[must_use = "call finish() or the batch is abandoned"]
@@ -104,6 +104,14 @@ impl BulkWriter {
         let refname = layout::issue_ref(issue);
         let mut model = layout::FanoutModel::new();
         self.refs += 1;
+        // Readers reject events over the size limit: never write one.
+        for (id, bytes) in commits.iter().flatten() {
+            check_event_size(bytes.len()).map_err(|source| StoreError::Refused {
+                refname: refname.clone(),
+                event: id.short(),
+                source,
+            })?;
+        }
         for (n, batch) in commits.iter().enumerate() {
             let first_mark = self.marks + 1;
             for (_, bytes) in batch {

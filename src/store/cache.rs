@@ -467,19 +467,7 @@ impl<'a> StateCache<'a> {
     }
 }
 
-/// Write `bytes` to `dir/name` through a temporary file and a rename.
+/// Write `bytes` to `dir/name` atomically (a cache: not fsynced).
 fn write_atomic(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        "{name}.tmp.{}.{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes))
-        .and_then(|()| std::fs::rename(&tmp, dir.join(name)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    super::fs::write_atomic(&dir.join(name), bytes, super::fs::Durability::Cache)
 }

@@ -17,7 +17,7 @@ use super::layout;
 use super::tree::{Diff, Trees};
 use super::{Appended, EventStore, IssueLog, IssueRef, MergeOutcome, Oid, StoreError};
 use crate::crdt::EventSet;
-use crate::event::{Event, EventId, IssueId};
+use crate::event::{check_event_size, DecodeError, Event, EventId, IssueId};
 
 /// A ref lock older than this is taken to be left by a killed writer.
 pub const STALE_LOCK: Duration = Duration::from_secs(10);
@@ -30,6 +30,7 @@ const APPEND_DEADLINE: Duration = Duration::from_secs(120);
 pub struct GitEventStore {
     repo: gix::ThreadSafeRepository,
     git_dir: PathBuf,
+    work_dir: PathBuf,
     /// Blob ids of the format markers of layouts 1 and 2.
     markers: [Oid; 2],
 }
@@ -61,9 +62,13 @@ impl GitEventStore {
             .expect("BUG: hashing a small buffer cannot fail")
         };
         let markers = [marker(layout::LAYOUT_FLAT), marker(layout::LAYOUT_FANOUT)];
+        let work_dir = repo
+            .workdir()
+            .map_or_else(|| git_dir.clone(), Path::to_path_buf);
         Ok(GitEventStore {
             repo: repo.into_sync(),
             git_dir,
+            work_dir,
             markers,
         })
     }
@@ -71,6 +76,53 @@ impl GitEventStore {
     /// The repository's git directory.
     pub fn git_dir(&self) -> &Path {
         &self.git_dir
+    }
+
+    /// Where `git` runs for this repository, as `git -C` would: the top of
+    /// the work tree, or the git directory of a bare repository. Relative
+    /// remote paths resolve against it.
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    /// Remove ref lock files older than [`STALE_LOCK`] under each of
+    /// `namespaces` (e.g. `refs/reposix-remotes/`): a killed writer (ours
+    /// or a `git fetch` we ran) leaves them, and git refuses to touch the
+    /// ref until they go. Git renames a lock into place atomically, so the
+    /// ref beside a lock is intact either way. Returns the files removed.
+    pub fn clear_stale_locks(&self, namespaces: &[&str]) -> Vec<PathBuf> {
+        let common = self.repo().common_dir().to_path_buf();
+        let mut removed = Vec::new();
+        for ns in namespaces {
+            let mut dirs = vec![common.join(ns.trim_end_matches('/'))];
+            while let Some(dir) = dirs.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    // The file type comes with the directory entry: only
+                    // lock files cost a stat (10,000 loose refs stay cheap).
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        dirs.push(path);
+                        continue;
+                    }
+                    if path.extension().is_none_or(|e| e != "lock") {
+                        continue;
+                    }
+                    let stale = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|m| m.elapsed().ok())
+                        .is_some_and(|age| age > STALE_LOCK);
+                    if stale && std::fs::remove_file(&path).is_ok() {
+                        removed.push(path);
+                    }
+                }
+            }
+        }
+        removed
     }
 
     /// A thread-local handle on the repository.
@@ -152,6 +204,29 @@ impl GitEventStore {
     ) -> Result<EventSet, StoreError> {
         let entries = self.event_ids(repo, refname, tip)?;
         self.read_events(repo, refname, issue, &entries)
+    }
+
+    /// Load the commit `tip` and refuse it if an event breaks the clock
+    /// rule (`refs-format.md`, section 5): damage is never installed.
+    fn check_clock(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        issue: IssueId,
+        tip: Oid,
+    ) -> Result<(), StoreError> {
+        let foreign = self.load_commit(repo, refname, issue, tip)?;
+        if foreign.invalid().is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::InvalidEvents {
+            refname: refname.to_owned(),
+            invalid: foreign
+                .invalid()
+                .iter()
+                .map(|(id, why)| (*id, why.clone()))
+                .collect(),
+        })
     }
 
     /// Read, verify and decode the event blobs `entries`.
@@ -590,6 +665,31 @@ impl GitEventStore {
     ) -> Result<Appended, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
+        // Whatever a reader would reject is refused here, before anything
+        // is written: one bad write must not make the issue unreadable.
+        let mut actor = None;
+        for (id, bytes) in events {
+            let refused = |source| StoreError::Refused {
+                refname: refname.clone(),
+                event: id.short(),
+                source,
+            };
+            check_event_size(bytes.len()).map_err(refused)?;
+            let event = Event::decode(bytes).map_err(refused)?;
+            if EventId::of_bytes(bytes) != *id {
+                return Err(refused(DecodeError::Invalid {
+                    what: "event id (not the hash of its bytes)",
+                    value: id.to_hex(),
+                }));
+            }
+            if event.issue != issue {
+                return Err(refused(DecodeError::Invalid {
+                    what: "issue (the event belongs to another issue)",
+                    value: event.issue.to_string(),
+                }));
+            }
+            actor.get_or_insert_with(|| event.actor.to_string());
+        }
         let mut ours = Vec::with_capacity(events.len());
         for (id, bytes) in events {
             let oid = repo
@@ -598,11 +698,7 @@ impl GitEventStore {
                 .detach();
             ours.push((*id, oid));
         }
-        let actor = events
-            .first()
-            .and_then(|(_, b)| Event::decode(b).ok())
-            .map(|e| e.actor.to_string())
-            .unwrap_or_else(|| "reposix".into());
+        let actor = actor.unwrap_or_else(|| "reposix".into());
         let mut message = format!("reposix: {summary}\n\n");
         for (key, value) in trailers {
             message.push_str(&format!("{key}: {value}\n"));
@@ -672,10 +768,13 @@ impl GitEventStore {
                     Some(t) => {
                         let added = trees.diff(trees.root(t)?, theirs)?.added;
                         self.read_events(&repo, &refname, issue, &added)?;
+                        // The clock rule needs the ancestors of what is
+                        // added: the whole foreign set, read once.
+                        if !added.is_empty() {
+                            self.check_clock(&repo, &refname, issue, other)?;
+                        }
                     }
-                    None => {
-                        self.load_commit(&repo, &refname, issue, other)?;
-                    }
+                    None => self.check_clock(&repo, &refname, issue, other)?,
                 }
                 verified_against = Some(tip);
             }

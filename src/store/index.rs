@@ -22,7 +22,6 @@
 //! document); bodies are folded when a text search first needs them.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -685,29 +684,14 @@ impl<'a> Index<'a> {
     }
 }
 
-/// Write `bytes` to a temporary file and rename it into place.
+/// Write `bytes` atomically (a cache: not fsynced).
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let err = |source| StoreError::Index {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = path.parent().expect("BUG: index paths have a parent");
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = dir.join(format!(
-        "{}.tmp.{}.{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    super::fs::write_atomic(path, bytes, super::fs::Durability::Cache).map_err(|source| {
+        StoreError::Index {
+            path: path.display().to_string(),
+            source,
+        }
+    })
 }
 
 /// The summary of one ref. Deep issues go through the state cache; short

@@ -18,6 +18,7 @@
 
 pub mod bulk;
 pub mod cache;
+pub mod fs;
 pub mod git;
 pub mod index;
 pub mod layout;
@@ -134,6 +135,39 @@ pub enum StoreError {
         /// What happened (stderr excerpt).
         detail: String,
     },
+    /// A writer handed over an event that readers would reject (too large,
+    /// not canonical, another issue's): nothing was written.
+    #[error("{refname}: event {event} refused, nothing written")]
+    Refused {
+        /// The ref.
+        refname: String,
+        /// The event id (short).
+        event: String,
+        /// Why a reader would reject it.
+        #[source]
+        source: DecodeError,
+    },
+    /// The log holds events that break the clock rule (`refs-format.md`,
+    /// section 5): damage that is not merged or pushed.
+    #[error("{refname}: {} invalid event(s): {}", invalid.len(), describe_invalid(invalid))]
+    InvalidEvents {
+        /// The ref.
+        refname: String,
+        /// Each invalid event and why.
+        invalid: Vec<(EventId, crate::crdt::Invalid)>,
+    },
+}
+
+fn describe_invalid(invalid: &[(EventId, crate::crdt::Invalid)]) -> String {
+    let mut parts: Vec<String> = invalid
+        .iter()
+        .take(3)
+        .map(|(id, why)| format!("{} ({why})", id.short()))
+        .collect();
+    if invalid.len() > 3 {
+        parts.push(format!("and {} more", invalid.len() - 3));
+    }
+    parts.join(", ")
 }
 
 impl StoreError {
@@ -147,6 +181,7 @@ impl StoreError {
                 | StoreError::Layout { .. }
                 | StoreError::Fold { .. }
                 | StoreError::Git { .. }
+                | StoreError::InvalidEvents { .. }
         )
     }
 

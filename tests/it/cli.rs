@@ -715,8 +715,12 @@ fn corrupt_blob_fails_show_but_list_serves_others() {
         run.stdout
     );
     assert!(run.stdout.ends_with(": 1 problems\n"), "{}", run.stdout);
-    let fsck = t.rx(&["--json", "fsck"]).code(5).data();
-    assert_eq!(fsck["problems"][0]["at"], r.as_str());
+    // One envelope whose `ok` agrees with the exit code (issue 10, defect
+    // 11: it said `ok: true` while exiting 5), the report as its data.
+    let env = t.rx(&["--json", "fsck"]).code(5).envelope();
+    assert_eq!(env["ok"], false, "{env}");
+    assert_eq!(env["error"]["exit"], 5, "{env}");
+    assert_eq!(env["data"]["problems"][0]["at"], r.as_str());
 }
 
 /// Write a commit whose tree holds only a `format` marker with `marker`.

@@ -701,11 +701,17 @@ fn a_damaged_remote_log_is_reported_and_holds_back_no_other_issue() {
     git_remote(&["update-ref", &format!("refs/reposix/issues/{bad}"), &commit]);
 
     let b = Node::init(&w, "b", &url);
-    let run = b.rx("bob", &["--json", "sync"]).ok();
-    let data = run.data();
+    // Not a success: the damaged issue did not sync (exit 10, one envelope
+    // with `ok: false` and the report as its data).
+    let run = b.rx("bob", &["--json", "sync"]).code(10);
+    let env = run.envelope();
+    assert_eq!(env["ok"], false, "{env}");
+    assert_eq!(env["error"]["exit"], 10, "{env}");
+    let data = &env["data"];
     assert_eq!(data["created"], 1, "{data}");
     assert_eq!(data["damaged"][0]["issue"], bad, "{data}");
-    assert!(run.stderr.contains("warning: 0b0b0b0b"), "{}", run.stderr);
+    let message = env["error"]["message"].as_str().expect("message");
+    assert!(message.contains(bad), "{message}");
     assert_eq!(b.ids(), BTreeSet::from([good]));
 }
 
@@ -765,4 +771,350 @@ fn a_credential_in_a_remote_url_never_appears_in_output() {
             run.stderr
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Hostile input and damage (issue 10)
+
+/// Run `git` in `node` with `input` on stdin; stdout trimmed.
+#[track_caller]
+fn git_stdin(node: &Node, args: &[&str], input: &[u8]) -> String {
+    let mut cmd = node.cmd("git");
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("running git");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input)
+        .expect("writing to git");
+    let out = child.wait_with_output().expect("waiting for git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Write an issue-log commit by hand: the format marker plus `events`
+/// (name, content) on top of `parent`.
+fn raw_log_commit(node: &Node, events: &[(String, Vec<u8>)], parent: Option<&str>) -> String {
+    let blob = |bytes: &[u8]| git_stdin(node, &["hash-object", "-w", "--stdin"], bytes);
+    let format = blob(b"reposix-events 1\n");
+    let mut listing = String::new();
+    for (name, bytes) in events {
+        listing.push_str(&format!("100644 blob {}\t{name}\n", blob(bytes)));
+    }
+    let events_tree = git_stdin(node, &["mktree"], listing.as_bytes());
+    let root = git_stdin(
+        node,
+        &["mktree"],
+        format!("040000 tree {events_tree}\tevents\n100644 blob {format}\tformat\n").as_bytes(),
+    );
+    let mut args = vec!["commit-tree", root.as_str(), "-m", "hand-made"];
+    if let Some(p) = parent {
+        args.extend(["-p", p]);
+    }
+    node.git(&args)
+}
+
+/// The (name, content) of every event blob at `rev`.
+fn event_blobs(node: &Node, rev: &str) -> Vec<(String, Vec<u8>)> {
+    node.git(&["ls-tree", &format!("{rev}:events")])
+        .lines()
+        .map(|l| {
+            let (meta, name) = l.split_once('\t').expect("ls-tree line");
+            let oid = meta.split_whitespace().nth(2).expect("oid");
+            let mut cmd = node.cmd("git");
+            cmd.args(["cat-file", "blob", oid]);
+            let bytes = cmd.output().expect("cat-file").stdout;
+            (name.to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Append an event with a hostile clock through the library (as a hostile
+/// writer's own reposix would, before pushing with plain git).
+fn append_clock_jump(node: &Node, issue: &str) {
+    use reposix::event::{ActorId, Event, IssueId, Op, EVENT_FORMAT_VERSION};
+    use reposix::store::EventStore;
+    let repo = reposix::repo::Repo::open(&node.dir).expect("opens");
+    let id: IssueId = issue.parse().expect("id");
+    let log = repo.load(id).expect("loads");
+    let e = Event {
+        v: EVENT_FORMAT_VERSION,
+        issue: id,
+        actor: ActorId::new("mallory").expect("actor"),
+        lamport: u64::MAX,
+        wall_ms: 0,
+        parents: log.events.heads(),
+        op: Op::SetTitle {
+            title: "pwned".into(),
+        },
+    };
+    let (eid, bytes) = e.seal();
+    repo.store()
+        .append(id, &[(eid, bytes)], "hostile")
+        .expect("appends");
+}
+
+fn issue_refs(node: &Node, git_dir: Option<&Path>) -> BTreeSet<String> {
+    let mut cmd = node.cmd("git");
+    if let Some(d) = git_dir {
+        cmd.arg("--git-dir").arg(d);
+    }
+    cmd.args([
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/reposix/issues/",
+    ]);
+    run(cmd)
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| l.trim_start_matches("refs/reposix/issues/").to_owned())
+        .collect()
+}
+
+/// Regression (issue 10, defect 3): after an unpushed edit, a forced
+/// `git fetch +refs/reposix/*:…` and four more local writes, the edit was
+/// gone for good: recovery read only the last 4 reflog entries.
+#[test]
+fn a_forced_fetch_loses_nothing_however_many_local_writes_follow() {
+    let w = TestRepo::new();
+    let remote = bare(&w, "remote.git");
+    let url = path_url(&remote);
+    let a = Node::init(&w, "a", &url);
+    let x = a.new_issue("alice", "X", &[]);
+    a.sync(&[]);
+    let b = Node::clone(&w, "b", &url);
+    b.sync(&[]);
+    b.rx("bob", &["issue", "comment", &x, "from b"]).ok();
+    b.sync(&[]);
+
+    a.rx("alice", &["issue", "edit", &x, "--title", "Edited offline"])
+        .ok();
+    a.git(&["fetch", "-q", "origin", "+refs/reposix/*:refs/reposix/*"]);
+    assert_eq!(
+        a.show(&x)["title"],
+        "X",
+        "the forced fetch dropped the edit"
+    );
+    for i in 0..6 {
+        a.rx("alice", &["issue", "comment", &x, &format!("later {i}")])
+            .ok();
+    }
+    let report = a.sync(&[]);
+    assert_eq!(report["recovered"], serde_json::json!([x]), "{report}");
+    let shown = a.show(&x);
+    assert_eq!(shown["title"], "Edited offline", "{shown}");
+    assert_eq!(comment_bodies(&shown).len(), 7, "{shown}");
+    b.sync(&[]);
+    assert_eq!(a.shows(), b.shows());
+}
+
+/// Age a file as if a killed process had left it an hour ago.
+fn make_stale(path: &Path) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let f = std::fs::File::create(path).expect("create lock");
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .expect("set mtime");
+}
+
+/// Regression (issue 10, defect 4): a killed `sync` left
+/// `refs/reposix-remotes/<remote>/issues/<id>.lock`, stale-lock cleanup only
+/// covered `refs/reposix/issues/*`, so every later sync failed, with an
+/// error that did not name the file.
+#[test]
+fn a_lock_left_by_a_killed_sync_does_not_wedge_later_syncs() {
+    let w = TestRepo::new();
+    let remote = bare(&w, "remote.git");
+    let url = path_url(&remote);
+    let a = Node::init(&w, "a", &url);
+    let x = a.new_issue("alice", "X", &[]);
+    a.sync(&[]);
+    let b = Node::clone(&w, "b", &url);
+    b.sync(&[]);
+    b.rx("bob", &["issue", "comment", &x, "from b"]).ok();
+    b.sync(&[]);
+
+    // A fresh lock (a sync running now): the failure names the file.
+    let lock = a
+        .dir
+        .join(".git/refs/reposix-remotes/origin/issues")
+        .join(format!("{x}.lock"));
+    std::fs::create_dir_all(lock.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&lock, b"").expect("lock");
+    let run = a.rx("alice", &["sync"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{x}.lock")),
+        "the error names the lock file: {}",
+        run.stderr
+    );
+
+    // The same lock once stale (its writer was killed), and stale locks in
+    // the other namespaces sync writes: cleared, the sync goes through.
+    make_stale(&lock);
+    let staged = a
+        .dir
+        .join(".git/refs/reposix-push/1-0/issues")
+        .join(format!("{x}.lock"));
+    make_stale(&staged);
+    let report = a.sync(&[]);
+    assert_eq!(report["fast_forwarded"], 1, "{report}");
+    assert_eq!(
+        report["stale_locks"].as_array().expect("locks").len(),
+        2,
+        "{report}"
+    );
+    assert!(!lock.exists() && !staged.exists());
+    assert!(a.comments(&x).contains("from b"));
+}
+
+/// Regression (issue 10, defect 5): `reposix -C A sync` with
+/// `origin = ../bare.git` resolved the path against the caller's directory
+/// and pushed to another repository, exit 0.
+#[test]
+fn dash_c_resolves_a_relative_remote_against_the_repository() {
+    let w = TestRepo::new();
+    std::fs::create_dir_all(w.home().join("p")).expect("mkdir");
+    std::fs::create_dir_all(w.home().join("q/sub")).expect("mkdir");
+    let right = bare(&w, "p/bare.git");
+    let decoy = bare(&w, "q/bare.git");
+    let a = Node::init(&w, "p/a", "../bare.git");
+    let x = a.new_issue("alice", "X", &[]);
+    // Run from q/sub, where `../bare.git` is the decoy.
+    let mut cmd = Command::new(BIN);
+    hermetic(&mut cmd, w.home())
+        .current_dir(w.home().join("q/sub"))
+        .arg("-C")
+        .arg(&a.dir)
+        .args(["--actor", "alice", "sync"]);
+    run(cmd).ok();
+    assert_eq!(issue_refs(&a, Some(&right)), BTreeSet::from([x]));
+    assert!(
+        issue_refs(&a, Some(&decoy)).is_empty(),
+        "pushed to the decoy"
+    );
+}
+
+/// Regression (issue 10, defect 7): with damaged local issues (a ref to a
+/// blob or a tag, an event that does not decode, a blob whose content does
+/// not hash to its name, an event breaking the clock rule) `sync` pushed
+/// them all with exit 0 and `damaged: []`.
+#[test]
+fn damaged_local_issues_are_not_pushed_and_the_exit_code_says_so() {
+    let w = TestRepo::new();
+    let remote = bare(&w, "remote.git");
+    let url = path_url(&remote);
+    let a = Node::init(&w, "a", &url);
+    let good = a.new_issue("alice", "Healthy", &[]);
+    let to_blob = "0d000001-0000-4000-8000-000000000001";
+    let to_tag = "0d000001-0000-4000-8000-000000000002";
+    let undecodable = "0d000001-0000-4000-8000-000000000003";
+    let mismatch = "0d000001-0000-4000-8000-000000000004";
+    let blob = git_stdin(&a, &["hash-object", "-w", "--stdin"], b"junk");
+    a.git(&[
+        "update-ref",
+        &format!("refs/reposix/issues/{to_blob}"),
+        &blob,
+    ]);
+    let good_tip = a.git(&["rev-parse", &format!("refs/reposix/issues/{good}")]);
+    a.git(&["tag", "-a", "-m", "a tag", "t1", &good_tip]);
+    let tag = a.git(&["rev-parse", "t1"]);
+    a.git(&["update-ref", &format!("refs/reposix/issues/{to_tag}"), &tag]);
+    let garbage = b"garbage".to_vec();
+    let name = reposix::event::EventId::of_bytes(&garbage).to_hex();
+    let c = raw_log_commit(&a, &[(name, garbage)], None);
+    a.git(&[
+        "update-ref",
+        &format!("refs/reposix/issues/{undecodable}"),
+        &c,
+    ]);
+    let (_, create) = event_blobs(&a, &good_tip).remove(0);
+    let c = raw_log_commit(&a, &[("a".repeat(64), create)], None);
+    a.git(&["update-ref", &format!("refs/reposix/issues/{mismatch}"), &c]);
+    let jumped = a.new_issue("alice", "Clock jump", &[]);
+    append_clock_jump(&a, &jumped);
+
+    let run = a.rx("alice", &["--json", "sync"]).code(10);
+    let env = run.envelope();
+    assert_eq!(env["ok"], false, "{env}");
+    let damaged: BTreeSet<String> = env["data"]["damaged_local"]
+        .as_array()
+        .expect("damaged_local")
+        .iter()
+        .map(|d| d["issue"].as_str().expect("issue").to_owned())
+        .collect();
+    let want = BTreeSet::from([
+        to_blob.to_owned(),
+        to_tag.to_owned(),
+        undecodable.to_owned(),
+        mismatch.to_owned(),
+        jumped.clone(),
+    ]);
+    assert_eq!(damaged, want, "{env}");
+    assert_eq!(issue_refs(&a, Some(&remote)), BTreeSet::from([good]));
+    let message = env["error"]["message"].as_str().expect("message");
+    assert!(message.contains(&jumped), "{message}");
+    // In text mode too: named on stderr, exit 10.
+    let run = a.rx("alice", &["sync"]).code(10);
+    assert!(run.stderr.contains(undecodable), "{}", run.stderr);
+}
+
+/// Regression (issue 10, defect 8): after a remote added a bad event to a
+/// healthy issue, later local writes to it were never pushed, and `sync`
+/// exited 0. Now: exit 10, the issue named, and what to do.
+#[test]
+fn a_poisoned_remote_ref_is_reported_with_exit_10_and_what_to_do() {
+    let w = TestRepo::new();
+    let remote = bare(&w, "remote.git");
+    let url = path_url(&remote);
+    let a = Node::init(&w, "a", &url);
+    let x = a.new_issue("alice", "X", &[]);
+    let y = a.new_issue("alice", "Y", &[]);
+    let other = a.new_issue("alice", "Other", &[]);
+    a.sync(&[]);
+    let c = Node::clone(&w, "c", &url);
+    c.sync(&[]);
+    // On X, an event that does not decode, pushed with plain git.
+    let tip = c.git(&["rev-parse", &format!("refs/reposix/issues/{x}")]);
+    let mut events = event_blobs(&c, &tip);
+    let garbage = b"\xa1garbage".to_vec();
+    events.push((
+        reposix::event::EventId::of_bytes(&garbage).to_hex(),
+        garbage,
+    ));
+    let poisoned = raw_log_commit(&c, &events, Some(&tip));
+    c.git(&[
+        "push",
+        "-q",
+        "origin",
+        &format!("{poisoned}:refs/reposix/issues/{x}"),
+    ]);
+    // On Y, an event with a hostile clock.
+    append_clock_jump(&c, &y);
+    c.git(&["push", "-q", "origin", &format!("refs/reposix/issues/{y}")]);
+
+    a.rx("alice", &["issue", "comment", &x, "written after"])
+        .ok();
+    a.rx("alice", &["issue", "comment", &other, "unrelated"])
+        .ok();
+    let run = a.rx("alice", &["sync"]).code(10);
+    for id in [&x, &y] {
+        assert!(run.stderr.contains(id.as_str()), "{}", run.stderr);
+    }
+    assert!(run.stderr.contains("not merged"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: "), "{}", run.stderr);
+    // Local work is intact, nothing hostile came in, the rest synced.
+    assert!(a.comments(&x).contains("written after"));
+    assert_eq!(a.show(&y)["title"], "Y");
+    let d = Node::clone(&w, "d", &url);
+    d.git(&["fetch", "-q", "origin", "refs/reposix/*:refs/reposix/*"]);
+    assert!(d.comments(&other).contains("unrelated"));
 }

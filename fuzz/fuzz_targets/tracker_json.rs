@@ -1,0 +1,49 @@
+//! Tracker responses, as each adapter decodes them (sim, GitHub, JIRA,
+//! Confluence: listings, single records, comments), and the timestamps
+//! they carry. The first byte picks the adapter; the rest is the body.
+//! `Ok` or `Err`, never a panic.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use reposix::backend::{confluence, github, jira, sim};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let (issues, comments) = match pick % 4 {
+        0 => sim::parse_wire(body),
+        1 => github::parse_wire(body),
+        2 => jira::parse_wire(body),
+        _ => confluence::parse_wire(body),
+    };
+    for issue in issues.iter().flatten() {
+        let _ = reposix::timestamp::parse_millis(&issue.updated_at);
+        let _ = reposix::timestamp::parse_millis(&issue.created_at);
+        assert!(
+            issue.labels.windows(2).all(|w| w[0] < w[1]),
+            "labels not sorted and unique: {:?}",
+            issue.labels
+        );
+    }
+    for c in comments.iter().flatten() {
+        let _ = reposix::timestamp::parse_millis(&c.updated_at);
+    }
+    // Timestamps as raw text too: every adapter hands them to these.
+    if let Ok(text) = std::str::from_utf8(body) {
+        if let Some(ms) = reposix::timestamp::parse_millis(text) {
+            // What parses formats back to an instant that parses the same
+            // (to the second).
+            let secs = ms.div_euclid(1000);
+            let formatted = reposix::timestamp::format_secs(secs);
+            assert_eq!(
+                reposix::timestamp::parse_secs(&formatted),
+                Some(secs),
+                "{text:?} -> {formatted:?}"
+            );
+        }
+        let _ = reposix::backend::atlassian::Timestamp::parse(text);
+        let _ = github::timestamp_ms(text);
+    }
+});

@@ -1,0 +1,387 @@
+//! Crashes: the real CLI killed with SIGKILL (with every process it
+//! started: its whole process group, as a terminal or a machine going down
+//! would) at random points of a write, a `sync` and a `sync --backend`
+//! against the simulator, then run again. Afterwards `fsck` is clean,
+//! nothing acknowledged is lost, the tracker holds no duplicate, and no
+//! lock wedges the next run.
+//!
+//! The kill points are random (seeded; the seed is printed). Any point is
+//! correct, so the random delays are not synchronisation. A lock a killed
+//! process left becomes stale after 10 s; instead of waiting, the tests age
+//! the lock files left behind (only killed processes can have left them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::support::{hermetic, TestRepo, BIN};
+
+/// A process group leader; the whole group is killed on drop.
+struct Group(Child);
+
+impl Group {
+    fn spawn(mut cmd: Command) -> Group {
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Group(cmd.spawn().expect("spawning"))
+    }
+
+    /// SIGKILL the whole group; returns whether the leader was still
+    /// running (a real crash) rather than already done.
+    fn kill(&mut self) -> bool {
+        let running = matches!(self.0.try_wait(), Ok(None));
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.wait();
+        running
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Age every `*.lock` file under `dir` past the 10 s staleness limit.
+fn age_locks(dir: &Path) -> usize {
+    let mut aged = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "lock") {
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(&p)
+                    .expect("opening a lock");
+                f.set_modified(SystemTime::now() - Duration::from_secs(60))
+                    .expect("aging a lock");
+                aged += 1;
+            }
+        }
+    }
+    aged
+}
+
+fn seeded_rng(what: &str) -> fastrand::Rng {
+    let seed = std::env::var("REPOSIX_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("{what}: seed {seed} (REPOSIX_CRASH_SEED to replay)");
+    fastrand::Rng::with_seed(seed)
+}
+
+/// Run `cmd` to completion, timing it.
+fn timed(mut cmd: Command) -> (Duration, std::process::Output) {
+    let started = Instant::now();
+    let out = cmd.output().expect("running");
+    (started.elapsed(), out)
+}
+
+fn comment_bodies(state: &Value) -> BTreeSet<String> {
+    state["comments"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .map(|c| c["body"].as_str().expect("body").to_owned())
+        .collect()
+}
+
+/// The number of each comment body on the issue (a duplicate shows as 2).
+fn comment_counts(state: &Value) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in state["comments"].as_array().expect("comments") {
+        *out.entry(c["body"].as_str().expect("body").to_owned())
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+#[test]
+fn sigkill_at_random_points_of_cli_writes_loses_nothing_acknowledged() {
+    const ROUNDS: usize = 30;
+    let mut rng = seeded_rng("cli writes");
+    let t = TestRepo::new();
+    let issue = t.new_issue("crash target", &[]);
+    let (full, _) = timed({
+        let mut c = t.reposix();
+        c.args(["--actor", "w", "issue", "comment", &issue, "warm-up"]);
+        c
+    });
+    let mut acked: BTreeSet<String> = BTreeSet::from(["warm-up".to_owned()]);
+    let mut created = Vec::new();
+    let mut crashes = 0;
+    for round in 0..ROUNDS {
+        let text = format!("comment {round}");
+        let mut cmd = t.reposix();
+        // Every third round creates an issue instead (index, new ref).
+        let creating = round % 3 == 0;
+        if creating {
+            cmd.args(["--actor", "w", "issue", "new", &format!("new {round}")]);
+        } else {
+            cmd.args(["--actor", "w", "issue", "comment", &issue, &text]);
+        }
+        let mut g = Group::spawn(cmd);
+        std::thread::sleep(Duration::from_micros(
+            rng.u64(0..full.as_micros() as u64 * 3 / 2),
+        ));
+        let was_running = g.kill();
+        crashes += usize::from(was_running);
+        let status = g.0.wait().expect("reaped");
+        if status.success() {
+            if creating {
+                created.push(format!("new {round}"));
+            } else {
+                acked.insert(text);
+            }
+        }
+        age_locks(&t.git_dir());
+        // The next write goes through whatever was left.
+        t.rx(&["issue", "comment", &issue, &format!("after {round}")])
+            .ok();
+        acked.insert(format!("after {round}"));
+    }
+    eprintln!("{ROUNDS} rounds, {crashes} killed mid-run");
+    t.rx(&["fsck"]).ok();
+    let have = comment_bodies(&t.show(&issue));
+    let lost: Vec<_> = acked.difference(&have).collect();
+    assert!(lost.is_empty(), "acknowledged comments lost: {lost:?}");
+    let titles: BTreeSet<String> = t.json(&["issue", "list", "--state", "all"])["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .map(|i| i["title"].as_str().expect("title").to_owned())
+        .collect();
+    for c in &created {
+        assert!(titles.contains(c), "acknowledged create lost: {c}");
+    }
+}
+
+/// One clone in a shared hermetic home.
+fn clone_dir(home: &Path, name: &str, url: &Path) -> std::path::PathBuf {
+    let mut cmd = Command::new("git");
+    hermetic(&mut cmd, home)
+        .current_dir(home)
+        .args(["clone", "-q"])
+        .arg(url)
+        .arg(name);
+    assert!(cmd.status().expect("git clone").success());
+    home.join(name)
+}
+
+fn rx_in(home: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    hermetic(&mut cmd, home)
+        .current_dir(dir)
+        .arg("-C")
+        .arg(dir)
+        .args(["--actor", "crash"])
+        .args(args);
+    cmd
+}
+
+#[track_caller]
+fn ok_json(home: &Path, dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = rx_in(home, dir, &all).output().expect("running reposix");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "reposix {all:?} in {}: {}\n{}",
+        dir.display(),
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&stdout).expect("envelope");
+    v["data"].clone()
+}
+
+#[test]
+fn sigkill_at_random_points_of_sync_loses_nothing_and_wedges_nothing() {
+    const ISSUES: usize = 12;
+    const ROUNDS: usize = 20;
+    let mut rng = seeded_rng("sync");
+    let t = TestRepo::new();
+    let home = t.home().to_owned();
+    let remote = home.join("remote.git");
+    let mut init = Command::new("git");
+    hermetic(&mut init, &home)
+        .args(["init", "-q", "--bare"])
+        .arg(&remote);
+    assert!(init.status().expect("git init").success());
+    let a = t.path().to_owned();
+    t.git(&["remote", "add", "origin", remote.to_str().expect("UTF-8")]);
+    let issues: Vec<String> = (0..ISSUES)
+        .map(|i| t.new_issue(&format!("issue {i}"), &[]))
+        .collect();
+    ok_json(&home, &a, &["sync"]);
+    let b = clone_dir(&home, "b", &remote);
+    ok_json(&home, &b, &["sync"]);
+    let (full, _) = timed(rx_in(&home, &a, &["sync"]));
+
+    let mut acked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut crashes = 0;
+    for round in 0..ROUNDS {
+        // Both sides write, so syncs fetch, merge and push.
+        for (side, dir) in [("a", &a), ("b", &b)] {
+            let issue = &issues[rng.usize(0..ISSUES)];
+            let text = format!("{side} {round}");
+            ok_json(&home, dir, &["issue", "comment", issue, &text]);
+            acked.entry(issue.clone()).or_default().insert(text);
+        }
+        let dir = if rng.bool() { &a } else { &b };
+        let mut g = Group::spawn(rx_in(&home, dir, &["sync"]));
+        std::thread::sleep(Duration::from_micros(
+            rng.u64(0..full.as_micros() as u64 * 4),
+        ));
+        crashes += usize::from(g.kill());
+        age_locks(&dir.join(".git"));
+        age_locks(&remote);
+    }
+    eprintln!("{ROUNDS} rounds, {crashes} syncs killed mid-run");
+    // Run again, to completion: nothing wedged, everything lands.
+    ok_json(&home, &a, &["sync"]);
+    ok_json(&home, &b, &["sync"]);
+    ok_json(&home, &a, &["sync"]);
+    for dir in [&a, &b] {
+        ok_json(&home, dir, &["fsck"]);
+        for (issue, texts) in &acked {
+            let state = ok_json(&home, dir, &["issue", "show", issue]);
+            let have = comment_bodies(&state);
+            let lost: Vec<_> = texts.difference(&have).collect();
+            assert!(lost.is_empty(), "{}: {issue} lost {lost:?}", dir.display());
+            assert!(
+                comment_counts(&state).values().all(|n| *n == 1),
+                "duplicate comments: {state}"
+            );
+        }
+    }
+}
+
+fn get_json(url: &str) -> Value {
+    reqwest::blocking::get(url)
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+#[test]
+fn sigkill_at_random_points_of_sync_backend_leaves_no_duplicate_on_the_tracker() {
+    const ISSUES: usize = 6;
+    const ROUNDS: usize = 16;
+    reposix::backend::http::install_crypto_provider();
+    let mut rng = seeded_rng("sync --backend");
+    let sim = reposix::sim::start(reposix::sim::SimConfig {
+        rate_limit: 0,
+        ..reposix::sim::SimConfig::default()
+    })
+    .expect("sim starts");
+    let t = TestRepo::new();
+    let home = t.home().to_owned();
+    let a = t.path().to_owned();
+    t.rx(&["init"]).ok();
+    let spec = format!("sim::{}", sim.project_url("demo"));
+    t.rx(&["backend", "add", "demo", &spec]).ok();
+    let mut acked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut titles = BTreeSet::new();
+    for i in 0..ISSUES {
+        let title = format!("local {i}");
+        let id = t.new_issue(&title, &["-b", &format!("body {i}")]);
+        titles.insert(title);
+        let text = format!("first comment on {i}");
+        t.rx(&["issue", "comment", &id, &text]).ok();
+        acked.entry(id).or_default().insert(text);
+    }
+    // How long a full first export of as many issues takes, on another
+    // project: the kills below land anywhere within it.
+    let probe = TestRepo::new();
+    probe.rx(&["init"]).ok();
+    let probe_spec = format!("sim::{}", sim.project_url("probe"));
+    probe.rx(&["backend", "add", "demo", &probe_spec]).ok();
+    for i in 0..ISSUES {
+        let id = probe.new_issue(&format!("probe {i}"), &["-b", "b"]);
+        probe.rx(&["issue", "comment", &id, "c"]).ok();
+    }
+    let (full, out) = timed(rx_in(
+        probe.home(),
+        probe.path(),
+        &["sync", "--backend", "demo"],
+    ));
+    assert!(out.status.success(), "{out:?}");
+
+    let ids: Vec<String> = acked.keys().cloned().collect();
+    let mut crashes = 0;
+    for round in 0..ROUNDS {
+        let issue = &ids[rng.usize(0..ISSUES)];
+        let text = format!("round {round}");
+        ok_json(&home, &a, &["issue", "comment", issue, &text]);
+        acked.entry(issue.clone()).or_default().insert(text);
+        let mut g = Group::spawn(rx_in(&home, &a, &["sync", "--backend", "demo"]));
+        std::thread::sleep(Duration::from_micros(rng.u64(0..full.as_micros() as u64)));
+        crashes += usize::from(g.kill());
+        age_locks(&a.join(".git"));
+    }
+    eprintln!("{ROUNDS} rounds, {crashes} syncs killed mid-run");
+    ok_json(&home, &a, &["sync", "--backend", "demo"]);
+    ok_json(&home, &a, &["fsck"]);
+
+    // The tracker: one issue per local issue, one comment per comment.
+    let project = format!("{}/projects/demo", sim.base_url());
+    let remote: Vec<Value> = get_json(&format!("{project}/issues"))
+        .as_array()
+        .expect("issues")
+        .clone();
+    let mut by_title: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for r in &remote {
+        by_title
+            .entry(r["title"].as_str().expect("title").to_owned())
+            .or_default()
+            .push(r);
+    }
+    assert_eq!(
+        by_title.keys().cloned().collect::<BTreeSet<_>>(),
+        titles,
+        "{remote:?}"
+    );
+    assert!(
+        by_title.values().all(|v| v.len() == 1),
+        "duplicate issues on the tracker: {by_title:?}"
+    );
+    for (id, texts) in &acked {
+        let state = ok_json(&home, &a, &["issue", "show", id]);
+        let title = state["title"].as_str().expect("title");
+        let remote_id = &by_title[title][0]["id"];
+        let comments = get_json(&format!("{project}/issues/{remote_id}/comments"));
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for c in comments.as_array().expect("comments") {
+            // The text, without the marker comment the export appends.
+            let body = c["body"].as_str().expect("body");
+            let text = body.split("<!--").next().unwrap_or(body).trim();
+            *counts.entry(text.to_owned()).or_insert(0) += 1;
+        }
+        for text in texts {
+            let n = counts.get(text).copied().unwrap_or(0);
+            assert_eq!(
+                n, 1,
+                "{title}: comment {text:?} on the tracker {n} times: {counts:?}"
+            );
+        }
+        assert_eq!(comment_bodies(&state).len(), texts.len(), "{state}");
+    }
+}
