@@ -154,8 +154,6 @@ impl Folded {
     /// The open fold of `set`, if every event in it is local (else the set
     /// must be folded whole) and the fold succeeds.
     pub fn from_set(set: &EventSet, issue: IssueId) -> Option<Folded> {
-        // Invalid events (the clock rule) are damage: folded without them.
-        let set = set.valid_subset();
         let events: Vec<(EventId, &Event)> = set.iter().map(|(id, e)| (*id, e)).collect();
         let mut f = Folded::empty(issue);
         f.add(&events).ok()?.then_some(f)
@@ -182,9 +180,6 @@ impl Folded {
             .iter()
             .any(|(_, e)| !is_local(&e.op) || e.issue != self.issue)
         {
-            return Ok(false);
-        }
-        if !self.clock_plausible(events) {
             return Ok(false);
         }
         // The only step that can fail comes first, so that a failure
@@ -483,13 +478,15 @@ impl Folded {
             .collect()
     }
 
-    /// Whether `events`, added to this fold, keep within the clock rule
-    /// (`refs-format.md`, section 5) as far as it can be told without the
-    /// clocks of the events already folded: their greatest clock stands in
-    /// for the ancestors' (an upper bound, so nothing valid is refused). A
-    /// batch that fails goes to a whole fold, which judges exactly; no
-    /// batch that passes can carry a clock past `max + batch length`.
-    fn clock_plausible(&self, events: &[(EventId, &Event)]) -> bool {
+    /// Whether `events`, whose parents are all folded already or in the
+    /// batch, keep within the clock rule (`refs-format.md`, section 5) as
+    /// far as it can be told without the clocks of the events already
+    /// folded: their greatest clock stands in for the ancestors' (an upper
+    /// bound, so nothing valid is refused). Events from elsewhere (a ref
+    /// moved by `git fetch`) are checked with this before [`Folded::add`];
+    /// a batch that fails goes to a whole fold, which judges exactly, and
+    /// no batch that passes can carry a clock past `max + batch length`.
+    pub fn clock_plausible(&self, events: &[(EventId, &Event)]) -> bool {
         let batch: BTreeMap<EventId, &Event> = events.iter().map(|(id, e)| (*id, *e)).collect();
         // Greatest clock among each batch event and its ancestors, by an
         // iterative post-order walk (no recursion on long chains).

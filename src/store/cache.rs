@@ -274,7 +274,11 @@ impl<'a> StateCache<'a> {
             source,
         })?;
         let worth_it = events.len() >= CACHE_MIN_EVENTS || state.body.len() >= CACHE_MIN_BODY;
-        let folded = worth_it.then(|| Folded::from_set(&events, issue)).flatten();
+        // Invalid events (the clock rule) are damage: the open fold, like
+        // the state, is of the valid part.
+        let folded = worth_it
+            .then(|| Folded::from_set(&events.valid_subset(), issue))
+            .flatten();
         if worth_it {
             self.write_snapshot(issue, tip, folded.as_ref(), &state);
         }
@@ -374,7 +378,7 @@ impl<'a> StateCache<'a> {
                 .read_events(repo, refname, issue, &diff.added)
                 .ok()?;
             let refs: Vec<(EventId, &Event)> = set.iter().map(|(id, e)| (*id, e)).collect();
-            if !folded.add(&refs).ok()? {
+            if !folded.clock_plausible(&refs) || !folded.add(&refs).ok()? {
                 return None;
             }
             Source::Advanced(refs.len())

@@ -15,7 +15,9 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use super::layout;
 use super::tree::{Diff, Trees};
-use super::{Appended, EventStore, IssueLog, IssueRef, MergeOutcome, Oid, StoreError};
+use super::{
+    Appended, EventStore, IssueLog, IssueRef, MergeOutcome, Oid, StoreError, WriteRetrying,
+};
 use crate::crdt::EventSet;
 use crate::event::{check_event_size, DecodeError, Event, EventId, IssueId};
 
@@ -282,7 +284,7 @@ impl GitEventStore {
         author: &str,
     ) -> Result<Oid, StoreError> {
         let marker = repo
-            .write_blob(layout::format_marker().as_bytes())
+            .write_blob_retrying(layout::format_marker().as_bytes())
             .map_err(git_err(refname, "writing the format marker"))?
             .detach();
         let mut root = gix::objs::Tree::empty();
@@ -300,7 +302,7 @@ impl GitEventStore {
             }])
             .collect();
         let root_id = repo
-            .write_object(&root)
+            .write_object_retrying(&root)
             .map_err(git_err(refname, "writing the root tree"))?
             .detach();
         let now = SystemTime::now()
@@ -325,7 +327,7 @@ impl GitEventStore {
             extra_headers: Vec::new(),
         };
         Ok(repo
-            .write_object(&commit)
+            .write_object_retrying(&commit)
             .map_err(git_err(refname, "writing the commit"))?
             .detach())
     }
@@ -407,8 +409,20 @@ impl GitEventStore {
             // and this check (retry), or the failure is not contention at
             // all (a read-only store, a full disk): give up after a few.
             Err(_) if std::fs::exists(&lock).ok() == Some(false) => {
-                *unexplained += 1;
-                if *unexplained > 50 || started.elapsed() > APPEND_DEADLINE {
+                // A lock we could not take (another writer, or `git gc`
+                // packing refs) is contention however briefly it was held;
+                // anything else counts towards giving up.
+                let contended = crate::error_chain(&err).contains("(os error 17)");
+                if !contended {
+                    *unexplained += 1;
+                }
+                if started.elapsed() > APPEND_DEADLINE {
+                    return Err(StoreError::Locked {
+                        refname: refname.to_owned(),
+                        lock: lock.display().to_string(),
+                    });
+                }
+                if *unexplained > 50 {
                     return Err(git_err(refname, "updating the ref")(err));
                 }
                 Ok(false)
@@ -616,7 +630,7 @@ impl GitEventStore {
             files.sort();
             for (name, data) in files {
                 let oid = repo
-                    .write_blob(&data)
+                    .write_blob_retrying(&data)
                     .map_err(git_err(refname, "writing a state blob"))?
                     .detach();
                 tree.entries.push(gix::objs::tree::Entry {
@@ -626,7 +640,7 @@ impl GitEventStore {
                 });
             }
             let tree_id = repo
-                .write_object(&tree)
+                .write_object_retrying(&tree)
                 .map_err(git_err(refname, "writing the state tree"))?
                 .detach();
             let sig = gix::actor::Signature {
@@ -644,7 +658,7 @@ impl GitEventStore {
                 extra_headers: Vec::new(),
             };
             let id = repo
-                .write_object(&commit)
+                .write_object_retrying(&commit)
                 .map_err(git_err(refname, "writing the state commit"))?
                 .detach();
             if self.cas(&repo, refname, tip, id, started, &mut unexplained)? {
@@ -693,7 +707,7 @@ impl GitEventStore {
         let mut ours = Vec::with_capacity(events.len());
         for (id, bytes) in events {
             let oid = repo
-                .write_blob(bytes)
+                .write_blob_retrying(bytes)
                 .map_err(git_err(&refname, format!("writing event {}", id.short())))?
                 .detach();
             ours.push((*id, oid));

@@ -704,7 +704,7 @@ fn summarize_row(store: &GitEventStore, refname: &str, issue: Option<IssueId>, t
     let cache = StateCache::new(store);
     let state = match store.load_commit(&repo, refname, issue, tip) {
         Ok(events) if events.len() < CACHE_MIN_EVENTS => {
-            match Folded::state_without_body(&events, issue) {
+            match Folded::state_without_body(&events.valid_subset(), issue) {
                 Some(state) => Ok(state),
                 None => events.fold(issue).map_err(|source| StoreError::Fold {
                     refname: refname.to_owned(),

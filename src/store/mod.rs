@@ -269,3 +269,62 @@ pub trait EventStore {
 pub fn seal_all(events: &[Event]) -> Vec<(EventId, Vec<u8>)> {
     events.iter().map(Event::seal).collect()
 }
+
+/// Object writes that survive `git gc` running beside them.
+///
+/// `git gc --auto` (which writers start, see [`maintenance`]) removes empty
+/// loose-object directories; a write whose directory vanishes between its
+/// creation and the rename of the object into it fails with "not found".
+/// Git retries such writes; so does reposix.
+pub(crate) trait WriteRetrying {
+    /// [`gix::Repository::write_blob`], retried when its directory vanished.
+    fn write_blob_retrying(&self, bytes: &[u8]) -> Result<gix::Id<'_>, gix::Error>;
+    /// [`gix::Repository::write_object`], retried likewise.
+    fn write_object_retrying(
+        &self,
+        object: &impl gix::objs::WriteTo,
+    ) -> Result<gix::Id<'_>, gix::Error>;
+}
+
+impl WriteRetrying for gix::Repository {
+    fn write_blob_retrying(&self, bytes: &[u8]) -> Result<gix::Id<'_>, gix::Error> {
+        retry_vanished(|| self.write_blob(bytes))
+    }
+
+    fn write_object_retrying(
+        &self,
+        object: &impl gix::objs::WriteTo,
+    ) -> Result<gix::Id<'_>, gix::Error> {
+        retry_vanished(|| self.write_object(object))
+    }
+}
+
+fn retry_vanished<T, E: std::error::Error + 'static>(
+    mut write: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut attempts = 0;
+    loop {
+        match write() {
+            Err(e) if attempts < 8 && vanished(&e) => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Whether an io "not found" is somewhere in the error's chain.
+fn vanished(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+            // Wrappers that keep only the message (ENOENT is 2 on every
+            // platform git runs on).
+            || err.to_string().contains("(os error 2)")
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use gix::bstr::ByteSlice;
 
 use super::layout::{self, Dir, EntryKind, FANOUT_LIMIT, LAYOUT_FANOUT, LAYOUT_FLAT};
-use super::{Oid, StoreError};
+use super::{Oid, StoreError, WriteRetrying};
 use crate::event::EventId;
 
 /// A commit's root tree, checked.
@@ -175,7 +175,7 @@ impl Trees<'_> {
         tree.entries.sort_by(|a, b| a.filename.cmp(&b.filename));
         Ok(self
             .repo
-            .write_object(&tree)
+            .write_object_retrying(&tree)
             .map_err(self.git_err("writing an events tree".into()))?
             .detach())
     }

@@ -174,8 +174,10 @@ fn divergent_fanned_logs_merge_into_the_tree_of_the_union() {
                     v: EVENT_FORMAT_VERSION,
                     issue,
                     actor: actor(who),
-                    lamport: 1000 + i as u64,
-                    wall_ms: 0,
+                    // Each comment names the base's tip: the clock rule
+                    // (refs-format.md, section 5) allows 1 + its clock.
+                    lamport: base.len() as u64 + 1,
+                    wall_ms: i as i64,
                     parents: vec![base.last().expect("non-empty").0],
                     op: Op::AddComment {
                         body: format!("{who} {i}"),
@@ -542,7 +544,9 @@ proptest! {
 #[test]
 fn tracker_events_are_folded_whole() {
     let issue = IssueId::new_random();
-    let mut events: EventSet = chain(issue, 3)
+    let base = chain(issue, 3);
+    let tip = base.last().expect("non-empty").0;
+    let mut events: EventSet = base
         .into_iter()
         .map(|(id, b)| (id, Event::decode(&b).expect("decodes")))
         .collect();
@@ -551,9 +555,9 @@ fn tracker_events_are_folded_whole() {
         v: EVENT_FORMAT_VERSION,
         issue,
         actor: actor("deep"),
-        lamport: 9,
+        lamport: 4,
         wall_ms: 0,
-        parents: vec![],
+        parents: vec![tip],
         op: Op::Bind {
             backend: "sim::http://127.0.0.1:1/x".into(),
             remote_id: Some("1".into()),
