@@ -1030,6 +1030,16 @@ impl<'a> Projection<'a> {
     fn export_one(&self, issue: IssueId, report: &mut ExportReport) -> Result<(), ProjectError> {
         let mut set = self.load_or_empty(issue)?;
         if set.merged_into().is_some() {
+            // A copy folded into another issue is not exported any more,
+            // except comments written on it before its writer learnt of the
+            // merge: they go to the tracker issue both are bound to (with
+            // their marker, so once), and the issue it was merged into
+            // imports them from there.
+            if let Some(remote_id) = self.binding(&set) {
+                if !self.is_gone(&set, &remote_id) && self.backend.capabilities().comments {
+                    self.export_comments(issue, &remote_id, &mut set, report)?;
+                }
+            }
             return Ok(());
         }
         let remote_id = match self.binding(&set) {
