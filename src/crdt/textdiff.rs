@@ -205,7 +205,12 @@ fn char_splices(old: &str, new: &str) -> Vec<Splice> {
 /// inserted there. This is what a three-way merge calls "both sides made
 /// the same change": merging `ours` into `theirs` would add nothing. Words
 /// (runs of non-whitespace, and runs of whitespace) rather than characters,
-/// so that common letters do not make the alignments disagree.
+/// so that common letters do not make the alignments disagree; a word of
+/// `GLUED` characters or more is also held inside a longer word of theirs
+/// (scripts written without spaces glue edits into one word).
+/// Words this long count as held when a word of theirs contains them.
+const GLUED: usize = 4;
+
 pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
     // Whitespace between words aligns any way round (and would anchor the
     // diff on spaces instead of words): only words count.
@@ -234,9 +239,27 @@ pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
             .filter(|(ob, _)| ob.start <= range.end && range.start <= ob.end)
             .flat_map(|(_, w)| w.iter())
             .collect();
-        let mut found = at.iter();
-        if !ins.iter().all(|w| found.any(|x| *x == w)) {
-            return false;
+        // Each inserted word, in order: equal to one of theirs, or, when
+        // it has at least `GLUED` characters, inside one (text without
+        // spaces, such as CJK, or a word theirs extended: the tracker's
+        // `係450係亴180亴` holds our `亴180亴`).
+        let mut found = at.iter().peekable();
+        for w in ins {
+            let long = w.chars().count() >= GLUED;
+            loop {
+                let Some(x) = found.peek() else {
+                    return false;
+                };
+                if **x == w {
+                    found.next();
+                    break;
+                }
+                if long && x.contains(w.as_str()) {
+                    // The next inserted word may sit in the same one.
+                    break;
+                }
+                found.next();
+            }
         }
     }
     true
@@ -375,6 +398,13 @@ mod tests {
             "[b3] [base] [t2]",
             "[b3] [base] [t4] [t2]"
         ));
+        // Text without spaces (the CLI checker, seed 13): the tracker glued
+        // its edit to ours in one word; ours is held, a short one is not.
+        assert!(holds_changes("乸120乸", "亴180亴", "係450係亴180亴"));
+        assert!(holds_changes("乸120乸", "亴180亴", "亴180亴係450係"));
+        assert!(!holds_changes("乸120乸", "亴180亴", "係450係"));
+        assert!(!holds_changes("x", "ab", "cabd"));
+        assert!(holds_changes("x", "ab", "c ab d"));
     }
 
     #[test]

@@ -404,9 +404,14 @@ impl BodyView {
                     Found::Holding(heads) => heads,
                     _ => base,
                 };
-                let change =
-                    self.doc
-                        .derived_change(&from, text, &seed("import", key, revision))?;
+                // The revision is not part of an import's seed: the same
+                // text derived from the same heads is the same change
+                // whichever revision carried it, so two replicas importing
+                // two revisions with one text (a tracker write that left
+                // the body alone) write one change, not two insertions.
+                let change = self
+                    .doc
+                    .derived_change(&from, text, &seed("import", key, 0))?;
                 let heads = match &change {
                     Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
                     None => from,

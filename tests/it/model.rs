@@ -54,7 +54,8 @@
 //!   `REPOSIX_SOAK_STEPS`, default 150; `REPOSIX_SOAK_SEED`, the first
 //!   seed, default 1000): many seeds, then one summary line;
 //! - `REPOSIX_MODEL_VERBOSE=1`: print every command run, with its exit
-//!   code and time;
+//!   code and time; `REPOSIX_MODEL_KEEP_DIRS=1`: keep the clones' temporary
+//!   directories (printed) to inspect a replay;
 //! - `REPOSIX_MODEL_SHRINK_SECS`: time for shrinking a failure (default
 //!   60, 0 = report unshrunk); `REPOSIX_MODEL_SYMPTOM`: shrink keeping this
 //!   symptom instead of the first one found.
@@ -939,10 +940,15 @@ type Listing = Vec<(usize, String)>;
 
 impl World {
     fn new(topology: Topology) -> World {
-        let root = tempfile::Builder::new()
+        let mut root = tempfile::Builder::new()
             .prefix("reposix-model-")
             .tempdir()
             .expect("a temp dir");
+        if std::env::var_os("REPOSIX_MODEL_KEEP_DIRS").is_some() {
+            // Debugging a replay: the clones stay for `reposix log`.
+            root.disable_cleanup(true);
+            eprintln!("model: keeping {}", root.path().display());
+        }
         let home = root.path().join("home");
         std::fs::create_dir(&home).expect("creating HOME");
         std::fs::create_dir(root.path().join("out")).expect("creating out/");

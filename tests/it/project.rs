@@ -1107,3 +1107,69 @@ fn a_copy_imported_without_the_marker_folds_into_the_original() {
         assert_eq!(state.body, "text, markerless");
     }
 }
+
+/// Found by the CLI checker (seed 1): bob comments on his copy before he
+/// learns that alice folded it into her issue. The copy was no longer
+/// exported once merged, so the comment stayed in a log nobody lists.
+/// It must reach the tracker (once) and the issue the copy was merged into.
+#[test]
+fn a_comment_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let original = alice
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "ours".into(),
+                body: "text".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create")
+        .issue;
+    sync(&alice, &b, "alice");
+    let remote_id = alice.show(original).expect("show").remotes[0]
+        .remote_id
+        .clone();
+    tracker_patch_raw(
+        &s,
+        &remote_id,
+        serde_json::json!({"body": "text, markerless"}),
+    );
+    sync(&bob, &b, "bob");
+    let copy = bob.list().expect("list").issues[0].id;
+    assert_ne!(copy, original, "bob imported a copy of his own");
+    // Alice learns of the copy and folds it into her issue.
+    git_sync(&a, &c);
+    sync(&alice, &b, "alice");
+    assert_eq!(alice.list().expect("list").issues.len(), 1);
+    // Bob, who has not heard of the merge yet, comments on his copy.
+    bob.apply(copy, &actor("bob"), &[Change::Comment("bob's note".into())])
+        .expect("comment");
+    git_sync(&c, &a);
+    for _ in 0..2 {
+        sync(&bob, &b, "bob");
+        sync(&alice, &b, "alice");
+        git_sync(&c, &a);
+        git_sync(&a, &c);
+    }
+    for r in [&alice, &bob] {
+        let state = r.show(original).expect("show");
+        let notes = state
+            .comments
+            .iter()
+            .filter(|c| c.body == "bob's note")
+            .count();
+        assert_eq!(notes, 1, "{:?}", state.comments);
+    }
+    let on_tracker = b.comments(&remote_id).expect("comments");
+    assert_eq!(
+        on_tracker
+            .iter()
+            .filter(|c| c.body.contains("bob's note"))
+            .count(),
+        1
+    );
+}

@@ -704,9 +704,31 @@ fn cases() -> u32 {
     }
 }
 
+/// CI explores the same cases every run (a failure there is a regression,
+/// not luck); `REPOSIX_SOAK=1` draws fresh ones, and
+/// `REPOSIX_MODEL_RNG_SEED=N` picks another fixed draw.
+fn rng_seed() -> proptest::test_runner::RngSeed {
+    use proptest::test_runner::RngSeed;
+    if let Some(n) = std::env::var("REPOSIX_MODEL_RNG_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return RngSeed::Fixed(n);
+    }
+    if std::env::var_os("REPOSIX_SOAK").is_some() {
+        RngSeed::Random
+    } else {
+        RngSeed::Fixed(CI_RNG_SEED)
+    }
+}
+
+/// The draw CI runs.
+const CI_RNG_SEED: u64 = 1;
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
+        rng_seed: rng_seed(),
         max_shrink_iters: 150,
         .. ProptestConfig::default()
     })]
@@ -1021,6 +1043,43 @@ fn seventh_shrunk_trace() {
             pos: 13796387294167265002,
             delete: true,
         },
+    ])
+    .expect("converges");
+}
+
+/// The eighth shrunk trace, a known gap: clone 1 exports the local issue
+/// (tracker #2), a tracker user deletes its marker, and clone 0, which
+/// received the issue before that export, exports it again (tracker #3:
+/// no marker to find #2 by). The issue ends bound to two tracker issues
+/// of one backend, which the body sync points and comment bindings (one
+/// remote per backend) do not handle: tokens or comments are lost or
+/// doubled. Run with `--ignored`; see the README's known limits.
+#[test]
+#[ignore = "known gap: one issue bound to two tracker issues of one backend"]
+fn eighth_shrunk_trace() {
+    run(&[
+        Step::Meet { from: 1, to: 0 },
+        Step::Backend { clone: 1 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 15379969271571495376,
+            delete: false,
+            drop_marker: true,
+        },
+        Step::LocalComment { clone: 1, issue: 1 },
+        Step::Backend { clone: 0 },
+        Step::TrackerTitle { issue: 0 },
+        Step::TrackerTitle { issue: 1 },
+        Step::Backend { clone: 0 },
+        Step::Backend { clone: 0 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 1337045242735268490,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Meet { from: 0, to: 1 },
+        Step::TrackerComment { issue: 1 },
     ])
     .expect("converges");
 }
