@@ -25,3 +25,4 @@ mod support;
 mod sync;
 mod tracker_model;
 mod tracker_props;
+mod zz_debug;
