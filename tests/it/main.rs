@@ -25,4 +25,3 @@ mod support;
 mod sync;
 mod tracker_model;
 mod tracker_props;
-mod zz_debug;
