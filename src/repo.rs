@@ -739,6 +739,16 @@ fn ops_for(
                             .map_err(|e| RepoError::Rejected(crate::error_chain(&e)))?,
                     ),
                 };
+                if view.awaiting_create() {
+                    if *text == view.text() {
+                        continue;
+                    }
+                    return Err(RepoError::Rejected(format!(
+                        "the body of {issue} cannot be edited in this clone yet: the issue was \
+                         created in another clone and imported here from the tracker before \
+                         its history arrived; run `reposix sync` (or `git fetch` its refs) first"
+                    )));
+                }
                 ops.extend(view.edit(text));
             }
             Change::Status(s) => {

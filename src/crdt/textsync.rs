@@ -69,6 +69,11 @@ pub struct BodyView {
     /// Heads of the `create` body (the oldest state a tracker text of a
     /// locally created issue can derive from), else genesis.
     origin: Vec<Bytes>,
+    /// The tracker's newest text, shown while the issue's `create` has not
+    /// reached this replica (an issue created in another clone, imported
+    /// here before git brought its log): no text can be derived until then,
+    /// so the body cannot be edited here either.
+    awaiting: Option<String>,
 }
 
 fn seed(purpose: &str, key: &ChainKey, revision: u64) -> Vec<u8> {
@@ -202,12 +207,25 @@ impl EventSet {
                 _ => {}
             }
         }
+        let has_create = self.iter().any(|(_, e)| matches!(e.op, Op::Create { .. }));
+        // A copy of a local issue's text derived here would be a second
+        // copy of the one its `create` holds (refs-format.md, section 6a).
+        let awaiting = (!issue.is_derived() && !has_create)
+            .then(|| {
+                observed
+                    .keys()
+                    .filter_map(|k| self.newest_observed(k))
+                    .max_by_key(|(r, _)| *r)
+                    .map(|(_, text)| text.to_owned())
+            })
+            .flatten();
         let mut view = BodyView {
             doc,
             pending: Vec::new(),
             points: BTreeMap::new(),
             issue,
             origin,
+            awaiting,
         };
         let has_any_sync = self
             .iter()
@@ -222,7 +240,7 @@ impl EventSet {
             .into_keys()
             .filter(|k| !records.contains_key(k))
             .collect();
-        if !legacy.is_empty() && !has_any_sync {
+        if !legacy.is_empty() && !has_any_sync && view.awaiting.is_none() {
             let displayed = legacy_text(&view.doc.text());
             for key in legacy {
                 let Some((revision, tracker_text)) = self.newest_observed(&key) else {
@@ -273,7 +291,16 @@ impl EventSet {
 impl BodyView {
     /// The current text.
     pub fn text(&self) -> String {
-        self.doc.text()
+        match &self.awaiting {
+            Some(t) => t.clone(),
+            None => self.doc.text(),
+        }
+    }
+
+    /// Whether the body waits for the issue's `create` (see `awaiting`):
+    /// shown from the tracker, not editable here yet.
+    pub fn awaiting_create(&self) -> bool {
+        self.awaiting.is_some()
     }
 
     /// The newest sync point of one chain, joining concurrent ones.

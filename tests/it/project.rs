@@ -1173,3 +1173,52 @@ fn a_comment_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
         1
     );
 }
+
+/// Found by the CLI checker (seed 4): bob imports alice's issue from the
+/// tracker before git brings its history, and replaces its text. The text
+/// was bootstrapped from nothing in bob's clone, a second copy of the one
+/// alice's `create` holds: once the clones met, the replaced text came back.
+/// Until the history arrives the body shows the tracker's text and refuses
+/// edits (saying why); afterwards the same edit replaces the text once.
+#[test]
+fn a_body_imported_before_its_history_arrives_is_shown_and_not_duplicated() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let id = alice
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "theirs".into(),
+                body: "old words".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create")
+        .issue;
+    sync(&alice, &b, "alice");
+    sync(&bob, &b, "bob");
+    assert_eq!(bob.show(id).expect("show").body, "old words");
+    let refused = bob
+        .apply(id, &actor("bob"), &[Change::Body("new words".into())])
+        .expect_err("no body edit before the history arrives");
+    assert!(
+        refused
+            .to_string()
+            .contains("cannot be edited in this clone yet"),
+        "{refused}"
+    );
+    git_sync(&c, &a);
+    bob.apply(id, &actor("bob"), &[Change::Body("new words".into())])
+        .expect("edit once the history is here");
+    for _ in 0..2 {
+        sync(&bob, &b, "bob");
+        sync(&alice, &b, "alice");
+        git_sync(&c, &a);
+        git_sync(&a, &c);
+    }
+    for r in [&alice, &bob] {
+        assert_eq!(r.show(id).expect("show").body, "new words");
+    }
+}
