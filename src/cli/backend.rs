@@ -36,12 +36,19 @@ impl From<backend::BackendError> for Failure {
         let message = reposix::error_chain(&e);
         match e {
             B::Spec(_) => Failure::new(Exit::Invalid, "invalid", message),
-            B::Egress { .. } => Failure::new(Exit::Egress, "egress_refused", message).hint(
-                "allow the tracker's origin: REPOSIX_ALLOWED_ORIGINS=https://host (comma-separated)",
-            ),
+            B::Egress { ref origin, .. } => {
+                let hint = super::allow::egress_hint(origin);
+                Failure::new(Exit::Egress, "egress_refused", message).hint(hint)
+            }
             B::Auth { .. } => Failure::new(Exit::Tracker, "auth_failed", message).hint(
                 "set GITHUB_TOKEN, or ATLASSIAN_EMAIL and ATLASSIAN_API_KEY, or configure a git credential helper",
             ),
+            B::Unreachable { .. } => {
+                Failure::new(Exit::RemoteUnreachable, "tracker_unreachable", message).hint(
+                    "check the network and the backend's address (`reposix backend list`); \
+                     local work is intact",
+                )
+            }
             _ => Failure::new(Exit::Tracker, "tracker", message),
         }
     }
@@ -62,26 +69,47 @@ pub fn run(ctx: &Ctx, cmd: BackendCmd) -> Result<(), Failure> {
     match cmd {
         BackendCmd::Add { name, spec } => {
             let spec = BackendSpec::parse(&spec)?;
-            repo.add_backend(&name, &spec)?;
+            let origin = add(&repo, &name, &spec)?;
             ctx.out.done(
-                &serde_json::json!({"name": name, "spec": spec.to_spec_string()}),
-                || format!("backend {name} -> {}", spec.to_spec_string()),
+                &serde_json::json!({"name": name, "spec": spec.to_spec_string(), "origin": origin}),
+                || {
+                    format!(
+                        "backend {name} -> {}\nallowed origin {origin} (recorded in git config)",
+                        spec.to_spec_string()
+                    )
+                },
             )
         }
         BackendCmd::List => {
             let all = repo.backends()?;
             let rows: Vec<_> = all
                 .iter()
-                .map(|(n, s)| serde_json::json!({"name": n, "spec": s.to_spec_string()}))
+                .map(|(n, s)| {
+                    serde_json::json!({
+                        "name": n,
+                        "spec": s.to_spec_string(),
+                        "origin": super::allow::recorded(&repo, n),
+                    })
+                })
                 .collect();
             ctx.out.done(&rows, || {
+                if all.is_empty() {
+                    return "no backends yet: `reposix backend add NAME <kind>::<address>`\n"
+                        .into();
+                }
                 all.iter()
-                    .map(|(n, s)| format!("{n}\t{}\n", s.to_spec_string()))
+                    .map(|(n, s)| {
+                        let origin = super::allow::recorded(&repo, n)
+                            .unwrap_or_else(|| "(origin not recorded)".into());
+                        format!("{n}\t{}\t{origin}\n", s.to_spec_string())
+                    })
                     .collect()
             })
         }
         BackendCmd::Remove { name } => {
-            if !repo.remove_backend(&name)? {
+            let removed = repo.remove_backend(&name)?;
+            super::allow::forget(&repo, &name)?;
+            if !removed {
                 return Err(Failure::new(
                     Exit::NotFound,
                     "not_found",
@@ -93,6 +121,12 @@ pub fn run(ctx: &Ctx, cmd: BackendCmd) -> Result<(), Failure> {
             })
         }
     }
+}
+
+/// Attach `spec` as `name` and allow its origin; returns the origin.
+pub fn add(repo: &reposix::repo::Repo, name: &str, spec: &BackendSpec) -> Result<String, Failure> {
+    repo.add_backend(name, spec)?;
+    super::allow::record(repo, name, spec)
 }
 
 /// Which directions `sync --backend` runs.
@@ -129,15 +163,13 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         )
         .hint("run `reposix backend list`, or `reposix backend add NAME <kind>::<address>`"));
     };
-    let mut tracker = backend::open(spec, &format!("reposix-{actor}"))?;
-    let json = ctx.out.json;
-    let progress = move |line: &str| {
-        if !json {
-            eprintln!("{}", super::safe_message(line));
-        }
-    };
-    // Rate-limit waits and renames show up like progress lines.
-    tracker.set_notice(std::sync::Arc::new(progress));
+    let allow = super::allow::allowlist(&repo)?;
+    let mut tracker = backend::open_with(spec, &format!("reposix-{actor}"), allow)?;
+    let display = std::sync::Arc::new(super::progress::Progress::new(ctx.out.json));
+    // Rate-limit waits and renames get their own line.
+    let notices = display.clone();
+    tracker.set_notice(std::sync::Arc::new(move |line: &str| notices.notice(line)));
+    let progress = |line: &str| display.step(line);
     let identities: Vec<String> = repo
         .store()
         .repo()
@@ -248,7 +280,9 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
                 ));
             }
             for (issue, to) in &e.moved {
-                s.push_str(&format!("moved on {name}: {issue} is now {to}; recorded as gone here\n"));
+                s.push_str(&format!(
+                    "moved on {name}: {issue} is now {to}; recorded as gone here\n"
+                ));
             }
             for (issue, why) in &e.failed {
                 s.push_str(&format!("not exported: {issue}: {why}\n"));
@@ -256,6 +290,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         }
         s
     };
+    display.finish(&summary(name, &out));
     let local_only = out.export.as_ref().map_or(0, |e| e.comments_local_only);
     if local_only > 0 {
         ctx.out.warn(&format!(
@@ -296,13 +331,34 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     ctx.out.done(&out, text)
 }
 
+/// The one line that ends a `sync --backend` on stderr.
+fn summary(name: &str, out: &BackendSyncJson) -> String {
+    let mut parts = Vec::new();
+    if let Some(i) = &out.import {
+        parts.push(format!(
+            "{} listed, {} new issues, {} new revisions imported",
+            i.listed, i.new_issues, i.observed
+        ));
+    }
+    if let Some(e) = &out.export {
+        parts.push(format!(
+            "{} created, {} updated, {} comments exported",
+            e.created, e.updated, e.comments
+        ));
+        if !e.failed.is_empty() {
+            parts.push(format!("{} failed", e.failed.len()));
+        }
+    }
+    format!("sync with {name}: {}", parts.join("; "))
+}
+
 /// `reposix init <kind>::<address> DIR` (Pattern B): a new repository
 /// attached to the tracker, imported, ready to edit.
 pub fn init(ctx: &Ctx, spec: &str, dir: &std::path::Path) -> Result<(), Failure> {
     let spec = BackendSpec::parse(spec)?;
     let repo = reposix::repo::Repo::init(dir)?;
     let name = spec.kind.as_str();
-    repo.add_backend(name, &spec)?;
+    add(&repo, name, &spec)?;
     let sub = Ctx {
         out: super::Out { json: ctx.out.json },
         actor: ctx.actor.clone().or_else(|| Some("reposix".into())),
@@ -326,7 +382,7 @@ pub fn attach(ctx: &Ctx, spec: &str, name: Option<&str>) -> Result<(), Failure> 
     let spec = BackendSpec::parse(spec)?;
     let repo = reposix::repo::Repo::init(&ctx.dir)?;
     let name = name.unwrap_or(spec.kind.as_str()).to_owned();
-    repo.add_backend(&name, &spec)?;
+    add(&repo, &name, &spec)?;
     sync(
         ctx,
         &name,

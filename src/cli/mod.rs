@@ -11,6 +11,7 @@
 //! overrides shown escaped), messages through [`reposix::redact::redact`],
 //! data through [`reposix::redact::redact_known`].
 
+mod allow;
 mod backend;
 mod bench;
 mod bench_scale;
@@ -18,6 +19,7 @@ mod demo;
 mod doctor;
 mod issue;
 mod mirror;
+mod progress;
 mod sim;
 mod sync;
 mod term;
@@ -65,7 +67,7 @@ pub enum Exit {
     /// A tracker refused or failed (auth, HTTP errors, retries exhausted,
     /// an export left incomplete); local work is intact.
     Tracker = 11,
-    /// HTTP to an origin not in `REPOSIX_ALLOWED_ORIGINS` was refused.
+    /// HTTP to an origin that is not allowed was refused (see `allow`).
     Egress = 12,
 }
 
