@@ -138,6 +138,141 @@ pub struct Directions {
     pub export_only: bool,
     /// Walk the whole tracker instead of the cursor.
     pub reconcile: bool,
+    /// Change nothing; print what import and export would do.
+    pub dry_run: bool,
+    /// Publish local-only issues to a newly attached tracker without asking.
+    pub yes: bool,
+}
+
+/// Local issues that would be created on the tracker `key` (not bound to
+/// it, not merged), and how many issues are bound to it.
+fn export_exposure(repo: &reposix::repo::Repo, key: &str) -> Result<(usize, usize), Failure> {
+    let listing = repo.list()?;
+    let bound = |s: &&reposix::store::index::IssueSummary| {
+        s.remotes.iter().any(|(b, _)| b == key) || s.gone.iter().any(|(b, _)| b == key)
+    };
+    let with = listing.issues.iter().filter(bound).count();
+    let local = listing
+        .issues
+        .iter()
+        .filter(|s| !s.merged && !bound(s))
+        .count();
+    Ok((local, with))
+}
+
+/// Before the first export of local-only issues to a tracker none of them
+/// is bound to yet: ask on a terminal, refuse elsewhere (`--yes` skips).
+fn confirm_first_export(
+    repo: &reposix::repo::Repo,
+    name: &str,
+    spec: &BackendSpec,
+    key: &str,
+) -> Result<(), Failure> {
+    let (local, bound) = export_exposure(repo, key)?;
+    if local == 0 || bound > 0 {
+        return Ok(());
+    }
+    let question = format!(
+        "publish {local} local issues to {name} ({})? nothing of this repository is there yet",
+        spec.to_spec_string()
+    );
+    if super::term::ask_yes_no(&question) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Exit::Invalid,
+        "confirmation_needed",
+        format!("not exporting: {question}"),
+    )
+    .hint(format!(
+        "see what would be sent with `reposix sync --backend {name} --dry-run`, then confirm with --yes \
+         (or --import-only to only read)"
+    )))
+}
+
+#[derive(Serialize)]
+struct DryRunJson {
+    dry_run: bool,
+    backend: String,
+    spec: String,
+    import: Option<ImportReport>,
+    planned: Vec<super::dry_run::Planned>,
+}
+
+/// `sync --backend NAME --dry-run`: the real projection on a scratch copy
+/// against a tracker that records writes (see `dry_run`).
+#[allow(clippy::too_many_arguments)]
+fn dry_run(
+    ctx: &Ctx,
+    repo: &reposix::repo::Repo,
+    name: &str,
+    spec: &BackendSpec,
+    tracker: Box<dyn backend::Backend>,
+    actor: reposix::event::ActorId,
+    dirs: Directions,
+    progress: &dyn Fn(&str),
+) -> Result<(), Failure> {
+    use super::dry_run::Planned;
+    let dry = super::dry_run::DryRunBackend::new(tracker);
+    let (_tmp, scratch) = super::dry_run::scratch(repo)?;
+    let p = Projection::new(scratch.store(), &dry, actor, progress);
+    let import = if dirs.export_only {
+        None
+    } else {
+        Some(p.import(dirs.reconcile)?)
+    };
+    if !dirs.import_only {
+        if dirs.reconcile {
+            p.export_all()?;
+        } else {
+            p.export()?;
+        }
+    }
+    let out = DryRunJson {
+        dry_run: true,
+        backend: name.to_owned(),
+        spec: spec.to_spec_string(),
+        import,
+        planned: dry.planned(),
+    };
+    ctx.out.done(&out, || {
+        let mut s = format!("dry run: nothing was changed, here or on {name}\n");
+        if let Some(i) = &out.import {
+            s.push_str(&format!(
+                "would import from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
+                i.listed, i.observed, i.new_issues, i.comments
+            ));
+        }
+        let mut counts = [0usize; 3];
+        for p in &out.planned {
+            s.push_str(&match p {
+                Planned::Create { title } => {
+                    counts[0] += 1;
+                    format!("would create on {name}: {}\n", super::term::line(title))
+                }
+                Planned::Update { remote_id, fields } => {
+                    counts[1] += 1;
+                    format!("would update {name}#{remote_id}: {}\n", fields.join(", "))
+                }
+                Planned::Comment { remote_id } => {
+                    counts[2] += 1;
+                    format!("would comment on {name}#{remote_id}\n")
+                }
+                Planned::EditComment {
+                    remote_id,
+                    comment_id,
+                } => format!("would edit comment {comment_id} on {name}#{remote_id}\n"),
+                Planned::Delete { what } => format!("would delete {what} on {name}\n"),
+            });
+        }
+        if !dirs.import_only {
+            s.push_str(&format!(
+                "would export to {name}: {} created, {} updated, {} comments\n",
+                counts[0], counts[1], counts[2]
+            ));
+        }
+        s
+    })
 }
 
 #[derive(Serialize)]
@@ -182,6 +317,9 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     tracker.set_identities(backend::IdentityMap::from_entries(
         identities.iter().map(String::as_str),
     )?);
+    if dirs.dry_run {
+        return dry_run(ctx, &repo, name, spec, tracker, actor, dirs, &progress);
+    }
     let p = Projection::new(repo.store(), tracker.as_ref(), actor.clone(), &progress);
     // In a clone of a mirror, committed edits to the markdown files become
     // events first, so this same run exports them.
@@ -223,6 +361,9 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     let export = if dirs.import_only {
         None
     } else {
+        if !dirs.yes {
+            confirm_first_export(&repo, name, spec, p.key())?;
+        }
         let e = if dirs.reconcile {
             p.export_all()
         } else {

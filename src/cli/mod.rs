@@ -17,6 +17,7 @@ mod bench;
 mod bench_scale;
 mod demo;
 mod doctor;
+mod dry_run;
 mod issue;
 mod mirror;
 mod progress;

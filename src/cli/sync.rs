@@ -51,6 +51,14 @@ pub struct SyncArgs {
     /// repair anything the incremental path missed.
     #[arg(long, requires = "backend")]
     reconcile: bool,
+    /// With --backend: change nothing, here or on the tracker; print what
+    /// import and export would do (creates, updates, comments).
+    #[arg(long, requires = "backend")]
+    dry_run: bool,
+    /// With --backend: publish local-only issues to a tracker that has
+    /// none of them yet without asking.
+    #[arg(long, short = 'y', requires = "backend")]
+    yes: bool,
 }
 
 impl SyncArgs {
@@ -135,6 +143,8 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
             import_only: args.import_only,
             export_only: args.export_only,
             reconcile: args.reconcile,
+            dry_run: args.dry_run,
+            yes: args.yes,
         };
         return super::backend::sync(ctx, name, dirs);
     }

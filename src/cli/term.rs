@@ -85,3 +85,23 @@ mod tests {
         ));
     }
 }
+
+/// Ask `question` on the terminal and read y/yes; false without a
+/// terminal on both stdin and stderr (scripts must say `--yes`).
+pub fn ask_yes_no(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    let _ = write!(
+        std::io::stderr(),
+        "{} [y/N] ",
+        escape(question, Lines::Escape)
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}

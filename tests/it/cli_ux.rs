@@ -193,3 +193,135 @@ fn progress_shows_on_a_terminal_only_and_a_summary_line_ends_the_sync() {
     assert!(shown.contains("\r\x1b[Kimporting from"), "{shown:?}");
     assert!(shown.contains("\r\x1b[Ksync with s:"), "{shown:?}");
 }
+
+// ------------------------------------------- 3. dry run, first-export prompt
+
+fn reposix_refs(t: &TestRepo) -> String {
+    t.git(&["for-each-ref", "refs/reposix/"])
+}
+
+#[test]
+fn dry_run_prints_creates_updates_and_comments_and_changes_nothing() {
+    let s = sim(0);
+    let t = TestRepo::new();
+    t.rx(&["init"]).ok();
+    t.rx(&[
+        "backend",
+        "add",
+        "s",
+        &format!("sim::{}", s.project_url("demo")),
+    ])
+    .ok();
+    t.rx(&["sync", "--backend", "s"]).ok();
+    let imported = t.json(&["issue", "list", "--state", "all"]);
+    let first = imported["issues"][0]["id"].as_str().expect("id").to_owned();
+    t.rx(&["issue", "edit", &first, "--title", "renamed here"])
+        .ok();
+    t.rx(&["issue", "comment", &first, "a remark"]).ok();
+    t.new_issue("born here", &[]);
+    let before = reposix_refs(&t);
+    let run = t.rx(&["sync", "--backend", "s", "--dry-run"]).ok();
+    assert!(
+        run.stdout.contains("would create on s: born here"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(": title\n") && run.stdout.contains("would comment on s#"),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains("would export to s: 1 created, 1 updated, 1 comments"));
+    let data = t.json(&["sync", "--backend", "s", "--dry-run"]);
+    assert_eq!(data["dry_run"], true);
+    let actions: Vec<&str> = data["planned"]
+        .as_array()
+        .expect("planned")
+        .iter()
+        .map(|p| p["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions.iter().filter(|a| **a == "create").count(), 1);
+    // Nothing changed here, nothing on the tracker: a real sync still has
+    // all of it to do.
+    assert_eq!(reposix_refs(&t), before);
+    let data = t.json(&["sync", "--backend", "s"]);
+    assert_eq!(data["export"]["created"], 1, "{data}");
+    assert_eq!(data["export"]["updated"], 1, "{data}");
+}
+
+#[test]
+fn the_first_export_of_local_issues_to_a_new_tracker_asks_or_needs_yes() {
+    let s = sim(0);
+    let t = TestRepo::new();
+    t.rx(&["init"]).ok();
+    t.new_issue("private draft", &[]);
+    t.rx(&[
+        "backend",
+        "add",
+        "e",
+        &format!("sim::{}", s.project_url("empty")),
+    ])
+    .ok();
+    // Not a terminal: refused, nothing sent.
+    let run = t.rx(&["sync", "--backend", "e"]).code(7);
+    assert!(
+        run.stderr.contains("publish 1 local issues to e"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--dry-run"), "{}", run.stderr);
+    // A terminal that answers no: refused too.
+    let (code, shown) = on_tty_input(&t, &["sync", "--backend", "e"], "n\n");
+    assert_eq!(code, 7, "{shown}");
+    assert!(shown.contains("[y/N]"), "{shown}");
+    // A terminal that answers yes: exported.
+    let (code, shown) = on_tty_input(&t, &["--json", "sync", "--backend", "e"], "y\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("\"created\":1"), "{shown}");
+    // Once something is there, no more questions.
+    t.new_issue("second", &[]);
+    t.rx(&["sync", "--backend", "e"]).ok();
+    // --yes skips the question for a fresh tracker.
+    t.rx(&[
+        "backend",
+        "add",
+        "f",
+        &format!("sim::{}", s.project_url("fresh")),
+    ])
+    .ok();
+    t.rx(&["sync", "--backend", "f", "--yes"]).ok();
+}
+
+/// Like [`on_tty`], typing `input` on the terminal.
+fn on_tty_input(t: &TestRepo, args: &[&str], input: &str) -> (i32, String) {
+    let mut line = format!(
+        "{} -C {} --actor tester",
+        sh_quote(BIN),
+        sh_quote(&t.path().to_string_lossy())
+    );
+    for a in args {
+        line.push(' ');
+        line.push_str(&sh_quote(a));
+    }
+    let mut child = t
+        .command("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("typing");
+    }
+    let out = child.wait_with_output().expect("script ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
