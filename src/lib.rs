@@ -23,6 +23,7 @@ pub mod repo;
 pub mod sim;
 pub mod store;
 pub mod sync;
+pub mod time;
 pub mod timestamp;
 
 /// Render an error and its sources as one line: `outer: inner: innermost`.

@@ -870,30 +870,7 @@ pub fn rate_limit_wait(
 /// Milliseconds since the epoch of an HTTP date (RFC 9110 IMF-fixdate,
 /// `Wed, 21 Oct 2015 07:28:00 GMT`), or `None`.
 pub fn parse_http_date(s: &str) -> Option<i64> {
-    let rest = s.split_once(", ").map_or(s, |(_, r)| r).trim();
-    let mut parts = rest.split_whitespace();
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: u32 = parts.next()?.parse().ok()?;
-    let time = parts.next()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || time.len() != 8 {
-        return None;
-    }
-    crate::timestamp::parse_millis(&format!("{year:04}-{month:02}-{day:02}T{time}Z"))
+    crate::time::parse_http_date(s)
 }
 
 /// Hide credentials in a message: the one redaction function,

@@ -335,9 +335,19 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             limit,
         ),
         IssueCmd::Show { issue } => {
-            let id = repo.resolve(&issue)?;
+            let id = super::names::resolve(&repo, &issue)?;
             let state = repo.show(id)?;
-            ctx.out.done(&state, || render_state(&state))
+            let backends = repo.backends()?;
+            let refs = super::names::tracker_refs(
+                &backends,
+                state
+                    .remotes
+                    .iter()
+                    .map(|r| (r.backend.clone(), r.remote_id.clone())),
+            );
+            let mut json = serde_json::to_value(&state).expect("BUG: state serializes");
+            json["trackers"] = serde_json::to_value(&refs).expect("BUG: refs serialize");
+            ctx.out.done(&json, || render_state(&state, &refs))
         }
         IssueCmd::Edit {
             issue,
@@ -382,7 +392,7 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             edit,
             delete,
         } => {
-            let id = repo.resolve(&issue)?;
+            let id = super::names::resolve(&repo, &issue)?;
             let change = match (edit, delete, text) {
                 (None, Some(c), _) => {
                     let state = repo.show(id)?;
@@ -465,7 +475,7 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             kind,
             remove,
         } => {
-            let target = repo.resolve(&target)?;
+            let target = super::names::resolve(&repo, &target)?;
             let link = Link { kind, target };
             let change = if remove {
                 Change::Unlink(link)
@@ -490,7 +500,7 @@ fn apply(
     changes: &[Change],
     what: &str,
 ) -> Result<(), Failure> {
-    let id = repo.resolve(issue)?;
+    let id = super::names::resolve(repo, issue)?;
     let actor = ctx.actor(repo)?;
     let w = repo.apply(id, &actor, changes)?;
     written(ctx, &w, what)
@@ -600,7 +610,7 @@ fn list(
     })
 }
 
-fn render_state(s: &IssueState) -> String {
+fn render_state(s: &IssueState, refs: &[super::names::TrackerRef]) -> String {
     let mut out = format!("{}  {}\n", s.id, line(&s.title));
     out.push_str(&format!("status:    {}\n", s.status));
     if !s.labels.is_empty() {
@@ -620,8 +630,11 @@ fn render_state(s: &IssueState) -> String {
             "merged:    into {t} (another local copy of the same tracker issue)\n"
         ));
     }
-    for r in &s.remotes {
-        out.push_str(&format!("tracker:   {} #{}", r.backend, r.remote_id));
+    for (r, named) in s.remotes.iter().zip(refs) {
+        out.push_str(&format!("tracker:   {}", line(&named.reference)));
+        if let Some(u) = &named.url {
+            out.push_str(&format!("  {}", line(u)));
+        }
         if let Some(rev) = r.revision {
             out.push_str(&format!(" (revision {rev})"));
         }
@@ -747,7 +760,7 @@ fn op_summary(op: &Op) -> String {
 
 pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
     let repo = ctx.repo()?;
-    let id = repo.resolve(issue)?;
+    let id = super::names::resolve(&repo, issue)?;
     let log = repo.load(id).map_err(Failure::from)?;
     let ordered = log.events.ordered();
     let invalid = log.events.invalid();

@@ -20,6 +20,7 @@ mod doctor;
 mod dry_run;
 mod issue;
 mod mirror;
+mod names;
 mod progress;
 mod sim;
 mod sync;
