@@ -18,6 +18,7 @@ pub mod event;
 pub mod git_process;
 pub mod mirror;
 pub mod project;
+pub mod query;
 pub mod redact;
 pub mod repo;
 pub mod sim;

@@ -303,6 +303,48 @@ impl Out {
         }
     }
 
+    /// Like [`Out::done`], through the pager on a terminal.
+    fn done_paged<T: Serialize>(
+        &self,
+        data: &T,
+        text: impl FnOnce() -> String,
+    ) -> Result<(), Failure> {
+        if self.json {
+            return self.done(data, text);
+        }
+        let text = text();
+        if term::page(&safe_text(&text)) {
+            return Ok(());
+        }
+        self.done(data, || text)
+    }
+
+    /// Like [`Out::done_paged`] for text that carries colour codes: the
+    /// caller has escaped every stored string in it (with [`term::line`]
+    /// or [`term::escape`]); known secrets are still masked here.
+    fn done_styled<T: Serialize>(
+        &self,
+        data: &T,
+        text: impl FnOnce() -> String,
+    ) -> Result<(), Failure> {
+        if self.json {
+            return self.done(data, text);
+        }
+        let text = reposix::redact::redact_known(&text());
+        if term::page(&text) {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        match stdout.write_all(text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+                Exit::Failure,
+                "io",
+                format!("writing output: {e}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Print `text` on stdout in text mode only (the part of a failed
     /// command's result that the `--json` envelope carries as `data`).
     fn text(&self, text: impl FnOnce() -> String) -> Result<(), Failure> {
@@ -339,6 +381,11 @@ pub struct Ctx {
 impl Ctx {
     fn repo(&self) -> Result<Repo, Failure> {
         Ok(Repo::open(&self.dir)?)
+    }
+
+    /// The acting actor's name if there is one (for `assignee:me`).
+    fn actor_name(&self, repo: &Repo) -> Option<String> {
+        self.actor(repo).ok().map(|a| a.as_str().to_owned())
     }
 
     /// The acting actor: `--actor`, else `REPOSIX_ACTOR`, else the default.
