@@ -13,8 +13,12 @@
 
 mod allow;
 mod backend;
+#[cfg(feature = "bench")]
 mod bench;
+#[cfg(feature = "bench")]
 mod bench_scale;
+#[cfg(feature = "bench")]
+mod bench_sync;
 mod demo;
 mod doctor;
 mod dry_run;
@@ -138,13 +142,16 @@ enum Command {
         keep: bool,
     },
     /// Measure write, list and show speed against `git fast-import`.
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
     /// Measure importing from the embedded sim against a plain HTTP loop.
+    #[cfg(feature = "bench")]
     BenchImport(bench::BenchImportArgs),
     /// Fetch issues from a git remote, merge, push (retrying rejections).
     Sync(sync::SyncArgs),
     /// Measure `sync` against plain `git fetch` + `git push`.
-    BenchSync(sync::BenchSyncArgs),
+    #[cfg(feature = "bench")]
+    BenchSync(bench_sync::BenchSyncArgs),
     /// Run the tracker simulator (reposix-sim 0.14 compatible) until killed.
     Sim(sim::SimArgs),
     /// Attach, list and detach trackers.
@@ -489,10 +496,13 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Log { issue } => issue::log(ctx, &issue),
         Command::Fsck => fsck(ctx),
         Command::Demo { keep } => demo::run(ctx, keep),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(ctx, args),
+        #[cfg(feature = "bench")]
         Command::BenchImport(args) => bench::run_import(ctx, args),
         Command::Sync(args) => sync::run(ctx, args),
-        Command::BenchSync(args) => sync::bench(ctx, args),
+        #[cfg(feature = "bench")]
+        Command::BenchSync(args) => bench_sync::bench(ctx, args),
         Command::Sim(args) => sim::run(ctx, args),
         Command::Backend(cmd) => backend::run(ctx, cmd),
         Command::Mirror(cmd) => mirror::run(ctx, cmd),
