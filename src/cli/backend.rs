@@ -501,7 +501,10 @@ pub fn init(ctx: &Ctx, spec: &str, dir: &std::path::Path) -> Result<(), Failure>
     let name = spec.kind.as_str();
     add(&repo, name, &spec)?;
     let sub = Ctx {
-        out: super::Out { json: ctx.out.json },
+        out: super::Out {
+            json: ctx.out.json,
+            fields: ctx.out.fields.clone(),
+        },
         actor: ctx.actor.clone().or_else(|| Some("reposix".into())),
         dir: dir.to_path_buf(),
     };
@@ -523,6 +526,9 @@ pub fn attach(ctx: &Ctx, spec: &str, name: Option<&str>) -> Result<(), Failure> 
     let spec = BackendSpec::parse(spec)?;
     let repo = reposix::repo::Repo::init(&ctx.dir)?;
     let name = name.unwrap_or(spec.kind.as_str()).to_owned();
+    // Who records the import is known before anything is registered: a
+    // missing actor must not leave a half-attached backend behind.
+    ctx.actor(&repo)?;
     add(&repo, &name, &spec)?;
     sync(
         ctx,

@@ -24,11 +24,15 @@ fn joined(items: &[String], sep: &str) -> String {
 
 #[derive(Subcommand)]
 pub enum IssueCmd {
-    /// Create an issue.
+    /// Create an issue (without a title, or on a terminal without a body,
+    /// your editor opens: title line, blank line, body).
+    #[command(
+        after_help = "Examples:\n  reposix issue new\n  reposix issue new 'Crash on start' -b 'It crashes.' -l bug\n  echo body | reposix issue new 'Title' -b -"
+    )]
     New {
         /// Title.
-        title: String,
-        /// Body text.
+        title: Option<String>,
+        /// Body text (`-` reads stdin).
         #[arg(short, long, conflicts_with = "body_file")]
         body: Option<String>,
         /// Read the body from a file (`-` for stdin).
@@ -82,14 +86,16 @@ pub enum IssueCmd {
         /// Issue id or unambiguous prefix.
         issue: String,
     },
-    /// Change title, body or custom fields.
+    /// Change title, body or custom fields (with none given, your editor
+    /// opens on the current title and body).
     Edit {
         /// Issue id or unambiguous prefix.
         issue: String,
         /// New title.
         #[arg(long)]
         title: Option<String>,
-        /// New body text (merged character-wise with concurrent edits).
+        /// New body text (merged character-wise with concurrent edits; `-`
+        /// reads stdin).
         #[arg(short, long, conflicts_with = "body_file")]
         body: Option<String>,
         /// Read the new body from a file (`-` for stdin).
@@ -106,7 +112,8 @@ pub enum IssueCmd {
     Comment {
         /// Issue id or unambiguous prefix.
         issue: String,
-        /// Comment text (for a new comment or --edit).
+        /// Comment text (for a new comment or --edit); `-` reads stdin;
+        /// none opens your editor.
         text: Option<String>,
         /// Edit this comment (id or prefix) instead of adding one.
         #[arg(long, value_name = "COMMENT", conflicts_with = "delete")]
@@ -210,6 +217,7 @@ fn read_body(body: Option<String>, file: Option<PathBuf>) -> Result<Option<Strin
             .map_err(|_| Failure::new(Exit::Invalid, "invalid", format!("{what}: not UTF-8")))
     };
     match (body, file) {
+        (Some(b), _) if b == "-" => Ok(Some(read("stdin".into(), &mut std::io::stdin().lock())?)),
         (Some(b), _) => Ok(Some(b)),
         (None, Some(path)) if path.as_os_str() == "-" => {
             Ok(Some(read("stdin".into(), &mut std::io::stdin().lock())?))
@@ -280,7 +288,30 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             status,
         } => {
             let actor = ctx.actor(&repo)?;
-            let body = read_body(body, body_file)?.unwrap_or_default();
+            let body = read_body(body, body_file)?;
+            let (title, body) = match (title, body) {
+                (Some(t), Some(b)) => (t, b),
+                (Some(t), None)
+                    if !(super::editor::interactive() && super::editor::available(&repo)) =>
+                {
+                    (t, String::new())
+                }
+                (t, b) => {
+                    let template = format!(
+                        "{}\n\n{}",
+                        t.as_deref().unwrap_or(""),
+                        b.as_deref().unwrap_or("")
+                    );
+                    let text = super::editor::edit(
+                        &repo,
+                        "issue new",
+                        &template,
+                        "# The first line is the title; after a blank line, the body (markdown).\n\
+                         # Everything from the line above down is ignored. An empty text aborts.\n",
+                    )?;
+                    super::editor::title_and_body(&text)
+                }
+            };
             let w = repo.create(
                 &actor,
                 NewIssue {
@@ -388,11 +419,22 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
                 changes.push(Change::Field(k, None));
             }
             if changes.is_empty() {
-                return Err(Failure::new(
-                    Exit::Usage,
-                    "usage",
-                    "nothing to edit: give --title, --body, --body-file, --field or --unset-field",
-                ));
+                let id = super::names::resolve(&repo, &issue)?;
+                let state = repo.show(id)?;
+                let text = super::editor::edit(
+                    &repo,
+                    "issue edit",
+                    &format!("{}\n\n{}", state.title, state.body),
+                    "# Edit the title (first line) and the body (after a blank line).\n\
+                     # Everything from the line above down is ignored. An empty text aborts.\n",
+                )?;
+                let (title, body) = super::editor::title_and_body(&text);
+                if title != state.title {
+                    changes.push(Change::Title(title));
+                }
+                if body.trim_end() != state.body.trim_end() {
+                    changes.push(Change::Body(body));
+                }
             }
             apply(ctx, &repo, &issue, &changes, "edited")
         }
@@ -403,6 +445,32 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             delete,
         } => {
             let id = super::names::resolve(&repo, &issue)?;
+            let text = match text.as_deref() {
+                Some("-") => read_body(None, Some(PathBuf::from("-")))?,
+                _ => text,
+            };
+            let help = "# Write the comment (markdown). Everything from the line above down\n\
+                        # is ignored. An empty text aborts.\n";
+            let text = match (&edit, &delete, text) {
+                (None, None, None) => Some(super::editor::edit(&repo, "issue comment", "", help)?),
+                (Some(c), None, None) => {
+                    let state = repo.show(id)?;
+                    let cid = comment_id(&state, c)?;
+                    let old = state
+                        .comments
+                        .iter()
+                        .find(|x| x.id == cid)
+                        .map(|x| x.body.clone())
+                        .unwrap_or_default();
+                    Some(super::editor::edit(
+                        &repo,
+                        "issue comment --edit",
+                        &old,
+                        help,
+                    )?)
+                }
+                (_, _, t) => t,
+            };
             let change = match (edit, delete, text) {
                 (None, Some(c), _) => {
                     let state = repo.show(id)?;
