@@ -26,15 +26,33 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (clamped to the
-/// range jiff represents, years -9999..=9999).
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (the whole civil
+/// range jiff has, years -9999..=9999, beyond which it clamps; jiff's
+/// `Timestamp` stops a day short of year 9999's end, so civil arithmetic
+/// is used: trackers and the sim use `9999-12-31T23:59:59Z` as "never").
 pub fn format_secs(secs: i64) -> String {
-    let secs = secs.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
-    Timestamp::from_second(secs)
-        .unwrap_or(Timestamp::UNIX_EPOCH)
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let date = i32::try_from(days)
+        .ok()
+        .and_then(|d| EPOCH.checked_add(jiff::Span::new().days(d)).ok());
+    let date = date.unwrap_or(if days < 0 {
+        jiff::civil::Date::MIN
+    } else {
+        jiff::civil::Date::MAX
+    });
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        date.year(),
+        date.month(),
+        date.day(),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
+
+const EPOCH: jiff::civil::Date = jiff::civil::date(1970, 1, 1);
 
 /// [`format_secs`] of milliseconds (rounded down to the second).
 pub fn format_millis(ms: i64) -> String {
@@ -91,10 +109,17 @@ pub fn parse(s: &str) -> Option<Parsed> {
     let pieces = Pieces::parse(normal.as_str()).ok()?;
     let offset = pieces.to_numeric_offset()?;
     let time = pieces.time()?;
-    let dt = pieces.date().to_datetime(time);
-    let ts = dt.to_zoned(offset.to_time_zone()).ok()?.timestamp();
+    let days = EPOCH
+        .until((jiff::Unit::Day, pieces.date()))
+        .ok()?
+        .get_days();
+    let secs = i64::from(days) * 86_400
+        + i64::from(time.hour()) * 3600
+        + i64::from(time.minute()) * 60
+        + i64::from(time.second().min(59))
+        - i64::from(offset.seconds());
     Some(Parsed {
-        ms: ts.as_millisecond(),
+        ms: secs * 1000 + i64::from(time.millisecond()),
         offset_minutes: offset.seconds() / 60,
     })
 }
@@ -229,6 +254,22 @@ mod tests {
         ] {
             assert_eq!(parse_millis(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn round_trips_across_the_civil_range() {
+        for secs in [
+            0,
+            -1,
+            951_782_400,
+            1_776_038_400,
+            253_402_300_799, // 9999-12-31T23:59:59Z, the sim's "never"
+            -62_135_596_800, // 0001-01-01
+        ] {
+            assert_eq!(parse_secs(&format_secs(secs)), Some(secs), "{secs}");
+        }
+        assert_eq!(format_secs(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(parse_secs("9999-12-31T23:59:59Z"), Some(253_402_300_799));
     }
 
     #[test]

@@ -453,6 +453,9 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
                         # is ignored. An empty text aborts.\n";
             let text = match (&edit, &delete, text) {
                 (None, None, None) => Some(super::editor::edit(&repo, "issue comment", "", help)?),
+                (Some(_), None, None) if !super::editor::available(&repo) => {
+                    return Err(Failure::new(Exit::Usage, "usage", "give the comment text"));
+                }
                 (Some(c), None, None) => {
                     let state = repo.show(id)?;
                     let cid = comment_id(&state, c)?;
