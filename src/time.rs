@@ -11,7 +11,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jiff::fmt::temporal::Pieces;
-use jiff::Timestamp;
 
 /// Seconds since the Unix epoch, now (0 if the clock is before 1970).
 pub fn now_secs() -> i64 {
