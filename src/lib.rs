@@ -18,11 +18,13 @@ pub mod event;
 pub mod git_process;
 pub mod mirror;
 pub mod project;
+pub mod query;
 pub mod redact;
 pub mod repo;
 pub mod sim;
 pub mod store;
 pub mod sync;
+pub mod time;
 pub mod timestamp;
 
 /// Render an error and its sources as one line: `outer: inner: innermost`.

@@ -259,10 +259,7 @@ fn render_inline(nodes: &[Value]) -> String {
 /// An ADF `date` timestamp (ms since the epoch, as a string) as `yyyy-mm-dd`.
 fn render_date(ts: &str) -> String {
     match ts.parse::<i64>() {
-        Ok(ms) => {
-            let (y, m, d) = super::atlassian::civil_from_days(ms.div_euclid(86_400_000));
-            format!("{y:04}-{m:02}-{d:02}")
-        }
+        Ok(ms) => crate::time::format_millis(ms)[..10].to_owned(),
         Err(_) => ts.to_owned(),
     }
 }

@@ -425,73 +425,12 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    /// Parse `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HHMM|±HH:MM]`.
+    /// Parse `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HHMM|±HH:MM]` (with
+    /// [`crate::time::parse`]).
     pub fn parse(s: &str) -> Option<Timestamp> {
-        let b = s.as_bytes();
-        let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            let part = s.get(range)?;
-            if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        };
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-            return None;
-        }
-        if b[16] != b':' {
-            return None;
-        }
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-            return None;
-        }
-        if second > 60 {
-            return None;
-        }
-        let mut i = 19;
-        let mut millis = 0i64;
-        if b.get(i) == Some(&b'.') {
-            let start = i + 1;
-            i = start;
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            if i == start {
-                return None;
-            }
-            // Keep milliseconds; finer digits are dropped, shorter ones padded.
-            let digits = &s[start..i];
-            let mut ms_text: String = digits.chars().take(3).collect();
-            while ms_text.len() < 3 {
-                ms_text.push('0');
-            }
-            millis = ms_text.parse().ok()?;
-        }
-        let offset_minutes = match &s[i..] {
-            "Z" | "z" => 0,
-            rest => {
-                let sign = match rest.as_bytes().first()? {
-                    b'+' => 1,
-                    b'-' => -1,
-                    _ => return None,
-                };
-                let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
-                let colon_ok = rest.len() == 5 || (rest.len() == 6 && rest.as_bytes()[3] == b':');
-                if digits.len() != 4 || !colon_ok || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                let h: i32 = digits[..2].parse().ok()?;
-                let m: i32 = digits[2..].parse().ok()?;
-                sign * (h * 60 + m)
-            }
-        };
-        let days = days_from_civil(year, month, day);
-        let local_secs = days * 86_400 + hour * 3600 + minute * 60 + second;
-        let utc_secs = local_secs - i64::from(offset_minutes) * 60;
-        Some(Timestamp {
-            ms: utc_secs * 1000 + millis,
-            offset_minutes,
+        crate::time::parse(s).map(|p| Timestamp {
+            ms: p.ms,
+            offset_minutes: p.offset_minutes,
         })
     }
 
@@ -504,49 +443,11 @@ impl Timestamp {
     /// timestamp's own offset, as JQL wants it: `yyyy-MM-dd HH:mm`.
     pub fn jql_minute(self, minutes_back: i64) -> String {
         let local_ms = self.ms + i64::from(self.offset_minutes) * 60_000 - minutes_back * 60_000;
-        let secs = local_ms.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let of_day = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-            of_day / 3600,
-            (of_day % 3600) / 60
-        )
+        jiff::Timestamp::from_millisecond(local_ms)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string()
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
 }
 
 #[cfg(test)]
@@ -590,14 +491,6 @@ mod tests {
         assert_eq!(t.jql_minute(0), "2026-01-05 14:30");
         let t = Timestamp::parse("2026-01-01T00:00:10.000+1000").expect("parses");
         assert_eq!(t.jql_minute(1), "2025-12-31 23:59");
-    }
-
-    #[test]
-    fn civil_round_trips() {
-        for days in [-800_000i64, -1, 0, 1, 11_016, 19_000, 20_000, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-        }
     }
 
     #[test]

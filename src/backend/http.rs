@@ -16,6 +16,8 @@
 //!   wait longer than [`RetryPolicy::max_rate_limit_wait`] is an error
 //!   instead of a silent hour of sleep, and each wait is announced through
 //!   the [`Notice`] hook;
+//! - a connection refused or a name that does not resolve before anything
+//!   answered fails at once ([`BackendError::Unreachable`]);
 //! - 5xx and transport failures are retried with jittered exponential
 //!   backoff, except for POSTs (one that failed may have been applied);
 //! - writes can be paced ([`HttpClient::set_write_interval`]);
@@ -63,6 +65,25 @@ impl AllowList {
 
     /// Parse a list of origin patterns.
     pub fn parse(text: &str) -> Result<AllowList, BackendError> {
+        AllowList::parse_from(text, "REPOSIX_ALLOWED_ORIGINS")
+    }
+
+    /// Also allow the origin patterns in `text` (the syntax of
+    /// `REPOSIX_ALLOWED_ORIGINS`), read from `source` (named in errors):
+    /// the `reposix.allowedOrigins` git config key, or the origin that
+    /// `reposix backend add` recorded for an attached tracker. Adding never
+    /// widens an origin beyond what `text` names.
+    pub fn extend(&mut self, text: &str, source: &str) -> Result<(), BackendError> {
+        let more = AllowList::parse_from(text, source)?;
+        if more.patterns.is_empty() {
+            return Ok(());
+        }
+        self.patterns.extend(more.patterns);
+        self.text = format!("{},{}", self.text, more.text.trim());
+        Ok(())
+    }
+
+    fn parse_from(text: &str, source: &str) -> Result<AllowList, BackendError> {
         let mut patterns = Vec::new();
         for item in text
             .split([',', ' '])
@@ -71,7 +92,7 @@ impl AllowList {
         {
             let bad = || {
                 BackendError::Spec(format!(
-                    "REPOSIX_ALLOWED_ORIGINS entry {item:?}: expected scheme://host[:port]"
+                    "{source} entry {item:?}: expected scheme://host[:port]"
                 ))
             };
             let (scheme, rest) = item.split_once("://").ok_or_else(bad)?;
@@ -378,6 +399,9 @@ pub struct HttpClient {
     notice: Option<Notice>,
     write_interval: Duration,
     last_write: std::cell::Cell<Option<SystemTime>>,
+    /// Whether any request got an answer (connect failures before the
+    /// first answer fail at once: the tracker is not there).
+    answered: std::cell::Cell<bool>,
 }
 
 /// How a request may be retried and redirected.
@@ -429,6 +453,7 @@ impl HttpClient {
             notice: None,
             write_interval: Duration::ZERO,
             last_write: std::cell::Cell::new(None),
+            answered: std::cell::Cell::new(false),
         })
     }
 
@@ -614,6 +639,7 @@ impl HttpClient {
             self.bump(|s| s.requests += 1);
             let (wait, last) = match req.send() {
                 Ok(resp) => {
+                    self.answered.set(true);
                     let status = resp.status().as_u16();
                     let headers: Vec<(String, String)> = resp
                         .headers()
@@ -704,6 +730,15 @@ impl HttpClient {
                         None => return Ok(r),
                     }
                 }
+                // Nothing ever answered and the connection was refused or
+                // the name did not resolve: the tracker is not there (no
+                // network, wrong address). Retrying for a minute helps no one.
+                Err(e) if e.is_connect() && !self.answered.get() => {
+                    return Err(BackendError::Unreachable {
+                        what: what.to_owned(),
+                        why: sanitize(&error_chain_of(&e)),
+                    })
+                }
                 // A connection that was never made is safe to retry for
                 // any method; a timeout after sending is not, for a write.
                 Err(e) if kind != Kind::Write || e.is_connect() => {
@@ -727,6 +762,22 @@ impl HttpClient {
             self.clock.sleep(wait);
         }
     }
+}
+
+/// A reqwest error with its sources ("error sending request" alone does
+/// not say "connection refused").
+fn error_chain_of(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
 }
 
 fn backoff(attempt: u32, policy: &RetryPolicy) -> Duration {
@@ -819,30 +870,7 @@ pub fn rate_limit_wait(
 /// Milliseconds since the epoch of an HTTP date (RFC 9110 IMF-fixdate,
 /// `Wed, 21 Oct 2015 07:28:00 GMT`), or `None`.
 pub fn parse_http_date(s: &str) -> Option<i64> {
-    let rest = s.split_once(", ").map_or(s, |(_, r)| r).trim();
-    let mut parts = rest.split_whitespace();
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: u32 = parts.next()?.parse().ok()?;
-    let time = parts.next()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || time.len() != 8 {
-        return None;
-    }
-    crate::timestamp::parse_millis(&format!("{year:04}-{month:02}-{day:02}T{time}Z"))
+    crate::time::parse_http_date(s)
 }
 
 /// Hide credentials in a message: the one redaction function,
@@ -974,6 +1002,25 @@ mod tests {
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn extending_adds_exactly_the_named_origins() {
+        let mut a = AllowList::parse("http://127.0.0.1").expect("valid");
+        a.extend("https://api.github.com", "reposix.allowedOrigins")
+            .expect("valid");
+        assert!(a.allows(&url("https://api.github.com/repos/o/r")));
+        assert!(!a.allows(&url("https://uploads.github.com/")));
+        assert!(!a.allows(&url("http://api.github.com/")));
+        assert!(a.allows(&url("http://127.0.0.1:9/x")));
+        assert_eq!(a.text(), "http://127.0.0.1,https://api.github.com");
+        let e = a
+            .extend("api.github.com", "reposix.allowedOrigins")
+            .expect_err("no scheme");
+        assert!(
+            e.to_string().starts_with("reposix.allowedOrigins entry"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ pub enum BackendError {
     #[error("{0}")]
     Spec(String),
     /// The origin is not in `REPOSIX_ALLOWED_ORIGINS`.
-    #[error("egress to {origin} refused: not in REPOSIX_ALLOWED_ORIGINS (allowed: {allowed})")]
+    #[error("egress to {origin} refused: not an allowed origin (allowed: {allowed})")]
     Egress {
         /// The refused origin.
         origin: String,
@@ -329,6 +329,15 @@ pub enum BackendError {
     Unsupported {
         /// What was asked.
         what: String,
+    },
+    /// The tracker could not be reached at all (connection refused, DNS)
+    /// on this client's first request: nothing was sent, nothing retried.
+    #[error("{what}: tracker unreachable: {why}")]
+    Unreachable {
+        /// The request.
+        what: String,
+        /// What failed (sanitized).
+        why: String,
     },
     /// The request could not be sent (connection refused, DNS, TLS).
     #[error("{what}: {why}")]
@@ -490,13 +499,31 @@ pub trait Backend {
 /// (credentials, `REPOSIX_ALLOWED_ORIGINS`). `agent` names this client to
 /// trackers that want one (the sim's `X-Reposix-Agent`).
 pub fn open(spec: &BackendSpec, agent: &str) -> Result<Box<dyn Backend>, BackendError> {
+    open_with(spec, agent, http::AllowList::from_env()?)
+}
+
+/// Like [`open`], with an explicit egress allowlist (the CLI's: the
+/// environment's plus the origins recorded in git config).
+pub fn open_with(
+    spec: &BackendSpec,
+    agent: &str,
+    allow: http::AllowList,
+) -> Result<Box<dyn Backend>, BackendError> {
+    let var = |name: &str| std::env::var(name).ok();
     Ok(match spec.kind {
-        BackendKind::Sim => Box::new(sim::SimBackend::new(spec, agent)?),
-        BackendKind::Github => Box::new(github::GithubBackend::new(&spec.address)?),
-        BackendKind::Jira => Box::new(jira::JiraBackend::from_address(&spec.address)?),
-        BackendKind::Confluence => {
-            Box::new(confluence::ConfluenceBackend::from_address(&spec.address)?)
+        BackendKind::Sim => Box::new(sim::SimBackend::with_client(
+            spec,
+            http::HttpClient::with_allowlist(http::Auth::None, agent, allow)?,
+        )?),
+        BackendKind::Github => {
+            Box::new(github::GithubBackend::from_vars(&spec.address, var, allow)?)
         }
+        BackendKind::Jira => Box::new(jira::JiraBackend::from_vars(&spec.address, &var, allow)?),
+        BackendKind::Confluence => Box::new(confluence::ConfluenceBackend::from_vars(
+            &spec.address,
+            &var,
+            allow,
+        )?),
     })
 }
 

@@ -36,12 +36,19 @@ impl From<backend::BackendError> for Failure {
         let message = reposix::error_chain(&e);
         match e {
             B::Spec(_) => Failure::new(Exit::Invalid, "invalid", message),
-            B::Egress { .. } => Failure::new(Exit::Egress, "egress_refused", message).hint(
-                "allow the tracker's origin: REPOSIX_ALLOWED_ORIGINS=https://host (comma-separated)",
-            ),
+            B::Egress { ref origin, .. } => {
+                let hint = super::allow::egress_hint(origin);
+                Failure::new(Exit::Egress, "egress_refused", message).hint(hint)
+            }
             B::Auth { .. } => Failure::new(Exit::Tracker, "auth_failed", message).hint(
                 "set GITHUB_TOKEN, or ATLASSIAN_EMAIL and ATLASSIAN_API_KEY, or configure a git credential helper",
             ),
+            B::Unreachable { .. } => {
+                Failure::new(Exit::RemoteUnreachable, "tracker_unreachable", message).hint(
+                    "check the network and the backend's address (`reposix backend list`); \
+                     local work is intact",
+                )
+            }
             _ => Failure::new(Exit::Tracker, "tracker", message),
         }
     }
@@ -62,26 +69,47 @@ pub fn run(ctx: &Ctx, cmd: BackendCmd) -> Result<(), Failure> {
     match cmd {
         BackendCmd::Add { name, spec } => {
             let spec = BackendSpec::parse(&spec)?;
-            repo.add_backend(&name, &spec)?;
+            let origin = add(&repo, &name, &spec)?;
             ctx.out.done(
-                &serde_json::json!({"name": name, "spec": spec.to_spec_string()}),
-                || format!("backend {name} -> {}", spec.to_spec_string()),
+                &serde_json::json!({"name": name, "spec": spec.to_spec_string(), "origin": origin}),
+                || {
+                    format!(
+                        "backend {name} -> {}\nallowed origin {origin} (recorded in git config)",
+                        spec.to_spec_string()
+                    )
+                },
             )
         }
         BackendCmd::List => {
             let all = repo.backends()?;
             let rows: Vec<_> = all
                 .iter()
-                .map(|(n, s)| serde_json::json!({"name": n, "spec": s.to_spec_string()}))
+                .map(|(n, s)| {
+                    serde_json::json!({
+                        "name": n,
+                        "spec": s.to_spec_string(),
+                        "origin": super::allow::recorded(&repo, n),
+                    })
+                })
                 .collect();
             ctx.out.done(&rows, || {
+                if all.is_empty() {
+                    return "no backends yet: `reposix backend add NAME <kind>::<address>`\n"
+                        .into();
+                }
                 all.iter()
-                    .map(|(n, s)| format!("{n}\t{}\n", s.to_spec_string()))
+                    .map(|(n, s)| {
+                        let origin = super::allow::recorded(&repo, n)
+                            .unwrap_or_else(|| "(origin not recorded)".into());
+                        format!("{n}\t{}\t{origin}\n", s.to_spec_string())
+                    })
                     .collect()
             })
         }
         BackendCmd::Remove { name } => {
-            if !repo.remove_backend(&name)? {
+            let removed = repo.remove_backend(&name)?;
+            super::allow::forget(&repo, &name)?;
+            if !removed {
                 return Err(Failure::new(
                     Exit::NotFound,
                     "not_found",
@@ -95,6 +123,12 @@ pub fn run(ctx: &Ctx, cmd: BackendCmd) -> Result<(), Failure> {
     }
 }
 
+/// Attach `spec` as `name` and allow its origin; returns the origin.
+pub fn add(repo: &reposix::repo::Repo, name: &str, spec: &BackendSpec) -> Result<String, Failure> {
+    repo.add_backend(name, spec)?;
+    super::allow::record(repo, name, spec)
+}
+
 /// Which directions `sync --backend` runs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Directions {
@@ -104,6 +138,141 @@ pub struct Directions {
     pub export_only: bool,
     /// Walk the whole tracker instead of the cursor.
     pub reconcile: bool,
+    /// Change nothing; print what import and export would do.
+    pub dry_run: bool,
+    /// Publish local-only issues to a newly attached tracker without asking.
+    pub yes: bool,
+}
+
+/// Local issues that would be created on the tracker `key` (not bound to
+/// it, not merged), and how many issues are bound to it.
+fn export_exposure(repo: &reposix::repo::Repo, key: &str) -> Result<(usize, usize), Failure> {
+    let listing = repo.list()?;
+    let bound = |s: &&reposix::store::index::IssueSummary| {
+        s.remotes.iter().any(|(b, _)| b == key) || s.gone.iter().any(|(b, _)| b == key)
+    };
+    let with = listing.issues.iter().filter(bound).count();
+    let local = listing
+        .issues
+        .iter()
+        .filter(|s| !s.merged && !bound(s))
+        .count();
+    Ok((local, with))
+}
+
+/// Before the first export of local-only issues to a tracker none of them
+/// is bound to yet: ask on a terminal, refuse elsewhere (`--yes` skips).
+fn confirm_first_export(
+    repo: &reposix::repo::Repo,
+    name: &str,
+    spec: &BackendSpec,
+    key: &str,
+) -> Result<(), Failure> {
+    let (local, bound) = export_exposure(repo, key)?;
+    if local == 0 || bound > 0 {
+        return Ok(());
+    }
+    let question = format!(
+        "publish {local} local issues to {name} ({})? nothing of this repository is there yet",
+        spec.to_spec_string()
+    );
+    if super::term::ask_yes_no(&question) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Exit::Invalid,
+        "confirmation_needed",
+        format!("not exporting: {question}"),
+    )
+    .hint(format!(
+        "see what would be sent with `reposix sync --backend {name} --dry-run`, then confirm with --yes \
+         (or --import-only to only read)"
+    )))
+}
+
+#[derive(Serialize)]
+struct DryRunJson {
+    dry_run: bool,
+    backend: String,
+    spec: String,
+    import: Option<ImportReport>,
+    planned: Vec<super::dry_run::Planned>,
+}
+
+/// `sync --backend NAME --dry-run`: the real projection on a scratch copy
+/// against a tracker that records writes (see `dry_run`).
+#[allow(clippy::too_many_arguments)]
+fn dry_run(
+    ctx: &Ctx,
+    repo: &reposix::repo::Repo,
+    name: &str,
+    spec: &BackendSpec,
+    tracker: Box<dyn backend::Backend>,
+    actor: reposix::event::ActorId,
+    dirs: Directions,
+    progress: &dyn Fn(&str),
+) -> Result<(), Failure> {
+    use super::dry_run::Planned;
+    let dry = super::dry_run::DryRunBackend::new(tracker);
+    let (_tmp, scratch) = super::dry_run::scratch(repo)?;
+    let p = Projection::new(scratch.store(), &dry, actor, progress);
+    let import = if dirs.export_only {
+        None
+    } else {
+        Some(p.import(dirs.reconcile)?)
+    };
+    if !dirs.import_only {
+        if dirs.reconcile {
+            p.export_all()?;
+        } else {
+            p.export()?;
+        }
+    }
+    let out = DryRunJson {
+        dry_run: true,
+        backend: name.to_owned(),
+        spec: spec.to_spec_string(),
+        import,
+        planned: dry.planned(),
+    };
+    ctx.out.done(&out, || {
+        let mut s = format!("dry run: nothing was changed, here or on {name}\n");
+        if let Some(i) = &out.import {
+            s.push_str(&format!(
+                "would import from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
+                i.listed, i.observed, i.new_issues, i.comments
+            ));
+        }
+        let mut counts = [0usize; 3];
+        for p in &out.planned {
+            s.push_str(&match p {
+                Planned::Create { title } => {
+                    counts[0] += 1;
+                    format!("would create on {name}: {}\n", super::term::line(title))
+                }
+                Planned::Update { remote_id, fields } => {
+                    counts[1] += 1;
+                    format!("would update {name}#{remote_id}: {}\n", fields.join(", "))
+                }
+                Planned::Comment { remote_id } => {
+                    counts[2] += 1;
+                    format!("would comment on {name}#{remote_id}\n")
+                }
+                Planned::EditComment {
+                    remote_id,
+                    comment_id,
+                } => format!("would edit comment {comment_id} on {name}#{remote_id}\n"),
+                Planned::Delete { what } => format!("would delete {what} on {name}\n"),
+            });
+        }
+        if !dirs.import_only {
+            s.push_str(&format!(
+                "would export to {name}: {} created, {} updated, {} comments\n",
+                counts[0], counts[1], counts[2]
+            ));
+        }
+        s
+    })
 }
 
 #[derive(Serialize)]
@@ -129,15 +298,13 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         )
         .hint("run `reposix backend list`, or `reposix backend add NAME <kind>::<address>`"));
     };
-    let mut tracker = backend::open(spec, &format!("reposix-{actor}"))?;
-    let json = ctx.out.json;
-    let progress = move |line: &str| {
-        if !json {
-            eprintln!("{}", super::safe_message(line));
-        }
-    };
-    // Rate-limit waits and renames show up like progress lines.
-    tracker.set_notice(std::sync::Arc::new(progress));
+    let allow = super::allow::allowlist(&repo)?;
+    let mut tracker = backend::open_with(spec, &format!("reposix-{actor}"), allow)?;
+    let display = std::sync::Arc::new(super::progress::Progress::new(ctx.out.json));
+    // Rate-limit waits and renames get their own line.
+    let notices = display.clone();
+    tracker.set_notice(std::sync::Arc::new(move |line: &str| notices.notice(line)));
+    let progress = |line: &str| display.step(line);
     let identities: Vec<String> = repo
         .store()
         .repo()
@@ -150,6 +317,9 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     tracker.set_identities(backend::IdentityMap::from_entries(
         identities.iter().map(String::as_str),
     )?);
+    if dirs.dry_run {
+        return dry_run(ctx, &repo, name, spec, tracker, actor, dirs, &progress);
+    }
     let p = Projection::new(repo.store(), tracker.as_ref(), actor.clone(), &progress);
     // In a clone of a mirror, committed edits to the markdown files become
     // events first, so this same run exports them.
@@ -191,6 +361,9 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     let export = if dirs.import_only {
         None
     } else {
+        if !dirs.yes {
+            confirm_first_export(&repo, name, spec, p.key())?;
+        }
         let e = if dirs.reconcile {
             p.export_all()
         } else {
@@ -258,6 +431,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         }
         s
     };
+    display.finish(&summary(name, &out));
     let local_only = out.export.as_ref().map_or(0, |e| e.comments_local_only);
     if local_only > 0 {
         ctx.out.warn(&format!(
@@ -298,15 +472,39 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     ctx.out.done(&out, text)
 }
 
+/// The one line that ends a `sync --backend` on stderr.
+fn summary(name: &str, out: &BackendSyncJson) -> String {
+    let mut parts = Vec::new();
+    if let Some(i) = &out.import {
+        parts.push(format!(
+            "{} listed, {} new issues, {} new revisions imported",
+            i.listed, i.new_issues, i.observed
+        ));
+    }
+    if let Some(e) = &out.export {
+        parts.push(format!(
+            "{} created, {} updated, {} comments exported",
+            e.created, e.updated, e.comments
+        ));
+        if !e.failed.is_empty() {
+            parts.push(format!("{} failed", e.failed.len()));
+        }
+    }
+    format!("sync with {name}: {}", parts.join("; "))
+}
+
 /// `reposix init <kind>::<address> DIR` (Pattern B): a new repository
 /// attached to the tracker, imported, ready to edit.
 pub fn init(ctx: &Ctx, spec: &str, dir: &std::path::Path) -> Result<(), Failure> {
     let spec = BackendSpec::parse(spec)?;
     let repo = reposix::repo::Repo::init(dir)?;
     let name = spec.kind.as_str();
-    repo.add_backend(name, &spec)?;
+    add(&repo, name, &spec)?;
     let sub = Ctx {
-        out: super::Out { json: ctx.out.json },
+        out: super::Out {
+            json: ctx.out.json,
+            fields: ctx.out.fields.clone(),
+        },
         actor: ctx.actor.clone().or_else(|| Some("reposix".into())),
         dir: dir.to_path_buf(),
     };
@@ -328,7 +526,10 @@ pub fn attach(ctx: &Ctx, spec: &str, name: Option<&str>) -> Result<(), Failure> 
     let spec = BackendSpec::parse(spec)?;
     let repo = reposix::repo::Repo::init(&ctx.dir)?;
     let name = name.unwrap_or(spec.kind.as_str()).to_owned();
-    repo.add_backend(&name, &spec)?;
+    // Who records the import is known before anything is registered: a
+    // missing actor must not leave a half-attached backend behind.
+    ctx.actor(&repo)?;
+    add(&repo, &name, &spec)?;
     sync(
         ctx,
         &name,

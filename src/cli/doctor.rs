@@ -3,7 +3,6 @@
 //! present, origin allowed).
 
 use reposix::backend::describe::{describe, BackendReport};
-use reposix::backend::http::AllowList;
 use serde::Serialize;
 
 use super::{Ctx, Exit, Failure};
@@ -17,7 +16,7 @@ struct Row {
 
 pub fn run(ctx: &Ctx) -> Result<(), Failure> {
     let repo = ctx.repo()?;
-    let allow = AllowList::from_env()?;
+    let allow = super::allow::allowlist(&repo)?;
     let var = |name: &str| std::env::var(name).ok();
     let rows: Vec<Row> = repo
         .backends()?

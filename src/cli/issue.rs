@@ -24,11 +24,15 @@ fn joined(items: &[String], sep: &str) -> String {
 
 #[derive(Subcommand)]
 pub enum IssueCmd {
-    /// Create an issue.
+    /// Create an issue (without a title, or on a terminal without a body,
+    /// your editor opens: title line, blank line, body).
+    #[command(
+        after_help = "Examples:\n  reposix issue new\n  reposix issue new 'Crash on start' -b 'It crashes.' -l bug\n  echo body | reposix issue new 'Title' -b -"
+    )]
     New {
         /// Title.
-        title: String,
-        /// Body text.
+        title: Option<String>,
+        /// Body text (`-` reads stdin).
         #[arg(short, long, conflicts_with = "body_file")]
         body: Option<String>,
         /// Read the body from a file (`-` for stdin).
@@ -44,43 +48,54 @@ pub enum IssueCmd {
         #[arg(long, value_parser = parse_status)]
         status: Option<Status>,
     },
-    /// List issues.
+    /// List issues (30 at a time; `--limit 0` for all).
+    ///
+    /// QUERY: `status:open label:bug -label:wontfix assignee:me
+    /// author:alice updated:>2026-11-01 created:<7d "free text"
+    /// sort:updated-desc` (see the README); the flags are sugar for terms.
+    #[command(
+        after_help = "Examples:\n  reposix issue list\n  reposix issue list 'label:bug -label:wontfix assignee:me'\n  reposix issue list 'status:all updated:>7d sort:created-asc' --limit 0\n  reposix issue list --json id,title,status"
+    )]
     List {
+        /// A query (see above).
+        query: Option<String>,
         /// Which issues: open (not done/wont_fix), closed, all, or one status.
-        #[arg(long, default_value = "open", value_parser = parse_state)]
-        state: StateFilter,
+        #[arg(long)]
+        state: Option<String>,
         /// Only issues with this label (repeatable: all must match).
         #[arg(short, long = "label")]
         labels: Vec<String>,
-        /// Only issues assigned to this actor.
+        /// Only issues assigned to this actor (`me`: the acting actor).
         #[arg(short, long)]
         assignee: Option<String>,
         /// Only issues whose title or body contains this text (case-insensitive).
         #[arg(short, long)]
         text: Option<String>,
         /// Sort key.
-        #[arg(long, value_enum, default_value_t = SortKey::Updated)]
-        sort: SortKey,
+        #[arg(long, value_enum)]
+        sort: Option<SortKey>,
         /// Reverse the sort order.
         #[arg(long)]
         reverse: bool,
-        /// Print at most this many.
-        #[arg(long)]
-        limit: Option<usize>,
+        /// Print at most this many (0: all).
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
     },
     /// Show one issue with its comments.
     Show {
         /// Issue id or unambiguous prefix.
         issue: String,
     },
-    /// Change title, body or custom fields.
+    /// Change title, body or custom fields (with none given, your editor
+    /// opens on the current title and body).
     Edit {
         /// Issue id or unambiguous prefix.
         issue: String,
         /// New title.
         #[arg(long)]
         title: Option<String>,
-        /// New body text (merged character-wise with concurrent edits).
+        /// New body text (merged character-wise with concurrent edits; `-`
+        /// reads stdin).
         #[arg(short, long, conflicts_with = "body_file")]
         body: Option<String>,
         /// Read the new body from a file (`-` for stdin).
@@ -97,7 +112,8 @@ pub enum IssueCmd {
     Comment {
         /// Issue id or unambiguous prefix.
         issue: String,
-        /// Comment text (for a new comment or --edit).
+        /// Comment text (for a new comment or --edit); `-` reads stdin;
+        /// none opens your editor.
         text: Option<String>,
         /// Edit this comment (id or prefix) instead of adding one.
         #[arg(long, value_name = "COMMENT", conflicts_with = "delete")]
@@ -164,30 +180,6 @@ pub enum IssueCmd {
     },
 }
 
-/// Which issues `list` shows.
-#[derive(Clone, Copy, Debug)]
-pub enum StateFilter {
-    /// Not closed.
-    Open,
-    /// done or wont_fix.
-    Closed,
-    /// Everything.
-    All,
-    /// Exactly this status.
-    Is(Status),
-}
-
-fn parse_state(s: &str) -> Result<StateFilter, String> {
-    match s {
-        "open" => Ok(StateFilter::Open),
-        "closed" => Ok(StateFilter::Closed),
-        "all" => Ok(StateFilter::All),
-        other => other.parse().map(StateFilter::Is).map_err(|_| {
-            "expected open, closed, all, in_progress, in_review, done or wont_fix".into()
-        }),
-    }
-}
-
 fn parse_status(s: &str) -> Result<Status, String> {
     s.parse()
         .map_err(|e: reposix::event::DecodeError| e.to_string())
@@ -225,6 +217,7 @@ fn read_body(body: Option<String>, file: Option<PathBuf>) -> Result<Option<Strin
             .map_err(|_| Failure::new(Exit::Invalid, "invalid", format!("{what}: not UTF-8")))
     };
     match (body, file) {
+        (Some(b), _) if b == "-" => Ok(Some(read("stdin".into(), &mut std::io::stdin().lock())?)),
         (Some(b), _) => Ok(Some(b)),
         (None, Some(path)) if path.as_os_str() == "-" => {
             Ok(Some(read("stdin".into(), &mut std::io::stdin().lock())?))
@@ -295,7 +288,30 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             status,
         } => {
             let actor = ctx.actor(&repo)?;
-            let body = read_body(body, body_file)?.unwrap_or_default();
+            let body = read_body(body, body_file)?;
+            let (title, body) = match (title, body) {
+                (Some(t), Some(b)) => (t, b),
+                (Some(t), None)
+                    if !(super::editor::interactive() && super::editor::available(&repo)) =>
+                {
+                    (t, String::new())
+                }
+                (t, b) => {
+                    let template = format!(
+                        "{}\n\n{}",
+                        t.as_deref().unwrap_or(""),
+                        b.as_deref().unwrap_or("")
+                    );
+                    let text = super::editor::edit(
+                        &repo,
+                        "issue new",
+                        &template,
+                        "# The first line is the title; after a blank line, the body (markdown).\n\
+                         # Everything from the line above down is ignored. An empty text aborts.\n",
+                    )?;
+                    super::editor::title_and_body(&text)
+                }
+            };
             let w = repo.create(
                 &actor,
                 NewIssue {
@@ -316,6 +332,7 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             )
         }
         IssueCmd::List {
+            query,
             state,
             labels,
             assignee,
@@ -323,21 +340,55 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             sort,
             reverse,
             limit,
-        } => list(
-            ctx,
-            &repo,
-            state,
-            &labels,
-            assignee.as_deref(),
-            text.as_deref(),
-            sort,
-            reverse,
-            limit,
-        ),
+        } => {
+            let mut q = query.unwrap_or_default();
+            let quote = |v: &str| format!(" \"{}\"", v.replace('"', ""));
+            if let Some(st) = state {
+                q.push_str(&format!(" status:{st}"));
+            }
+            for l in labels {
+                q.push_str(&quote(&format!("label:{l}")));
+            }
+            if let Some(a) = assignee {
+                q.push_str(&quote(&format!("assignee:{a}")));
+            }
+            if let Some(t) = text {
+                q.push_str(&quote(&t));
+            }
+            if let Some(k) = sort {
+                let key = match k {
+                    SortKey::Updated => "updated-desc",
+                    SortKey::Created => "created-desc",
+                    SortKey::Title => "title-asc",
+                    SortKey::Status => "status-asc",
+                };
+                q.push_str(&format!(" sort:{key}"));
+            }
+            list(ctx, &repo, &q, reverse, limit)
+        }
         IssueCmd::Show { issue } => {
-            let id = repo.resolve(&issue)?;
+            let id = super::names::resolve(&repo, &issue)?;
             let state = repo.show(id)?;
-            ctx.out.done(&state, || render_state(&state))
+            let backends = repo.backends()?;
+            let refs = super::names::tracker_refs(
+                &backends,
+                state
+                    .remotes
+                    .iter()
+                    .map(|r| (r.backend.clone(), r.remote_id.clone())),
+            );
+            let mut json = serde_json::to_value(&state).expect("BUG: state serializes");
+            json["trackers"] = serde_json::to_value(&refs).expect("BUG: refs serialize");
+            json["created_at"] = reposix::time::format_millis(state.created_ms).into();
+            json["updated_at"] = reposix::time::format_millis(state.updated_ms).into();
+            if let Some(arr) = json["comments"].as_array_mut() {
+                for (c, v) in state.comments.iter().zip(arr.iter_mut()) {
+                    v["created_at"] = reposix::time::format_millis(c.created_ms).into();
+                }
+            }
+            let style = super::term::Style::stdout();
+            ctx.out
+                .done_paged(&json, || render_state(&state, &refs, &style))
         }
         IssueCmd::Edit {
             issue,
@@ -368,11 +419,22 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
                 changes.push(Change::Field(k, None));
             }
             if changes.is_empty() {
-                return Err(Failure::new(
-                    Exit::Usage,
-                    "usage",
-                    "nothing to edit: give --title, --body, --body-file, --field or --unset-field",
-                ));
+                let id = super::names::resolve(&repo, &issue)?;
+                let state = repo.show(id)?;
+                let text = super::editor::edit(
+                    &repo,
+                    "issue edit",
+                    &format!("{}\n\n{}", state.title, state.body),
+                    "# Edit the title (first line) and the body (after a blank line).\n\
+                     # Everything from the line above down is ignored. An empty text aborts.\n",
+                )?;
+                let (title, body) = super::editor::title_and_body(&text);
+                if title != state.title {
+                    changes.push(Change::Title(title));
+                }
+                if body.trim_end() != state.body.trim_end() {
+                    changes.push(Change::Body(body));
+                }
             }
             apply(ctx, &repo, &issue, &changes, "edited")
         }
@@ -382,7 +444,36 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             edit,
             delete,
         } => {
-            let id = repo.resolve(&issue)?;
+            let id = super::names::resolve(&repo, &issue)?;
+            let text = match text.as_deref() {
+                Some("-") => read_body(None, Some(PathBuf::from("-")))?,
+                _ => text,
+            };
+            let help = "# Write the comment (markdown). Everything from the line above down\n\
+                        # is ignored. An empty text aborts.\n";
+            let text = match (&edit, &delete, text) {
+                (None, None, None) => Some(super::editor::edit(&repo, "issue comment", "", help)?),
+                (Some(_), None, None) if !super::editor::available(&repo) => {
+                    return Err(Failure::new(Exit::Usage, "usage", "give the comment text"));
+                }
+                (Some(c), None, None) => {
+                    let state = repo.show(id)?;
+                    let cid = comment_id(&state, c)?;
+                    let old = state
+                        .comments
+                        .iter()
+                        .find(|x| x.id == cid)
+                        .map(|x| x.body.clone())
+                        .unwrap_or_default();
+                    Some(super::editor::edit(
+                        &repo,
+                        "issue comment --edit",
+                        &old,
+                        help,
+                    )?)
+                }
+                (_, _, t) => t,
+            };
             let change = match (edit, delete, text) {
                 (None, Some(c), _) => {
                     let state = repo.show(id)?;
@@ -465,7 +556,7 @@ pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
             kind,
             remove,
         } => {
-            let target = repo.resolve(&target)?;
+            let target = super::names::resolve(&repo, &target)?;
             let link = Link { kind, target };
             let change = if remove {
                 Change::Unlink(link)
@@ -490,37 +581,33 @@ fn apply(
     changes: &[Change],
     what: &str,
 ) -> Result<(), Failure> {
-    let id = repo.resolve(issue)?;
+    let id = super::names::resolve(repo, issue)?;
     let actor = ctx.actor(repo)?;
     let w = repo.apply(id, &actor, changes)?;
     written(ctx, &w, what)
 }
 
 #[derive(Serialize)]
-struct ListJson<'a> {
-    issues: Vec<&'a IssueSummary>,
-    damaged: Vec<DamagedJson<'a>>,
+struct ListJson {
+    issues: Vec<serde_json::Value>,
+    /// Issues matching the query (before the limit).
+    total: usize,
+    shown: usize,
+    damaged: Vec<DamagedJson>,
 }
 
 #[derive(Serialize)]
-struct DamagedJson<'a> {
-    refname: &'a str,
-    error: &'a str,
+struct DamagedJson {
+    refname: String,
+    error: String,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn list(
-    ctx: &Ctx,
-    repo: &Repo,
-    state: StateFilter,
-    labels: &[String],
-    assignee: Option<&str>,
-    text: Option<&str>,
-    sort: SortKey,
-    reverse: bool,
-    limit: Option<usize>,
-) -> Result<(), Failure> {
-    let listing = if text.is_some() {
+fn list(ctx: &Ctx, repo: &Repo, query: &str, reverse: bool, limit: usize) -> Result<(), Failure> {
+    let now = reposix::time::now_millis();
+    let q = reposix::query::Query::parse(query, now).map_err(|e| {
+        Failure::new(Exit::Usage, "usage", e.to_string()).hint("see `reposix issue list --help`")
+    })?;
+    let listing = if q.needs_text() {
         repo.list_with_text()?
     } else {
         repo.list()?
@@ -528,79 +615,105 @@ fn list(
     for (refname, why) in &listing.damaged {
         ctx.out.warn(&format!("skipping damaged {refname}: {why}"));
     }
-    let needle = text.map(str::to_lowercase);
+    let me = ctx.actor_name(repo);
+    let env = reposix::query::Env {
+        me: me.as_deref(),
+        now_ms: now,
+    };
     let mut rows: Vec<&IssueSummary> = listing
         .issues
         .iter()
-        .filter(|s| match state {
-            StateFilter::Open => !s.status.is_closed(),
-            StateFilter::Closed => s.status.is_closed(),
-            StateFilter::All => true,
-            StateFilter::Is(st) => s.status == st,
-        })
-        .filter(|s| labels.iter().all(|l| s.labels.contains(l)))
-        .filter(|s| assignee.is_none_or(|a| s.assignees.iter().any(|x| x == a)))
-        .filter(|s| {
-            needle.as_ref().is_none_or(|n| {
-                s.title.to_lowercase().contains(n) || s.body.to_lowercase().contains(n)
-            })
-        })
+        .filter(|s| q.matches(s, &env))
         .collect();
-    // Ties broken by id so the order is total and stable across runs.
-    match sort {
-        SortKey::Updated => {
-            rows.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)))
-        }
-        SortKey::Created => {
-            rows.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)))
-        }
-        SortKey::Title => rows.sort_by(|a, b| {
-            a.title
-                .to_lowercase()
-                .cmp(&b.title.to_lowercase())
-                .then(a.id.cmp(&b.id))
-        }),
-        SortKey::Status => rows.sort_by(|a, b| a.status.cmp(&b.status).then(a.id.cmp(&b.id))),
-    }
+    q.sort(&mut rows);
     if reverse {
         rows.reverse();
     }
-    if let Some(n) = limit {
-        rows.truncate(n);
+    let total = rows.len();
+    if limit > 0 {
+        rows.truncate(limit);
     }
+    let backends = repo.backends()?;
+    let refs: Vec<Vec<super::names::TrackerRef>> = rows
+        .iter()
+        .map(|r| super::names::tracker_refs(&backends, r.remotes.iter().cloned()))
+        .collect();
     let json = ListJson {
         damaged: listing
             .damaged
             .iter()
             .map(|(r, e)| DamagedJson {
-                refname: r,
-                error: e,
+                refname: r.clone(),
+                error: e.clone(),
             })
             .collect(),
-        issues: rows.clone(),
+        issues: rows
+            .iter()
+            .zip(&refs)
+            .map(|(r, t)| {
+                let mut v = serde_json::to_value(r).expect("BUG: summaries serialize");
+                v["created_at"] = reposix::time::format_millis(r.created_ms).into();
+                v["updated_at"] = reposix::time::format_millis(r.updated_ms).into();
+                v["trackers"] = serde_json::to_value(t).expect("BUG: refs serialize");
+                v
+            })
+            .collect(),
+        total,
+        shown: rows.len(),
     };
-    ctx.out.done(&json, || {
-        let mut s = String::with_capacity(rows.len() * 64);
-        for r in &rows {
-            s.push_str(&format!(
-                "{}  {:<11}  {}",
-                r.id.short(),
-                r.status.as_str(),
-                line(&r.title)
-            ));
+    let style = super::term::Style::stdout();
+    ctx.out.done_styled(&json, || {
+        if total == 0 {
+            return if listing.issues.is_empty() {
+                "no issues yet: `reposix issue new \"a title\"`, or attach a tracker with `reposix backend add`\n".into()
+            } else {
+                format!(
+                    "no issues match `{}` ({} issues in all; try `status:all`)\n",
+                    line(query.trim()),
+                    listing.issues.len()
+                )
+            };
+        }
+        let mut s = String::with_capacity(rows.len() * 80);
+        for (r, t) in rows.iter().zip(&refs) {
+            let when = style.when(r.updated_ms, now);
+            let tracker = t.first().map(|t| t.reference.as_str()).unwrap_or("");
+            let mut tail = String::new();
             if !r.labels.is_empty() {
-                s.push_str(&format!("  [{}]", joined(&r.labels, ", ")));
+                tail.push_str(&format!("  [{}]", joined(&r.labels, ", ")));
             }
             if !r.assignees.is_empty() {
-                s.push_str(&format!("  @{}", joined(&r.assignees, " @")));
+                tail.push_str(&format!("  @{}", joined(&r.assignees, " @")));
             }
-            s.push('\n');
+            let head = format!("{}  {:<11}  {:<8}  ", r.id.short(), r.status.as_str(), line(tracker));
+            let title = style.fit(&line(&r.title), head.chars().count() + tail.chars().count() + when.chars().count() + 2);
+            s.push_str(&format!(
+                "{}  {}  {:<8}  {}{}  {}\n",
+                r.id.short(),
+                style.status(r.status),
+                line(tracker),
+                title,
+                tail,
+                style.dim(&when)
+            ));
+        }
+        if total > rows.len() {
+            s.push_str(&format!(
+                "{} of {} shown (--limit 0 for all)\n",
+                rows.len(),
+                total
+            ));
         }
         s
     })
 }
 
-fn render_state(s: &IssueState) -> String {
+fn render_state(
+    s: &IssueState,
+    refs: &[super::names::TrackerRef],
+    style: &super::term::Style,
+) -> String {
+    let now = reposix::time::now_millis();
     let mut out = format!("{}  {}\n", s.id, line(&s.title));
     out.push_str(&format!("status:    {}\n", s.status));
     if !s.labels.is_empty() {
@@ -620,8 +733,11 @@ fn render_state(s: &IssueState) -> String {
             "merged:    into {t} (another local copy of the same tracker issue)\n"
         ));
     }
-    for r in &s.remotes {
-        out.push_str(&format!("tracker:   {} #{}", r.backend, r.remote_id));
+    for (r, named) in s.remotes.iter().zip(refs) {
+        out.push_str(&format!("tracker:   {}", line(&named.reference)));
+        if let Some(u) = &named.url {
+            out.push_str(&format!("  {}", line(u)));
+        }
         if let Some(rev) = r.revision {
             out.push_str(&format!(" (revision {rev})"));
         }
@@ -631,8 +747,11 @@ fn render_state(s: &IssueState) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "created by {} · {} events\n",
-        s.created_by, s.event_count
+        "created {} by {} · updated {} · {} events\n",
+        style.when(s.created_ms, now),
+        s.created_by,
+        style.when(s.updated_ms, now),
+        s.event_count
     ));
     if !s.body.is_empty() {
         out.push('\n');
@@ -643,9 +762,10 @@ fn render_state(s: &IssueState) -> String {
     }
     for c in &s.comments {
         out.push_str(&format!(
-            "\n--- comment {} by {}{}\n{}\n",
+            "\n--- comment {} by {}, {}{}\n{}\n",
             c.id.short(),
             c.author,
+            style.when(c.created_ms, now),
             if c.edited { " (edited)" } else { "" },
             c.body
         ));
@@ -659,6 +779,8 @@ struct LogEntry<'a> {
     lamport: u64,
     actor: &'a str,
     wall_ms: i64,
+    /// `wall_ms` as RFC 3339 (display only: merges never read it).
+    at: String,
     parents: &'a [EventId],
     op: &'a str,
     summary: String,
@@ -747,7 +869,7 @@ fn op_summary(op: &Op) -> String {
 
 pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
     let repo = ctx.repo()?;
-    let id = repo.resolve(issue)?;
+    let id = super::names::resolve(&repo, issue)?;
     let log = repo.load(id).map_err(Failure::from)?;
     let ordered = log.events.ordered();
     let invalid = log.events.invalid();
@@ -758,13 +880,16 @@ pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
             lamport: e.lamport,
             actor: e.actor.as_str(),
             wall_ms: e.wall_ms,
+            at: reposix::time::format_millis(e.wall_ms),
             parents: &e.parents,
             op: e.op.kind(),
             summary: op_summary(&e.op),
             invalid: invalid.get(&stamp.id).map(ToString::to_string),
         })
         .collect();
-    ctx.out.done(&entries, || {
+    let style = super::term::Style::stdout();
+    let now = reposix::time::now_millis();
+    ctx.out.done_paged(&entries, || {
         entries
             .iter()
             .map(|e| {
@@ -774,10 +899,11 @@ pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
                     .map(|why| format!("  [invalid, ignored: {why}]"))
                     .unwrap_or_default();
                 format!(
-                    "{} {:>4} {:<12} {}{invalid}\n",
+                    "{} {:>4} {:<12} {:<20} {}{invalid}\n",
                     e.id.short(),
                     e.lamport,
                     e.actor,
+                    style.when(e.wall_ms, now),
                     line(&e.summary)
                 )
             })

@@ -365,8 +365,9 @@ fn sync(
         }
         None => f,
     };
-    let tracker =
-        backend::open(&spec, &format!("reposix-{actor}")).map_err(|e| with_staleness(e.into()))?;
+    let allow = super::allow::allowlist(&repo)?;
+    let tracker = backend::open_with(&spec, &format!("reposix-{actor}"), allow)
+        .map_err(|e| with_staleness(e.into()))?;
     let json = ctx.out.json;
     let progress = move |line: &str| {
         if !json {

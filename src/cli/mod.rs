@@ -11,13 +11,22 @@
 //! overrides shown escaped), messages through [`reposix::redact::redact`],
 //! data through [`reposix::redact::redact_known`].
 
+mod allow;
 mod backend;
+#[cfg(feature = "bench")]
 mod bench;
+#[cfg(feature = "bench")]
 mod bench_scale;
+#[cfg(feature = "bench")]
+mod bench_sync;
 mod demo;
 mod doctor;
+mod dry_run;
+mod editor;
 mod issue;
 mod mirror;
+mod names;
+mod progress;
 mod sim;
 mod sync;
 mod term;
@@ -65,7 +74,7 @@ pub enum Exit {
     /// A tracker refused or failed (auth, HTTP errors, retries exhausted,
     /// an export left incomplete); local work is intact.
     Tracker = 11,
-    /// HTTP to an origin not in `REPOSIX_ALLOWED_ORIGINS` was refused.
+    /// HTTP to an origin that is not allowed was refused (see `allow`).
     Egress = 12,
 }
 
@@ -76,9 +85,17 @@ pub enum Exit {
     about = "Issue trackers kept in git: event logs in refs, merged with CRDTs"
 )]
 struct Cli {
-    /// Print one JSON envelope on stdout instead of text.
-    #[arg(long, global = true)]
-    json: bool,
+    /// Print one JSON envelope on stdout instead of text; `--json=a,b`
+    /// keeps only those fields of each record (as `gh` does).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FIELDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    json: Option<String>,
     /// Act as this actor (overrides REPOSIX_ACTOR and the default actor).
     #[arg(long, global = true, env = "REPOSIX_ACTOR")]
     actor: Option<String>,
@@ -134,13 +151,16 @@ enum Command {
         keep: bool,
     },
     /// Measure write, list and show speed against `git fast-import`.
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
     /// Measure importing from the embedded sim against a plain HTTP loop.
+    #[cfg(feature = "bench")]
     BenchImport(bench::BenchImportArgs),
     /// Fetch issues from a git remote, merge, push (retrying rejections).
     Sync(sync::SyncArgs),
     /// Measure `sync` against plain `git fetch` + `git push`.
-    BenchSync(sync::BenchSyncArgs),
+    #[cfg(feature = "bench")]
+    BenchSync(bench_sync::BenchSyncArgs),
     /// Run the tracker simulator (reposix-sim 0.14 compatible) until killed.
     Sim(sim::SimArgs),
     /// Attach, list and detach trackers.
@@ -256,6 +276,8 @@ fn store_failure(s: &StoreError, message: String) -> Failure {
 /// Output context: text or JSON.
 pub struct Out {
     json: bool,
+    /// `--json=FIELDS`: the fields kept.
+    fields: Option<Vec<String>>,
 }
 
 impl Out {
@@ -269,10 +291,15 @@ impl Out {
                 ok: bool,
                 data: &'a T,
             }
+            let data = serde_json::to_value(data).expect("BUG: output data always serializes");
+            let data = match &self.fields {
+                Some(f) => select_fields(data, f)?,
+                None => data,
+            };
             let env = Envelope {
                 schema: JSON_SCHEMA,
                 ok: true,
-                data,
+                data: &data,
             };
             let json = serde_json::to_string(&env).expect("BUG: output data always serializes");
             let json = reposix::redact::redact_known(&json);
@@ -299,6 +326,48 @@ impl Out {
         }
     }
 
+    /// Like [`Out::done`], through the pager on a terminal.
+    fn done_paged<T: Serialize>(
+        &self,
+        data: &T,
+        text: impl FnOnce() -> String,
+    ) -> Result<(), Failure> {
+        if self.json {
+            return self.done(data, text);
+        }
+        let text = text();
+        if term::page(&safe_text(&text)) {
+            return Ok(());
+        }
+        self.done(data, || text)
+    }
+
+    /// Like [`Out::done_paged`] for text that carries colour codes: the
+    /// caller has escaped every stored string in it (with [`term::line`]
+    /// or [`term::escape`]); known secrets are still masked here.
+    fn done_styled<T: Serialize>(
+        &self,
+        data: &T,
+        text: impl FnOnce() -> String,
+    ) -> Result<(), Failure> {
+        if self.json {
+            return self.done(data, text);
+        }
+        let text = reposix::redact::redact_known(&text());
+        if term::page(&text) {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        match stdout.write_all(text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+                Exit::Failure,
+                "io",
+                format!("writing output: {e}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Print `text` on stdout in text mode only (the part of a failed
     /// command's result that the `--json` envelope carries as `data`).
     fn text(&self, text: impl FnOnce() -> String) -> Result<(), Failure> {
@@ -310,6 +379,55 @@ impl Out {
 
     fn warn(&self, line: &str) {
         let _ = writeln!(std::io::stderr(), "warning: {}", safe_message(line));
+    }
+}
+
+/// `--json=FIELDS`: keep `fields` of each record: of every object in an
+/// array, of every object in a listing's `issues`, else of the object. A
+/// field no record has is a usage error naming the fields there are.
+fn select_fields(data: serde_json::Value, fields: &[String]) -> Result<serde_json::Value, Failure> {
+    use serde_json::Value;
+    let pick = |v: &Value| -> Result<Value, Failure> {
+        let Value::Object(map) = v else {
+            return Ok(v.clone());
+        };
+        let mut out = serde_json::Map::new();
+        for f in fields {
+            match map.get(f) {
+                Some(x) => {
+                    out.insert(f.clone(), x.clone());
+                }
+                None => {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "usage",
+                        format!("--json: unknown field {f:?}"),
+                    )
+                    .hint(format!(
+                        "available fields: {}",
+                        map.keys().cloned().collect::<Vec<_>>().join(",")
+                    )))
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    };
+    match data {
+        Value::Array(items) => Ok(Value::Array(
+            items.iter().map(pick).collect::<Result<_, _>>()?,
+        )),
+        Value::Object(mut map) if map.get("issues").is_some_and(Value::is_array) => {
+            let issues = map.remove("issues").unwrap_or_default();
+            let picked = match issues {
+                Value::Array(items) => {
+                    Value::Array(items.iter().map(pick).collect::<Result<_, _>>()?)
+                }
+                other => other,
+            };
+            map.insert("issues".into(), picked);
+            Ok(Value::Object(map))
+        }
+        other => pick(&other),
     }
 }
 
@@ -337,15 +455,37 @@ impl Ctx {
         Ok(Repo::open(&self.dir)?)
     }
 
+    /// The acting actor's name if there is one (for `assignee:me`).
+    fn actor_name(&self, repo: &Repo) -> Option<String> {
+        self.actor(repo).ok().map(|a| a.as_str().to_owned())
+    }
+
     /// The acting actor: `--actor`, else `REPOSIX_ACTOR`, else the default.
     fn actor(&self, repo: &Repo) -> Result<ActorId, Failure> {
         match &self.actor {
             Some(name) => Ok(ActorId::new(name).map_err(RepoError::from)?),
-            None => repo
-                .default_actor()?
-                .ok_or_else(|| Failure::from(RepoError::NoActor)),
+            None => match repo.default_actor()? {
+                Some(a) => Ok(a),
+                None => git_identity(repo).ok_or_else(|| {
+                    Failure::from(RepoError::NoActor).hint(
+                        "run `reposix actor new NAME --use`, or set git's user.email or user.name",
+                    )
+                }),
+            },
         }
     }
+}
+
+/// The actor git's identity names, as git-bug and grite do: `user.email`,
+/// else `user.name` (spaces become `-`), when it is a valid actor name.
+fn git_identity(repo: &Repo) -> Option<ActorId> {
+    let git = repo.store().repo();
+    let config = git.config_snapshot();
+    ["user.email", "user.name"].iter().find_map(|key| {
+        let v = config.string(*key)?.to_string();
+        let v = v.trim().replace(' ', "-");
+        ActorId::new(&v).ok()
+    })
 }
 
 /// Parse arguments, run, and map the outcome to an exit code.
@@ -353,13 +493,25 @@ pub fn main() -> ExitCode {
     reposix::backend::http::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+        Err(e)
+            if e.use_stderr()
+                && std::env::args_os().any(|a| {
+                    a.to_str()
+                        .is_some_and(|a| a == "--json" || a.starts_with("--json="))
+                }) =>
+        {
             // Usage errors get their envelope too (`ok: false`, exit 2).
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad usage");
             let f = Failure::new(Exit::Usage, "usage", first.trim_start_matches("error: "))
                 .hint("run `reposix --help`");
-            return report(&Out { json: true }, f);
+            return report(
+                &Out {
+                    json: true,
+                    fields: None,
+                },
+                f,
+            );
         }
         Err(e) => {
             let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
@@ -368,7 +520,15 @@ pub fn main() -> ExitCode {
         }
     };
     let ctx = Ctx {
-        out: Out { json: cli.json },
+        out: Out {
+            json: cli.json.is_some(),
+            fields: cli.json.as_deref().filter(|f| !f.is_empty()).map(|f| {
+                f.split(',')
+                    .map(|x| x.trim().to_owned())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            }),
+        },
         actor: cli.actor,
         dir: cli.dir.unwrap_or_else(|| PathBuf::from(".")),
     };
@@ -438,10 +598,13 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Log { issue } => issue::log(ctx, &issue),
         Command::Fsck => fsck(ctx),
         Command::Demo { keep } => demo::run(ctx, keep),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(ctx, args),
+        #[cfg(feature = "bench")]
         Command::BenchImport(args) => bench::run_import(ctx, args),
         Command::Sync(args) => sync::run(ctx, args),
-        Command::BenchSync(args) => sync::bench(ctx, args),
+        #[cfg(feature = "bench")]
+        Command::BenchSync(args) => bench_sync::bench(ctx, args),
         Command::Sim(args) => sim::run(ctx, args),
         Command::Backend(cmd) => backend::run(ctx, cmd),
         Command::Mirror(cmd) => mirror::run(ctx, cmd),

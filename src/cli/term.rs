@@ -85,3 +85,134 @@ mod tests {
         ));
     }
 }
+
+/// Ask `question` on the terminal and read y/yes; false without a
+/// terminal on both stdin and stderr (scripts must say `--yes`).
+pub fn ask_yes_no(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    let _ = write!(
+        std::io::stderr(),
+        "{} [y/N] ",
+        escape(question, Lines::Escape)
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// How human output is dressed for where stdout goes: colour (a terminal,
+/// `NO_COLOR` unset, `CLICOLOR` not `0`; `CLICOLOR_FORCE` forces it),
+/// width (`COLUMNS`, else 100 on a terminal; unlimited elsewhere) and
+/// times (relative on a terminal, RFC 3339 elsewhere).
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    /// Stdout is a terminal.
+    pub tty: bool,
+    /// Emit ANSI colours.
+    pub color: bool,
+    /// Fit lines to this many columns.
+    pub width: Option<usize>,
+}
+
+impl Style {
+    /// The style for stdout.
+    pub fn stdout() -> Style {
+        use std::io::IsTerminal;
+        let tty = std::io::stdout().is_terminal();
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let color = var("CLICOLOR_FORCE").is_some_and(|v| v != "0")
+            || (tty && var("NO_COLOR").is_none() && var("CLICOLOR").is_none_or(|v| v != "0"));
+        let width =
+            var("COLUMNS")
+                .and_then(|c| c.parse().ok())
+                .or(if tty { Some(100) } else { None });
+        Style { tty, color, width }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// A status, padded to its column, coloured by workflow stage.
+    pub fn status(&self, s: reposix::event::Status) -> String {
+        use reposix::event::Status as S;
+        let padded = format!("{:<11}", s.as_str());
+        let code = match s {
+            S::Open => "32",
+            S::InProgress | S::InReview => "33",
+            S::Done | S::WontFix => "35",
+        };
+        self.paint(code, &padded)
+    }
+
+    /// Secondary text (times).
+    pub fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    /// An instant: relative on a terminal, RFC 3339 elsewhere.
+    pub fn when(&self, ms: i64, now_ms: i64) -> String {
+        if self.tty {
+            reposix::time::relative(ms, now_ms)
+        } else {
+            reposix::time::format_millis(ms)
+        }
+    }
+
+    /// `text` cut with `…` to fit the width once `used` columns are taken
+    /// (at least 20 columns are kept).
+    pub fn fit(&self, text: &str, used: usize) -> String {
+        let Some(width) = self.width else {
+            return text.to_owned();
+        };
+        let room = width.saturating_sub(used).max(20);
+        if text.chars().count() <= room {
+            return text.to_owned();
+        }
+        let mut cut: String = text.chars().take(room - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// Write `text` through the pager when stdout is a terminal:
+/// `REPOSIX_PAGER`, else `PAGER`, else `less` (with `LESS=FRX` unless set);
+/// an empty value or `cat` means no pager. Returns false if no pager ran
+/// (the caller prints).
+pub fn page(text: &str) -> bool {
+    use std::io::{IsTerminal, Write};
+    if !std::io::stdout().is_terminal() {
+        return false;
+    }
+    let pager = std::env::var("REPOSIX_PAGER")
+        .or_else(|_| std::env::var("PAGER"))
+        .unwrap_or_else(|_| "less".into());
+    let pager = pager.trim();
+    if pager.is_empty() || pager == "cat" {
+        return false;
+    }
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", pager]).stdin(std::process::Stdio::piped());
+    if std::env::var_os("LESS").is_none() {
+        cmd.env("LESS", "FRX");
+    }
+    let Ok(mut child) = cmd.spawn() else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A pager quit early closes the pipe: not an error.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let _ = child.wait();
+    true
+}

@@ -100,9 +100,13 @@ fn egress_outside_the_allowlist_is_refused_with_exit_12() {
     // (loopback by default) refuses before any connection.
     t.rx(&["backend", "add", "far", "sim::http://192.0.2.1:7878/demo"])
         .ok();
+    // `backend add` allowed the origin it attached (issue 13); revoked, it
+    // is refused, and the hint names the exact origin.
+    t.git(&["config", "--unset-all", "reposix.backend.far.allowedOrigin"]);
     let run = t.rx(&["sync", "--backend", "far"]).code(12);
     assert!(
-        run.stderr.contains("REPOSIX_ALLOWED_ORIGINS"),
+        run.stderr
+            .contains("REPOSIX_ALLOWED_ORIGINS=http://192.0.2.1:7878"),
         "{}",
         run.stderr
     );

@@ -321,7 +321,7 @@ fn sigkill_at_random_points_of_sync_backend_leaves_no_duplicate_on_the_tracker()
     let (full, out) = timed(rx_in(
         probe.home(),
         probe.path(),
-        &["sync", "--backend", "demo"],
+        &["sync", "--backend", "demo", "--yes"],
     ));
     assert!(out.status.success(), "{out:?}");
 
@@ -332,13 +332,13 @@ fn sigkill_at_random_points_of_sync_backend_leaves_no_duplicate_on_the_tracker()
         let text = format!("round {round}");
         ok_json(&home, &a, &["issue", "comment", issue, &text]);
         acked.entry(issue.clone()).or_default().insert(text);
-        let mut g = Group::spawn(rx_in(&home, &a, &["sync", "--backend", "demo"]));
+        let mut g = Group::spawn(rx_in(&home, &a, &["sync", "--backend", "demo", "--yes"]));
         std::thread::sleep(Duration::from_micros(rng.u64(0..full.as_micros() as u64)));
         crashes += usize::from(g.kill());
         age_locks(&a.join(".git"));
     }
     eprintln!("{ROUNDS} rounds, {crashes} syncs killed mid-run");
-    ok_json(&home, &a, &["sync", "--backend", "demo"]);
+    ok_json(&home, &a, &["sync", "--backend", "demo", "--yes"]);
     ok_json(&home, &a, &["fsck"]);
 
     // The tracker: one issue per local issue, one comment per comment.

@@ -298,7 +298,7 @@ fn a_token_echoed_by_a_tracker_is_never_printed() {
         if json {
             cmd.arg("--json");
         }
-        cmd.args(["sync", "--backend", "gh"]);
+        cmd.args(["sync", "--backend", "gh", "--yes"]);
         let run = t.run(cmd);
         assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
         let all = format!("{}{}", run.stdout, run.stderr);
@@ -336,7 +336,9 @@ fn a_failed_export_prints_one_envelope_that_agrees_with_the_exit_code() {
     t.new_issue("Fits", &["-b", "short"]);
     // The tracker refuses this one (413: its body is over the limit).
     t.new_issue("Too big for the tracker", &["-b", &big_text(8000)]);
-    let run = t.rx(&["--json", "sync", "--backend", "demo"]).code(11);
+    let run = t
+        .rx(&["--json", "sync", "--backend", "demo", "--yes"])
+        .code(11);
     assert_eq!(
         run.stdout.lines().count(),
         1,

@@ -1046,7 +1046,9 @@ fn doctor_reports_kind_origin_and_token_form() {
         .as_str()
         .is_some_and(|f| f.starts_with("API gateway + cloudId 0a1b-2c3d")));
     assert!(!data.to_string().contains("secret-never-printed"));
-    // Without the gateway allowed, doctor names the problem and fails.
+    // Without the gateway allowed (its recorded origin revoked), doctor
+    // names the problem and fails.
+    t.git(&["config", "--unset-all", "reposix.backend.gw.allowedOrigin"]);
     let mut cmd = t.reposix();
     cmd.args(["doctor"])
         .env("REPOSIX_ALLOWED_ORIGINS", "https://acme.atlassian.net");

@@ -6,6 +6,7 @@ mod golden;
 mod attach;
 mod backend_cli;
 mod cli;
+mod cli_ux;
 mod concurrency;
 mod confluence;
 mod confluence_fake;

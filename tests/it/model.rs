@@ -1643,11 +1643,11 @@ impl World {
                 self.expect_code(Some(n), "git fetch", &out, allowed);
             }
             Op::Backend { clone } => {
-                let out = self.rx(clone, None, &["sync", "--backend", "sim"]);
+                let out = self.rx(clone, None, &["sync", "--backend", "sim", "--yes"]);
                 self.expect_code(Some(n), "reposix sync --backend", &out, &[0]);
             }
             Op::BackendPair { a, b } => {
-                let args = ["sync", "--backend", "sim"];
+                let args = ["sync", "--backend", "sim", "--yes"];
                 let ca = self.reposix(a, None, &args);
                 let cb = self.reposix(b, None, &args);
                 let (ha, hb) = (self.spawn(ca), self.spawn(cb));
@@ -1917,7 +1917,7 @@ impl World {
                 let out = self.rx(c, None, &["sync"]);
                 self.expect_code(None, "reposix sync (quiescing)", &out, &[0]);
                 if ATTACHED.contains(&c) {
-                    let out = self.rx(c, None, &["sync", "--backend", "sim"]);
+                    let out = self.rx(c, None, &["sync", "--backend", "sim", "--yes"]);
                     self.expect_code(None, "reposix sync --backend (quiescing)", &out, &[0]);
                 }
             }

@@ -1,0 +1,348 @@
+//! The query language of `reposix issue list`, evaluated on the index.
+//!
+//! ```text
+//! status:open label:bug -label:wontfix assignee:me author:alice
+//! updated:>2026-11-01 created:<7d "free text" sort:updated-desc
+//! ```
+//!
+//! - `status:` `open` (not done/wont_fix, the default), `closed`, `all`, or
+//!   one status (`in_progress`…); several `status:` terms are alternatives.
+//! - `label:`, `assignee:` (`me` is the acting actor), `author:` (who
+//!   created it): every term must hold; `-field:value` must not hold.
+//! - `updated:` and `created:` with `>`, `>=`, `<`, `<=` and a date
+//!   (`2026-11-01`), an RFC 3339 instant, or a span back from now (`7d`,
+//!   `12h`, `2w`).
+//! - Bare words and `"quoted phrases"`: the title or body contains them
+//!   (case-insensitive); `-word` must not be contained.
+//! - `sort:` `updated`, `created`, `title`, `status` (git-bug's `edit` and
+//!   `creation` too), with `-asc`/`-desc`.
+//!
+//! Parsing is pure and total: bad input is a [`QueryError`] naming the term.
+
+use std::cmp::Ordering;
+
+use crate::event::Status;
+use crate::store::index::IssueSummary;
+
+/// A query that could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueryError {
+    /// A term this language does not have, or a bad value.
+    #[error("query term {term:?}: {why}")]
+    Term {
+        /// The term as written.
+        term: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A `"` without its closing `"`.
+    #[error("query: unclosed quote")]
+    UnclosedQuote,
+}
+
+/// Which statuses match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Not closed.
+    Open,
+    /// done or wont_fix.
+    Closed,
+    /// Everything.
+    All,
+    /// Exactly this status.
+    Is(Status),
+}
+
+impl StatusFilter {
+    /// Parse `open`, `closed`, `all` or a status name.
+    pub fn parse(s: &str) -> Option<StatusFilter> {
+        match s {
+            "open" => Some(StatusFilter::Open),
+            "closed" => Some(StatusFilter::Closed),
+            "all" => Some(StatusFilter::All),
+            other => other.parse().ok().map(StatusFilter::Is),
+        }
+    }
+
+    fn matches(self, s: Status) -> bool {
+        match self {
+            StatusFilter::Open => !s.is_closed(),
+            StatusFilter::Closed => s.is_closed(),
+            StatusFilter::All => true,
+            StatusFilter::Is(x) => s == x,
+        }
+    }
+}
+
+/// Sort keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    /// Last change.
+    Updated,
+    /// Creation.
+    Created,
+    /// Title, case-insensitively.
+    Title,
+    /// Workflow order of status.
+    Status,
+}
+
+/// Who a person term names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// The acting actor.
+    Me,
+    /// This name.
+    Name(String),
+}
+
+/// One filter term.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Term {
+    Label(String),
+    Assignee(Who),
+    Author(Who),
+    /// Field (`true` = updated), comparison, bound in ms.
+    Time(bool, Ordering, bool, i64),
+    Text(String),
+}
+
+/// A parsed query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// Alternatives; empty = open.
+    pub statuses: Vec<StatusFilter>,
+    terms: Vec<(bool, Term)>,
+    /// The sort key and whether descending.
+    pub sort: Option<(SortKey, bool)>,
+}
+
+/// What evaluation needs from outside: the acting actor and now.
+pub struct Env<'a> {
+    /// Who `me` is (`None`: `me` matches nothing).
+    pub me: Option<&'a str>,
+    /// Now, ms since the epoch.
+    pub now_ms: i64,
+}
+
+fn words(text: &str) -> Result<Vec<String>, QueryError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if quoted {
+        return Err(QueryError::UnclosedQuote);
+    }
+    if any {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+impl Query {
+    /// Parse a query; `now_ms` anchors spans such as `7d`.
+    pub fn parse(text: &str, now_ms: i64) -> Result<Query, QueryError> {
+        let mut q = Query {
+            statuses: Vec::new(),
+            terms: Vec::new(),
+            sort: None,
+        };
+        for word in words(text)? {
+            q.add(&word, now_ms)?;
+        }
+        Ok(q)
+    }
+
+    /// Add one term (as the command-line flags do).
+    pub fn add(&mut self, word: &str, now_ms: i64) -> Result<(), QueryError> {
+        let bad = |why: &str| QueryError::Term {
+            term: word.to_owned(),
+            why: why.to_owned(),
+        };
+        let (negated, body) = match word.strip_prefix('-') {
+            Some(rest) if !rest.is_empty() => (true, rest),
+            _ => (false, word),
+        };
+        let who = |v: &str| {
+            if v == "me" {
+                Who::Me
+            } else {
+                Who::Name(v.to_owned())
+            }
+        };
+        let Some((field, value)) = body.split_once(':').filter(|(f, _)| {
+            matches!(
+                *f,
+                "status"
+                    | "state"
+                    | "label"
+                    | "assignee"
+                    | "author"
+                    | "updated"
+                    | "created"
+                    | "sort"
+                    | "is"
+            )
+        }) else {
+            self.terms.push((negated, Term::Text(body.to_lowercase())));
+            return Ok(());
+        };
+        if value.is_empty() {
+            return Err(bad("give a value after the colon"));
+        }
+        match field {
+            "status" | "state" | "is" => {
+                if negated {
+                    return Err(bad("status cannot be negated; name the statuses wanted"));
+                }
+                let s = StatusFilter::parse(value).ok_or_else(|| {
+                    bad("expected open, closed, all, in_progress, in_review, done or wont_fix")
+                })?;
+                self.statuses.push(s);
+            }
+            "label" => self.terms.push((negated, Term::Label(value.to_owned()))),
+            "assignee" => self.terms.push((negated, Term::Assignee(who(value)))),
+            "author" => self.terms.push((negated, Term::Author(who(value)))),
+            "updated" | "created" => {
+                let (ord, inclusive, rest) = if let Some(r) = value.strip_prefix(">=") {
+                    (Ordering::Greater, true, r)
+                } else if let Some(r) = value.strip_prefix("<=") {
+                    (Ordering::Less, true, r)
+                } else if let Some(r) = value.strip_prefix('>') {
+                    (Ordering::Greater, false, r)
+                } else if let Some(r) = value.strip_prefix('<') {
+                    (Ordering::Less, false, r)
+                } else {
+                    return Err(bad("expected >DATE, >=DATE, <DATE or <=DATE"));
+                };
+                let ms = crate::time::parse_query_date(rest, now_ms).ok_or_else(|| {
+                    bad("expected a date (2026-11-01), an RFC 3339 instant or a span (7d, 12h)")
+                })?;
+                self.terms
+                    .push((negated, Term::Time(field == "updated", ord, inclusive, ms)));
+            }
+            "sort" => {
+                let (key, dir) = match value.rsplit_once('-') {
+                    Some((k, d @ ("asc" | "desc"))) => (k, Some(d == "desc")),
+                    _ => (value, None),
+                };
+                let key = match key {
+                    "updated" | "edit" => SortKey::Updated,
+                    "created" | "creation" | "id" => SortKey::Created,
+                    "title" => SortKey::Title,
+                    "status" => SortKey::Status,
+                    _ => return Err(bad("expected updated, created, title or status")),
+                };
+                let default_desc = matches!(key, SortKey::Updated | SortKey::Created);
+                self.sort = Some((key, dir.unwrap_or(default_desc)));
+            }
+            _ => unreachable!("BUG: field list above"),
+        }
+        Ok(())
+    }
+
+    /// Whether the query needs issue bodies (free text).
+    pub fn needs_text(&self) -> bool {
+        self.terms.iter().any(|(_, t)| matches!(t, Term::Text(_)))
+    }
+
+    /// Whether `s` matches.
+    pub fn matches(&self, s: &IssueSummary, env: &Env<'_>) -> bool {
+        let status_ok = if self.statuses.is_empty() {
+            StatusFilter::Open.matches(s.status)
+        } else {
+            self.statuses.iter().any(|f| f.matches(s.status))
+        };
+        status_ok
+            && self
+                .terms
+                .iter()
+                .all(|(negated, t)| term_holds(t, s, env) != *negated)
+    }
+
+    /// Sort `rows` (ties broken by id, so the order is total).
+    pub fn sort(&self, rows: &mut [&IssueSummary]) {
+        let (key, desc) = self.sort.unwrap_or((SortKey::Updated, true));
+        rows.sort_by(|a, b| {
+            let o = match key {
+                SortKey::Updated => a.updated_ms.cmp(&b.updated_ms),
+                SortKey::Created => a.created_ms.cmp(&b.created_ms),
+                SortKey::Title => a.title.to_lowercase().cmp(&b.title.to_lowercase()),
+                SortKey::Status => a.status.cmp(&b.status),
+            };
+            let o = if desc { o.reverse() } else { o };
+            o.then(a.id.cmp(&b.id))
+        });
+    }
+}
+
+fn term_holds(t: &Term, s: &IssueSummary, env: &Env<'_>) -> bool {
+    let is = |who: &Who, name: &str| match who {
+        Who::Me => env.me == Some(name),
+        Who::Name(n) => n == name,
+    };
+    match t {
+        Term::Label(l) => s.labels.iter().any(|x| x == l),
+        Term::Assignee(w) => s.assignees.iter().any(|a| is(w, a)),
+        Term::Author(w) => is(w, s.created_by.as_str()),
+        Term::Time(updated, ord, inclusive, bound) => {
+            let at = if *updated { s.updated_ms } else { s.created_ms };
+            let c = at.cmp(bound);
+            c == *ord || (*inclusive && c == Ordering::Equal)
+        }
+        Term::Text(needle) => {
+            s.title.to_lowercase().contains(needle) || s.body.to_lowercase().contains(needle)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_and_quotes() {
+        assert_eq!(
+            words(r#"status:open "free text" label:bug"#).expect("ok"),
+            ["status:open", "free text", "label:bug"]
+        );
+        assert_eq!(words(r#"a "b"#), Err(QueryError::UnclosedQuote));
+    }
+
+    #[test]
+    fn bad_terms_name_themselves() {
+        let e = Query::parse("status:nope", 0).expect_err("bad status");
+        assert!(e.to_string().contains("\"status:nope\""), "{e}");
+        assert!(Query::parse("updated:2026-01-01", 0).is_err());
+        assert!(Query::parse("sort:colour", 0).is_err());
+        assert!(Query::parse("label:", 0).is_err());
+        // Unknown fields are free text (a title may contain a colon).
+        assert!(Query::parse("re: crash", 0).is_ok());
+    }
+
+    #[test]
+    fn sort_directions() {
+        let q = Query::parse("sort:edit-asc", 0).expect("ok");
+        assert_eq!(q.sort, Some((SortKey::Updated, false)));
+        let q = Query::parse("sort:title", 0).expect("ok");
+        assert_eq!(q.sort, Some((SortKey::Title, false)));
+    }
+}
