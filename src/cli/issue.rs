@@ -685,6 +685,12 @@ fn op_summary(op: &Op) -> String {
         Op::DeleteComment { comment } => format!("deleted comment {}", comment.short()),
         Op::AddLink { kind, target } => format!("+link {kind} {}", target.short()),
         Op::RemoveLink { kind, target, .. } => format!("-link {kind} {}", target.short()),
+        Op::Claim { ttl_ms, online } => format!(
+            "claim for {}s ({})",
+            ttl_ms / 1000,
+            if *online { "online" } else { "provisional" }
+        ),
+        Op::Release {} => "release".to_owned(),
         Op::SetField {
             name,
             value: Some(v),
