@@ -437,6 +437,21 @@ impl Repo {
         actor: &ActorId,
         changes: &[Change],
     ) -> Result<Written, RepoError> {
+        // A `blocks` or `parent` link that would close a cycle is refused
+        // (checked against every issue known here, through the index).
+        let typed: Vec<&Link> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Link(l) => crate::crdt::deps::edge_of(issue, l).map(|_| l),
+                _ => None,
+            })
+            .collect();
+        if !typed.is_empty() {
+            let listing = self.list()?;
+            for link in typed {
+                crate::agents::check_link(&listing.issues, issue, link)?;
+            }
+        }
         let cache = StateCache::new(&self.store);
         let repo = self.store.repo();
         let refname = layout::issue_ref(issue);

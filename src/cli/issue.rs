@@ -162,6 +162,13 @@ pub enum IssueCmd {
         #[arg(long)]
         remove: bool,
     },
+    /// Take a lease on an issue (or the first ready one with --next).
+    Claim(super::agents::ClaimArgs),
+    /// Give up your lease on an issue (and acknowledge a lost claim).
+    Release {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+    },
 }
 
 /// Which issues `list` shows.
@@ -286,6 +293,8 @@ fn comment_id(state: &IssueState, prefix: &str) -> Result<EventId, Failure> {
 pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     match cmd {
+        IssueCmd::Claim(args) => super::agents::claim(ctx, args),
+        IssueCmd::Release { issue } => super::agents::release(ctx, &issue),
         IssueCmd::New {
             title,
             body,
