@@ -180,7 +180,14 @@ impl Link1<'_> {
     /// Fetch one issue ref into its remote-tracking ref.
     fn fetch(&self, issue: IssueId) -> Result<Fetched, AgentError> {
         let refname = layout::issue_ref(issue);
-        let tracking = format!("{}{issue}", self.remote.tracking);
+        // A private ref per fetch: agents sharing a clone fetch at once,
+        // and git refuses to update a ref another fetch holds locked.
+        let tracking = format!(
+            "{}claim-{}-{:016x}/{issue}",
+            sync::STAGING_ROOT,
+            std::process::id(),
+            fastrand::u64(..)
+        );
         let args: Vec<OsString> = [
             "fetch",
             "--quiet",
@@ -211,7 +218,9 @@ impl Link1<'_> {
             return self.offline(e);
         }
         let repo = self.repo.store().repo();
-        Ok(Fetched::Tip(self.repo.store().read_ref(&repo, &tracking)?))
+        let tip = self.repo.store().read_ref(&repo, &tracking)?;
+        let _ = delete_ref(self.repo, &tracking);
+        Ok(Fetched::Tip(tip))
     }
 
     /// Push `commit` to the issue ref if the remote still has `expected`.
@@ -266,6 +275,19 @@ impl Link1<'_> {
 fn update_ref(repo: &Repo, refname: &str, oid: Oid) -> Result<(), SyncError> {
     let mut cmd = git_process::command(repo.store().git_dir());
     cmd.args(["update-ref", refname, &oid.to_string()]);
+    git_process::run(cmd, Duration::from_secs(30), None)
+        .map(|_| ())
+        .map_err(|_| SyncError::Timeout {
+            remote: String::new(),
+            command: "update-ref",
+            secs: 30,
+        })
+}
+
+/// Remove a private ref (best effort: `sync` removes stale ones).
+fn delete_ref(repo: &Repo, refname: &str) -> Result<(), SyncError> {
+    let mut cmd = git_process::command(repo.store().git_dir());
+    cmd.args(["update-ref", "-d", refname]);
     git_process::run(cmd, Duration::from_secs(30), None)
         .map(|_| ())
         .map_err(|_| SyncError::Timeout {

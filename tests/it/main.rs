@@ -22,6 +22,7 @@ mod scale;
 mod sim;
 mod store;
 mod support;
+mod swarm;
 mod sync;
 mod tracker_model;
 mod tracker_props;
