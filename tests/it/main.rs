@@ -3,6 +3,7 @@
 mod crdt_props;
 mod golden;
 
+mod agents;
 mod attach;
 mod backend_cli;
 mod cli;
