@@ -18,8 +18,13 @@ while true; do
   esac
   id=$(printf '%s' "$out" | id_of)
   if printf '%s' "$out" | grep -q '"mode":"provisional"'; then
-    # Offline claim: do not start before a sync confirms it.
-    while rx sync >/dev/null 2>&1; rc=$?; [ "$rc" -eq 9 ]; do sleep 0.2; done
+    # Offline claim: do not start before a sync confirms it (9: still
+    # offline, 10: not all pushed yet), then claim again online: a no-op
+    # if it is ours, exit 13 if a concurrent claim won.
+    while rx sync >/dev/null 2>&1; rc=$?; [ "$rc" -eq 9 ] || [ "$rc" -eq 10 ]; do sleep 0.2; done
+    if [ "$rc" -ne 14 ] && ! rx issue claim "$id" >/dev/null 2>&1; then
+      rx issue release "$id" >/dev/null; continue
+    fi
   else
     rc=0                                       # online: held, nothing to confirm
   fi

@@ -482,7 +482,11 @@ fn backoff(attempt: u32) {
 /// Release `issue`: ends the caller's lease and acknowledges its lost
 /// claims. Written locally (the next `sync` pushes it). `None` when the
 /// caller neither holds the issue nor has an unacknowledged lost claim.
-pub fn release(repo: &Repo, issue: IssueId, actor: &ActorId) -> Result<Option<EventId>, AgentError> {
+pub fn release(
+    repo: &Repo,
+    issue: IssueId,
+    actor: &ActorId,
+) -> Result<Option<EventId>, AgentError> {
     let state = repo.show(issue)?;
     let holds = state
         .claims
@@ -687,11 +691,7 @@ pub fn blocked(issues: &[IssueSummary], graphs: &DepGraphs, now: i64) -> Vec<Blo
 
 /// Refuse a link on `issue` that would close a cycle of `blocks` or
 /// `parent` with the links known here; the message names the cycle.
-pub fn check_link(
-    issues: &[IssueSummary],
-    issue: IssueId,
-    link: &Link,
-) -> Result<(), RepoError> {
+pub fn check_link(issues: &[IssueSummary], issue: IssueId, link: &Link) -> Result<(), RepoError> {
     let Some((graph, edge)) = deps::edge_of(issue, link) else {
         return Ok(());
     };
@@ -746,8 +746,7 @@ pub fn held_by<'a>(issues: &'a [IssueSummary], actor: &ActorId, now: i64) -> Vec
         .iter()
         .filter(|s| {
             !s.status.is_closed()
-                && s
-                    .lease
+                && s.lease
                     .as_ref()
                     .is_some_and(|(a, until)| a == actor && *until > now)
         })

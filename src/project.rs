@@ -38,8 +38,8 @@ use crate::backend::{
 };
 use crate::crdt::{remote_comment_id, BodyView, EventSet, IssueState};
 use crate::event::{ActorId, Event, EventId, IssueId, Op};
-use crate::store::fs::{write_atomic, Durability};
 use crate::store::bulk::BulkWriter;
+use crate::store::fs::{write_atomic, Durability};
 use crate::store::index::Index;
 use crate::store::{EventStore, GitEventStore, StoreError};
 use crate::timestamp;

@@ -600,6 +600,23 @@ impl Repo {
                 }
             }
         }
+        // Dependency cycles closed by concurrent writes: not damage (the
+        // fold breaks them deterministically), but worth a look.
+        if let Ok(listing) = self.list() {
+            for b in crate::agents::dep_graphs(&listing.issues).broken {
+                let cycle: Vec<String> = b.cycle.iter().map(IssueId::short).collect();
+                report.warnings.push(Problem {
+                    at: layout::issue_ref(b.edge.from),
+                    what: format!(
+                        "{} cycle {}: edge {} → {} ignored",
+                        b.graph.as_str(),
+                        cycle.join(" → "),
+                        b.edge.from.short(),
+                        b.edge.to.short()
+                    ),
+                });
+            }
+        }
         Ok(report)
     }
 

@@ -890,7 +890,10 @@ pub fn parse_wire(
     };
     let results = v.get("results").and_then(Value::as_array);
     let issues = match results {
-        Some(list) => list.iter().map(|p| parse_page(p, &[], what, None)).collect(),
+        Some(list) => list
+            .iter()
+            .map(|p| parse_page(p, &[], what, None))
+            .collect(),
         None => parse_page(&v, &[], what, None).map(|p| vec![p]),
     };
     let comments = results.map_or(Ok(Vec::new()), |list| {

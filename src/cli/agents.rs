@@ -164,7 +164,11 @@ fn claim_next(
         Ok(_) | Err(gitsync::SyncError::NoRemote { .. }) => {}
         Err(e) if e.is_unreachable() => {}
         Err(e) => {
-            return Err(Failure::new(Exit::Failure, "remote", reposix::error_chain(&e)));
+            return Err(Failure::new(
+                Exit::Failure,
+                "remote",
+                reposix::error_chain(&e),
+            ));
         }
     }
     let listing = repo.list()?;
@@ -200,8 +204,10 @@ fn claim_next(
         .filter(|s| !s.status.is_closed() && !s.merged)
         .count();
     if open == 0 {
-        return Err(Failure::new(Exit::AllDone, "all_done", "no open issues left")
-            .data(&serde_json::json!({"open": 0})));
+        return Err(
+            Failure::new(Exit::AllDone, "all_done", "no open issues left")
+                .data(&serde_json::json!({"open": 0})),
+        );
     }
     Err(Failure::new(
         Exit::NothingReady,
@@ -399,7 +405,8 @@ pub fn prime(ctx: &Ctx, args: PrimeArgs) -> Result<(), Failure> {
     let budget_bytes = args.budget.saturating_mul(4);
     let mut text = String::new();
     let mut left_out = Vec::new();
-    let head = format!(
+    let head =
+        format!(
         "reposix primer for {}: issues live in git refs; write, then `reposix sync`.\nCommands:\n",
         me.as_ref().map(ActorId::as_str).unwrap_or("(no actor: set REPOSIX_ACTOR)")
     );
@@ -431,7 +438,10 @@ pub fn prime(ctx: &Ctx, args: PrimeArgs) -> Result<(), Failure> {
         push(&mut text, "LOST CLAIMS (stop work, then release):\n".into());
         let mut skipped = 0;
         for (issue, winner) in &lost {
-            if push(&mut text, format!("  {} now held by {winner}\n", issue.short())) {
+            if push(
+                &mut text,
+                format!("  {} now held by {winner}\n", issue.short()),
+            ) {
                 p.lost_claims
                     .push(serde_json::json!({"issue": issue, "winner": winner}));
             } else {
@@ -453,10 +463,16 @@ pub fn prime(ctx: &Ctx, args: PrimeArgs) -> Result<(), Failure> {
                 s.id.short(),
                 line(&s.title),
                 until(until_ms),
-                if soon { ", SOON: renew with `claim ID --renew`" } else { "" }
+                if soon {
+                    ", SOON: renew with `claim ID --renew`"
+                } else {
+                    ""
+                }
             );
             if push(&mut text, l) {
-                p.held.push(serde_json::json!({"issue": s.id, "title": s.title, "until_ms": until_ms}));
+                p.held.push(
+                    serde_json::json!({"issue": s.id, "title": s.title, "until_ms": until_ms}),
+                );
                 if soon {
                     p.expiring_soon.push(s.id);
                 }

@@ -248,7 +248,9 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
                 ));
             }
             for (issue, to) in &e.moved {
-                s.push_str(&format!("moved on {name}: {issue} is now {to}; recorded as gone here\n"));
+                s.push_str(&format!(
+                    "moved on {name}: {issue} is now {to}; recorded as gone here\n"
+                ));
             }
             for (issue, why) in &e.failed {
                 s.push_str(&format!("not exported: {issue}: {why}\n"));

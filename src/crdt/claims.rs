@@ -179,10 +179,8 @@ pub fn resolve(set: &EventSet) -> Claims {
                     }
                 }
             }
-            Op::Release {} => {
-                if lease.as_ref().is_some_and(|l| l.actor == e.actor) {
-                    lease = None;
-                }
+            Op::Release {} if lease.as_ref().is_some_and(|l| l.actor == e.actor) => {
+                lease = None;
             }
             _ => {}
         }
@@ -222,8 +220,10 @@ impl<'s> Ancestry<'s> {
             .entry(from)
             .or_insert_with(|| {
                 let mut seen = BTreeSet::new();
-                let mut stack: Vec<EventId> =
-                    set.get(&from).map(|e| e.parents.clone()).unwrap_or_default();
+                let mut stack: Vec<EventId> = set
+                    .get(&from)
+                    .map(|e| e.parents.clone())
+                    .unwrap_or_default();
                 while let Some(id) = stack.pop() {
                     if seen.insert(id) {
                         if let Some(e) = set.get(&id) {

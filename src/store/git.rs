@@ -672,7 +672,8 @@ impl GitEventStore {
         let mut retries = 0;
         loop {
             let tip = self.read_ref(&repo, &refname)?;
-            let Some(commit) = self.commit_on(&repo, &refname, tip, &ours, &message, &actor)? else {
+            let Some(commit) = self.commit_on(&repo, &refname, tip, &ours, &message, &actor)?
+            else {
                 return Ok(Appended {
                     commit: tip.expect("BUG: events already present means a tip"),
                     retries,

@@ -121,7 +121,9 @@ fn a_concurrent_online_claim_overrules_a_provisional_one_on_every_replica() {
         (e.seal().0, e)
     };
     // The provisional claim sorts first (lower actor), the online one wins.
-    let set: EventSet = [mk("amy", 1, false), mk("zed", 1, true)].into_iter().collect();
+    let set: EventSet = [mk("amy", 1, false), mk("zed", 1, true)]
+        .into_iter()
+        .collect();
     let c = claims::resolve(&set);
     assert_eq!(c.lease.as_ref().map(|l| l.actor.as_str()), Some("zed"));
     assert_eq!(c.lost.len(), 1);
@@ -157,14 +159,21 @@ fn claim_release_and_ready_on_one_clone() {
     let again = r.json(&["issue", "claim", &a]);
     assert!(again["event"].is_null(), "re-claim writes nothing: {again}");
     let refused = r.rx_as("other", &["issue", "claim", &a]).code(13);
-    assert!(refused.stderr.contains("held by tester"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("held by tester"),
+        "{}",
+        refused.stderr
+    );
     // Another actor's ready list skips the held issue; claim --next finds nothing.
     let theirs = r.rx_as("other", &["--json", "ready"]).ok().data();
     assert_eq!(theirs.as_array().map(Vec::len), Some(0));
     r.rx_as("other", &["issue", "claim", "--next"]).code(15);
     // Release frees it.
     r.rx(&["issue", "release", &a]).ok();
-    let next = r.rx_as("other", &["--json", "issue", "claim", "--next"]).ok().data();
+    let next = r
+        .rx_as("other", &["--json", "issue", "claim", "--next"])
+        .ok()
+        .data();
     assert_eq!(next["issue"], a.as_str());
     // Done: b becomes ready; all done gives 16.
     r.rx(&["issue", "close", &a]).ok();
@@ -180,7 +189,8 @@ fn a_blocks_cycle_is_refused_with_the_cycle_named() {
     let b = r.new_issue("beta", &[]);
     let c = r.new_issue("gamma", &[]);
     r.rx(&["issue", "link", &a, &b, "--kind", "blocks"]).ok();
-    r.rx(&["issue", "link", &c, &b, "--kind", "blocked-by"]).ok();
+    r.rx(&["issue", "link", &c, &b, "--kind", "blocked-by"])
+        .ok();
     let refused = r.rx(&["issue", "link", &c, &a, "--kind", "blocks"]).code(7);
     assert!(
         refused.stderr.contains("cycle of blocks")
@@ -204,13 +214,13 @@ fn prime_fits_its_budget_and_says_what_it_left_out() {
     let out = r.rx(&["prime", "--budget", "300"]).ok();
     assert!(out.stdout.len() <= 300 * 4, "{} bytes", out.stdout.len());
     assert!(
-        lines(&out.stdout)
-            .last()
-            .is_some_and(|l| l.starts_with("Left out to fit 300 tokens:") && l.contains("ready issue(s)")),
+        lines(&out.stdout).last().is_some_and(
+            |l| l.starts_with("Left out to fit 300 tokens:") && l.contains("ready issue(s)")
+        ),
         "{}",
         out.stdout
     );
     let json = r.json(&["prime"]);
     assert!(json["used_tokens"].as_u64().unwrap_or(u64::MAX) <= 1500);
-    assert_eq!(json["ready"].as_array().map(Vec::len).unwrap_or(0) > 0, true);
+    assert!(json["ready"].as_array().map(Vec::len).unwrap_or(0) > 0);
 }

@@ -99,9 +99,8 @@ impl Swarm {
             )];
             // Blockers among the previous ten issues (a DAG by construction).
             let lo = i.saturating_sub(10);
-            for j in lo..i {
+            for &blocker in &issues[lo..i] {
                 if rng.u8(0..10) < 2 {
-                    let blocker: IssueId = issues[j];
                     edges.push((blocker, id));
                     // Both spellings of one dependency.
                     if rng.bool() {
@@ -119,7 +118,8 @@ impl Swarm {
                     }
                 }
             }
-            repo.apply(id, &creator, &changes).expect("priority and deps");
+            repo.apply(id, &creator, &changes)
+                .expect("priority and deps");
             issues.push(id);
         }
         sync_dir(&a).expect("first push");
@@ -253,13 +253,24 @@ fn check(s: &Swarm) -> usize {
         let wa = worked(&s.a, issue);
         let wb = worked(&s.b, issue);
         assert_eq!(wa.state_json, wb.state_json, "clones differ on {issue}");
-        assert_eq!(wa.claims, wb.claims, "claims resolved differently on {issue}");
+        assert_eq!(
+            wa.claims, wb.claims,
+            "claims resolved differently on {issue}"
+        );
         assert_eq!(wa.closes.len(), 1, "{issue} closed {:?}", wa.closes);
-        assert_eq!(wa.commenters.len(), 1, "{issue} worked by {:?}", wa.commenters);
+        assert_eq!(
+            wa.commenters.len(),
+            1,
+            "{issue} worked by {:?}",
+            wa.commenters
+        );
         let worker = wa.commenters.iter().next().expect("one worker").clone();
         assert_eq!(wa.closes[0].0, worker, "{issue}: closed by another agent");
         for l in &wa.claims.lost {
-            assert_ne!(l.actor, worker, "{issue}: a losing claimer worked it: {l:?}");
+            assert_ne!(
+                l.actor, worker,
+                "{issue}: a losing claimer worked it: {l:?}"
+            );
             if !l.knew {
                 lost += 1;
                 assert!(l.acknowledged, "{issue}: loser did not stop/ack: {l:?}");
@@ -324,17 +335,26 @@ fn offline_clone_double_claims_are_detected_resolved_alike_and_losers_stop() {
         git(&s.w, &s.b, &["remote", "set-url", "origin", OFFLINE_URL]);
         let mut agents = s.agents(&s.b, "agent-b");
         // Every offline agent holds a provisional claim ...
-        s.wait_for("4 provisional claims on b", Duration::from_secs(120), || {
-            s.leases_in(&s.b, "agent-b") >= AGENTS_PER_CLONE
-        });
+        s.wait_for(
+            "4 provisional claims on b",
+            Duration::from_secs(120),
+            || s.leases_in(&s.b, "agent-b") >= AGENTS_PER_CLONE,
+        );
         agents.extend(s.agents(&s.a, "agent-a"));
         // ... and the online clone has worked the top of the queue.
         s.wait_for("10 issues closed on a", Duration::from_secs(300), || {
             s.closed_in(&s.a) >= 10
         });
-        git(&s.w, &s.b, &["remote", "set-url", "origin", "../remote.git"]);
+        git(
+            &s.w,
+            &s.b,
+            &["remote", "set-url", "origin", "../remote.git"],
+        );
         s.finish(agents, Duration::from_secs(600));
         let lost = check(&s);
-        assert!(lost >= 1, "seed {seed}: the double claims were not detected");
+        assert!(
+            lost >= 1,
+            "seed {seed}: the double claims were not detected"
+        );
     }
 }
