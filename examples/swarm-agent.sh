@@ -19,20 +19,21 @@ while true; do
   id=$(printf '%s' "$out" | id_of)
   if printf '%s' "$out" | grep -q '"mode":"provisional"'; then
     # Offline claim: do not start before a sync confirms it (9: still
-    # offline, 10: not all pushed yet), then claim again online: a no-op
-    # if it is ours, exit 13 if a concurrent claim won.
-    while rx sync >/dev/null 2>&1; rc=$?; [ "$rc" -eq 9 ] || [ "$rc" -eq 10 ]; do sleep 0.2; done
-    if [ "$rc" -ne 14 ] && ! rx issue claim "$id" >/dev/null 2>&1; then
+    # offline, 10: not all pushed yet; 14: some claim of ours lost).
+    while sout=$(rx --json sync 2>/dev/null); rc=$?; [ "$rc" -eq 9 ] || [ "$rc" -eq 10 ]; do
+      sleep 0.2
+    done
+    if [ "$rc" -eq 14 ]; then
+      # Stop, and acknowledge every lost claim sync named.
+      for l in $(printf '%s' "$sout" | grep -o '"issue":"[0-9a-f-]*"' | cut -d'"' -f4); do
+        rx issue release "$l" >/dev/null
+      done
+    fi
+    # Claim again, now online: a no-op if it is ours, exit 13 if a
+    # concurrent claim won.
+    if ! rx issue claim "$id" >/dev/null 2>&1; then
       rx issue release "$id" >/dev/null; continue
     fi
-  else
-    rc=0                                       # online: held, nothing to confirm
-  fi
-  if [ "$rc" -eq 14 ]; then
-    # Lost to a concurrent claim: stop, acknowledge, take the next one.
-    lost=$(rx --json sync | grep -o '"issue":"[0-9a-f-]*"' | cut -d'"' -f4)
-    for l in $lost; do rx issue release "$l" >/dev/null; done
-    case " $lost " in *" $id "*) continue ;; esac
   fi
   work "$id"
   rx issue close "$id" >/dev/null

@@ -121,7 +121,9 @@ impl Default for ClaimOptions {
             ttl: DEFAULT_TTL,
             renew: false,
             remote: None,
-            timeout: Duration::from_secs(30),
+            // As `sync`: a loaded machine must not turn a slow remote
+            // into a provisional claim.
+            timeout: Duration::from_secs(120),
         }
     }
 }

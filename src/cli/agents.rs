@@ -153,23 +153,23 @@ fn claim_next(
     opts: &ClaimOptions,
     labels: &[String],
 ) -> Result<(), Failure> {
-    let mut opts = opts.clone();
+    let opts = opts.clone();
     // Fresh candidates: pull everything once (offline: the local view).
     let sync_opts = SyncOptions {
         remote: opts.remote.clone(),
         direction: Direction::Pull,
         ..SyncOptions::default()
     };
+    // Only a freshness step: each claim below fetches its issue again, so
+    // a failed pull (offline, a concurrent fetch holding a lock) just
+    // leaves the local view.
     match gitsync::sync(repo.store(), &sync_opts) {
         Ok(_) | Err(gitsync::SyncError::NoRemote { .. }) => {}
         Err(e) if e.is_unreachable() => {}
-        Err(e) => {
-            return Err(Failure::new(
-                Exit::Failure,
-                "remote",
-                reposix::error_chain(&e),
-            ));
-        }
+        Err(e) => ctx.out.warn(&format!(
+            "could not pull before choosing: {}",
+            reposix::error_chain(&e)
+        )),
     }
     let listing = repo.list()?;
     let graphs = agents::dep_graphs(&listing.issues);
@@ -195,8 +195,6 @@ fn claim_next(
             Err(agents::AgentError::Repo(RepoError::Rejected(_))) => {}
             Err(e) => return Err(agent_failure(e)),
         }
-        // Once offline, stay offline for the rest (no fetch per candidate).
-        opts.timeout = opts.timeout.min(Duration::from_secs(30));
     }
     let open = listing
         .issues
