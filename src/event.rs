@@ -28,14 +28,18 @@ use serde::{Deserialize, Serialize};
 pub const EVENT_FORMAT_VERSION: u32 = 1;
 
 /// The newest envelope version this build writes.
-pub const LATEST_EVENT_VERSION: u32 = 2;
+pub const LATEST_EVENT_VERSION: u32 = 3;
 
-/// The envelope versions this build reads: 1 (the original operations) and
-/// 2 (adds `sync_body`, `observe_created` and `observe_gone`).
-pub const SUPPORTED_EVENT_VERSIONS: &[u32] = &[1, 2];
+/// The envelope versions this build reads: 1 (the original operations),
+/// 2 (adds `sync_body`, `observe_created`, `observe_gone`, `merged_into`)
+/// and 3 (adds `claim` and `release`).
+pub const SUPPORTED_EVENT_VERSIONS: &[u32] = &[1, 2, 3];
 
 /// How the supported versions read in errors.
-pub const SUPPORTED_EVENT_VERSIONS_TEXT: &str = "1, 2";
+pub const SUPPORTED_EVENT_VERSIONS_TEXT: &str = "1, 2, 3";
+
+/// Longest lease a `claim` may ask for (30 days, in ms).
+pub const MAX_CLAIM_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// Largest encoded event accepted by [`Event::decode`] (bytes).
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
@@ -632,6 +636,19 @@ pub enum Op {
         /// The issue that stays.
         target: IssueId,
     },
+    /// Format 3. The writer takes (or renews) a lease on the issue until
+    /// `wall_ms + ttl_ms` (see [`crate::crdt::claims`] for who holds it).
+    Claim {
+        /// Lease length in ms (1 ..= [`MAX_CLAIM_TTL_MS`]).
+        ttl_ms: u64,
+        /// The event reached the remote by a compare-and-swap push before
+        /// anyone was told it was held (it exists nowhere else): a
+        /// linearized claim, which beats a concurrent provisional one.
+        online: bool,
+    },
+    /// Format 3. The writer gives up its lease (and acknowledges a lost
+    /// claim whose winner it has seen).
+    Release {},
 }
 
 impl Op {
@@ -661,12 +678,15 @@ impl Op {
             Op::ObserveCreated { .. } => "observe_created",
             Op::ObserveGone { .. } => "observe_gone",
             Op::MergedInto { .. } => "merged_into",
+            Op::Claim { .. } => "claim",
+            Op::Release {} => "release",
         }
     }
 
     /// The first envelope version in which this operation exists.
     pub fn since_version(&self) -> u32 {
         match self {
+            Op::Claim { .. } | Op::Release {} => 3,
             Op::SyncBody { .. }
             | Op::ObserveCreated { .. }
             | Op::ObserveGone { .. }
@@ -832,9 +852,18 @@ impl Event {
                     return Err(invalid("sync_body change (empty)", ""));
                 }
             }
+            Op::Claim { ttl_ms, .. } => {
+                if *ttl_ms == 0 || *ttl_ms > MAX_CLAIM_TTL_MS {
+                    return Err(invalid(
+                        "claim ttl_ms (1 ms to 30 days)",
+                        &ttl_ms.to_string(),
+                    ));
+                }
+            }
             Op::ObserveCreated { .. }
             | Op::ObserveGone { .. }
             | Op::MergedInto { .. }
+            | Op::Release {}
             | Op::ObserveComment { .. }
             | Op::Bind { .. }
             | Op::BindComment { .. }
@@ -968,7 +997,7 @@ mod tests {
         let err = Event::decode(&e.encode()).expect_err("v7 must not decode");
         assert_eq!(
             err.to_string(),
-            "unsupported event format version 7 (supported: 1, 2)"
+            "unsupported event format version 7 (supported: 1, 2, 3)"
         );
     }
 

@@ -437,6 +437,21 @@ impl Repo {
         actor: &ActorId,
         changes: &[Change],
     ) -> Result<Written, RepoError> {
+        // A `blocks` or `parent` link that would close a cycle is refused
+        // (checked against every issue known here, through the index).
+        let typed: Vec<&Link> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Link(l) => crate::crdt::deps::edge_of(issue, l).map(|_| l),
+                _ => None,
+            })
+            .collect();
+        if !typed.is_empty() {
+            let listing = self.list()?;
+            for link in typed {
+                crate::agents::check_link(&listing.issues, issue, link)?;
+            }
+        }
         let cache = StateCache::new(&self.store);
         let repo = self.store.repo();
         let refname = layout::issue_ref(issue);
@@ -583,6 +598,23 @@ impl Repo {
                         what: "ref lock file present (a writer is running, or one was killed: it is cleared automatically after 10 s)".into(),
                     });
                 }
+            }
+        }
+        // Dependency cycles closed by concurrent writes: not damage (the
+        // fold breaks them deterministically), but worth a look.
+        if let Ok(listing) = self.list() {
+            for b in crate::agents::dep_graphs(&listing.issues).broken {
+                let cycle: Vec<String> = b.cycle.iter().map(IssueId::short).collect();
+                report.warnings.push(Problem {
+                    at: layout::issue_ref(b.edge.from),
+                    what: format!(
+                        "{} cycle {}: edge {} → {} ignored",
+                        b.graph.as_str(),
+                        cycle.join(" → "),
+                        b.edge.from.short(),
+                        b.edge.to.short()
+                    ),
+                });
             }
         }
         Ok(report)

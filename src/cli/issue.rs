@@ -178,6 +178,13 @@ pub enum IssueCmd {
         #[arg(long)]
         remove: bool,
     },
+    /// Take a lease on an issue (or the first ready one with --next).
+    Claim(super::agents::ClaimArgs),
+    /// Give up your lease on an issue (and acknowledge a lost claim).
+    Release {
+        /// Issue id or unambiguous prefix.
+        issue: String,
+    },
 }
 
 fn parse_status(s: &str) -> Result<Status, String> {
@@ -279,6 +286,8 @@ fn comment_id(state: &IssueState, prefix: &str) -> Result<EventId, Failure> {
 pub fn run(ctx: &Ctx, cmd: IssueCmd) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     match cmd {
+        IssueCmd::Claim(args) => super::agents::claim(ctx, args),
+        IssueCmd::Release { issue } => super::agents::release(ctx, &issue),
         IssueCmd::New {
             title,
             body,
@@ -807,6 +816,12 @@ fn op_summary(op: &Op) -> String {
         Op::DeleteComment { comment } => format!("deleted comment {}", comment.short()),
         Op::AddLink { kind, target } => format!("+link {kind} {}", target.short()),
         Op::RemoveLink { kind, target, .. } => format!("-link {kind} {}", target.short()),
+        Op::Claim { ttl_ms, online } => format!(
+            "claim for {}s ({})",
+            ttl_ms / 1000,
+            if *online { "online" } else { "provisional" }
+        ),
+        Op::Release {} => "release".to_owned(),
         Op::SetField {
             name,
             value: Some(v),

@@ -11,6 +11,7 @@
 //! overrides shown escaped), messages through [`reposix::redact::redact`],
 //! data through [`reposix::redact::redact_known`].
 
+mod agents;
 mod allow;
 mod backend;
 #[cfg(feature = "bench")]
@@ -76,6 +77,17 @@ pub enum Exit {
     Tracker = 11,
     /// HTTP to an origin that is not allowed was refused (see `allow`).
     Egress = 12,
+    /// `issue claim`: someone else holds the issue (your claim is recorded
+    /// as losing).
+    ClaimHeld = 13,
+    /// `sync`: a provisional claim of yours lost to a concurrent claim;
+    /// stop, and `issue release` it.
+    ClaimLost = 14,
+    /// `issue claim --next`: nothing is ready now (open issues wait on
+    /// blockers or are held).
+    NothingReady = 15,
+    /// `issue claim --next`: no open issue is left.
+    AllDone = 16,
 }
 
 #[derive(Parser)]
@@ -172,6 +184,14 @@ enum Command {
     /// Check the attached trackers without the network: kind, origin,
     /// Atlassian token form, credentials present, origin allowed.
     Doctor,
+    /// Open issues nobody else holds whose blockers are all closed, by
+    /// priority (the `priority` field, lower first), then age.
+    Ready(agents::ReadyArgs),
+    /// Open issues waiting on open blockers, and what they wait on.
+    Blocked,
+    /// A short briefing for an agent: commands, what it holds, what is
+    /// ready; says what it left out to fit the budget.
+    Prime(agents::PrimeArgs),
 }
 
 #[derive(Subcommand)]
@@ -609,6 +629,9 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Backend(cmd) => backend::run(ctx, cmd),
         Command::Mirror(cmd) => mirror::run(ctx, cmd),
         Command::Doctor => doctor::run(ctx),
+        Command::Ready(args) => agents::ready(ctx, args),
+        Command::Blocked => agents::blocked(ctx),
+        Command::Prime(args) => agents::prime(ctx, args),
     }
 }
 

@@ -150,6 +150,10 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
         ));
     }
     if report.is_complete() {
+        if let Some(lost) = super::agents::lost_claims(ctx, &repo)? {
+            ctx.out.text(|| summary(&report))?;
+            return Err(lost);
+        }
         return ctx.out.done(&report, || summary(&report));
     }
     // One envelope: `ok: false`, the report as its data, exit 10.

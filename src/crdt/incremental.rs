@@ -45,7 +45,10 @@ pub fn is_local(op: &Op) -> bool {
         | Op::SyncBody { .. }
         | Op::ObserveCreated { .. }
         | Op::ObserveGone { .. }
-        | Op::MergedInto { .. } => false,
+        | Op::MergedInto { .. }
+        // Claim resolution asks causal questions of the whole set.
+        | Op::Claim { .. }
+        | Op::Release {} => false,
     }
 }
 
@@ -343,7 +346,9 @@ impl Folded {
             | Op::SyncBody { .. }
             | Op::ObserveCreated { .. }
             | Op::ObserveGone { .. }
-            | Op::MergedInto { .. } => {
+            | Op::MergedInto { .. }
+            | Op::Claim { .. }
+            | Op::Release {} => {
                 unreachable!("BUG: Folded::add checks that every operation is local")
             }
         }
@@ -401,6 +406,7 @@ impl Folded {
             heads: self.heads.iter().copied().collect(),
             remotes: Vec::new(),
             merged_into: None,
+            claims: super::claims::Claims::default(),
         })
     }
 
@@ -451,6 +457,7 @@ impl Folded {
             heads: self.heads.iter().copied().collect(),
             remotes: Vec::new(),
             merged_into: None,
+            claims: super::claims::Claims::default(),
         })
     }
 
@@ -925,6 +932,26 @@ pub fn state_to_bytes(s: &IssueState) -> Vec<u8> {
         e.u(u64::from(r.gone));
     }
     e.opt_s(s.merged_into.map(|i| i.to_string()).as_deref());
+    match &s.claims.lease {
+        None => e.u(0),
+        Some(l) => {
+            e.u(1);
+            e.s(l.actor.as_str());
+            e.id(&l.claim);
+            e.i(l.since_ms);
+            e.i(l.until_ms);
+            e.u(u64::from(l.online));
+        }
+    }
+    e.u(s.claims.lost.len() as u64);
+    for l in &s.claims.lost {
+        e.s(l.actor.as_str());
+        e.id(&l.claim);
+        e.s(l.winner.as_str());
+        e.id(&l.winner_claim);
+        e.u(u64::from(l.knew));
+        e.u(u64::from(l.acknowledged));
+    }
     e.0
 }
 
@@ -995,6 +1022,28 @@ pub fn state_from_bytes(bytes: &[u8]) -> Result<IssueState, CacheDecodeError> {
         Some(t) => Some(t.parse().map_err(|_| CacheDecodeError)?),
         None => None,
     };
+    let lease = match d.u()? {
+        0 => None,
+        1 => Some(super::claims::Lease {
+            actor: d.actor()?,
+            claim: d.id()?,
+            since_ms: d.i()?,
+            until_ms: d.i()?,
+            online: bool_of(d.u()?)?,
+        }),
+        _ => return Err(CacheDecodeError),
+    };
+    let mut lost = Vec::new();
+    for _ in 0..d.len()? {
+        lost.push(super::claims::LostClaim {
+            actor: d.actor()?,
+            claim: d.id()?,
+            winner: d.actor()?,
+            winner_claim: d.id()?,
+            knew: bool_of(d.u()?)?,
+            acknowledged: bool_of(d.u()?)?,
+        });
+    }
     if !d.0.is_empty() {
         return Err(CacheDecodeError);
     }
@@ -1017,5 +1066,6 @@ pub fn state_from_bytes(bytes: &[u8]) -> Result<IssueState, CacheDecodeError> {
         heads,
         remotes,
         merged_into,
+        claims: super::claims::Claims { lease, lost },
     })
 }

@@ -17,7 +17,9 @@
 //! No I/O, no clock, no async.
 
 pub mod body;
+pub mod claims;
 pub mod clock;
+pub mod deps;
 pub mod incremental;
 mod textdiff;
 pub mod textsync;
@@ -127,7 +129,7 @@ pub struct RemoteState {
 }
 
 /// A link to another issue.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Link {
     /// Relation kind.
     pub kind: String,
@@ -177,6 +179,9 @@ pub struct IssueState {
     /// tracker issue; the smallest target when several were recorded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<IssueId>,
+    /// Leases and lost claims ([`claims`]).
+    #[serde(skip_serializing_if = "claims::Claims::is_empty")]
+    pub claims: claims::Claims,
 }
 
 /// A deduplicated set of one issue's events, with the derived data writers
@@ -548,7 +553,9 @@ impl EventSet {
                 | Op::SyncBody { .. }
                 | Op::ObserveCreated { .. }
                 | Op::ObserveGone { .. }
-                | Op::MergedInto { .. } => {}
+                | Op::MergedInto { .. }
+                | Op::Claim { .. }
+                | Op::Release {} => {}
             }
         }
         for (id, body) in edits {
@@ -617,6 +624,7 @@ impl EventSet {
             heads: self.heads(),
             remotes,
             merged_into: self.merged_into(),
+            claims: claims::resolve(self),
         })
     }
 

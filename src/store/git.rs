@@ -679,12 +679,80 @@ impl GitEventStore {
     ) -> Result<Appended, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
+        let (ours, actor, message) =
+            self.sealed_blobs(&repo, &refname, issue, events, summary, trailers)?;
+        let started = Instant::now();
+        let mut unexplained = 0;
+        let mut retries = 0;
+        loop {
+            let tip = self.read_ref(&repo, &refname)?;
+            let Some(commit) = self.commit_on(&repo, &refname, tip, &ours, &message, &actor)?
+            else {
+                return Ok(Appended {
+                    commit: tip.expect("BUG: events already present means a tip"),
+                    retries,
+                    already_present: true,
+                });
+            };
+            if self.cas(&repo, &refname, tip, commit, started, &mut unexplained)? {
+                return Ok(Appended {
+                    commit,
+                    retries,
+                    already_present: false,
+                });
+            }
+            retries += 1;
+            backoff(retries);
+        }
+    }
+
+    /// Write a commit adding `events` on top of the issue ref's current tip
+    /// without moving the ref (a claim is pushed to the remote before the
+    /// local ref shows it). Returns the tip it was built on and the commit.
+    pub fn stage_append(
+        &self,
+        issue: IssueId,
+        events: &[(EventId, Vec<u8>)],
+        summary: &str,
+    ) -> Result<(Option<Oid>, Oid), StoreError> {
+        let repo = self.repo();
+        let refname = layout::issue_ref(issue);
+        let (ours, actor, message) =
+            self.sealed_blobs(&repo, &refname, issue, events, summary, &[])?;
+        let tip = self.read_ref(&repo, &refname)?;
+        match self.commit_on(&repo, &refname, tip, &ours, &message, &actor)? {
+            Some(commit) => Ok((tip, commit)),
+            None => Ok((tip, tip.expect("BUG: events already present means a tip"))),
+        }
+    }
+
+    /// Move the issue ref from `old` to `new` if it still points at `old`
+    /// (compare-and-swap); `false` if it moved meanwhile.
+    pub fn swap_tip(&self, issue: IssueId, old: Option<Oid>, new: Oid) -> Result<bool, StoreError> {
+        let repo = self.repo();
+        let refname = layout::issue_ref(issue);
+        let mut unexplained = 0;
+        self.cas(&repo, &refname, old, new, Instant::now(), &mut unexplained)
+    }
+
+    /// Check events as a reader would, write their blobs, and build the
+    /// commit message: (event id and blob, sorted and unique; actor; message).
+    #[allow(clippy::type_complexity)]
+    fn sealed_blobs(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        issue: IssueId,
+        events: &[(EventId, Vec<u8>)],
+        summary: &str,
+        trailers: &[(&str, &str)],
+    ) -> Result<(Vec<(EventId, Oid)>, String, String), StoreError> {
         // Whatever a reader would reject is refused here, before anything
         // is written: one bad write must not make the issue unreadable.
         let mut actor = None;
         for (id, bytes) in events {
             let refused = |source| StoreError::Refused {
-                refname: refname.clone(),
+                refname: refname.to_owned(),
                 event: id.short(),
                 source,
             };
@@ -708,7 +776,7 @@ impl GitEventStore {
         for (id, bytes) in events {
             let oid = repo
                 .write_blob_retrying(bytes)
-                .map_err(git_err(&refname, format!("writing event {}", id.short())))?
+                .map_err(git_err(refname, format!("writing event {}", id.short())))?
                 .detach();
             ours.push((*id, oid));
         }
@@ -722,43 +790,35 @@ impl GitEventStore {
         }
         ours.sort_by_key(|(id, _)| *id);
         ours.dedup_by_key(|(id, _)| *id);
-        let started = Instant::now();
-        let mut unexplained = 0;
-        let mut retries = 0;
-        loop {
-            let tip = self.read_ref(&repo, &refname)?;
-            // Only the trees on the new events' paths are read and written
-            // (layout 2); a layout-1 tip is rewritten once, as layout 2.
-            let trees = self.trees(&repo, &refname);
-            let events = match tip {
-                Some(t) => {
-                    let root = trees.root(t)?;
-                    match trees.insert(root.layout, &mut Vec::new(), root.events, &ours)? {
-                        Some(events) => events,
-                        None => {
-                            return Ok(Appended {
-                                commit: t,
-                                retries,
-                                already_present: true,
-                            })
-                        }
-                    }
+        Ok((ours, actor, message))
+    }
+
+    /// The commit adding `ours` on `tip` (`None`: every event is there).
+    fn commit_on(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        tip: Option<Oid>,
+        ours: &[(EventId, Oid)],
+        message: &str,
+        actor: &str,
+    ) -> Result<Option<Oid>, StoreError> {
+        // Only the trees on the new events' paths are read and written
+        // (layout 2); a layout-1 tip is rewritten once, as layout 2.
+        let trees = self.trees(repo, refname);
+        let events = match tip {
+            Some(t) => {
+                let root = trees.root(t)?;
+                match trees.insert(root.layout, &mut Vec::new(), root.events, ours)? {
+                    Some(events) => events,
+                    None => return Ok(None),
                 }
-                None => trees.build(&mut Vec::new(), &ours)?,
-            };
-            let parents: Vec<Oid> = tip.into_iter().collect();
-            let commit =
-                self.write_commit(&repo, &refname, Some(events), &parents, &message, &actor)?;
-            if self.cas(&repo, &refname, tip, commit, started, &mut unexplained)? {
-                return Ok(Appended {
-                    commit,
-                    retries,
-                    already_present: false,
-                });
             }
-            retries += 1;
-            backoff(retries);
-        }
+            None => trees.build(&mut Vec::new(), ours)?,
+        };
+        let parents: Vec<Oid> = tip.into_iter().collect();
+        self.write_commit(repo, refname, Some(events), &parents, message, actor)
+            .map(Some)
     }
 
     fn merge_tip_impl(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError> {

@@ -30,10 +30,10 @@ use serde::{Deserialize, Serialize};
 use super::cache::{StateCache, CACHE_MIN_EVENTS};
 use super::{layout, EventStore, GitEventStore, IssueRef, Oid, StoreError};
 use crate::crdt::incremental::{CacheDecodeError, Dec, Enc, Folded, D};
-use crate::crdt::IssueState;
+use crate::crdt::{IssueState, Link};
 use crate::event::{ActorId, IssueId, Status};
 
-const INDEX_MAGIC: &[u8; 8] = b"rxindx3d";
+const INDEX_MAGIC: &[u8; 8] = b"rxindx3e";
 const TEXT_MAGIC: &[u8; 8] = b"rxtext03";
 
 /// A ref-storage stamp is trusted once its newest mtime is this old.
@@ -81,6 +81,20 @@ pub struct IssueSummary {
     /// issue): kept in the index, left out of listings.
     #[serde(default)]
     pub merged: bool,
+    /// Links (sorted), for the dependency graphs of `ready` and `blocked`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// The `priority` field, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// The last lease taken and not released: (holder, expiry ms). It may
+    /// have expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<(ActorId, i64)>,
+    /// Claims that lost without the loser knowing and are not acknowledged:
+    /// (loser, winner).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<(ActorId, ActorId)>,
 }
 
 impl IssueSummary {
@@ -120,6 +134,20 @@ impl IssueSummary {
                 })
                 .collect(),
             merged: state.merged_into.is_some(),
+            links: state.links.clone(),
+            priority: state.fields.get("priority").cloned(),
+            lease: state
+                .claims
+                .lease
+                .as_ref()
+                .map(|l| (l.actor.clone(), l.until_ms)),
+            lost: state
+                .claims
+                .lost
+                .iter()
+                .filter(|l| !l.knew && !l.acknowledged)
+                .map(|l| (l.actor.clone(), l.winner.clone()))
+                .collect(),
         }
     }
 }
@@ -307,6 +335,22 @@ fn put_summary(e: &mut Enc, s: &IssueSummary) {
         e.s(c);
     }
     e.u(u64::from(s.merged));
+    e.u(s.links.len() as u64);
+    s.links.iter().for_each(|l| e.link(l));
+    e.opt_s(s.priority.as_deref());
+    match &s.lease {
+        None => e.u(0),
+        Some((a, until)) => {
+            e.u(1);
+            e.s(a.as_str());
+            e.i(*until);
+        }
+    }
+    e.u(s.lost.len() as u64);
+    for (a, b) in &s.lost {
+        e.s(a.as_str());
+        e.s(b.as_str());
+    }
 }
 
 fn get_summary(d: &mut Dec<'_>) -> D<IssueSummary> {
@@ -335,6 +379,16 @@ fn get_summary(d: &mut Dec<'_>) -> D<IssueSummary> {
             .map(|_| Ok((d.s()?, d.s()?, d.s()?)))
             .collect::<D<_>>()?,
         merged: d.u()? != 0,
+        links: (0..d.len()?).map(|_| d.link()).collect::<D<_>>()?,
+        priority: d.opt_s()?,
+        lease: match d.u()? {
+            0 => None,
+            1 => Some((d.actor()?, d.i()?)),
+            _ => return Err(CacheDecodeError),
+        },
+        lost: (0..d.len()?)
+            .map(|_| Ok((d.actor()?, d.actor()?)))
+            .collect::<D<_>>()?,
     })
 }
 

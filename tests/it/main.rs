@@ -3,6 +3,7 @@
 mod crdt_props;
 mod golden;
 
+mod agents;
 mod attach;
 mod backend_cli;
 mod cli;
@@ -23,6 +24,7 @@ mod scale;
 mod sim;
 mod store;
 mod support;
+mod swarm;
 mod sync;
 mod tracker_model;
 mod tracker_props;
