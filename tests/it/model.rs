@@ -1157,7 +1157,7 @@ impl World {
 
     fn listing(&mut self, clone: usize) -> Listing {
         let data = self
-            .json_of(clone, &["issue", "list", "--state", "all"])
+            .json_of(clone, &["issue", "list", "--state", "all", "--limit", "0"])
             .unwrap_or(Value::Null);
         let mut out: Listing = data["issues"]
             .as_array()
@@ -1173,7 +1173,14 @@ impl World {
     }
 
     fn show(&mut self, clone: usize, id: &str) -> Option<Value> {
-        self.json_of(clone, &["issue", "show", id])
+        let mut v = self.json_of(clone, &["issue", "show", id])?;
+        // Tracker references and URLs are rendered from the clone's own
+        // backend configuration (the sim is attached in two clones only):
+        // presentation, not replicated state.
+        if let Some(o) = v.as_object_mut() {
+            o.remove("trackers");
+        }
+        Some(v)
     }
 
     fn http_json(
@@ -1943,9 +1950,15 @@ impl World {
         // Per clone: the listing, every issue shown.
         let mut states: Vec<(Value, BTreeMap<String, Value>)> = Vec::new();
         for c in 0..CLONES {
-            let list = self
-                .json_of(c, &["issue", "list", "--state", "all"])
+            let mut list = self
+                .json_of(c, &["issue", "list", "--state", "all", "--limit", "0"])
                 .unwrap_or(Value::Null);
+            // Presentation from the clone's own backends (see `show`).
+            for i in list["issues"].as_array_mut().into_iter().flatten() {
+                if let Some(o) = i.as_object_mut() {
+                    o.remove("trackers");
+                }
+            }
             let mut shows = BTreeMap::new();
             let ids: Vec<String> = list["issues"]
                 .as_array()
