@@ -70,7 +70,21 @@ pub fn run(
     timeout: Duration,
     cancel: Option<&AtomicBool>,
 ) -> Result<GitOutput, RunError> {
-    let child = cmd.spawn().map_err(RunError::Spawn)?;
+    let started = Instant::now();
+    // Debug log (`reposix -v`): the invocation, its outcome, its time.
+    let shown = tracing::enabled!(tracing::Level::DEBUG).then(|| describe(&cmd));
+    let log = |outcome: &str| {
+        if let Some(shown) = &shown {
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "{shown}: {outcome}"
+            );
+        }
+    };
+    let child = cmd.spawn().map_err(|e| {
+        log(&format!("could not start: {e}"));
+        RunError::Spawn(e)
+    })?;
     let mut guard = ChildGuard(child);
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -103,22 +117,36 @@ pub fn run(
         }
         if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
             guard.kill_tree();
+            log("cancelled");
             return Err(RunError::Cancelled);
         }
         let now = Instant::now();
         if now >= deadline {
             // The readers end once the killed processes' pipes close.
             guard.kill_tree();
+            log("timed out");
             return Err(RunError::TimedOut);
         }
         std::thread::sleep(nap.min(deadline - now));
         nap = (nap * 2).min(Duration::from_millis(20));
     };
+    log(&format!("{status}"));
     Ok(GitOutput {
         status,
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     })
+}
+
+/// `git arg…` as a debug line shows it (the log writer redacts it; the
+/// secrets reposix hands git travel in the environment, never here).
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    crate::redact::redact(&s)
 }
 
 /// A running git process: killed with its children unless waited for.

@@ -637,7 +637,25 @@ impl HttpClient {
                 req = req.json(b);
             }
             self.bump(|s| s.requests += 1);
-            let (wait, last) = match req.send() {
+            let started = std::time::Instant::now();
+            let sent = req.send();
+            // Debug log (`reposix -v`): the URL never carries credentials
+            // (check_url), and the log writer redacts every line anyway.
+            match &sent {
+                Ok(resp) => tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "HTTP {method} {} -> {}",
+                    crate::redact::redact(target.as_str()),
+                    resp.status().as_u16()
+                ),
+                Err(e) => tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "HTTP {method} {} -> failed: {}",
+                    crate::redact::redact(target.as_str()),
+                    sanitize(&e.to_string())
+                ),
+            }
+            let (wait, last) = match sent {
                 Ok(resp) => {
                     self.answered.set(true);
                     let status = resp.status().as_u16();

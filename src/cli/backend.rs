@@ -15,6 +15,9 @@ pub enum BackendCmd {
     /// `sim::http://127.0.0.1:7878/demo`, `github::owner/repo`,
     /// `jira::https://site.atlassian.net/PROJ`,
     /// `confluence::https://site.atlassian.net/SPACE`.
+    #[command(
+        after_help = "Examples:\n  reposix backend add gh github::owner/repo\n  reposix backend add site jira::https://acme.atlassian.net/PROJ\n  reposix backend add sim sim::http://127.0.0.1:7878/demo"
+    )]
     Add {
         /// Local name.
         name: String,
@@ -22,8 +25,10 @@ pub enum BackendCmd {
         spec: String,
     },
     /// List attached trackers.
+    #[command(after_help = "Examples:\n  reposix backend list\n  reposix --json backend list")]
     List,
     /// Detach a tracker (its events stay in the logs).
+    #[command(after_help = "Examples:\n  reposix backend remove gh")]
     Remove {
         /// Local name.
         name: String,

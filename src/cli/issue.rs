@@ -54,7 +54,7 @@ pub enum IssueCmd {
     /// author:alice updated:>2026-11-01 created:<7d "free text"
     /// sort:updated-desc` (see the README); the flags are sugar for terms.
     #[command(
-        after_help = "Examples:\n  reposix issue list\n  reposix issue list 'label:bug -label:wontfix assignee:me'\n  reposix issue list 'status:all updated:>7d sort:created-asc' --limit 0\n  reposix issue list --json id,title,status"
+        after_help = "Examples:\n  reposix issue list\n  reposix issue list 'label:bug -label:wontfix assignee:me'\n  reposix issue list 'status:all updated:>7d sort:created-asc' --limit 0\n  reposix issue list --json=id,title,status"
     )]
     List {
         /// A query (see above).
@@ -82,12 +82,18 @@ pub enum IssueCmd {
         limit: usize,
     },
     /// Show one issue with its comments.
+    #[command(
+        after_help = "Examples:\n  reposix issue show 3f2a\n  reposix issue show '#12'\n  reposix issue show gh#12 --json=title,status,url"
+    )]
     Show {
         /// Issue id or unambiguous prefix.
         issue: String,
     },
     /// Change title, body or custom fields (with none given, your editor
     /// opens on the current title and body).
+    #[command(
+        after_help = "Examples:\n  reposix issue edit 3f2a                # opens your editor\n  reposix issue edit '#12' --title 'Crash on start (macOS)'\n  reposix issue edit 3f2a --field priority=1 --unset-field due"
+    )]
     Edit {
         /// Issue id or unambiguous prefix.
         issue: String,
@@ -109,6 +115,9 @@ pub enum IssueCmd {
         unset: Vec<String>,
     },
     /// Add, edit or delete a comment.
+    #[command(
+        after_help = "Examples:\n  reposix issue comment 3f2a 'Reproduced on 1.2'\n  reposix issue comment 3f2a               # opens your editor\n  git log -1 --format=%B | reposix issue comment 3f2a -"
+    )]
     Comment {
         /// Issue id or unambiguous prefix.
         issue: String,
@@ -123,6 +132,9 @@ pub enum IssueCmd {
         delete: Option<String>,
     },
     /// Add labels (or remove them with --remove).
+    #[command(
+        after_help = "Examples:\n  reposix issue label 3f2a bug ui\n  reposix issue label 3f2a ui --remove"
+    )]
     Label {
         /// Issue id or unambiguous prefix.
         issue: String,
@@ -134,6 +146,9 @@ pub enum IssueCmd {
         remove: bool,
     },
     /// Assign actors (or unassign with --remove).
+    #[command(
+        after_help = "Examples:\n  reposix issue assign 3f2a alice\n  reposix issue assign 3f2a alice --remove"
+    )]
     Assign {
         /// Issue id or unambiguous prefix.
         issue: String,
@@ -145,6 +160,9 @@ pub enum IssueCmd {
         remove: bool,
     },
     /// Set the status.
+    #[command(
+        after_help = "Examples:\n  reposix issue status 3f2a closed\n  reposix issue status '#12' open"
+    )]
     Status {
         /// Issue id or unambiguous prefix.
         issue: String,
@@ -153,6 +171,9 @@ pub enum IssueCmd {
         status: Status,
     },
     /// Close an issue (status done, or wont_fix).
+    #[command(
+        after_help = "Examples:\n  reposix issue close 3f2a\n  reposix issue close '#12' --wont-fix"
+    )]
     Close {
         /// Issue id or unambiguous prefix.
         issue: String,
@@ -161,11 +182,15 @@ pub enum IssueCmd {
         wont_fix: bool,
     },
     /// Reopen an issue (status open).
+    #[command(after_help = "Examples:\n  reposix issue reopen 3f2a")]
     Reopen {
         /// Issue id or unambiguous prefix.
         issue: String,
     },
     /// Link to another issue (or unlink with --remove).
+    #[command(
+        after_help = "Examples:\n  reposix issue link 3f2a 9c1d --kind blocks\n  reposix issue link 3f2a 9c1d --remove"
+    )]
     Link {
         /// Issue id or unambiguous prefix.
         issue: String,
@@ -179,8 +204,12 @@ pub enum IssueCmd {
         remove: bool,
     },
     /// Take a lease on an issue (or the first ready one with --next).
+    #[command(
+        after_help = "Examples:\n  reposix issue claim 3f2a\n  reposix issue claim --next -l backend --ttl 2h\n  reposix issue claim 3f2a --renew"
+    )]
     Claim(super::agents::ClaimArgs),
     /// Give up your lease on an issue (and acknowledge a lost claim).
+    #[command(after_help = "Examples:\n  reposix issue release 3f2a")]
     Release {
         /// Issue id or unambiguous prefix.
         issue: String,

@@ -21,6 +21,9 @@ pub enum MirrorCmd {
     /// Write the issues as markdown into DIR (default: the work tree):
     /// `issues/<id>.md` (`pages/<id>.md` for Confluence) and
     /// `comments/<id>.md`. Never writes or deletes through a symlink.
+    #[command(
+        after_help = "Examples:\n  reposix mirror render /tmp/issues-md --kind sim\n  reposix mirror render --backend gh --prune"
+    )]
     Render {
         /// Target directory.
         #[arg(value_name = "DIR")]
@@ -33,6 +36,9 @@ pub enum MirrorCmd {
     },
     /// Commit the rendered issues to the mirror's branch and push it, with
     /// `refs/mirrors/<slug>-head` and `refs/mirrors/<slug>-synced-at`.
+    #[command(
+        after_help = "Examples:\n  reposix mirror push ../issues-mirror.git --kind sim\n  git config reposix.mirror origin-mirror && reposix mirror push --backend gh"
+    )]
     Push {
         /// Remote name, URL or path (default: `git config reposix.mirror`).
         mirror: Option<String>,
@@ -43,6 +49,9 @@ pub enum MirrorCmd {
     },
     /// The tracker first (import, export, import), then the mirror, best
     /// effort: a failed mirror push warns, keeps the lag on record, exits 0.
+    #[command(
+        after_help = "Examples:\n  reposix mirror sync\n  reposix mirror sync origin-mirror --backend gh --import-only"
+    )]
     Sync {
         /// Remote name, URL or path (default: `git config reposix.mirror`).
         mirror: Option<String>,
@@ -56,6 +65,9 @@ pub enum MirrorCmd {
         push: PushArgs,
     },
     /// When the mirror last synced from here, and whether it lags.
+    #[command(
+        after_help = "Examples:\n  reposix mirror status\n  reposix mirror status --backend gh"
+    )]
     Status {
         #[command(flatten)]
         source: SourceArgs,

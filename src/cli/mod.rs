@@ -25,6 +25,7 @@ mod doctor;
 mod dry_run;
 mod editor;
 mod issue;
+mod log;
 mod mirror;
 mod names;
 mod progress;
@@ -114,6 +115,10 @@ struct Cli {
     /// Run as if started in this directory.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Debug logging on stderr (HTTP requests, git invocations; secrets
+    /// redacted); `-vv` for more. `RUST_LOG` overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -125,6 +130,9 @@ enum Command {
     /// `reposix init [DIR]` sets up a local store; `reposix init
     /// <kind>::<address> DIR` also attaches that tracker (as backend
     /// `<kind>`) and imports it, ready to edit (Pattern B).
+    #[command(
+        after_help = "Examples:\n  reposix init\n  reposix init sim::http://127.0.0.1:7878/demo work   # attach and import\n  reposix init github::owner/repo work"
+    )]
     Init {
         /// `<kind>::<address>` of a tracker, or the directory.
         first: Option<String>,
@@ -135,6 +143,9 @@ enum Command {
     /// Attach a tracker to the repository in the current directory (e.g. a
     /// clone of a mirror, Pattern C) and import it; the markdown files'
     /// later edits become events on `reposix sync --backend`.
+    #[command(
+        after_help = "Examples:\n  reposix attach github::owner/repo          # in a clone of the mirror\n  reposix attach sim::http://127.0.0.1:7878/demo --name sim"
+    )]
     Attach {
         /// `<kind>::<address>`.
         spec: String,
@@ -144,19 +155,28 @@ enum Command {
     },
     /// Manage actors (who writes events).
     #[command(subcommand)]
+    #[command(after_help = "Examples:\n  reposix actor new alice --use\n  reposix actor list")]
     Actor(ActorCmd),
     /// Create, read and change issues.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reposix issue new 'Crash on start' -b 'It crashes.'\n  reposix issue list 'status:open label:bug'\n  reposix issue show '#12'"
+    )]
     Issue(issue::IssueCmd),
     /// Show an issue's event history.
+    #[command(
+        after_help = "Examples:\n  reposix log 3f2a\n  reposix log '#12'\n  reposix --json log 3f2a"
+    )]
     Log {
         /// Issue id or unambiguous prefix.
         issue: String,
     },
     /// Verify every issue ref, commit and event; exit 5 on damage.
+    #[command(after_help = "Examples:\n  reposix fsck\n  reposix --json fsck")]
     Fsck,
     /// A scripted tour in a temporary repository: two actors edit the same
     /// issues concurrently, then the merged result is printed.
+    #[command(after_help = "Examples:\n  reposix demo\n  reposix demo --keep")]
     Demo {
         /// Keep the temporary repository and print its path.
         #[arg(long)]
@@ -169,34 +189,72 @@ enum Command {
     #[cfg(feature = "bench")]
     BenchImport(bench::BenchImportArgs),
     /// Fetch issues from a git remote, merge, push (retrying rejections).
+    #[command(
+        after_help = "Examples:\n  reposix sync                      # the current branch's remote\n  reposix sync origin --pull\n  reposix sync --backend gh --dry-run\n  reposix sync --backend gh --import-only"
+    )]
     Sync(sync::SyncArgs),
     /// Measure `sync` against plain `git fetch` + `git push`.
     #[cfg(feature = "bench")]
     BenchSync(bench_sync::BenchSyncArgs),
     /// Run the tracker simulator (reposix-sim 0.14 compatible) until killed.
+    #[command(
+        after_help = "Examples:\n  reposix sim\n  reposix sim --bind 127.0.0.1:0 --no-seed --rate-limit 0"
+    )]
     Sim(sim::SimArgs),
     /// Attach, list and detach trackers.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reposix backend add gh github::owner/repo\n  reposix backend list\n  reposix backend remove gh"
+    )]
     Backend(backend::BackendCmd),
     /// The plain-git markdown mirror: render, push, sync, status.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reposix mirror push ../issues-mirror.git --kind sim\n  reposix mirror sync origin-mirror\n  reposix mirror status"
+    )]
     Mirror(mirror::MirrorCmd),
-    /// Check the attached trackers without the network: kind, origin,
-    /// Atlassian token form, credentials present, origin allowed.
-    Doctor,
+    /// Check the set-up: git version, actor, trackers and their allowed
+    /// origins, credentials present (never shown), index health, mirror
+    /// lag; `--fix` repairs what is safe to repair.
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script on stdout.
+    #[command(
+        after_help = "Examples:\n  reposix completions bash > ~/.local/share/bash-completion/completions/reposix\n  reposix completions zsh > ~/.zfunc/_reposix\n  reposix completions fish > ~/.config/fish/completions/reposix.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (`reposix.1`, `reposix-issue-list.1`, …) into DIR.
+    #[command(
+        after_help = "Examples:\n  reposix man ~/.local/share/man/man1 && man reposix-issue-list"
+    )]
+    Man {
+        /// Directory to write into (created if missing).
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Open issues nobody else holds whose blockers are all closed, by
     /// priority (the `priority` field, lower first), then age.
+    #[command(
+        after_help = "Examples:\n  reposix ready\n  reposix ready --limit 5 -l backend\n  reposix --json ready"
+    )]
     Ready(agents::ReadyArgs),
     /// Open issues waiting on open blockers, and what they wait on.
+    #[command(after_help = "Examples:\n  reposix blocked\n  reposix --json blocked")]
     Blocked,
     /// A short briefing for an agent: commands, what it holds, what is
     /// ready; says what it left out to fit the budget.
+    #[command(after_help = "Examples:\n  reposix prime\n  reposix prime --budget 800")]
     Prime(agents::PrimeArgs),
 }
 
 #[derive(Subcommand)]
 enum ActorCmd {
     /// Register an actor (and make it the default with --use).
+    #[command(
+        after_help = "Examples:\n  reposix actor new alice\n  reposix actor new ci-bot --use"
+    )]
     New {
         /// Name: letters, digits and `._@+-`.
         name: String,
@@ -205,8 +263,10 @@ enum ActorCmd {
         make_default: bool,
     },
     /// List registered actors; `*` marks the default.
+    #[command(after_help = "Examples:\n  reposix actor list\n  reposix --json actor list")]
     List,
     /// Make an actor the default.
+    #[command(after_help = "Examples:\n  reposix actor use alice")]
     Use {
         /// The actor.
         name: String,
@@ -539,6 +599,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    log::init(cli.verbose);
     let ctx = Ctx {
         out: Out {
             json: cli.json.is_some(),
@@ -628,11 +689,61 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Sim(args) => sim::run(ctx, args),
         Command::Backend(cmd) => backend::run(ctx, cmd),
         Command::Mirror(cmd) => mirror::run(ctx, cmd),
-        Command::Doctor => doctor::run(ctx),
+        Command::Doctor(args) => doctor::run(ctx, &args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "reposix", &mut buf);
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&buf) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+                    Exit::Failure,
+                    "io",
+                    format!("writing output: {e}"),
+                )),
+                _ => Ok(()),
+            }
+        }
+        Command::Man { out } => man_pages(ctx, &out),
         Command::Ready(args) => agents::ready(ctx, args),
         Command::Blocked => agents::blocked(ctx),
         Command::Prime(args) => agents::prime(ctx, args),
     }
+}
+
+/// `reposix man DIR`: one page per command, hidden ones aside (as
+/// `clap_mangen::generate_to` does), the examples in each page's EXTRA
+/// section.
+fn man_pages(ctx: &Ctx, out: &std::path::Path) -> Result<(), Failure> {
+    fn walk(
+        cmd: clap::Command,
+        out: &std::path::Path,
+        files: &mut Vec<String>,
+    ) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            walk(sub, out, files)?;
+        }
+        let path = clap_mangen::Man::new(cmd).generate_to(out)?;
+        files.push(path.display().to_string());
+        Ok(())
+    }
+    let io = |e: std::io::Error| {
+        Failure::new(
+            Exit::Failure,
+            "io",
+            format!("writing man pages into {}: {e}", out.display()),
+        )
+    };
+    std::fs::create_dir_all(out).map_err(io)?;
+    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut files = Vec::new();
+    walk(cmd, out, &mut files).map_err(io)?;
+    files.sort();
+    ctx.out.done(
+        &serde_json::json!({"dir": out.display().to_string(), "files": files}),
+        || format!("wrote {} man pages into {}", files.len(), out.display()),
+    )
 }
 
 fn actor(ctx: &Ctx, cmd: ActorCmd) -> Result<(), Failure> {

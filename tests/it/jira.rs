@@ -1019,6 +1019,7 @@ fn doctor_reports_kind_origin_and_token_form() {
         "confluence::https://api.atlassian.com/ex/confluence/0a1b-2c3d/ENG",
     ])
     .ok();
+    t.rx(&["actor", "new", "alice", "--use"]).ok();
     let mut cmd = t.reposix();
     cmd.args(["--json", "doctor"])
         .env(
@@ -1029,7 +1030,7 @@ fn doctor_reports_kind_origin_and_token_form() {
         .env("ATLASSIAN_API_KEY", "secret-never-printed");
     let run = t.run(cmd).ok();
     let data = run.data();
-    let rows = data.as_array().expect("rows");
+    let rows = data["backends"].as_array().expect("rows");
     let by_name = |n: &str| {
         rows.iter()
             .find(|r| r["name"] == n)

@@ -8,6 +8,7 @@ mod attach;
 mod backend_cli;
 mod cli;
 mod cli_ux;
+mod cli_ux2;
 mod concurrency;
 mod confluence;
 mod confluence_fake;
