@@ -204,8 +204,26 @@ impl GitEventStore {
         issue: IssueId,
         tip: Oid,
     ) -> Result<EventSet, StoreError> {
-        let entries = self.event_ids(repo, refname, tip)?;
-        self.read_events(repo, refname, issue, &entries)
+        let load = |repo: &gix::Repository| {
+            let entries = self.event_ids(repo, refname, tip)?;
+            self.read_events(repo, refname, issue, &entries)
+        };
+        let mut result = load(repo);
+        // `git gc` (started by writers, or by the user) may repack and
+        // delete objects while a handle still holds the old list of packs:
+        // a commit that was readable a moment ago then reads as missing. A
+        // fresh handle sees the new packs; only a second miss is damage.
+        for _ in 0..3 {
+            match &result {
+                Err(e) if crate::error_chain(e).contains("could not be found") => {}
+                _ => break,
+            }
+            let Ok(fresh) = gix::open(&self.git_dir) else {
+                break;
+            };
+            result = load(&fresh);
+        }
+        result
     }
 
     /// Load the commit `tip` and refuse it if an event breaks the clock
