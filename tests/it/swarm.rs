@@ -8,6 +8,9 @@
 //!   the double claims are detected when it comes back, resolved the same
 //!   way in both clones, and each loser stops (it never works the issue).
 //!
+//! Size: CI runs a queue of 30 issues (same 8 agents on 2 clones, same
+//! checks) so each test stays well under a minute; the issue's full run of
+//! 100 issues is `REPOSIX_SWARM_ISSUES=100` (any N works).
 //! Seeds: `REPOSIX_SWARM_SEEDS` (comma-separated, default `1`); soak:
 //! `REPOSIX_SWARM_SOAK=N` runs N more seeds with 300 issues each.
 
@@ -299,14 +302,21 @@ fn check(s: &Swarm) -> usize {
     lost
 }
 
+/// Queue size per seed: 30 in CI, `REPOSIX_SWARM_ISSUES` otherwise.
+const CI_ISSUES: usize = 30;
+
 fn seeds(default: &[u64]) -> Vec<(u64, usize)> {
+    let n: usize = std::env::var("REPOSIX_SWARM_ISSUES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CI_ISSUES);
     let mut out: Vec<(u64, usize)> = match std::env::var("REPOSIX_SWARM_SEEDS") {
         Ok(v) => v
             .split(',')
             .filter_map(|s| s.trim().parse().ok())
-            .map(|s| (s, 100))
+            .map(|s| (s, n))
             .collect(),
-        Err(_) => default.iter().map(|s| (*s, 100)).collect(),
+        Err(_) => default.iter().map(|s| (*s, n)).collect(),
     };
     let soak: u64 = std::env::var("REPOSIX_SWARM_SOAK")
         .ok()
