@@ -147,10 +147,12 @@ impl Swarm {
         cmd.spawn().expect("starting an agent")
     }
 
-    fn agents(&self, clone: &Path, prefix: &str) -> Vec<Child> {
-        (0..AGENTS_PER_CLONE)
-            .map(|k| self.agent(clone, &format!("{prefix}{k}")))
-            .collect()
+    fn agents(&self, clone: &Path, prefix: &str) -> Agents {
+        Agents(
+            (0..AGENTS_PER_CLONE)
+                .map(|k| self.agent(clone, &format!("{prefix}{k}")))
+                .collect(),
+        )
     }
 
     /// Poll `cond` until it holds (a condition, not a guess at timing).
@@ -162,9 +164,9 @@ impl Swarm {
         }
     }
 
-    fn finish(&self, children: Vec<Child>, limit: Duration) {
+    fn finish(&self, mut children: Agents, limit: Duration) {
         let started = Instant::now();
-        for mut c in children {
+        for c in children.0.iter_mut() {
             loop {
                 if let Some(status) = c.try_wait().expect("waiting for an agent") {
                     assert!(status.success(), "agent exited {status}");
@@ -204,6 +206,21 @@ impl Swarm {
                     .count()
             })
             .unwrap_or(0)
+    }
+}
+
+/// Agent processes, killed if the test fails before they finish (else
+/// they would loop on, in a deleted directory, after the test).
+struct Agents(Vec<Child>);
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
     }
 }
 
@@ -331,7 +348,7 @@ fn online_swarm_works_each_issue_once_in_dependency_order() {
     for (seed, n) in seeds(&[1]) {
         let s = Swarm::new(seed, n);
         let mut agents = s.agents(&s.a, "agent-a");
-        agents.extend(s.agents(&s.b, "agent-b"));
+        agents.0.extend(s.agents(&s.b, "agent-b").0.drain(..));
         s.finish(agents, Duration::from_secs(600));
         let lost = check(&s);
         assert_eq!(lost, 0, "seed {seed}: online claims never lose unknowingly");
@@ -350,7 +367,7 @@ fn offline_clone_double_claims_are_detected_resolved_alike_and_losers_stop() {
             Duration::from_secs(120),
             || s.leases_in(&s.b, "agent-b") >= AGENTS_PER_CLONE,
         );
-        agents.extend(s.agents(&s.a, "agent-a"));
+        agents.0.extend(s.agents(&s.a, "agent-a").0.drain(..));
         // ... and the online clone has worked the top of the queue.
         s.wait_for("10 issues closed on a", Duration::from_secs(300), || {
             s.closed_in(&s.a) >= 10
