@@ -233,8 +233,7 @@ fn claim_next_with_a_label_is_all_done_when_that_label_is() {
     let r = TestRepo::new();
     let q = r.new_issue("queued", &["-l", "swarm"]);
     r.new_issue("someone else's", &[]);
-    let next = r
-        .json(&["issue", "claim", "--next", "-l", "swarm"]);
+    let next = r.json(&["issue", "claim", "--next", "-l", "swarm"]);
     assert_eq!(next["issue"], q.as_str());
     r.rx(&["issue", "close", &q]).ok();
     r.rx(&["issue", "claim", "--next", "-l", "swarm"]).code(16);

@@ -348,7 +348,7 @@ fn online_swarm_works_each_issue_once_in_dependency_order() {
     for (seed, n) in seeds(&[1]) {
         let s = Swarm::new(seed, n);
         let mut agents = s.agents(&s.a, "agent-a");
-        agents.0.extend(s.agents(&s.b, "agent-b").0.drain(..));
+        agents.0.append(&mut s.agents(&s.b, "agent-b").0);
         s.finish(agents, Duration::from_secs(600));
         let lost = check(&s);
         assert_eq!(lost, 0, "seed {seed}: online claims never lose unknowingly");
@@ -367,7 +367,7 @@ fn offline_clone_double_claims_are_detected_resolved_alike_and_losers_stop() {
             Duration::from_secs(120),
             || s.leases_in(&s.b, "agent-b") >= AGENTS_PER_CLONE,
         );
-        agents.0.extend(s.agents(&s.a, "agent-a").0.drain(..));
+        agents.0.append(&mut s.agents(&s.a, "agent-a").0);
         // ... and the online clone has worked the top of the queue.
         s.wait_for("10 issues closed on a", Duration::from_secs(300), || {
             s.closed_in(&s.a) >= 10
