@@ -44,6 +44,9 @@ pub struct BenchAgentsArgs {
     /// Runs of each latency measurement (the median is reported).
     #[arg(long, default_value_t = 9)]
     runs: usize,
+    /// Only the latency measurements (no swarm runs).
+    #[arg(long)]
+    latency_only: bool,
     /// Work in this directory (kept) instead of a temporary one.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -257,6 +260,7 @@ fn latency(dir: &Path, args: &[&str], runs: usize) -> anyhow::Result<Latency> {
     let rows = v["data"]
         .as_array()
         .or_else(|| v["data"]["issues"].as_array())
+        .or_else(|| v["data"]["blocked"].as_array())
         .map_or(0, Vec::len);
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
@@ -357,11 +361,13 @@ fn bench_agents(args: &BenchAgentsArgs) -> anyhow::Result<AgentFigures> {
         ..AgentFigures::default()
     };
 
-    eprintln!("bench-agents: swarm on a queue of {} alone…", args.queue);
-    let small = root.join("small");
-    let (a, b) = setup(&small, 0, args.queue)?;
-    f.swarms.push(swarm(&small, &a, &b, 0, args)?);
-    std::fs::remove_dir_all(&small)?;
+    if !args.latency_only {
+        eprintln!("bench-agents: swarm on a queue of {} alone…", args.queue);
+        let small = root.join("small");
+        let (a, b) = setup(&small, 0, args.queue)?;
+        f.swarms.push(swarm(&small, &a, &b, 0, args)?);
+        std::fs::remove_dir_all(&small)?;
+    }
 
     eprintln!(
         "bench-agents: {} issues and a queue of {}…",
@@ -381,14 +387,17 @@ fn bench_agents(args: &BenchAgentsArgs) -> anyhow::Result<AgentFigures> {
         &["ready", "--limit", "10"],
         &["blocked"],
         &["issue", "list"],
-        &["issue", "list", "--state", "all"],
+        &["issue", "list", "--limit", "0"],
+        &["issue", "list", "status:all", "--limit", "0"],
     ] {
         f.latency.push(latency(&a, cmd, args.runs)?);
     }
     f.ready = f.latency[0].rows;
     f.blocked = f.latency[2].rows;
-    eprintln!("bench-agents: swarm inside {} issues…", args.issues);
-    f.swarms.push(swarm(&big, &a, &b, args.issues, args)?);
+    if !args.latency_only {
+        eprintln!("bench-agents: swarm inside {} issues…", args.issues);
+        f.swarms.push(swarm(&big, &a, &b, args.issues, args)?);
+    }
     Ok(f)
 }
 
