@@ -144,6 +144,10 @@ impl Swarm {
             .env("REPOSIX", BIN)
             .env("REPOSIX_ACTOR", name)
             .stdout(std::process::Stdio::null());
+        // Each agent's stderr goes to a file, printed if the test fails.
+        let err = std::fs::File::create(self.w.home().join(format!("{name}.err")))
+            .expect("agent stderr file");
+        cmd.stderr(err);
         cmd.spawn().expect("starting an agent")
     }
 
@@ -152,6 +156,7 @@ impl Swarm {
             (0..AGENTS_PER_CLONE)
                 .map(|k| self.agent(clone, &format!("{prefix}{k}")))
                 .collect(),
+            self.w.home().to_path_buf(),
         )
     }
 
@@ -211,7 +216,8 @@ impl Swarm {
 
 /// Agent processes, killed if the test fails before they finish (else
 /// they would loop on, in a deleted directory, after the test).
-struct Agents(Vec<Child>);
+/// On failure, the end of each agent's stderr is printed.
+struct Agents(Vec<Child>, PathBuf);
 
 impl Drop for Agents {
     fn drop(&mut self) {
@@ -219,6 +225,22 @@ impl Drop for Agents {
             if matches!(c.try_wait(), Ok(None)) {
                 let _ = c.kill();
                 let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            let Ok(dir) = std::fs::read_dir(&self.1) else {
+                return;
+            };
+            for entry in dir.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "err") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                    eprintln!("--- {} (last lines, newest first)", path.display());
+                    for l in tail {
+                        eprintln!("{l}");
+                    }
+                }
             }
         }
     }
@@ -362,10 +384,18 @@ fn offline_clone_double_claims_are_detected_resolved_alike_and_losers_stop() {
         git(&s.w, &s.b, &["remote", "set-url", "origin", OFFLINE_URL]);
         let mut agents = s.agents(&s.b, "agent-b");
         // Every offline agent holds a provisional claim ...
+        let mut seen = 0;
         s.wait_for(
-            "4 provisional claims on b",
+            "4 provisional claims on b (the last count is printed above)",
             Duration::from_secs(120),
-            || s.leases_in(&s.b, "agent-b") >= AGENTS_PER_CLONE,
+            || {
+                let n = s.leases_in(&s.b, "agent-b");
+                if n != seen {
+                    eprintln!("provisional claims on b: {n}");
+                    seen = n;
+                }
+                n >= AGENTS_PER_CLONE
+            },
         );
         agents.0.append(&mut s.agents(&s.a, "agent-a").0);
         // ... and the online clone has worked the top of the queue.
