@@ -301,6 +301,16 @@ fn delete_ref(repo: &Repo, refname: &str) -> Result<(), SyncError> {
 
 /// Build one event of `actor` on top of the issue's current log.
 fn event_on(repo: &Repo, issue: IssueId, actor: &ActorId, op: Op) -> Result<Event, AgentError> {
+    Ok(event_at(repo, issue, actor, op)?.0)
+}
+
+/// [`event_on`], with the tip of the log it was built on.
+fn event_at(
+    repo: &Repo,
+    issue: IssueId,
+    actor: &ActorId,
+    op: Op,
+) -> Result<(Event, Oid), AgentError> {
     let log = repo.load(issue)?;
     let lamport = log.events.max_lamport().saturating_add(1);
     let event = Event {
@@ -313,16 +323,19 @@ fn event_on(repo: &Repo, issue: IssueId, actor: &ActorId, op: Op) -> Result<Even
         op,
     };
     event.validate().map_err(RepoError::from)?;
-    Ok(event)
+    Ok((event, log.tip))
 }
 
-/// Append `event` locally by compare-and-swap on the tip it was built on;
-/// `false` if the ref moved (build again).
-fn append_cas(repo: &Repo, event: &Event) -> Result<Option<EventId>, AgentError> {
+/// Append `event` locally by compare-and-swap on `built_on`, the tip it
+/// was built on; `None` if the ref moved (look and build again).
+fn append_cas(repo: &Repo, event: &Event, built_on: Oid) -> Result<Option<EventId>, AgentError> {
     let (id, bytes) = event.seal();
     let (base, commit) = repo
         .store()
         .stage_append(event.issue, &[(id, bytes)], event.op.kind())?;
+    if base != Some(built_on) {
+        return Ok(None);
+    }
     if Some(commit) == base {
         return Ok(Some(id));
     }
@@ -365,7 +378,10 @@ pub fn claim(
                 Fetched::Offline(why) => offline_reason = Some(why),
             }
         }
-        // 2. Who holds it now.
+        // 2. Who holds it now, at a tip the claim is then built and
+        // installed on (a claim by another agent of this clone landing in
+        // between sends us round again, so no two agents both see it free).
+        let seen = repo.load(issue)?.tip;
         let state = repo.show(issue)?;
         if state.status.is_closed() {
             return Err(RepoError::Rejected(format!(
@@ -409,13 +425,21 @@ pub fn claim(
         }
         // 3. Write the claim: pushed first when online.
         let online = expected.is_some();
-        let event = event_on(repo, issue, actor, Op::Claim { ttl_ms, online })?;
+        let (event, built_on) = event_at(repo, issue, actor, Op::Claim { ttl_ms, online })?;
+        if built_on != seen {
+            backoff(attempt);
+            continue;
+        }
         let until_ms = event
             .wall_ms
             .saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
         if let (Some(l), Some(expected)) = (&link, expected) {
             let (id, bytes) = event.seal();
-            let (_, commit) = repo.store().stage_append(issue, &[(id, bytes)], "claim")?;
+            let (base, commit) = repo.store().stage_append(issue, &[(id, bytes)], "claim")?;
+            if base != Some(seen) {
+                backoff(attempt);
+                continue;
+            }
             match l.push(issue, commit, expected) {
                 Ok(Some(PushStatus::Pushed | PushStatus::UpToDate)) => {
                     repo.store().merge_tip(issue, commit)?;
@@ -452,7 +476,7 @@ pub fn claim(
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(id) = append_cas(repo, &event)? {
+        if let Some(id) = append_cas(repo, &event, seen)? {
             return Ok(ClaimOutcome::Held {
                 issue,
                 mode: mode_of(&link, &offline_reason),

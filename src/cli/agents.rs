@@ -199,7 +199,11 @@ fn claim_next(
     let open = listing
         .issues
         .iter()
-        .filter(|s| !s.status.is_closed() && !s.merged)
+        // With `--label`, the queue is the issues with those labels: an
+        // agent working one label is done when that label's issues are.
+        .filter(|s| {
+            !s.status.is_closed() && !s.merged && labels.iter().all(|l| s.labels.contains(l))
+        })
         .count();
     if open == 0 {
         return Err(

@@ -17,6 +17,8 @@ mod backend;
 #[cfg(feature = "bench")]
 mod bench;
 #[cfg(feature = "bench")]
+mod bench_agents;
+#[cfg(feature = "bench")]
 mod bench_scale;
 #[cfg(feature = "bench")]
 mod bench_sync;
@@ -196,6 +198,9 @@ enum Command {
     /// Measure `sync` against plain `git fetch` + `git push`.
     #[cfg(feature = "bench")]
     BenchSync(bench_sync::BenchSyncArgs),
+    /// Measure `ready`/`blocked` against `issue list`, and swarm throughput.
+    #[cfg(feature = "bench")]
+    BenchAgents(bench_agents::BenchAgentsArgs),
     /// Run the tracker simulator (reposix-sim 0.14 compatible) until killed.
     #[command(
         after_help = "Examples:\n  reposix sim\n  reposix sim --bind 127.0.0.1:0 --no-seed --rate-limit 0"
@@ -686,6 +691,8 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Sync(args) => sync::run(ctx, args),
         #[cfg(feature = "bench")]
         Command::BenchSync(args) => bench_sync::bench(ctx, args),
+        #[cfg(feature = "bench")]
+        Command::BenchAgents(args) => bench_agents::bench(ctx, args),
         Command::Sim(args) => sim::run(ctx, args),
         Command::Backend(cmd) => backend::run(ctx, cmd),
         Command::Mirror(cmd) => mirror::run(ctx, cmd),

@@ -224,3 +224,19 @@ fn prime_fits_its_budget_and_says_what_it_left_out() {
     assert!(json["used_tokens"].as_u64().unwrap_or(u64::MAX) <= 1500);
     assert!(json["ready"].as_array().map(Vec::len).unwrap_or(0) > 0);
 }
+
+/// Bug pinned: `claim --next -l X` answered "nothing ready" (15) forever
+/// once X's issues were done while other open issues remained, so an
+/// agent working one label never saw its queue end; it is "all done" (16).
+#[test]
+fn claim_next_with_a_label_is_all_done_when_that_label_is() {
+    let r = TestRepo::new();
+    let q = r.new_issue("queued", &["-l", "swarm"]);
+    r.new_issue("someone else's", &[]);
+    let next = r.json(&["issue", "claim", "--next", "-l", "swarm"]);
+    assert_eq!(next["issue"], q.as_str());
+    r.rx(&["issue", "close", &q]).ok();
+    r.rx(&["issue", "claim", "--next", "-l", "swarm"]).code(16);
+    // Without the label the other issue is still there.
+    r.rx(&["issue", "claim", "--next"]).ok();
+}

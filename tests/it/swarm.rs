@@ -8,6 +8,9 @@
 //!   the double claims are detected when it comes back, resolved the same
 //!   way in both clones, and each loser stops (it never works the issue).
 //!
+//! Size: CI runs a queue of 30 issues (same 8 agents on 2 clones, same
+//! checks) so each test stays well under a minute; the issue's full run of
+//! 100 issues is `REPOSIX_SWARM_ISSUES=100` (any N works).
 //! Seeds: `REPOSIX_SWARM_SEEDS` (comma-separated, default `1`); soak:
 //! `REPOSIX_SWARM_SOAK=N` runs N more seeds with 300 issues each.
 
@@ -141,13 +144,20 @@ impl Swarm {
             .env("REPOSIX", BIN)
             .env("REPOSIX_ACTOR", name)
             .stdout(std::process::Stdio::null());
+        // Each agent's stderr goes to a file, printed if the test fails.
+        let err = std::fs::File::create(self.w.home().join(format!("{name}.err")))
+            .expect("agent stderr file");
+        cmd.stderr(err);
         cmd.spawn().expect("starting an agent")
     }
 
-    fn agents(&self, clone: &Path, prefix: &str) -> Vec<Child> {
-        (0..AGENTS_PER_CLONE)
-            .map(|k| self.agent(clone, &format!("{prefix}{k}")))
-            .collect()
+    fn agents(&self, clone: &Path, prefix: &str) -> Agents {
+        Agents(
+            (0..AGENTS_PER_CLONE)
+                .map(|k| self.agent(clone, &format!("{prefix}{k}")))
+                .collect(),
+            self.w.home().to_path_buf(),
+        )
     }
 
     /// Poll `cond` until it holds (a condition, not a guess at timing).
@@ -159,9 +169,9 @@ impl Swarm {
         }
     }
 
-    fn finish(&self, children: Vec<Child>, limit: Duration) {
+    fn finish(&self, mut children: Agents, limit: Duration) {
         let started = Instant::now();
-        for mut c in children {
+        for c in children.0.iter_mut() {
             loop {
                 if let Some(status) = c.try_wait().expect("waiting for an agent") {
                     assert!(status.success(), "agent exited {status}");
@@ -201,6 +211,38 @@ impl Swarm {
                     .count()
             })
             .unwrap_or(0)
+    }
+}
+
+/// Agent processes, killed if the test fails before they finish (else
+/// they would loop on, in a deleted directory, after the test).
+/// On failure, the end of each agent's stderr is printed.
+struct Agents(Vec<Child>, PathBuf);
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            let Ok(dir) = std::fs::read_dir(&self.1) else {
+                return;
+            };
+            for entry in dir.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "err") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                    eprintln!("--- {} (last lines, newest first)", path.display());
+                    for l in tail {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -299,14 +341,21 @@ fn check(s: &Swarm) -> usize {
     lost
 }
 
+/// Queue size per seed: 30 in CI, `REPOSIX_SWARM_ISSUES` otherwise.
+const CI_ISSUES: usize = 30;
+
 fn seeds(default: &[u64]) -> Vec<(u64, usize)> {
+    let n: usize = std::env::var("REPOSIX_SWARM_ISSUES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CI_ISSUES);
     let mut out: Vec<(u64, usize)> = match std::env::var("REPOSIX_SWARM_SEEDS") {
         Ok(v) => v
             .split(',')
             .filter_map(|s| s.trim().parse().ok())
-            .map(|s| (s, 100))
+            .map(|s| (s, n))
             .collect(),
-        Err(_) => default.iter().map(|s| (*s, 100)).collect(),
+        Err(_) => default.iter().map(|s| (*s, n)).collect(),
     };
     let soak: u64 = std::env::var("REPOSIX_SWARM_SOAK")
         .ok()
@@ -321,7 +370,7 @@ fn online_swarm_works_each_issue_once_in_dependency_order() {
     for (seed, n) in seeds(&[1]) {
         let s = Swarm::new(seed, n);
         let mut agents = s.agents(&s.a, "agent-a");
-        agents.extend(s.agents(&s.b, "agent-b"));
+        agents.0.append(&mut s.agents(&s.b, "agent-b").0);
         s.finish(agents, Duration::from_secs(600));
         let lost = check(&s);
         assert_eq!(lost, 0, "seed {seed}: online claims never lose unknowingly");
@@ -335,12 +384,20 @@ fn offline_clone_double_claims_are_detected_resolved_alike_and_losers_stop() {
         git(&s.w, &s.b, &["remote", "set-url", "origin", OFFLINE_URL]);
         let mut agents = s.agents(&s.b, "agent-b");
         // Every offline agent holds a provisional claim ...
+        let mut seen = 0;
         s.wait_for(
-            "4 provisional claims on b",
+            "4 provisional claims on b (the last count is printed above)",
             Duration::from_secs(120),
-            || s.leases_in(&s.b, "agent-b") >= AGENTS_PER_CLONE,
+            || {
+                let n = s.leases_in(&s.b, "agent-b");
+                if n != seen {
+                    eprintln!("provisional claims on b: {n}");
+                    seen = n;
+                }
+                n >= AGENTS_PER_CLONE
+            },
         );
-        agents.extend(s.agents(&s.a, "agent-a"));
+        agents.0.append(&mut s.agents(&s.a, "agent-a").0);
         // ... and the online clone has worked the top of the queue.
         s.wait_for("10 issues closed on a", Duration::from_secs(300), || {
             s.closed_in(&s.a) >= 10
