@@ -1061,16 +1061,9 @@ fn a_reused_remote_id_names_a_new_issue() {
     }
 }
 
-/// Case 4 across clones (found by the CLI checker): a tracker user deletes
-/// the marker of an issue alice created and exported; bob, who never saw
-/// alice's binding, imports it as an issue of its own. When the clones
-/// meet, bob's copy folds into alice's issue: one issue, listed once.
-#[test]
-fn a_copy_imported_without_the_marker_folds_into_the_original() {
-    let s = quiet_sim();
-    let b = backend(&s, "reposix");
-    let (a, c) = (TestRepo::new(), TestRepo::new());
-    let (alice, bob) = (a.open(), c.open());
+/// Alice creates an issue and exports it; a tracker user then rewrites its
+/// body without the `<!-- reposix:… -->` marker. Returns (issue, remote id).
+fn exported_then_marker_deleted(alice: &Repo, s: &SimHandle, b: &SimBackend) -> (IssueId, String) {
     let original = alice
         .create(
             &actor("alice"),
@@ -1082,15 +1075,29 @@ fn a_copy_imported_without_the_marker_folds_into_the_original() {
         )
         .expect("create")
         .issue;
-    sync(&alice, &b, "alice");
+    sync(alice, b, "alice");
     let remote_id = alice.show(original).expect("show").remotes[0]
         .remote_id
         .clone();
     tracker_patch_raw(
-        &s,
+        s,
         &remote_id,
         serde_json::json!({"body": "text, markerless"}),
     );
+    (original, remote_id)
+}
+
+/// Case 4 across clones (found by the CLI checker): a tracker user deletes
+/// the marker of an issue alice created and exported; bob, who never saw
+/// alice's binding, imports it as an issue of its own. When the clones
+/// meet, bob's copy folds into alice's issue: one issue, listed once.
+#[test]
+fn a_copy_imported_without_the_marker_folds_into_the_original() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let (original, _) = exported_then_marker_deleted(&alice, &s, &b);
     sync(&bob, &b, "bob");
     assert_eq!(bob.list().expect("list").issues.len(), 1);
     git_sync(&c, &a);
@@ -1118,26 +1125,7 @@ fn a_comment_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
     let b = backend(&s, "reposix");
     let (a, c) = (TestRepo::new(), TestRepo::new());
     let (alice, bob) = (a.open(), c.open());
-    let original = alice
-        .create(
-            &actor("alice"),
-            NewIssue {
-                title: "ours".into(),
-                body: "text".into(),
-                ..NewIssue::default()
-            },
-        )
-        .expect("create")
-        .issue;
-    sync(&alice, &b, "alice");
-    let remote_id = alice.show(original).expect("show").remotes[0]
-        .remote_id
-        .clone();
-    tracker_patch_raw(
-        &s,
-        &remote_id,
-        serde_json::json!({"body": "text, markerless"}),
-    );
+    let (original, remote_id) = exported_then_marker_deleted(&alice, &s, &b);
     sync(&bob, &b, "bob");
     let copy = bob.list().expect("list").issues[0].id;
     assert_ne!(copy, original, "bob imported a copy of his own");
