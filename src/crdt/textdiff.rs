@@ -200,15 +200,19 @@ fn char_splices(old: &str, new: &str) -> Vec<Splice> {
 }
 
 /// Whether `theirs` already holds every change `ours` made to `base`: each
-/// word of `base` that `ours` deleted is deleted in `theirs`, and the words
-/// `ours` inserted at a place of `base` occur, in order, among what `theirs`
-/// inserted there. This is what a three-way merge calls "both sides made
-/// the same change": merging `ours` into `theirs` would add nothing. Words
-/// (runs of non-whitespace, and runs of whitespace) rather than characters,
-/// so that common letters do not make the alignments disagree; a word of
-/// `GLUED` characters or more is also held inside a longer word of theirs
-/// (scripts written without spaces glue edits into one word).
-/// Words this long count as held when a word of theirs contains them.
+/// word of `base` that `ours` deleted is deleted in `theirs`, and the
+/// tokens `ours` inserted at a place of `base` occur, in order, among what
+/// `theirs` inserted there. This is what a three-way merge calls "both
+/// sides made the same change": merging `ours` into `theirs` would add
+/// nothing. Places are found by a diff of words (runs of non-whitespace),
+/// so that common letters and brackets do not make the alignments
+/// disagree; what was inserted at a place is compared as finer tokens: runs of letters and digits, and each other character on
+/// its own, because concurrent insertions at one place merge without a
+/// space between them (our `[b1][b3]` is held by the tracker's
+/// `[b1][t2][b3]`, which put its edit between the two); a run of `GLUED`
+/// letters or more is also held inside a longer run of theirs (scripts
+/// written without spaces glue edits into one word).
+/// Runs this long count as held when a run of theirs contains them.
 const GLUED: usize = 4;
 
 pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
@@ -222,9 +226,8 @@ pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
             .collect()
     };
     let (b, o, t) = (solid(base), solid(ours), solid(theirs));
-    let mine = hunks_of(&b, &o);
     let other = hunks_of(&b, &t);
-    for (range, ins) in &mine {
+    for (range, ins) in hunks_of(&b, &o) {
         for i in range.clone() {
             if !other.iter().any(|(ob, _)| ob.contains(&i)) {
                 return false;
@@ -233,29 +236,31 @@ pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
         if ins.is_empty() {
             continue;
         }
-        // Insertions of theirs that touch the same place of base, in order.
-        let at: Vec<&String> = other
+        // Insertions of theirs that touch the same place of base, in order,
+        // as tokens.
+        let at: Vec<String> = other
             .iter()
             .filter(|(ob, _)| ob.start <= range.end && range.start <= ob.end)
-            .flat_map(|(_, w)| w.iter())
+            .flat_map(|(_, w)| w.iter().flat_map(|w| fine(w)))
             .collect();
-        // Each inserted word, in order: equal to one of theirs, or, when
+        let ins: Vec<String> = ins.iter().flat_map(|w| fine(w)).collect();
+        // Each inserted token, in order: equal to one of theirs, or, when
         // it has at least `GLUED` characters, inside one (text without
         // spaces, such as CJK, or a word theirs extended: the tracker's
         // `係450係亴180亴` holds our `亴180亴`).
         let mut found = at.iter().peekable();
-        for w in ins {
+        for w in &ins {
             let long = w.chars().count() >= GLUED;
             loop {
                 let Some(x) = found.peek() else {
                     return false;
                 };
-                if **x == w {
+                if *x == w {
                     found.next();
                     break;
                 }
                 if long && x.contains(w.as_str()) {
-                    // The next inserted word may sit in the same one.
+                    // The next inserted token may sit in the same one.
                     break;
                 }
                 found.next();
@@ -263,6 +268,29 @@ pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
         }
     }
     true
+}
+
+/// Tokens of a text for [`holds_changes`]: runs of letters and digits, and
+/// every other character but whitespace on its own.
+fn fine(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            run.push(c);
+            continue;
+        }
+        if !run.is_empty() {
+            out.push(std::mem::take(&mut run));
+        }
+        if !c.is_whitespace() {
+            out.push(c.to_string());
+        }
+    }
+    if !run.is_empty() {
+        out.push(run);
+    }
+    out
 }
 
 /// Hunks of a diff of word lists: (range of `old` replaced, words inserted).
@@ -405,6 +433,13 @@ mod tests {
         assert!(!holds_changes("乸120乸", "亴180亴", "係450係"));
         assert!(!holds_changes("x", "ab", "cabd"));
         assert!(holds_changes("x", "ab", "c ab d"));
+        // Concurrent insertions at one place merged without a space, then
+        // the tracker's edit went between (or before) them
+        // (tracker_model, tenth trace): ours is held.
+        assert!(holds_changes("", "[b1][b3] ", "[b1][t2][b3] "));
+        assert!(holds_changes("", "[b1][b3] ", "[t2][b1][b3] "));
+        assert!(!holds_changes("", "[b1][b3] ", "[b1][t2] "));
+        assert!(!holds_changes("", "ab cd", "axb cd"));
     }
 
     #[test]
