@@ -131,14 +131,18 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
                 ins: new_run,
             });
         } else {
-            // A typo fix stays a small edit; words replaced by different
-            // words are replaced whole (their common letters are chance, and
-            // an edit reusing them would graft the new word onto the old
-            // one, which a concurrent edit may delete).
+            // A word extended (nothing deleted) or a typo fix (at most half
+            // of the longer run touched) stays a small edit; words replaced
+            // by different words are replaced whole (their common letters
+            // are chance, and an edit reusing them would graft the new word
+            // onto the old one, which a concurrent edit may delete: the
+            // brackets of `[seed]` kept around `t1` while another replica
+            // deletes `[seed]` leave `t1` bare).
             let chars = char_splices(&old_run, &new_run);
             let touched: usize = chars.iter().map(|s| s.del + s.ins.chars().count()).sum();
             let longest = old_run.chars().count().max(new_run.chars().count());
-            if touched <= longest {
+            let extends = chars.iter().all(|s| s.del == 0);
+            if extends || 2 * touched <= longest {
                 for s in chars {
                     out.push(Splice {
                         pos: pos + s.pos,
@@ -410,6 +414,31 @@ mod tests {
         check("a  b", "a b");
         check(" lead", "lead");
         check("x\t y", "x y z");
+    }
+
+    #[test]
+    fn a_word_replaced_by_another_is_replaced_whole() {
+        // Keeping the brackets of `[seed]` around `t1` would leave `t1`
+        // bare when a concurrent edit deletes `[seed]` (eleventh trace).
+        assert_eq!(
+            splices("[seed]", "[t1]"),
+            vec![Splice {
+                pos: 0,
+                del: 6,
+                ins: "[t1]".into()
+            }]
+        );
+        // A word extended keeps its characters; a typo fix stays small.
+        assert!(splices("[b1]", "[t2][b1][b3]").iter().all(|s| s.del == 0));
+        let fix = splices("recieve it", "receive it");
+        assert!(
+            fix.iter()
+                .map(|s| s.del + s.ins.chars().count())
+                .sum::<usize>()
+                <= 2,
+            "{fix:?}"
+        );
+        check("[seed]", "[t1]");
     }
 
     #[test]

@@ -1280,3 +1280,41 @@ fn tenth_shrunk_trace() {
         run(&steps).expect("converges");
     }
 }
+
+/// The eleventh trace (the CI draw of seed 1 after the tenth was fixed):
+/// a tracker user replaces the body `[seed]` by `[t1]` after deleting it;
+/// one replica derives `[seed]` → `[t1]` from the export (a typo-fix
+/// diff keeping the brackets of `[seed]`), another had derived the
+/// deletion, and a third inserted a token concurrently: the body came out
+/// `[[b2] t1]`.
+#[test]
+fn eleventh_shrunk_trace() {
+    let steps = vec![
+        Step::Backend { clone: 1 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 0,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::Meet { from: 1, to: 2 },
+        Step::Meet { from: 1, to: 0 },
+        Step::Backend { clone: 1 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 16189098849877608226,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 14598047707300359512,
+            delete: false,
+        },
+    ];
+    for _ in 0..8 {
+        run(&steps).expect("converges");
+    }
+}
