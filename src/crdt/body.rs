@@ -264,6 +264,47 @@ impl BodyDoc {
         Ok(Some(bytes))
     }
 
+    /// The text at `at` without the live characters the changes `drop`
+    /// inserted (what a join that drops them starts from).
+    pub fn text_dropping(&mut self, at: &[Bytes], drop: &[Bytes]) -> Result<String, BodyError> {
+        let mut fork = self.fork(at)?;
+        self.remove_inserted(&mut fork, drop);
+        Ok(fork
+            .text(&self.text)
+            .expect("BUG: the body object was checked to be text"))
+    }
+
+    /// Delete from `fork` the live characters the changes `drop` inserted;
+    /// whether there were any.
+    fn remove_inserted(&self, fork: &mut AutoCommit, drop: &[Bytes]) -> bool {
+        let mut ranges: Vec<(automerge::ActorId, u64, u64)> = Vec::new();
+        for h in drop {
+            let Some(hash) = to_hash(h) else { continue };
+            if let Some(c) = self.doc.get_change_by_hash(&hash) {
+                ranges.push((c.actor_id().clone(), c.start_op().get(), c.max_op()));
+            }
+        }
+        // Positions (code points) of live characters the dropped changes
+        // inserted.
+        let doomed: Vec<usize> = fork
+            .list_range(&self.text, ..)
+            .enumerate()
+            .filter(|(_, item)| match item.id() {
+                automerge::ObjId::Id(counter, actor, _) => ranges
+                    .iter()
+                    .any(|(a, lo, hi)| *a == actor && (*lo..=*hi).contains(&counter)),
+                automerge::ObjId::Root => false,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let changed = !doomed.is_empty();
+        for pos in doomed.into_iter().rev() {
+            fork.splice_text(&self.text, pos, 1, "")
+                .expect("BUG: a live character's position is in the text");
+        }
+        changed
+    }
+
     /// Like [`BodyDoc::derived_change`], but before diffing to `new_text`
     /// the change deletes every live character inserted by the changes in
     /// `drop` (their hashes): when two derivations of the same tracker text
@@ -276,13 +317,6 @@ impl BodyDoc {
         new_text: &str,
         seed: &[u8],
     ) -> Result<Option<Bytes>, BodyError> {
-        let mut ranges: Vec<(automerge::ActorId, u64, u64)> = Vec::new();
-        for h in drop {
-            let Some(hash) = to_hash(h) else { continue };
-            if let Some(c) = self.doc.get_change_by_hash(&hash) {
-                ranges.push((c.actor_id().clone(), c.start_op().get(), c.max_op()));
-            }
-        }
         let mut fork = self.fork(at)?;
         let mut full_seed = Vec::new();
         full_seed.extend_from_slice(b"dropping");
@@ -297,25 +331,7 @@ impl BodyDoc {
         }
         full_seed.extend_from_slice(blake3::hash(new_text.as_bytes()).as_bytes());
         fork.set_actor(derived_actor(&full_seed));
-        // Positions (code points) of live characters the dropped changes
-        // inserted.
-        let doomed: Vec<usize> = fork
-            .list_range(&self.text, ..)
-            .enumerate()
-            .filter(|(_, item)| match item.id() {
-                automerge::ObjId::Id(counter, actor, _) => ranges
-                    .iter()
-                    .any(|(a, lo, hi)| *a == actor && (*lo..=*hi).contains(&counter)),
-                automerge::ObjId::Root => false,
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let mut changed = false;
-        for pos in doomed.into_iter().rev() {
-            fork.splice_text(&self.text, pos, 1, "")
-                .expect("BUG: a live character's position is in the text");
-            changed = true;
-        }
+        let mut changed = self.remove_inserted(&mut fork, drop);
         changed |= write_text(&mut fork, &self.text, new_text);
         if !changed
             || fork

@@ -297,6 +297,13 @@ fn fine(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether turning `old` into `new` inserts nothing but whitespace.
+pub(crate) fn adds_nothing(old: &str, new: &str) -> bool {
+    splices(old, new)
+        .iter()
+        .all(|s| s.ins.chars().all(char::is_whitespace))
+}
+
 /// Hunks of a diff of word lists: (range of `old` replaced, words inserted).
 fn hunks_of(old: &[String], new: &[String]) -> Vec<(std::ops::Range<usize>, Vec<String>)> {
     let mut input: InternedInput<&str> = InternedInput::default();

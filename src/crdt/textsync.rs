@@ -365,19 +365,40 @@ impl BodyView {
             })
             .map(|c| c.heads.clone())
             .unwrap_or_default();
-        let mut drop: Vec<Bytes> = Vec::new();
+        // The derived changes some point does not hold are the candidates
+        // for dropping: those outside the canonical point's history first,
+        // then the others, newest revision first. One is dropped when the
+        // union's text without it (and without those dropped before) still
+        // has everything the tracker's text has (the join then inserts
+        // nothing but whitespace): its text is a second copy of edits the
+        // union holds otherwise, for instance a replica's original edit
+        // that another replica derived from the tracker without having it.
+        // Dropping the derived copy keeps the original, which later edits
+        // (a deletion) may target.
+        let mut candidates: Vec<(bool, std::cmp::Reverse<u64>, Bytes)> = Vec::new();
         for r in recs {
-            if self.doc.covers(&canonical, &r.heads) {
+            for h in &r.changes {
+                let one = std::slice::from_ref(h);
+                if recs.iter().all(|p| self.doc.covers(&p.heads, one)) {
+                    continue;
+                }
+                let inside = self.doc.covers(&canonical, one);
+                candidates.push((inside, std::cmp::Reverse(r.revision), h.clone()));
+            }
+        }
+        candidates.sort();
+        let mut drop: Vec<Bytes> = Vec::new();
+        for (_, _, h) in candidates {
+            if drop.contains(&h) {
                 continue;
             }
-            for h in &r.changes {
-                if !self.doc.covers(&canonical, std::slice::from_ref(h)) {
-                    drop.push(h.clone());
-                }
+            drop.push(h);
+            let without = self.doc.text_dropping(&union, &drop)?;
+            if !textdiff::adds_nothing(&without, &text) {
+                drop.pop();
             }
         }
         drop.sort();
-        drop.dedup();
         let change =
             self.doc
                 .derived_change_dropping(&union, &drop, &text, &seed("join", key, newest))?;

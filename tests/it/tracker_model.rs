@@ -1318,3 +1318,50 @@ fn eleventh_shrunk_trace() {
         run(&steps).expect("converges");
     }
 }
+
+/// The twelfth trace: a replica deletes a local token another replica
+/// inserted, while the inserter exports it and a third replica, which
+/// never had it, imports it from the tracker (a second copy of the same
+/// text, derived). When they meet, the deletion must win over both
+/// copies: the token came back.
+#[test]
+fn twelfth_shrunk_trace() {
+    let steps = vec![
+        Step::Meet { from: 0, to: 1 },
+        Step::LocalCommentDelete {
+            clone: 0,
+            issue: 0,
+            pick: 1606913052788820325,
+        },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 7658896138738661237,
+            delete: false,
+        },
+        Step::Meet { from: 1, to: 2 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 0,
+            pos: 858479384815319213,
+            delete: true,
+        },
+        Step::LocalTitle { clone: 0, issue: 0 },
+        Step::Backend { clone: 1 },
+        Step::Backend { clone: 0 },
+        Step::LocalCommentDelete {
+            clone: 1,
+            issue: 1,
+            pick: 4979306784297988543,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 1,
+            pos: 11226039170735322769,
+            delete: false,
+        },
+    ];
+    for _ in 0..4 {
+        run(&steps).expect("converges");
+    }
+}
