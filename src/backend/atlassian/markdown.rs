@@ -1108,7 +1108,7 @@ fn link_dest(href: &str, style: Style) -> String {
     let plain = style.level == 0
         && !href.is_empty()
         && !href.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '(' | ')' | '\\' | '&')
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '(' | ')' | '\\')
         });
     if plain {
         return href.to_owned();
