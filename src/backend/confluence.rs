@@ -14,7 +14,7 @@
 //! |---|---|
 //! | `remote_id` | page id (a decimal string) |
 //! | title | page title (Confluence requires titles to be unique among a space's current pages) |
-//! | body | storage format, one `<p>` per line, XML-escaped ([`storage`]) |
+//! | body | storage format: markdown as XHTML markup and back, text XML-escaped ([`storage`]) |
 //! | status | a label `reposix-status-<status>` (`in_progress`, `in_review`, `done`, `wont_fix`); no label means `open`. Pages have no closed state ([`Capabilities::closed_state`] is false). If a page carries several status labels, the one latest in workflow order wins and the next write removes the others |
 //! | labels | the page's other `global` labels, 1:1. Confluence lower-cases labels and forbids whitespace and ``: ; . , ? & [ ] ( ) # ^ * @ ! ' ` ``, so labels with any of these (or with the reserved `reposix-status-` prefix) are refused ([`BackendError::Refused`]) before anything is written, the page included |
 //! | assignees | none: pages have no assignee; they are always empty and ignored on write (they stay local) |

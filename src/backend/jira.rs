@@ -46,7 +46,7 @@
 //! | reposix | JIRA |
 //! |---|---|
 //! | title | `summary` |
-//! | body | `description`, through ADF ([`super::adf`]); an empty body is `null` |
+//! | body | `description`: markdown as ADF and back ([`super::adf`]); an empty body is `null` |
 //! | labels | `labels`; JIRA labels cannot contain whitespace, so such a label is refused before anything is sent |
 //! | assignees | `assignee.accountId` (at most one). JIRA accepts account ids only: local names are mapped through the [`IdentityMap`] (`git config --add reposix.identity "alice jira:<accountId>"`), and a name that is neither mapped nor shaped like an account id is refused ([`BackendError::Refused`]) before anything is sent |
 //! | marker | issue property `reposix` = `{"id": marker}` |
