@@ -26,6 +26,8 @@
 //! `2021-01-18T23:45:00.000+0000` (JIRA, no colon in the offset) and
 //! `2024-01-05T14:30:00.123Z` (Confluence) are accepted.
 
+pub mod markdown;
+
 use serde_json::Value;
 
 use super::http::{git_credential, sanitize, AllowList, Auth, HttpClient, Response, Secret};

@@ -14,7 +14,7 @@
 //! |---|---|
 //! | `remote_id` | page id (a decimal string) |
 //! | title | page title (Confluence requires titles to be unique among a space's current pages) |
-//! | body | storage format, one `<p>` per line, XML-escaped ([`storage`]) |
+//! | body | storage format: markdown as XHTML markup and back, text XML-escaped ([`storage`]) |
 //! | status | a label `reposix-status-<status>` (`in_progress`, `in_review`, `done`, `wont_fix`); no label means `open`. Pages have no closed state ([`Capabilities::closed_state`] is false). If a page carries several status labels, the one latest in workflow order wins and the next write removes the others |
 //! | labels | the page's other `global` labels, 1:1. Confluence lower-cases labels and forbids whitespace and ``: ; . , ? & [ ] ( ) # ^ * @ ! ' ` ``, so labels with any of these (or with the reserved `reposix-status-` prefix) are refused ([`BackendError::Refused`]) before anything is written, the page included |
 //! | assignees | none: pages have no assignee; they are always empty and ignored on write (they stay local) |
@@ -247,7 +247,7 @@ fn parse_page(
     Ok(RemoteIssue {
         remote_id: id,
         title: text("/title"),
-        body: normalize_newlines(&storage::to_text(body)),
+        body: normalize_newlines(&storage::to_markdown(body)),
         status,
         labels,
         assignees: Vec::new(),
@@ -272,7 +272,7 @@ fn parse_comment(v: &Value, what: &str, sent: Option<&str>) -> Result<RemoteComm
     Ok(RemoteComment {
         remote_id: id,
         author: text("/version/authorId"),
-        body: normalize_newlines(&storage::to_text(storage_of(v).or(sent).unwrap_or(""))),
+        body: normalize_newlines(&storage::to_markdown(storage_of(v).or(sent).unwrap_or(""))),
         created_at: text("/version/createdAt"),
         updated_at: text("/version/createdAt"),
         marker: marker_of(v),
@@ -692,7 +692,7 @@ impl Backend for ConfluenceBackend {
     fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
         let what = format!("Confluence create page in {}", self.space_key);
         validate_labels(&what, &new.labels)?;
-        let body = storage::from_text(&new.body);
+        let body = storage::from_markdown(&new.body);
         let req = json!({
             "spaceId": self.space_id()?,
             "status": "current",
@@ -739,7 +739,7 @@ impl Backend for ConfluenceBackend {
         let mut sent: Option<String> = None;
         if title.is_some() || body.is_some() {
             let storage_body = match body {
-                Some(b) => storage::from_text(b),
+                Some(b) => storage::from_markdown(b),
                 // Keep the stored XHTML as it is, rich formatting included.
                 None => storage_of(&page).unwrap_or("").to_owned(),
             };
@@ -823,7 +823,7 @@ impl Backend for ConfluenceBackend {
         _marker: &str,
     ) -> Result<RemoteComment, BackendError> {
         let what = format!("Confluence add comment to page {remote_id}");
-        let storage_body = storage::from_text(body);
+        let storage_body = storage::from_markdown(body);
         let req = json!({
             "pageId": remote_id,
             "body": {"representation": "storage", "value": storage_body},
@@ -852,7 +852,7 @@ impl Backend for ConfluenceBackend {
             .json(&what)?;
         let number = version_number(&current)
             .ok_or_else(|| malformed(&what, "comment without a version"))?;
-        let storage_body = storage::from_text(body);
+        let storage_body = storage::from_markdown(body);
         let req = json!({
             "version": {"number": number + 1},
             "body": {"representation": "storage", "value": storage_body},

@@ -46,7 +46,7 @@
 //! | reposix | JIRA |
 //! |---|---|
 //! | title | `summary` |
-//! | body | `description`, through ADF ([`super::adf`]); an empty body is `null` |
+//! | body | `description`: markdown as ADF and back ([`super::adf`]); an empty body is `null` |
 //! | labels | `labels`; JIRA labels cannot contain whitespace, so such a label is refused before anything is sent |
 //! | assignees | `assignee.accountId` (at most one). JIRA accepts account ids only: local names are mapped through the [`IdentityMap`] (`git config --add reposix.identity "alice jira:<accountId>"`), and a name that is neither mapped nor shaped like an account id is refused ([`BackendError::Refused`]) before anything is sent |
 //! | marker | issue property `reposix` = `{"id": marker}` |
@@ -1006,7 +1006,7 @@ fn parse_issue(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteIssue, 
     Ok(RemoteIssue {
         remote_id: key.to_owned(),
         title: text("summary"),
-        body: normalize_newlines(&adf::to_text(
+        body: normalize_newlines(&adf::to_markdown(
             fields.get("description").unwrap_or(&Value::Null),
         )),
         status,
@@ -1038,7 +1038,7 @@ fn parse_comment(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteComme
     Ok(RemoteComment {
         remote_id: id.to_owned(),
         author,
-        body: normalize_newlines(&adf::to_text(v.get("body").unwrap_or(&Value::Null))),
+        body: normalize_newlines(&adf::to_markdown(v.get("body").unwrap_or(&Value::Null))),
         created_at: text("created"),
         updated_at: text("updated"),
         marker: None,
@@ -1169,7 +1169,7 @@ impl Backend for JiraBackend {
             }
         };
         if !new.body.is_empty() {
-            put("description", adf::from_text(&new.body));
+            put("description", adf::from_markdown(&new.body));
         }
         if !new.labels.is_empty() {
             put("labels", json!(new.labels));
@@ -1249,7 +1249,7 @@ impl Backend for JiraBackend {
             let adf = if body.is_empty() {
                 Value::Null
             } else {
-                adf::from_text(body)
+                adf::from_markdown(body)
             };
             fields.insert("description".into(), adf);
         }
@@ -1384,7 +1384,7 @@ impl Backend for JiraBackend {
                 &what,
                 Method::POST,
                 &path,
-                Some(&json!({"body": adf::from_text(body)})),
+                Some(&json!({"body": adf::from_markdown(body)})),
             )?
             .json(&what)?;
         parse_comment(&v, &what, &self.ids)
@@ -1415,7 +1415,7 @@ impl Backend for JiraBackend {
                 &what,
                 Method::PUT,
                 &path,
-                Some(&json!({"body": adf::from_text(body)})),
+                Some(&json!({"body": adf::from_markdown(body)})),
             )?
             .json(&what)?;
         parse_comment(&v, &what, &self.ids)
@@ -1522,7 +1522,7 @@ mod tests {
             "id": "10002", "key": "P-1",
             "fields": {
                 "summary": "S",
-                "description": adf::from_text("x\n<y>"),
+                "description": adf::from_markdown("x\n<y>"),
                 "status": {"id": "3", "name": "In Progress", "statusCategory": {"key": "indeterminate"}},
                 "labels": ["b", "a", "a"],
                 "assignee": {"accountId": "acc-1", "displayName": "Ann"},

@@ -206,32 +206,44 @@ fn all_five_statuses_round_trip_through_labels() {
 }
 
 #[test]
-fn hostile_bodies_survive_storage_xhtml_byte_for_byte() {
+fn hostile_bodies_stay_text_in_storage_and_settle_after_one_normalisation() {
     let fake = FakeConfluence::start();
     let b = fake.backend();
     let created = b
         .create(&new_page("<b>title</b> & co", HOSTILE, "m"))
         .expect("creates");
-    // CRLF is normalised on import (issue 9, point 2).
-    let hostile_read = HOSTILE.replace("\r\n", "\n");
+    // Bodies are markdown (issue 9, point 14): HOSTILE reads back in the
+    // normal form (a paragraph line loses its indentation and trailing
+    // blanks, and with them the CRLF; entities are decoded). The HTML, the
+    // rules and the `version:` line are literal text, kept as they were.
+    let hostile_read = "<script>alert('x')</script>\n---\nversion: 999\n---\n\n\
+        indented\tand tabbed\n& <p> <![CDATA[x]]> <!-- c --> \u{a0}\u{1f600} \u{202e}rtl\n\n";
     assert_eq!(created.body, hostile_read);
     assert_eq!(created.title, "<b>title</b> & co");
     let stored = fake.page(&created.remote_id).body;
     assert_eq!(check_storage(&stored), Ok(()), "well-formed XML");
     assert!(
-        stored.starts_with("<p>&lt;script&gt;alert('x')&lt;/script&gt;</p>"),
+        stored.starts_with("<p>&lt;script&gt;alert('x')&lt;/script&gt;<br />---<br />"),
         "{stored}"
     );
     assert!(
         !stored.contains("<script") && !stored.contains("<![CDATA[") && !stored.contains("<!--")
     );
-    assert_eq!(
-        b.get(&created.remote_id)
-            .expect("reads")
-            .expect("exists")
-            .body,
-        hostile_read
-    );
+    let fresh = b.get(&created.remote_id).expect("reads").expect("exists");
+    assert_eq!(fresh.body, hostile_read);
+    // Sending the normal form back stores the same XHTML.
+    let again = b
+        .update(
+            &created.remote_id,
+            &IssuePatch {
+                body: Some(hostile_read.into()),
+                ..IssuePatch::default()
+            },
+            &fresh.revision,
+        )
+        .expect("updates");
+    assert_eq!(again.body, hostile_read);
+    assert_eq!(fake.page(&created.remote_id).body, stored);
 
     let c = b
         .add_comment(&created.remote_id, HOSTILE, "c")
@@ -246,9 +258,9 @@ fn hostile_bodies_survive_storage_xhtml_byte_for_byte() {
         "second <i>take</i>"
     );
 
-    // XML 1.0 cannot carry NUL: Confluence refuses the body loudly.
+    // XML 1.0 cannot carry C0 controls: Confluence refuses the body loudly.
     let err = b
-        .create(&new_page("nul", "a\u{0}b", "m2"))
+        .create(&new_page("ctrl", "a\u{1}b", "m2"))
         .expect_err("refused");
     assert!(
         matches!(err, BackendError::Http { status: 400, .. }),
@@ -258,7 +270,7 @@ fn hostile_bodies_survive_storage_xhtml_byte_for_byte() {
 }
 
 #[test]
-fn pages_written_by_people_read_as_plain_text() {
+fn pages_written_by_people_read_as_markdown() {
     let fake = FakeConfluence::start();
     let id = fake.seed(Seed {
         storage:
@@ -269,7 +281,7 @@ fn pages_written_by_people_read_as_plain_text() {
     });
     let b = fake.backend();
     let page = b.get(&id).expect("reads").expect("exists");
-    assert_eq!(page.body, "## Plan\n- one\n- two\na\u{a0}b\nc");
+    assert_eq!(page.body, "## Plan\n\n- one\n- two\n\na\u{a0}b\nc");
     assert_eq!(page.labels, ["team-x"]);
     assert!(page.assignees.is_empty());
     assert_eq!(page.marker, None);
@@ -647,4 +659,65 @@ fn a_403_is_reported_as_forbidden_not_as_bad_credentials() {
         fake.backend().list_changed(None),
         Err(BackendError::Http { status: 403, .. })
     ));
+}
+
+// Issue 9, point 14: bodies were stored as literal text, so `**bold**`
+// showed as typed on the page. Markdown becomes storage markup.
+#[test]
+fn markdown_bodies_are_sent_as_storage_markup() {
+    let fake = FakeConfluence::start();
+    let b = fake.backend();
+    let body = "## Plan\n\nShip **bold** and *em*, `code`, [docs](https://example.com/d).\n\n\
+                1. one\n2. two\n\n```sh\nmake\n```";
+    let created = b.create(&new_page("md", body, "m")).expect("creates");
+    assert_eq!(created.body, body, "the normal form comes back as sent");
+    let stored = fake.page(&created.remote_id).body;
+    assert_eq!(check_storage(&stored), Ok(()));
+    assert_eq!(
+        stored,
+        "<h2>Plan</h2><p>Ship <strong>bold</strong> and <em>em</em>, <code>code</code>, \
+         <a href=\"https://example.com/d\">docs</a>.</p>\
+         <ol><li><p>one</p></li><li><p>two</p></li></ol>\
+         <ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">sh</ac:parameter>\
+         <ac:plain-text-body><![CDATA[make]]></ac:plain-text-body></ac:structured-macro>"
+    );
+    fake.clear_requests();
+    let c = b
+        .add_comment(&created.remote_id, "**done**", "c")
+        .expect("comments");
+    assert_eq!(c.body, "**done**");
+    let sent: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter_map(|r| r.body.as_ref())
+        .filter_map(|v| v.pointer("/body/value").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(sent, ["<p><strong>done</strong></p>"]);
+}
+
+// Issue 9, point 14: bold set in Confluence's editor imports as
+// `**bold**`; stars typed on the page stay stars (escaped), so the round
+// trip gives Confluence back the markup it had.
+#[test]
+fn bold_written_on_a_page_imports_as_markdown_and_typed_stars_stay_text() {
+    let fake = FakeConfluence::start();
+    let storage = "<p>a <strong>bold</strong> word; typed **stars**</p>";
+    let id = fake.seed(Seed {
+        storage: storage.into(),
+        ..Seed::default()
+    });
+    let b = fake.backend();
+    let page = b.get(&id).expect("reads").expect("exists");
+    assert_eq!(page.body, "a **bold** word; typed \\*\\*stars\\*\\*");
+    b.update(
+        &id,
+        &IssuePatch {
+            body: Some(page.body.clone()),
+            ..IssuePatch::default()
+        },
+        &page.revision,
+    )
+    .expect("updates");
+    assert_eq!(fake.page(&id).body, storage);
 }

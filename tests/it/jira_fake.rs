@@ -467,8 +467,73 @@ fn adf_schema() -> &'static Value {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/atlassian/adf-schema.json"
         );
-        serde_json::from_str(&std::fs::read_to_string(path).expect("ADF schema fixture"))
-            .expect("ADF schema is JSON")
+        let mut schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("ADF schema fixture"))
+                .expect("ADF schema is JSON");
+        // The fixture references the list nodes without defining them;
+        // JIRA accepts them. Their definitions as the ADF documentation
+        // gives them (bulletList, orderedList, listItem): an item holds
+        // one or more blocks and starts with a paragraph, a code block or
+        // a media single (ProseMirror's `(paragraph | mediaSingle |
+        // codeBlock) (paragraph | bulletList | orderedList | mediaSingle |
+        // codeBlock)*`).
+        let r = |name: &str| json!({"$ref": format!("#/definitions/{name}")});
+        let first = json!({"anyOf": [
+            r("paragraph_with_no_marks_node"),
+            r("mediaSingle_full_node"),
+            r("codeBlock_with_no_marks_node"),
+        ]});
+        let rest = json!({"anyOf": [
+            r("paragraph_with_no_marks_node"),
+            r("bulletList_node"),
+            r("orderedList_node"),
+            r("mediaSingle_full_node"),
+            r("codeBlock_with_no_marks_node"),
+        ]});
+        let defs = schema["definitions"]
+            .as_object_mut()
+            .expect("ADF schema definitions");
+        defs.insert(
+            "listItem_node".into(),
+            json!({
+                "type": "object", "additionalProperties": false,
+                "required": ["type", "content"],
+                "properties": {
+                    "type": {"enum": ["listItem"]},
+                    "attrs": {"type": "object", "additionalProperties": false,
+                              "properties": {"localId": {"type": "string"}}},
+                    "content": {"type": "array", "minItems": 1, "items": [first, rest]},
+                },
+            }),
+        );
+        defs.insert(
+            "bulletList_node".into(),
+            json!({
+                "type": "object", "additionalProperties": false,
+                "required": ["type", "content"],
+                "properties": {
+                    "type": {"enum": ["bulletList"]},
+                    "attrs": {"type": "object", "additionalProperties": false,
+                              "properties": {"localId": {"type": "string"}}},
+                    "content": {"type": "array", "minItems": 1, "items": r("listItem_node")},
+                },
+            }),
+        );
+        defs.insert(
+            "orderedList_node".into(),
+            json!({
+                "type": "object", "additionalProperties": false,
+                "required": ["type", "content"],
+                "properties": {
+                    "type": {"enum": ["orderedList"]},
+                    "attrs": {"type": "object", "additionalProperties": false,
+                              "properties": {"order": {"type": "number", "minimum": 0},
+                                             "localId": {"type": "string"}}},
+                    "content": {"type": "array", "minItems": 1, "items": r("listItem_node")},
+                },
+            }),
+        );
+        schema
     })
 }
 
@@ -476,7 +541,8 @@ fn adf_schema() -> &'static Value {
 /// of JSON Schema it uses: `$ref`, `anyOf`, `allOf`, `type`, `enum`,
 /// `required`, `properties`, `additionalProperties`, `items`, `minLength`,
 /// `minItems`, `maxItems`, `minimum`, `maximum`). Definitions the schema
-/// references but does not contain match nothing.
+/// references but does not contain match nothing, except the list nodes,
+/// added from the ADF documentation (see [`adf_schema`]).
 pub fn check_adf(doc: &Value) -> Result<(), String> {
     let root = adf_schema();
     validate(root, root, doc, "$")
@@ -557,10 +623,21 @@ fn validate(root: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Str
         {
             return Err(format!("{at}: wrong number of items"));
         }
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                validate(root, item_schema, item, &format!("{at}[{i}]"))?;
+        match schema.get("items") {
+            // Positional: the first schema for the first item, the last
+            // one for every later item.
+            Some(Value::Array(tuple)) if !tuple.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    let s = &tuple[i.min(tuple.len() - 1)];
+                    validate(root, s, item, &format!("{at}[{i}]"))?;
+                }
             }
+            Some(item_schema) => {
+                for (i, item) in items.iter().enumerate() {
+                    validate(root, item_schema, item, &format!("{at}[{i}]"))?;
+                }
+            }
+            None => {}
         }
     }
     if let Some(obj) = v.as_object() {
