@@ -18,6 +18,7 @@ mod github_fake;
 mod hostile;
 mod jira;
 mod jira_fake;
+mod memory;
 mod mirror;
 mod model;
 mod project;
