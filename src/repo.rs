@@ -285,7 +285,8 @@ impl Repo {
         };
         let mut out = BTreeMap::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let bad = || RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()));
+            let bad =
+                || RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()));
             let (agent, human) = line.trim().split_once(' ').ok_or_else(bad)?;
             out.insert(
                 ActorId::new(agent).map_err(|_| bad())?,
@@ -531,8 +532,8 @@ impl Repo {
         let acts_for = self.on_behalf_of(actor)?;
         // Comments need no state: only the heads and clock, which the
         // cache's append records hold (no fold, no snapshot decoded).
-        let comments_only = acts_for.is_none()
-            && changes.iter().all(|c| matches!(c, Change::Comment(_)));
+        let comments_only =
+            acts_for.is_none() && changes.iter().all(|c| matches!(c, Change::Comment(_)));
         let (ops, base) = match cache.tip_info(issue, tip).filter(|_| comments_only) {
             Some(info) => {
                 let mut ops = Vec::new();

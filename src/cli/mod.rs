@@ -769,11 +769,12 @@ fn actor(ctx: &Ctx, cmd: ActorCmd) -> Result<(), Failure> {
             let human = on_behalf_of
                 .map(|h| ActorId::new(&h).map_err(RepoError::from))
                 .transpose()?;
-            let created = repo.add_actor(&actor)?;
+            let created = !repo.actors()?.contains(&actor);
+            // Checked (not acting for itself) before anything is written.
             let changed = match &human {
                 Some(h) => repo.set_on_behalf_of(&actor, h)?,
-                None => false,
-            };
+                None => repo.add_actor(&actor)?,
+            } && human.is_some();
             if make_default {
                 repo.use_actor(&actor)?;
             }

@@ -106,9 +106,6 @@ mod tests {
         assert_eq!(r.events.get(&fa), Some(&name("alice")));
         assert_eq!(r.events.get(&fb), Some(&name("bob")));
         assert_eq!(r.events.get(&c), None);
-        assert_eq!(
-            r.actors,
-            BTreeMap::from([(name("agent-7"), name("bob"))])
-        );
+        assert_eq!(r.actors, BTreeMap::from([(name("agent-7"), name("bob"))]));
     }
 }

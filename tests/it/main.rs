@@ -5,6 +5,7 @@ mod golden;
 
 mod agents;
 mod attach;
+mod attribution;
 mod backend_cli;
 mod cli;
 mod cli_ux;
