@@ -51,6 +51,23 @@ impl Drop for Group {
     }
 }
 
+/// Every `*.lock` file under `dir` (what a failure message shows).
+fn lock_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "lock") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// Age every `*.lock` file under `dir` past the 10 s staleness limit.
 fn age_locks(dir: &Path) -> usize {
     let mut aged = 0;
@@ -203,10 +220,12 @@ fn ok_json(home: &Path, dir: &Path, args: &[&str]) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "reposix {all:?} in {}: {}\n{}",
+        "reposix {all:?} in {}: {}\n{}\nlock files under {}: {:?}",
         dir.display(),
         stdout,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        home.display(),
+        lock_files(home)
     );
     let v: Value = serde_json::from_str(&stdout).expect("envelope");
     v["data"].clone()
@@ -658,4 +677,37 @@ fn a_lock_left_by_a_killed_mirror_push_does_not_wedge_the_next() {
     assert!(!lock.exists() && !private.exists());
     let files = t.git(&["-C", m, "ls-tree", "-r", "--name-only", "main", "issues/"]);
     assert_eq!(files.lines().count(), 2, "{files}");
+}
+
+/// Regression (found by `sigkill_at_random_points_of_sync_…`, about one
+/// run in six): a sync killed while the `receive-pack` of a remote on this
+/// machine held an issue ref's lock (killed with it) left
+/// `refs/reposix/issues/<id>.lock` in the remote, and every later sync
+/// failed to push that issue ("still behind origin after 7 push rounds").
+/// A lock there old enough to be a dead writer's is removed.
+#[test]
+fn a_lock_left_in_a_remote_on_disk_by_a_killed_sync_does_not_wedge_the_next() {
+    let t = TestRepo::new();
+    let remote = t.home().join("remote.git");
+    let url = remote.to_str().expect("UTF-8");
+    t.git(&["init", "-q", "--bare", url]);
+    // A relative URL, resolved as git does: from the top of the repository.
+    t.git(&["remote", "add", "origin", "../remote.git"]);
+    let id = t.new_issue("pushed", &[]);
+    t.json(&["sync"]);
+    t.rx(&["issue", "comment", &id, "after the crash"]).ok();
+    let lock = remote.join(format!("refs/reposix/issues/{id}.lock"));
+    std::fs::write(&lock, "").expect("lock");
+    age_locks(&remote);
+    let run = t.rx(&["sync"]).ok();
+    assert!(
+        run.stderr
+            .contains(&format!("remote.git/refs/reposix/issues/{id}.lock")),
+        "{}",
+        run.stderr
+    );
+    assert!(!lock.exists());
+    let theirs = t.git(&["-C", url, "rev-parse", &crate::support::issue_ref(&id)]);
+    let ours = t.git(&["rev-parse", &crate::support::issue_ref(&id)]);
+    assert_eq!(theirs, ours, "the comment reached the remote");
 }
