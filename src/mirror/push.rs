@@ -454,15 +454,19 @@ pub fn push_mirror(
     let trailer = format!("{}: {slug}", opts.trailer);
     // A run killed while git or gix held a ref lock (the fetch into the
     // private ref, the local record, or the `receive-pack` of a mirror on
-    // this machine) leaves the lock file behind, and every later push
-    // would fail on it: clear those old enough to be a dead writer's.
+    // this machine, which also locks `HEAD` when it names the branch, as
+    // does our `symbolic-ref`) leaves the lock file behind, and every later
+    // push would fail on it: clear those old enough to be a dead writer's.
     let mut stale_locks: Vec<String> = store
         .clear_stale_locks(&[PRIVATE_PREFIX, "refs/mirrors/"])
         .iter()
         .map(|p| p.display().to_string())
         .collect();
     if let Some(dir) = &target.local {
-        stale_locks.extend(clear_stale_ref_locks(dir, &[&branch_ref, &head, &tag_ref]));
+        stale_locks.extend(clear_stale_ref_locks(
+            dir,
+            &["HEAD", &branch_ref, &head, &tag_ref],
+        ));
     }
     let mut atomic = true;
     let mut attempts = 0;

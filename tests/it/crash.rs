@@ -547,6 +547,7 @@ fn sigkill_at_random_points_of_mirror_push_loses_nothing_and_wedges_nothing() {
             &after,
         ]);
         age_locks(&a.join(".git"));
+        age_locks(&mirror);
     }
     eprintln!("{rounds} rounds, {crashes} mirror runs killed mid-run");
     // Run again, to completion: nothing wedged.
@@ -585,10 +586,18 @@ fn sigkill_at_random_points_of_mirror_push_loses_nothing_and_wedges_nothing() {
         &["mirror", "render", rendered.to_str().expect("UTF-8")],
     );
     assert_eq!(mirror_files(&t, &mirror, "main"), rendered_files(&rendered));
-    // No lock file anywhere: a rerun cleared what the kills left.
+    // No lock file left: a rerun cleared what the kills left. Except git's
+    // own `objects/maintenance.lock` of a `git maintenance run --auto`
+    // that a mirror's `receive-pack` started and the kill took down: it
+    // blocks no push (only that repository's automatic maintenance), and
+    // a live maintenance holds it for minutes, so age does not tell a dead
+    // one; reposix leaves it to git.
     for dir in [a.join(".git"), mirror.clone()] {
-        let left = age_locks(&dir);
-        assert_eq!(left, 0, "lock files left under {}", dir.display());
+        let left: Vec<_> = lock_files(&dir)
+            .into_iter()
+            .filter(|p| !p.ends_with("objects/maintenance.lock"))
+            .collect();
+        assert!(left.is_empty(), "lock files left: {left:?}");
     }
 
     // The tracker: one issue per local issue, one comment per comment.
