@@ -28,15 +28,15 @@ use serde::{Deserialize, Serialize};
 pub const EVENT_FORMAT_VERSION: u32 = 1;
 
 /// The newest envelope version this build writes.
-pub const LATEST_EVENT_VERSION: u32 = 3;
+pub const LATEST_EVENT_VERSION: u32 = 4;
 
 /// The envelope versions this build reads: 1 (the original operations),
-/// 2 (adds `sync_body`, `observe_created`, `observe_gone`, `merged_into`)
-/// and 3 (adds `claim` and `release`).
-pub const SUPPORTED_EVENT_VERSIONS: &[u32] = &[1, 2, 3];
+/// 2 (adds `sync_body`, `observe_created`, `observe_gone`, `merged_into`),
+/// 3 (adds `claim` and `release`) and 4 (adds `on_behalf_of`).
+pub const SUPPORTED_EVENT_VERSIONS: &[u32] = &[1, 2, 3, 4];
 
 /// How the supported versions read in errors.
-pub const SUPPORTED_EVENT_VERSIONS_TEXT: &str = "1, 2, 3";
+pub const SUPPORTED_EVENT_VERSIONS_TEXT: &str = "1, 2, 3, 4";
 
 /// Longest lease a `claim` may ask for (30 days, in ms).
 pub const MAX_CLAIM_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -649,6 +649,13 @@ pub enum Op {
     /// Format 3. The writer gives up its lease (and acknowledges a lost
     /// claim whose winner it has seen).
     Release {},
+    /// Format 4. The writer (an agent) acts for `human` from this event on
+    /// (see [`crate::crdt::attribution`]): written before an agent's first
+    /// write to an issue, and again when the human it acts for changes.
+    OnBehalfOf {
+        /// The person the agent acts for.
+        human: ActorId,
+    },
 }
 
 impl Op {
@@ -680,12 +687,14 @@ impl Op {
             Op::MergedInto { .. } => "merged_into",
             Op::Claim { .. } => "claim",
             Op::Release {} => "release",
+            Op::OnBehalfOf { .. } => "on_behalf_of",
         }
     }
 
     /// The first envelope version in which this operation exists.
     pub fn since_version(&self) -> u32 {
         match self {
+            Op::OnBehalfOf { .. } => 4,
             Op::Claim { .. } | Op::Release {} => 3,
             Op::SyncBody { .. }
             | Op::ObserveCreated { .. }
@@ -864,6 +873,7 @@ impl Event {
             | Op::ObserveGone { .. }
             | Op::MergedInto { .. }
             | Op::Release {}
+            | Op::OnBehalfOf { .. }
             | Op::ObserveComment { .. }
             | Op::Bind { .. }
             | Op::BindComment { .. }
@@ -997,7 +1007,7 @@ mod tests {
         let err = Event::decode(&e.encode()).expect_err("v7 must not decode");
         assert_eq!(
             err.to_string(),
-            "unsupported event format version 7 (supported: 1, 2, 3)"
+            "unsupported event format version 7 (supported: 1, 2, 3, 4)"
         );
     }
 

@@ -5,7 +5,7 @@
 //! its own beyond the git repository: actors live in `.git/reposix/`, the
 //! listing index is a cache, everything else is in the refs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -272,6 +272,54 @@ impl Repo {
         self.write_file("actor", &format!("{actor}\n"))
     }
 
+    /// The human each agent acts for (`.git/reposix/on-behalf-of`, one
+    /// `AGENT HUMAN` per line): local configuration, written into an
+    /// issue's log as an `on_behalf_of` event by the agent's first write
+    /// there (see [`Repo::apply`]).
+    pub fn attributions(&self) -> Result<BTreeMap<ActorId, ActorId>, RepoError> {
+        let path = self.reposix_dir().join("on-behalf-of");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return self.io(&path, Err(e)),
+        };
+        let mut out = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let bad =
+                || RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()));
+            let (agent, human) = line.trim().split_once(' ').ok_or_else(bad)?;
+            out.insert(
+                ActorId::new(agent).map_err(|_| bad())?,
+                ActorId::new(human.trim()).map_err(|_| bad())?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The human `agent` acts for, if any.
+    pub fn on_behalf_of(&self, agent: &ActorId) -> Result<Option<ActorId>, RepoError> {
+        Ok(self.attributions()?.remove(agent))
+    }
+
+    /// Record that `agent` acts for `human` (registering the agent).
+    /// Returns false if it already did.
+    pub fn set_on_behalf_of(&self, agent: &ActorId, human: &ActorId) -> Result<bool, RepoError> {
+        if agent == human {
+            return Err(RepoError::Rejected(format!(
+                "{agent} cannot act on behalf of itself"
+            )));
+        }
+        self.add_actor(agent)?;
+        let mut all = self.attributions()?;
+        if all.get(agent) == Some(human) {
+            return Ok(false);
+        }
+        all.insert(agent.clone(), human.clone());
+        let text: String = all.iter().map(|(a, h)| format!("{a} {h}\n")).collect();
+        self.write_file("on-behalf-of", &text)?;
+        Ok(true)
+    }
+
     fn write_file(&self, name: &str, text: &str) -> Result<(), RepoError> {
         let path = self.reposix_dir().join(name);
         self.io(
@@ -382,27 +430,47 @@ impl Repo {
                 .map_err(|e| RepoError::Rejected(e.to_string()))?
                 .edit(&new.body)
         };
-        let event = Event {
-            v: EVENT_FORMAT_VERSION,
-            issue,
-            actor: actor.clone(),
-            lamport: 1,
-            wall_ms: now_ms(),
-            parents: vec![],
-            op: Op::Create {
-                title: new.title.trim().to_owned(),
-                body,
-                status: new.status.unwrap_or(Status::Open),
-                labels: sorted_unique(&new.labels),
-                assignees: sorted_unique(&new.assignees),
-            },
+        let wall_ms = now_ms();
+        let mut ops = Vec::new();
+        // An agent's first event says whom it acts for, so every replica
+        // sees the attribution of the create.
+        if let Some(human) = self.on_behalf_of(actor)? {
+            ops.push(Op::OnBehalfOf { human });
+        }
+        ops.push(Op::Create {
+            title: new.title.trim().to_owned(),
+            body,
+            status: new.status.unwrap_or(Status::Open),
+            labels: sorted_unique(&new.labels),
+            assignees: sorted_unique(&new.assignees),
+        });
+        let mut sealed = Vec::with_capacity(ops.len());
+        let mut parents = vec![];
+        for (lamport, op) in (1..).zip(ops) {
+            let event = Event {
+                v: op.since_version().max(EVENT_FORMAT_VERSION),
+                issue,
+                actor: actor.clone(),
+                lamport,
+                wall_ms,
+                parents: std::mem::take(&mut parents),
+                op,
+            };
+            event.validate()?;
+            let (id, bytes) = event.seal();
+            parents = vec![id];
+            sealed.push((id, bytes));
+        }
+        let summary = if sealed.len() > 1 {
+            "on_behalf_of, create"
+        } else {
+            "create"
         };
-        event.validate()?;
-        let (id, bytes) = event.seal();
-        let appended = self.store.append(issue, &[(id, bytes)], "create")?;
+        let ids = sealed.iter().map(|(id, _)| *id).collect();
+        let appended = self.store.append(issue, &sealed, summary)?;
         Ok(Written {
             issue,
-            events: vec![id],
+            events: ids,
             retries: appended.retries,
         })
     }
@@ -459,9 +527,13 @@ impl Repo {
             .store
             .read_ref(&repo, &refname)?
             .ok_or_else(|| StoreError::NotFound(issue.to_string()))?;
+        // An agent acting for someone says so in the issue before its
+        // first write there (and when the human changes).
+        let acts_for = self.on_behalf_of(actor)?;
         // Comments need no state: only the heads and clock, which the
         // cache's append records hold (no fold, no snapshot decoded).
-        let comments_only = changes.iter().all(|c| matches!(c, Change::Comment(_)));
+        let comments_only =
+            acts_for.is_none() && changes.iter().all(|c| matches!(c, Change::Comment(_)));
         let (ops, base) = match cache.tip_info(issue, tip).filter(|_| comments_only) {
             Some(info) => {
                 let mut ops = Vec::new();
@@ -483,7 +555,12 @@ impl Repo {
                         Basis::Set(&loaded)
                     }
                 };
-                let ops = ops_for(issue, &cached.state, &basis, changes)?;
+                let mut ops = ops_for(issue, &cached.state, &basis, changes)?;
+                if let Some(human) = acts_for {
+                    if !ops.is_empty() && cached.state.on_behalf_of.get(actor) != Some(&human) {
+                        ops.insert(0, Op::OnBehalfOf { human });
+                    }
+                }
                 (ops, basis.tip_info())
             }
         };

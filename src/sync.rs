@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gix::bstr::ByteSlice;
@@ -587,6 +587,39 @@ fn backoff(round: u32) {
 }
 
 impl Session<'_> {
+    /// The git directory of the remote when it is a repository on this
+    /// machine (a path or `file://` URL; relative to where git runs, the
+    /// top of this repository), else `None`.
+    fn local_remote_dir(&self) -> Option<PathBuf> {
+        let config = self.repo.config_snapshot();
+        let url = ["pushurl", "url"]
+            .iter()
+            .find_map(|key| {
+                config
+                    .string(format!("remote.{}.{key}", self.remote.arg).as_str())
+                    .map(|v| v.to_str_lossy().into_owned())
+            })
+            .unwrap_or_else(|| self.remote.arg.clone());
+        let path = match url.strip_prefix("file://") {
+            Some(p) => p,
+            None if url.contains("://") => return None,
+            // scp-like `host:path`
+            None if url.split('/').next().is_some_and(|s| s.contains(':')) => return None,
+            None => &url,
+        };
+        let top = match self.store.git_dir().file_name() {
+            Some(name) if name == ".git" => self.store.git_dir().parent()?.to_path_buf(),
+            _ => self.store.git_dir().to_path_buf(),
+        };
+        let path = top.join(path);
+        let git_dir = if path.join(".git").is_dir() {
+            path.join(".git")
+        } else {
+            path
+        };
+        git_dir.join("HEAD").is_file().then_some(git_dir)
+    }
+
     fn run(&mut self) -> Result<(), SyncError> {
         // Locks a killed sync (or a git it ran) left would wedge every
         // later one: clear the stale ones in each namespace we write.
@@ -594,6 +627,14 @@ impl Session<'_> {
             .store
             .clear_stale_locks(&["refs/reposix/", TRACKING_ROOT, STAGING_ROOT])
             .into_iter()
+            .chain(
+                // A remote on this machine: a `receive-pack` killed with a
+                // sync leaves its locks there, and each later push of
+                // those issues is refused.
+                self.local_remote_dir()
+                    .map(|dir| crate::store::git::clear_stale_locks_in(&dir, &["refs/reposix/"]))
+                    .unwrap_or_default(),
+            )
             .map(|p| p.display().to_string())
             .collect();
         self.local = self.local_tips()?;

@@ -132,7 +132,7 @@ fn generate(u: &mut Unstructured<'_>) -> Result<Vec<(EventId, Event)>> {
         };
         let name = |u: &mut Unstructured<'_>| pick(u, &NAMES).map(|s| (*s).to_owned());
         let text = |u: &mut Unstructured<'_>| pick(u, &TEXTS).map(|s| (*s).to_owned());
-        let op = match u.int_in_range(0..=17)? {
+        let op = match u.int_in_range(0..=18)? {
             0 => Op::Create {
                 title: "t".into(),
                 body: body_change(u, issue, &bodies)?,
@@ -218,6 +218,9 @@ fn generate(u: &mut Unstructured<'_>) -> Result<Vec<(EventId, Event)>> {
                 remote_id: "1".into(),
                 revision: u.int_in_range(0..=5)?,
             },
+            17 => Op::OnBehalfOf {
+                human: ActorId::new(pick(u, &ACTORS)?).expect("valid actor"),
+            },
             _ => Op::AddComment {
                 body: "another".into(),
             },
@@ -227,7 +230,7 @@ fn generate(u: &mut Unstructured<'_>) -> Result<Vec<(EventId, Event)>> {
         }
         let is_comment = matches!(op, Op::AddComment { .. });
         let event = Event {
-            v: EVENT_FORMAT_VERSION,
+            v: op.since_version().max(EVENT_FORMAT_VERSION),
             issue,
             actor: ActorId::new(pick(u, &ACTORS)?).expect("valid actor"),
             lamport,

@@ -6,7 +6,7 @@ use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 
 use reposix::crdt::{IssueState, Link};
-use reposix::event::{EventId, IssueId, Op, Status};
+use reposix::event::{ActorId, EventId, IssueId, Op, Status};
 use reposix::repo::{Change, NewIssue, Repo, Written};
 use reposix::store::index::IssueSummary;
 
@@ -784,10 +784,14 @@ fn render_state(
         }
         out.push('\n');
     }
+    for (agent, human) in &s.on_behalf_of {
+        out.push_str(&format!("agent:     {agent} acts on behalf of {human}\n"));
+    }
     out.push_str(&format!(
-        "created {} by {} · updated {} · {} events\n",
+        "created {} by {}{} · updated {} · {} events\n",
         style.when(s.created_ms, now),
         s.created_by,
+        for_whom(s.created_on_behalf_of.as_ref()),
         style.when(s.updated_ms, now),
         s.event_count
     ));
@@ -800,9 +804,10 @@ fn render_state(
     }
     for c in &s.comments {
         out.push_str(&format!(
-            "\n--- comment {} by {}, {}{}\n{}\n",
+            "\n--- comment {} by {}{}, {}{}\n{}\n",
             c.id.short(),
             c.author,
+            for_whom(c.on_behalf_of.as_ref()),
             style.when(c.created_ms, now),
             if c.edited { " (edited)" } else { "" },
             c.body
@@ -811,11 +816,21 @@ fn render_state(
     out
 }
 
+/// ` (on behalf of HUMAN)` after an agent's name, or nothing.
+fn for_whom(human: Option<&ActorId>) -> String {
+    human
+        .map(|h| format!(" (on behalf of {h})"))
+        .unwrap_or_default()
+}
+
 #[derive(Serialize)]
 struct LogEntry<'a> {
     id: EventId,
     lamport: u64,
     actor: &'a str,
+    /// The human the actor (an agent) wrote this event for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<&'a str>,
     wall_ms: i64,
     /// `wall_ms` as RFC 3339 (display only: merges never read it).
     at: String,
@@ -851,6 +866,7 @@ fn op_summary(op: &Op) -> String {
             if *online { "online" } else { "provisional" }
         ),
         Op::Release {} => "release".to_owned(),
+        Op::OnBehalfOf { human } => format!("acts on behalf of {human}"),
         Op::SetField {
             name,
             value: Some(v),
@@ -917,12 +933,14 @@ pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
     let log = repo.load(id).map_err(Failure::from)?;
     let ordered = log.events.ordered();
     let invalid = log.events.invalid();
+    let attribution = reposix::crdt::attribution::resolve(&log.events);
     let entries: Vec<LogEntry<'_>> = ordered
         .iter()
         .map(|(stamp, e)| LogEntry {
             id: stamp.id,
             lamport: e.lamport,
             actor: e.actor.as_str(),
+            on_behalf_of: attribution.events.get(&stamp.id).map(ActorId::as_str),
             wall_ms: e.wall_ms,
             at: reposix::time::format_millis(e.wall_ms),
             parents: &e.parents,
@@ -942,11 +960,15 @@ pub fn log(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
                     .as_ref()
                     .map(|why| format!("  [invalid, ignored: {why}]"))
                     .unwrap_or_default();
+                let actor = match e.on_behalf_of {
+                    Some(h) => format!("{} (for {h})", e.actor),
+                    None => e.actor.to_owned(),
+                };
                 format!(
                     "{} {:>4} {:<12} {:<20} {}{invalid}\n",
                     e.id.short(),
                     e.lamport,
-                    e.actor,
+                    line(&actor),
                     style.when(e.wall_ms, now),
                     line(&e.summary)
                 )

@@ -305,8 +305,16 @@ fn pushed_text(r: &MirrorReport) -> String {
     )
 }
 
-/// A clone of a mirror whose `HEAD` names no branch checks out nothing.
+/// A clone of a mirror whose `HEAD` names no branch checks out nothing;
+/// and the lock files a killed run had left, now removed.
 fn warn_default_branch(ctx: &Ctx, r: &MirrorReport) {
+    if !ctx.out.json {
+        for l in &r.stale_locks {
+            ctx.out.warn(&format!(
+                "removed a stale lock left by a killed writer: {l}"
+            ));
+        }
+    }
     if r.default_branch.is_none() && !ctx.out.json {
         ctx.out.warn(&format!(
             "the mirror's HEAD names no branch, so a clone checks out nothing: \

@@ -258,7 +258,7 @@ enum Command {
 enum ActorCmd {
     /// Register an actor (and make it the default with --use).
     #[command(
-        after_help = "Examples:\n  reposix actor new alice\n  reposix actor new ci-bot --use"
+        after_help = "Examples:\n  reposix actor new alice\n  reposix actor new ci-bot --use\n  reposix actor new agent-7 --on-behalf-of alice"
     )]
     New {
         /// Name: letters, digits and `._@+-`.
@@ -266,6 +266,10 @@ enum ActorCmd {
         /// Also make it the default actor.
         #[arg(long = "use")]
         make_default: bool,
+        /// The person this actor (an agent) acts for: recorded in each
+        /// issue it writes to, shown by `show` and `log` on every replica.
+        #[arg(long, value_name = "HUMAN")]
+        on_behalf_of: Option<String>,
     },
     /// List registered actors; `*` marks the default.
     #[command(after_help = "Examples:\n  reposix actor list\n  reposix --json actor list")]
@@ -756,28 +760,65 @@ fn man_pages(ctx: &Ctx, out: &std::path::Path) -> Result<(), Failure> {
 fn actor(ctx: &Ctx, cmd: ActorCmd) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     match cmd {
-        ActorCmd::New { name, make_default } => {
+        ActorCmd::New {
+            name,
+            make_default,
+            on_behalf_of,
+        } => {
             let actor = ActorId::new(&name).map_err(RepoError::from)?;
-            let created = repo.add_actor(&actor)?;
+            let human = on_behalf_of
+                .map(|h| ActorId::new(&h).map_err(RepoError::from))
+                .transpose()?;
+            let created = !repo.actors()?.contains(&actor);
+            // Checked (not acting for itself) before anything is written.
+            let changed = match &human {
+                Some(h) => repo.set_on_behalf_of(&actor, h)?,
+                None => repo.add_actor(&actor)?,
+            } && human.is_some();
             if make_default {
                 repo.use_actor(&actor)?;
             }
+            let acts_for = repo.on_behalf_of(&actor)?;
             ctx.out.done(
-                &serde_json::json!({"actor": actor.as_str(), "created": created, "default": make_default}),
-                || match (created, make_default) {
-                    (true, true) => format!("created actor {actor} (default)"),
-                    (true, false) => format!("created actor {actor}"),
-                    (false, true) => format!("actor {actor} exists; now the default"),
-                    (false, false) => format!("actor {actor} already exists"),
+                &serde_json::json!({
+                    "actor": actor.as_str(),
+                    "created": created,
+                    "default": make_default,
+                    "on_behalf_of": acts_for.as_ref().map(ActorId::as_str),
+                }),
+                || {
+                    let mut text = match (created, make_default) {
+                        (true, true) => format!("created actor {actor} (default)"),
+                        (true, false) => format!("created actor {actor}"),
+                        (false, true) => format!("actor {actor} exists; now the default"),
+                        (false, false) => format!("actor {actor} already exists"),
+                    };
+                    match (&acts_for, changed) {
+                        (Some(h), true) => {
+                            text.push_str(&format!(", acting on behalf of {h}"));
+                        }
+                        (Some(h), false) => {
+                            text.push_str(&format!(" (acts on behalf of {h})"));
+                        }
+                        (None, _) => {}
+                    }
+                    text
                 },
             )
         }
         ActorCmd::List => {
             let all = repo.actors()?;
             let default = repo.default_actor()?;
+            let attributions = repo.attributions()?;
             let rows: Vec<_> = all
                 .iter()
-                .map(|a| serde_json::json!({"actor": a.as_str(), "default": Some(a) == default.as_ref()}))
+                .map(|a| {
+                    let mut row = serde_json::json!({"actor": a.as_str(), "default": Some(a) == default.as_ref()});
+                    if let Some(h) = attributions.get(a) {
+                        row["on_behalf_of"] = h.as_str().into();
+                    }
+                    row
+                })
                 .collect();
             ctx.out.done(&rows, || {
                 all.iter()
@@ -787,7 +828,10 @@ fn actor(ctx: &Ctx, cmd: ActorCmd) -> Result<(), Failure> {
                         } else {
                             " "
                         };
-                        format!("{mark} {a}\n")
+                        match attributions.get(a) {
+                            Some(h) => format!("{mark} {a} (on behalf of {h})\n"),
+                            None => format!("{mark} {a}\n"),
+                        }
                     })
                     .collect()
             })

@@ -48,7 +48,10 @@ pub fn is_local(op: &Op) -> bool {
         | Op::MergedInto { .. }
         // Claim resolution asks causal questions of the whole set.
         | Op::Claim { .. }
-        | Op::Release {} => false,
+        | Op::Release {}
+        // Attributions are few (one per agent and issue): folded whole
+        // rather than kept in the compact fold and its cache encoding.
+        | Op::OnBehalfOf { .. } => false,
     }
 }
 
@@ -348,7 +351,8 @@ impl Folded {
             | Op::ObserveGone { .. }
             | Op::MergedInto { .. }
             | Op::Claim { .. }
-            | Op::Release {} => {
+            | Op::Release {}
+            | Op::OnBehalfOf { .. } => {
                 unreachable!("BUG: Folded::add checks that every operation is local")
             }
         }
@@ -377,6 +381,7 @@ impl Folded {
                 edited: edit.is_some(),
                 created_ms: c.created_ms,
                 remote: None,
+                on_behalf_of: None,
             });
         }
         Ok(IssueState {
@@ -407,6 +412,8 @@ impl Folded {
             remotes: Vec::new(),
             merged_into: None,
             claims: super::claims::Claims::default(),
+            created_on_behalf_of: None,
+            on_behalf_of: BTreeMap::new(),
         })
     }
 
@@ -433,6 +440,7 @@ impl Folded {
                 body: edit.map_or(c.body, |(_, b)| b),
                 created_ms: c.created_ms,
                 remote: None,
+                on_behalf_of: None,
             });
         }
         Ok(IssueState {
@@ -458,6 +466,8 @@ impl Folded {
             remotes: Vec::new(),
             merged_into: None,
             claims: super::claims::Claims::default(),
+            created_on_behalf_of: None,
+            on_behalf_of: BTreeMap::new(),
         })
     }
 
@@ -907,6 +917,7 @@ pub fn state_to_bytes(s: &IssueState) -> Vec<u8> {
                 e.s(&r.author);
             }
         }
+        e.opt_s(c.on_behalf_of.as_ref().map(ActorId::as_str));
     }
     e.u(s.deleted_comments as u64);
     e.s(s.created_by.as_str());
@@ -952,7 +963,19 @@ pub fn state_to_bytes(s: &IssueState) -> Vec<u8> {
         e.u(u64::from(l.knew));
         e.u(u64::from(l.acknowledged));
     }
+    e.opt_s(s.created_on_behalf_of.as_ref().map(ActorId::as_str));
+    e.u(s.on_behalf_of.len() as u64);
+    for (agent, human) in &s.on_behalf_of {
+        e.s(agent.as_str());
+        e.s(human.as_str());
+    }
     e.0
+}
+
+fn opt_actor(d: &mut Dec<'_>) -> D<Option<ActorId>> {
+    d.opt_s()?
+        .map(|a| ActorId::new(&a).map_err(|_| CacheDecodeError))
+        .transpose()
 }
 
 /// Decode [`state_to_bytes`].
@@ -994,6 +1017,7 @@ pub fn state_from_bytes(bytes: &[u8]) -> Result<IssueState, CacheDecodeError> {
                 }),
                 _ => return Err(CacheDecodeError),
             },
+            on_behalf_of: opt_actor(&mut d)?,
         });
     }
     let deleted_comments = d.count()?;
@@ -1044,6 +1068,12 @@ pub fn state_from_bytes(bytes: &[u8]) -> Result<IssueState, CacheDecodeError> {
             acknowledged: bool_of(d.u()?)?,
         });
     }
+    let created_on_behalf_of = opt_actor(&mut d)?;
+    let mut on_behalf_of = BTreeMap::new();
+    for _ in 0..d.len()? {
+        let agent = d.actor()?;
+        on_behalf_of.insert(agent, d.actor()?);
+    }
     if !d.0.is_empty() {
         return Err(CacheDecodeError);
     }
@@ -1067,5 +1097,7 @@ pub fn state_from_bytes(bytes: &[u8]) -> Result<IssueState, CacheDecodeError> {
         remotes,
         merged_into,
         claims: super::claims::Claims { lease, lost },
+        created_on_behalf_of,
+        on_behalf_of,
     })
 }

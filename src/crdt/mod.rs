@@ -16,6 +16,7 @@
 //!
 //! No I/O, no clock, no async.
 
+pub mod attribution;
 pub mod body;
 pub mod claims;
 pub mod clock;
@@ -98,6 +99,9 @@ pub struct Comment {
     /// The tracker comment this comment is bound to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<CommentRemote>,
+    /// The human the author (an agent) wrote it for ([`attribution`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<ActorId>,
 }
 
 /// Where a comment lives on a tracker.
@@ -182,6 +186,13 @@ pub struct IssueState {
     /// Leases and lost claims ([`claims`]).
     #[serde(skip_serializing_if = "claims::Claims::is_empty")]
     pub claims: claims::Claims,
+    /// The human the creator (an agent) created the issue for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_on_behalf_of: Option<ActorId>,
+    /// The human each agent that wrote here acts for, as of its last
+    /// event ([`attribution`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_behalf_of: BTreeMap<ActorId, ActorId>,
 }
 
 /// A deduplicated set of one issue's events, with the derived data writers
@@ -529,6 +540,7 @@ impl EventSet {
                             edited: false,
                             created_ms: e.wall_ms,
                             remote: None,
+                            on_behalf_of: None,
                         },
                     );
                 }
@@ -555,9 +567,22 @@ impl EventSet {
                 | Op::ObserveGone { .. }
                 | Op::MergedInto { .. }
                 | Op::Claim { .. }
-                | Op::Release {} => {}
+                | Op::Release {}
+                | Op::OnBehalfOf { .. } => {}
             }
         }
+        let attribution = attribution::resolve(self);
+        for c in comments.values_mut() {
+            c.on_behalf_of = attribution.events.get(&c.id).cloned();
+        }
+        let created_on_behalf_of = matches!(first_create.op, Op::Create { .. })
+            .then(|| {
+                ordered
+                    .iter()
+                    .find(|(_, e)| matches!(e.op, Op::Create { .. }))
+                    .and_then(|(stamp, _)| attribution.events.get(&stamp.id).cloned())
+            })
+            .flatten();
         for (id, body) in edits {
             if let Some(c) = comments.get_mut(&id) {
                 c.body = body.to_owned();
@@ -625,6 +650,8 @@ impl EventSet {
             remotes,
             merged_into: self.merged_into(),
             claims: claims::resolve(self),
+            created_on_behalf_of,
+            on_behalf_of: attribution.actors,
         })
     }
 
@@ -1037,6 +1064,7 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                 edited: chain.len() > 1,
                 created_ms,
                 remote,
+                on_behalf_of: None,
             });
         }
         // Comments only the tracker has come after the local ones, oldest

@@ -138,7 +138,21 @@ impl Git<'_> {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        let message = lines[lines.len().saturating_sub(8)..].join("; ");
+        // The last lines, and git's first `error:`/`fatal:` lines, which
+        // name the cause (a lock file, a missing repository) when a long
+        // tail of per-ref rejections follows them.
+        let tail = lines.len().saturating_sub(8);
+        let is_error = |l: &str| {
+            let l = l.strip_prefix("remote:").map_or(l, str::trim_start);
+            l.starts_with("error:") || l.starts_with("fatal:")
+        };
+        let causes: Vec<usize> = (0..tail).filter(|i| is_error(lines[*i])).take(2).collect();
+        let message = causes
+            .into_iter()
+            .chain(tail..lines.len())
+            .map(|i| lines[i])
+            .collect::<Vec<_>>()
+            .join("; ");
         MirrorError::Push {
             mirror: self.display.to_owned(),
             reason: classify(text, refused),

@@ -20,6 +20,7 @@ use super::{
     PRIVATE_PREFIX,
 };
 use crate::backend::BackendKind;
+use crate::store::git::STALE_LOCK;
 use crate::store::{GitEventStore, Oid};
 use crate::sync::{parse_porcelain, sanitize, PushStatus};
 use crate::timestamp;
@@ -257,6 +258,10 @@ pub struct MirrorReport {
     pub default_branch: Option<String>,
     /// Whether this push pointed the mirror's `HEAD` at the branch.
     pub default_branch_set: bool,
+    /// Ref lock files a killed run had left (here, or in a mirror on this
+    /// machine) that this push removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale_locks: Vec<String>,
 }
 
 fn check_options(opts: &MirrorOptions) -> Result<(), MirrorError> {
@@ -447,6 +452,22 @@ pub fn push_mirror(
     let tag_ref = synced_at_ref(slug);
     let private = format!("{PRIVATE_PREFIX}{slug}/{}", opts.branch);
     let trailer = format!("{}: {slug}", opts.trailer);
+    // A run killed while git or gix held a ref lock (the fetch into the
+    // private ref, the local record, or the `receive-pack` of a mirror on
+    // this machine, which also locks `HEAD` when it names the branch, as
+    // does our `symbolic-ref`) leaves the lock file behind, and every later
+    // push would fail on it: clear those old enough to be a dead writer's.
+    let mut stale_locks: Vec<String> = store
+        .clear_stale_locks(&[PRIVATE_PREFIX, "refs/mirrors/"])
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    if let Some(dir) = &target.local {
+        stale_locks.extend(clear_stale_ref_locks(
+            dir,
+            &["HEAD", &branch_ref, &head, &tag_ref],
+        ));
+    }
     let mut atomic = true;
     let mut attempts = 0;
     loop {
@@ -549,6 +570,7 @@ pub fn push_mirror(
                 return Ok(MirrorReport {
                     default_branch,
                     default_branch_set,
+                    stale_locks,
                     slug: slug.to_owned(),
                     mirror: display,
                     branch: opts.branch.clone(),
@@ -575,6 +597,27 @@ pub fn push_mirror(
             }
         }
     }
+}
+
+/// Remove the lock files of `refs` in the repository at `git_dir` (files
+/// ref storage) that are older than [`STALE_LOCK`]: left by a killed
+/// writer, as git renames a lock into place atomically. Returns the files
+/// removed.
+fn clear_stale_ref_locks(git_dir: &Path, refs: &[&str]) -> Vec<String> {
+    let mut removed = Vec::new();
+    for name in refs {
+        let lock = git_dir.join(format!("{name}.lock"));
+        let stale = std::fs::symlink_metadata(&lock)
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > STALE_LOCK);
+        if stale && std::fs::remove_file(&lock).is_ok() {
+            removed.push(lock.display().to_string());
+        }
+    }
+    removed
 }
 
 /// Read a push's outcome for our refs.

@@ -27,6 +27,43 @@ pub const STALE_LOCK: Duration = Duration::from_secs(10);
 /// How long an append keeps retrying before giving up.
 const APPEND_DEADLINE: Duration = Duration::from_secs(120);
 
+/// [`GitEventStore::clear_stale_locks`] in the repository whose common git
+/// directory is `common` (also a remote on this machine, where a
+/// `receive-pack` killed with our push leaves its locks).
+pub fn clear_stale_locks_in(common: &Path, namespaces: &[&str]) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for ns in namespaces {
+        let mut dirs = vec![common.join(ns.trim_end_matches('/'))];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                // The file type comes with the directory entry: only
+                // lock files cost a stat (10,000 loose refs stay cheap).
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "lock") {
+                    continue;
+                }
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > STALE_LOCK);
+                if stale && std::fs::remove_file(&path).is_ok() {
+                    removed.push(path);
+                }
+            }
+        }
+    }
+    removed
+}
+
 /// The git-backed event store.
 #[derive(Clone)]
 pub struct GitEventStore {
@@ -93,38 +130,7 @@ impl GitEventStore {
     /// ref until they go. Git renames a lock into place atomically, so the
     /// ref beside a lock is intact either way. Returns the files removed.
     pub fn clear_stale_locks(&self, namespaces: &[&str]) -> Vec<PathBuf> {
-        let common = self.repo().common_dir().to_path_buf();
-        let mut removed = Vec::new();
-        for ns in namespaces {
-            let mut dirs = vec![common.join(ns.trim_end_matches('/'))];
-            while let Some(dir) = dirs.pop() {
-                let Ok(entries) = std::fs::read_dir(&dir) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    // The file type comes with the directory entry: only
-                    // lock files cost a stat (10,000 loose refs stay cheap).
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        dirs.push(path);
-                        continue;
-                    }
-                    if path.extension().is_none_or(|e| e != "lock") {
-                        continue;
-                    }
-                    let stale = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|m| m.elapsed().ok())
-                        .is_some_and(|age| age > STALE_LOCK);
-                    if stale && std::fs::remove_file(&path).is_ok() {
-                        removed.push(path);
-                    }
-                }
-            }
-        }
-        removed
+        clear_stale_locks_in(self.repo().common_dir(), namespaces)
     }
 
     /// A thread-local handle on the repository.

@@ -5,6 +5,7 @@ mod golden;
 
 mod agents;
 mod attach;
+mod attribution;
 mod backend_cli;
 mod cli;
 mod cli_ux;
@@ -18,6 +19,7 @@ mod github_fake;
 mod hostile;
 mod jira;
 mod jira_fake;
+mod memory;
 mod mirror;
 mod model;
 mod project;
