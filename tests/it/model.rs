@@ -2694,6 +2694,24 @@ fn model_random_traces_converge_with_nothing_lost_or_duplicated() {
     );
 }
 
+/// Seed 3 shrunk to 15 steps: an issue exported by c1, its body emptied
+/// on the tracker, edited in c0 and in c1 before either saw the other's
+/// import, then replaced on the tracker. c0 imported the text c1 had
+/// exported, in which c1's inserted token sits one word away from where
+/// c0's merge of the same edits had it, did not recognise it, derived it
+/// a second time and exported the doubled body. Where the token lands
+/// depends on the random issue ids, so the trace runs three times (it
+/// failed 4 runs in 4 before the fix).
+#[test]
+fn model_seed_3_shrunk_trace_keeps_a_moved_insertion_once() {
+    let keep = parse_keep("92,94,105,111,113,125,128,133,135,137,138,139,144,145,149");
+    for _ in 0..3 {
+        if let Err(report) = run_seed(3, 150, Some(&keep)) {
+            panic!("{report}");
+        }
+    }
+}
+
 /// Many seeds; shrinks the first failure of each symptom; one summary.
 fn soak() {
     let runs = env_u64("REPOSIX_SOAK_RUNS").unwrap_or(200);
