@@ -2712,6 +2712,25 @@ fn model_seed_3_shrunk_trace_keeps_a_moved_insertion_once() {
     }
 }
 
+/// Seed 7 shrunk to 11 steps, a known gap: two replicas import a
+/// tracker issue, each inserts a token, they sync with the tracker at
+/// once. One replica holds the other's edit but not its export record,
+/// and its merge of the two concurrent insertions glues them in the other
+/// order (`剴1140剴冎910冎` where the tracker has `冎910冎剴1140剴`): the
+/// importer does not recognise its own token in the tracker's text,
+/// derives it again and exports the body with that token twice. Run with
+/// `--ignored`.
+#[test]
+#[ignore = "known gap: glued concurrent insertions in another order (see the comment)"]
+fn model_seed_7_shrunk_trace() {
+    let keep = parse_keep("48,51,88,89,90,91,105,106,113,114,115");
+    for _ in 0..3 {
+        if let Err(report) = run_seed(7, 150, Some(&keep)) {
+            panic!("{report}");
+        }
+    }
+}
+
 /// Many seeds; shrinks the first failure of each symptom; one summary.
 fn soak() {
     let runs = env_u64("REPOSIX_SOAK_RUNS").unwrap_or(200);
