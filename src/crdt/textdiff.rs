@@ -386,6 +386,12 @@ fn in_order(ins: &[String], at: &[String]) -> bool {
                 // The next inserted token may sit in the same one.
                 break;
             }
+            if long && x.len() == w.len() && format!("{x}{x}").contains(w.as_str()) {
+                // Two insertions glued in the other order (`AB` where
+                // theirs merged `BA`): the same text, once.
+                found.next();
+                break;
+            }
             found.next();
         }
     }
@@ -629,6 +635,12 @@ mod tests {
             "叒1490叒\n厠1440厠 博1370博"
         ));
         assert!(!holds_changes("ab\ncd", "abxy\ncd", "ab\nxcd"));
+        // Two insertions glued in the other order (CLI checker, seed 7).
+        assert!(holds_changes(
+            "俠480俠 冎910冎",
+            "俠480俠  剴1140剴冎910冎",
+            "俠480俠  冎910冎剴1140剴"
+        ));
     }
 
     #[test]

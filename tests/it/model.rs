@@ -2718,7 +2718,9 @@ fn model_seed_3_shrunk_trace_keeps_a_moved_insertion_once() {
 /// and its merge of the two concurrent insertions glues them in the other
 /// order (`剴1140剴冎910冎` where the tracker has `冎910冎剴1140剴`): the
 /// importer does not recognise its own token in the tracker's text,
-/// derives it again and exports the body with that token twice. Run with
+/// derives it again and exports the body with that token twice. Two
+/// insertions glued in swapped order now count as held, which fixes one
+/// ordering; others still fail (about one replay in three). Run with
 /// `--ignored`.
 #[test]
 #[ignore = "known gap: glued concurrent insertions in another order (see the comment)"]
