@@ -275,9 +275,8 @@ pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
 /// Deriving `theirs` from `ours` then loses nothing `ours` wrote.
 fn by_characters(base: &str, ours: &str, theirs: &str) -> bool {
     let len = base.chars().count();
-    let none = vec![false; len];
-    let by_ours = kept_at(&none, &splices(base, ours));
-    let by_theirs = kept_at(&none, &splices(base, theirs));
+    let by_ours = kept_at(len, &splices(base, ours));
+    let by_theirs = kept_at(len, &splices(base, theirs));
     if by_ours
         .iter()
         .zip(&by_theirs)
@@ -286,7 +285,7 @@ fn by_characters(base: &str, ours: &str, theirs: &str) -> bool {
         return false;
     }
     let inserted = inserted_mask(base, &splices(base, ours));
-    let kept = kept_at(&inserted, &splices(ours, theirs));
+    let kept = kept_at(inserted.len(), &splices(ours, theirs));
     let theirs: Vec<char> = theirs.chars().collect();
     let space = |i: usize| theirs.get(i).is_none_or(|c| c.is_whitespace());
     let whole = |(from, to): (usize, usize)| {
@@ -339,10 +338,10 @@ fn inserted_mask(old: &str, splices: &[Splice]) -> Vec<bool> {
     out
 }
 
-/// For each code point of the old text of `splices` (`old` has one entry
-/// per code point), where it is in the new text, or `None` if deleted.
-fn kept_at(old: &[bool], splices: &[Splice]) -> Vec<Option<usize>> {
-    let mut out = Vec::with_capacity(old.len());
+/// For each of the `len` code points of the old text of `splices`, where
+/// it is in the new text, or `None` if deleted.
+fn kept_at(len: usize, splices: &[Splice]) -> Vec<Option<usize>> {
+    let mut out = Vec::with_capacity(len);
     let (mut cursor, mut at) = (0usize, 0usize);
     for s in splices.iter().rev() {
         let pos = s.pos.max(cursor);
@@ -352,13 +351,13 @@ fn kept_at(old: &[bool], splices: &[Splice]) -> Vec<Option<usize>> {
             at += 1;
         }
         at += s.ins.chars().count();
-        let end = (pos + s.del).min(old.len());
+        let end = (pos + s.del).min(len);
         while cursor < end {
             out.push(None);
             cursor += 1;
         }
     }
-    while cursor < old.len() {
+    while cursor < len {
         out.push(Some(at));
         cursor += 1;
         at += 1;

@@ -2731,6 +2731,19 @@ fn model_seed_4_shrunk_trace_allows_a_deletion_no_clone_could_see() {
     }
 }
 
+/// Seed 2 shrunk to 18 steps (the shrinking budget ran out), a known gap:
+/// an issue deleted on the sim has its id given to the next export (the
+/// sim reuses the newest id), and tokens of the two local issues mix. Run
+/// with `--ignored`.
+#[test]
+#[ignore = "known gap: a tracker reusing a deleted issue's id (see the comment)"]
+fn model_seed_2_shrunk_trace() {
+    let keep = parse_keep("61,62,63,64,65,66,67,68,85,86,103,104,105,106,109,110,111,112");
+    if let Err(report) = run_seed(2, 150, Some(&keep)) {
+        panic!("{report}");
+    }
+}
+
 /// Seed 7 shrunk to 11 steps, a known gap: two replicas import a
 /// tracker issue, each inserts a token, they sync with the tracker at
 /// once. One replica holds the other's edit but not its export record,
