@@ -22,7 +22,6 @@ pub mod project;
 pub mod query;
 pub mod redact;
 pub mod repo;
-pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod time;

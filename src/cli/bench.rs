@@ -443,9 +443,9 @@ fn bench_import(args: &BenchImportArgs) -> anyhow::Result<ImportFigures> {
 
     let root = std::env::temp_dir().join(format!("reposix-bench-import-{}", fastrand::u64(..)));
     let _cleanup = super::demo::TempDir(root.clone(), false);
-    let sim = reposix::sim::start(reposix::sim::SimConfig {
+    let sim = reposix_sim::start(reposix_sim::SimConfig {
         rate_limit: 0,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })?;
     let base = format!("{}/projects/demo", sim.base_url());
     eprintln!("bench-import: creating {} issues on the sim…", args.issues);

@@ -24,7 +24,7 @@ use reposix::sync::{sync, SyncOptions};
 use super::{Ctx, Failure};
 
 /// The seed of reposix-sim 0.14 (six issues, hostile bodies on purpose).
-const SEED: &str = include_str!("../../tests/fixtures/reposix-sim-seed.json");
+const SEED: &str = reposix_sim::DEMO_SEED;
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("git")
@@ -131,10 +131,10 @@ fn tour(root: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(root)?;
     let seed = root.join("seed.json");
     std::fs::write(&seed, SEED)?;
-    let sim = reposix::sim::start(reposix::sim::SimConfig {
+    let sim = reposix_sim::start(reposix_sim::SimConfig {
         seed_file: Some(seed),
         rate_limit: 0,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })?;
     let spec = BackendSpec::parse(&format!("sim::{}", sim.project_url("demo")))?;
     let tracker = SimBackend::new(&spec, "reposix-demo")?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use reposix::sim::{self, SimConfig, SimError};
+use reposix_sim::{self as sim, SimConfig, SimError};
 
 use super::{Ctx, Exit, Failure};
 

@@ -25,14 +25,11 @@ fn git_in(t: &TestRepo, dir: &Path, args: &[&str]) {
 
 #[test]
 fn init_then_attach_in_a_mirror_clone_converges_with_markdown_edits() {
-    let seed = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reposix-sim-seed.json"
-    );
-    let sim = reposix::sim::start(reposix::sim::SimConfig {
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/reposix-sim/seed.json");
+    let sim = reposix_sim::start(reposix_sim::SimConfig {
         seed_file: Some(seed.into()),
         rate_limit: 0,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })
     .expect("sim");
     let spec = format!("sim::{}", sim.project_url("demo"));

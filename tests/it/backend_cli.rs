@@ -5,15 +5,12 @@ use std::path::Path;
 
 use crate::support::TestRepo;
 
-fn sim() -> reposix::sim::SimHandle {
-    let seed = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reposix-sim-seed.json"
-    );
-    reposix::sim::start(reposix::sim::SimConfig {
+fn sim() -> reposix_sim::SimHandle {
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/reposix-sim/seed.json");
+    reposix_sim::start(reposix_sim::SimConfig {
         seed_file: Some(seed.into()),
         rate_limit: 0,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })
     .expect("sim starts")
 }

@@ -6,15 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::support::{TestRepo, BIN};
 
-fn sim(rate_limit: u32) -> reposix::sim::SimHandle {
-    let seed = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reposix-sim-seed.json"
-    );
-    reposix::sim::start(reposix::sim::SimConfig {
+fn sim(rate_limit: u32) -> reposix_sim::SimHandle {
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/reposix-sim/seed.json");
+    reposix_sim::start(reposix_sim::SimConfig {
         seed_file: Some(seed.into()),
         rate_limit,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })
     .expect("sim starts")
 }

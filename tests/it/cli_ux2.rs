@@ -7,15 +7,15 @@
 
 use crate::support::{Run, TestRepo};
 
-fn sim() -> reposix::sim::SimHandle {
-    reposix::sim::start(reposix::sim::SimConfig {
+fn sim() -> reposix_sim::SimHandle {
+    reposix_sim::start(reposix_sim::SimConfig {
         rate_limit: 0,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })
     .expect("sim starts on loopback")
 }
 
-fn spec(s: &reposix::sim::SimHandle) -> String {
+fn spec(s: &reposix_sim::SimHandle) -> String {
     format!("sim::{}", s.project_url("demo"))
 }
 

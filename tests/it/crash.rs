@@ -306,9 +306,9 @@ fn sigkill_at_random_points_of_sync_backend_leaves_no_duplicate_on_the_tracker()
     const ROUNDS: usize = 16;
     reposix::backend::http::install_crypto_provider();
     let mut rng = seeded_rng("sync --backend");
-    let sim = reposix::sim::start(reposix::sim::SimConfig {
+    let sim = reposix_sim::start(reposix_sim::SimConfig {
         rate_limit: 0,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })
     .expect("sim starts");
     let t = TestRepo::new();
@@ -467,9 +467,9 @@ fn sigkill_at_random_points_of_mirror_push_loses_nothing_and_wedges_nothing() {
         .unwrap_or(10);
     reposix::backend::http::install_crypto_provider();
     let mut rng = seeded_rng("mirror push");
-    let sim = reposix::sim::start(reposix::sim::SimConfig {
+    let sim = reposix_sim::start(reposix_sim::SimConfig {
         rate_limit: 0,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })
     .expect("sim starts");
     let t = TestRepo::new();

@@ -315,11 +315,11 @@ fn a_token_echoed_by_a_tracker_is_never_printed() {
     }
 }
 
-fn sim_with_body_limit(limit: usize) -> reposix::sim::SimHandle {
-    reposix::sim::start(reposix::sim::SimConfig {
+fn sim_with_body_limit(limit: usize) -> reposix_sim::SimHandle {
+    reposix_sim::start(reposix_sim::SimConfig {
         rate_limit: 0,
         body_limit: limit,
-        ..reposix::sim::SimConfig::default()
+        ..reposix_sim::SimConfig::default()
     })
     .expect("sim starts")
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reposix::backend::sim::SimBackend;
 use reposix::backend::{body_marker, Backend, BackendKind, BackendSpec};
 use reposix::mirror::{self, MirrorError, MirrorFailureReason, MirrorOptions, MirrorSource};
-use reposix::sim::{SimConfig, SimHandle};
+use reposix_sim::{SimConfig, SimHandle};
 
 use crate::support::{Run, TestRepo};
 
@@ -22,7 +22,7 @@ use crate::support::{Run, TestRepo};
 const SECRET: &str = "s3cr3t-t0ken-do-not-print";
 
 fn quiet_sim() -> SimHandle {
-    reposix::sim::start(SimConfig {
+    reposix_sim::start(SimConfig {
         rate_limit: 0,
         ..SimConfig::default()
     })
@@ -877,7 +877,7 @@ fn seeded_sim(t: &TestRepo) -> SimHandle {
         .to_string(),
     )
     .expect("write the seed");
-    reposix::sim::start(SimConfig {
+    reposix_sim::start(SimConfig {
         seed_file: Some(seed),
         rate_limit: 0,
         ..SimConfig::default()

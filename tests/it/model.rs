@@ -69,7 +69,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reposix::sim::{self, SimConfig, SimHandle};
+use reposix_sim::{self as sim, SimConfig, SimHandle};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 

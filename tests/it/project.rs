@@ -11,12 +11,12 @@ use reposix::backend::{
 use reposix::event::{ActorId, IssueId, Status};
 use reposix::project::Projection;
 use reposix::repo::{Change, NewIssue, Repo};
-use reposix::sim::{SimConfig, SimHandle};
+use reposix_sim::{SimConfig, SimHandle};
 
 use crate::support::TestRepo;
 
 fn sim(config: SimConfig) -> SimHandle {
-    reposix::sim::start(config).expect("sim starts on loopback")
+    reposix_sim::start(config).expect("sim starts on loopback")
 }
 
 fn quiet_sim() -> SimHandle {
@@ -540,10 +540,7 @@ fn storm_of_429_and_500_completes_and_converges() {
 
 #[test]
 fn hostile_bodies_survive_both_directions_byte_for_byte() {
-    let seed = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reposix-sim-seed.json"
-    );
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/reposix-sim/seed.json");
     let s = sim(SimConfig {
         rate_limit: 0,
         seed_file: Some(seed.into()),

@@ -19,14 +19,14 @@ use reposix::backend::{
     body_marker, Backend, BackendError, BackendSpec, IssuePatch, NewRemoteIssue, Revision,
 };
 use reposix::event::Status;
-use reposix::sim::{self, SimConfig, SimHandle};
 use reposix::timestamp;
+use reposix_sim::{self as sim, SimConfig, SimHandle};
 use serde_json::{json, Value};
 
 use crate::support::BIN;
 
 fn seed_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reposix-sim-seed.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/reposix-sim/seed.json")
 }
 
 fn seed() -> Value {

@@ -23,8 +23,8 @@ use reposix::backend::{Backend, BackendSpec};
 use reposix::event::{ActorId, IssueId};
 use reposix::project::Projection;
 use reposix::repo::{Change, NewIssue, Repo};
-use reposix::sim::{SimConfig, SimHandle};
 use reposix::store::EventStore;
+use reposix_sim::{SimConfig, SimHandle};
 
 use crate::support::TestRepo;
 
@@ -174,7 +174,7 @@ fn tokens(text: &str) -> Vec<&str> {
 
 impl World {
     fn new() -> World {
-        let sim = reposix::sim::start(SimConfig {
+        let sim = reposix_sim::start(SimConfig {
             rate_limit: 0,
             ..SimConfig::default()
         })

@@ -2,7 +2,9 @@
 //! reposix-sim 0.14, plus a comments extension and fault injection.
 //!
 //! It plays a third-party tracker in tests and demos, so it knows nothing
-//! about events or refs; clients talk to it over HTTP only.
+//! about events or refs and depends on nothing of `reposix`: clients talk
+//! to it over HTTP only. The `reposix-sim` binary runs one in the
+//! foreground; `reposix sim` does the same from the main command line.
 //!
 //! Guarantees:
 //! - it listens on loopback only ([`start`] refuses anything else) and
@@ -57,7 +59,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::timestamp;
+mod time;
 
 /// The statuses reposix-sim knows, in workflow order.
 pub const STATUSES: [&str; 5] = ["open", "in_progress", "in_review", "done", "wont_fix"];
@@ -68,7 +70,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// reposix-sim 0.14's built-in seed (project `demo`, six issues, hostile
 /// bodies on purpose), served when no seed file is given.
-pub const DEMO_SEED: &str = include_str!("../tests/fixtures/reposix-sim-seed.json");
+pub const DEMO_SEED: &str = include_str!("../seed.json");
 
 /// When seeded issues were created and last updated, as reposix-sim 0.14
 /// stamps every seeded row: `2026-04-13T00:00:00Z`.
@@ -339,8 +341,8 @@ impl Issue {
             status: &self.status,
             assignee: self.assignee.as_deref(),
             labels: &self.labels,
-            created_at: timestamp::format_secs(self.created_at),
-            updated_at: timestamp::format_secs(self.updated_at),
+            created_at: time::format_secs(self.created_at),
+            updated_at: time::format_secs(self.updated_at),
             version: self.version,
             body: &self.body,
         }
@@ -367,8 +369,8 @@ impl Comment {
             issue_id: with_issue.then_some(self.issue),
             author: &self.author,
             body: &self.body,
-            created_at: timestamp::format_secs(self.created_at),
-            updated_at: timestamp::format_secs(self.updated_at),
+            created_at: time::format_secs(self.created_at),
+            updated_at: time::format_secs(self.updated_at),
         }
     }
 }
@@ -515,7 +517,7 @@ struct Bucket {
 
 impl Inner {
     fn now(&mut self) -> i64 {
-        self.clock = self.clock.max(timestamp::now_secs());
+        self.clock = self.clock.max(time::now_secs());
         self.clock
     }
 
@@ -978,7 +980,7 @@ fn with_issue(
 fn parse_since(call: &Call) -> Result<Option<i64>, Reply> {
     match call.query("since") {
         None | Some("") => Ok(None),
-        Some(s) => match timestamp::parse_secs(s) {
+        Some(s) => match time::parse_secs(s) {
             Some(t) => Ok(Some(t)),
             None => Err(Reply::error(
                 400,
