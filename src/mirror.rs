@@ -139,7 +139,7 @@
 //! interrupt reaches them directly: they stay in our process group.)
 //!
 //! A failure is classified from git's output ([`MirrorFailureReason`]),
-//! with a message that has been through [`crate::sync::sanitize`] and has
+//! with a message that has been through [`crate::git::redact::redact`] and has
 //! the token masked.
 //!
 //! # Layout
@@ -153,9 +153,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::backend::{BackendKind, BackendSpec};
+use crate::git::stderr::RemoteFailure;
 use crate::store::StoreError;
-use crate::sync::RemoteFailure;
+use crate::tracker::{BackendKind, BackendSpec};
 
 pub mod edits;
 mod git;
@@ -380,7 +380,7 @@ pub fn classify(text: &str, refused: bool) -> MirrorFailureReason {
     if refused {
         return MirrorFailureReason::PushRejected;
     }
-    match crate::sync::classify(text) {
+    match crate::git::stderr::classify(text) {
         RemoteFailure::Auth => MirrorFailureReason::AuthFailed,
         RemoteFailure::NotFound => MirrorFailureReason::RemoteNotFound,
         RemoteFailure::Unreachable => MirrorFailureReason::NetworkFailed,

@@ -9,8 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use reposix::backend::adf;
-use reposix::backend::confluence::storage;
+use reposix::tracker::adf;
+use reposix::tracker::confluence::storage;
 
 fn adf_stable(md: &str) {
     assert_eq!(

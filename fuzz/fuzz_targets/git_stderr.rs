@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzz-secret-d41d8cd98f00b204";
 
-fuzz_target!(init: reposix::redact::register_secret(SECRET), |data: &[u8]| {
+fuzz_target!(init: reposix::git::redact::register_secret(SECRET), |data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = reposix::sync::classify(&text);
     let _ = reposix::mirror::classify(&text, data.first().is_some_and(|b| b & 1 == 1));
@@ -19,9 +19,9 @@ fuzz_target!(init: reposix::redact::register_secret(SECRET), |data: &[u8]| {
     let _ = reposix::sync::reflog_oids(data);
 
     let planted = format!("{text} https://user:{SECRET}@host/x {SECRET}");
-    let shown = reposix::redact::redact(&planted);
+    let shown = reposix::git::redact::redact(&planted);
     assert!(!shown.contains(SECRET), "secret printed: {shown:?}");
-    let shown = reposix::redact::redact(&text);
+    let shown = reposix::git::redact::redact(&text);
     assert!(!shown.contains(SECRET), "secret printed: {shown:?}");
-    let _ = reposix::redact::redact_known(&text);
+    let _ = reposix::git::redact::redact_known(&text);
 });

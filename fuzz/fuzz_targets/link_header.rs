@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(header) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(next) = reposix::backend::github::parse_link_next(header) {
+    if let Some(next) = reposix::tracker::github::parse_link_next(header) {
         assert!(
             header.contains(&format!("<{next}>")),
             "{next:?} is not a <…> entry of {header:?}"

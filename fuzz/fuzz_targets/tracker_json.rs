@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use reposix::backend::{confluence, github, jira, sim};
+use reposix::tracker::{confluence, github, jira, sim};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
@@ -19,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
         _ => confluence::parse_wire(body),
     };
     for issue in issues.iter().flatten() {
-        let _ = reposix::timestamp::parse_millis(&issue.updated_at);
-        let _ = reposix::timestamp::parse_millis(&issue.created_at);
+        let _ = reposix::time::parse_millis(&issue.updated_at);
+        let _ = reposix::time::parse_millis(&issue.created_at);
         assert!(
             issue.labels.windows(2).all(|w| w[0] < w[1]),
             "labels not sorted and unique: {:?}",
@@ -28,22 +28,22 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     for c in comments.iter().flatten() {
-        let _ = reposix::timestamp::parse_millis(&c.updated_at);
+        let _ = reposix::time::parse_millis(&c.updated_at);
     }
     // Timestamps as raw text too: every adapter hands them to these.
     if let Ok(text) = std::str::from_utf8(body) {
-        if let Some(ms) = reposix::timestamp::parse_millis(text) {
+        if let Some(ms) = reposix::time::parse_millis(text) {
             // What parses formats back to an instant that parses the same
             // (to the second).
             let secs = ms.div_euclid(1000);
-            let formatted = reposix::timestamp::format_secs(secs);
+            let formatted = reposix::time::format_secs(secs);
             assert_eq!(
-                reposix::timestamp::parse_secs(&formatted),
+                reposix::time::parse_secs(&formatted),
                 Some(secs),
                 "{text:?} -> {formatted:?}"
             );
         }
-        let _ = reposix::backend::atlassian::Timestamp::parse(text);
+        let _ = reposix::tracker::atlassian::Timestamp::parse(text);
         let _ = github::timestamp_ms(text);
     }
 });

@@ -6,9 +6,10 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use reposix::agents::{self, ClaimMode, ClaimOptions, ClaimOutcome, ReadyFilter, ReadyIssue};
 use reposix::event::{ActorId, IssueId};
+use reposix::repo::ready::{self, ReadyFilter, ReadyIssue};
 use reposix::repo::{Repo, RepoError};
+use reposix::sync::claims::{self, ClaimMode, ClaimOptions, ClaimOutcome};
 use reposix::sync::{self as gitsync, Direction, SyncOptions};
 
 use super::term::line;
@@ -60,17 +61,17 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn agent_failure(e: agents::AgentError) -> Failure {
+fn agent_failure(e: claims::AgentError) -> Failure {
     match e {
-        agents::AgentError::Repo(r) => r.into(),
-        agents::AgentError::Store(s) => RepoError::Store(s).into(),
-        agents::AgentError::Sync(s) => Failure::new(
+        claims::AgentError::Repo(r) => r.into(),
+        claims::AgentError::Store(s) => RepoError::Store(s).into(),
+        claims::AgentError::Sync(s) => Failure::new(
             Exit::Failure,
             "remote",
             reposix::error_chain(&s),
         )
         .hint("the claim was not made; check the remote, or claim offline with --remote pointing nowhere"),
-        e @ agents::AgentError::Contended { .. } => {
+        e @ claims::AgentError::Contended { .. } => {
             Failure::new(Exit::SyncIncomplete, "contended", e.to_string())
                 .hint("run the claim again")
         }
@@ -78,7 +79,7 @@ fn agent_failure(e: agents::AgentError) -> Failure {
 }
 
 fn until(ms: i64) -> String {
-    let left = (ms - agents::now_ms()).max(0) / 1000;
+    let left = (ms - reposix::time::now_millis()).max(0) / 1000;
     if left >= 3600 {
         format!("{}h{:02}m", left / 3600, (left % 3600) / 60)
     } else {
@@ -100,7 +101,7 @@ pub fn claim(ctx: &Ctx, args: ClaimArgs) -> Result<(), Failure> {
         return claim_next(ctx, &repo, &actor, &opts, &args.labels);
     }
     let issue = repo.resolve(args.issue.as_deref().unwrap_or_default())?;
-    let outcome = agents::claim(&repo, issue, &actor, &opts).map_err(agent_failure)?;
+    let outcome = claims::claim(&repo, issue, &actor, &opts).map_err(agent_failure)?;
     report_claim(ctx, &outcome)
 }
 
@@ -172,16 +173,16 @@ fn claim_next(
         )),
     }
     let listing = repo.list()?;
-    let graphs = agents::dep_graphs(&listing.issues);
+    let graphs = ready::dep_graphs(&listing.issues);
     let filter = ReadyFilter {
         labels: labels.to_vec(),
         ..ReadyFilter::default()
     };
-    let candidates: Vec<ReadyIssue> = agents::ready(
+    let candidates: Vec<ReadyIssue> = ready::ready(
         &listing.issues,
         &graphs,
         Some(actor),
-        agents::now_ms(),
+        reposix::time::now_millis(),
         &filter,
     )
     .into_iter()
@@ -189,10 +190,10 @@ fn claim_next(
     .collect();
     let mut lost_races = 0;
     for c in candidates.iter().take(16) {
-        match agents::claim(repo, c.id, actor, &opts) {
+        match claims::claim(repo, c.id, actor, &opts) {
             Ok(o @ ClaimOutcome::Held { .. }) => return report_claim(ctx, &o),
             Ok(ClaimOutcome::Refused { .. }) => lost_races += 1,
-            Err(agents::AgentError::Repo(RepoError::Rejected(_))) => {}
+            Err(claims::AgentError::Repo(RepoError::Rejected(_))) => {}
             Err(e) => return Err(agent_failure(e)),
         }
     }
@@ -227,7 +228,7 @@ pub fn release(ctx: &Ctx, issue: &str) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let actor = ctx.actor(&repo)?;
     let id = repo.resolve(issue)?;
-    let event = agents::release(&repo, id, &actor).map_err(agent_failure)?;
+    let event = claims::release(&repo, id, &actor).map_err(agent_failure)?;
     ctx.out.done(
         &serde_json::json!({"issue": id, "event": event}),
         || match event {
@@ -260,17 +261,17 @@ pub fn ready(ctx: &Ctx, args: ReadyArgs) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let me = me(ctx, &repo);
     let listing = repo.list()?;
-    let graphs = agents::dep_graphs(&listing.issues);
+    let graphs = ready::dep_graphs(&listing.issues);
     let filter = ReadyFilter {
         labels: args.labels,
         assignee: args.assignee,
         limit: args.limit,
     };
-    let rows = agents::ready(
+    let rows = ready::ready(
         &listing.issues,
         &graphs,
         me.as_ref(),
-        agents::now_ms(),
+        reposix::time::now_millis(),
         &filter,
     );
     ctx.out.done(&rows, || {
@@ -296,11 +297,11 @@ pub fn ready(ctx: &Ctx, args: ReadyArgs) -> Result<(), Failure> {
 pub fn blocked(ctx: &Ctx) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let listing = repo.list()?;
-    let graphs = agents::dep_graphs(&listing.issues);
-    let rows = agents::blocked(&listing.issues, &graphs, agents::now_ms());
+    let graphs = ready::dep_graphs(&listing.issues);
+    let rows = ready::blocked(&listing.issues, &graphs, reposix::time::now_millis());
     #[derive(Serialize)]
     struct Json<'a> {
-        blocked: &'a [agents::BlockedIssue],
+        blocked: &'a [ready::BlockedIssue],
         ignored_for_cycles: &'a [reposix::crdt::deps::BrokenEdge],
     }
     ctx.out.done(
@@ -387,9 +388,9 @@ pub fn prime(ctx: &Ctx, args: PrimeArgs) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let me = me(ctx, &repo);
     let listing = repo.list()?;
-    let graphs = agents::dep_graphs(&listing.issues);
-    let now = agents::now_ms();
-    let ready = agents::ready(
+    let graphs = ready::dep_graphs(&listing.issues);
+    let now = reposix::time::now_millis();
+    let ready = ready::ready(
         &listing.issues,
         &graphs,
         me.as_ref(),
@@ -398,11 +399,11 @@ pub fn prime(ctx: &Ctx, args: PrimeArgs) -> Result<(), Failure> {
     );
     let held = me
         .as_ref()
-        .map(|a| agents::held_by(&listing.issues, a, now))
+        .map(|a| ready::held_by(&listing.issues, a, now))
         .unwrap_or_default();
     let lost = me
         .as_ref()
-        .map(|a| agents::unknowing_losses(&listing.issues, a))
+        .map(|a| ready::unknowing_losses(&listing.issues, a))
         .unwrap_or_default();
     let budget_bytes = args.budget.saturating_mul(4);
     let mut text = String::new();
@@ -529,7 +530,7 @@ pub fn lost_claims(ctx: &Ctx, repo: &Repo) -> Result<Option<Failure>, Failure> {
         return Ok(None);
     };
     let listing = repo.list()?;
-    let lost = agents::unknowing_losses(&listing.issues, &actor);
+    let lost = ready::unknowing_losses(&listing.issues, &actor);
     if lost.is_empty() {
         return Ok(None);
     }

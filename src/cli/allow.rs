@@ -8,10 +8,10 @@
 //! (`backend list` shows it, `backend remove` drops it). Anything else is
 //! refused before a byte is sent.
 
-use reposix::backend::atlassian::origin_of;
-use reposix::backend::http::AllowList;
-use reposix::backend::{BackendKind, BackendSpec};
 use reposix::repo::Repo;
+use reposix::tracker::atlassian::origin_of;
+use reposix::tracker::http::AllowList;
+use reposix::tracker::{BackendKind, BackendSpec};
 
 use super::{Exit, Failure};
 
@@ -31,16 +31,16 @@ pub fn origin_for(spec: &BackendSpec) -> String {
             &std::env::var("REPOSIX_GITHUB_API")
                 .ok()
                 .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| reposix::backend::github::DEFAULT_API.to_owned()),
+                .unwrap_or_else(|| reposix::tracker::github::DEFAULT_API.to_owned()),
         ),
         BackendKind::Sim | BackendKind::Jira | BackendKind::Confluence => origin_of(&spec.address),
     }
 }
 
-fn git_config(repo: &Repo, args: &[&str]) -> Result<reposix::git_process::GitOutput, Failure> {
-    let mut cmd = reposix::git_process::command(repo.store().git_dir());
+fn git_config(repo: &Repo, args: &[&str]) -> Result<reposix::git::GitOutput, Failure> {
+    let mut cmd = reposix::git::command(repo.store().git_dir());
     cmd.arg("config").args(args);
-    reposix::git_process::run(cmd, std::time::Duration::from_secs(30), None).map_err(|e| {
+    reposix::git::run(cmd, std::time::Duration::from_secs(30), None).map_err(|e| {
         Failure::new(
             Exit::Failure,
             "io",
@@ -91,7 +91,7 @@ pub fn recorded(repo: &Repo, name: &str) -> Option<String> {
 
 /// The allowlist for this repository (see the module header).
 pub fn allowlist(repo: &Repo) -> Result<AllowList, Failure> {
-    let bad = |e: reposix::backend::BackendError| {
+    let bad = |e: reposix::tracker::BackendError| {
         Failure::new(Exit::Invalid, "invalid", e.to_string())
             .hint("fix the value (scheme://host[:port], comma-separated)")
     };

@@ -3,9 +3,9 @@
 use clap::Subcommand;
 use serde::Serialize;
 
-use reposix::backend::{self, BackendSpec};
-use reposix::project::{ExportReport, ImportReport, Projection};
 use reposix::repo::RepoError;
+use reposix::tracker::projection::{ExportReport, ImportReport, Projection};
+use reposix::tracker::{self as backend, BackendSpec};
 
 use super::{Ctx, Exit, Failure};
 
@@ -59,11 +59,11 @@ impl From<backend::BackendError> for Failure {
     }
 }
 
-impl From<reposix::project::ProjectError> for Failure {
-    fn from(e: reposix::project::ProjectError) -> Failure {
+impl From<reposix::tracker::projection::ProjectError> for Failure {
+    fn from(e: reposix::tracker::projection::ProjectError) -> Failure {
         match e {
-            reposix::project::ProjectError::Backend(b) => b.into(),
-            reposix::project::ProjectError::Store(s) => RepoError::Store(s).into(),
+            reposix::tracker::projection::ProjectError::Backend(b) => b.into(),
+            reposix::tracker::projection::ProjectError::Store(s) => RepoError::Store(s).into(),
             other => Failure::new(Exit::Damaged, "damaged", reposix::error_chain(&other)),
         }
     }

@@ -437,9 +437,9 @@ pub fn run_import(ctx: &Ctx, args: BenchImportArgs) -> Result<(), Failure> {
 }
 
 fn bench_import(args: &BenchImportArgs) -> anyhow::Result<ImportFigures> {
-    use reposix::backend::sim::SimBackend;
-    use reposix::backend::BackendSpec;
-    use reposix::project::Projection;
+    use reposix::tracker::projection::Projection;
+    use reposix::tracker::sim::SimBackend;
+    use reposix::tracker::BackendSpec;
 
     let root = std::env::temp_dir().join(format!("reposix-bench-import-{}", fastrand::u64(..)));
     let _cleanup = super::demo::TempDir(root.clone(), false);

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use reposix::backend::sim::SimBackend;
-use reposix::backend::{Backend, BackendSpec, IssuePatch};
 use reposix::event::{ActorId, IssueId, Status};
-use reposix::project::Projection;
 use reposix::repo::{Change, NewIssue, Repo};
 use reposix::sync::{sync, SyncOptions};
+use reposix::tracker::projection::Projection;
+use reposix::tracker::sim::SimBackend;
+use reposix::tracker::{Backend, BackendSpec, IssuePatch};
 
 use super::{Ctx, Failure};
 

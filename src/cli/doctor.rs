@@ -10,10 +10,10 @@
 use std::time::Instant;
 
 use clap::Args;
-use reposix::backend::describe::{describe, BackendReport};
 use reposix::mirror::{self, MirrorSource};
 use reposix::repo::Repo;
 use reposix::store::index::Index;
+use reposix::tracker::describe::{describe, BackendReport};
 use serde::Serialize;
 
 use super::{Ctx, Exit, Failure};
@@ -81,9 +81,9 @@ struct Report {
 }
 
 fn git_check(repo: &Repo) -> GitCheck {
-    let mut cmd = reposix::git_process::command(repo.store().git_dir());
+    let mut cmd = reposix::git::command(repo.store().git_dir());
     cmd.arg("version");
-    match reposix::git_process::run(cmd, std::time::Duration::from_secs(30), None) {
+    match reposix::git::run(cmd, std::time::Duration::from_secs(30), None) {
         Ok(out) if out.status.success() => GitCheck {
             version: Some(
                 out.stdout
@@ -178,7 +178,7 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<(), Failure> {
         fixed.push(format!("rebuilt the index ({} issues)", index.issues));
     }
 
-    let now = reposix::timestamp::now_secs();
+    let now = reposix::time::now_secs();
     let mut mirrors = Vec::new();
     for spec in repo.backends()?.values() {
         let source = MirrorSource::backend(spec);
@@ -194,7 +194,7 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<(), Failure> {
         let Some(last) = &lag.last else { continue };
         mirrors.push(MirrorCheck {
             slug: source.slug(),
-            synced_at: reposix::timestamp::format_secs(last.at),
+            synced_at: reposix::time::format_secs(last.at),
             in_step: lag.in_step,
             warning: (lag.in_step != Some(true)).then(|| {
                 format!(

@@ -15,12 +15,12 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use reposix::backend::http::Notice;
-use reposix::backend::{
+use reposix::repo::Repo;
+use reposix::tracker::http::Notice;
+use reposix::tracker::{
     Backend, BackendError, BackendKind, BackendSpec, Capabilities, IdentityMap, IssuePatch,
     NewRemoteIssue, RemoteComment, RemoteIssue, Revision,
 };
-use reposix::repo::Repo;
 
 use super::{Exit, Failure};
 
@@ -114,7 +114,7 @@ impl DryRunBackend {
 }
 
 fn now() -> String {
-    reposix::timestamp::format_secs(reposix::timestamp::now_secs())
+    reposix::time::format_secs(reposix::time::now_secs())
 }
 
 impl Backend for DryRunBackend {
@@ -316,17 +316,17 @@ pub fn scratch(repo: &Repo) -> Result<(tempfile::TempDir, Repo), Failure> {
     )
     .map_err(|e| io("alternates", &e))?;
     let git = |git_dir: &Path, args: &[&str], input: Option<String>| {
-        let mut cmd = reposix::git_process::command(git_dir);
+        let mut cmd = reposix::git::command(git_dir);
         cmd.args(args);
         let out = match input {
-            None => reposix::git_process::run(cmd, std::time::Duration::from_secs(120), None)
+            None => reposix::git::run(cmd, std::time::Duration::from_secs(120), None)
                 .map_err(|e| io("git", &format!("{e:?}")))?,
             Some(text) => {
                 // update-ref --stdin: feed through a file (stdin is closed).
                 let f = tmp.path().join("refs.txt");
                 std::fs::write(&f, text).map_err(|e| io("refs", &e))?;
                 cmd.stdin(std::fs::File::open(&f).map_err(|e| io("refs", &e))?);
-                reposix::git_process::run(cmd, std::time::Duration::from_secs(120), None)
+                reposix::git::run(cmd, std::time::Duration::from_secs(120), None)
                     .map_err(|e| io("git", &format!("{e:?}")))?
             }
         };

@@ -642,7 +642,7 @@ struct DamagedJson {
 
 fn list(ctx: &Ctx, repo: &Repo, query: &str, reverse: bool, limit: usize) -> Result<(), Failure> {
     let now = reposix::time::now_millis();
-    let q = reposix::query::Query::parse(query, now).map_err(|e| {
+    let q = reposix::repo::query::Query::parse(query, now).map_err(|e| {
         Failure::new(Exit::Usage, "usage", e.to_string()).hint("see `reposix issue list --help`")
     })?;
     let listing = if q.needs_text() {
@@ -654,7 +654,7 @@ fn list(ctx: &Ctx, repo: &Repo, query: &str, reverse: bool, limit: usize) -> Res
         ctx.out.warn(&format!("skipping damaged {refname}: {why}"));
     }
     let me = ctx.actor_name(repo);
-    let env = reposix::query::Env {
+    let env = reposix::repo::query::Env {
         me: me.as_deref(),
         now_ms: now,
     };

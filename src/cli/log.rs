@@ -4,9 +4,9 @@
 //! `RUST_LOG` (an `EnvFilter` directive, e.g. `reposix=debug`) wins over
 //! `-v` (`reposix=debug`) and `-vv` (`reposix=trace`). The library logs
 //! every HTTP request (method, URL, status, time; target
-//! `reposix::backend::http`) and every git invocation (arguments, exit
-//! status, time; target `reposix::git_process`). Every line goes through
-//! [`reposix::redact::redact`] before it reaches stderr, whatever a field
+//! `reposix::tracker::http`) and every git invocation (arguments, exit
+//! status, time; target `reposix::git`). Every line goes through
+//! [`reposix::git::redact::redact`] before it reaches stderr, whatever a field
 //! holds.
 
 use std::io::Write;
@@ -70,7 +70,7 @@ impl Drop for RedactingLine {
         if self.0.is_empty() {
             return;
         }
-        let text = reposix::redact::redact(&String::from_utf8_lossy(&self.0));
+        let text = reposix::git::redact::redact(&String::from_utf8_lossy(&self.0));
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use reposix::backend::{self, BackendKind, BackendSpec};
 use reposix::mirror::{
     self, MirrorError, MirrorFailureReason, MirrorOptions, MirrorReport, MirrorSource,
 };
-use reposix::project::{ExportReport, ImportReport, Projection};
 use reposix::repo::Repo;
+use reposix::tracker::projection::{ExportReport, ImportReport, Projection};
+use reposix::tracker::{self as backend, BackendKind, BackendSpec};
 
 use super::{store_failure, Ctx, Exit, Failure};
 
@@ -486,7 +486,7 @@ fn status(ctx: &Ctx, args: &SourceArgs) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let source = source(&repo, args)?;
     let lag = mirror::lag(repo.store(), &source).map_err(mirror_failure)?;
-    let now = reposix::timestamp::now_secs();
+    let now = reposix::time::now_secs();
     let slug = source.slug();
     #[derive(Serialize)]
     struct StatusJson<'a> {
@@ -499,10 +499,7 @@ fn status(ctx: &Ctx, args: &SourceArgs) -> Result<(), Failure> {
     let out = StatusJson {
         slug,
         lag: &lag,
-        synced_at: lag
-            .last
-            .as_ref()
-            .map(|l| reposix::timestamp::format_secs(l.at)),
+        synced_at: lag.last.as_ref().map(|l| reposix::time::format_secs(l.at)),
         age_secs: lag.last.as_ref().map(|l| now - l.at),
     };
     ctx.out.done(&out, || match &lag.last {
@@ -511,7 +508,7 @@ fn status(ctx: &Ctx, args: &SourceArgs) -> Result<(), Failure> {
         ),
         Some(last) => format!(
             "mirror of {slug}: last synced at {} ({}), head {}\nlocal state: {}",
-            reposix::timestamp::format_secs(last.at),
+            reposix::time::format_secs(last.at),
             mirror::ago(now - last.at),
             last.head.as_deref().map_or("?", |h| &h[..12.min(h.len())]),
             match lag.in_step {

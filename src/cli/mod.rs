@@ -8,8 +8,8 @@
 //! [`Exit`] and in the README.
 //!
 //! Text output goes through [`term::escape`] (control characters and bidi
-//! overrides shown escaped), messages through [`reposix::redact::redact`],
-//! data through [`reposix::redact::redact_known`].
+//! overrides shown escaped), messages through [`reposix::git::redact::redact`],
+//! data through [`reposix::git::redact::redact_known`].
 
 mod agents;
 mod allow;
@@ -391,7 +391,7 @@ impl Out {
                 data: &data,
             };
             let json = serde_json::to_string(&env).expect("BUG: output data always serializes");
-            let json = reposix::redact::redact_known(&json);
+            let json = reposix::git::redact::redact_known(&json);
             stdout
                 .write_all(json.as_bytes())
                 .and_then(|()| stdout.write_all(b"\n"))
@@ -442,7 +442,7 @@ impl Out {
         if self.json {
             return self.done(data, text);
         }
-        let text = reposix::redact::redact_known(&text());
+        let text = reposix::git::redact::redact_known(&text());
         if term::page(&text) {
             return Ok(());
         }
@@ -523,13 +523,13 @@ fn select_fields(data: serde_json::Value, fields: &[String]) -> Result<serde_jso
 /// Stored text on its way to a terminal: known secrets masked, control
 /// characters escaped.
 fn safe_text(text: &str) -> String {
-    term::escape(&reposix::redact::redact_known(text), term::Lines::Keep).into_owned()
+    term::escape(&reposix::git::redact::redact_known(text), term::Lines::Keep).into_owned()
 }
 
 /// A message (error, warning, hint, progress) on its way to a terminal:
 /// every credential masked, control characters escaped.
 fn safe_message(text: &str) -> String {
-    term::escape(&reposix::redact::redact(text), term::Lines::Keep).into_owned()
+    term::escape(&reposix::git::redact::redact(text), term::Lines::Keep).into_owned()
 }
 
 /// Context every command gets.
@@ -579,7 +579,7 @@ fn git_identity(repo: &Repo) -> Option<ActorId> {
 
 /// Parse arguments, run, and map the outcome to an exit code.
 pub fn main() -> ExitCode {
-    reposix::backend::http::install_crypto_provider();
+    reposix::tracker::http::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e)
@@ -629,8 +629,8 @@ pub fn main() -> ExitCode {
 }
 
 fn report(out: &Out, f: Failure) -> ExitCode {
-    let message = reposix::redact::redact(&f.message);
-    let hint = f.hint.as_deref().map(reposix::redact::redact);
+    let message = reposix::git::redact::redact(&f.message);
+    let hint = f.hint.as_deref().map(reposix::git::redact::redact);
     if out.json {
         let mut env = serde_json::json!({
             "schema": JSON_SCHEMA,
@@ -640,7 +640,7 @@ fn report(out: &Out, f: Failure) -> ExitCode {
         if let Some(data) = f.data {
             env["data"] = data;
         }
-        let env = reposix::redact::redact_known(&env.to_string());
+        let env = reposix::git::redact::redact_known(&env.to_string());
         let _ = writeln!(std::io::stdout(), "{env}");
     } else {
         let mut err = std::io::stderr().lock();

@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use reposix::backend::{BackendKind, BackendSpec};
 use reposix::event::IssueId;
 use reposix::repo::Repo;
+use reposix::tracker::{BackendKind, BackendSpec};
 
 use super::{Exit, Failure};
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Args;
 
 use reposix::event::IssueId;
-use reposix::sync::{self, Direction, RemoteFailure, SyncError, SyncOptions, SyncReport};
+use reposix::git::redact::redact;
+use reposix::git::stderr::RemoteFailure;
+use reposix::sync::{self, Direction, SyncError, SyncOptions, SyncReport};
 
 use super::{store_failure, Ctx, Exit, Failure};
 
@@ -72,7 +74,7 @@ impl SyncArgs {
 }
 
 fn sync_failure(e: SyncError) -> Failure {
-    let message = sync::sanitize(&reposix::error_chain(&e));
+    let message = redact(&reposix::error_chain(&e));
     if e.is_unreachable() {
         return Failure::new(Exit::RemoteUnreachable, "remote_unreachable", message).hint(
             "local issues are intact and every other command works offline; run `reposix sync` again when the remote is reachable",
@@ -159,7 +161,7 @@ pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
     // One envelope: `ok: false`, the report as its data, exit 10.
     ctx.out.text(|| summary(&report))?;
     let again = match &args.remote {
-        Some(r) => format!("reposix sync {}", sync::sanitize(r)),
+        Some(r) => format!("reposix sync {}", redact(r)),
         None => "reposix sync".to_owned(),
     };
     let mut problems = Vec::new();

@@ -617,7 +617,7 @@ impl EventSet {
             let tracker_created = remotes
                 .iter()
                 .filter_map(|r| r.created_at.as_deref())
-                .filter_map(crate::timestamp::parse_millis)
+                .filter_map(crate::time::parse_millis)
                 .min();
             (
                 first_create.actor.clone(),
@@ -1055,7 +1055,7 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
             };
             let created_ms = created_at
                 .get(&(backend.clone(), key.clone()))
-                .and_then(|t| crate::timestamp::parse_millis(t))
+                .and_then(|t| crate::time::parse_millis(t))
                 .unwrap_or(first.event.wall_ms);
             tracker_only.push(Comment {
                 id,

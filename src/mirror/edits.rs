@@ -30,9 +30,9 @@ use gix::bstr::ByteSlice;
 
 use super::markdown::{parse, RenderedIssue};
 use super::MirrorError;
-use crate::backend::body_marker;
 use crate::event::{ActorId, IssueId};
 use crate::repo::{Change, NewIssue, Repo, RepoError};
+use crate::tracker::body_marker;
 
 /// What reading the markdown edits did.
 #[derive(Debug, Default, Clone, serde::Serialize)]

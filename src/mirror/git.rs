@@ -12,10 +12,10 @@ use std::time::Duration;
 use super::{
     classify, io_err, MirrorError, MirrorFailureReason, DEFAULT_USER, TOKEN_ENV, USER_ENV,
 };
-pub(super) use crate::git_process::GitOutput;
-use crate::git_process::{self, RunError};
+use crate::git::redact::redact as sanitize;
+pub(super) use crate::git::GitOutput;
+use crate::git::{self, RunError};
 use crate::store::Oid;
-use crate::sync::sanitize;
 
 /// A token for the mirror, handed to git through `GIT_ASKPASS` and the
 /// child's environment only.
@@ -181,7 +181,7 @@ impl Git<'_> {
         command: &'static str,
         args: &[OsString],
     ) -> Result<GitOutput, MirrorError> {
-        let mut cmd = git_process::command(git_dir);
+        let mut cmd = git::command(git_dir);
         cmd.arg(command).args(args);
         if let Some(script) = self.askpass {
             cmd.env("GIT_ASKPASS", script);
@@ -189,7 +189,7 @@ impl Git<'_> {
         if let Some(c) = &self.credential {
             cmd.env(TOKEN_ENV, &c.token).env(USER_ENV, &c.user);
         }
-        git_process::run(cmd, self.timeout, self.cancel).map_err(|e| match e {
+        git::run(cmd, self.timeout, self.cancel).map_err(|e| match e {
             RunError::Spawn(source) => MirrorError::Spawn { command, source },
             RunError::Cancelled => MirrorError::Interrupted {
                 mirror: self.display.to_owned(),

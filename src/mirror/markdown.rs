@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{dir_for, io_err, md_err, MirrorError, MirrorSource, COMMENTS_DIR};
-use crate::backend::{body_marker, BackendKind};
 use crate::crdt::{remote_comment_id, EventSet, IssueState};
 use crate::event::{EventId, IssueId, Op, Status};
 use crate::store::{EventStore, GitEventStore, StoreError};
-use crate::timestamp;
+use crate::time;
+use crate::tracker::{body_marker, BackendKind};
 
 /// The comments marker tag unless the text forces another.
 const TAG: &str = "reposix";
@@ -190,7 +190,7 @@ fn tracker_created(set: &EventSet, key: &str) -> BTreeMap<String, i64> {
         } = &e.op
         {
             if backend == key {
-                if let Some(ms) = crate::timestamp::parse_millis(created_at) {
+                if let Some(ms) = crate::time::parse_millis(created_at) {
                     let slot = out.entry(remote_id.clone()).or_insert(ms);
                     *slot = (*slot).min(ms);
                 }
@@ -283,7 +283,7 @@ pub struct RenderedIssue {
 }
 
 fn rfc3339_ms(ms: i64) -> String {
-    timestamp::format_secs(ms.div_euclid(1000))
+    time::format_secs(ms.div_euclid(1000))
 }
 
 /// Whether the tracker holds our sync marker at the end of the issue's
@@ -1214,7 +1214,7 @@ mod tests {
     prop_compose! {
         fn comment()(id in "[0-9a-f]{64}", author in actor_name(), secs in 0i64..4_000_000_000,
                      body in hostile_text()) -> RenderedComment {
-            RenderedComment { id, author, created_at: timestamp::format_secs(secs), body }
+            RenderedComment { id, author, created_at: time::format_secs(secs), body }
         }
     }
 

@@ -19,11 +19,12 @@ use super::{
     MirrorFailureReason, MirrorSource, COMMENTS_DIR, DEFAULT_BRANCH, DEFAULT_TRAILER,
     PRIVATE_PREFIX,
 };
-use crate::backend::BackendKind;
+use crate::git::push::{parse_porcelain, PushStatus};
+use crate::git::redact::redact as sanitize;
 use crate::store::git::STALE_LOCK;
 use crate::store::{GitEventStore, Oid};
-use crate::sync::{parse_porcelain, sanitize, PushStatus};
-use crate::timestamp;
+use crate::time;
+use crate::tracker::BackendKind;
 
 /// How to push the mirror.
 #[derive(Debug, Clone)]
@@ -320,7 +321,7 @@ struct Target {
 }
 
 fn resolve(store: &GitEventStore, mirror: &str) -> Result<Target, MirrorError> {
-    let remote = crate::sync::resolve_remote(store, Some(mirror)).map_err(|_| {
+    let remote = crate::git::remote::resolve_remote(store, Some(mirror)).map_err(|_| {
         MirrorError::UnknownMirror {
             name: sanitize(mirror),
         }
@@ -492,8 +493,8 @@ pub fn push_mirror(
         };
         let base_tree = base.map(|b| tree_of(&repo, b)).transpose()?;
         let root = replace_entries(&repo, base_tree, &subtrees)?;
-        let now = timestamp::now_secs();
-        let when = timestamp::format_secs(now);
+        let now = time::now_secs();
+        let when = time::format_secs(now);
         let (commit, committed) = match base {
             Some(b) if base_tree == Some(root) => (b, false),
             _ => (
@@ -689,7 +690,7 @@ fn record(repo: &gix::Repository, refs: &[(&str, Oid)]) -> Result<(), MirrorErro
             deref: false,
         })
         .collect();
-    let now = sig(timestamp::now_secs());
+    let now = sig(time::now_secs());
     let mut buf = gix::date::parse::TimeBuf::default();
     repo.edit_references_as(edits, Some(now.to_ref(&mut buf)))
         .map_err(git_err(

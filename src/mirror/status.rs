@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::push::{tree_of, write_subtrees};
 use super::{collect, git_err, head_ref, render, synced_at_ref, MirrorError, MirrorSource};
 use crate::store::{GitEventStore, Oid};
-use crate::timestamp;
+use crate::time;
 
 /// The last successful sync, from the local `refs/mirrors/` refs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,7 +67,7 @@ pub fn ago(secs: i64) -> String {
 /// stale the mirror of `slug` is and what to run, or `None` when it was
 /// never synced from here.
 pub fn staleness(store: &GitEventStore, slug: &str) -> Option<String> {
-    staleness_at(store, slug, timestamp::now_secs())
+    staleness_at(store, slug, time::now_secs())
 }
 
 /// [`staleness`] as of `now` (seconds since the epoch).
@@ -76,7 +76,7 @@ pub fn staleness_at(store: &GitEventStore, slug: &str, now: i64) -> Option<Strin
     Some(format!(
         "your mirror was last synced from {slug} at {} ({}); run `reposix mirror sync` \
          to bring the tracker and then the mirror up to date",
-        timestamp::format_secs(last.at),
+        time::format_secs(last.at),
         ago(now - last.at)
     ))
 }

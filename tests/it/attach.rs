@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use reposix::backend::sim::SimBackend;
-use reposix::backend::{Backend, BackendSpec, IssuePatch};
 use reposix::event::Status;
+use reposix::tracker::sim::SimBackend;
+use reposix::tracker::{Backend, BackendSpec, IssuePatch};
 
 use crate::support::TestRepo;
 

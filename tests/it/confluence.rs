@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use reposix::backend::confluence::ConfluenceBackend;
-use reposix::backend::{Backend, BackendError, IssuePatch, NewRemoteIssue};
 use reposix::event::Status;
+use reposix::tracker::confluence::ConfluenceBackend;
+use reposix::tracker::{Backend, BackendError, IssuePatch, NewRemoteIssue};
 use serde_json::{json, Value};
 
 use super::confluence_fake::{check_storage, FakeConfluence, Seed, OTHER_ACCOUNT};

@@ -31,8 +31,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use reposix::backend::confluence::ConfluenceBackend;
-use reposix::backend::http::Auth;
+use reposix::tracker::confluence::ConfluenceBackend;
+use reposix::tracker::http::Auth;
 use serde_json::{json, Value};
 
 use super::jira_fake::{

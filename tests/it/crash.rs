@@ -304,7 +304,7 @@ fn get_json(url: &str) -> Value {
 fn sigkill_at_random_points_of_sync_backend_leaves_no_duplicate_on_the_tracker() {
     const ISSUES: usize = 6;
     const ROUNDS: usize = 16;
-    reposix::backend::http::install_crypto_provider();
+    reposix::tracker::http::install_crypto_provider();
     let mut rng = seeded_rng("sync --backend");
     let sim = reposix_sim::start(reposix_sim::SimConfig {
         rate_limit: 0,
@@ -465,7 +465,7 @@ fn sigkill_at_random_points_of_mirror_push_loses_nothing_and_wedges_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    reposix::backend::http::install_crypto_provider();
+    reposix::tracker::http::install_crypto_provider();
     let mut rng = seeded_rng("mirror push");
     let sim = reposix_sim::start(reposix_sim::SimConfig {
         rate_limit: 0,

@@ -5,11 +5,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use reposix::backend::github::{GithubBackend, IN_PROGRESS_LABEL, IN_REVIEW_LABEL};
-use reposix::backend::http::{Auth, RetryPolicy, Secret};
-use reposix::backend::{Backend, BackendError, IssuePatch, NewRemoteIssue, RemoteIssue};
 use reposix::error_chain;
 use reposix::event::Status;
+use reposix::tracker::github::{GithubBackend, IN_PROGRESS_LABEL, IN_REVIEW_LABEL};
+use reposix::tracker::http::{Auth, RetryPolicy, Secret};
+use reposix::tracker::{Backend, BackendError, IssuePatch, NewRemoteIssue, RemoteIssue};
 use serde_json::{json, Value};
 
 use crate::github_fake::{
@@ -1378,7 +1378,7 @@ fn assignees_are_mapped_to_logins_and_back() {
     let fake = FakeGithub::start();
     let mut gh = fake.backend();
     gh.set_identities(
-        reposix::backend::IdentityMap::from_entries(["ann github:alice"]).expect("valid"),
+        reposix::tracker::IdentityMap::from_entries(["ann github:alice"]).expect("valid"),
     );
     let mut new = new_issue("t", "b", Status::Open, "ab");
     new.assignees = strings(&["ann"]);

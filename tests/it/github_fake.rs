@@ -39,8 +39,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reposix::backend::github::{timestamp_ms, GithubBackend};
-use reposix::backend::http::{AllowList, Auth, Clock, HttpClient, Secret};
+use reposix::tracker::github::{timestamp_ms, GithubBackend};
+use reposix::tracker::http::{AllowList, Auth, Clock, HttpClient, Secret};
 
 /// A clock that moves only when someone sleeps on it: tests run rate-limit
 /// waits and write pacing in no real time, and can read what was waited.

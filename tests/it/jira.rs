@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use reposix::backend::jira::JiraBackend;
-use reposix::backend::{Backend, BackendError, IssuePatch, NewRemoteIssue};
 use reposix::event::Status;
+use reposix::tracker::jira::JiraBackend;
+use reposix::tracker::{Backend, BackendError, IssuePatch, NewRemoteIssue};
 use serde_json::{json, Value};
 
 use super::jira_fake::{basic_auth, check_adf, loopback, FakeJira, Seed, BOT_ACCOUNT, TOKEN};
@@ -685,7 +685,7 @@ fn a_scoped_token_works_through_a_gateway_address() {
     assert_eq!(issues.len(), 1);
     assert!(matches!(
         b.token_form(),
-        reposix::backend::atlassian::TokenForm::Gateway {
+        reposix::tracker::atlassian::TokenForm::Gateway {
             via_site: false,
             ..
         }
@@ -721,7 +721,7 @@ fn a_site_address_with_a_scoped_token_goes_through_the_gateway_and_keeps_its_ide
     );
     assert_eq!(
         b.token_form(),
-        &reposix::backend::atlassian::TokenForm::Gateway {
+        &reposix::tracker::atlassian::TokenForm::Gateway {
             cloud_id: CLOUD_ID.to_owned(),
             via_site: true
         }
@@ -918,7 +918,7 @@ fn assignees_are_mapped_to_account_ids_and_names_without_one_are_refused() {
     let fake = FakeJira::start();
     let mut b = fake.backend();
     b.set_identities(
-        reposix::backend::IdentityMap::from_entries([&*format!("ann jira:{BOT_ACCOUNT}")])
+        reposix::tracker::IdentityMap::from_entries([&*format!("ann jira:{BOT_ACCOUNT}")])
             .expect("valid"),
     );
     let mut new = new_issue("t", "", "m");

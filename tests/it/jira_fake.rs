@@ -43,10 +43,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
-use reposix::backend::http::{AllowList, Auth, Secret};
+use reposix::tracker::http::{AllowList, Auth, Secret};
 
 use crate::github_fake::VirtualClock;
-use reposix::backend::jira::JiraBackend;
+use reposix::tracker::jira::JiraBackend;
 use serde_json::{json, Map, Value};
 
 /// The account email the adapter authenticates with.

@@ -11,9 +11,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reposix::backend::sim::SimBackend;
-use reposix::backend::{body_marker, Backend, BackendKind, BackendSpec};
 use reposix::mirror::{self, MirrorError, MirrorFailureReason, MirrorOptions, MirrorSource};
+use reposix::tracker::sim::SimBackend;
+use reposix::tracker::{body_marker, Backend, BackendKind, BackendSpec};
 use reposix_sim::{SimConfig, SimHandle};
 
 use crate::support::{Run, TestRepo};
@@ -261,7 +261,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 fn unix_now() -> i64 {
-    reposix::timestamp::now_secs()
+    reposix::time::now_secs()
 }
 
 /// The `refs/mirrors/` refs of a repository, `<oid> <type> <name>` lines.
@@ -759,7 +759,7 @@ fn render_is_deterministic_and_unchanged_trees_are_not_committed() {
     assert!(
         hint.starts_with(&format!(
             "your mirror was last synced from github at {} (5 minutes ago); run `reposix mirror sync`",
-            reposix::timestamp::format_secs(last.at)
+            reposix::time::format_secs(last.at)
         )),
         "{hint}"
     );
@@ -1062,7 +1062,7 @@ fn two_hosts_sharing_only_the_tracker_render_identical_mirrors() {
     let cur = web.get("1").expect("get").expect("issue 1");
     web.update(
         "1",
-        &reposix::backend::IssuePatch {
+        &reposix::tracker::IssuePatch {
             title: Some("Seeded one, retitled on the web".into()),
             ..Default::default()
         },

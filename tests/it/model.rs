@@ -991,7 +991,7 @@ impl World {
         })
         .expect("the sim starts on loopback");
         let api = format!("{}/projects/demo", sim.base_url());
-        reposix::backend::http::install_crypto_provider();
+        reposix::tracker::http::install_crypto_provider();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

@@ -3,14 +3,14 @@
 
 use std::cell::Cell;
 
-use reposix::backend::sim::SimBackend;
-use reposix::backend::{
+use reposix::event::{ActorId, IssueId, Status};
+use reposix::repo::{Change, NewIssue, Repo};
+use reposix::tracker::projection::Projection;
+use reposix::tracker::sim::SimBackend;
+use reposix::tracker::{
     Backend, BackendError, BackendKind, BackendSpec, Capabilities, IssuePatch, NewRemoteIssue,
     RemoteComment, RemoteIssue, Revision,
 };
-use reposix::event::{ActorId, IssueId, Status};
-use reposix::project::Projection;
-use reposix::repo::{Change, NewIssue, Repo};
 use reposix_sim::{SimConfig, SimHandle};
 
 use crate::support::TestRepo;

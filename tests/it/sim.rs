@@ -13,13 +13,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reposix::backend::http::{AllowList, Auth, HttpClient};
-use reposix::backend::sim::SimBackend;
-use reposix::backend::{
+use reposix::event::Status;
+use reposix::time;
+use reposix::tracker::http::{AllowList, Auth, HttpClient};
+use reposix::tracker::sim::SimBackend;
+use reposix::tracker::{
     body_marker, Backend, BackendError, BackendSpec, IssuePatch, NewRemoteIssue, Revision,
 };
-use reposix::event::Status;
-use reposix::timestamp;
 use reposix_sim::{self as sim, SimConfig, SimHandle};
 use serde_json::{json, Value};
 
@@ -176,7 +176,7 @@ fn is_second_precision_utc(s: &str) -> bool {
             19 => *c == b'Z',
             _ => c.is_ascii_digit(),
         })
-        && timestamp::parse_secs(s).is_some()
+        && time::parse_secs(s).is_some()
 }
 
 fn keys(v: &Value) -> BTreeSet<&str> {
@@ -350,8 +350,8 @@ fn sim_patch_honours_if_match() {
     assert!(v.get("assignee").is_none(), "null clears: {v}");
     assert_eq!(v["body"], before["body"], "untouched fields stay");
     assert!(
-        timestamp::parse_secs(v["updated_at"].as_str().expect("updated_at"))
-            >= timestamp::parse_secs(before["updated_at"].as_str().expect("updated_at"))
+        time::parse_secs(v["updated_at"].as_str().expect("updated_at"))
+            >= time::parse_secs(before["updated_at"].as_str().expect("updated_at"))
     );
 
     let stale = send(
@@ -433,18 +433,15 @@ fn sim_since_is_exclusive_and_validated() {
         .expect("array")
         .iter()
         .all(|i| i["updated_at"] == t.as_str()));
-    let secs = timestamp::parse_secs(&t).expect("RFC 3339");
+    let secs = time::parse_secs(&t).expect("RFC 3339");
 
     let r = get(addr, &format!("/projects/demo/issues?since={t}"));
     assert_eq!(r.json(), json!([]), "since is exclusive");
-    let earlier = timestamp::format_secs(secs - 1);
+    let earlier = time::format_secs(secs - 1);
     let r = get(addr, &format!("/projects/demo/issues?since={earlier}"));
     assert_eq!(r.json().as_array().map(Vec::len), Some(6));
     // The same instant with an offset, percent-encoded.
-    let local = format!(
-        "{}%2B01%3A00",
-        &timestamp::format_secs(secs + 3600 - 1)[..19]
-    );
+    let local = format!("{}%2B01%3A00", &time::format_secs(secs + 3600 - 1)[..19]);
     let r = get(addr, &format!("/projects/demo/issues?since={local}"));
     assert_eq!(r.json().as_array().map(Vec::len), Some(6));
 
@@ -469,7 +466,7 @@ fn sim_since_is_exclusive_and_validated() {
         .as_str()
         .expect("updated_at")
         .to_owned();
-    let before_u = timestamp::format_secs(timestamp::parse_secs(&u).expect("RFC 3339") - 1);
+    let before_u = time::format_secs(time::parse_secs(&u).expect("RFC 3339") - 1);
     let r = get(addr, &format!("/projects/demo/issues?since={before_u}")).json();
     assert!(r
         .as_array()
@@ -834,10 +831,7 @@ fn sim_parity_seeded_issues_are_stamped_2026_04_13_version_1() {
         ..SimConfig::default()
     })
     .expect("start the sim");
-    assert_eq!(
-        timestamp::format_secs(sim::SEED_TIME),
-        "2026-04-13T00:00:00Z"
-    );
+    assert_eq!(time::format_secs(sim::SEED_TIME), "2026-04-13T00:00:00Z");
     let list = get(sim.addr(), "/projects/demo/issues").json();
     for r in list.as_array().expect("an array") {
         assert_eq!(r["created_at"], "2026-04-13T00:00:00Z", "{r}");
@@ -853,7 +847,7 @@ fn sim_parity_seeded_issues_are_stamped_2026_04_13_version_1() {
         &json!({"title": "now"}),
     )
     .json();
-    let stamped = timestamp::parse_secs(w["updated_at"].as_str().expect("updated_at"));
+    let stamped = time::parse_secs(w["updated_at"].as_str().expect("updated_at"));
     assert!(stamped > Some(sim::SEED_TIME), "{w}");
     assert_eq!(w["created_at"], "2026-04-13T00:00:00Z");
 }

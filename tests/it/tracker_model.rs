@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use reposix::backend::sim::SimBackend;
-use reposix::backend::{Backend, BackendSpec};
 use reposix::event::{ActorId, IssueId};
-use reposix::project::Projection;
 use reposix::repo::{Change, NewIssue, Repo};
 use reposix::store::EventStore;
+use reposix::tracker::projection::Projection;
+use reposix::tracker::sim::SimBackend;
+use reposix::tracker::{Backend, BackendSpec};
 use reposix_sim::{SimConfig, SimHandle};
 
 use crate::support::TestRepo;

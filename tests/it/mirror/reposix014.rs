@@ -138,7 +138,7 @@ pub fn parse_record(text: &str) -> Result<Record, String> {
         return Err(format!("unknown status {:?}", fm.status));
     }
     for t in [&fm.created_at, &fm.updated_at] {
-        if reposix::timestamp::parse_millis(t).is_none() {
+        if reposix::time::parse_millis(t).is_none() {
             return Err(format!("not a timestamp: {t:?}"));
         }
     }

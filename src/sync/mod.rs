@@ -30,6 +30,8 @@
 //! - credentials never reach our output: git's messages are passed through
 //!   [`sanitize`], and we never build a URL.
 
+pub mod claims;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -40,12 +42,13 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use serde::Serialize;
 
 use crate::event::IssueId;
-use crate::git_process::{self, GitOutput, RunError};
+use crate::git::push::{parse_porcelain, PushStatus};
+use crate::git::redact::redact;
+use crate::git::remote::{resolve_remote, NoRemote, Remote, TRACKING_ROOT};
+use crate::git::stderr::{classify, error_detail, RemoteFailure};
+use crate::git::{self, GitOutput, RunError};
 use crate::store::layout::ISSUE_REF_PREFIX;
 use crate::store::{EventStore, GitEventStore, MergeOutcome, Oid, StoreError};
-
-/// Root of the remote-tracking namespace (one sub-namespace per remote).
-pub const TRACKING_ROOT: &str = "refs/reposix-remotes/";
 
 /// File under `.git/reposix/` holding when the last reflog scan started.
 const REFLOG_MARK: &str = "sync-reflog-mark";
@@ -135,6 +138,12 @@ pub enum SyncError {
     },
 }
 
+impl From<NoRemote> for SyncError {
+    fn from(e: NoRemote) -> SyncError {
+        SyncError::NoRemote { name: e.name }
+    }
+}
+
 impl SyncError {
     /// Whether the remote could not be reached (network down, host unknown,
     /// connection refused, timeout): try again later; nothing local changed.
@@ -147,31 +156,6 @@ impl SyncError {
                     ..
                 }
         )
-    }
-}
-
-/// What git's message says went wrong with a remote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RemoteFailure {
-    /// Could not connect (DNS, refused, unreachable network, timeout).
-    Unreachable,
-    /// Credentials missing or refused.
-    Auth,
-    /// Connected, but there is no repository there.
-    NotFound,
-    /// Anything else.
-    Other,
-}
-
-impl std::fmt::Display for RemoteFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RemoteFailure::Unreachable => "remote unreachable",
-            RemoteFailure::Auth => "authentication failed",
-            RemoteFailure::NotFound => "no repository there",
-            RemoteFailure::Other => "git error",
-        })
     }
 }
 
@@ -218,17 +202,6 @@ impl Default for SyncOptions {
             lease_limit: 500,
         }
     }
-}
-
-/// A resolved remote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remote {
-    /// What `git fetch`/`git push` get: the remote's name, or the URL/path.
-    pub arg: String,
-    /// For messages: `arg` with any credentials masked.
-    pub display: String,
-    /// Remote-tracking prefix, ending in `issues/`.
-    pub tracking: String,
 }
 
 /// One issue that a sync could not complete.
@@ -309,153 +282,6 @@ impl SyncReport {
     }
 }
 
-/// Hide credentials in `text` (git's messages, remote names): the one
-/// redaction function, [`crate::redact::redact`].
-pub fn sanitize(text: &str) -> String {
-    crate::redact::redact(text)
-}
-
-/// Classify git's stderr.
-pub fn classify(stderr: &str) -> RemoteFailure {
-    const AUTH: &[&str] = &[
-        "authentication failed",
-        "permission denied",
-        "terminal prompts disabled",
-        "could not read username",
-        "could not read password",
-        "invalid username or password",
-        "invalid credentials",
-        "returned error: 401",
-        "returned error: 403",
-    ];
-    const UNREACHABLE: &[&str] = &[
-        "could not resolve host",
-        "could not resolve hostname",
-        "temporary failure in name resolution",
-        "name or service not known",
-        "unable to look up",
-        "connection refused",
-        "unable to connect",
-        "failed to connect",
-        "couldn't connect",
-        "could not connect",
-        "network is unreachable",
-        "no route to host",
-        "timed out",
-        "connection reset",
-    ];
-    const NOT_FOUND: &[&str] = &[
-        "does not appear to be a git repository",
-        "repository not found",
-        "not a git repository",
-        "no such repository",
-        "returned error: 404",
-    ];
-    let s = stderr.to_ascii_lowercase();
-    let any = |pats: &[&str]| pats.iter().any(|p| s.contains(p));
-    if any(AUTH) {
-        RemoteFailure::Auth
-    } else if any(UNREACHABLE) {
-        RemoteFailure::Unreachable
-    } else if any(NOT_FOUND) {
-        RemoteFailure::NotFound
-    } else {
-        RemoteFailure::Other
-    }
-}
-
-/// The lines of git's stderr that say what went wrong: its `fatal:` and
-/// `error:` lines (which name the file or ref at fault) when there are
-/// any, else the last few lines; never git's advice paragraphs. At most
-/// six lines, joined with `; `.
-pub fn error_detail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let errors: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| {
-            let lower = l.to_ascii_lowercase();
-            ["fatal:", "error:", "remote: error", "remote: fatal"]
-                .iter()
-                .any(|p| lower.starts_with(p))
-        })
-        .collect();
-    let chosen = if errors.is_empty() { &lines } else { &errors };
-    let detail = chosen[chosen.len().saturating_sub(6)..].join("; ");
-    if detail.is_empty() {
-        "no message".into()
-    } else {
-        detail
-    }
-}
-
-/// The outcome git reports for one ref of a push.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushStatus {
-    /// Updated (`' '`), created (`*`) or forced (`+`).
-    Pushed,
-    /// Already had that value (`=`).
-    UpToDate,
-    /// Refused (`!`); `retryable` when fetching and merging may help
-    /// (non-fast-forward, stale lease, a lock held by a concurrent push).
-    Rejected {
-        /// git's summary, e.g. `[rejected] (stale info)`.
-        reason: String,
-        /// Whether fetch, merge, push again may succeed.
-        retryable: bool,
-    },
-    /// Anything else (`-`: deleted), not expected here.
-    Other(String),
-}
-
-/// Parse `git push --porcelain` output: one `(remote ref, status)` per ref
-/// line (`<flag>\t<from>:<to>\t<summary>`), ignoring `To …` and `Done`.
-pub fn parse_porcelain(stdout: &str) -> Vec<(String, PushStatus)> {
-    const RETRYABLE: &[&str] = &[
-        "non-fast-forward",
-        "stale info",
-        "fetch first",
-        "lock",
-        "failed to update ref",
-        "incorrect old value",
-        "expected",
-    ];
-    let mut out = Vec::new();
-    for line in stdout.lines() {
-        let mut fields = line.splitn(3, '\t');
-        let (Some(flag), Some(spec), summary) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let mut chars = flag.chars();
-        let (Some(flag), None) = (chars.next(), chars.next()) else {
-            continue;
-        };
-        let Some((_, to)) = spec.split_once(':') else {
-            continue;
-        };
-        let summary = summary.unwrap_or("").trim().to_owned();
-        let status = match flag {
-            ' ' | '*' | '+' => PushStatus::Pushed,
-            '=' => PushStatus::UpToDate,
-            '!' => {
-                let lower = summary.to_ascii_lowercase();
-                PushStatus::Rejected {
-                    retryable: RETRYABLE.iter().any(|p| lower.contains(p)),
-                    reason: summary,
-                }
-            }
-            _ => PushStatus::Other(summary),
-        };
-        out.push((to.to_owned(), status));
-    }
-    out
-}
-
 /// The old and new values named by a reflog (`<old> <new> <ident>\t<message>`
 /// per line), newest first, each once. Lines that do not parse are
 /// skipped.
@@ -475,50 +301,6 @@ pub fn reflog_oids(text: impl std::io::BufRead) -> std::io::Result<Vec<Oid>> {
     }
     out.reverse();
     Ok(out)
-}
-
-/// Resolve the remote to sync with: `name` if given, else the current
-/// branch's remote, else `origin`. A configured remote gets the tracking
-/// namespace `refs/reposix-remotes/<name>/issues/`; a URL or path one named
-/// by a hash of its credential-free form.
-pub fn resolve_remote(store: &GitEventStore, name: Option<&str>) -> Result<Remote, SyncError> {
-    let repo = store.repo();
-    let name = match name {
-        Some(n) => n.to_owned(),
-        None => default_remote(&repo),
-    };
-    let configured = repo.remote_names().iter().any(|n| n.as_bstr() == name);
-    let display = sanitize(&name);
-    if configured {
-        let tracking = format!("{TRACKING_ROOT}{name}/issues/");
-        if gix::refs::FullName::try_from(format!("{tracking}x").as_str()).is_ok() {
-            return Ok(Remote {
-                arg: name,
-                display,
-                tracking,
-            });
-        }
-    } else if !(name.contains([':', '/', '\\']) || store.work_dir().join(&name).exists()) {
-        return Err(SyncError::NoRemote { name: display });
-    }
-    let hash = blake3::hash(display.as_bytes()).to_hex();
-    Ok(Remote {
-        tracking: format!("{TRACKING_ROOT}url-{}/issues/", &hash[..16]),
-        arg: name,
-        display,
-    })
-}
-
-fn default_remote(repo: &gix::Repository) -> String {
-    let branch = repo.head_name().ok().flatten();
-    branch
-        .as_ref()
-        .and_then(|b| {
-            let short = b.shorten();
-            repo.branch_remote_name(short, gix::remote::Direction::Fetch)
-                .map(|n| n.as_bstr().to_str_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "origin".to_owned())
 }
 
 /// Sync the store with a remote. See the module docs for what it
@@ -933,7 +715,7 @@ impl Session<'_> {
                     })
                     | None => again.push(*issue),
                     Some(PushStatus::Rejected { reason, .. } | PushStatus::Other(reason)) => {
-                        self.rejected.insert(*issue, sanitize(reason));
+                        self.rejected.insert(*issue, redact(reason));
                     }
                 }
             }
@@ -1224,7 +1006,7 @@ impl Session<'_> {
             remote: self.remote.display.clone(),
             command,
             kind: classify(stderr),
-            detail: sanitize(&error_detail(stderr)),
+            detail: redact(&error_detail(stderr)),
         }
     }
 
@@ -1247,14 +1029,14 @@ fn run_git(
     args: &[OsString],
     timeout: Duration,
 ) -> Result<GitOutput, RunError> {
-    let mut cmd = git_process::command(store.git_dir());
+    let mut cmd = git::command(store.git_dir());
     // Where `git -C` would run, so relative remote paths resolve there and
     // not against the caller's directory (`reposix -C DIR sync`).
     if let Ok(dir) = std::path::absolute(store.work_dir()) {
         cmd.current_dir(dir);
     }
     cmd.args(args);
-    git_process::run(cmd, timeout, None)
+    git::run(cmd, timeout, None)
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), SyncError> {
@@ -1269,77 +1051,6 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitize_masks_userinfo_in_urls() {
-        assert_eq!(
-            sanitize("fatal: unable to access 'http://user:s3cret@127.0.0.1:9/x.git/': refused"),
-            "fatal: unable to access 'http://***@127.0.0.1:9/x.git/': refused"
-        );
-        assert_eq!(
-            sanitize("https://tok3n@github.com/a/b and ssh://git@h/x"),
-            "https://***@github.com/a/b and ssh://***@h/x"
-        );
-        // A password holding `/` is still hidden.
-        assert_eq!(sanitize("http://u:p/w@h/x"), "http://***@h/x");
-        assert_eq!(sanitize("git://h:9/x no creds"), "git://h:9/x no creds");
-        assert_eq!(sanitize("git@host:path"), "git@host:path");
-    }
-
-    #[test]
-    fn classify_reads_gits_messages() {
-        assert_eq!(
-            classify("fatal: unable to connect to 127.0.0.1:\n127.0.0.1[0: 127.0.0.1]: errno=Connection refused"),
-            RemoteFailure::Unreachable
-        );
-        assert_eq!(
-            classify("fatal: unable to access 'http://h/x/': Could not resolve host: h"),
-            RemoteFailure::Unreachable
-        );
-        assert_eq!(
-            classify("fatal: could not read Username for 'https://h': terminal prompts disabled"),
-            RemoteFailure::Auth
-        );
-        assert_eq!(
-            classify("git@h: Permission denied (publickey).\nfatal: Could not read from remote repository."),
-            RemoteFailure::Auth
-        );
-        assert_eq!(
-            classify("fatal: '/nope' does not appear to be a git repository"),
-            RemoteFailure::NotFound
-        );
-        assert_eq!(classify("fatal: something else"), RemoteFailure::Other);
-    }
-
-    #[test]
-    fn porcelain_lines_give_per_ref_results() {
-        // `\x20`: the flag of a fast-forward is a space.
-        let out = "To ../r.git\n\
-            \x20\t1111111111111111111111111111111111111111:refs/reposix/issues/a\t052eedf..186dc02\n\
-            *\t1111111111111111111111111111111111111111:refs/reposix/issues/b\t[new reference]\n\
-            !\t1111111111111111111111111111111111111111:refs/reposix/issues/c\t[rejected] (stale info)\n\
-            !\t1111111111111111111111111111111111111111:refs/reposix/issues/d\t[rejected] (non-fast-forward)\n\
-            !\t1111111111111111111111111111111111111111:refs/reposix/issues/e\t[remote rejected] (pre-receive hook declined)\n\
-            !\t1111111111111111111111111111111111111111:refs/reposix/issues/f\t[remote rejected] (failed to update ref)\n\
-            =\t1111111111111111111111111111111111111111:refs/reposix/issues/g\t[up to date]\n\
-            +\t1111111111111111111111111111111111111111:refs/reposix/issues/h\t186dc02...052eedf (forced update)\n\
-            Done\n";
-        let got: BTreeMap<_, _> = parse_porcelain(out).into_iter().collect();
-        assert_eq!(got.len(), 8);
-        let at = |k: &str| got[&format!("refs/reposix/issues/{k}")].clone();
-        assert_eq!(at("a"), PushStatus::Pushed);
-        assert_eq!(at("b"), PushStatus::Pushed);
-        assert_eq!(at("h"), PushStatus::Pushed);
-        assert_eq!(at("g"), PushStatus::UpToDate);
-        let retryable = |k: &str| match at(k) {
-            PushStatus::Rejected { retryable, .. } => retryable,
-            other => panic!("{k}: {other:?}"),
-        };
-        assert!(retryable("c"));
-        assert!(retryable("d"));
-        assert!(!retryable("e"));
-        assert!(retryable("f"));
-    }
 
     #[test]
     fn reflog_oids_are_every_old_and_new_value_newest_first() {

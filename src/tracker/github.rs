@@ -1466,7 +1466,7 @@ fn link_next(header: &str) -> Option<&str> {
 /// (`2017-10-10T16:00:00Z`; fractions and `±hh:mm` offsets accepted), or
 /// `None` before 1970 or if it does not parse.
 pub fn timestamp_ms(s: &str) -> Option<u64> {
-    crate::timestamp::parse_millis(s).and_then(|ms| u64::try_from(ms).ok())
+    crate::time::parse_millis(s).and_then(|ms| u64::try_from(ms).ok())
 }
 
 /// Decode a response body as this adapter does: an issue listing (pull

@@ -1,11 +1,19 @@
-//! Running the system `git`: the one place child git processes are
-//! started, waited for with a deadline, and killed.
+//! Git: running the system `git` (this module is the one place child git
+//! processes are started, waited for with a deadline, and killed), which
+//! remote a command means ([`remote`]), what git's messages and push
+//! results say ([`stderr`], [`push`]), and the one redaction of secrets
+//! ([`redact`]).
 //!
 //! Every invocation gets `GIT_TERMINAL_PROMPT=0` and `GCM_INTERACTIVE=never`
 //! (a missing credential fails instead of hanging), `LC_ALL=C` (messages
 //! that callers classify stay in English), and a closed stdin. On timeout
 //! or cancellation git is killed together with its children
 //! (`git-remote-http`, ssh), which otherwise outlive it holding the pipes.
+
+pub mod push;
+pub mod redact;
+pub mod remote;
+pub mod stderr;
 
 use std::io::Read;
 use std::path::Path;
@@ -146,7 +154,7 @@ fn describe(cmd: &Command) -> String {
         s.push(' ');
         s.push_str(&a.to_string_lossy());
     }
-    crate::redact::redact(&s)
+    crate::git::redact::redact(&s)
 }
 
 /// A running git process: killed with its children unless waited for.

@@ -1,7 +1,7 @@
 //! Atlassian Document Format (ADF) <-> reposix markdown bodies.
 //!
 //! Both directions go through the document model of
-//! [`crate::backend::atlassian::markdown`]: paragraphs, headings, code
+//! [`crate::tracker::atlassian::markdown`]: paragraphs, headings, code
 //! blocks, bullet and ordered lists, and the `strong`, `em`, `strike`,
 //! `code` and `link` marks, with `hardBreak` for a line break inside a
 //! paragraph. [`from_markdown`] writes ADF that fits the vendor schema

@@ -1,7 +1,7 @@
 //! Confluence storage format (XHTML) <-> reposix markdown bodies.
 //!
 //! Both directions go through the document model of
-//! [`crate::backend::atlassian::markdown`], as for ADF.
+//! [`crate::tracker::atlassian::markdown`], as for ADF.
 //! [`from_markdown`] writes `<p>`, `<h1>`…`<h6>`, `<ul>`/`<ol start>` with
 //! `<li>`, the `code` macro (the code in CDATA), `<strong>`, `<em>`, `<s>`,
 //! `<code>`, `<a href>` and `<br />`, and `<p></p>` for each extra blank
@@ -20,13 +20,13 @@
 //! and `br` map to the model (other inline formatting is dropped, its
 //! text kept); task lists become `[ ] `/`[x] ` bullet items; tables,
 //! block quotes, rules and macros with a body become literal text in the
-//! same markdown-like form as [`crate::backend::adf`] (cells joined with
+//! same markdown-like form as [`crate::tracker::adf`] (cells joined with
 //! ` | `, `> ` lines, `---`); macro parameters, images and placeholders
 //! render as nothing; `ac:link`s as their text. Text typed on the page
 //! that reads as markdown is escaped, and the result is a fixed point of
 //! the round trip (see the model's guarantees).
 
-use crate::backend::atlassian::markdown::{self, literal, Block, Doc, Inline, Marks};
+use crate::tracker::atlassian::markdown::{self, literal, Block, Doc, Inline, Marks};
 
 /// The storage-format body for a markdown body.
 pub fn from_markdown(md: &str) -> String {

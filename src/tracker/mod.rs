@@ -2,7 +2,7 @@
 //!
 //! An adapter translates between a tracker's wire shapes and the tracker-
 //! neutral [`RemoteIssue`] / [`RemoteComment`] / [`IssuePatch`] model; it
-//! knows nothing about events, refs or merging (that is `crate::project`).
+//! knows nothing about events, refs or merging (that is `crate::tracker::projection`).
 //! All HTTP goes through [`http::HttpClient`], which enforces the egress
 //! allowlist, follows redirects only for reads within one origin, retries
 //! rate limits (every method) and 5xx (reads) with backoff, and keeps
@@ -20,6 +20,7 @@ pub mod github;
 pub mod http;
 pub mod identity;
 pub mod jira;
+pub mod projection;
 
 pub mod sim;
 

@@ -196,4 +196,20 @@ mod tests {
             "bearer authentication failed"
         );
     }
+
+    #[test]
+    fn sanitize_masks_userinfo_in_urls() {
+        assert_eq!(
+            redact("fatal: unable to access 'http://user:s3cret@127.0.0.1:9/x.git/': refused"),
+            "fatal: unable to access 'http://***@127.0.0.1:9/x.git/': refused"
+        );
+        assert_eq!(
+            redact("https://tok3n@github.com/a/b and ssh://git@h/x"),
+            "https://***@github.com/a/b and ssh://***@h/x"
+        );
+        // A password holding `/` is still hidden.
+        assert_eq!(redact("http://u:p/w@h/x"), "http://***@h/x");
+        assert_eq!(redact("git://h:9/x no creds"), "git://h:9/x no creds");
+        assert_eq!(redact("git@host:path"), "git@host:path");
+    }
 }

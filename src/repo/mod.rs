@@ -5,6 +5,9 @@
 //! its own beyond the git repository: actors live in `.git/reposix/`, the
 //! listing index is a cache, everything else is in the refs.
 
+pub mod query;
+pub mod ready;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -336,7 +339,7 @@ impl Repo {
     /// one `NAME SPEC` per line; local configuration like git remotes).
     pub fn backends(
         &self,
-    ) -> Result<std::collections::BTreeMap<String, crate::backend::BackendSpec>, RepoError> {
+    ) -> Result<std::collections::BTreeMap<String, crate::tracker::BackendSpec>, RepoError> {
         let path = self.reposix_dir().join("backends");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -348,7 +351,7 @@ impl Repo {
             let (name, spec) = line.trim().split_once(' ').ok_or_else(|| {
                 RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()))
             })?;
-            let spec = crate::backend::BackendSpec::parse(spec.trim())
+            let spec = crate::tracker::BackendSpec::parse(spec.trim())
                 .map_err(|e| RepoError::Rejected(format!("{}: {e}", path.display())))?;
             out.insert(name.to_owned(), spec);
         }
@@ -359,7 +362,7 @@ impl Repo {
     pub fn add_backend(
         &self,
         name: &str,
-        spec: &crate::backend::BackendSpec,
+        spec: &crate::tracker::BackendSpec,
     ) -> Result<(), RepoError> {
         check_name("backend name", name)?;
         let mut all = self.backends()?;
@@ -377,7 +380,7 @@ impl Repo {
 
     fn write_backends(
         &self,
-        all: &std::collections::BTreeMap<String, crate::backend::BackendSpec>,
+        all: &std::collections::BTreeMap<String, crate::tracker::BackendSpec>,
     ) -> Result<(), RepoError> {
         let text: String = all
             .iter()
@@ -517,7 +520,7 @@ impl Repo {
         if !typed.is_empty() {
             let listing = self.list()?;
             for link in typed {
-                crate::agents::check_link(&listing.issues, issue, link)?;
+                crate::repo::ready::check_link(&listing.issues, issue, link)?;
             }
         }
         let cache = StateCache::new(&self.store);
@@ -680,7 +683,7 @@ impl Repo {
         // Dependency cycles closed by concurrent writes: not damage (the
         // fold breaks them deterministically), but worth a look.
         if let Ok(listing) = self.list() {
-            for b in crate::agents::dep_graphs(&listing.issues).broken {
+            for b in crate::repo::ready::dep_graphs(&listing.issues).broken {
                 let cycle: Vec<String> = b.cycle.iter().map(IssueId::short).collect();
                 report.warnings.push(Problem {
                     at: layout::issue_ref(b.edge.from),

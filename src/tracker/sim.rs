@@ -30,7 +30,7 @@ use super::{
     IssuePatch, NewRemoteIssue, RemoteComment, RemoteIssue, Revision,
 };
 use crate::event::Status;
-use crate::timestamp;
+use crate::time;
 
 /// A sim project reached over HTTP.
 pub struct SimBackend {
@@ -151,7 +151,7 @@ impl SimBackend {
     fn list(&self, since: Option<i64>) -> Result<Vec<RemoteIssue>, BackendError> {
         let what = "listing sim issues";
         let path = match since {
-            Some(s) => format!("/issues?since={}", timestamp::format_secs(s)),
+            Some(s) => format!("/issues?since={}", time::format_secs(s)),
             None => "/issues".to_owned(),
         };
         let resp = self.send(what, Method::GET, &path, &[], None)?;
@@ -307,7 +307,7 @@ impl Backend for SimBackend {
     ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
         let since = cursor
             .map(|c| {
-                timestamp::parse_secs(c).ok_or_else(|| {
+                time::parse_secs(c).ok_or_else(|| {
                     BackendError::Spec(format!("sim cursor {c:?} is not an RFC 3339 timestamp"))
                 })
             })
@@ -315,14 +315,13 @@ impl Backend for SimBackend {
         let issues = self.list(since.map(|s| s - 1))?;
         let mut next = since;
         for i in &issues {
-            let t =
-                timestamp::parse_secs(&i.updated_at).ok_or_else(|| BackendError::Malformed {
-                    what: "listing sim issues".into(),
-                    why: format!("issue {}: updated_at {:?}", i.remote_id, i.updated_at),
-                })?;
+            let t = time::parse_secs(&i.updated_at).ok_or_else(|| BackendError::Malformed {
+                what: "listing sim issues".into(),
+                why: format!("issue {}: updated_at {:?}", i.remote_id, i.updated_at),
+            })?;
             next = next.max(Some(t));
         }
-        Ok((issues, next.map(timestamp::format_secs)))
+        Ok((issues, next.map(time::format_secs)))
     }
 
     fn get(&self, remote_id: &str) -> Result<Option<RemoteIssue>, BackendError> {
@@ -560,7 +559,7 @@ pub fn parse_wire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::http::AllowList;
+    use crate::tracker::http::AllowList;
 
     #[test]
     fn egress_to_a_non_allowed_origin_fails_before_sending() {

@@ -200,7 +200,7 @@ impl Secret {
     /// Wrap a secret value.
     pub fn new(s: impl Into<String>) -> Secret {
         let s = s.into();
-        crate::redact::register_secret(&s);
+        crate::git::redact::register_secret(&s);
         Secret(s)
     }
 
@@ -645,13 +645,13 @@ impl HttpClient {
                 Ok(resp) => tracing::debug!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "HTTP {method} {} -> {}",
-                    crate::redact::redact(target.as_str()),
+                    crate::git::redact::redact(target.as_str()),
                     resp.status().as_u16()
                 ),
                 Err(e) => tracing::debug!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "HTTP {method} {} -> failed: {}",
-                    crate::redact::redact(target.as_str()),
+                    crate::git::redact::redact(target.as_str()),
                     sanitize(&e.to_string())
                 ),
             }
@@ -872,7 +872,7 @@ pub fn rate_limit_wait(
     {
         let reset_ms = match v.parse::<i64>() {
             Ok(secs) => Some(secs.saturating_mul(1000)),
-            Err(_) => crate::timestamp::parse_millis(v),
+            Err(_) => crate::time::parse_millis(v),
         };
         if let Some(ms) = reset_ms {
             // One second of slack for clocks that disagree a little.
@@ -892,9 +892,9 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
 }
 
 /// Hide credentials in a message: the one redaction function,
-/// [`crate::redact::redact`] (URL userinfo and every known secret).
+/// [`crate::git::redact::redact`] (URL userinfo and every known secret).
 pub fn sanitize(message: &str) -> String {
-    crate::redact::redact(message)
+    crate::git::redact::redact(message)
 }
 
 #[cfg(test)]

@@ -33,16 +33,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::backend::{
-    Backend, BackendError, BackendSpec, IssuePatch, NewRemoteIssue, RemoteComment, RemoteIssue,
-};
 use crate::crdt::{remote_comment_id, BodyView, EventSet, IssueState};
 use crate::event::{ActorId, Event, EventId, IssueId, Op};
 use crate::store::bulk::BulkWriter;
 use crate::store::fs::{write_atomic, Durability};
 use crate::store::index::Index;
 use crate::store::{EventStore, GitEventStore, StoreError};
-use crate::timestamp;
+use crate::time;
+use crate::tracker::{
+    Backend, BackendError, BackendSpec, IssuePatch, NewRemoteIssue, RemoteComment, RemoteIssue,
+};
 
 /// Retries of one issue's export after conflicts.
 const EXPORT_RETRIES: u32 = 6;
@@ -316,7 +316,7 @@ impl<'a> Projection<'a> {
     fn observe(&self, issue: IssueId, r: &RemoteIssue) -> Event {
         self.fixed(
             issue,
-            timestamp::parse_millis(&r.updated_at).unwrap_or(0),
+            time::parse_millis(&r.updated_at).unwrap_or(0),
             Op::Observe {
                 backend: self.key.clone(),
                 remote_id: r.remote_id.clone(),
@@ -337,7 +337,7 @@ impl<'a> Projection<'a> {
         (!created_at.is_empty()).then(|| {
             self.fixed(
                 issue,
-                timestamp::parse_millis(created_at).unwrap_or(0),
+                time::parse_millis(created_at).unwrap_or(0),
                 Op::ObserveCreated {
                     backend: self.key.clone(),
                     remote_id: remote_id.to_owned(),
@@ -359,7 +359,7 @@ impl<'a> Projection<'a> {
     }
 
     fn observe_comment(&self, issue: IssueId, c: &RemoteComment) -> Event {
-        let ms = timestamp::parse_millis(&c.updated_at).unwrap_or(0);
+        let ms = time::parse_millis(&c.updated_at).unwrap_or(0);
         self.fixed(
             issue,
             ms,
@@ -930,7 +930,7 @@ impl<'a> Projection<'a> {
                         status: *status,
                         labels: labels.clone(),
                         assignees: assignees.clone(),
-                        revision: crate::backend::Revision {
+                        revision: crate::tracker::Revision {
                             order: *revision,
                             token: token.clone(),
                         },
@@ -1216,14 +1216,14 @@ impl<'a> Projection<'a> {
     /// listing takes an RFC 3339 `since` (sim, GitHub) are checked, over the
     /// minute before the create.
     fn settle_twin(&self, created: RemoteIssue, marker: &str) -> Result<RemoteIssue, ProjectError> {
-        use crate::backend::BackendKind;
+        use crate::tracker::BackendKind;
         if !matches!(self.backend.kind(), BackendKind::Sim | BackendKind::Github) {
             return Ok(created);
         }
-        let Some(ms) = timestamp::parse_millis(&created.updated_at) else {
+        let Some(ms) = time::parse_millis(&created.updated_at) else {
             return Ok(created);
         };
-        let since = timestamp::format_secs(ms / 1000 - 60);
+        let since = time::format_secs(ms / 1000 - 60);
         let Some(first) = self.backend.find_by_marker(marker, Some(&since))? else {
             return Ok(created);
         };
@@ -1465,7 +1465,7 @@ impl<'a> Projection<'a> {
         key: &str,
         state: &IssueState,
         patch: &IssuePatch,
-        refusals: &[crate::backend::Refusal],
+        refusals: &[crate::tracker::Refusal],
         report: &mut ExportReport,
     ) {
         let mut all = self.refused.borrow_mut();
@@ -1627,9 +1627,7 @@ impl<'a> Projection<'a> {
                 }
             };
             let heads = set.heads();
-            let ms = timestamp::parse_millis(&remote.updated_at)
-                .unwrap_or(0)
-                .max(0) as u64;
+            let ms = time::parse_millis(&remote.updated_at).unwrap_or(0).max(0) as u64;
             let mut events = self.comment_events(issue, &remote);
             events.extend(self.local(
                 issue,
@@ -1705,9 +1703,7 @@ impl<'a> Projection<'a> {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let ms = timestamp::parse_millis(&remote.updated_at)
-                    .unwrap_or(0)
-                    .max(0) as u64;
+                let ms = time::parse_millis(&remote.updated_at).unwrap_or(0).max(0) as u64;
                 let mut events = vec![self.observe_comment(issue, &remote)];
                 events.extend(self.local(
                     issue,
