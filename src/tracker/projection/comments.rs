@@ -1,0 +1,256 @@
+//! Comments: which local comment is which tracker comment, and their
+//! export.
+
+use super::*;
+
+impl Projection<'_> {
+    /// `add_comment`, recovering by marker when the outcome is uncertain.
+    pub(super) fn add_comment_once(
+        &self,
+        remote_id: &str,
+        body: &str,
+        marker: &str,
+    ) -> Result<RemoteComment, ProjectError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.backend.add_comment(remote_id, body, marker) {
+                Ok(c) => {
+                    // A comment another client created at the same time:
+                    // the first one (smallest id) stays, ours goes.
+                    let first = self
+                        .backend
+                        .comments(remote_id)?
+                        .into_iter()
+                        .filter(|x| x.marker.as_deref() == Some(marker))
+                        .min_by_key(|x| {
+                            (
+                                x.remote_id.parse::<u64>().unwrap_or(u64::MAX),
+                                x.remote_id.clone(),
+                            )
+                        });
+                    return match first {
+                        Some(f) if f.remote_id != c.remote_id => {
+                            match self.backend.delete_comment(remote_id, &c.remote_id) {
+                                Ok(()) | Err(BackendError::Unsupported { .. }) => Ok(f),
+                                Err(e) => Err(e.into()),
+                            }
+                        }
+                        _ => Ok(c),
+                    };
+                }
+                Err(e) if attempt < CREATE_ATTEMPTS && uncertain(&e) => {
+                    let found = self
+                        .backend
+                        .comments(remote_id)?
+                        .into_iter()
+                        .find(|c| c.marker.as_deref() == Some(marker));
+                    if let Some(c) = found {
+                        return Ok(c);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Local comment id -> remote comment id on this backend, for every
+    /// comment (live or deleted) bound to one.
+    pub(super) fn comment_remotes(&self, set: &EventSet) -> BTreeMap<EventId, String> {
+        let mut bound: BTreeMap<String, EventId> = BTreeMap::new();
+        let mut observed: BTreeMap<String, Option<EventId>> = BTreeMap::new();
+        for (_, e) in set.iter() {
+            match &e.op {
+                Op::BindComment {
+                    backend,
+                    comment,
+                    remote_id: Some(r),
+                } if *backend == self.key => {
+                    bound.entry(r.clone()).or_insert(*comment);
+                }
+                Op::ObserveComment {
+                    backend,
+                    remote_id,
+                    local,
+                    ..
+                } if *backend == self.key => {
+                    let slot = observed.entry(remote_id.clone()).or_insert(None);
+                    if slot.is_none() {
+                        *slot = *local;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (rid, id) in &bound {
+            out.insert(*id, rid.clone());
+        }
+        for (rid, local) in observed {
+            let id = local
+                .or_else(|| bound.get(&rid).copied())
+                .unwrap_or_else(|| remote_comment_id(&self.key, &rid));
+            out.entry(id).or_insert(rid);
+        }
+        out
+    }
+
+    /// Create local comments the tracker lacks (intent, marker, binding),
+    /// send local edits and deletions of bound comments.
+    pub(super) fn export_comments(
+        &self,
+        issue: IssueId,
+        remote_id: &str,
+        set: &mut EventSet,
+        report: &mut ExportReport,
+    ) -> Result<(), ProjectError> {
+        let state = self.fold(issue, set)?;
+        let remotes = self.comment_remotes(set);
+        let mut intents: BTreeSet<EventId> = BTreeSet::new();
+        for (_, e) in set.iter() {
+            if let Op::BindComment {
+                backend,
+                comment,
+                remote_id: None,
+            } = &e.op
+            {
+                if *backend == self.key {
+                    intents.insert(*comment);
+                }
+            }
+        }
+        let unbound: Vec<_> = state
+            .comments
+            .iter()
+            .filter(|c| !remotes.contains_key(&c.id))
+            .filter(|c| matches!(set.get(&c.id), Some(e) if matches!(e.op, Op::AddComment { .. })))
+            .cloned()
+            .collect();
+        // One listing finds comments another clone (or a killed run)
+        // already created, by their marker, before anything is created.
+        let listed: Vec<RemoteComment> = if unbound.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.comments(remote_id)?
+        };
+        for c in unbound {
+            let marker = c.id.to_hex();
+            let found = listed
+                .iter()
+                .find(|rc| rc.marker.as_deref() == Some(marker.as_str()))
+                .cloned();
+            let remote = match found {
+                Some(r) => r,
+                None => {
+                    if !intents.contains(&c.id) {
+                        let intent = self.local(
+                            issue,
+                            set,
+                            set.heads(),
+                            vec![Op::BindComment {
+                                backend: self.key.clone(),
+                                comment: c.id,
+                                remote_id: None,
+                            }],
+                        );
+                        self.record(issue, set, intent, "export comment intent")?;
+                    }
+                    self.add_comment_once(remote_id, &c.body, &marker)?
+                }
+            };
+            let heads = set.heads();
+            let ms = time::parse_millis(&remote.updated_at).unwrap_or(0).max(0) as u64;
+            let mut events = self.comment_events(issue, &remote);
+            events.extend(self.local(
+                issue,
+                set,
+                heads,
+                vec![
+                    Op::Exported {
+                        backend: self.key.clone(),
+                        remote_id: format!("comment:{}", remote.remote_id),
+                        revision: ms,
+                    },
+                    Op::BindComment {
+                        backend: self.key.clone(),
+                        comment: c.id,
+                        remote_id: Some(remote.remote_id.clone()),
+                    },
+                ],
+            ));
+            self.record(issue, set, events, "export comment")?;
+            report.comments += 1;
+        }
+        // Local edits and deletions of comments the tracker has.
+        let state = self.fold(issue, set)?;
+        let remotes = self.comment_remotes(set);
+        let gone = {
+            let live = self.observed_comments(set);
+            remotes
+                .values()
+                .filter(|r| !live.contains(*r))
+                .cloned()
+                .collect::<BTreeSet<String>>()
+        };
+        let live: BTreeMap<EventId, &crate::crdt::Comment> =
+            state.comments.iter().map(|c| (c.id, c)).collect();
+        for (id, rid) in &remotes {
+            if gone.contains(rid) {
+                continue;
+            }
+            let Some(c) = live.get(id) else {
+                // Deleted here: delete there (where the tracker can).
+                match self.backend.delete_comment(remote_id, rid) {
+                    Ok(()) | Err(BackendError::NotFound { .. }) => {
+                        let ev = self.observe_gone(issue, &format!("comment:{rid}"));
+                        self.record(issue, set, vec![ev], "export comment delete")?;
+                        report.comments += 1;
+                    }
+                    Err(BackendError::Unsupported { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            };
+            let last = set
+                .iter()
+                .filter_map(|(_, e)| match &e.op {
+                    Op::ObserveComment {
+                        backend,
+                        remote_id,
+                        body,
+                        revision,
+                        ..
+                    } if *backend == self.key && remote_id == rid => Some((*revision, body)),
+                    _ => None,
+                })
+                .max();
+            if last.is_some_and(|(_, body)| *body != c.body) {
+                let heads = set.heads();
+                let remote = match self.backend.edit_comment(remote_id, rid, &c.body) {
+                    Ok(r) => r,
+                    Err(BackendError::NotFound { .. }) => {
+                        let ev = self.observe_gone(issue, &format!("comment:{rid}"));
+                        self.record(issue, set, vec![ev], "export comment gone")?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let ms = time::parse_millis(&remote.updated_at).unwrap_or(0).max(0) as u64;
+                let mut events = vec![self.observe_comment(issue, &remote)];
+                events.extend(self.local(
+                    issue,
+                    set,
+                    heads,
+                    vec![Op::Exported {
+                        backend: self.key.clone(),
+                        remote_id: format!("comment:{rid}"),
+                        revision: ms,
+                    }],
+                ));
+                self.record(issue, set, events, "export comment edit")?;
+                report.comments += 1;
+            }
+        }
+        Ok(())
+    }
+}
