@@ -3,8 +3,10 @@
 use clap::Subcommand;
 use serde::Serialize;
 
+use reposix::mirror::edits::EditsError;
 use reposix::repo::RepoError;
-use reposix::tracker::projection::{ExportReport, ImportReport, Projection};
+use reposix::sync::tracker::{SessionError, TrackerReport, TrackerSession, TrackerSyncOptions};
+use reposix::tracker::projection::{ImportReport, Projection};
 use reposix::tracker::{self as backend, BackendSpec};
 
 use super::{Ctx, Exit, Failure};
@@ -112,8 +114,7 @@ pub fn run(ctx: &Ctx, cmd: BackendCmd) -> Result<(), Failure> {
             })
         }
         BackendCmd::Remove { name } => {
-            let removed = repo.remove_backend(&name)?;
-            super::allow::forget(&repo, &name)?;
+            let removed = repo.detach(&name)?;
             if !removed {
                 return Err(Failure::new(
                     Exit::NotFound,
@@ -130,8 +131,7 @@ pub fn run(ctx: &Ctx, cmd: BackendCmd) -> Result<(), Failure> {
 
 /// Attach `spec` as `name` and allow its origin; returns the origin.
 pub fn add(repo: &reposix::repo::Repo, name: &str, spec: &BackendSpec) -> Result<String, Failure> {
-    repo.add_backend(name, spec)?;
-    super::allow::record(repo, name, spec)
+    Ok(repo.attach(name, spec)?)
 }
 
 /// Which directions `sync --backend` runs.
@@ -147,52 +147,6 @@ pub struct Directions {
     pub dry_run: bool,
     /// Publish local-only issues to a newly attached tracker without asking.
     pub yes: bool,
-}
-
-/// Local issues that would be created on the tracker `key` (not bound to
-/// it, not merged), and how many issues are bound to it.
-fn export_exposure(repo: &reposix::repo::Repo, key: &str) -> Result<(usize, usize), Failure> {
-    let listing = repo.list()?;
-    let bound = |s: &&reposix::store::index::IssueSummary| {
-        s.remotes.iter().any(|(b, _)| b == key) || s.gone.iter().any(|(b, _)| b == key)
-    };
-    let with = listing.issues.iter().filter(bound).count();
-    let local = listing
-        .issues
-        .iter()
-        .filter(|s| !s.merged && !bound(s))
-        .count();
-    Ok((local, with))
-}
-
-/// Before the first export of local-only issues to a tracker none of them
-/// is bound to yet: ask on a terminal, refuse elsewhere (`--yes` skips).
-fn confirm_first_export(
-    repo: &reposix::repo::Repo,
-    name: &str,
-    spec: &BackendSpec,
-    key: &str,
-) -> Result<(), Failure> {
-    let (local, bound) = export_exposure(repo, key)?;
-    if local == 0 || bound > 0 {
-        return Ok(());
-    }
-    let question = format!(
-        "publish {local} local issues to {name} ({})? nothing of this repository is there yet",
-        spec.to_spec_string()
-    );
-    if super::term::ask_yes_no(&question) {
-        return Ok(());
-    }
-    Err(Failure::new(
-        Exit::Invalid,
-        "confirmation_needed",
-        format!("not exporting: {question}"),
-    )
-    .hint(format!(
-        "see what would be sent with `reposix sync --backend {name} --dry-run`, then confirm with --yes \
-         (or --import-only to only read)"
-    )))
 }
 
 #[derive(Serialize)]
@@ -280,64 +234,19 @@ fn dry_run(
     })
 }
 
-#[derive(Serialize)]
-struct BackendSyncJson {
-    backend: String,
-    spec: String,
-    markdown_edits: reposix::mirror::edits::EditsReport,
-    import: Option<ImportReport>,
-    export: Option<ExportReport>,
-}
-
-/// `reposix sync --backend NAME`: import, then export, then import the
-/// results (which records nothing new unless the tracker moved meanwhile).
-pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
-    let repo = ctx.repo()?;
-    let actor = ctx.actor(&repo)?;
-    let backends = repo.backends()?;
-    let Some(spec) = backends.get(name) else {
-        return Err(Failure::new(
-            Exit::NotFound,
-            "not_found",
-            format!("no backend named {name}"),
-        )
-        .hint("run `reposix backend list`, or `reposix backend add NAME <kind>::<address>`"));
-    };
-    let allow = super::allow::allowlist(&repo)?;
-    let mut tracker = backend::open_with(spec, &format!("reposix-{actor}"), allow)?;
-    let display = std::sync::Arc::new(super::progress::Progress::new(ctx.out.json));
-    // Rate-limit waits and renames get their own line.
-    let notices = display.clone();
-    tracker.set_notice(std::sync::Arc::new(move |line: &str| notices.notice(line)));
-    let progress = |line: &str| display.step(line);
-    let identities: Vec<String> = repo
-        .store()
-        .repo()
-        .config_snapshot()
-        .strings(backend::identity::CONFIG_KEY)
-        .unwrap_or_default()
-        .iter()
-        .map(|v| v.to_string())
-        .collect();
-    tracker.set_identities(backend::IdentityMap::from_entries(
-        identities.iter().map(String::as_str),
-    )?);
-    if dirs.dry_run {
-        return dry_run(ctx, &repo, name, spec, tracker, actor, dirs, &progress);
-    }
-    let p = Projection::new(repo.store(), tracker.as_ref(), actor.clone(), &progress);
-    // In a clone of a mirror, committed edits to the markdown files become
-    // events first, so this same run exports them.
-    let trailer = repo
-        .store()
-        .repo()
-        .config_snapshot()
-        .string("reposix.mirrorTrailer")
-        .map(|v| v.to_string())
-        .unwrap_or_else(|| reposix::mirror::DEFAULT_TRAILER.to_owned());
-    let edits = reposix::mirror::edits::import_markdown_edits(&repo, p.key(), &actor, &trailer)
-        .map_err(|e| match e {
-            reposix::mirror::edits::EditsError::Rejected(_) => Failure::new(
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Failure {
+        match e {
+            SessionError::NoBackend { name } => Failure::new(
+                Exit::NotFound,
+                "not_found",
+                format!("no backend named {name}"),
+            )
+            .hint("run `reposix backend list`, or `reposix backend add NAME <kind>::<address>`"),
+            SessionError::Repo(r) => r.into(),
+            SessionError::Backend(b) => b.into(),
+            SessionError::Project(p) => p.into(),
+            e @ SessionError::MarkdownEdits(EditsError::Rejected(_)) => Failure::new(
                 Exit::Invalid,
                 "markdown_rejected",
                 reposix::error_chain(&e),
@@ -345,48 +254,84 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             .hint(
                 "fix the file at that line, commit, and sync again (nothing was applied or sent)",
             ),
-            _ => Failure::new(Exit::Failure, "markdown_edits", reposix::error_chain(&e)),
-        })?;
-    let with_staleness =
-        |f: Failure| match reposix::mirror::staleness(repo.store(), spec.kind.as_str()) {
-            Some(s) => {
-                let hint = f.hint.clone().map_or(s.clone(), |h| format!("{h}; {s}"));
-                f.hint(hint)
+            e @ SessionError::MarkdownEdits(_) => {
+                Failure::new(Exit::Failure, "markdown_edits", reposix::error_chain(&e))
             }
-            None => f,
-        };
-    let import = if dirs.export_only {
-        None
-    } else {
-        Some(
-            p.import(dirs.reconcile)
-                .map_err(|e| with_staleness(e.into()))?,
+            SessionError::ConfirmationNeeded { name, local } => {
+                confirmation_needed(&name, &format!("publish {local} local issues to {name}?"))
+            }
+        }
+    }
+}
+
+/// The refusal to publish local-only issues without a confirmation.
+fn confirmation_needed(name: &str, question: &str) -> Failure {
+    Failure::new(
+        Exit::Invalid,
+        "confirmation_needed",
+        format!("not exporting: {question}"),
+    )
+    .hint(format!(
+        "see what would be sent with `reposix sync --backend {name} --dry-run`, then confirm with --yes \
+         (or --import-only to only read)"
+    ))
+}
+
+/// `reposix sync --backend NAME`: the library's tracker session (markdown
+/// edits, import, export, import again), with progress and a summary.
+pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    let actor = ctx.actor(&repo)?;
+    let mut session = TrackerSession::open(&repo, name, actor.clone())?;
+    let display = std::sync::Arc::new(super::progress::Progress::new(ctx.out.json));
+    // Rate-limit waits and renames get their own line.
+    let notices = display.clone();
+    session.set_notice(std::sync::Arc::new(move |line: &str| notices.notice(line)));
+    let progress = |line: &str| display.step(line);
+    if dirs.dry_run {
+        let spec = session.spec().clone();
+        return dry_run(
+            ctx,
+            &repo,
+            name,
+            &spec,
+            session.into_tracker(),
+            actor,
+            dirs,
+            &progress,
+        );
+    }
+    let opts = TrackerSyncOptions {
+        import_only: dirs.import_only,
+        export_only: dirs.export_only,
+        reconcile: dirs.reconcile,
+    };
+    let spec_text = session.spec().to_spec_string();
+    let question = |local: usize| {
+        format!(
+            "publish {local} local issues to {name} ({spec_text})? nothing of this repository is there yet"
         )
     };
-    let export = if dirs.import_only {
-        None
-    } else {
-        if !dirs.yes {
-            confirm_first_export(&repo, name, spec, p.key())?;
-        }
-        let e = if dirs.reconcile {
-            p.export_all()
-        } else {
-            p.export()
-        }
-        .map_err(|e| with_staleness(e.into()))?;
-        p.import(false).map_err(|e| with_staleness(e.into()))?;
-        Some(e)
-    };
-    let failed = export.as_ref().map_or(0, |e| e.failed.len());
-    let retried = export.as_ref().map_or(0, |e| e.conflicts_retried);
-    let out = BackendSyncJson {
-        backend: name.to_owned(),
-        spec: spec.to_spec_string(),
-        markdown_edits: edits,
-        import,
-        export,
-    };
+    let confirm = |local: usize| dirs.yes || super::term::ask_yes_no(&question(local));
+    let out = session
+        .run(&repo, opts, &progress, &confirm)
+        .map_err(|e| match e {
+            SessionError::ConfirmationNeeded { local, .. } => {
+                confirmation_needed(name, &question(local))
+            }
+            e => {
+                let f = Failure::from(e);
+                match session.staleness(&repo) {
+                    Some(s) => {
+                        let hint = f.hint.clone().map_or(s.clone(), |h| format!("{h}; {s}"));
+                        f.hint(hint)
+                    }
+                    None => f,
+                }
+            }
+        })?;
+    let failed = out.export.as_ref().map_or(0, |e| e.failed.len());
+    let retried = out.export.as_ref().map_or(0, |e| e.conflicts_retried);
     let text = || {
         let mut s = String::new();
         if out.markdown_edits.files > 0 {
@@ -397,43 +342,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
                 out.markdown_edits.created
             ));
         }
-        if let Some(i) = &out.import {
-            s.push_str(&format!(
-                "imported from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
-                i.listed, i.observed, i.new_issues, i.comments
-            ));
-            if i.gone > 0 {
-                s.push_str(&format!(
-                    "{} issues or comments are gone from {name} (deleted there); recorded\n",
-                    i.gone
-                ));
-            }
-        }
-        if let Some(e) = &out.export {
-            s.push_str(&format!(
-                "exported to {name}: {} created, {} updated, {} recovered, {} comments, {} conflicts retried\n",
-                e.created, e.updated, e.recovered, e.comments, e.conflicts_retried
-            ));
-            if e.gone > 0 {
-                s.push_str(&format!(
-                    "{} issues were deleted on {name}: recorded (status wont_fix), not exported again\n",
-                    e.gone
-                ));
-            }
-            for (issue, what) in &e.refused {
-                s.push_str(&format!(
-                    "refused by {name}: {issue}: {what} (not sent again until it changes)\n"
-                ));
-            }
-            for (issue, to) in &e.moved {
-                s.push_str(&format!(
-                    "moved on {name}: {issue} is now {to}; recorded as gone here\n"
-                ));
-            }
-            for (issue, why) in &e.failed {
-                s.push_str(&format!("not exported: {issue}: {why}\n"));
-            }
-        }
+        s.push_str(&tracker_text(name, &out));
         s
     };
     display.finish(&summary(name, &out));
@@ -443,15 +352,15 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             "{name} has no comments API: {local_only} comments stayed local (they are kept in the issue log)"
         ));
     }
-    if let Some(now) = tracker.relocated() {
+    if let Some(now) = session.relocated() {
         ctx.out.warn(&format!(
             "{name} now answers as {} (renamed on the tracker); the stored address {} stays, \
              it is this backend's identity",
             now.to_spec_string(),
-            spec.to_spec_string()
+            spec_text
         ));
     }
-    let stale = reposix::mirror::staleness(repo.store(), spec.kind.as_str());
+    let stale = session.staleness(&repo);
     if retried > 0 {
         if let Some(s) = &stale {
             ctx.out.warn(&format!(
@@ -477,8 +386,52 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     ctx.out.done(&out, text)
 }
 
+/// What a tracker sync imported and exported, for people (shared by
+/// `sync --backend` and `mirror sync`).
+pub fn tracker_text(name: &str, out: &TrackerReport) -> String {
+    let mut s = String::new();
+    if let Some(i) = &out.import {
+        s.push_str(&format!(
+            "imported from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
+            i.listed, i.observed, i.new_issues, i.comments
+        ));
+        if i.gone > 0 {
+            s.push_str(&format!(
+                "{} issues or comments are gone from {name} (deleted there); recorded\n",
+                i.gone
+            ));
+        }
+    }
+    if let Some(e) = &out.export {
+        s.push_str(&format!(
+            "exported to {name}: {} created, {} updated, {} recovered, {} comments, {} conflicts retried\n",
+            e.created, e.updated, e.recovered, e.comments, e.conflicts_retried
+        ));
+        if e.gone > 0 {
+            s.push_str(&format!(
+                "{} issues were deleted on {name}: recorded (status wont_fix), not exported again\n",
+                e.gone
+            ));
+        }
+        for (issue, what) in &e.refused {
+            s.push_str(&format!(
+                "refused by {name}: {issue}: {what} (not sent again until it changes)\n"
+            ));
+        }
+        for (issue, to) in &e.moved {
+            s.push_str(&format!(
+                "moved on {name}: {issue} is now {to}; recorded as gone here\n"
+            ));
+        }
+        for (issue, why) in &e.failed {
+            s.push_str(&format!("not exported: {issue}: {why}\n"));
+        }
+    }
+    s
+}
+
 /// The one line that ends a `sync --backend` on stderr.
-fn summary(name: &str, out: &BackendSyncJson) -> String {
+fn summary(name: &str, out: &TrackerReport) -> String {
     let mut parts = Vec::new();
     if let Some(i) = &out.import {
         parts.push(format!(

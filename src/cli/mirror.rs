@@ -11,8 +11,8 @@ use reposix::mirror::{
     self, MirrorError, MirrorFailureReason, MirrorOptions, MirrorReport, MirrorSource,
 };
 use reposix::repo::Repo;
-use reposix::tracker::projection::{ExportReport, ImportReport, Projection};
-use reposix::tracker::{self as backend, BackendKind, BackendSpec};
+use reposix::sync::tracker::{TrackerReport, TrackerSession, TrackerSyncOptions};
+use reposix::tracker::{BackendKind, BackendSpec};
 
 use super::{store_failure, Ctx, Exit, Failure};
 
@@ -353,10 +353,8 @@ struct MirrorOutcome {
 
 #[derive(Serialize)]
 struct SyncJson {
-    backend: String,
-    spec: String,
-    import: Option<ImportReport>,
-    export: Option<ExportReport>,
+    #[serde(flatten)]
+    tracker: TrackerReport,
     mirror: MirrorOutcome,
 }
 
@@ -385,24 +383,22 @@ fn sync(
         }
         None => f,
     };
-    let allow = super::allow::allowlist(&repo)?;
-    let tracker = backend::open_with(&spec, &format!("reposix-{actor}"), allow)
-        .map_err(|e| with_staleness(e.into()))?;
+    let session =
+        TrackerSession::open(&repo, &name, actor).map_err(|e| with_staleness(e.into()))?;
     let json = ctx.out.json;
     let progress = move |line: &str| {
         if !json {
             eprintln!("{line}");
         }
     };
-    let p = Projection::new(repo.store(), tracker.as_ref(), actor, &progress);
-    let import = p.import(false).map_err(|e| with_staleness(e.into()))?;
-    let export = if import_only {
-        None
-    } else {
-        let e = p.export().map_err(|e| with_staleness(e.into()))?;
-        p.import(false).map_err(|e| with_staleness(e.into()))?;
-        Some(e)
+    let tracker_opts = TrackerSyncOptions {
+        import_only,
+        ..TrackerSyncOptions::default()
     };
+    // The mirror host publishes what it holds: no question asked.
+    let report = session
+        .run(&repo, tracker_opts, &progress, &|_| true)
+        .map_err(|e| with_staleness(e.into()))?;
     let outcome = match mirror::push_mirror(repo.store(), &source, &opts) {
         Ok(report) => {
             warn_default_branch(ctx, &report);
@@ -435,31 +431,13 @@ fn sync(
             }
         }
     };
-    let failed = export.as_ref().map_or(0, |e| e.failed.len());
+    let failed = report.export.as_ref().map_or(0, |e| e.failed.len());
     let out = SyncJson {
-        backend: name.clone(),
-        spec: spec.to_spec_string(),
-        import: Some(import),
-        export,
+        tracker: report,
         mirror: outcome,
     };
     ctx.out.done(&out, || {
-        let mut s = String::new();
-        if let Some(i) = &out.import {
-            s.push_str(&format!(
-                "imported from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",
-                i.listed, i.observed, i.new_issues, i.comments
-            ));
-        }
-        if let Some(e) = &out.export {
-            s.push_str(&format!(
-                "exported to {name}: {} created, {} updated, {} comments\n",
-                e.created, e.updated, e.comments
-            ));
-            for (issue, why) in &e.failed {
-                s.push_str(&format!("not exported: {issue}: {why}\n"));
-            }
-        }
+        let mut s = super::backend::tracker_text(&name, &out.tracker);
         match &out.mirror.report {
             Some(r) => s.push_str(&pushed_text(r)),
             None => s.push_str(&format!(

@@ -329,6 +329,8 @@ impl From<RepoError> for Failure {
             }
             RepoError::NoActor => Failure::new(Exit::NoActor, "no_actor", message)
                 .hint("run `reposix actor new NAME --use`"),
+            RepoError::Config(_) => Failure::new(Exit::Invalid, "invalid", message)
+                .hint("fix the value (scheme://host[:port], comma-separated)"),
             RepoError::Io { .. } | RepoError::Init { .. } => {
                 Failure::new(Exit::Failure, "io", message)
             }

@@ -7,6 +7,7 @@
 
 pub mod query;
 pub mod ready;
+pub mod trackers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -49,6 +50,9 @@ pub enum RepoError {
         #[source]
         source: std::io::Error,
     },
+    /// A configuration value that does not parse.
+    #[error(transparent)]
+    Config(#[from] trackers::ConfigError),
     /// `reposix init` outside a git repository failed to create one.
     #[error("cannot create a git repository at {path}")]
     Init {
@@ -333,60 +337,6 @@ impl Repo {
                 crate::store::fs::Durability::Durable,
             ),
         )
-    }
-
-    /// Configured tracker backends: name -> spec (`.git/reposix/backends`,
-    /// one `NAME SPEC` per line; local configuration like git remotes).
-    pub fn backends(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, crate::tracker::BackendSpec>, RepoError> {
-        let path = self.reposix_dir().join("backends");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return self.io(&path, Err(e)),
-        };
-        let mut out = std::collections::BTreeMap::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let (name, spec) = line.trim().split_once(' ').ok_or_else(|| {
-                RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()))
-            })?;
-            let spec = crate::tracker::BackendSpec::parse(spec.trim())
-                .map_err(|e| RepoError::Rejected(format!("{}: {e}", path.display())))?;
-            out.insert(name.to_owned(), spec);
-        }
-        Ok(out)
-    }
-
-    /// Add (or replace) a backend.
-    pub fn add_backend(
-        &self,
-        name: &str,
-        spec: &crate::tracker::BackendSpec,
-    ) -> Result<(), RepoError> {
-        check_name("backend name", name)?;
-        let mut all = self.backends()?;
-        all.insert(name.to_owned(), spec.clone());
-        self.write_backends(&all)
-    }
-
-    /// Remove a backend; false if there was none by that name.
-    pub fn remove_backend(&self, name: &str) -> Result<bool, RepoError> {
-        let mut all = self.backends()?;
-        let had = all.remove(name).is_some();
-        self.write_backends(&all)?;
-        Ok(had)
-    }
-
-    fn write_backends(
-        &self,
-        all: &std::collections::BTreeMap<String, crate::tracker::BackendSpec>,
-    ) -> Result<(), RepoError> {
-        let text: String = all
-            .iter()
-            .map(|(n, s)| format!("{n} {}\n", s.to_spec_string()))
-            .collect();
-        self.write_file("backends", &text)
     }
 
     /// Resolve an issue id or unambiguous prefix (of the hyphenated or the

@@ -31,6 +31,7 @@
 //!   [`sanitize`], and we never build a URL.
 
 pub mod claims;
+pub mod tracker;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;

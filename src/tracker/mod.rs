@@ -90,6 +90,24 @@ pub struct BackendSpec {
 }
 
 impl BackendSpec {
+    /// The origin requests for this tracker go to (for Atlassian gateway
+    /// routes derived from a site: the site, from which the adapter derives
+    /// the gateway prefix itself; for GitHub: `REPOSIX_GITHUB_API` if set,
+    /// else the public API).
+    pub fn origin(&self) -> String {
+        match self.kind {
+            BackendKind::Github => atlassian::origin_of(
+                &std::env::var("REPOSIX_GITHUB_API")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .unwrap_or_else(|| github::DEFAULT_API.to_owned()),
+            ),
+            BackendKind::Sim | BackendKind::Jira | BackendKind::Confluence => {
+                atlassian::origin_of(&self.address)
+            }
+        }
+    }
+
     /// Parse `<kind>::<address>`.
     pub fn parse(s: &str) -> Result<BackendSpec, BackendError> {
         let Some((kind, address)) = s.split_once("::") else {

@@ -86,7 +86,11 @@ impl Projection<'_> {
         Ok(report)
     }
 
-    pub(super) fn export_one(&self, issue: IssueId, report: &mut ExportReport) -> Result<(), ProjectError> {
+    pub(super) fn export_one(
+        &self,
+        issue: IssueId,
+        report: &mut ExportReport,
+    ) -> Result<(), ProjectError> {
         let mut set = self.load_or_empty(issue)?;
         if set.merged_into().is_some() {
             // A copy folded into another issue is not exported any more,
@@ -274,7 +278,11 @@ impl Projection<'_> {
     /// earlier one, so both clients bind the same issue. Only trackers whose
     /// listing takes an RFC 3339 `since` (sim, GitHub) are checked, over the
     /// minute before the create.
-    pub(super) fn settle_twin(&self, created: RemoteIssue, marker: &str) -> Result<RemoteIssue, ProjectError> {
+    pub(super) fn settle_twin(
+        &self,
+        created: RemoteIssue,
+        marker: &str,
+    ) -> Result<RemoteIssue, ProjectError> {
         use crate::tracker::BackendKind;
         if !matches!(self.backend.kind(), BackendKind::Sim | BackendKind::Github) {
             return Ok(created);
@@ -427,7 +435,11 @@ impl Projection<'_> {
     /// The assignees to send: all of them where the tracker holds several;
     /// where it holds one, the one it has if that is still ours (a tracker
     /// user's choice among ours stands), else the first.
-    pub(super) fn assignees_for(&self, state: &IssueState, seen: Option<&RemoteIssue>) -> Vec<String> {
+    pub(super) fn assignees_for(
+        &self,
+        state: &IssueState,
+        seen: Option<&RemoteIssue>,
+    ) -> Vec<String> {
         if self.backend.capabilities().multiple_assignees {
             return state.assignees.clone();
         }
@@ -440,7 +452,12 @@ impl Projection<'_> {
 
     /// Only the fields whose folded value differs from the last observation,
     /// leaving out values the tracker refused (until they change here).
-    pub(super) fn patch(&self, state: &IssueState, seen: &RemoteIssue, refused: &[Refused]) -> IssuePatch {
+    pub(super) fn patch(
+        &self,
+        state: &IssueState,
+        seen: &RemoteIssue,
+        refused: &[Refused],
+    ) -> IssuePatch {
         let refused_value = |field: &str, value: &str| {
             refused
                 .iter()

@@ -160,7 +160,11 @@ impl Projection<'_> {
 
     /// The events of an issue new to this repository: its observation,
     /// creation time, comments, and the sync point of its body.
-    pub(super) fn fresh_events(&self, issue: IssueId, r: &RemoteIssue) -> Result<Vec<Event>, ProjectError> {
+    pub(super) fn fresh_events(
+        &self,
+        issue: IssueId,
+        r: &RemoteIssue,
+    ) -> Result<Vec<Event>, ProjectError> {
         let mut fixed = vec![self.observe(issue, r)];
         fixed.extend(self.observe_created(issue, &r.remote_id, &r.created_at));
         if self.backend.capabilities().comments {
@@ -196,7 +200,10 @@ impl Projection<'_> {
     /// Write the logs of issues new to this repository as one pack. A ref
     /// created meanwhile by another writer fails the pack's update of that
     /// ref only; those issues are then appended one by one.
-    pub(super) fn write_fresh(&self, fresh: Vec<(IssueId, Vec<Event>)>) -> Result<(), ProjectError> {
+    pub(super) fn write_fresh(
+        &self,
+        fresh: Vec<(IssueId, Vec<Event>)>,
+    ) -> Result<(), ProjectError> {
         let mut writer = BulkWriter::start(self.store.git_dir())?;
         writer.describe("import", &self.trailers());
         for (issue, events) in &fresh {
