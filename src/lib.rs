@@ -43,7 +43,7 @@
 //! git remote and a tracker.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod crdt;
 pub mod event;

@@ -16,7 +16,7 @@
 //!   automerge keeps one copy; that is how a tracker's text enters the
 //!   document exactly once (see `refs-format.md`, section 6b).
 //!
-//! Edits are computed with a line-then-character diff ([`super::textdiff`])
+//! Edits are computed with a line-then-character diff (`crdt::textdiff`)
 //! and applied as splices in one transaction: time and memory grow with the
 //! size of the text and of the change, not their product.
 //!

@@ -28,7 +28,7 @@
 //!   local ref are found in the ref's reflog at the start of a sync and
 //!   merged back;
 //! - credentials never reach our output: git's messages are passed through
-//!   [`sanitize`], and we never build a URL.
+//!   [`crate::git::redact::redact`], and we never build a URL.
 
 pub mod claims;
 pub mod tracker;
