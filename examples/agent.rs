@@ -63,12 +63,18 @@ fn main() -> Result<(), Box<dyn Error>> {
             ..SyncOptions::default()
         },
     )?;
-    println!("git: {} issues pushed, {} merged", report.pushed, report.merged);
+    println!(
+        "git: {} issues pushed, {} merged",
+        report.pushed, report.merged
+    );
 
     // 3. Sync with the tracker: import, export, import again.
     let session = TrackerSession::open(&repo, &tracker, agent)?;
     let out = session.run(&repo, TrackerSyncOptions::default(), &|_| {}, &|_| true)?;
     let export = out.export.unwrap_or_default();
-    println!("{tracker}: {} created, {} comments", export.created, export.comments);
+    println!(
+        "{tracker}: {} created, {} comments",
+        export.created, export.comments
+    );
     Ok(())
 }

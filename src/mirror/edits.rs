@@ -233,12 +233,16 @@ pub fn import_markdown_edits(
 
 fn save_base(repo: &Repo, head: gix::hash::ObjectId) -> Result<(), EditsError> {
     let path = base_file(repo);
-    std::fs::create_dir_all(repo.reposix_dir())
-        .and_then(|()| std::fs::write(&path, format!("{head}\n")))
-        .map_err(|source| EditsError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+    // Durable: a base that went back would read edits twice.
+    crate::store::fs::write_atomic(
+        &path,
+        format!("{head}\n").as_bytes(),
+        crate::store::fs::Durability::Durable,
+    )
+    .map_err(|source| EditsError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// The last processed commit if it is an ancestor of `head`, else the

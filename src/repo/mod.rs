@@ -221,7 +221,7 @@ impl Repo {
 
     /// `.git/reposix/`.
     pub fn reposix_dir(&self) -> PathBuf {
-        self.store.git_dir().join("reposix")
+        self.store.reposix_dir()
     }
 
     fn io<T>(&self, path: &Path, r: std::io::Result<T>) -> Result<T, RepoError> {

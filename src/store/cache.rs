@@ -188,7 +188,7 @@ impl<'a> StateCache<'a> {
     /// The cache of `store`.
     pub fn new(store: &'a GitEventStore) -> StateCache<'a> {
         StateCache {
-            dir: store.git_dir().join("reposix").join("state"),
+            dir: store.reposix_dir().join("state"),
             store,
             keep_folded: true,
         }
@@ -467,11 +467,11 @@ impl<'a> StateCache<'a> {
         body.extend_from_slice(&payload);
         let mut out = MAGIC.to_vec();
         put_record(&mut out, kind, &body);
-        let _ = write_atomic(&self.dir, &issue.to_string(), &out);
+        // A cache: not fsynced, and a failed write only costs a fold.
+        let _ = super::fs::write_atomic(
+            &self.dir.join(issue.to_string()),
+            &out,
+            super::fs::Durability::Cache,
+        );
     }
-}
-
-/// Write `bytes` to `dir/name` atomically (a cache: not fsynced).
-fn write_atomic(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    super::fs::write_atomic(&dir.join(name), bytes, super::fs::Durability::Cache)
 }

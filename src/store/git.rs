@@ -117,6 +117,13 @@ impl GitEventStore {
         &self.git_dir
     }
 
+    /// `.git/reposix/`: the one place reposix's own files live (index,
+    /// state cache, configuration, sync marks, projection caches). Every
+    /// path under it is built from here.
+    pub fn reposix_dir(&self) -> PathBuf {
+        self.git_dir.join("reposix")
+    }
+
     /// Where `git` runs for this repository, as `git -C` would: the top of
     /// the work tree, or the git directory of a bare repository. Relative
     /// remote paths resolve against it.

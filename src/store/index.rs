@@ -433,7 +433,7 @@ impl<'a> Index<'a> {
     /// The index of `store`.
     pub fn new(store: &'a GitEventStore) -> Index<'a> {
         Index {
-            path: store.git_dir().join("reposix").join("index-v3"),
+            path: store.reposix_dir().join("index-v3"),
             common: store.repo().common_dir().to_path_buf(),
             store,
         }

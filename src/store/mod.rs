@@ -26,7 +26,7 @@ pub mod maintenance;
 pub mod tree;
 
 use crate::crdt::{EventSet, FoldError};
-use crate::event::{DecodeError, Event, EventId, IssueId};
+use crate::event::{DecodeError, EventId, IssueId};
 
 pub use git::GitEventStore;
 pub use layout::LayoutError;
@@ -263,11 +263,6 @@ pub trait EventStore {
     ) -> Result<Appended, StoreError>;
     /// Merge a commit (e.g. fetched from a remote) into an issue's ref.
     fn merge_tip(&self, issue: IssueId, other: Oid) -> Result<MergeOutcome, StoreError>;
-}
-
-/// Seal events for storage.
-pub fn seal_all(events: &[Event]) -> Vec<(EventId, Vec<u8>)> {
-    events.iter().map(Event::seal).collect()
 }
 
 /// Object writes that survive `git gc` running beside them.

@@ -507,7 +507,7 @@ impl Session<'_> {
     /// `git gc` after `gc.reflogExpireUnreachable`, 30 days by default).
     fn recover_from_reflogs(&mut self) -> Result<(), SyncError> {
         let started = SystemTime::now();
-        let mark_path = self.store.git_dir().join("reposix").join(REFLOG_MARK);
+        let mark_path = self.store.reposix_dir().join(REFLOG_MARK);
         let since = std::fs::read_to_string(&mark_path)
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())

@@ -4,8 +4,6 @@
 //! config, `HOME` and `TMPDIR` inside the temp dir, fixed author, committer
 //! and dates, no inherited `REPOSIX_ACTOR`.
 
-#![allow(dead_code)] // each test module uses a different part of this
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

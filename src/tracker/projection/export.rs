@@ -31,7 +31,7 @@ impl Projection<'_> {
     /// moved since has nothing to send. A cache: deleting it costs one walk.
     pub(super) fn export_cache_path(&self) -> std::path::PathBuf {
         let hash = blake3::hash(self.key.as_bytes()).to_hex();
-        self.store.git_dir().join("reposix").join(format!(
+        self.store.reposix_dir().join(format!(
             "export-{}-{}.json",
             self.backend.kind(),
             &hash[..16]
@@ -528,7 +528,7 @@ impl Projection<'_> {
     /// refused write per value.
     pub(super) fn refused_path(&self) -> std::path::PathBuf {
         let hash = blake3::hash(self.key.as_bytes()).to_hex();
-        self.store.git_dir().join("reposix").join(format!(
+        self.store.reposix_dir().join(format!(
             "refused-{}-{}.json",
             self.backend.kind(),
             &hash[..16]
