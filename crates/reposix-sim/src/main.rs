@@ -79,3 +79,32 @@ fn config(mut args: impl Iterator<Item = String>) -> Result<Option<SimConfig>, S
     }
     Ok(Some(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<SimConfig>, String> {
+        config(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn options_match_reposix_sim() {
+        let c = parse(&["--bind", "127.0.0.1:0", "--no-seed", "--rate-limit", "0"])
+            .expect("valid")
+            .expect("a config");
+        assert_eq!(c.bind.port(), 0);
+        assert!(!c.builtin_seed);
+        assert_eq!(c.rate_limit, 0);
+        let d = parse(&[]).expect("valid").expect("a config");
+        assert!(
+            d.builtin_seed,
+            "the demo seed unless --no-seed, as reposix-sim"
+        );
+        assert_eq!(d.bind.port(), 7878);
+        assert!(parse(&["--help"]).expect("valid").is_none());
+        assert!(parse(&["--rate-limit", "x"]).is_err());
+        assert!(parse(&["--bind"]).is_err(), "a missing value is an error");
+        assert!(parse(&["--frobnicate"]).is_err());
+    }
+}
