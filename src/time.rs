@@ -51,6 +51,21 @@ pub fn format_secs(secs: i64) -> String {
     )
 }
 
+/// The one backoff: how long to wait before retry `attempt + 1` (0-based):
+/// `base` doubled per attempt, capped at `max`, with jitter in
+/// `[capped / 2, capped]` so that writers that collided spread out. Used by
+/// the HTTP client, git pushes and claims.
+pub fn backoff(
+    attempt: u32,
+    base: std::time::Duration,
+    max: std::time::Duration,
+) -> std::time::Duration {
+    let capped = base.saturating_mul(1u32 << attempt.min(10)).min(max);
+    let half = capped / 2;
+    let jitter = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+    half + std::time::Duration::from_millis(fastrand::u64(0..=jitter))
+}
+
 const EPOCH: jiff::civil::Date = jiff::civil::date(1970, 1, 1);
 
 /// [`format_secs`] of milliseconds (rounded down to the second).
@@ -300,5 +315,22 @@ mod tests {
         assert_eq!(parse_query_date("7d", now), Some(now - 7 * 86_400_000));
         assert_eq!(parse_query_date("2026-04-13T00:00:00Z", now), Some(now));
         assert_eq!(parse_query_date("yesterday-ish", now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_within_its_cap_with_jitter() {
+        use std::time::Duration;
+        let (base, max) = (Duration::from_millis(50), Duration::from_secs(2));
+        for attempt in 0..20 {
+            let capped = (base * (1u32 << attempt.min(10))).min(max);
+            for _ in 0..20 {
+                let d = backoff(attempt, base, max);
+                assert!(
+                    d >= capped / 2 && d <= capped,
+                    "attempt {attempt}: {d:?} outside [{:?}, {capped:?}]",
+                    capped / 2
+                );
+            }
+        }
     }
 }

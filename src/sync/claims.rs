@@ -490,8 +490,11 @@ fn mode_of(link: &Option<Link1<'_>>, offline: &Option<String>) -> ClaimMode {
 }
 
 fn backoff(attempt: u32) {
-    let cap_ms = (20u64 << attempt.min(5)).min(500);
-    std::thread::sleep(Duration::from_millis(fastrand::u64(cap_ms / 4..=cap_ms)));
+    std::thread::sleep(crate::time::backoff(
+        attempt,
+        Duration::from_millis(20),
+        Duration::from_millis(500),
+    ));
 }
 
 /// Release `issue`: ends the caller's lease and acknowledges its lost

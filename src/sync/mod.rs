@@ -365,8 +365,11 @@ fn problems(map: BTreeMap<IssueId, String>) -> Vec<IssueProblem> {
 
 /// Jittered exponential backoff before push round `round + 1`.
 fn backoff(round: u32) {
-    let cap_ms = (50u64 << round.min(6)).min(2000);
-    std::thread::sleep(Duration::from_millis(fastrand::u64(cap_ms / 2..=cap_ms)));
+    std::thread::sleep(crate::time::backoff(
+        round,
+        Duration::from_millis(50),
+        Duration::from_secs(2),
+    ));
 }
 
 impl Session<'_> {
