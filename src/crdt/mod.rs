@@ -353,72 +353,44 @@ impl EventSet {
 
     /// The live add tags of each label (what a remove must name).
     pub fn label_tags(&self) -> BTreeMap<String, Vec<EventId>> {
-        if !self.invalid().is_empty() {
-            return self.valid_subset().label_tags();
-        }
-        let causal = Causal::needed(self).then(|| Causal::build(self));
-        self.label_tags_with(causal.as_ref())
-    }
-
-    fn label_tags_with(&self, causal: Option<&Causal<'_>>) -> BTreeMap<String, Vec<EventId>> {
-        if let Some(causal) = causal {
-            return TrackerFold::new(causal).set_tags(
-                |op| match op {
-                    Op::AddLabel { label } => vec![label.clone()],
-                    Op::Create { labels, .. } => labels.clone(),
-                    _ => vec![],
-                },
-                |op| match op {
-                    Op::RemoveLabel { label, observed } => Some((label.clone(), observed)),
-                    _ => None,
-                },
-                |e| match &e.op {
-                    Op::Observe { labels, .. } => Some(labels.clone()),
-                    _ => None,
-                },
-            );
-        }
-        self.set_tags(|op| match op {
-            Op::AddLabel { label } => SetOp::Add(vec![label.clone()]),
-            Op::Create { labels, .. } => SetOp::Add(labels.clone()),
-            Op::RemoveLabel { label, observed } => SetOp::Remove(label.clone(), observed),
-            _ => SetOp::None,
-        })
+        self.string_set_tags(StringSet::Labels)
     }
 
     /// The live add tags of each assignee.
     pub fn assignee_tags(&self) -> BTreeMap<String, Vec<EventId>> {
-        if !self.invalid().is_empty() {
-            return self.valid_subset().assignee_tags();
-        }
-        let causal = Causal::needed(self).then(|| Causal::build(self));
-        self.assignee_tags_with(causal.as_ref())
+        self.string_set_tags(StringSet::Assignees)
     }
 
-    fn assignee_tags_with(&self, causal: Option<&Causal<'_>>) -> BTreeMap<String, Vec<EventId>> {
+    fn string_set_tags(&self, set: StringSet) -> BTreeMap<String, Vec<EventId>> {
+        if !self.invalid().is_empty() {
+            return self.valid_subset().string_set_tags(set);
+        }
+        let causal = Causal::needed(self).then(|| Causal::build(self));
+        self.string_set_tags_with(set, causal.as_ref())
+    }
+
+    /// The live add tags of one of the add-wins sets of strings the
+    /// tracker also observes (labels, assignees): ordered against the
+    /// tracker's observations by causality when there are any.
+    fn string_set_tags_with(
+        &self,
+        set: StringSet,
+        causal: Option<&Causal<'_>>,
+    ) -> BTreeMap<String, Vec<EventId>> {
         if let Some(causal) = causal {
             return TrackerFold::new(causal).set_tags(
-                |op| match op {
-                    Op::AddAssignee { assignee } => vec![assignee.clone()],
-                    Op::Create { assignees, .. } => assignees.clone(),
+                |op| match set.op(op) {
+                    SetOp::Add(v) => v,
                     _ => vec![],
                 },
-                |op| match op {
-                    Op::RemoveAssignee { assignee, observed } => Some((assignee.clone(), observed)),
+                |op| match set.op(op) {
+                    SetOp::Remove(k, observed) => Some((k, observed)),
                     _ => None,
                 },
-                |e| match &e.op {
-                    Op::Observe { assignees, .. } => Some(assignees.clone()),
-                    _ => None,
-                },
+                |e| set.observed(&e.op),
             );
         }
-        self.set_tags(|op| match op {
-            Op::AddAssignee { assignee } => SetOp::Add(vec![assignee.clone()]),
-            Op::Create { assignees, .. } => SetOp::Add(assignees.clone()),
-            Op::RemoveAssignee { assignee, observed } => SetOp::Remove(assignee.clone(), observed),
-            _ => SetOp::None,
-        })
+        self.set_tags(|op| set.op(op))
     }
 
     /// The live add tags of each link.
@@ -629,9 +601,12 @@ impl EventSet {
             title,
             body,
             status,
-            labels: self.label_tags_with(causal.as_ref()).into_keys().collect(),
+            labels: self
+                .string_set_tags_with(StringSet::Labels, causal.as_ref())
+                .into_keys()
+                .collect(),
             assignees: self
-                .assignee_tags_with(causal.as_ref())
+                .string_set_tags_with(StringSet::Assignees, causal.as_ref())
                 .into_keys()
                 .collect(),
             links: self.link_tags().into_keys().collect(),
@@ -761,6 +736,43 @@ impl EventSet {
 }
 
 /// How an operation acts on an observed-remove set.
+/// The two add-wins sets of strings that trackers observe too.
+#[derive(Clone, Copy, Debug)]
+enum StringSet {
+    Labels,
+    Assignees,
+}
+
+impl StringSet {
+    /// What `op` does to this set.
+    fn op(self, op: &Op) -> SetOp<'_, String> {
+        match (self, op) {
+            (StringSet::Labels, Op::AddLabel { label }) => SetOp::Add(vec![label.clone()]),
+            (StringSet::Labels, Op::Create { labels, .. }) => SetOp::Add(labels.clone()),
+            (StringSet::Labels, Op::RemoveLabel { label, observed }) => {
+                SetOp::Remove(label.clone(), observed)
+            }
+            (StringSet::Assignees, Op::AddAssignee { assignee }) => {
+                SetOp::Add(vec![assignee.clone()])
+            }
+            (StringSet::Assignees, Op::Create { assignees, .. }) => SetOp::Add(assignees.clone()),
+            (StringSet::Assignees, Op::RemoveAssignee { assignee, observed }) => {
+                SetOp::Remove(assignee.clone(), observed)
+            }
+            _ => SetOp::None,
+        }
+    }
+
+    /// The whole set as a tracker observation records it.
+    fn observed(self, op: &Op) -> Option<Vec<String>> {
+        match (self, op) {
+            (StringSet::Labels, Op::Observe { labels, .. }) => Some(labels.clone()),
+            (StringSet::Assignees, Op::Observe { assignees, .. }) => Some(assignees.clone()),
+            _ => None,
+        }
+    }
+}
+
 enum SetOp<'a, K> {
     /// Adds these elements, tagged with the event id.
     Add(Vec<K>),
