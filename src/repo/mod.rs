@@ -4,14 +4,25 @@
 //! This is what the CLI (and any library user) calls. It owns no state of
 //! its own beyond the git repository: actors live in `.git/reposix/`, the
 //! listing index is a cache, everything else is in the refs.
+//!
+//! Files: this one holds the API's entry points (open, create, apply, show,
+//! list); `intent.rs` turns a change into operations, `config.rs` holds
+//! actors and attributions, `fsck.rs` the checks, [`query`] the list
+//! query, [`ready`] the ready queue and the cycle check, [`trackers`] the
+//! attached trackers' configuration.
 
+mod config;
+mod fsck;
+mod intent;
 pub mod query;
 pub mod ready;
 pub mod trackers;
 
+pub use fsck::{FsckReport, Problem};
+use intent::{comment_op, ops_for, Basis};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::crdt::body::BodyDoc;
 use crate::crdt::incremental::Folded;
@@ -113,46 +124,6 @@ pub struct NewIssue {
     pub assignees: Vec<String>,
 }
 
-/// A problem `fsck` found.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Problem {
-    /// The ref (or file) concerned.
-    pub at: String,
-    /// What is wrong.
-    pub what: String,
-}
-
-/// What `fsck` found.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct FsckReport {
-    /// Issue refs checked.
-    pub refs: usize,
-    /// Commits checked.
-    pub commits: usize,
-    /// Events checked.
-    pub events: usize,
-    /// Damage found.
-    pub problems: Vec<Problem>,
-    /// Findings that are not damage: ref lock files (a running writer, or a
-    /// killed one whose lock is cleared automatically once stale).
-    pub warnings: Vec<Problem>,
-    /// Issue refs by the tree layout version of their tip (`format`
-    /// marker): layout-1 tips are upgraded by their next write.
-    pub layouts: std::collections::BTreeMap<u32, usize>,
-}
-
-impl FsckReport {
-    /// The layout mix in words, e.g. `tree layouts: 3 refs at 1, 7 at 2`.
-    pub fn layout_summary(&self) -> String {
-        let parts: Vec<String> = self
-            .layouts
-            .iter()
-            .map(|(v, n)| format!("{n} at {v}"))
-            .collect();
-        format!("tree layouts (format marker): {}", parts.join(", "))
-    }
-}
-
 /// The result of writing events.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -167,13 +138,6 @@ pub struct Written {
 /// A local reposix repository.
 pub struct Repo {
     store: GitEventStore,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn sorted_unique(v: &[String]) -> Vec<String> {
@@ -231,114 +195,6 @@ impl Repo {
         })
     }
 
-    /// Known actors (from `.git/reposix/actors`), sorted.
-    pub fn actors(&self) -> Result<Vec<ActorId>, RepoError> {
-        let path = self.reposix_dir().join("actors");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return self.io(&path, Err(e)),
-        };
-        let mut out: Vec<ActorId> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| ActorId::new(l.trim()))
-            .collect::<Result<_, _>>()?;
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-
-    /// Register an actor. Returns false if it already existed.
-    pub fn add_actor(&self, actor: &ActorId) -> Result<bool, RepoError> {
-        let mut all = self.actors()?;
-        if all.contains(actor) {
-            return Ok(false);
-        }
-        all.push(actor.clone());
-        all.sort();
-        let text: String = all.iter().map(|a| format!("{a}\n")).collect();
-        self.write_file("actors", &text)?;
-        Ok(true)
-    }
-
-    /// The default actor (`.git/reposix/actor`), if set.
-    pub fn default_actor(&self) -> Result<Option<ActorId>, RepoError> {
-        let path = self.reposix_dir().join("actor");
-        match std::fs::read_to_string(&path) {
-            Ok(t) if !t.trim().is_empty() => Ok(Some(ActorId::new(t.trim())?)),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => self.io(&path, Err(e)),
-        }
-    }
-
-    /// Make `actor` the default (registering it if needed).
-    pub fn use_actor(&self, actor: &ActorId) -> Result<(), RepoError> {
-        self.add_actor(actor)?;
-        self.write_file("actor", &format!("{actor}\n"))
-    }
-
-    /// The human each agent acts for (`.git/reposix/on-behalf-of`, one
-    /// `AGENT HUMAN` per line): local configuration, written into an
-    /// issue's log as an `on_behalf_of` event by the agent's first write
-    /// there (see [`Repo::apply`]).
-    pub fn attributions(&self) -> Result<BTreeMap<ActorId, ActorId>, RepoError> {
-        let path = self.reposix_dir().join("on-behalf-of");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return self.io(&path, Err(e)),
-        };
-        let mut out = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let bad =
-                || RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()));
-            let (agent, human) = line.trim().split_once(' ').ok_or_else(bad)?;
-            out.insert(
-                ActorId::new(agent).map_err(|_| bad())?,
-                ActorId::new(human.trim()).map_err(|_| bad())?,
-            );
-        }
-        Ok(out)
-    }
-
-    /// The human `agent` acts for, if any.
-    pub fn on_behalf_of(&self, agent: &ActorId) -> Result<Option<ActorId>, RepoError> {
-        Ok(self.attributions()?.remove(agent))
-    }
-
-    /// Record that `agent` acts for `human` (registering the agent).
-    /// Returns false if it already did.
-    pub fn set_on_behalf_of(&self, agent: &ActorId, human: &ActorId) -> Result<bool, RepoError> {
-        if agent == human {
-            return Err(RepoError::Rejected(format!(
-                "{agent} cannot act on behalf of itself"
-            )));
-        }
-        self.add_actor(agent)?;
-        let mut all = self.attributions()?;
-        if all.get(agent) == Some(human) {
-            return Ok(false);
-        }
-        all.insert(agent.clone(), human.clone());
-        let text: String = all.iter().map(|(a, h)| format!("{a} {h}\n")).collect();
-        self.write_file("on-behalf-of", &text)?;
-        Ok(true)
-    }
-
-    fn write_file(&self, name: &str, text: &str) -> Result<(), RepoError> {
-        let path = self.reposix_dir().join(name);
-        self.io(
-            &path,
-            crate::store::fs::write_atomic(
-                &path,
-                text.as_bytes(),
-                crate::store::fs::Durability::Durable,
-            ),
-        )
-    }
-
     /// Resolve an issue id or unambiguous prefix (of the hyphenated or the
     /// plain hex form).
     pub fn resolve(&self, prefix: &str) -> Result<IssueId, RepoError> {
@@ -383,7 +239,7 @@ impl Repo {
                 .map_err(|e| RepoError::Rejected(e.to_string()))?
                 .edit(&new.body)
         };
-        let wall_ms = now_ms();
+        let wall_ms = crate::time::now_millis();
         let mut ops = Vec::new();
         // An agent's first event says whom it acts for, so every replica
         // sees the attribution of the create.
@@ -525,7 +381,7 @@ impl Repo {
             });
         }
         let mut parents = base.heads.clone();
-        let wall_ms = now_ms();
+        let wall_ms = crate::time::now_millis();
         let mut sealed = Vec::with_capacity(ops.len());
         let mut lamport = base.lamport;
         for op in ops {
@@ -594,319 +450,4 @@ impl Repo {
     pub fn list_with_text(&self) -> Result<Listing, RepoError> {
         Ok(Index::new(&self.store).list_with_text(false)?)
     }
-
-    /// Check every issue ref, every commit in its history, and every event.
-    pub fn fsck(&self) -> Result<FsckReport, RepoError> {
-        let mut report = FsckReport::default();
-        let repo = self.store.repo();
-        for r in self.store.list_refs()? {
-            report.refs += 1;
-            let Some(issue) = r.issue else {
-                report.problems.push(Problem {
-                    at: r.refname.clone(),
-                    what: "ref under refs/reposix/issues/ whose name is not an issue id".into(),
-                });
-                continue;
-            };
-            match self.fsck_issue(&repo, &r.refname, issue, r.tip, &mut report) {
-                Ok(()) => {}
-                Err(e) => report.problems.push(Problem {
-                    at: r.refname.clone(),
-                    what: crate::error_chain(&e),
-                }),
-            }
-        }
-        let locks = self.store.git_dir().join(layout::ISSUE_REF_PREFIX);
-        if let Ok(dir) = std::fs::read_dir(&locks) {
-            for entry in dir.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".lock") {
-                    // Not damage: git renames a lock into place atomically,
-                    // so the ref beside it is intact either way.
-                    report.warnings.push(Problem {
-                        at: entry.path().display().to_string(),
-                        what: "ref lock file present (a writer is running, or one was killed: it is cleared automatically after 10 s)".into(),
-                    });
-                }
-            }
-        }
-        // Dependency cycles closed by concurrent writes: not damage (the
-        // fold breaks them deterministically), but worth a look.
-        if let Ok(listing) = self.list() {
-            for b in crate::repo::ready::dep_graphs(&listing.issues).broken {
-                let cycle: Vec<String> = b.cycle.iter().map(IssueId::short).collect();
-                report.warnings.push(Problem {
-                    at: layout::issue_ref(b.edge.from),
-                    what: format!(
-                        "{} cycle {}: edge {} → {} ignored",
-                        b.graph.as_str(),
-                        cycle.join(" → "),
-                        b.edge.from.short(),
-                        b.edge.to.short()
-                    ),
-                });
-            }
-        }
-        Ok(report)
-    }
-
-    fn fsck_issue(
-        &self,
-        repo: &gix::Repository,
-        refname: &str,
-        issue: IssueId,
-        tip: Oid,
-        report: &mut FsckReport,
-    ) -> Result<(), StoreError> {
-        let events = self.store.load_commit(repo, refname, issue, tip)?;
-        // Events that break the clock rule: damage, one problem each.
-        for (id, why) in events.invalid() {
-            report.problems.push(Problem {
-                at: refname.to_owned(),
-                what: format!("invalid event {id}: {why}"),
-            });
-        }
-        events.fold(issue).map_err(|source| StoreError::Fold {
-            refname: refname.to_owned(),
-            source,
-        })?;
-        report.events += events.len();
-        *report
-            .layouts
-            .entry(self.store.layout_of(repo, refname, tip)?)
-            .or_default() += 1;
-        // Walk the history: every commit must have a valid layout and hold
-        // a superset of its parents' events (same blobs), which makes every
-        // commit's events a subset of the tip's, verified above. Each pair
-        // is compared by a tree diff that reads (and layout-checks) only
-        // the subtrees that differ; a commit without parents is read whole.
-        let mut visited = std::collections::HashSet::new();
-        let mut stack = vec![tip];
-        while let Some(c) = stack.pop() {
-            if !visited.insert(c) {
-                continue;
-            }
-            report.commits += 1;
-            let commit = repo.find_commit(c).map_err(|source| StoreError::Git {
-                refname: refname.to_owned(),
-                what: format!("reading commit {c}"),
-                source,
-            })?;
-            let parents: Vec<Oid> = commit.parent_ids().map(|p| p.detach()).collect();
-            if parents.is_empty() {
-                self.store.event_ids(repo, refname, c)?;
-            }
-            for p in parents {
-                let diff = self.store.diff_commits(repo, refname, p, c)?;
-                if let Some(id) = diff.lost {
-                    return Err(StoreError::Damaged {
-                        refname: refname.to_owned(),
-                        object: c.to_string(),
-                        why: format!("commit drops event {} its parent {p} has", id.short()),
-                    });
-                }
-                stack.push(p);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What writers read besides the state: the whole event set, or the open
-/// fold of a local issue (the same answers, without the events).
-enum Basis<'a> {
-    Set(&'a EventSet),
-    Folded(&'a Folded),
-}
-
-impl Basis<'_> {
-    fn label_tags(&self) -> std::collections::BTreeMap<String, Vec<EventId>> {
-        match self {
-            Basis::Set(s) => s.label_tags(),
-            Basis::Folded(f) => f.label_tags(),
-        }
-    }
-    fn assignee_tags(&self) -> std::collections::BTreeMap<String, Vec<EventId>> {
-        match self {
-            Basis::Set(s) => s.assignee_tags(),
-            Basis::Folded(f) => f.assignee_tags(),
-        }
-    }
-    fn link_tags(&self) -> std::collections::BTreeMap<Link, Vec<EventId>> {
-        match self {
-            Basis::Set(s) => s.link_tags(),
-            Basis::Folded(f) => f.link_tags(),
-        }
-    }
-    fn body(&self, issue: IssueId) -> Result<BodyView, FoldError> {
-        match self {
-            Basis::Set(s) => s.body(issue),
-            Basis::Folded(f) => f.body_set().body(issue),
-        }
-    }
-    fn tip_info(&self) -> TipInfo {
-        match self {
-            Basis::Set(s) => TipInfo {
-                heads: s.heads(),
-                lamport: s.max_lamport(),
-            },
-            Basis::Folded(f) => TipInfo {
-                heads: f.heads(),
-                lamport: f.max_lamport(),
-            },
-        }
-    }
-}
-
-fn comment_op(text: &str) -> Result<Op, RepoError> {
-    if text.trim().is_empty() {
-        return Err(RepoError::Rejected("a comment cannot be empty".into()));
-    }
-    check_len("comment", text, MAX_COMMENT_BYTES)?;
-    Ok(Op::AddComment {
-        body: text.to_owned(),
-    })
-}
-
-/// Turn intended changes into operations against the current state.
-fn ops_for(
-    issue: IssueId,
-    state: &IssueState,
-    basis: &Basis<'_>,
-    changes: &[Change],
-) -> Result<Vec<Op>, RepoError> {
-    let mut ops = Vec::new();
-    let labels = basis.label_tags();
-    let assignees = basis.assignee_tags();
-    let links = basis.link_tags();
-    let mut body: Option<BodyView> = None;
-    for change in changes {
-        match change {
-            Change::Title(t) => {
-                let t = t.trim();
-                check_len("title", t, MAX_TITLE_BYTES)?;
-                if t != state.title {
-                    ops.push(Op::SetTitle {
-                        title: t.to_owned(),
-                    });
-                }
-            }
-            Change::Body(text) => {
-                check_len("body", text, MAX_BODY_BYTES)?;
-                let view = match &mut body {
-                    Some(v) => v,
-                    None => body.insert(
-                        basis
-                            .body(issue)
-                            .map_err(|e| RepoError::Rejected(crate::error_chain(&e)))?,
-                    ),
-                };
-                if view.awaiting_create() {
-                    if *text == view.text() {
-                        continue;
-                    }
-                    return Err(RepoError::Rejected(format!(
-                        "the body of {issue} cannot be edited in this clone yet: the issue was \
-                         created in another clone and imported here from the tracker before \
-                         its history arrived; run `reposix sync` (or `git fetch` its refs) first"
-                    )));
-                }
-                ops.extend(view.edit(text));
-            }
-            Change::Status(s) => {
-                if *s != state.status {
-                    ops.push(Op::SetStatus { status: *s });
-                }
-            }
-            Change::AddLabel(l) => {
-                check_name("label", l)?;
-                if !labels.contains_key(l) {
-                    ops.push(Op::AddLabel { label: l.clone() });
-                }
-            }
-            Change::RemoveLabel(l) => {
-                if let Some(tags) = labels.get(l) {
-                    ops.push(Op::RemoveLabel {
-                        label: l.clone(),
-                        observed: tags.clone(),
-                    });
-                }
-            }
-            Change::AddAssignee(a) => {
-                check_name("assignee", a)?;
-                if !assignees.contains_key(a) {
-                    ops.push(Op::AddAssignee {
-                        assignee: a.clone(),
-                    });
-                }
-            }
-            Change::RemoveAssignee(a) => {
-                if let Some(tags) = assignees.get(a) {
-                    ops.push(Op::RemoveAssignee {
-                        assignee: a.clone(),
-                        observed: tags.clone(),
-                    });
-                }
-            }
-            Change::Comment(text) => ops.push(comment_op(text)?),
-            Change::EditComment(id, text) => {
-                check_len("comment", text, MAX_COMMENT_BYTES)?;
-                let Some(c) = state.comments.iter().find(|c| c.id == *id) else {
-                    return Err(RepoError::Rejected(format!(
-                        "no live comment {}",
-                        id.short()
-                    )));
-                };
-                if c.body != *text {
-                    ops.push(Op::EditComment {
-                        comment: *id,
-                        body: text.clone(),
-                    });
-                }
-            }
-            Change::DeleteComment(id) => {
-                if !state.comments.iter().any(|c| c.id == *id) {
-                    return Err(RepoError::Rejected(format!(
-                        "no live comment {}",
-                        id.short()
-                    )));
-                }
-                ops.push(Op::DeleteComment { comment: *id });
-            }
-            Change::Link(link) => {
-                check_name("link kind", &link.kind)?;
-                if link.target == issue {
-                    return Err(RepoError::Rejected("an issue cannot link to itself".into()));
-                }
-                if !links.contains_key(link) {
-                    ops.push(Op::AddLink {
-                        kind: link.kind.clone(),
-                        target: link.target,
-                    });
-                }
-            }
-            Change::Unlink(link) => {
-                if let Some(tags) = links.get(link) {
-                    ops.push(Op::RemoveLink {
-                        kind: link.kind.clone(),
-                        target: link.target,
-                        observed: tags.clone(),
-                    });
-                }
-            }
-            Change::Field(name, value) => {
-                check_name("field name", name)?;
-                if let Some(v) = value {
-                    check_len("field value", v, MAX_FIELD_VALUE_BYTES)?;
-                }
-                if state.fields.get(name) != value.as_ref() {
-                    ops.push(Op::SetField {
-                        name: name.clone(),
-                        value: value.clone(),
-                    });
-                }
-            }
-        }
-    }
-    Ok(ops)
 }
