@@ -30,7 +30,9 @@ pub mod markdown;
 
 use serde_json::Value;
 
-use super::http::{git_credential, sanitize, AllowList, Auth, HttpClient, Response, Secret};
+use super::http::{
+    git_credential, sanitize, truncate, AllowList, Auth, HttpClient, Response, Secret,
+};
 use super::BackendError;
 
 /// The public API gateway.
@@ -197,6 +199,101 @@ pub fn resolve_route(
         allow.allow_prefix(&format!("{}/", route.base))?;
     }
     Ok(route)
+}
+
+/// An Atlassian product's REST API as an adapter reaches it: the HTTP
+/// client, where REST paths go, and what identifies the site. The JIRA and
+/// Confluence adapters each hold one.
+pub(super) struct Api {
+    /// The client every request goes through.
+    pub(super) http: HttpClient,
+    /// The identity: the site, or the gateway base of a gateway address.
+    pub(super) site: String,
+    /// Where REST paths go (the site, or the gateway base).
+    pub(super) base: String,
+    /// How requests authenticate and where they go.
+    pub(super) form: TokenForm,
+}
+
+impl Api {
+    /// The API of `site` (`https://x.atlassian.net`, no trailing path) for
+    /// `product` (`jira`, `confluence`: the agent name), with explicit
+    /// credentials and allowlist.
+    pub(super) fn new(
+        product: &str,
+        site: &str,
+        auth: Auth,
+        allow: AllowList,
+    ) -> Result<Api, BackendError> {
+        let mut http = HttpClient::with_allowlist(auth, product, allow)?;
+        http.add_header("Accept", "application/json");
+        let site = site.trim_end_matches('/').to_owned();
+        Ok(Api {
+            http,
+            base: site.clone(),
+            site,
+            form: TokenForm::Site,
+        })
+    }
+
+    /// The API an address names ([`resolve_route`]), with credentials from
+    /// `var` ([`auth_from`]); also the route (for the key and parameters).
+    pub(super) fn from_vars(
+        product: &str,
+        address: &str,
+        var: &dyn Fn(&str) -> Option<String>,
+        mut allow: AllowList,
+    ) -> Result<(Api, Route), BackendError> {
+        let route = resolve_route(product, address, var, &mut allow)?;
+        let auth = auth_from(&route.site, var)?;
+        let mut api = Api::new(product, &route.site, auth, allow)?;
+        api.base.clone_from(&route.base);
+        api.form = route.form.clone();
+        Ok((api, route))
+    }
+
+    /// The absolute URL of a REST path.
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Send to a REST path; a non-2xx answer is an error ([`check`]).
+    pub(super) fn send(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        self.send_url(what, method, &self.url(path), body)
+    }
+
+    /// Send to an absolute URL (a next-page link); as [`Api::send`].
+    pub(super) fn send_url(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        check(self.http.send(what, method, url, &[], body)?, what)
+    }
+
+    /// Send a read to a REST path, whatever its method (JIRA's search is a
+    /// POST): retried after 5xx like a GET ([`HttpClient::send_read`]).
+    pub(super) fn read(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        check(
+            self.http
+                .send_read(what, method, &self.url(path), &[], body)?,
+            what,
+        )
+    }
 }
 
 /// `scheme://host[:port]` of a URL (the URL itself if it does not parse).
@@ -410,11 +507,7 @@ pub fn error_message(resp: &Response) -> String {
     } else {
         parts.join("; ")
     };
-    let mut text = sanitize(&text);
-    if text.chars().count() > 300 {
-        text = text.chars().take(300).collect::<String>() + "…";
-    }
-    text
+    truncate(&sanitize(&text), 300)
 }
 
 /// A parsed timestamp: the instant and the UTC offset it was written in.

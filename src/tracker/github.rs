@@ -60,6 +60,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::adapter::{applied, refuse_unsent};
 use super::http::{
     self, AllowList, Auth, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
 };
@@ -88,8 +89,6 @@ pub const MARKER_SCAN_ISSUES: usize = 500;
 pub const WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 const PER_PAGE: &str = "100";
-/// A server whose `Link` chain never ends is broken; stop instead of looping.
-const MAX_PAGES: usize = 100_000;
 
 /// GitHub Issues of one repository.
 pub struct GithubBackend {
@@ -276,27 +275,20 @@ impl GithubBackend {
         first: String,
         mut page: impl FnMut(&Response) -> Result<bool, BackendError>,
     ) -> Result<(), BackendError> {
-        let mut url = first;
-        let mut visited = HashSet::new();
-        loop {
-            if visited.len() >= MAX_PAGES || !visited.insert(url.clone()) {
-                return Err(BackendError::Malformed {
-                    what: what.to_owned(),
-                    why: "the Link header's next pages loop".into(),
-                });
-            }
-            let resp = self.http.send(what, Method::GET, &url, &[], None)?;
+        let mut first_page = true;
+        http::follow_pages(what, first, |url| {
+            let resp = self.http.send(what, Method::GET, url, &[], None)?;
             if resp.status != 200 {
                 return Err(error_for(what, &resp));
             }
-            if visited.len() == 1 {
-                self.after_read(what, &url, &resp)?;
+            if std::mem::take(&mut first_page) {
+                self.after_read(what, url, &resp)?;
             }
             if !page(&resp)? {
-                return Ok(());
+                return Ok(None);
             }
-            let Some(next) = resp.header("link").and_then(link_next) else {
-                return Ok(());
+            let Some(next) = resp.header("link").and_then(http::link_next) else {
+                return Ok(None);
             };
             let next_url = Url::parse(next).map_err(|e| BackendError::Malformed {
                 what: what.to_owned(),
@@ -314,8 +306,8 @@ impl GithubBackend {
                     ),
                 });
             }
-            url = next_url.into();
-        }
+            Ok(Some(next_url.into()))
+        })
     }
 
     /// Parse an issue response; `None` for a pull request. Caches it.
@@ -649,16 +641,8 @@ impl Backend for GithubBackend {
         let what = self.what("create issue");
         let marker = checked_marker(&what, &new.marker)?;
         let body = format!("{}{marker}", new.body);
-        let mut refused = check_body_size("body", &body);
-        let (assignees, unassignable) = self.outgoing_assignees(&new.assignees, &[])?;
-        if !refused.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: None,
-            });
-        }
-        refused.extend(unassignable);
+        let (assignees, mut refused) = self.outgoing_assignees(&new.assignees, &[])?;
+        refuse_unsent(&what, check_body_size("body", &body))?;
         let mut fields = Map::new();
         fields.insert("title".into(), Value::from(new.title.as_str()));
         fields.insert("body".into(), Value::from(body));
@@ -710,7 +694,7 @@ impl Backend for GithubBackend {
             self.send_patch(number, &self.what_issue(number, "close new issue"), close)?
         };
         refused.extend(self.dropped(&labels, &assignees, &result));
-        finish(what, result, refused)
+        applied(what, result, refused)
     }
 
     fn update(
@@ -725,14 +709,7 @@ impl Backend for GithubBackend {
         let mut fields = patch_fields(&current, patch);
         let mut refused = Vec::new();
         if let Some(Value::String(body)) = fields.get("body") {
-            refused = check_body_size("body", body);
-            if !refused.is_empty() {
-                return Err(BackendError::Refused {
-                    what,
-                    refusals: refused,
-                    applied: None,
-                });
-            }
+            refuse_unsent(&what, check_body_size("body", body))?;
         }
         if let Some(names) = &patch.assignees {
             let (send, unassignable) = self.outgoing_assignees(names, &current.assignees)?;
@@ -749,31 +726,20 @@ impl Backend for GithubBackend {
             refused = unassignable;
         }
         if fields.is_empty() {
-            return finish(what, current, refused);
+            return applied(what, current, refused);
         }
-        let sent_labels: Vec<String> = fields
-            .get("labels")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let sent_assignees: Vec<String> = fields
-            .get("assignees")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sent = |name: &str| -> Vec<String> {
+            let list = fields.get(name).and_then(Value::as_array);
+            list.into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        let (sent_labels, sent_assignees) = (sent("labels"), sent("assignees"));
         let after = self.send_patch(number, &what, fields)?;
         refused.extend(self.dropped(&sent_labels, &sent_assignees, &after));
-        finish(what, after, refused)
+        applied(what, after, refused)
     }
 
     /// Looks through the issues changed since `since`, or without it the
@@ -850,14 +816,7 @@ impl Backend for GithubBackend {
         let what = self.what_issue(number, "add comment");
         let marker = checked_marker(&what, marker)?;
         let full = format!("{body}{marker}");
-        let refused = check_body_size("comment", &full);
-        if !refused.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: None,
-            });
-        }
+        refuse_unsent(&what, check_body_size("comment", &full))?;
         let resp = self.http.send(
             &what,
             Method::POST,
@@ -906,14 +865,7 @@ impl Backend for GithubBackend {
             Some(m) => format!("{body}{}", body_marker(m)),
             None => body.to_owned(),
         };
-        let refused = check_body_size("comment", &full);
-        if !refused.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: None,
-            });
-        }
+        refuse_unsent(&what, check_body_size("comment", &full))?;
         let resp = self.http.send(
             &what,
             Method::PATCH,
@@ -999,23 +951,6 @@ impl GithubBackend {
 }
 
 const DROPPED: &str = "GitHub dropped it silently: the token has no push access to the repository";
-
-/// `Ok(issue)`, or `Refused` carrying it when something was refused.
-fn finish(
-    what: String,
-    issue: RemoteIssue,
-    refusals: Vec<Refusal>,
-) -> Result<RemoteIssue, BackendError> {
-    if refusals.is_empty() {
-        Ok(issue)
-    } else {
-        Err(BackendError::Refused {
-            what,
-            refusals,
-            applied: Some(Box::new(issue)),
-        })
-    }
-}
 
 /// A refusal if `text` is over GitHub's body limit.
 fn check_body_size(field: &str, text: &str) -> Vec<Refusal> {
@@ -1319,12 +1254,7 @@ fn error_message(resp: &Response) -> String {
         }
         Err(_) => resp.excerpt(),
     };
-    let text = http::sanitize(&text);
-    let mut short: String = text.chars().take(300).collect();
-    if text.chars().count() > 300 {
-        short.push('…');
-    }
-    short
+    http::truncate(&http::sanitize(&text), 300)
 }
 
 fn describe_error(e: &Value) -> String {
@@ -1432,36 +1362,6 @@ fn helper_token(api: &Url) -> Option<Secret> {
     })
 }
 
-/// The URL of the `rel="next"` entry of a `Link` header.
-fn link_next(header: &str) -> Option<&str> {
-    let mut rest = header;
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        let close = after.find('>')?;
-        let url = &after[..close];
-        let tail = &after[close + 1..];
-        let params_end = tail.find('<').unwrap_or(tail.len());
-        let is_next = tail[..params_end].split(';').any(|param| {
-            let Some((key, value)) = param.split_once('=') else {
-                return false;
-            };
-            key.trim().eq_ignore_ascii_case("rel")
-                && value
-                    .trim()
-                    .trim_end_matches(',')
-                    .trim()
-                    .trim_matches('"')
-                    .split_whitespace()
-                    .any(|r| r.eq_ignore_ascii_case("next"))
-        });
-        if is_next {
-            return Some(url);
-        }
-        rest = &tail[params_end..];
-    }
-    None
-}
-
 /// Milliseconds since the epoch of a GitHub timestamp
 /// (`2017-10-10T16:00:00Z`; fractions and `±hh:mm` offsets accepted), or
 /// `None` before 1970 or if it does not parse.
@@ -1470,9 +1370,8 @@ pub fn timestamp_ms(s: &str) -> Option<u64> {
 }
 
 /// Decode a response body as this adapter does: an issue listing (pull
-/// requests dropped), then a comment listing; and the `next` URL of a
-/// `Link` header. The entry point of the fuzz targets `tracker_json` and
-/// `link_header`; never panics.
+/// requests dropped), then a comment listing. The entry point of the fuzz
+/// target `tracker_json`; never panics.
 pub fn parse_wire(
     body: &[u8],
 ) -> (
@@ -1480,28 +1379,15 @@ pub fn parse_wire(
     Result<Vec<RemoteComment>, BackendError>,
 ) {
     let what = "parsing a GitHub response";
-    let malformed = |e: serde_json::Error| BackendError::Malformed {
-        what: what.to_owned(),
-        why: e.to_string(),
-    };
     let ids = IdentityMap::new();
-    let issues = serde_json::from_slice::<Vec<WireIssue>>(body)
-        .map_err(malformed)
-        .and_then(|v| {
-            v.into_iter()
-                .filter_map(|w| w.into_remote(what, &ids).transpose())
-                .collect()
-        });
-    let comments = serde_json::from_slice::<Vec<WireComment>>(body)
-        .map_err(malformed)
+    let issues = http::decode_json::<Vec<WireIssue>>(body, what).and_then(|v| {
+        v.into_iter()
+            .filter_map(|w| w.into_remote(what, &ids).transpose())
+            .collect()
+    });
+    let comments = http::decode_json::<Vec<WireComment>>(body, what)
         .and_then(|v| v.into_iter().map(|c| c.into_remote(what, &ids)).collect());
     (issues, comments)
-}
-
-/// The URL of the `rel="next"` entry of a `Link` header (see
-/// [`parse_wire`]).
-pub fn parse_link_next(header: &str) -> Option<&str> {
-    link_next(header)
 }
 
 #[cfg(test)]
@@ -1548,28 +1434,6 @@ mod tests {
         ] {
             assert_eq!(timestamp_ms(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn link_next_is_found_in_fixture_headers() {
-        let fixture =
-            "<https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"prev\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=3>; rel=\"next\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=5>; rel=\"last\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
-        assert_eq!(
-            link_next(fixture),
-            Some("https://api.github.com/repositories/1000/issues?per_page=3&page=3")
-        );
-        let last_page =
-            "<https://api.github.com/repositories/1000/issues?per_page=3&page=4>; rel=\"prev\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
-        assert_eq!(link_next(last_page), None);
-        // Commas inside URLs and unusual spacing do not confuse it.
-        assert_eq!(
-            link_next("<https://x/i?labels=a,b&page=2>;rel = \"next last\""),
-            Some("https://x/i?labels=a,b&page=2")
-        );
     }
 
     #[test]
