@@ -85,7 +85,7 @@ use std::fmt;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::adapter::{cursor_millis, malformed};
+use super::adapter::{cursor_millis, malformed, refuse_unsent};
 use super::atlassian::{enc, Api, Timestamp, TokenForm};
 use super::http::{self, AllowList, Auth, HttpClient, Notice, Response, Stats};
 use super::{
@@ -176,15 +176,7 @@ fn validate_labels(what: &str, labels: &[String]) -> Result<(), BackendError> {
             reason: format!("{why}: rename the label"),
         });
     }
-    if refusals.is_empty() {
-        Ok(())
-    } else {
-        Err(BackendError::Refused {
-            what: what.to_owned(),
-            refusals,
-            applied: None,
-        })
-    }
+    refuse_unsent(what, refusals)
 }
 
 /// An id that may come as a string or a number.

@@ -458,7 +458,8 @@ pub struct Stats {
     pub retries: u64,
     /// Rate-limit waits among the retries.
     pub rate_limit_waits: u64,
-    /// Time spent waiting for rate limits and write pacing.
+    /// Time spent waiting for rate limits, write pacing and other pauses
+    /// ([`HttpClient::pause`]).
     pub waited: Duration,
 }
 
@@ -655,7 +656,10 @@ impl HttpClient {
         self.stats.set(stats);
     }
 
-    fn wait(&self, d: Duration) {
+    /// Wait `d` on the client's clock, counted in [`Stats::waited`]: the
+    /// one way an adapter pauses (rate limits, pacing, and a tracker whose
+    /// search lags its writes).
+    pub fn pause(&self, d: Duration) {
         self.bump(|s| s.waited += d);
         self.clock.sleep(d);
     }
@@ -668,7 +672,7 @@ impl HttpClient {
         if let Some(last) = self.last_write.get() {
             let since = self.clock.now().duration_since(last).unwrap_or_default();
             if since < self.write_interval {
-                self.wait(self.write_interval - since);
+                self.pause(self.write_interval - since);
             }
         }
         self.last_write.set(Some(self.clock.now()));
@@ -785,7 +789,7 @@ impl HttpClient {
                             s.retries += 1;
                             s.rate_limit_waits += 1;
                         });
-                        self.wait(wait);
+                        self.pause(wait);
                         attempt -= 1;
                         continue;
                     }

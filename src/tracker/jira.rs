@@ -1273,7 +1273,7 @@ impl Backend for JiraBackend {
             return Ok(Some(found));
         }
         for wait in MARKER_RETRY_WAITS {
-            self.api.http.clock().sleep(wait);
+            self.api.http.pause(wait);
             if let Some(found) = self.search_marker(marker, since)? {
                 return Ok(Some(found));
             }
