@@ -86,13 +86,14 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::adapter::{cursor_millis, malformed, refuse_unsent};
-use super::atlassian::{enc, Api, Timestamp, TokenForm};
+use super::atlassian::{enc, Api, TokenForm};
 use super::http::{self, AllowList, Auth, HttpClient, Notice, Response, Stats};
 use super::{
     normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IssuePatch,
     NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
 };
 use crate::event::Status;
+use crate::time;
 
 /// The prefix of the labels that carry a page's status.
 pub const STATUS_LABEL_PREFIX: &str = "reposix-status-";
@@ -580,11 +581,9 @@ impl Backend for ConfluenceBackend {
                 .pointer("/version/createdAt")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let ms = Timestamp::parse(changed)
-                .ok_or_else(|| {
-                    malformed(&what, &format!("unparsable version.createdAt {changed:?}"))
-                })?
-                .ms;
+            let ms = time::parse_millis(changed).ok_or_else(|| {
+                malformed(&what, &format!("unparsable version.createdAt {changed:?}"))
+            })?;
             if stop_before.is_some_and(|stop| ms < stop) {
                 return Ok(false);
             }
@@ -609,7 +608,7 @@ impl Backend for ConfluenceBackend {
         }
         issues.sort_by_key(|i| {
             (
-                Timestamp::parse(&i.updated_at).map_or(0, |t| t.ms),
+                time::parse_millis(&i.updated_at).unwrap_or(0),
                 i.remote_id.clone(),
             )
         });
@@ -708,7 +707,7 @@ impl Backend for ConfluenceBackend {
         marker: &str,
         since: Option<&str>,
     ) -> Result<Option<RemoteIssue>, BackendError> {
-        let stop_before = since.and_then(Timestamp::parse).map(|t| t.ms - 1000);
+        let stop_before = since.and_then(time::parse_millis).map(|ms| ms - 1000);
         let mut found: Option<Value> = None;
         let mut walked = 0usize;
         self.walk_pages(|page| {
@@ -719,8 +718,8 @@ impl Backend for ConfluenceBackend {
             let ms = page
                 .pointer("/version/createdAt")
                 .and_then(Value::as_str)
-                .and_then(Timestamp::parse)
-                .map_or(i64::MAX, |t| t.ms);
+                .and_then(time::parse_millis)
+                .unwrap_or(i64::MAX);
             if stop_before.is_some_and(|stop| ms < stop) {
                 return Ok(false);
             }

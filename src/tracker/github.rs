@@ -60,7 +60,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::adapter::{applied, refuse_unsent};
+use super::adapter::{applied, cursor_millis, refuse_unsent};
 use super::http::{
     self, AllowList, Auth, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
 };
@@ -527,6 +527,7 @@ impl Backend for GithubBackend {
         cursor: Option<&str>,
     ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
         let what = self.what("list issues");
+        let cursor_ms = cursor_millis("GitHub", cursor)?;
         let mut first = Url::parse(&format!("{}/issues", self.repo_url()))
             .map_err(|e| BackendError::Spec(format!("{what}: invalid URL: {e}")))?;
         {
@@ -535,11 +536,6 @@ impl Backend for GithubBackend {
                 .append_pair("sort", "updated")
                 .append_pair("direction", "desc");
             if let Some(since) = cursor {
-                if timestamp_ms(since).is_none() {
-                    return Err(BackendError::Spec(format!(
-                        "{what}: cursor {since:?} is not a timestamp like 2017-10-10T16:00:00Z"
-                    )));
-                }
                 q.append_pair("since", since);
             }
             q.append_pair("per_page", PER_PAGE);
@@ -551,8 +547,8 @@ impl Backend for GithubBackend {
         self.get_pages(&what, first.into(), |resp| {
             let items: Vec<WireIssue> = resp.json(&what)?;
             for wire in items {
-                let updated = timestamp_ms(&wire.updated_at)
-                    .ok_or_else(|| bad_time(&what, &wire.updated_at))?;
+                let updated =
+                    order_of(&wire.updated_at).ok_or_else(|| bad_time(&what, &wire.updated_at))?;
                 if max_seen.as_ref().is_none_or(|(ms, _)| updated > *ms) {
                     max_seen = Some((updated, wire.updated_at.clone()));
                 }
@@ -596,7 +592,9 @@ impl Backend for GithubBackend {
         drop(cache);
         let next = match (max_seen, cursor) {
             // Never move a cursor backwards (a server ignoring `since`).
-            (Some((ms, _)), Some(c)) if timestamp_ms(c).is_some_and(|old| old > ms) => {
+            (Some((ms, _)), Some(c))
+                if cursor_ms.is_some_and(|old| u64::try_from(old).is_ok_and(|old| old > ms)) =>
+            {
                 Some(c.to_owned())
             }
             (Some((_, raw)), _) => Some(raw),
@@ -799,7 +797,7 @@ impl Backend for GithubBackend {
         out.retain(|c| seen.insert(c.remote_id.clone()));
         out.sort_by_cached_key(|c| {
             (
-                timestamp_ms(&c.created_at).unwrap_or(0),
+                order_of(&c.created_at).unwrap_or(0),
                 c.remote_id.parse::<u64>().unwrap_or(u64::MAX),
             )
         });
@@ -1042,8 +1040,7 @@ impl WireIssue {
         if self.pull_request.is_some() {
             return Ok(None);
         }
-        let order =
-            timestamp_ms(&self.updated_at).ok_or_else(|| bad_time(what, &self.updated_at))?;
+        let order = order_of(&self.updated_at).ok_or_else(|| bad_time(what, &self.updated_at))?;
         let raw_labels: Vec<String> = self
             .labels
             .unwrap_or_default()
@@ -1089,7 +1086,7 @@ impl WireIssue {
 
 impl WireComment {
     fn into_remote(self, what: &str, ids: &IdentityMap) -> Result<RemoteComment, BackendError> {
-        if timestamp_ms(&self.updated_at).is_none() {
+        if order_of(&self.updated_at).is_none() {
             return Err(bad_time(what, &self.updated_at));
         }
         let (body, marker) =
@@ -1362,10 +1359,11 @@ fn helper_token(api: &Url) -> Option<Secret> {
     })
 }
 
-/// Milliseconds since the epoch of a GitHub timestamp
-/// (`2017-10-10T16:00:00Z`; fractions and `±hh:mm` offsets accepted), or
-/// `None` before 1970 or if it does not parse.
-pub fn timestamp_ms(s: &str) -> Option<u64> {
+/// The revision order of a GitHub timestamp (`2017-10-10T16:00:00Z`):
+/// milliseconds since the epoch as [`crate::time`] parses it, `None`
+/// before 1970 (GitHub has nothing older: such a value is malformed) or if
+/// it does not parse.
+fn order_of(s: &str) -> Option<u64> {
     crate::time::parse_millis(s).and_then(|ms| u64::try_from(ms).ok())
 }
 
@@ -1395,28 +1393,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_parse_to_epoch_millis() {
-        assert_eq!(timestamp_ms("1970-01-01T00:00:00Z"), Some(0));
+    fn timestamps_become_orders_from_1970_on() {
+        assert_eq!(order_of("1970-01-01T00:00:00Z"), Some(0));
         // The fixtures' x-ratelimit-reset is this instant in ms.
+        assert_eq!(order_of("2017-10-10T16:00:00Z"), Some(1_507_651_200_000));
+        assert_eq!(order_of("2000-02-29T23:59:59Z"), Some(951_868_799_000));
+        assert_eq!(order_of("2024-03-01T00:00:00Z"), Some(1_709_251_200_000));
+        assert_eq!(order_of("2017-10-10T16:00:00.25Z"), Some(1_507_651_200_250));
         assert_eq!(
-            timestamp_ms("2017-10-10T16:00:00Z"),
-            Some(1_507_651_200_000)
-        );
-        assert_eq!(timestamp_ms("2000-02-29T23:59:59Z"), Some(951_868_799_000));
-        assert_eq!(
-            timestamp_ms("2024-03-01T00:00:00Z"),
-            Some(1_709_251_200_000)
-        );
-        assert_eq!(
-            timestamp_ms("2017-10-10T16:00:00.25Z"),
-            Some(1_507_651_200_250)
-        );
-        assert_eq!(
-            timestamp_ms("2017-10-10T18:00:00+02:00"),
+            order_of("2017-10-10T18:00:00+02:00"),
             Some(1_507_651_200_000)
         );
         assert_eq!(
-            timestamp_ms("2017-10-10T14:30:00-01:30"),
+            order_of("2017-10-10T14:30:00-01:30"),
             Some(1_507_651_200_000)
         );
         for bad in [
@@ -1432,7 +1421,7 @@ mod tests {
             "1969-12-31T23:59:59Z",
             "2017-10-10T16:00:00Zjunk",
         ] {
-            assert_eq!(timestamp_ms(bad), None, "{bad:?}");
+            assert_eq!(order_of(bad), None, "{bad:?}");
         }
     }
 

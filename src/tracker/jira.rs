@@ -131,13 +131,14 @@ use serde_json::{json, Map, Value};
 
 use super::adapter::{applied, cursor_millis, malformed, refuse_unsent};
 use super::adf;
-use super::atlassian::{enc, Api, Timestamp, TokenForm};
+use super::atlassian::{enc, Api, TokenForm};
 use super::http::{self, AllowList, Auth, Notice, Stats};
 use super::{
     normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IdentityMap, IssuePatch,
     NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
 };
 use crate::event::Status;
+use crate::time;
 
 /// The issue fields every read asks for.
 const FIELDS: [&str; 8] = [
@@ -396,10 +397,10 @@ impl JiraBackend {
                             .pointer("/fields/updated")
                             .and_then(Value::as_str)
                             .unwrap_or("");
-                        let ts = Timestamp::parse(updated).ok_or_else(|| {
+                        let ms = time::parse_millis(updated).ok_or_else(|| {
                             malformed(&what, &format!("unparsable `updated` {updated:?}"))
                         })?;
-                        Some(ts.ms.div_euclid(60_000) * 60_000)
+                        Some(ms.div_euclid(60_000) * 60_000)
                     }
                     None => None,
                 };
@@ -731,8 +732,9 @@ impl JiraBackend {
         let candidates = match self.search(&jql) {
             Ok(found) => found,
             // The property is not searchable on this site: scan instead.
-            Err(BackendError::Http { status: 400, .. }) => match since.and_then(Timestamp::parse) {
-                Some(t) => self.search_changed(Some(t.ms - 60_000))?,
+            Err(BackendError::Http { status: 400, .. }) => match since.and_then(time::parse_millis)
+            {
+                Some(ms) => self.search_changed(Some(ms - 60_000))?,
                 None => {
                     // Newest first, a page at a time, stopping at a match.
                     let jql = format!("project = {project} ORDER BY created DESC");
@@ -948,7 +950,7 @@ fn parse_issue(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteIssue, 
             .to_owned()
     };
     let updated = text("updated");
-    let ts = Timestamp::parse(&updated).ok_or_else(|| {
+    let ms = time::parse_millis(&updated).ok_or_else(|| {
         malformed(
             what,
             &format!("issue {key}: unparsable `updated` {updated:?}"),
@@ -990,7 +992,8 @@ fn parse_issue(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteIssue, 
         labels,
         assignees,
         revision: Revision {
-            order: ts.order(),
+            // 0 before 1970.
+            order: u64::try_from(ms).unwrap_or(0),
             token: updated.clone(),
         },
         created_at: text("created"),
