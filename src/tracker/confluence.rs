@@ -87,7 +87,7 @@ use serde_json::{json, Value};
 
 use super::adapter::{cursor_millis, malformed, refuse_unsent};
 use super::atlassian::{enc, Api, TokenForm};
-use super::http::{self, AllowList, Auth, HttpClient, Notice, Response, Stats};
+use super::http::{self, AllowList, Auth, Notice, Response, Stats};
 use super::{
     normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IssuePatch,
     NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
@@ -317,11 +317,6 @@ impl ConfluenceBackend {
             space_id: OnceCell::new(),
             page_size: 100,
         })
-    }
-
-    /// The HTTP client, e.g. to tune retries.
-    pub fn http_mut(&mut self) -> &mut HttpClient {
-        &mut self.api.http
     }
 
     /// Request counters so far.

@@ -54,6 +54,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, Url};
@@ -62,7 +63,7 @@ use serde_json::{Map, Value};
 
 use super::adapter::{applied, cursor_millis, refuse_unsent};
 use super::http::{
-    self, AllowList, Auth, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
+    self, AllowList, Auth, Clock, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
 };
 use super::{
     body_marker, normalize_newlines, strip_body_marker, Backend, BackendError, BackendKind,
@@ -202,9 +203,9 @@ impl GithubBackend {
         self.http.stats()
     }
 
-    /// The HTTP client, e.g. to install a virtual clock in tests.
-    pub fn http_mut(&mut self) -> &mut HttpClient {
-        &mut self.http
+    /// Read time and sleep through `clock` (tests pass a virtual one).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.http.set_clock(clock);
     }
 
     /// `owner/repo` as GitHub names it now.

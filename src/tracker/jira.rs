@@ -124,6 +124,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -132,7 +133,7 @@ use serde_json::{json, Map, Value};
 use super::adapter::{applied, cursor_millis, malformed, refuse_unsent};
 use super::adf;
 use super::atlassian::{enc, Api, TokenForm};
-use super::http::{self, AllowList, Auth, Notice, Stats};
+use super::http::{self, AllowList, Auth, Clock, Notice, Stats};
 use super::{
     normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IdentityMap, IssuePatch,
     NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
@@ -264,21 +265,14 @@ impl JiraBackend {
         })
     }
 
-    /// The issue type for new issues (default: `Task` if the project has
-    /// it, else its first standard type).
-    pub fn set_issue_type(&mut self, name: &str) {
-        self.issue_type = Some(name.to_owned());
-        self.create_meta.replace(None);
-    }
-
     /// How requests authenticate and where they go.
     pub fn token_form(&self) -> &TokenForm {
         &self.api.form
     }
 
-    /// The HTTP client, e.g. to tune retries.
-    pub fn http_mut(&mut self) -> &mut http::HttpClient {
-        &mut self.api.http
+    /// Read time and sleep through `clock` (tests pass a virtual one).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.api.http.set_clock(clock);
     }
 
     /// Request counters so far.

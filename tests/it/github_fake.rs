@@ -342,7 +342,7 @@ impl FakeGithub {
             loopback(),
         )
         .expect("valid test configuration");
-        b.http_mut().set_clock(self.clock());
+        b.set_clock(self.clock());
         b
     }
 
