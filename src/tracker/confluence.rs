@@ -5,7 +5,7 @@
 //! see [`super::atlassian`]).
 //!
 //! Wire facts are in `api-facts.md` ("Confluence Cloud REST v2"); every
-//! request goes through [`HttpClient`]. The space key is resolved to its
+//! request goes through [`HttpClient`](super::http::HttpClient). The space key is resolved to its
 //! id once (`GET /wiki/api/v2/spaces?keys=KEY`).
 //!
 //! # Mapping

@@ -279,7 +279,8 @@ pub struct RetryPolicy {
     /// Attempts in all (first try included) after 5xx and transport
     /// failures; also the most rate-limit waits for one request.
     pub max_attempts: u32,
-    /// First backoff.
+    /// The first backoff after a 5xx or transport failure, doubled per
+    /// attempt (with jitter) up to `max_wait`.
     pub base: Duration,
     /// Largest single backoff after a 5xx or transport failure (also caps
     /// a `Retry-After` sent with a 5xx).
@@ -308,9 +309,9 @@ impl Default for RetryPolicy {
 /// Where the HTTP client reads the time and sleeps: the system clock, or a
 /// virtual clock that tests advance instead of sleeping.
 pub trait Clock: Send + Sync {
-    /// Now.
+    /// The current time on this clock.
     fn now(&self) -> SystemTime;
-    /// Wait `d`.
+    /// Block for `d` on this clock (a virtual clock advances instead).
     fn sleep(&self, d: Duration);
 }
 
@@ -336,16 +337,16 @@ pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct Response {
     /// The URL that answered: the request's, or where redirects led.
     pub url: String,
-    /// Status code.
+    /// The HTTP status code of the final answer (after redirects followed).
     pub status: u16,
     /// Headers, names lower-cased.
     pub headers: Vec<(String, String)>,
-    /// Body bytes.
+    /// The body as received, not decoded.
     pub body: Vec<u8>,
 }
 
 impl Response {
-    /// A header's value.
+    /// The value of header `name` (any case), if the answer carried it.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -5,7 +5,7 @@
 //! of new issues.
 //!
 //! Wire facts are in `api-facts.md` ("JIRA Cloud REST v3"); every request
-//! goes through [`HttpClient`] (allowlist, retries honouring `Retry-After`,
+//! goes through [`HttpClient`](super::http::HttpClient) (allowlist, retries honouring `Retry-After`,
 //! credentials only in the `Authorization` header).
 //!
 //! # Identity
