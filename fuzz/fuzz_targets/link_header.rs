@@ -1,4 +1,4 @@
-//! GitHub's `Link` header, as pagination reads it: never a panic, and the
+//! A `Link` header, as pagination reads it: never a panic, and the
 //! `next` URL returned is a substring of the header between `<` and `>`.
 
 #![no_main]
@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(header) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(next) = reposix::tracker::github::parse_link_next(header) {
+    if let Some(next) = reposix::tracker::http::link_next(header) {
         assert!(
             header.contains(&format!("<{next}>")),
             "{next:?} is not a <…> entry of {header:?}"

@@ -32,7 +32,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::atlassian::markdown::{self, literal, Block, Doc, Inline, Marks};
+use super::atlassian::markdown::{self, literal, prefix_lines, Block, Doc, Inline, Marks};
 
 /// The ADF document for a markdown body.
 pub fn from_markdown(md: &str) -> Value {
@@ -421,14 +421,6 @@ fn render_task_list(items: &[Value]) -> String {
                 prefix_lines(&render_inline(children(item)), b, "      ")
             }
         })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn prefix_lines(text: &str, first: &str, rest: &str) -> String {
-    text.split('\n')
-        .enumerate()
-        .map(|(i, line)| format!("{}{line}", if i == 0 { first } else { rest }))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -22,15 +22,17 @@
 //! [`Auth::Basic`] (redacted in `Debug`); error messages are built from the
 //! tracker's error body, sanitized and truncated, never from request
 //! headers. A 403 is a permission (or XSRF) refusal reported with the
-//! tracker's message, not an authentication failure. Timestamps are parsed by hand (no date crate): both
+//! tracker's message, not an authentication failure. Timestamps, both
 //! `2021-01-18T23:45:00.000+0000` (JIRA, no colon in the offset) and
-//! `2024-01-05T14:30:00.123Z` (Confluence) are accepted.
+//! `2024-01-05T14:30:00.123Z` (Confluence), are parsed by [`crate::time`].
 
 pub mod markdown;
 
 use serde_json::Value;
 
-use super::http::{git_credential, sanitize, AllowList, Auth, HttpClient, Response, Secret};
+use super::http::{
+    git_credential, sanitize, truncate, AllowList, Auth, HttpClient, Response, Secret,
+};
 use super::BackendError;
 
 /// The public API gateway.
@@ -197,6 +199,101 @@ pub fn resolve_route(
         allow.allow_prefix(&format!("{}/", route.base))?;
     }
     Ok(route)
+}
+
+/// An Atlassian product's REST API as an adapter reaches it: the HTTP
+/// client, where REST paths go, and what identifies the site. The JIRA and
+/// Confluence adapters each hold one.
+pub(super) struct Api {
+    /// The client every request goes through.
+    pub(super) http: HttpClient,
+    /// The identity: the site, or the gateway base of a gateway address.
+    pub(super) site: String,
+    /// Where REST paths go (the site, or the gateway base).
+    pub(super) base: String,
+    /// How requests authenticate and where they go.
+    pub(super) form: TokenForm,
+}
+
+impl Api {
+    /// The API of `site` (`https://x.atlassian.net`, no trailing path) for
+    /// `product` (`jira`, `confluence`: the agent name), with explicit
+    /// credentials and allowlist.
+    pub(super) fn new(
+        product: &str,
+        site: &str,
+        auth: Auth,
+        allow: AllowList,
+    ) -> Result<Api, BackendError> {
+        let mut http = HttpClient::with_allowlist(auth, product, allow)?;
+        http.add_header("Accept", "application/json");
+        let site = site.trim_end_matches('/').to_owned();
+        Ok(Api {
+            http,
+            base: site.clone(),
+            site,
+            form: TokenForm::Site,
+        })
+    }
+
+    /// The API an address names ([`resolve_route`]), with credentials from
+    /// `var` ([`auth_from`]); also the route (for the key and parameters).
+    pub(super) fn from_vars(
+        product: &str,
+        address: &str,
+        var: &dyn Fn(&str) -> Option<String>,
+        mut allow: AllowList,
+    ) -> Result<(Api, Route), BackendError> {
+        let route = resolve_route(product, address, var, &mut allow)?;
+        let auth = auth_from(&route.site, var)?;
+        let mut api = Api::new(product, &route.site, auth, allow)?;
+        api.base.clone_from(&route.base);
+        api.form = route.form.clone();
+        Ok((api, route))
+    }
+
+    /// The absolute URL of a REST path.
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Send to a REST path; a non-2xx answer is an error ([`check`]).
+    pub(super) fn send(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        self.send_url(what, method, &self.url(path), body)
+    }
+
+    /// Send to an absolute URL (a next-page link); as [`Api::send`].
+    pub(super) fn send_url(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        check(self.http.send(what, method, url, &[], body)?, what)
+    }
+
+    /// Send a read to a REST path, whatever its method (JIRA's search is a
+    /// POST): retried after 5xx like a GET ([`HttpClient::send_read`]).
+    pub(super) fn read(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, BackendError> {
+        check(
+            self.http
+                .send_read(what, method, &self.url(path), &[], body)?,
+            what,
+        )
+    }
 }
 
 /// `scheme://host[:port]` of a URL (the URL itself if it does not parse).
@@ -410,46 +507,7 @@ pub fn error_message(resp: &Response) -> String {
     } else {
         parts.join("; ")
     };
-    let mut text = sanitize(&text);
-    if text.chars().count() > 300 {
-        text = text.chars().take(300).collect::<String>() + "…";
-    }
-    text
-}
-
-/// A parsed timestamp: the instant and the UTC offset it was written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timestamp {
-    /// Milliseconds since the Unix epoch (UTC).
-    pub ms: i64,
-    /// The offset the timestamp was written in, in minutes east of UTC.
-    pub offset_minutes: i32,
-}
-
-impl Timestamp {
-    /// Parse `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HHMM|±HH:MM]` (with
-    /// [`crate::time::parse`]).
-    pub fn parse(s: &str) -> Option<Timestamp> {
-        crate::time::parse(s).map(|p| Timestamp {
-            ms: p.ms,
-            offset_minutes: p.offset_minutes,
-        })
-    }
-
-    /// Milliseconds since the epoch as a revision order (0 before 1970).
-    pub fn order(self) -> u64 {
-        u64::try_from(self.ms).unwrap_or(0)
-    }
-
-    /// The wall-clock minute `minutes_back` minutes earlier, in this
-    /// timestamp's own offset, as JQL wants it: `yyyy-MM-dd HH:mm`.
-    pub fn jql_minute(self, minutes_back: i64) -> String {
-        let local_ms = self.ms + i64::from(self.offset_minutes) * 60_000 - minutes_back * 60_000;
-        jiff::Timestamp::from_millisecond(local_ms)
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            .strftime("%Y-%m-%d %H:%M")
-            .to_string()
-    }
+    truncate(&sanitize(&text), 300)
 }
 
 #[cfg(test)]
@@ -458,23 +516,15 @@ mod tests {
 
     #[test]
     fn jira_and_confluence_timestamps_parse() {
-        let t = Timestamp::parse("2021-01-18T23:45:00.000+0000").expect("jira form");
-        assert_eq!(t.ms, 1_611_013_500_000);
-        assert_eq!(t.offset_minutes, 0);
-        let t2 = Timestamp::parse("2021-01-19T10:45:00.000+1100").expect("positive offset");
-        assert_eq!(t2.ms, t.ms);
-        let t3 = Timestamp::parse("2021-01-18T18:15:00.000-05:30").expect("colon offset");
-        assert_eq!(t3.ms, t.ms);
-        let c = Timestamp::parse("2024-01-05T14:30:00.123Z").expect("confluence form");
-        assert_eq!(c.ms, 1_704_465_000_123);
-        assert_eq!(
-            Timestamp::parse("1970-01-01T00:00:00Z").map(|t| t.ms),
-            Some(0)
-        );
-        assert_eq!(
-            Timestamp::parse("2024-02-29T00:00:00.5Z").map(|t| t.ms % 1000),
-            Some(500)
-        );
+        // Both products' forms go through the one parser, crate::time.
+        let ms = |s: &str| crate::time::parse_millis(s);
+        let t = crate::time::parse("2021-01-18T23:45:00.000+0000").expect("jira form");
+        assert_eq!((t.ms, t.offset_minutes), (1_611_013_500_000, 0));
+        assert_eq!(ms("2021-01-19T10:45:00.000+1100"), Some(t.ms));
+        assert_eq!(ms("2021-01-18T18:15:00.000-05:30"), Some(t.ms));
+        assert_eq!(ms("2024-01-05T14:30:00.123Z"), Some(1_704_465_000_123));
+        assert_eq!(ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(ms("2024-02-29T00:00:00.5Z").map(|t| t % 1000), Some(500));
         for bad in [
             "",
             "2021-01-18",
@@ -482,17 +532,8 @@ mod tests {
             "2021-13-01T00:00:00Z",
             "x021-01-18T23:45:00Z",
         ] {
-            assert_eq!(Timestamp::parse(bad), None, "{bad:?}");
+            assert_eq!(ms(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn jql_minute_is_local_wall_clock_minus_slack() {
-        let t = Timestamp::parse("2026-01-05T14:30:59.999+0000").expect("parses");
-        assert_eq!(t.jql_minute(1), "2026-01-05 14:29");
-        assert_eq!(t.jql_minute(0), "2026-01-05 14:30");
-        let t = Timestamp::parse("2026-01-01T00:00:10.000+1000").expect("parses");
-        assert_eq!(t.jql_minute(1), "2025-12-31 23:59");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! see [`super::atlassian`]).
 //!
 //! Wire facts are in `api-facts.md` ("Confluence Cloud REST v2"); every
-//! request goes through [`HttpClient`]. The space key is resolved to its
+//! request goes through [`HttpClient`](super::http::HttpClient). The space key is resolved to its
 //! id once (`GET /wiki/api/v2/spaces?keys=KEY`).
 //!
 //! # Mapping
@@ -85,13 +85,15 @@ use std::fmt;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::atlassian::{self, check, enc, Timestamp, TokenForm};
-use super::http::{AllowList, Auth, HttpClient, Notice, Response, Stats};
+use super::adapter::{cursor_millis, malformed, refuse_unsent};
+use super::atlassian::{enc, Api, TokenForm};
+use super::http::{self, AllowList, Auth, Notice, Response, Stats};
 use super::{
     normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IssuePatch,
     NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
 };
 use crate::event::Status;
+use crate::time;
 
 /// The prefix of the labels that carry a page's status.
 pub const STATUS_LABEL_PREFIX: &str = "reposix-status-";
@@ -108,12 +110,7 @@ pub const FORBIDDEN_LABEL_CHARS: &str = ":;.,?&[]()#^*@!'`";
 
 /// A Confluence Cloud space as a [`Backend`].
 pub struct ConfluenceBackend {
-    http: HttpClient,
-    /// The identity: the site, or the gateway base of a gateway address.
-    site: String,
-    /// Where REST paths go.
-    base: String,
-    form: TokenForm,
+    api: Api,
     space_key: String,
     space_id: OnceCell<String>,
     page_size: u32,
@@ -122,7 +119,7 @@ pub struct ConfluenceBackend {
 impl fmt::Debug for ConfluenceBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfluenceBackend")
-            .field("site", &self.site)
+            .field("site", &self.api.site)
             .field("space_key", &self.space_key)
             .finish_non_exhaustive()
     }
@@ -180,22 +177,7 @@ fn validate_labels(what: &str, labels: &[String]) -> Result<(), BackendError> {
             reason: format!("{why}: rename the label"),
         });
     }
-    if refusals.is_empty() {
-        Ok(())
-    } else {
-        Err(BackendError::Refused {
-            what: what.to_owned(),
-            refusals,
-            applied: None,
-        })
-    }
-}
-
-fn malformed(what: &str, why: &str) -> BackendError {
-    BackendError::Malformed {
-        what: what.to_owned(),
-        why: why.to_owned(),
-    }
+    refuse_unsent(what, refusals)
 }
 
 /// An id that may come as a string or a number.
@@ -223,6 +205,14 @@ fn storage_of(v: &Value) -> Option<&str> {
     v.pointer("/body/storage/value").and_then(Value::as_str)
 }
 
+/// The string at JSON pointer `p`, or `""`.
+fn text_at(v: &Value, p: &str) -> String {
+    v.pointer(p)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// A page object plus its labels as a [`RemoteIssue`]; `sent` is the
 /// storage body just written, used when a write response carries none.
 fn parse_page(
@@ -238,12 +228,7 @@ fn parse_page(
         .or(sent)
         .ok_or_else(|| malformed(what, &format!("page {id} without a storage body")))?;
     let (status, labels) = split_labels(labels);
-    let text = |p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
+    let text = |p: &str| text_at(v, p);
     Ok(RemoteIssue {
         remote_id: id,
         title: text("/title"),
@@ -263,12 +248,7 @@ fn parse_page(
 
 fn parse_comment(v: &Value, what: &str, sent: Option<&str>) -> Result<RemoteComment, BackendError> {
     let id = id_of(v).ok_or_else(|| malformed(what, "comment without an id"))?;
-    let text = |p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
+    let text = |p: &str| text_at(v, p);
     Ok(RemoteComment {
         remote_id: id,
         author: text("/version/authorId"),
@@ -276,16 +256,6 @@ fn parse_comment(v: &Value, what: &str, sent: Option<&str>) -> Result<RemoteComm
         created_at: text("/version/createdAt"),
         updated_at: text("/version/createdAt"),
         marker: marker_of(v),
-    })
-}
-
-/// The `rel="next"` target of a `Link` header.
-fn link_next(header: &str) -> Option<&str> {
-    header.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        params
-            .contains("rel=\"next\"")
-            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>'))
     })
 }
 
@@ -308,24 +278,20 @@ impl ConfluenceBackend {
     pub fn from_vars(
         address: &str,
         var: &dyn Fn(&str) -> Option<String>,
-        mut allow: AllowList,
+        allow: AllowList,
     ) -> Result<ConfluenceBackend, BackendError> {
-        let route = atlassian::resolve_route("confluence", address, var, &mut allow)?;
+        let (api, route) = Api::from_vars("confluence", address, var, allow)?;
         if let Some((k, _)) = route.params.first() {
             return Err(BackendError::Spec(format!(
                 "confluence address parameter {k:?}: none are known"
             )));
         }
-        let auth = atlassian::auth_from(&route.site, var)?;
-        let mut b = ConfluenceBackend::new(&route.site, &route.key, auth, allow)?;
-        b.base = route.base;
-        b.form = route.form;
-        Ok(b)
+        ConfluenceBackend::on(api, &route.key)
     }
 
     /// How requests authenticate and where they go.
     pub fn token_form(&self) -> &TokenForm {
-        &self.form
+        &self.api.form
     }
 
     /// The backend for space `space_key` on `site` (`https://x.atlassian.net`,
@@ -336,45 +302,29 @@ impl ConfluenceBackend {
         auth: Auth,
         allow: AllowList,
     ) -> Result<ConfluenceBackend, BackendError> {
+        ConfluenceBackend::on(Api::new("confluence", site, auth, allow)?, space_key)
+    }
+
+    fn on(api: Api, space_key: &str) -> Result<ConfluenceBackend, BackendError> {
         if space_key.is_empty() || space_key.contains(['/', ' ', '?', '&']) {
             return Err(BackendError::Spec(format!(
                 "Confluence space key {space_key:?}: expected a key such as ENG"
             )));
         }
-        let mut http = HttpClient::with_allowlist(auth, "confluence", allow)?;
-        http.add_header("Accept", "application/json");
-        let site = site.trim_end_matches('/').to_owned();
         Ok(ConfluenceBackend {
-            http,
-            base: site.clone(),
-            form: TokenForm::Site,
-            site,
+            api,
             space_key: space_key.to_owned(),
             space_id: OnceCell::new(),
             page_size: 100,
         })
     }
 
-    /// The HTTP client, e.g. to tune retries.
-    pub fn http_mut(&mut self) -> &mut HttpClient {
-        &mut self.http
-    }
-
     /// Request counters so far.
     pub fn stats(&self) -> Stats {
-        self.http.stats()
+        self.api.http.stats()
     }
 
-    fn send_url(
-        &self,
-        what: &str,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, BackendError> {
-        check(self.http.send(what, method, url, &[], body)?, what)
-    }
-
+    /// Send to a v2 REST path (`/pages/…`).
     fn v2(
         &self,
         what: &str,
@@ -382,12 +332,8 @@ impl ConfluenceBackend {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Response, BackendError> {
-        self.send_url(
-            what,
-            method,
-            &format!("{}/wiki/api/v2{path}", self.base),
-            body,
-        )
+        self.api
+            .send(what, method, &format!("/wiki/api/v2{path}"), body)
     }
 
     fn space_id(&self) -> Result<&str, BackendError> {
@@ -419,14 +365,14 @@ impl ConfluenceBackend {
     /// restoring `body-format=storage` if the server dropped it.
     fn next_url(&self, next: &str, body_format: bool, what: &str) -> Result<String, BackendError> {
         let mut url = if next.starts_with("https://") || next.starts_with("http://") {
-            if !next.starts_with(&format!("{}/", self.base)) {
+            if !next.starts_with(&format!("{}/", self.api.base)) {
                 return Err(malformed(what, "a next link to another site"));
             }
             next.to_owned()
         } else if next.starts_with("/wiki/") {
-            format!("{}{next}", self.base)
+            format!("{}{next}", self.api.base)
         } else if next.starts_with('/') {
-            format!("{}/wiki{next}", self.base)
+            format!("{}/wiki{next}", self.api.base)
         } else {
             return Err(malformed(what, "an unusable next link"));
         };
@@ -445,13 +391,8 @@ impl ConfluenceBackend {
         body_format: bool,
         mut visit: impl FnMut(&Value) -> Result<bool, BackendError>,
     ) -> Result<(), BackendError> {
-        let mut url = first;
-        let mut seen_urls = HashSet::new();
-        loop {
-            if !seen_urls.insert(url.clone()) {
-                return Err(malformed(what, "pagination went in a circle"));
-            }
-            let resp = self.send_url(what, Method::GET, &url, None)?;
+        http::follow_pages(what, first, |url| {
+            let resp = self.api.send_url(what, Method::GET, url, None)?;
             let page: Value = resp.json(what)?;
             let results = page
                 .get("results")
@@ -459,19 +400,18 @@ impl ConfluenceBackend {
                 .ok_or_else(|| malformed(what, "no `results` array"))?;
             for r in results {
                 if !visit(r)? {
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             let next = page
                 .pointer("/_links/next")
                 .and_then(Value::as_str)
-                .map(str::to_owned)
-                .or_else(|| resp.header("link").and_then(link_next).map(str::to_owned));
+                .or_else(|| resp.header("link").and_then(http::link_next));
             match next {
-                Some(n) if !results.is_empty() => url = self.next_url(&n, body_format, what)?,
-                _ => return Ok(()),
+                Some(n) if !results.is_empty() => self.next_url(n, body_format, what).map(Some),
+                _ => Ok(None),
             }
-        }
+        })
     }
 
     /// Pages newest first until `visit` says stop.
@@ -482,7 +422,7 @@ impl ConfluenceBackend {
         let what = format!("Confluence pages of {}", self.space_key);
         let first = format!(
             "{}/wiki/api/v2/spaces/{}/pages?sort=-modified-date&body-format=storage&limit={}",
-            self.base,
+            self.api.base,
             enc(self.space_id()?),
             self.page_size
         );
@@ -494,7 +434,7 @@ impl ConfluenceBackend {
         let what = format!("Confluence labels of page {page_id}");
         let first = format!(
             "{}/wiki/api/v2/pages/{}/labels?limit=200",
-            self.base,
+            self.api.base,
             enc(page_id)
         );
         let mut out = Vec::new();
@@ -525,11 +465,11 @@ impl ConfluenceBackend {
         for gone in have.iter().filter(|l| !want.contains(*l)) {
             let url = format!(
                 "{}/wiki/rest/api/content/{}/label/{}",
-                self.base,
+                self.api.base,
                 enc(page_id),
                 enc(gone)
             );
-            self.send_url(&what, Method::DELETE, &url, None)?;
+            self.api.send_url(&what, Method::DELETE, &url, None)?;
             changed = true;
         }
         let added: Vec<Value> = want
@@ -538,8 +478,13 @@ impl ConfluenceBackend {
             .map(|l| json!({"prefix": "global", "name": l}))
             .collect();
         if !added.is_empty() {
-            let url = format!("{}/wiki/rest/api/content/{}/label", self.base, enc(page_id));
-            self.send_url(&what, Method::POST, &url, Some(&Value::Array(added)))?;
+            let url = format!(
+                "{}/wiki/rest/api/content/{}/label",
+                self.api.base,
+                enc(page_id)
+            );
+            self.api
+                .send_url(&what, Method::POST, &url, Some(&Value::Array(added)))?;
             changed = true;
         }
         Ok(changed)
@@ -603,7 +548,7 @@ impl Backend for ConfluenceBackend {
     }
 
     fn instance(&self) -> String {
-        format!("{}/{}", self.site, self.space_key)
+        format!("{}/{}", self.api.site, self.space_key)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -620,17 +565,8 @@ impl Backend for ConfluenceBackend {
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
-        let stop_before = match cursor {
-            Some(c) => Some(
-                Timestamp::parse(c)
-                    .ok_or_else(|| {
-                        BackendError::Spec(format!("Confluence cursor {c:?} is not a timestamp"))
-                    })?
-                    .ms
-                    - 1000,
-            ),
-            None => None,
-        };
+        let cursor_ms = cursor_millis("Confluence", cursor)?;
+        let stop_before = cursor_ms.map(|ms| ms - 1000);
         let what = format!("Confluence pages of {}", self.space_key);
         let mut seen = HashSet::new();
         let mut newest: BTreeMap<String, Value> = BTreeMap::new();
@@ -640,11 +576,9 @@ impl Backend for ConfluenceBackend {
                 .pointer("/version/createdAt")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let ms = Timestamp::parse(changed)
-                .ok_or_else(|| {
-                    malformed(&what, &format!("unparsable version.createdAt {changed:?}"))
-                })?
-                .ms;
+            let ms = time::parse_millis(changed).ok_or_else(|| {
+                malformed(&what, &format!("unparsable version.createdAt {changed:?}"))
+            })?;
             if stop_before.is_some_and(|stop| ms < stop) {
                 return Ok(false);
             }
@@ -669,11 +603,10 @@ impl Backend for ConfluenceBackend {
         }
         issues.sort_by_key(|i| {
             (
-                Timestamp::parse(&i.updated_at).map_or(0, |t| t.ms),
+                time::parse_millis(&i.updated_at).unwrap_or(0),
                 i.remote_id.clone(),
             )
         });
-        let cursor_ms = cursor.and_then(Timestamp::parse).map(|t| t.ms);
         let next = match max_seen {
             Some((ms, raw)) if cursor_ms.is_none_or(|c| ms >= c) => Some(raw),
             _ => cursor.map(str::to_owned),
@@ -769,7 +702,7 @@ impl Backend for ConfluenceBackend {
         marker: &str,
         since: Option<&str>,
     ) -> Result<Option<RemoteIssue>, BackendError> {
-        let stop_before = since.and_then(Timestamp::parse).map(|t| t.ms - 1000);
+        let stop_before = since.and_then(time::parse_millis).map(|ms| ms - 1000);
         let mut found: Option<Value> = None;
         let mut walked = 0usize;
         self.walk_pages(|page| {
@@ -780,8 +713,8 @@ impl Backend for ConfluenceBackend {
             let ms = page
                 .pointer("/version/createdAt")
                 .and_then(Value::as_str)
-                .and_then(Timestamp::parse)
-                .map_or(i64::MAX, |t| t.ms);
+                .and_then(time::parse_millis)
+                .unwrap_or(i64::MAX);
             if stop_before.is_some_and(|stop| ms < stop) {
                 return Ok(false);
             }
@@ -801,7 +734,7 @@ impl Backend for ConfluenceBackend {
         let what = format!("Confluence comments of page {remote_id}");
         let first = format!(
             "{}/wiki/api/v2/pages/{}/footer-comments?body-format=storage&sort=created-date&limit={}",
-            self.base,
+            self.api.base,
             enc(remote_id),
             self.page_size
         );
@@ -864,7 +797,7 @@ impl Backend for ConfluenceBackend {
     }
 
     fn set_notice(&mut self, notice: Notice) {
-        self.http.set_notice(notice);
+        self.api.http.set_notice(notice);
     }
 }
 
@@ -878,26 +811,21 @@ pub fn parse_wire(
     Result<Vec<RemoteComment>, BackendError>,
 ) {
     let what = "parsing a Confluence response";
-    let v = match serde_json::from_slice::<Value>(body) {
-        Ok(v) => v,
-        Err(e) => {
-            let err = || BackendError::Malformed {
-                what: what.to_owned(),
-                why: e.to_string(),
-            };
-            return (Err(err()), Err(err()));
+    let issues = http::decode_json::<Value>(body, what).and_then(|v| {
+        match v.get("results").and_then(Value::as_array) {
+            Some(list) => list
+                .iter()
+                .map(|p| parse_page(p, &[], what, None))
+                .collect(),
+            None => parse_page(&v, &[], what, None).map(|p| vec![p]),
         }
-    };
-    let results = v.get("results").and_then(Value::as_array);
-    let issues = match results {
-        Some(list) => list
-            .iter()
-            .map(|p| parse_page(p, &[], what, None))
-            .collect(),
-        None => parse_page(&v, &[], what, None).map(|p| vec![p]),
-    };
-    let comments = results.map_or(Ok(Vec::new()), |list| {
-        list.iter().map(|c| parse_comment(c, what, None)).collect()
+    });
+    let comments = http::decode_json::<Value>(body, what).and_then(|v| {
+        v.get("results")
+            .and_then(Value::as_array)
+            .map_or(Ok(Vec::new()), |list| {
+                list.iter().map(|c| parse_comment(c, what, None)).collect()
+            })
     });
     (issues, comments)
 }
@@ -958,14 +886,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn link_headers() {
-        assert_eq!(
-            link_next("</wiki/api/v2/pages?cursor=a>; rel=\"next\", <https://x.atlassian.net/wiki>; rel=\"base\""),
-            Some("/wiki/api/v2/pages?cursor=a")
-        );
-        assert_eq!(link_next("<https://x/wiki>; rel=\"base\""), None);
     }
 }

@@ -54,14 +54,16 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::adapter::{applied, cursor_millis, refuse_unsent};
 use super::http::{
-    self, AllowList, Auth, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
+    self, AllowList, Auth, Clock, HttpClient, Notice, Response, RetryPolicy, Secret, Stats,
 };
 use super::{
     body_marker, normalize_newlines, strip_body_marker, Backend, BackendError, BackendKind,
@@ -88,8 +90,6 @@ pub const MARKER_SCAN_ISSUES: usize = 500;
 pub const WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 const PER_PAGE: &str = "100";
-/// A server whose `Link` chain never ends is broken; stop instead of looping.
-const MAX_PAGES: usize = 100_000;
 
 /// GitHub Issues of one repository.
 pub struct GithubBackend {
@@ -203,9 +203,9 @@ impl GithubBackend {
         self.http.stats()
     }
 
-    /// The HTTP client, e.g. to install a virtual clock in tests.
-    pub fn http_mut(&mut self) -> &mut HttpClient {
-        &mut self.http
+    /// Read time and sleep through `clock` (tests pass a virtual one).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.http.set_clock(clock);
     }
 
     /// `owner/repo` as GitHub names it now.
@@ -276,27 +276,20 @@ impl GithubBackend {
         first: String,
         mut page: impl FnMut(&Response) -> Result<bool, BackendError>,
     ) -> Result<(), BackendError> {
-        let mut url = first;
-        let mut visited = HashSet::new();
-        loop {
-            if visited.len() >= MAX_PAGES || !visited.insert(url.clone()) {
-                return Err(BackendError::Malformed {
-                    what: what.to_owned(),
-                    why: "the Link header's next pages loop".into(),
-                });
-            }
-            let resp = self.http.send(what, Method::GET, &url, &[], None)?;
+        let mut first_page = true;
+        http::follow_pages(what, first, |url| {
+            let resp = self.http.send(what, Method::GET, url, &[], None)?;
             if resp.status != 200 {
                 return Err(error_for(what, &resp));
             }
-            if visited.len() == 1 {
-                self.after_read(what, &url, &resp)?;
+            if std::mem::take(&mut first_page) {
+                self.after_read(what, url, &resp)?;
             }
             if !page(&resp)? {
-                return Ok(());
+                return Ok(None);
             }
-            let Some(next) = resp.header("link").and_then(link_next) else {
-                return Ok(());
+            let Some(next) = resp.header("link").and_then(http::link_next) else {
+                return Ok(None);
             };
             let next_url = Url::parse(next).map_err(|e| BackendError::Malformed {
                 what: what.to_owned(),
@@ -314,8 +307,8 @@ impl GithubBackend {
                     ),
                 });
             }
-            url = next_url.into();
-        }
+            Ok(Some(next_url.into()))
+        })
     }
 
     /// Parse an issue response; `None` for a pull request. Caches it.
@@ -535,6 +528,7 @@ impl Backend for GithubBackend {
         cursor: Option<&str>,
     ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
         let what = self.what("list issues");
+        let cursor_ms = cursor_millis("GitHub", cursor)?;
         let mut first = Url::parse(&format!("{}/issues", self.repo_url()))
             .map_err(|e| BackendError::Spec(format!("{what}: invalid URL: {e}")))?;
         {
@@ -543,11 +537,6 @@ impl Backend for GithubBackend {
                 .append_pair("sort", "updated")
                 .append_pair("direction", "desc");
             if let Some(since) = cursor {
-                if timestamp_ms(since).is_none() {
-                    return Err(BackendError::Spec(format!(
-                        "{what}: cursor {since:?} is not a timestamp like 2017-10-10T16:00:00Z"
-                    )));
-                }
                 q.append_pair("since", since);
             }
             q.append_pair("per_page", PER_PAGE);
@@ -559,8 +548,8 @@ impl Backend for GithubBackend {
         self.get_pages(&what, first.into(), |resp| {
             let items: Vec<WireIssue> = resp.json(&what)?;
             for wire in items {
-                let updated = timestamp_ms(&wire.updated_at)
-                    .ok_or_else(|| bad_time(&what, &wire.updated_at))?;
+                let updated =
+                    order_of(&wire.updated_at).ok_or_else(|| bad_time(&what, &wire.updated_at))?;
                 if max_seen.as_ref().is_none_or(|(ms, _)| updated > *ms) {
                     max_seen = Some((updated, wire.updated_at.clone()));
                 }
@@ -604,7 +593,9 @@ impl Backend for GithubBackend {
         drop(cache);
         let next = match (max_seen, cursor) {
             // Never move a cursor backwards (a server ignoring `since`).
-            (Some((ms, _)), Some(c)) if timestamp_ms(c).is_some_and(|old| old > ms) => {
+            (Some((ms, _)), Some(c))
+                if cursor_ms.is_some_and(|old| u64::try_from(old).is_ok_and(|old| old > ms)) =>
+            {
                 Some(c.to_owned())
             }
             (Some((_, raw)), _) => Some(raw),
@@ -649,16 +640,8 @@ impl Backend for GithubBackend {
         let what = self.what("create issue");
         let marker = checked_marker(&what, &new.marker)?;
         let body = format!("{}{marker}", new.body);
-        let mut refused = check_body_size("body", &body);
-        let (assignees, unassignable) = self.outgoing_assignees(&new.assignees, &[])?;
-        if !refused.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: None,
-            });
-        }
-        refused.extend(unassignable);
+        let (assignees, mut refused) = self.outgoing_assignees(&new.assignees, &[])?;
+        refuse_unsent(&what, check_body_size("body", &body))?;
         let mut fields = Map::new();
         fields.insert("title".into(), Value::from(new.title.as_str()));
         fields.insert("body".into(), Value::from(body));
@@ -710,7 +693,7 @@ impl Backend for GithubBackend {
             self.send_patch(number, &self.what_issue(number, "close new issue"), close)?
         };
         refused.extend(self.dropped(&labels, &assignees, &result));
-        finish(what, result, refused)
+        applied(what, result, refused)
     }
 
     fn update(
@@ -725,14 +708,7 @@ impl Backend for GithubBackend {
         let mut fields = patch_fields(&current, patch);
         let mut refused = Vec::new();
         if let Some(Value::String(body)) = fields.get("body") {
-            refused = check_body_size("body", body);
-            if !refused.is_empty() {
-                return Err(BackendError::Refused {
-                    what,
-                    refusals: refused,
-                    applied: None,
-                });
-            }
+            refuse_unsent(&what, check_body_size("body", body))?;
         }
         if let Some(names) = &patch.assignees {
             let (send, unassignable) = self.outgoing_assignees(names, &current.assignees)?;
@@ -749,31 +725,20 @@ impl Backend for GithubBackend {
             refused = unassignable;
         }
         if fields.is_empty() {
-            return finish(what, current, refused);
+            return applied(what, current, refused);
         }
-        let sent_labels: Vec<String> = fields
-            .get("labels")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let sent_assignees: Vec<String> = fields
-            .get("assignees")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sent = |name: &str| -> Vec<String> {
+            let list = fields.get(name).and_then(Value::as_array);
+            list.into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        let (sent_labels, sent_assignees) = (sent("labels"), sent("assignees"));
         let after = self.send_patch(number, &what, fields)?;
         refused.extend(self.dropped(&sent_labels, &sent_assignees, &after));
-        finish(what, after, refused)
+        applied(what, after, refused)
     }
 
     /// Looks through the issues changed since `since`, or without it the
@@ -833,7 +798,7 @@ impl Backend for GithubBackend {
         out.retain(|c| seen.insert(c.remote_id.clone()));
         out.sort_by_cached_key(|c| {
             (
-                timestamp_ms(&c.created_at).unwrap_or(0),
+                order_of(&c.created_at).unwrap_or(0),
                 c.remote_id.parse::<u64>().unwrap_or(u64::MAX),
             )
         });
@@ -850,14 +815,7 @@ impl Backend for GithubBackend {
         let what = self.what_issue(number, "add comment");
         let marker = checked_marker(&what, marker)?;
         let full = format!("{body}{marker}");
-        let refused = check_body_size("comment", &full);
-        if !refused.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: None,
-            });
-        }
+        refuse_unsent(&what, check_body_size("comment", &full))?;
         let resp = self.http.send(
             &what,
             Method::POST,
@@ -906,14 +864,7 @@ impl Backend for GithubBackend {
             Some(m) => format!("{body}{}", body_marker(m)),
             None => body.to_owned(),
         };
-        let refused = check_body_size("comment", &full);
-        if !refused.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: None,
-            });
-        }
+        refuse_unsent(&what, check_body_size("comment", &full))?;
         let resp = self.http.send(
             &what,
             Method::PATCH,
@@ -999,23 +950,6 @@ impl GithubBackend {
 }
 
 const DROPPED: &str = "GitHub dropped it silently: the token has no push access to the repository";
-
-/// `Ok(issue)`, or `Refused` carrying it when something was refused.
-fn finish(
-    what: String,
-    issue: RemoteIssue,
-    refusals: Vec<Refusal>,
-) -> Result<RemoteIssue, BackendError> {
-    if refusals.is_empty() {
-        Ok(issue)
-    } else {
-        Err(BackendError::Refused {
-            what,
-            refusals,
-            applied: Some(Box::new(issue)),
-        })
-    }
-}
 
 /// A refusal if `text` is over GitHub's body limit.
 fn check_body_size(field: &str, text: &str) -> Vec<Refusal> {
@@ -1107,8 +1041,7 @@ impl WireIssue {
         if self.pull_request.is_some() {
             return Ok(None);
         }
-        let order =
-            timestamp_ms(&self.updated_at).ok_or_else(|| bad_time(what, &self.updated_at))?;
+        let order = order_of(&self.updated_at).ok_or_else(|| bad_time(what, &self.updated_at))?;
         let raw_labels: Vec<String> = self
             .labels
             .unwrap_or_default()
@@ -1154,7 +1087,7 @@ impl WireIssue {
 
 impl WireComment {
     fn into_remote(self, what: &str, ids: &IdentityMap) -> Result<RemoteComment, BackendError> {
-        if timestamp_ms(&self.updated_at).is_none() {
+        if order_of(&self.updated_at).is_none() {
             return Err(bad_time(what, &self.updated_at));
         }
         let (body, marker) =
@@ -1319,12 +1252,7 @@ fn error_message(resp: &Response) -> String {
         }
         Err(_) => resp.excerpt(),
     };
-    let text = http::sanitize(&text);
-    let mut short: String = text.chars().take(300).collect();
-    if text.chars().count() > 300 {
-        short.push('…');
-    }
-    short
+    http::truncate(&http::sanitize(&text), 300)
 }
 
 fn describe_error(e: &Value) -> String {
@@ -1432,47 +1360,17 @@ fn helper_token(api: &Url) -> Option<Secret> {
     })
 }
 
-/// The URL of the `rel="next"` entry of a `Link` header.
-fn link_next(header: &str) -> Option<&str> {
-    let mut rest = header;
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        let close = after.find('>')?;
-        let url = &after[..close];
-        let tail = &after[close + 1..];
-        let params_end = tail.find('<').unwrap_or(tail.len());
-        let is_next = tail[..params_end].split(';').any(|param| {
-            let Some((key, value)) = param.split_once('=') else {
-                return false;
-            };
-            key.trim().eq_ignore_ascii_case("rel")
-                && value
-                    .trim()
-                    .trim_end_matches(',')
-                    .trim()
-                    .trim_matches('"')
-                    .split_whitespace()
-                    .any(|r| r.eq_ignore_ascii_case("next"))
-        });
-        if is_next {
-            return Some(url);
-        }
-        rest = &tail[params_end..];
-    }
-    None
-}
-
-/// Milliseconds since the epoch of a GitHub timestamp
-/// (`2017-10-10T16:00:00Z`; fractions and `±hh:mm` offsets accepted), or
-/// `None` before 1970 or if it does not parse.
-pub fn timestamp_ms(s: &str) -> Option<u64> {
+/// The revision order of a GitHub timestamp (`2017-10-10T16:00:00Z`):
+/// milliseconds since the epoch as [`crate::time`] parses it, `None`
+/// before 1970 (GitHub has nothing older: such a value is malformed) or if
+/// it does not parse.
+fn order_of(s: &str) -> Option<u64> {
     crate::time::parse_millis(s).and_then(|ms| u64::try_from(ms).ok())
 }
 
 /// Decode a response body as this adapter does: an issue listing (pull
-/// requests dropped), then a comment listing; and the `next` URL of a
-/// `Link` header. The entry point of the fuzz targets `tracker_json` and
-/// `link_header`; never panics.
+/// requests dropped), then a comment listing. The entry point of the fuzz
+/// target `tracker_json`; never panics.
 pub fn parse_wire(
     body: &[u8],
 ) -> (
@@ -1480,28 +1378,15 @@ pub fn parse_wire(
     Result<Vec<RemoteComment>, BackendError>,
 ) {
     let what = "parsing a GitHub response";
-    let malformed = |e: serde_json::Error| BackendError::Malformed {
-        what: what.to_owned(),
-        why: e.to_string(),
-    };
     let ids = IdentityMap::new();
-    let issues = serde_json::from_slice::<Vec<WireIssue>>(body)
-        .map_err(malformed)
-        .and_then(|v| {
-            v.into_iter()
-                .filter_map(|w| w.into_remote(what, &ids).transpose())
-                .collect()
-        });
-    let comments = serde_json::from_slice::<Vec<WireComment>>(body)
-        .map_err(malformed)
+    let issues = http::decode_json::<Vec<WireIssue>>(body, what).and_then(|v| {
+        v.into_iter()
+            .filter_map(|w| w.into_remote(what, &ids).transpose())
+            .collect()
+    });
+    let comments = http::decode_json::<Vec<WireComment>>(body, what)
         .and_then(|v| v.into_iter().map(|c| c.into_remote(what, &ids)).collect());
     (issues, comments)
-}
-
-/// The URL of the `rel="next"` entry of a `Link` header (see
-/// [`parse_wire`]).
-pub fn parse_link_next(header: &str) -> Option<&str> {
-    link_next(header)
 }
 
 #[cfg(test)]
@@ -1509,28 +1394,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_parse_to_epoch_millis() {
-        assert_eq!(timestamp_ms("1970-01-01T00:00:00Z"), Some(0));
+    fn timestamps_become_orders_from_1970_on() {
+        assert_eq!(order_of("1970-01-01T00:00:00Z"), Some(0));
         // The fixtures' x-ratelimit-reset is this instant in ms.
+        assert_eq!(order_of("2017-10-10T16:00:00Z"), Some(1_507_651_200_000));
+        assert_eq!(order_of("2000-02-29T23:59:59Z"), Some(951_868_799_000));
+        assert_eq!(order_of("2024-03-01T00:00:00Z"), Some(1_709_251_200_000));
+        assert_eq!(order_of("2017-10-10T16:00:00.25Z"), Some(1_507_651_200_250));
         assert_eq!(
-            timestamp_ms("2017-10-10T16:00:00Z"),
-            Some(1_507_651_200_000)
-        );
-        assert_eq!(timestamp_ms("2000-02-29T23:59:59Z"), Some(951_868_799_000));
-        assert_eq!(
-            timestamp_ms("2024-03-01T00:00:00Z"),
-            Some(1_709_251_200_000)
-        );
-        assert_eq!(
-            timestamp_ms("2017-10-10T16:00:00.25Z"),
-            Some(1_507_651_200_250)
-        );
-        assert_eq!(
-            timestamp_ms("2017-10-10T18:00:00+02:00"),
+            order_of("2017-10-10T18:00:00+02:00"),
             Some(1_507_651_200_000)
         );
         assert_eq!(
-            timestamp_ms("2017-10-10T14:30:00-01:30"),
+            order_of("2017-10-10T14:30:00-01:30"),
             Some(1_507_651_200_000)
         );
         for bad in [
@@ -1546,30 +1422,8 @@ mod tests {
             "1969-12-31T23:59:59Z",
             "2017-10-10T16:00:00Zjunk",
         ] {
-            assert_eq!(timestamp_ms(bad), None, "{bad:?}");
+            assert_eq!(order_of(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn link_next_is_found_in_fixture_headers() {
-        let fixture =
-            "<https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"prev\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=3>; rel=\"next\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=5>; rel=\"last\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
-        assert_eq!(
-            link_next(fixture),
-            Some("https://api.github.com/repositories/1000/issues?per_page=3&page=3")
-        );
-        let last_page =
-            "<https://api.github.com/repositories/1000/issues?per_page=3&page=4>; rel=\"prev\", \
-            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
-        assert_eq!(link_next(last_page), None);
-        // Commas inside URLs and unusual spacing do not confuse it.
-        assert_eq!(
-            link_next("<https://x/i?labels=a,b&page=2>;rel = \"next last\""),
-            Some("https://x/i?labels=a,b&page=2")
-        );
     }
 
     #[test]

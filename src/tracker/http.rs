@@ -279,7 +279,8 @@ pub struct RetryPolicy {
     /// Attempts in all (first try included) after 5xx and transport
     /// failures; also the most rate-limit waits for one request.
     pub max_attempts: u32,
-    /// First backoff.
+    /// The first backoff after a 5xx or transport failure, doubled per
+    /// attempt (with jitter) up to `max_wait`.
     pub base: Duration,
     /// Largest single backoff after a 5xx or transport failure (also caps
     /// a `Retry-After` sent with a 5xx).
@@ -308,9 +309,9 @@ impl Default for RetryPolicy {
 /// Where the HTTP client reads the time and sleeps: the system clock, or a
 /// virtual clock that tests advance instead of sleeping.
 pub trait Clock: Send + Sync {
-    /// Now.
+    /// The current time on this clock.
     fn now(&self) -> SystemTime;
-    /// Wait `d`.
+    /// Block for `d` on this clock (a virtual clock advances instead).
     fn sleep(&self, d: Duration);
 }
 
@@ -336,16 +337,16 @@ pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct Response {
     /// The URL that answered: the request's, or where redirects led.
     pub url: String,
-    /// Status code.
+    /// The HTTP status code of the final answer (after redirects followed).
     pub status: u16,
     /// Headers, names lower-cased.
     pub headers: Vec<(String, String)>,
-    /// Body bytes.
+    /// The body as received, not decoded.
     pub body: Vec<u8>,
 }
 
 impl Response {
-    /// A header's value.
+    /// The value of header `name` (any case), if the answer carried it.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -353,23 +354,100 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Parse the body as JSON.
+    /// Parse the body as JSON ([`decode_json`]).
     pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, BackendError> {
-        serde_json::from_slice(&self.body).map_err(|e| BackendError::Malformed {
-            what: what.to_owned(),
-            why: e.to_string(),
-        })
+        decode_json(&self.body, what)
     }
 
     /// The body as text, truncated for messages.
     pub fn excerpt(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let mut s: String = text.chars().take(200).collect();
-        if text.chars().count() > 200 {
-            s.push('…');
-        }
-        s
+        truncate(&String::from_utf8_lossy(&self.body), 200)
     }
+}
+
+/// Decode a JSON body: every adapter's one way from bytes to wire shapes,
+/// so a body that does not decode is always [`BackendError::Malformed`]
+/// naming `what`.
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, BackendError> {
+    serde_json::from_slice(body).map_err(|e| BackendError::Malformed {
+        what: what.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+/// `text` cut to at most `max_chars` characters, with `…` where it was
+/// cut (tracker messages quoted in errors).
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars.by_ref().take(max_chars).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A listing whose next-page links never end is broken: stop instead of
+/// looping.
+pub const MAX_PAGES: usize = 100_000;
+
+/// Walk a paginated listing from `first`: `page` reads one URL and returns
+/// the next one, if any. Fails with [`BackendError::Malformed`] when a
+/// next link returns to a page already read, or after [`MAX_PAGES`] pages,
+/// instead of looping.
+pub fn follow_pages(
+    what: &str,
+    first: String,
+    mut page: impl FnMut(&str) -> Result<Option<String>, BackendError>,
+) -> Result<(), BackendError> {
+    let mut url = first;
+    let mut visited = std::collections::HashSet::new();
+    loop {
+        if visited.len() >= MAX_PAGES || !visited.insert(url.clone()) {
+            return Err(BackendError::Malformed {
+                what: what.to_owned(),
+                why: "the next-page links go in a circle".into(),
+            });
+        }
+        match page(&url)? {
+            Some(next) => url = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The URL of the `rel="next"` entry of a `Link` header (RFC 8288: `rel`
+/// may list several relation types, parameters may be spaced or quoted,
+/// and a URL may contain commas).
+pub fn link_next(header: &str) -> Option<&str> {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let url = &after[..close];
+        let tail = &after[close + 1..];
+        let params_end = tail.find('<').unwrap_or(tail.len());
+        let is_next = tail[..params_end].split(';').any(|param| {
+            let Some((key, value)) = param.split_once('=') else {
+                return false;
+            };
+            key.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_end_matches(',')
+                    .trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next"))
+        });
+        if is_next {
+            return Some(url);
+        }
+        rest = &tail[params_end..];
+    }
+    None
 }
 
 /// Counters for progress and benchmarks.
@@ -381,7 +459,8 @@ pub struct Stats {
     pub retries: u64,
     /// Rate-limit waits among the retries.
     pub rate_limit_waits: u64,
-    /// Time spent waiting for rate limits and write pacing.
+    /// Time spent waiting for rate limits, write pacing and other pauses
+    /// ([`HttpClient::pause`]).
     pub waited: Duration,
 }
 
@@ -578,7 +657,10 @@ impl HttpClient {
         self.stats.set(stats);
     }
 
-    fn wait(&self, d: Duration) {
+    /// Wait `d` on the client's clock, counted in [`Stats::waited`]: the
+    /// one way an adapter pauses (rate limits, pacing, and a tracker whose
+    /// search lags its writes).
+    pub fn pause(&self, d: Duration) {
         self.bump(|s| s.waited += d);
         self.clock.sleep(d);
     }
@@ -591,7 +673,7 @@ impl HttpClient {
         if let Some(last) = self.last_write.get() {
             let since = self.clock.now().duration_since(last).unwrap_or_default();
             if since < self.write_interval {
-                self.wait(self.write_interval - since);
+                self.pause(self.write_interval - since);
             }
         }
         self.last_write.set(Some(self.clock.now()));
@@ -708,7 +790,7 @@ impl HttpClient {
                             s.retries += 1;
                             s.rate_limit_waits += 1;
                         });
-                        self.wait(wait);
+                        self.pause(wait);
                         attempt -= 1;
                         continue;
                     }
@@ -1020,6 +1102,52 @@ mod tests {
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn link_next_is_found_in_fixture_headers() {
+        let fixture =
+            "<https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"prev\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=3>; rel=\"next\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=5>; rel=\"last\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
+        assert_eq!(
+            link_next(fixture),
+            Some("https://api.github.com/repositories/1000/issues?per_page=3&page=3")
+        );
+        let last_page =
+            "<https://api.github.com/repositories/1000/issues?per_page=3&page=4>; rel=\"prev\", \
+            <https://api.github.com/repositories/1000/issues?per_page=3&page=1>; rel=\"first\"";
+        assert_eq!(link_next(last_page), None);
+        // Commas inside URLs and unusual spacing do not confuse it.
+        assert_eq!(
+            link_next("<https://x/i?labels=a,b&page=2>;rel = \"next last\""),
+            Some("https://x/i?labels=a,b&page=2")
+        );
+    }
+
+    #[test]
+    fn link_headers() {
+        // Confluence's relative next links.
+        assert_eq!(
+            link_next("</wiki/api/v2/pages?cursor=a>; rel=\"next\", <https://x.atlassian.net/wiki>; rel=\"base\""),
+            Some("/wiki/api/v2/pages?cursor=a")
+        );
+        assert_eq!(link_next("<https://x/wiki>; rel=\"base\""), None);
+    }
+
+    #[test]
+    fn page_walks_stop_at_a_circle() {
+        let mut read = Vec::new();
+        let e = follow_pages("walk", "a".into(), |url| {
+            read.push(url.to_owned());
+            Ok(Some(if url == "a" { "b" } else { "a" }.to_owned()))
+        })
+        .expect_err("a -> b -> a loops");
+        assert!(matches!(e, BackendError::Malformed { .. }), "{e}");
+        assert_eq!(read, ["a", "b"]);
+        assert_eq!(truncate("abc", 2), "ab…");
+        assert_eq!(truncate("ab", 2), "ab");
     }
 
     #[test]

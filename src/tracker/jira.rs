@@ -5,7 +5,7 @@
 //! of new issues.
 //!
 //! Wire facts are in `api-facts.md` ("JIRA Cloud REST v3"); every request
-//! goes through [`HttpClient`] (allowlist, retries honouring `Retry-After`,
+//! goes through [`HttpClient`](super::http::HttpClient) (allowlist, retries honouring `Retry-After`,
 //! credentials only in the `Authorization` header).
 //!
 //! # Identity
@@ -124,19 +124,22 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::adapter::{applied, cursor_millis, malformed, refuse_unsent};
 use super::adf;
-use super::atlassian::{self, check, enc, Timestamp, TokenForm};
-use super::http::{AllowList, Auth, HttpClient, Notice, Response, Stats};
+use super::atlassian::{enc, Api, TokenForm};
+use super::http::{self, AllowList, Auth, Clock, Notice, Stats};
 use super::{
     normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IdentityMap, IssuePatch,
     NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
 };
 use crate::event::Status;
+use crate::time;
 
 /// The issue fields every read asks for.
 const FIELDS: [&str; 8] = [
@@ -179,12 +182,7 @@ const WONT_FIX_WORDS: [&str; 9] = [
 
 /// A JIRA Cloud project as a [`Backend`].
 pub struct JiraBackend {
-    http: HttpClient,
-    /// The identity: the site, or the gateway base of a gateway address.
-    site: String,
-    /// Where REST paths go (the site, or the gateway base).
-    base: String,
-    form: TokenForm,
+    api: Api,
     project: String,
     /// The issue type asked for (`?issuetype=`), if any.
     issue_type: Option<String>,
@@ -197,10 +195,10 @@ pub struct JiraBackend {
 impl fmt::Debug for JiraBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JiraBackend")
-            .field("site", &self.site)
+            .field("site", &self.api.site)
             .field("project", &self.project)
             .field("issue_type", &self.issue_type)
-            .field("form", &self.form)
+            .field("form", &self.api.form)
             .finish_non_exhaustive()
     }
 }
@@ -223,13 +221,10 @@ impl JiraBackend {
     pub fn from_vars(
         address: &str,
         var: &dyn Fn(&str) -> Option<String>,
-        mut allow: AllowList,
+        allow: AllowList,
     ) -> Result<JiraBackend, BackendError> {
-        let route = atlassian::resolve_route("jira", address, var, &mut allow)?;
-        let auth = atlassian::auth_from(&route.site, var)?;
-        let mut b = JiraBackend::new(&route.site, &route.key, auth, allow)?;
-        b.base = route.base;
-        b.form = route.form;
+        let (api, route) = Api::from_vars("jira", address, var, allow)?;
+        let mut b = JiraBackend::on(api, &route.key)?;
         for (k, v) in route.params {
             match k.as_str() {
                 "issuetype" => b.issue_type = Some(v),
@@ -251,19 +246,17 @@ impl JiraBackend {
         auth: Auth,
         allow: AllowList,
     ) -> Result<JiraBackend, BackendError> {
+        JiraBackend::on(Api::new("jira", site, auth, allow)?, project)
+    }
+
+    fn on(api: Api, project: &str) -> Result<JiraBackend, BackendError> {
         if project.is_empty() || project.contains(['/', '"', ' ']) {
             return Err(BackendError::Spec(format!(
                 "JIRA project key {project:?}: expected a key such as PROJ"
             )));
         }
-        let mut http = HttpClient::with_allowlist(auth, "jira", allow)?;
-        http.add_header("Accept", "application/json");
-        let site = site.trim_end_matches('/').to_owned();
         Ok(JiraBackend {
-            http,
-            base: site.clone(),
-            site,
-            form: TokenForm::Site,
+            api,
             project: project.to_owned(),
             issue_type: None,
             page_size: 100,
@@ -272,49 +265,19 @@ impl JiraBackend {
         })
     }
 
-    /// The issue type for new issues (default: `Task` if the project has
-    /// it, else its first standard type).
-    pub fn set_issue_type(&mut self, name: &str) {
-        self.issue_type = Some(name.to_owned());
-        self.create_meta.replace(None);
-    }
-
     /// How requests authenticate and where they go.
     pub fn token_form(&self) -> &TokenForm {
-        &self.form
+        &self.api.form
     }
 
-    /// The HTTP client, e.g. to tune retries.
-    pub fn http_mut(&mut self) -> &mut HttpClient {
-        &mut self.http
+    /// Read time and sleep through `clock` (tests pass a virtual one).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.api.http.set_clock(clock);
     }
 
     /// Request counters so far.
     pub fn stats(&self) -> Stats {
-        self.http.stats()
-    }
-
-    fn send(
-        &self,
-        what: &str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, BackendError> {
-        let url = format!("{}{path}", self.base);
-        check(self.http.send(what, method, &url, &[], body)?, what)
-    }
-
-    /// A request that reads, whatever its method: retried after 5xx.
-    fn read(
-        &self,
-        what: &str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, BackendError> {
-        let url = format!("{}{path}", self.base);
-        check(self.http.send_read(what, method, &url, &[], body)?, what)
+        self.api.http.stats()
     }
 
     /// One page of a JQL search: the issues and the token of the next page
@@ -344,6 +307,7 @@ impl JiraBackend {
             body["nextPageToken"] = json!(t);
         }
         let mut page: Value = self
+            .api
             .read(&what, Method::POST, "/rest/api/3/search/jql", Some(&body))?
             .json(&what)?;
         let issues = match page.get_mut("issues").map(Value::take) {
@@ -371,14 +335,25 @@ impl JiraBackend {
 
     /// All issues a JQL query matches, following `nextPageToken`.
     fn search(&self, jql: &str) -> Result<Vec<Value>, BackendError> {
+        self.search_while(jql, |_, _| true)
+    }
+
+    /// The issues a JQL query matches, following `nextPageToken` while
+    /// `more(page, issues so far)` says so after a page.
+    fn search_while(
+        &self,
+        jql: &str,
+        mut more: impl FnMut(&[Value], usize) -> bool,
+    ) -> Result<Vec<Value>, BackendError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let (issues, next) = self.search_page(jql, token.as_deref())?;
+            let go_on = more(&issues, out.len() + issues.len());
             out.extend(issues);
             match next {
-                Some(n) => token = Some(n),
-                None => return Ok(out),
+                Some(n) if go_on => token = Some(n),
+                _ => return Ok(out),
             }
         }
     }
@@ -416,10 +391,10 @@ impl JiraBackend {
                             .pointer("/fields/updated")
                             .and_then(Value::as_str)
                             .unwrap_or("");
-                        let ts = Timestamp::parse(updated).ok_or_else(|| {
+                        let ms = time::parse_millis(updated).ok_or_else(|| {
                             malformed(&what, &format!("unparsable `updated` {updated:?}"))
                         })?;
-                        Some(ts.ms.div_euclid(60_000) * 60_000)
+                        Some(ms.div_euclid(60_000) * 60_000)
                     }
                     None => None,
                 };
@@ -443,7 +418,7 @@ impl JiraBackend {
             enc(key),
             FIELDS.join(",")
         );
-        match self.send(&what, Method::GET, &path, None) {
+        match self.api.send(&what, Method::GET, &path, None) {
             Ok(resp) => parse_issue(&resp.json(&what)?, &what, &self.ids).map(Some),
             Err(BackendError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -454,7 +429,10 @@ impl JiraBackend {
     fn status_now(&self, key: &str) -> Result<Value, BackendError> {
         let what = format!("JIRA status of {key}");
         let path = format!("/rest/api/3/issue/{}?fields=status", enc(key));
-        let v: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+        let v: Value = self
+            .api
+            .send(&what, Method::GET, &path, None)?
+            .json(&what)?;
         v.pointer("/fields/status")
             .cloned()
             .ok_or_else(|| malformed(&what, "no status"))
@@ -475,7 +453,10 @@ impl JiraBackend {
                 "/rest/api/3/issue/{}/transitions?expand=transitions.fields",
                 enc(key)
             );
-            let list: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+            let list: Value = self
+                .api
+                .send(&what, Method::GET, &path, None)?
+                .json(&what)?;
             let transitions: Vec<&Value> = list
                 .get("transitions")
                 .and_then(Value::as_array)
@@ -570,7 +551,7 @@ impl JiraBackend {
         if !fields.is_empty() {
             body["fields"] = Value::Object(fields);
         }
-        self.send(&what, Method::POST, &path, Some(&body))?;
+        self.api.send(&what, Method::POST, &path, Some(&body))?;
         Ok(())
     }
 
@@ -585,7 +566,10 @@ impl JiraBackend {
             "/rest/api/3/issue/createmeta/{}/issuetypes?maxResults=200",
             enc(&self.project)
         );
-        let v: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+        let v: Value = self
+            .api
+            .send(&what, Method::GET, &path, None)?
+            .json(&what)?;
         let types: Vec<&Value> = v
             .get("issueTypes")
             .or_else(|| v.get("createMetaIssueType"))
@@ -631,7 +615,10 @@ impl JiraBackend {
             enc(&self.project),
             enc(&type_id)
         );
-        let v: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+        let v: Value = self
+            .api
+            .send(&what, Method::GET, &path, None)?
+            .json(&what)?;
         let fields = v
             .get("fields")
             .or_else(|| v.get("results"))
@@ -739,27 +726,20 @@ impl JiraBackend {
         let candidates = match self.search(&jql) {
             Ok(found) => found,
             // The property is not searchable on this site: scan instead.
-            Err(BackendError::Http { status: 400, .. }) => match since.and_then(Timestamp::parse) {
-                Some(t) => self.search_changed(Some(t.ms - 60_000))?,
+            Err(BackendError::Http { status: 400, .. }) => match since.and_then(time::parse_millis)
+            {
+                Some(ms) => self.search_changed(Some(ms - 60_000))?,
                 None => {
                     // Newest first, a page at a time, stopping at a match.
                     let jql = format!("project = {project} ORDER BY created DESC");
-                    let mut out = Vec::new();
-                    let mut token: Option<String> = None;
-                    while out.len() < MARKER_SCAN_ISSUES {
-                        let (issues, next) = self.search_page(&jql, token.as_deref())?;
-                        let hit = issues.iter().any(|raw| {
+                    self.search_while(&jql, |page, so_far| {
+                        let hit = page.iter().any(|raw| {
                             raw.pointer(&format!("/properties/{MARKER_PROPERTY}/id"))
                                 .and_then(Value::as_str)
                                 == Some(marker)
                         });
-                        out.extend(issues);
-                        match next {
-                            Some(n) if !hit => token = Some(n),
-                            _ => break,
-                        }
-                    }
-                    out
+                        !hit && so_far < MARKER_SCAN_ISSUES
+                    })?
                 }
             },
             Err(e) => return Err(e),
@@ -909,13 +889,6 @@ fn check_sizes(title: Option<&str>, body: Option<&str>, body_field: &str) -> Vec
     out
 }
 
-fn malformed(what: &str, why: &str) -> BackendError {
-    BackendError::Malformed {
-        what: what.to_owned(),
-        why: why.to_owned(),
-    }
-}
-
 /// A JQL string literal.
 fn jql_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -971,7 +944,7 @@ fn parse_issue(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteIssue, 
             .to_owned()
     };
     let updated = text("updated");
-    let ts = Timestamp::parse(&updated).ok_or_else(|| {
+    let ms = time::parse_millis(&updated).ok_or_else(|| {
         malformed(
             what,
             &format!("issue {key}: unparsable `updated` {updated:?}"),
@@ -1013,7 +986,8 @@ fn parse_issue(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteIssue, 
         labels,
         assignees,
         revision: Revision {
-            order: ts.order(),
+            // 0 before 1970.
+            order: u64::try_from(ms).unwrap_or(0),
             token: updated.clone(),
         },
         created_at: text("created"),
@@ -1072,7 +1046,7 @@ impl Backend for JiraBackend {
     }
 
     fn instance(&self) -> String {
-        format!("{}/{}", self.site, self.project)
+        format!("{}/{}", self.api.site, self.project)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -1089,17 +1063,8 @@ impl Backend for JiraBackend {
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
-        let from = match cursor {
-            None => None,
-            Some(c) => Some(
-                Timestamp::parse(c)
-                    .ok_or_else(|| {
-                        BackendError::Spec(format!("JIRA cursor {c:?} is not a JIRA timestamp"))
-                    })?
-                    .ms
-                    - 60_000,
-            ),
-        };
+        let cursor_ms = cursor_millis("JIRA", cursor)?;
+        let from = cursor_ms.map(|ms| ms - 60_000);
         let what = format!("JIRA search in {}", self.project);
         let mut newest: BTreeMap<String, RemoteIssue> = BTreeMap::new();
         for raw in self.search_changed(from)? {
@@ -1117,7 +1082,7 @@ impl Backend for JiraBackend {
                 .cmp(&b.revision)
                 .then(a.remote_id.cmp(&b.remote_id))
         });
-        let cursor_order = cursor.and_then(Timestamp::parse).map(Timestamp::order);
+        let cursor_order = cursor_ms.map(|ms| u64::try_from(ms).unwrap_or(0));
         let next = match issues.last() {
             Some(i) if cursor_order.is_none_or(|c| i.revision.order >= c) => {
                 Some(i.updated_at.clone())
@@ -1134,14 +1099,10 @@ impl Backend for JiraBackend {
     fn create(&self, new: &NewRemoteIssue) -> Result<RemoteIssue, BackendError> {
         let what = format!("JIRA create issue in {}", self.project);
         validate(Some(&new.labels), Some(&new.assignees))?;
-        let too_big = check_sizes(Some(&new.title), Some(&new.body), "body");
-        if !too_big.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: too_big,
-                applied: None,
-            });
-        }
+        refuse_unsent(
+            &what,
+            check_sizes(Some(&new.title), Some(&new.body), "body"),
+        )?;
         let mut refused = Vec::new();
         let account = match new.assignees.first().map(|a| self.account_for(a)) {
             Some(Ok(id)) => Some(id),
@@ -1182,6 +1143,7 @@ impl Backend for JiraBackend {
             "properties": [{"key": MARKER_PROPERTY, "value": {"id": new.marker}}],
         });
         let created: Value = self
+            .api
             .send(&what, Method::POST, "/rest/api/3/issue", Some(&body))?
             .json(&what)?;
         let key = created
@@ -1194,7 +1156,7 @@ impl Backend for JiraBackend {
         };
         if !later.is_empty() {
             let path = format!("/rest/api/3/issue/{}", enc(&key));
-            self.send(
+            self.api.send(
                 &format!("JIRA edit new issue {key}"),
                 Method::PUT,
                 &path,
@@ -1206,15 +1168,7 @@ impl Backend for JiraBackend {
             self.transition(&key, new.status)?;
             issue = self.fetch(&key)?.ok_or_else(not_found)?;
         }
-        if refused.is_empty() {
-            Ok(issue)
-        } else {
-            Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: Some(Box::new(issue)),
-            })
-        }
+        applied(what, issue, refused)
     }
 
     fn update(
@@ -1225,14 +1179,10 @@ impl Backend for JiraBackend {
     ) -> Result<RemoteIssue, BackendError> {
         validate(patch.labels.as_deref(), patch.assignees.as_deref())?;
         let what = format!("JIRA issue {remote_id}");
-        let too_big = check_sizes(patch.title.as_deref(), patch.body.as_deref(), "body");
-        if !too_big.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: too_big,
-                applied: None,
-            });
-        }
+        refuse_unsent(
+            &what,
+            check_sizes(patch.title.as_deref(), patch.body.as_deref(), "body"),
+        )?;
         let mut refused = Vec::new();
         let current = self
             .fetch(remote_id)?
@@ -1290,7 +1240,7 @@ impl Backend for JiraBackend {
                 body.insert("update".into(), Value::Object(update));
             }
             let path = format!("/rest/api/3/issue/{}", enc(remote_id));
-            self.send(
+            self.api.send(
                 &format!("JIRA edit {remote_id}"),
                 Method::PUT,
                 &path,
@@ -1303,15 +1253,7 @@ impl Backend for JiraBackend {
         let after = self
             .fetch(remote_id)?
             .ok_or_else(|| BackendError::NotFound { what: what.clone() })?;
-        if refused.is_empty() {
-            Ok(after)
-        } else {
-            Err(BackendError::Refused {
-                what,
-                refusals: refused,
-                applied: Some(Box::new(after)),
-            })
-        }
+        applied(what, after, refused)
     }
 
     fn find_by_marker(
@@ -1328,7 +1270,7 @@ impl Backend for JiraBackend {
             return Ok(Some(found));
         }
         for wait in MARKER_RETRY_WAITS {
-            self.http.clock().sleep(wait);
+            self.api.http.pause(wait);
             if let Some(found) = self.search_marker(marker, since)? {
                 return Ok(Some(found));
             }
@@ -1346,7 +1288,10 @@ impl Backend for JiraBackend {
                 out.len(),
                 self.page_size
             );
-            let page: Value = self.send(&what, Method::GET, &path, None)?.json(&what)?;
+            let page: Value = self
+                .api
+                .send(&what, Method::GET, &path, None)?
+                .json(&what)?;
             let comments = page
                 .get("comments")
                 .and_then(Value::as_array)
@@ -1370,16 +1315,10 @@ impl Backend for JiraBackend {
         _marker: &str,
     ) -> Result<RemoteComment, BackendError> {
         let what = format!("JIRA add comment to {remote_id}");
-        let too_big = check_sizes(None, Some(body), "comment");
-        if !too_big.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: too_big,
-                applied: None,
-            });
-        }
+        refuse_unsent(&what, check_sizes(None, Some(body), "comment"))?;
         let path = format!("/rest/api/3/issue/{}/comment", enc(remote_id));
         let v: Value = self
+            .api
             .send(
                 &what,
                 Method::POST,
@@ -1397,20 +1336,14 @@ impl Backend for JiraBackend {
         body: &str,
     ) -> Result<RemoteComment, BackendError> {
         let what = format!("JIRA edit comment {comment_id} of {remote_id}");
-        let too_big = check_sizes(None, Some(body), "comment");
-        if !too_big.is_empty() {
-            return Err(BackendError::Refused {
-                what,
-                refusals: too_big,
-                applied: None,
-            });
-        }
+        refuse_unsent(&what, check_sizes(None, Some(body), "comment"))?;
         let path = format!(
             "/rest/api/3/issue/{}/comment/{}",
             enc(remote_id),
             enc(comment_id)
         );
         let v: Value = self
+            .api
             .send(
                 &what,
                 Method::PUT,
@@ -1422,7 +1355,7 @@ impl Backend for JiraBackend {
     }
 
     fn set_notice(&mut self, notice: Notice) {
-        self.http.set_notice(notice);
+        self.api.http.set_notice(notice);
     }
 
     fn set_identities(&mut self, ids: IdentityMap) {
@@ -1440,27 +1373,20 @@ pub fn parse_wire(
     Result<Vec<RemoteComment>, BackendError>,
 ) {
     let what = "parsing a JIRA response";
-    let v = match serde_json::from_slice::<Value>(body) {
-        Ok(v) => v,
-        Err(e) => {
-            let err = || BackendError::Malformed {
-                what: what.to_owned(),
-                why: e.to_string(),
-            };
-            return (Err(err()), Err(err()));
-        }
-    };
     let ids = IdentityMap::new();
-    let issues = match v.get("issues").and_then(Value::as_array) {
-        Some(list) => list.iter().map(|i| parse_issue(i, what, &ids)).collect(),
-        None => parse_issue(&v, what, &ids).map(|i| vec![i]),
-    };
-    let comments = v
-        .get("comments")
-        .and_then(Value::as_array)
-        .map_or(Ok(Vec::new()), |list| {
-            list.iter().map(|c| parse_comment(c, what, &ids)).collect()
-        });
+    let issues = http::decode_json::<Value>(body, what).and_then(|v| {
+        match v.get("issues").and_then(Value::as_array) {
+            Some(list) => list.iter().map(|i| parse_issue(i, what, &ids)).collect(),
+            None => parse_issue(&v, what, &ids).map(|i| vec![i]),
+        }
+    });
+    let comments = http::decode_json::<Value>(body, what).and_then(|v| {
+        v.get("comments")
+            .and_then(Value::as_array)
+            .map_or(Ok(Vec::new()), |list| {
+                list.iter().map(|c| parse_comment(c, what, &ids)).collect()
+            })
+    });
     (issues, comments)
 }
 

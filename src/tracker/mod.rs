@@ -12,6 +12,7 @@
 //! normalised to LF ([`normalize_newlines`]): GitHub's web editor saves
 //! CRLF, and neither the sync marker nor local text should see it.
 
+mod adapter;
 pub mod adf;
 pub mod atlassian;
 pub mod confluence;

@@ -24,7 +24,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::http::{Auth, HttpClient, Response, Stats};
+use super::adapter::cursor_millis;
+use super::http::{self, Auth, HttpClient, Response, Stats};
 use super::{
     body_marker, strip_body_marker, Backend, BackendError, BackendKind, BackendSpec, Capabilities,
     IssuePatch, NewRemoteIssue, RemoteComment, RemoteIssue, Revision,
@@ -218,7 +219,7 @@ fn error(what: &str, resp: &Response) -> BackendError {
             let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
             Some(format!("{kind}: {msg}"))
         })
-        .map(|m| super::http::sanitize(&m.chars().take(200).collect::<String>()))
+        .map(|m| http::truncate(&http::sanitize(&m), 200))
         .unwrap_or_else(|| resp.excerpt());
     match resp.status {
         401 | 403 => BackendError::Auth {
@@ -305,13 +306,7 @@ impl Backend for SimBackend {
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<RemoteIssue>, Option<String>), BackendError> {
-        let since = cursor
-            .map(|c| {
-                time::parse_secs(c).ok_or_else(|| {
-                    BackendError::Spec(format!("sim cursor {c:?} is not an RFC 3339 timestamp"))
-                })
-            })
-            .transpose()?;
+        let since = cursor_millis("sim", cursor)?.map(|ms| ms.div_euclid(1000));
         let issues = self.list(since.map(|s| s - 1))?;
         let mut next = since;
         for i in &issues {
@@ -543,15 +538,9 @@ pub fn parse_wire(
     Result<Vec<RemoteComment>, BackendError>,
 ) {
     let what = "parsing a sim response";
-    let malformed = |e: serde_json::Error| BackendError::Malformed {
-        what: what.to_owned(),
-        why: e.to_string(),
-    };
-    let issues = serde_json::from_slice::<Vec<WireIssue>>(body)
-        .map_err(malformed)
+    let issues = http::decode_json::<Vec<WireIssue>>(body, what)
         .and_then(|v| v.into_iter().map(|w| to_remote(what, w)).collect());
-    let comments = serde_json::from_slice::<Vec<WireComment>>(body)
-        .map_err(malformed)
+    let comments = http::decode_json::<Vec<WireComment>>(body, what)
         .map(|v| v.into_iter().map(to_comment).collect());
     (issues, comments)
 }

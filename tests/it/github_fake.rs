@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reposix::tracker::github::{timestamp_ms, GithubBackend};
+use reposix::tracker::github::GithubBackend;
 use reposix::tracker::http::{AllowList, Auth, Clock, HttpClient, Secret};
 
 /// A clock that moves only when someone sleeps on it: tests run rate-limit
@@ -342,7 +342,7 @@ impl FakeGithub {
             loopback(),
         )
         .expect("valid test configuration");
-        b.http_mut().set_clock(self.clock());
+        b.set_clock(self.clock());
         b
     }
 
@@ -1239,7 +1239,7 @@ impl State {
         match query_get(query, "since") {
             None => Ok(None),
             // Second precision: a fractional `since` matches its whole second.
-            Some(v) => timestamp_ms(v)
+            Some(v) => millis(v)
                 .map(|ms| Some(ms / 1000))
                 .ok_or_else(|| Reply::validation("Issue", "since", "invalid")),
         }
@@ -1658,6 +1658,11 @@ fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>, Reply> {
     }
 }
 
+/// Milliseconds since the epoch of a GitHub timestamp (none before 1970).
+fn millis(s: &str) -> Option<u64> {
+    reposix::time::parse_millis(s).and_then(|ms| u64::try_from(ms).ok())
+}
+
 #[test]
 fn iso_formats_known_instants() {
     assert_eq!(iso(0), "1970-01-01T00:00:00Z");
@@ -1665,6 +1670,6 @@ fn iso_formats_known_instants() {
     assert_eq!(iso(951_868_799), "2000-02-29T23:59:59Z");
     assert_eq!(iso(CLOCK_START), "2023-11-14T22:13:20Z");
     for secs in [0, 59, 86_399, 951_868_800, CLOCK_START, 4_102_444_800] {
-        assert_eq!(timestamp_ms(&iso(secs)), Some(secs * 1000), "{secs}");
+        assert_eq!(millis(&iso(secs)), Some(secs * 1000), "{secs}");
     }
 }

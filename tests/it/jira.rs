@@ -803,7 +803,7 @@ fn the_address_chooses_the_issue_type() {
     fake.use_software_project();
     let address = format!("{}/PROJ?issuetype=Story", fake.url());
     let mut b = from_vars(&address, &[], TOKEN).expect("config");
-    b.http_mut().set_clock(fake.clock());
+    b.set_clock(fake.clock());
     b.create(&new_issue("t", "", "m")).expect("creates");
     let create = fake
         .requests()

@@ -1011,7 +1011,7 @@ impl FakeJira {
     pub fn backend_with(&self, auth: Auth) -> JiraBackend {
         let mut b = JiraBackend::new(self.url(), PROJECT, auth, loopback())
             .expect("valid test configuration");
-        b.http_mut().set_clock(self.clock());
+        b.set_clock(self.clock());
         b
     }
 

@@ -861,6 +861,16 @@ fn render_item(blocks: &[Block], style: Style) -> String {
     out
 }
 
+/// `text` with `first` before its first line and `rest` before every other
+/// (list items, block quotes): what ADF and storage rendering share.
+pub(crate) fn prefix_lines(text: &str, first: &str, rest: &str) -> String {
+    text.split('\n')
+        .enumerate()
+        .map(|(i, line)| format!("{}{line}", if i == 0 { first } else { rest }))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn longest_run(s: &str, c: char) -> usize {
     let mut best = 0;
     let mut cur = 0;

@@ -26,7 +26,7 @@
 //! that reads as markdown is escaped, and the result is a fixed point of
 //! the round trip (see the model's guarantees).
 
-use crate::tracker::atlassian::markdown::{self, literal, Block, Doc, Inline, Marks};
+use crate::tracker::atlassian::markdown::{self, literal, prefix_lines, Block, Doc, Inline, Marks};
 
 /// The storage-format body for a markdown body.
 pub fn from_markdown(md: &str) -> String {
@@ -246,14 +246,8 @@ fn storage_block(node: &Node, out: &mut Doc) {
             }
         }
         "ac:task-list" => {
-            let items = node
-                .kids()
-                .iter()
-                .filter(|k| k.name() == "ac:task")
-                .map(|task| {
-                    let done = task
-                        .child("ac:task-status")
-                        .is_some_and(|s| render_inline(s.kids()).trim() == "complete");
+            let items = tasks(node)
+                .map(|(done, task)| {
                     let mut inl = vec![Inline::Text(
                         if done { "[x] " } else { "[ ] " }.to_owned(),
                         Marks::default(),
@@ -728,14 +722,8 @@ fn render_block(node: &Node, out: &mut Vec<String>) {
             }
         }
         "ac:task-list" => {
-            let items: Vec<String> = node
-                .kids()
-                .iter()
-                .filter(|k| k.name() == "ac:task")
-                .map(|task| {
-                    let done = task
-                        .child("ac:task-status")
-                        .is_some_and(|s| render_inline(s.kids()).trim() == "complete");
+            let items: Vec<String> = tasks(node)
+                .map(|(done, task)| {
                     let body = task
                         .child("ac:task-body")
                         .map(|b| render_inline(b.kids()))
@@ -752,6 +740,19 @@ fn render_block(node: &Node, out: &mut Vec<String>) {
         // div, section, li out of a list, layouts, rich-text bodies.
         _ => out.extend(render_blocks(node.kids())),
     }
+}
+
+/// The tasks of an `ac:task-list`, each with whether it is complete.
+fn tasks(list: &Node) -> impl Iterator<Item = (bool, &Node)> {
+    list.kids()
+        .iter()
+        .filter(|k| k.name() == "ac:task")
+        .map(|task| {
+            let done = task
+                .child("ac:task-status")
+                .is_some_and(|s| render_inline(s.kids()).trim() == "complete");
+            (done, task)
+        })
 }
 
 fn collect_rows(node: &Node, rows: &mut Vec<String>) {
@@ -797,14 +798,6 @@ fn render_macro(node: &Node, block: bool) -> Option<String> {
         "jira" => param("key"),
         _ => None,
     }
-}
-
-fn prefix_lines(text: &str, first: &str, rest: &str) -> String {
-    text.split('\n')
-        .enumerate()
-        .map(|(i, line)| format!("{}{line}", if i == 0 { first } else { rest }))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn render_inline(nodes: &[Node]) -> String {
