@@ -11,11 +11,11 @@ const SECRET: &str = "fuzz-secret-d41d8cd98f00b204";
 
 fuzz_target!(init: reposix::git::redact::register_secret(SECRET), |data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = reposix::sync::classify(&text);
+    let _ = reposix::git::stderr::classify(&text);
     let _ = reposix::mirror::classify(&text, data.first().is_some_and(|b| b & 1 == 1));
-    let detail = reposix::sync::error_detail(&text);
+    let detail = reposix::git::stderr::error_detail(&text);
     assert!(detail.len() <= text.len() + 32, "the excerpt grew");
-    let _ = reposix::sync::parse_porcelain(&text);
+    let _ = reposix::git::push::parse_porcelain(&text);
     let _ = reposix::sync::reflog_oids(data);
 
     let planted = format!("{text} https://user:{SECRET}@host/x {SECRET}");

@@ -881,11 +881,7 @@ fn error_chain_of(e: &reqwest::Error) -> String {
 }
 
 fn backoff(attempt: u32, policy: &RetryPolicy) -> Duration {
-    let exp = policy.base.saturating_mul(1u32 << attempt.min(10));
-    let capped = exp.min(policy.max_wait);
-    // Full jitter in [capped/2, capped].
-    let half = capped / 2;
-    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+    crate::time::backoff(attempt, policy.base, policy.max_wait)
 }
 
 /// How long to wait before retrying a read that failed with 5xx, or
