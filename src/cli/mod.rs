@@ -393,14 +393,7 @@ impl Out {
                 writeln!(stdout, "{text}")
             }
         };
-        match result {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-                Exit::Failure,
-                "io",
-                format!("writing output: {e}"),
-            )),
-            _ => Ok(()),
-        }
+        stdout_written(result)
     }
 
     /// Like [`Out::done`], through the pager on a terminal.
@@ -434,15 +427,7 @@ impl Out {
         if term::page(&text) {
             return Ok(());
         }
-        let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(text.as_bytes()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-                Exit::Failure,
-                "io",
-                format!("writing output: {e}"),
-            )),
-            _ => Ok(()),
-        }
+        stdout_written(std::io::stdout().lock().write_all(text.as_bytes()))
     }
 
     /// Print `text` on stdout in text mode only (the part of a failed
@@ -456,6 +441,19 @@ impl Out {
 
     fn warn(&self, line: &str) {
         let _ = writeln!(std::io::stderr(), "warning: {}", safe_message(line));
+    }
+}
+
+/// The outcome of writing to stdout: a closed pipe (`| head`) is not a
+/// failure.
+fn stdout_written(result: std::io::Result<()>) -> Result<(), Failure> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+            Exit::Failure,
+            "io",
+            format!("writing output: {e}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -675,15 +673,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut cmd, "reposix", &mut buf);
-            let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(&buf) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-                    Exit::Failure,
-                    "io",
-                    format!("writing output: {e}"),
-                )),
-                _ => Ok(()),
-            }
+            stdout_written(std::io::stdout().lock().write_all(&buf))
         }
         Command::Man { out } => man_pages(ctx, &out),
         Command::Ready(args) => agents::ready(ctx, args),

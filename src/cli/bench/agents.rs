@@ -25,7 +25,7 @@ use reposix::repo::{Change, NewIssue, Repo};
 use reposix::sync::{self, SyncOptions};
 
 use super::measure::{reposix, reposix_json, WorkDir};
-use super::synthetic::{bulk_write, chain, Sealed};
+use super::synthetic::{bench_actor, bulk_write, chain, Sealed};
 use crate::cli::git::{git, init_bare};
 use crate::cli::{Ctx, Failure};
 
@@ -178,7 +178,7 @@ fn setup(root: &Path, background: usize, queue_len: usize) -> anyhow::Result<(Pa
     }
     let repo = Repo::open(&a)?;
     if background > 0 {
-        let actor = ActorId::new("bench").context("actor")?;
+        let actor = bench_actor();
         let mut rng = fastrand::Rng::with_seed(1);
         bulk_write(&repo, &actor, background, |k, issue, earlier| {
             let lo = earlier.len().saturating_sub(50);

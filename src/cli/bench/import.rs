@@ -7,13 +7,13 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use reposix::event::ActorId;
 use reposix::repo::Repo;
 use reposix::tracker::projection::Projection;
 use reposix::tracker::sim::SimBackend;
 use reposix::tracker::BackendSpec;
 
 use super::measure::WorkDir;
+use super::synthetic::bench_actor;
 use crate::cli::{Ctx, Failure};
 
 /// Arguments of `reposix bench-import`.
@@ -86,7 +86,7 @@ fn bench_import(args: &BenchImportArgs) -> anyhow::Result<ImportFigures> {
     }
     let spec = BackendSpec::parse(&format!("sim::{}", sim.project_url("demo")))?;
     let repo = Repo::init(&root.join("store"))?;
-    let actor = ActorId::new("bench").context("actor")?;
+    let actor = bench_actor();
     let mut f = ImportFigures {
         issues: args.issues,
         ..ImportFigures::default()

@@ -27,7 +27,7 @@ use reposix::repo::{Change, NewIssue, Repo};
 use reposix::store::index::Index;
 
 use super::measure::{du_kib, git_fed, git_timed, median, ms, rx, rx_median, WorkDir};
-use super::synthetic::{bulk_write, chain, fast_import_floor, Sealed};
+use super::synthetic::{bench_actor, bulk_write, chain, fast_import_floor, Sealed};
 use crate::cli::git::{git, init_bare};
 use crate::cli::{Ctx, Failure};
 
@@ -135,7 +135,7 @@ struct DeepFigures {
 }
 
 fn deep(root: &Path, sizes: &[usize], appends: usize, grow: usize) -> anyhow::Result<DeepFigures> {
-    let actor = ActorId::new("bench").context("actor")?;
+    let actor = bench_actor();
     let mut f = DeepFigures::default();
     for &n in sizes {
         eprintln!("bench deep: {n} events…");
@@ -366,7 +366,7 @@ fn reset_peak() {
 }
 
 fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
-    let actor = ActorId::new("bench").context("actor")?;
+    let actor = bench_actor();
     let mut f = BodyFigures::default();
     for &n in sizes {
         eprintln!("bench body: {n} characters…");
@@ -537,7 +537,7 @@ fn wide_events(issue: IssueId, actor: &ActorId, k: usize) -> Vec<Sealed> {
 }
 
 fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
-    let actor = ActorId::new("bench").context("actor")?;
+    let actor = bench_actor();
     let dir = root.join("wide");
     let repo = Repo::init(&dir)?;
     let mut f = WideFigures {

@@ -10,16 +10,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 
-use reposix::event::ActorId;
 use reposix::repo::{Change, Repo};
 use reposix::store::index::Index;
 
 use super::measure::{ms, rx, WorkDir};
-use super::synthetic::{bulk_write, fast_import_floor, mixed_events};
+use super::synthetic::{bench_actor, bulk_write, fast_import_floor, mixed_events};
 use crate::cli::git::git;
 use crate::cli::{Ctx, Failure};
 
@@ -94,7 +93,7 @@ fn time_list(repo: &Repo, runs: usize, expect: usize) -> anyhow::Result<Duration
 fn bench(args: &StoreArgs, root: &Path) -> anyhow::Result<Figures> {
     let store_dir = root.join("store");
     let repo = Repo::init(&store_dir)?;
-    let actor = ActorId::new("bench").context("actor")?;
+    let actor = bench_actor();
     let mut f = Figures {
         issues: args.issues,
         events: args.issues * args.events_per_issue,

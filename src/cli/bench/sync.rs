@@ -13,7 +13,7 @@ use reposix::repo::{Change, Repo};
 use reposix::sync::{self, SyncOptions};
 
 use super::measure::{best_of, reposix_json, timed, WorkDir};
-use super::synthetic::{bulk_write, mixed_events};
+use super::synthetic::{bench_actor, bulk_write, mixed_events};
 use crate::cli::git::{git, init_bare};
 use crate::cli::{Ctx, Failure};
 
@@ -91,7 +91,7 @@ fn bench_sync(args: &BenchSyncArgs, root: &Path) -> anyhow::Result<SyncFigures> 
     }
     // Opened after `git remote add`: gix reads the configuration on open.
     let (a, b) = (Repo::open(&a_dir)?, Repo::open(&b_dir)?);
-    let actor = ActorId::new("bench").context("actor")?;
+    let actor = bench_actor();
     let mut f = SyncFigures {
         issues: args.issues,
         events: args.issues * args.events_per_issue.max(1),

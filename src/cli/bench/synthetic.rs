@@ -16,6 +16,11 @@ use reposix::store::bulk::BulkWriter;
 /// The wall clock of the first generated event (ms since the epoch).
 const FIRST_WALL_MS: i64 = 1_700_000_000_000;
 
+/// The actor of the generated events and of the benchmarks' writes.
+pub fn bench_actor() -> ActorId {
+    ActorId::new("bench").expect("BUG: \"bench\" is a valid actor name")
+}
+
 /// One sealed event: its id and its bytes.
 pub type Sealed = (EventId, Vec<u8>);
 

@@ -12,6 +12,9 @@ use crate::cli::{names, Ctx, Failure};
 
 /// Arguments of `reposix issue label`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue label 3f2a bug ui\n  reposix issue label 3f2a ui --remove"
+)]
 pub struct LabelArgs {
     /// Issue id or unambiguous prefix.
     issue: String,
@@ -25,6 +28,9 @@ pub struct LabelArgs {
 
 /// Arguments of `reposix issue assign`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue assign 3f2a alice\n  reposix issue assign 3f2a alice --remove"
+)]
 pub struct AssignArgs {
     /// Issue id or unambiguous prefix.
     issue: String,
@@ -38,6 +44,9 @@ pub struct AssignArgs {
 
 /// Arguments of `reposix issue status`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue status 3f2a closed\n  reposix issue status '#12' open"
+)]
 pub struct StatusArgs {
     /// Issue id or unambiguous prefix.
     issue: String,
@@ -48,6 +57,9 @@ pub struct StatusArgs {
 
 /// Arguments of `reposix issue close`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue close 3f2a\n  reposix issue close '#12' --wont-fix"
+)]
 pub struct CloseArgs {
     /// Issue id or unambiguous prefix.
     issue: String,
@@ -58,6 +70,7 @@ pub struct CloseArgs {
 
 /// Arguments of `reposix issue reopen`.
 #[derive(Args)]
+#[command(after_help = "Examples:\n  reposix issue reopen 3f2a")]
 pub struct ReopenArgs {
     /// Issue id or unambiguous prefix.
     issue: String,
@@ -65,6 +78,9 @@ pub struct ReopenArgs {
 
 /// Arguments of `reposix issue link`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue link 3f2a 9c1d --kind blocks\n  reposix issue link 3f2a 9c1d --remove"
+)]
 pub struct LinkArgs {
     /// Issue id or unambiguous prefix.
     issue: String,
@@ -80,33 +96,23 @@ pub struct LinkArgs {
 
 /// Add or remove labels.
 pub fn label(ctx: &Ctx, args: LabelArgs) -> Result<(), Failure> {
-    let changes: Vec<_> = args
-        .labels
-        .into_iter()
-        .map(|l| {
-            if args.remove {
-                Change::RemoveLabel(l)
-            } else {
-                Change::AddLabel(l)
-            }
-        })
-        .collect();
+    let change = if args.remove {
+        Change::RemoveLabel
+    } else {
+        Change::AddLabel
+    };
+    let changes: Vec<_> = args.labels.into_iter().map(change).collect();
     apply(ctx, &ctx.repo()?, &args.issue, &changes, "labels updated")
 }
 
 /// Add or remove assignees.
 pub fn assign(ctx: &Ctx, args: AssignArgs) -> Result<(), Failure> {
-    let changes: Vec<_> = args
-        .who
-        .into_iter()
-        .map(|a| {
-            if args.remove {
-                Change::RemoveAssignee(a)
-            } else {
-                Change::AddAssignee(a)
-            }
-        })
-        .collect();
+    let change = if args.remove {
+        Change::RemoveAssignee
+    } else {
+        Change::AddAssignee
+    };
+    let changes: Vec<_> = args.who.into_iter().map(change).collect();
     apply(
         ctx,
         &ctx.repo()?,
@@ -119,13 +125,7 @@ pub fn assign(ctx: &Ctx, args: AssignArgs) -> Result<(), Failure> {
 /// Set the status.
 pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<(), Failure> {
     let s = args.status;
-    apply(
-        ctx,
-        &ctx.repo()?,
-        &args.issue,
-        &[Change::Status(s)],
-        &format!("status {s}"),
-    )
+    set_status(ctx, &args.issue, s, &format!("status {s}"))
 }
 
 /// Close as done, or as wont_fix.
@@ -135,24 +135,16 @@ pub fn close(ctx: &Ctx, args: &CloseArgs) -> Result<(), Failure> {
     } else {
         Status::Done
     };
-    apply(
-        ctx,
-        &ctx.repo()?,
-        &args.issue,
-        &[Change::Status(s)],
-        &format!("closed ({s})"),
-    )
+    set_status(ctx, &args.issue, s, &format!("closed ({s})"))
 }
 
 /// Set the status back to open.
 pub fn reopen(ctx: &Ctx, args: &ReopenArgs) -> Result<(), Failure> {
-    apply(
-        ctx,
-        &ctx.repo()?,
-        &args.issue,
-        &[Change::Status(Status::Open)],
-        "reopened",
-    )
+    set_status(ctx, &args.issue, Status::Open, "reopened")
+}
+
+fn set_status(ctx: &Ctx, issue: &str, s: Status, what: &str) -> Result<(), Failure> {
+    apply(ctx, &ctx.repo()?, issue, &[Change::Status(s)], what)
 }
 
 /// Link to another issue, or unlink.

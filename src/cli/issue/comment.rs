@@ -14,6 +14,9 @@ use crate::cli::{Ctx, Exit, Failure};
 
 /// Arguments of `reposix issue comment`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue comment 3f2a 'Reproduced on 1.2'\n  reposix issue comment 3f2a               # opens your editor\n  git log -1 --format=%B | reposix issue comment 3f2a -"
+)]
 pub struct CommentArgs {
     /// Issue id or unambiguous prefix.
     issue: String,

@@ -12,6 +12,9 @@ use crate::cli::{Ctx, Exit, Failure};
 
 /// Arguments of `reposix issue edit`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue edit 3f2a                # opens your editor\n  reposix issue edit '#12' --title 'Crash on start (macOS)'\n  reposix issue edit 3f2a --field priority=1 --unset-field due"
+)]
 pub struct EditArgs {
     /// Issue id or unambiguous prefix.
     issue: String,

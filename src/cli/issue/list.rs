@@ -13,6 +13,9 @@ use crate::cli::{Ctx, Exit, Failure};
 
 /// Arguments of `reposix issue list`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue list\n  reposix issue list 'label:bug -label:wontfix assignee:me'\n  reposix issue list 'status:all updated:>7d sort:created-asc' --limit 0\n  reposix issue list --json=id,title,status"
+)]
 pub struct ListArgs {
     /// A query (see above).
     query: Option<String>,

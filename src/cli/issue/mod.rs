@@ -27,62 +27,31 @@ pub use log::run as log;
 pub enum IssueCmd {
     /// Create an issue (without a title, or on a terminal without a body,
     /// your editor opens: title line, blank line, body).
-    #[command(
-        after_help = "Examples:\n  reposix issue new\n  reposix issue new 'Crash on start' -b 'It crashes.' -l bug\n  echo body | reposix issue new 'Title' -b -"
-    )]
     New(new::NewArgs),
     /// List issues (30 at a time; `--limit 0` for all).
     ///
     /// QUERY: `status:open label:bug -label:wontfix assignee:me
     /// author:alice updated:>2026-11-01 created:<7d "free text"
     /// sort:updated-desc` (see the README); the flags are sugar for terms.
-    #[command(
-        after_help = "Examples:\n  reposix issue list\n  reposix issue list 'label:bug -label:wontfix assignee:me'\n  reposix issue list 'status:all updated:>7d sort:created-asc' --limit 0\n  reposix issue list --json=id,title,status"
-    )]
     List(list::ListArgs),
     /// Show one issue with its comments.
-    #[command(
-        after_help = "Examples:\n  reposix issue show 3f2a\n  reposix issue show '#12'\n  reposix issue show gh#12 --json=title,status,url"
-    )]
     Show(show::ShowArgs),
     /// Change title, body or custom fields (with none given, your editor
     /// opens on the current title and body).
-    #[command(
-        after_help = "Examples:\n  reposix issue edit 3f2a                # opens your editor\n  reposix issue edit '#12' --title 'Crash on start (macOS)'\n  reposix issue edit 3f2a --field priority=1 --unset-field due"
-    )]
     Edit(edit::EditArgs),
     /// Add, edit or delete a comment.
-    #[command(
-        after_help = "Examples:\n  reposix issue comment 3f2a 'Reproduced on 1.2'\n  reposix issue comment 3f2a               # opens your editor\n  git log -1 --format=%B | reposix issue comment 3f2a -"
-    )]
     Comment(comment::CommentArgs),
     /// Add labels (or remove them with --remove).
-    #[command(
-        after_help = "Examples:\n  reposix issue label 3f2a bug ui\n  reposix issue label 3f2a ui --remove"
-    )]
     Label(change::LabelArgs),
     /// Assign actors (or unassign with --remove).
-    #[command(
-        after_help = "Examples:\n  reposix issue assign 3f2a alice\n  reposix issue assign 3f2a alice --remove"
-    )]
     Assign(change::AssignArgs),
     /// Set the status.
-    #[command(
-        after_help = "Examples:\n  reposix issue status 3f2a closed\n  reposix issue status '#12' open"
-    )]
     Status(change::StatusArgs),
     /// Close an issue (status done, or wont_fix).
-    #[command(
-        after_help = "Examples:\n  reposix issue close 3f2a\n  reposix issue close '#12' --wont-fix"
-    )]
     Close(change::CloseArgs),
     /// Reopen an issue (status open).
-    #[command(after_help = "Examples:\n  reposix issue reopen 3f2a")]
     Reopen(change::ReopenArgs),
     /// Link to another issue (or unlink with --remove).
-    #[command(
-        after_help = "Examples:\n  reposix issue link 3f2a 9c1d --kind blocks\n  reposix issue link 3f2a 9c1d --remove"
-    )]
     Link(change::LinkArgs),
     /// Take a lease on an issue (or the first ready one with --next).
     #[command(

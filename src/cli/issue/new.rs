@@ -13,6 +13,9 @@ use crate::cli::{Ctx, Failure};
 
 /// Arguments of `reposix issue new`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue new\n  reposix issue new 'Crash on start' -b 'It crashes.' -l bug\n  echo body | reposix issue new 'Title' -b -"
+)]
 pub struct NewArgs {
     /// Title.
     title: Option<String>,

@@ -12,6 +12,9 @@ use crate::cli::{Ctx, Failure};
 
 /// Arguments of `reposix issue show`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue show 3f2a\n  reposix issue show '#12'\n  reposix issue show gh#12 --json=title,status,url"
+)]
 pub struct ShowArgs {
     /// Issue id or unambiguous prefix.
     issue: String,
