@@ -10,8 +10,7 @@
 //! Everyone syncs (git remote and tracker, in an unhelpful order) and the
 //! result is the same in both clones and in the tracker.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use reposix::event::{ActorId, IssueId, Status};
@@ -21,49 +20,30 @@ use reposix::tracker::projection::Projection;
 use reposix::tracker::sim::SimBackend;
 use reposix::tracker::{Backend, BackendSpec, IssuePatch};
 
+use super::git::{git, init_bare};
 use super::{Ctx, Failure};
 
 /// The seed of reposix-sim 0.14 (six issues, hostile bodies on purpose).
 const SEED: &str = reposix_sim::DEMO_SEED;
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .with_context(|| format!("running git {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 fn actor(name: &str) -> anyhow::Result<ActorId> {
     ActorId::new(name).context("demo actor name")
 }
 
-/// A directory removed on drop unless kept.
-pub struct TempDir(pub PathBuf, pub bool);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !self.1 {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
+/// Run the tour in a new temporary directory, removed afterwards unless
+/// `keep`.
 pub fn run(ctx: &Ctx, keep: bool) -> Result<(), Failure> {
-    let root = std::env::temp_dir().join(format!("reposix-demo-{}", fastrand::u64(..)));
-    let guard = TempDir(root.clone(), keep);
-    let mut text = tour(&guard.0)?;
+    let dir = tempfile::Builder::new()
+        .prefix("reposix-demo-")
+        .tempdir()
+        .context("creating the demo's temporary directory")?;
+    // Kept (even when the tour fails) or removed when this goes out of scope.
+    let (root, _removed_on_drop) = if keep {
+        (dir.keep(), None)
+    } else {
+        (dir.path().to_path_buf(), Some(dir))
+    };
+    let mut text = tour(&root)?;
     if keep {
         text.push_str(&format!("\nrepositories kept in {}\n", root.display()));
     }
@@ -71,13 +51,14 @@ pub fn run(ctx: &Ctx, keep: bool) -> Result<(), Failure> {
         .done(&serde_json::json!({ "transcript": text }), || text.clone())
 }
 
-struct Clone<'a> {
+/// One person's clone: their name, repository and actor.
+struct Replica<'a> {
     name: &'a str,
     repo: Repo,
     who: ActorId,
 }
 
-impl Clone<'_> {
+impl Replica<'_> {
     fn git_sync(&self, remote: &Path, t: &mut String) -> anyhow::Result<()> {
         let report = sync(
             self.repo.store(),
@@ -145,9 +126,8 @@ fn tour(root: &Path) -> anyhow::Result<String> {
     ));
 
     let remote = root.join("origin.git");
-    std::fs::create_dir_all(&remote)?;
-    git(&remote, &["init", "-q", "--bare"])?;
-    let alice = Clone {
+    init_bare(&remote)?;
+    let alice = Replica {
         name: "alice",
         repo: Repo::init(&root.join("alice"))?,
         who: actor("alice")?,
@@ -155,7 +135,7 @@ fn tour(root: &Path) -> anyhow::Result<String> {
     alice.tracker_sync(&tracker, &mut t)?;
     alice.git_sync(&remote, &mut t)?;
     git(root, &["clone", "-q", &remote.to_string_lossy(), "bob"])?;
-    let bob = Clone {
+    let bob = Replica {
         name: "bob",
         repo: Repo::init(&root.join("bob"))?,
         who: actor("bob")?,

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{Ctx, Exit, Failure};
 
+/// Arguments of `reposix doctor`.
 #[derive(Args)]
 #[command(after_help = "Examples:
   reposix doctor              # check everything, exit 7 on a problem
@@ -134,6 +135,7 @@ fn index_check(repo: &Repo, rebuild: bool) -> Result<IndexCheck, Failure> {
     })
 }
 
+/// Check the set-up, repair what is safe to with `--fix`, and report.
 pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let mut fixed = Vec::new();

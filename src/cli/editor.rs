@@ -16,11 +16,7 @@ fn editor(repo: &Repo) -> Option<String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     var("VISUAL")
         .or_else(|| var("EDITOR"))
-        .or_else(|| {
-            let git = repo.store().repo();
-            let v = git.config_snapshot().string("core.editor")?.to_string();
-            Some(v).filter(|v| !v.trim().is_empty())
-        })
+        .or_else(|| repo.git_editor())
         .or_else(|| std::io::stdin().is_terminal().then(|| "vi".to_owned()))
 }
 

@@ -16,16 +16,11 @@ mod allow;
 mod backend;
 #[cfg(feature = "bench")]
 mod bench;
-#[cfg(feature = "bench")]
-mod bench_agents;
-#[cfg(feature = "bench")]
-mod bench_scale;
-#[cfg(feature = "bench")]
-mod bench_sync;
 mod demo;
 mod doctor;
 mod dry_run;
 mod editor;
+mod git;
 mod issue;
 mod log;
 mod mirror;
@@ -184,23 +179,16 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
-    /// Measure write, list and show speed against `git fast-import`.
+    /// The benchmark commands (`bench`, `bench-import`, `bench-sync`,
+    /// `bench-agents`).
     #[cfg(feature = "bench")]
-    Bench(bench::BenchArgs),
-    /// Measure importing from the embedded sim against a plain HTTP loop.
-    #[cfg(feature = "bench")]
-    BenchImport(bench::BenchImportArgs),
+    #[command(flatten)]
+    Bench(bench::BenchCmd),
     /// Fetch issues from a git remote, merge, push (retrying rejections).
     #[command(
         after_help = "Examples:\n  reposix sync                      # the current branch's remote\n  reposix sync origin --pull\n  reposix sync --backend gh --dry-run\n  reposix sync --backend gh --import-only"
     )]
     Sync(sync::SyncArgs),
-    /// Measure `sync` against plain `git fetch` + `git push`.
-    #[cfg(feature = "bench")]
-    BenchSync(bench_sync::BenchSyncArgs),
-    /// Measure `ready`/`blocked` against `issue list`, and swarm throughput.
-    #[cfg(feature = "bench")]
-    BenchAgents(bench_agents::BenchAgentsArgs),
     /// Run the tracker simulator (reposix-sim 0.14 compatible) until killed.
     #[command(
         after_help = "Examples:\n  reposix sim\n  reposix sim --bind 127.0.0.1:0 --no-seed --rate-limit 0"
@@ -407,14 +395,7 @@ impl Out {
                 writeln!(stdout, "{text}")
             }
         };
-        match result {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-                Exit::Failure,
-                "io",
-                format!("writing output: {e}"),
-            )),
-            _ => Ok(()),
-        }
+        stdout_written(result)
     }
 
     /// Like [`Out::done`], through the pager on a terminal.
@@ -448,15 +429,7 @@ impl Out {
         if term::page(&text) {
             return Ok(());
         }
-        let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(text.as_bytes()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-                Exit::Failure,
-                "io",
-                format!("writing output: {e}"),
-            )),
-            _ => Ok(()),
-        }
+        stdout_written(std::io::stdout().lock().write_all(text.as_bytes()))
     }
 
     /// Print `text` on stdout in text mode only (the part of a failed
@@ -470,6 +443,19 @@ impl Out {
 
     fn warn(&self, line: &str) {
         let _ = writeln!(std::io::stderr(), "warning: {}", safe_message(line));
+    }
+}
+
+/// The outcome of writing to stdout: a closed pipe (`| head`) is not a
+/// failure.
+fn stdout_written(result: std::io::Result<()>) -> Result<(), Failure> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+            Exit::Failure,
+            "io",
+            format!("writing output: {e}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -557,7 +543,7 @@ impl Ctx {
             Some(name) => Ok(ActorId::new(name).map_err(RepoError::from)?),
             None => match repo.default_actor()? {
                 Some(a) => Ok(a),
-                None => git_identity(repo).ok_or_else(|| {
+                None => repo.git_identity().ok_or_else(|| {
                     Failure::from(RepoError::NoActor).hint(
                         "run `reposix actor new NAME --use`, or set git's user.email or user.name",
                     )
@@ -565,18 +551,6 @@ impl Ctx {
             },
         }
     }
-}
-
-/// The actor git's identity names, as git-bug and grite do: `user.email`,
-/// else `user.name` (spaces become `-`), when it is a valid actor name.
-fn git_identity(repo: &Repo) -> Option<ActorId> {
-    let git = repo.store().repo();
-    let config = git.config_snapshot();
-    ["user.email", "user.name"].iter().find_map(|key| {
-        let v = config.string(*key)?.to_string();
-        let v = v.trim().replace(' ', "-");
-        ActorId::new(&v).ok()
-    })
 }
 
 /// Parse arguments, run, and map the outcome to an exit code.
@@ -691,14 +665,8 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Fsck => fsck(ctx),
         Command::Demo { keep } => demo::run(ctx, keep),
         #[cfg(feature = "bench")]
-        Command::Bench(args) => bench::run(ctx, args),
-        #[cfg(feature = "bench")]
-        Command::BenchImport(args) => bench::run_import(ctx, args),
+        Command::Bench(cmd) => bench::run(ctx, cmd),
         Command::Sync(args) => sync::run(ctx, args),
-        #[cfg(feature = "bench")]
-        Command::BenchSync(args) => bench_sync::bench(ctx, args),
-        #[cfg(feature = "bench")]
-        Command::BenchAgents(args) => bench_agents::bench(ctx, args),
         Command::Sim(args) => sim::run(ctx, args),
         Command::Backend(cmd) => backend::run(ctx, cmd),
         Command::Mirror(cmd) => mirror::run(ctx, cmd),
@@ -707,15 +675,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut cmd, "reposix", &mut buf);
-            let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(&buf) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-                    Exit::Failure,
-                    "io",
-                    format!("writing output: {e}"),
-                )),
-                _ => Ok(()),
-            }
+            stdout_written(std::io::stdout().lock().write_all(&buf))
         }
         Command::Man { out } => man_pages(ctx, &out),
         Command::Ready(args) => agents::ready(ctx, args),

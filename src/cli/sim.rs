@@ -9,6 +9,7 @@ use reposix_sim::{self as sim, SimConfig, SimError};
 
 use super::{Ctx, Exit, Failure};
 
+/// Arguments of `reposix sim`.
 #[derive(Args)]
 pub struct SimArgs {
     /// Loopback address to listen on (port 0 picks a free one).
@@ -36,6 +37,7 @@ pub struct SimArgs {
     no_comments: bool,
 }
 
+/// Serve the simulator until the process is killed.
 pub fn run(ctx: &Ctx, args: SimArgs) -> Result<(), Failure> {
     let bind = resolve(&args.bind)?;
     let config = SimConfig {

@@ -12,6 +12,7 @@ use reposix::sync::{self, Direction, SyncError, SyncOptions, SyncReport};
 
 use super::{store_failure, Ctx, Exit, Failure};
 
+/// Arguments of `reposix sync`.
 #[derive(Args)]
 pub struct SyncArgs {
     /// Remote name, URL or path (default: the current branch's remote,
@@ -133,6 +134,7 @@ fn summary(r: &SyncReport) -> String {
     text
 }
 
+/// Sync with a git remote, or with a tracker (`--backend`).
 pub fn run(ctx: &Ctx, args: SyncArgs) -> Result<(), Failure> {
     if let Some(name) = &args.backend {
         let dirs = super::backend::Directions {

@@ -451,3 +451,36 @@ impl Repo {
         Ok(Index::new(&self.store).list_with_text(false)?)
     }
 }
+
+/// What the command line reads through a repository: listings for a
+/// query, and git's configuration.
+impl Repo {
+    /// The index's listing for `query`: with bodies when it searches text.
+    pub fn list_for(&self, query: &query::Query) -> Result<Listing, RepoError> {
+        if query.needs_text() {
+            self.list_with_text()
+        } else {
+            self.list()
+        }
+    }
+
+    /// The actor git's identity names, as git-bug and grite do:
+    /// `user.email`, else `user.name` (spaces become `-`), when it is a
+    /// valid actor name.
+    pub fn git_identity(&self) -> Option<ActorId> {
+        let git = self.store.repo();
+        let config = git.config_snapshot();
+        ["user.email", "user.name"].iter().find_map(|key| {
+            let v = config.string(*key)?.to_string();
+            let v = v.trim().replace(' ', "-");
+            ActorId::new(&v).ok()
+        })
+    }
+
+    /// git's `core.editor`, when set and not blank.
+    pub fn git_editor(&self) -> Option<String> {
+        let git = self.store.repo();
+        let v = git.config_snapshot().string("core.editor")?.to_string();
+        Some(v).filter(|v| !v.trim().is_empty())
+    }
+}

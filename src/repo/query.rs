@@ -107,7 +107,7 @@ enum Term {
     Text(String),
 }
 
-/// A parsed query.
+/// A parsed query, and how much of its result to keep in which order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     /// Alternatives; empty = open.
@@ -115,6 +115,83 @@ pub struct Query {
     terms: Vec<(bool, Term)>,
     /// The sort key and whether descending.
     pub sort: Option<(SortKey, bool)>,
+    /// Reverse the sorted order.
+    pub reverse: bool,
+    /// Keep at most this many (0: all).
+    pub limit: usize,
+}
+
+/// What `reposix issue list` asks for: a query, the flags that are sugar
+/// for its terms, and how much of the result to keep in which order.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// The query text (the language above).
+    pub query: String,
+    /// A `status:` term (`open`, `closed`, `all` or a status).
+    pub state: Option<String>,
+    /// `label:` terms: all must hold.
+    pub labels: Vec<String>,
+    /// An `assignee:` term (`me`: the acting actor).
+    pub assignee: Option<String>,
+    /// A free-text term.
+    pub text: Option<String>,
+    /// The sort key, over the query's `sort:` (updated and created newest
+    /// first, title and status ascending).
+    pub sort: Option<SortKey>,
+    /// Reverse the sorted order.
+    pub reverse: bool,
+    /// Keep at most this many (0: all).
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// The query as one text: the query, then each flag as the term it
+    /// is sugar for (a flag's value is one term whatever it holds: its
+    /// quotes are dropped; a flag's `sort:` comes last, so it wins).
+    pub fn spelled(&self) -> String {
+        let mut q = self.query.clone();
+        let quote = |v: &str| format!(" \"{}\"", v.replace('"', ""));
+        if let Some(st) = &self.state {
+            q.push_str(&format!(" status:{st}"));
+        }
+        for l in &self.labels {
+            q.push_str(&quote(&format!("label:{l}")));
+        }
+        if let Some(a) = &self.assignee {
+            q.push_str(&quote(&format!("assignee:{a}")));
+        }
+        if let Some(t) = &self.text {
+            q.push_str(&quote(t));
+        }
+        if let Some(key) = self.sort {
+            let key = match key {
+                SortKey::Updated => "updated-desc",
+                SortKey::Created => "created-desc",
+                SortKey::Title => "title-asc",
+                SortKey::Status => "status-asc",
+            };
+            q.push_str(&format!(" sort:{key}"));
+        }
+        q
+    }
+
+    /// The query to run: [`ListQuery::spelled`] parsed (`now_ms` anchors
+    /// spans such as `7d`), with the order and the limit.
+    pub fn parse(&self, now_ms: i64) -> Result<Query, QueryError> {
+        let mut q = Query::parse(&self.spelled(), now_ms)?;
+        q.reverse = self.reverse;
+        q.limit = self.limit;
+        Ok(q)
+    }
+}
+
+/// The issues a query selects, in its order, at most its limit.
+#[derive(Debug)]
+pub struct Page<'a> {
+    /// The issues kept.
+    pub rows: Vec<&'a IssueSummary>,
+    /// How many matched before the limit.
+    pub total: usize,
 }
 
 /// What evaluation needs from outside: the acting actor and now.
@@ -164,6 +241,8 @@ impl Query {
             statuses: Vec::new(),
             terms: Vec::new(),
             sort: None,
+            reverse: false,
+            limit: 0,
         };
         for word in words(text)? {
             q.add(&word, now_ms)?;
@@ -278,6 +357,21 @@ impl Query {
                 .all(|(negated, t)| term_holds(t, s, env) != *negated)
     }
 
+    /// The issues of `issues` that match, sorted, reversed if asked, at
+    /// most `limit` of them.
+    pub fn select<'a>(&self, issues: &'a [IssueSummary], env: &Env<'_>) -> Page<'a> {
+        let mut rows: Vec<&IssueSummary> = issues.iter().filter(|s| self.matches(s, env)).collect();
+        self.sort(&mut rows);
+        if self.reverse {
+            rows.reverse();
+        }
+        let total = rows.len();
+        if self.limit > 0 {
+            rows.truncate(self.limit);
+        }
+        Page { rows, total }
+    }
+
     /// Sort `rows` (ties broken by id, so the order is total).
     pub fn sort(&self, rows: &mut [&IssueSummary]) {
         let (key, desc) = self.sort.unwrap_or((SortKey::Updated, true));
@@ -344,5 +438,92 @@ mod tests {
         assert_eq!(q.sort, Some((SortKey::Updated, false)));
         let q = Query::parse("sort:title", 0).expect("ok");
         assert_eq!(q.sort, Some((SortKey::Title, false)));
+    }
+
+    fn summary(title: &str, status: &str, labels: &[&str], updated_ms: i64) -> IssueSummary {
+        serde_json::from_value(serde_json::json!({
+            "id": crate::event::IssueId::new_random(),
+            "title": title,
+            "status": status,
+            "labels": labels,
+            "assignees": [],
+            "created_by": "alice",
+            "created_ms": 0,
+            "updated_ms": updated_ms,
+            "comments": 0,
+            "lamport": 1,
+        }))
+        .expect("a summary")
+    }
+
+    #[test]
+    fn list_flags_are_query_terms() {
+        let flags = ListQuery {
+            query: "crash".into(),
+            state: Some("closed".into()),
+            labels: vec!["bug".into(), "ui x".into()],
+            assignee: Some("me".into()),
+            text: Some("-flaky".into()),
+            ..ListQuery::default()
+        };
+        let spelled = Query::parse(
+            r#"crash status:closed label:bug "label:ui x" assignee:me -flaky"#,
+            0,
+        );
+        assert_eq!(flags.parse(0), spelled);
+        let bad = ListQuery {
+            state: Some("nope".into()),
+            ..ListQuery::default()
+        };
+        assert!(bad.parse(0).is_err());
+    }
+
+    #[test]
+    fn list_sort_flag_wins_over_the_query() {
+        let flags = ListQuery {
+            query: "sort:title-desc".into(),
+            sort: Some(SortKey::Created),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            flags.parse(0).expect("ok").sort,
+            Some((SortKey::Created, true))
+        );
+    }
+
+    #[test]
+    fn select_filters_sorts_reverses_and_limits() {
+        let issues = [
+            summary("a", "open", &["bug"], 3),
+            summary("b", "done", &["bug"], 2),
+            summary("c", "open", &["bug"], 1),
+            summary("d", "open", &[], 4),
+        ];
+        let env = Env {
+            me: None,
+            now_ms: 0,
+        };
+        let titles = |p: Page<'_>| {
+            (
+                p.rows.iter().map(|s| s.title.clone()).collect::<Vec<_>>(),
+                p.total,
+            )
+        };
+        let q = ListQuery {
+            labels: vec!["bug".into()],
+            ..ListQuery::default()
+        };
+        // Open by default, newest update first.
+        let page = q.parse(0).expect("ok").select(&issues, &env);
+        assert_eq!(titles(page), (vec!["a".into(), "c".into()], 2));
+        let q = ListQuery {
+            state: Some("all".into()),
+            labels: vec!["bug".into()],
+            reverse: true,
+            limit: 2,
+            ..ListQuery::default()
+        };
+        let page = q.parse(0).expect("ok").select(&issues, &env);
+        assert_eq!(titles(page), (vec!["c".into(), "b".into()], 3));
     }
 }

@@ -14,107 +14,80 @@
 //!   rebuild vs `git cat-file --batch` over the same objects, and
 //!   `git for-each-ref`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use serde::Serialize;
 
 use reposix::crdt::body::BodyDoc;
-use reposix::event::{ActorId, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION};
+use reposix::event::{ActorId, IssueId, Op, Status};
 use reposix::repo::{Change, NewIssue, Repo};
-use reposix::store::bulk::BulkWriter;
 use reposix::store::index::Index;
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+use super::measure::{du_kib, git_fed, git_timed, median, ms, rx, rx_median, WorkDir};
+use super::synthetic::{bench_actor, bulk_write, chain, fast_import_floor, Sealed};
+use crate::cli::git::{git, init_bare};
+use crate::cli::{Ctx, Failure};
+
+/// A scale scenario of `reposix bench`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Scenario {
+    /// One issue of N events (sizes: events).
+    Deep,
+    /// A body of N characters (sizes: characters).
+    Body,
+    /// N issues of 3 events (sizes: the first is the issue count).
+    Wide,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+/// The scenario and its sizes.
+#[derive(Args)]
+pub struct ScaleArgs {
+    /// Run a scale scenario instead of the default run.
+    #[arg(value_enum)]
+    pub scenario: Option<Scenario>,
+    /// Scenario sizes, comma-separated (deep default 10,100,1000,10000,
+    /// 100000; body 10000,100000,1000000; wide 100000).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// deep: also grow one issue by this many `issue comment` processes.
+    #[arg(long, default_value_t = 1500)]
+    grow: usize,
 }
 
-/// Run the `reposix` binary in `dir`; time the whole process.
-fn rx(dir: &Path, args: &[&str]) -> anyhow::Result<Duration> {
-    let exe = std::env::current_exe()?;
-    let start = Instant::now();
-    let out = Command::new(exe)
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("REPOSIX_ACTOR", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    let took = start.elapsed();
-    if !out.status.success() {
-        bail!(
-            "reposix {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(took)
-}
-
-fn rx_median(dir: &Path, args: &[&str], runs: usize) -> anyhow::Result<f64> {
-    let mut v = Vec::new();
-    for _ in 0..runs {
-        v.push(ms(rx(dir, args)?));
-    }
-    Ok(median(v))
-}
-
-/// Run git; time it; stdin from `input` when given.
-fn git_timed(dir: &Path, args: &[&str], input: Option<&[u8]>) -> anyhow::Result<Duration> {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
+/// Run `scenario` in `work` and print its table.
+pub fn run(ctx: &Ctx, scenario: Scenario, args: &ScaleArgs, work: &WorkDir) -> Result<(), Failure> {
+    let root = work.path();
+    let sizes = |default: &[usize]| {
+        if args.sizes.is_empty() {
+            default.to_vec()
         } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("git {}", args.join(" ")))?;
-    let start = Instant::now();
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().context("stdin")?;
-        stdin.write_all(input)?;
+            args.sizes.clone()
+        }
+    };
+    match scenario {
+        Scenario::Deep => {
+            let sizes = sizes(&[10, 100, 1000, 10_000, 100_000]);
+            let f = deep(root, &sizes, 15, args.grow)?;
+            ctx.out.done(&f, || render_deep(&f))
+        }
+        Scenario::Body => {
+            let f = body(root, &sizes(&[10_000, 100_000, 1_000_000]))?;
+            ctx.out.done(&f, || render_body(&f))
+        }
+        Scenario::Wide => {
+            let f = wide(root, sizes(&[100_000])[0])?;
+            ctx.out.done(&f, || render_wide(&f))
+        }
     }
-    let out = child.wait_with_output()?;
-    let took = start.elapsed();
-    if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(took)
-}
-
-/// Disk use of a directory in KiB (allocated blocks, like `du -sk`).
-fn du_kib(dir: &Path) -> u64 {
-    let out = Command::new("du").arg("-sk").arg(dir).output();
-    out.ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A chain of events of one issue: a create, then short comments.
-fn comment_chain(issue: IssueId, actor: &ActorId, n: usize) -> Vec<(EventId, Vec<u8>)> {
-    let mut out = Vec::with_capacity(n);
-    let mut parents = vec![];
-    for i in 0..n {
-        let op = if i == 0 {
+fn comment_thread(issue: IssueId, actor: &ActorId, n: usize) -> Vec<Sealed> {
+    let ops = (0..n).map(|i| {
+        if i == 0 {
             Op::Create {
                 title: "A long thread".into(),
                 body: None,
@@ -126,27 +99,15 @@ fn comment_chain(issue: IssueId, actor: &ActorId, n: usize) -> Vec<(EventId, Vec
             Op::AddComment {
                 body: format!("progress update {i}: step done"),
             }
-        };
-        let e = Event {
-            v: EVENT_FORMAT_VERSION,
-            issue,
-            actor: actor.clone(),
-            lamport: i as u64 + 1,
-            wall_ms: 1_700_000_000_000 + i as i64,
-            parents: std::mem::take(&mut parents),
-            op,
-        };
-        let (id, bytes) = e.seal();
-        parents = vec![id];
-        out.push((id, bytes));
-    }
-    out
+        }
+    });
+    chain(issue, actor, 0, ops)
 }
 
 // ---------------------------------------------------------------- deep
 
 #[derive(Serialize, Default)]
-pub struct DeepRow {
+struct DeepRow {
     events: usize,
     event_bytes: u64,
     show_cold_ms: f64,
@@ -159,7 +120,7 @@ pub struct DeepRow {
 }
 
 #[derive(Serialize, Default)]
-pub struct Grow {
+struct Grow {
     comments: usize,
     append_ms_at: Vec<(usize, f64)>,
     git_kib: u64,
@@ -168,31 +129,23 @@ pub struct Grow {
 }
 
 #[derive(Serialize, Default)]
-pub struct DeepFigures {
+struct DeepFigures {
     rows: Vec<DeepRow>,
     grow: Option<Grow>,
 }
 
-pub fn deep(
-    root: &Path,
-    sizes: &[usize],
-    appends: usize,
-    grow: usize,
-) -> anyhow::Result<DeepFigures> {
-    let actor = ActorId::new("bench").context("actor")?;
+fn deep(root: &Path, sizes: &[usize], appends: usize, grow: usize) -> anyhow::Result<DeepFigures> {
+    let actor = bench_actor();
     let mut f = DeepFigures::default();
     for &n in sizes {
         eprintln!("bench deep: {n} events…");
         let dir = root.join(format!("deep-{n}"));
         let repo = Repo::init(&dir)?;
-        let issue = IssueId::new_random();
-        let events = comment_chain(issue, &actor, n.max(1));
-        let event_bytes = events.iter().map(|(_, b)| b.len() as u64).sum();
-        let mut w = BulkWriter::start(repo.store().git_dir())?;
-        let commits: Vec<Vec<_>> = events.into_iter().map(|e| vec![e]).collect();
-        w.issue(issue, "bench", 1_700_000_000, &commits)?;
-        w.finish()?;
-        let id = issue.to_string();
+        let written = bulk_write(&repo, &actor, 1, |_, issue, _| {
+            comment_thread(issue, &actor, n.max(1))
+        })?;
+        let event_bytes = written.sizes.iter().flatten().map(|b| *b as u64).sum();
+        let id = written.ids[0].to_string();
         let show_cold_ms = ms(rx(&dir, &["issue", "show", &id])?);
         let show_warm_ms = rx_median(&dir, &["issue", "show", &id], 5)?;
         let mut times = Vec::new();
@@ -208,11 +161,7 @@ pub fn deep(
         let remote = root.join(format!("deep-{n}-remote.git"));
         let floor = root.join(format!("deep-{n}-floor.git"));
         for bare in [&remote, &floor] {
-            git_timed(
-                root,
-                &["init", "-q", "--bare", &bare.to_string_lossy()],
-                None,
-            )?;
+            init_bare(bare)?;
         }
         let sync_ms = ms(rx(&dir, &["sync", &remote.to_string_lossy()])?);
         let git_push_ms = ms(git_timed(
@@ -223,7 +172,6 @@ pub fn deep(
                 &floor.to_string_lossy(),
                 "refs/reposix/issues/*:refs/reposix/issues/*",
             ],
-            None,
         )?);
         f.rows.push(DeepRow {
             events: n,
@@ -280,7 +228,7 @@ pub fn deep(
         // A `gc --auto` the appends started may still be running in the
         // background: wait for it (git refuses a second gc meanwhile).
         let started = Instant::now();
-        while git_timed(&dir, &["gc", "-q"], None).is_err() {
+        while git(&dir, &["gc", "-q"]).is_err() {
             if started.elapsed() > Duration::from_secs(300) {
                 bail!("git gc did not get to run within 300 s");
             }
@@ -297,7 +245,7 @@ pub fn deep(
     Ok(f)
 }
 
-pub fn render_deep(f: &DeepFigures) -> String {
+fn render_deep(f: &DeepFigures) -> String {
     let mut s = String::from(
         "reposix bench deep: one issue of N events (one commit each), whole processes\n\n\
          | events | show cold ms | show warm ms | append ms | show after appends ms | sync to empty bare ms | git push ms | sync / push | .git KiB | event KiB |\n\
@@ -345,7 +293,7 @@ pub fn render_deep(f: &DeepFigures) -> String {
 // ---------------------------------------------------------------- body
 
 #[derive(Serialize, Default)]
-pub struct BodyRow {
+struct BodyRow {
     chars: usize,
     create_ms: f64,
     edit_ms: f64,
@@ -359,7 +307,7 @@ pub struct BodyRow {
 }
 
 #[derive(Serialize, Default)]
-pub struct BodyFigures {
+struct BodyFigures {
     rows: Vec<BodyRow>,
 }
 
@@ -417,8 +365,8 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-pub fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
-    let actor = ActorId::new("bench").context("actor")?;
+fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
+    let actor = bench_actor();
     let mut f = BodyFigures::default();
     for &n in sizes {
         eprintln!("bench body: {n} characters…");
@@ -465,7 +413,7 @@ pub fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
         // Two clones edit different lines at once; one merges the other.
         let clone_dir = root.join(format!("body-{n}-clone"));
         let clone = Repo::init(&clone_dir)?;
-        git_timed(
+        git(
             &clone_dir,
             &[
                 "fetch",
@@ -473,7 +421,6 @@ pub fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
                 &dir.to_string_lossy(),
                 "refs/reposix/*:refs/reposix/*",
             ],
-            None,
         )?;
         let left = edit_lines(&again, 30, 1, "left");
         let right = edit_lines(&again, 30, 16, "right");
@@ -483,7 +430,7 @@ pub fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
             &ActorId::new("other").context("actor")?,
             &[Change::Body(right)],
         )?;
-        git_timed(
+        git(
             &clone_dir,
             &[
                 "fetch",
@@ -491,7 +438,6 @@ pub fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
                 &dir.to_string_lossy(),
                 "+refs/reposix/issues/*:refs/bench-in/*",
             ],
-            None,
         )?;
         let start = Instant::now();
         for (_, r) in clone.merge_refs_under("refs/bench-in/")? {
@@ -518,7 +464,7 @@ pub fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
     Ok(f)
 }
 
-pub fn render_body(f: &BodyFigures) -> String {
+fn render_body(f: &BodyFigures) -> String {
     let mut s = String::from(
         "reposix bench body: a body of N characters\n\n\
          | characters | create (in process) ms | edit 1 line in 50, whole process ms | rewrite whole text, whole process ms | edit in process ms | peak RSS during edit KiB (before: KiB) | concurrent edits: merge + show ms | show after merge, whole process ms |\n\
@@ -545,7 +491,7 @@ pub fn render_body(f: &BodyFigures) -> String {
 // ---------------------------------------------------------------- wide
 
 #[derive(Serialize, Default)]
-pub struct WideFigures {
+struct WideFigures {
     issues: usize,
     events: usize,
     bulk_write_s: f64,
@@ -566,7 +512,7 @@ pub struct WideFigures {
 
 /// The events of one wide-store issue: a create (one of 20 team labels, a
 /// status), a comment, a retitle.
-fn wide_events(issue: IssueId, actor: &ActorId, k: usize) -> Vec<(EventId, Vec<u8>)> {
+fn wide_events(issue: IssueId, actor: &ActorId, k: usize) -> Vec<Sealed> {
     let body = BodyDoc::load(issue, [])
         .expect("BUG: an empty body loads")
         .edit(&format!(
@@ -587,28 +533,11 @@ fn wide_events(issue: IssueId, actor: &ActorId, k: usize) -> Vec<(EventId, Vec<u
             title: format!("Issue {k} (triaged)"),
         },
     ];
-    let mut parents = vec![];
-    ops.into_iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let (id, bytes) = Event {
-                v: EVENT_FORMAT_VERSION,
-                issue,
-                actor: actor.clone(),
-                lamport: i as u64 + 1,
-                wall_ms: 1_700_000_000_000 + (k * 10 + i) as i64,
-                parents: std::mem::take(&mut parents),
-                op,
-            }
-            .seal();
-            parents = vec![id];
-            (id, bytes)
-        })
-        .collect()
+    chain(issue, actor, (k * 10) as i64, ops)
 }
 
-pub fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
-    let actor = ActorId::new("bench").context("actor")?;
+fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
+    let actor = bench_actor();
     let dir = root.join("wide");
     let repo = Repo::init(&dir)?;
     let mut f = WideFigures {
@@ -618,30 +547,17 @@ pub fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
     };
     eprintln!("bench wide: writing {n} issues x 3 events…");
     let start = Instant::now();
-    let mut sizes = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    let mut w = BulkWriter::start(repo.store().git_dir())?;
-    for k in 0..n {
-        let issue = IssueId::new_random();
-        let events = wide_events(issue, &actor, k);
-        sizes.push(events.iter().map(|(_, b)| b.len()).collect::<Vec<_>>());
-        let commits: Vec<Vec<_>> = events.into_iter().map(|e| vec![e]).collect();
-        w.issue(issue, "bench", 1_700_000_000, &commits)?;
-        ids.push(issue);
-    }
-    w.finish()?;
+    let written = bulk_write(&repo, &actor, n, |k, issue, _| {
+        wide_events(issue, &actor, k)
+    })?;
     f.bulk_write_s = start.elapsed().as_secs_f64();
     eprintln!("bench wide: git fast-import floor…");
     f.fast_import_s =
-        super::bench::fast_import_floor(&root.join("wide-floor.git"), &sizes)?.as_secs_f64();
+        fast_import_floor(&root.join("wide-floor.git"), &written.sizes)?.as_secs_f64();
     f.bulk_vs_fast_import = f.fast_import_s / f.bulk_write_s;
 
     eprintln!("bench wide: listing…");
-    f.for_each_ref_ms = ms(git_timed(
-        &dir,
-        &["for-each-ref", "refs/reposix/issues/"],
-        None,
-    )?);
+    f.for_each_ref_ms = ms(git_timed(&dir, &["for-each-ref", "refs/reposix/issues/"])?);
     // Cold rebuild, whole process: no index.
     let index = Index::new(repo.store());
     let remove_index = || {
@@ -673,12 +589,16 @@ pub fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
     // --batch` (the object list made beforehand, in ref order).
     let objects = tip_objects(&repo)?;
     f.objects = objects.iter().filter(|b| **b == b'\n').count();
-    f.cat_file_batch_ms = ms(git_timed(&dir, &["cat-file", "--batch"], Some(&objects))?);
+    f.cat_file_batch_ms = ms(git_fed(&dir, &["cat-file", "--batch"], &objects)?);
     f.list_default_ms = rx_median(&dir, &["issue", "list"], 5)?;
     f.list_json_all_ms = rx_median(&dir, &["--json", "issue", "list", "--state", "all"], 3)?;
     f.list_filtered_ms = rx_median(&dir, &["issue", "list", "-l", "team-7"], 5)?;
     f.list_text_ms = rx_median(&dir, &["issue", "list", "--text", "reproduce"], 3)?;
-    let id = ids[n / 2].to_string();
+    let id = written
+        .ids
+        .get(n / 2)
+        .map(ToString::to_string)
+        .unwrap_or_default();
     f.show_ms = rx_median(&dir, &["issue", "show", &id], 5)?;
     f.git_kib = du_kib(&dir.join(".git"));
     Ok(f)
@@ -714,7 +634,7 @@ fn tip_objects(repo: &Repo) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn render_wide(f: &WideFigures) -> String {
+fn render_wide(f: &WideFigures) -> String {
     format!(
         "reposix bench wide: {issues} issues x 3 events, whole processes\n\n\
          | measure | reposix | git | ratio |\n|---|---|---|---|\n\
@@ -743,16 +663,4 @@ pub fn render_wide(f: &WideFigures) -> String {
         crr = f.cold_rebuild_ms / f.cat_file_batch_ms.max(0.001),
         kib = f.git_kib,
     )
-}
-
-/// The work directory of a run: `dir` (kept), else a temporary one.
-pub fn work_dir(dir: Option<&PathBuf>, name: &str) -> (PathBuf, Option<super::demo::TempDir>) {
-    match dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let root =
-                std::env::temp_dir().join(format!("reposix-bench-{name}-{}", fastrand::u64(..)));
-            (root.clone(), Some(super::demo::TempDir(root, false)))
-        }
-    }
 }

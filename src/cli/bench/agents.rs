@@ -13,23 +13,26 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
 use reposix::crdt::Link;
-use reposix::event::{ActorId, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION};
+use reposix::event::{ActorId, IssueId, Op, Status};
 use reposix::repo::{Change, NewIssue, Repo};
-use reposix::store::bulk::BulkWriter;
 use reposix::sync::{self, SyncOptions};
 
-use super::{Ctx, Failure};
+use super::measure::{reposix, reposix_json, WorkDir};
+use super::synthetic::{bench_actor, bulk_write, chain, Sealed};
+use crate::cli::git::{git, init_bare};
+use crate::cli::{Ctx, Failure};
 
-const SCRIPT: &str = include_str!("../../examples/swarm-agent.sh");
+const SCRIPT: &str = include_str!("../../../examples/swarm-agent.sh");
 const QUEUE_LABEL: &str = "swarm";
 
+/// Arguments of `reposix bench-agents`.
 #[derive(Args)]
 pub struct BenchAgentsArgs {
     /// Issues in the store (besides the swarm's queue).
@@ -81,25 +84,6 @@ struct AgentFigures {
     swarms: Vec<Swarm>,
 }
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("git {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 /// One issue's events: open (or later closed), a priority, a comment, and
 /// now and then a `blocks` link to an earlier issue.
 fn events(
@@ -108,7 +92,7 @@ fn events(
     k: usize,
     earlier: &[IssueId],
     rng: &mut fastrand::Rng,
-) -> Vec<(EventId, Vec<u8>)> {
+) -> Vec<Sealed> {
     let mut ops = vec![
         Op::Create {
             title: format!("Issue {k} {}", issue.short()),
@@ -136,23 +120,7 @@ fn events(
             status: Status::Done,
         });
     }
-    let mut out = Vec::with_capacity(ops.len());
-    let mut parents = vec![];
-    for (i, op) in ops.into_iter().enumerate() {
-        let e = Event {
-            v: EVENT_FORMAT_VERSION.max(op.since_version()),
-            issue,
-            actor: actor.clone(),
-            lamport: i as u64 + 1,
-            wall_ms: 1_700_000_000_000 + (k as i64) * 1000 + i as i64,
-            parents: std::mem::take(&mut parents),
-            op,
-        };
-        let (id, bytes) = e.seal();
-        parents = vec![id];
-        out.push((id, bytes));
-    }
-    out
+    chain(issue, actor, (k as i64) * 1000, ops)
 }
 
 /// The queue: `n` issues labelled `swarm`, priorities, `blocks` among the
@@ -202,8 +170,7 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 /// Two clones of one bare remote holding `background` bulk issues and the
 /// queue; returns the first clone.
 fn setup(root: &Path, background: usize, queue_len: usize) -> anyhow::Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(root)?;
-    git(root, &["init", "-q", "--bare", "remote.git"])?;
+    init_bare(&root.join("remote.git"))?;
     let (a, b) = (root.join("a"), root.join("b"));
     for dir in [&a, &b] {
         Repo::init(dir)?;
@@ -211,21 +178,12 @@ fn setup(root: &Path, background: usize, queue_len: usize) -> anyhow::Result<(Pa
     }
     let repo = Repo::open(&a)?;
     if background > 0 {
-        let actor = ActorId::new("bench").context("actor")?;
+        let actor = bench_actor();
         let mut rng = fastrand::Rng::with_seed(1);
-        let mut writer = BulkWriter::start(repo.store().git_dir())?;
-        let mut ids: Vec<IssueId> = Vec::with_capacity(background);
-        for k in 0..background {
-            let issue = IssueId::new_random();
-            let lo = ids.len().saturating_sub(50);
-            let commits: Vec<Vec<_>> = events(issue, &actor, k, &ids[lo..], &mut rng)
-                .into_iter()
-                .map(|e| vec![e])
-                .collect();
-            writer.issue(issue, actor.as_str(), 1_700_000_000, &commits)?;
-            ids.push(issue);
-        }
-        writer.finish()?;
+        bulk_write(&repo, &actor, background, |k, issue, earlier| {
+            let lo = earlier.len().saturating_sub(50);
+            events(issue, &actor, k, &earlier[lo..], &mut rng)
+        })?;
     }
     queue(&repo, queue_len)?;
     sync_dir(&a)?;
@@ -233,38 +191,17 @@ fn setup(root: &Path, background: usize, queue_len: usize) -> anyhow::Result<(Pa
     Ok((a, b))
 }
 
-/// A whole `reposix` process, timed; returns its wall time and stdout.
-fn run_process(dir: &Path, args: &[&str]) -> anyhow::Result<(Duration, Vec<u8>)> {
-    let exe = std::env::current_exe()?;
-    let start = Instant::now();
-    let out = Command::new(&exe)
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("REPOSIX_ACTOR", "bench")
-        .stderr(Stdio::null())
-        .output()?;
-    let took = start.elapsed();
-    if !out.status.success() {
-        bail!("reposix {} failed: {}", args.join(" "), out.status);
-    }
-    Ok((took, out.stdout))
-}
-
 fn latency(dir: &Path, args: &[&str], runs: usize) -> anyhow::Result<Latency> {
     // Warm-up (index refresh, page cache), and the row count.
-    let mut json_args = vec!["--json"];
-    json_args.extend_from_slice(args);
-    let (_, out) = run_process(dir, &json_args)?;
-    let v: serde_json::Value = serde_json::from_slice(&out)?;
-    let rows = v["data"]
+    let data = reposix_json(dir, args)?;
+    let rows = data
         .as_array()
-        .or_else(|| v["data"]["issues"].as_array())
-        .or_else(|| v["data"]["blocked"].as_array())
+        .or_else(|| data["issues"].as_array())
+        .or_else(|| data["blocked"].as_array())
         .map_or(0, Vec::len);
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
-        times.push(run_process(dir, args)?.0.as_secs_f64() * 1e3);
+        times.push(reposix(dir, args)?.0.as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
     Ok(Latency {
@@ -341,20 +278,14 @@ fn swarm(
     })
 }
 
-pub fn bench(ctx: &Ctx, args: BenchAgentsArgs) -> Result<(), Failure> {
-    let f = bench_agents(&args)?;
+/// Run the benchmark and print its table.
+pub fn run(ctx: &Ctx, args: &BenchAgentsArgs) -> Result<(), Failure> {
+    let work = WorkDir::new(args.dir.as_ref(), "agents")?;
+    let f = bench_agents(args, work.path())?;
     ctx.out.done(&f, || render(&f))
 }
 
-fn bench_agents(args: &BenchAgentsArgs) -> anyhow::Result<AgentFigures> {
-    let root = match &args.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("reposix-bench-agents-{}", fastrand::u64(..))),
-    };
-    let _cleanup = args
-        .dir
-        .is_none()
-        .then(|| super::demo::TempDir(root.clone(), false));
+fn bench_agents(args: &BenchAgentsArgs, root: &Path) -> anyhow::Result<AgentFigures> {
     let mut f = AgentFigures {
         issues: args.issues,
         runs: args.runs,

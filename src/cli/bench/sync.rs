@@ -2,20 +2,27 @@
 //! fetch` + `git push`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use reposix::event::{ActorId, IssueId};
+use reposix::event::ActorId;
 use reposix::repo::{Change, Repo};
-use reposix::store::bulk::BulkWriter;
 use reposix::sync::{self, SyncOptions};
 
-use super::{Ctx, Failure};
+use super::measure::{best_of, reposix_json, timed, WorkDir};
+use super::synthetic::{bench_actor, bulk_write, mixed_events};
+use crate::cli::git::{git, init_bare};
+use crate::cli::{Ctx, Failure};
 
+/// `reposix --json sync` in `dir` as a whole process; its report.
+fn sync_process(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    reposix_json(dir, &["sync"])
+}
+
+/// Arguments of `reposix bench-sync`.
 #[derive(Args)]
 pub struct BenchSyncArgs {
     /// Number of issues.
@@ -66,71 +73,16 @@ struct SyncFigures {
     push_followup_s: f64,
 }
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("git {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn timed(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    f()?;
-    Ok(start.elapsed())
-}
-
-fn best_of(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
-    let mut best = Duration::MAX;
-    for _ in 0..runs.max(1) {
-        best = best.min(timed(&mut f)?);
-    }
-    Ok(best)
-}
-
-/// `reposix sync --json` as a whole process; returns its report's data.
-fn sync_process(dir: &Path) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new(std::env::current_exe()?)
-        .arg("-C")
-        .arg(dir)
-        .args(["--json", "sync"])
-        .output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("sync printed {}", String::from_utf8_lossy(&out.stdout)))?;
-    if !out.status.success() || v["ok"] != true {
-        bail!("reposix sync failed: {v}");
-    }
-    Ok(v["data"].clone())
-}
-
-pub fn bench(ctx: &Ctx, args: BenchSyncArgs) -> Result<(), Failure> {
-    let f = bench_sync(&args)?;
+/// Run the benchmark and print its table.
+pub fn run(ctx: &Ctx, args: &BenchSyncArgs) -> Result<(), Failure> {
+    let work = WorkDir::new(args.dir.as_ref(), "sync")?;
+    let f = bench_sync(args, work.path())?;
     ctx.out.done(&f, || render(&f))
 }
 
-fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
-    let root = match &args.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("reposix-bench-sync-{}", fastrand::u64(..))),
-    };
-    let _cleanup = args
-        .dir
-        .is_none()
-        .then(|| super::demo::TempDir(root.clone(), false));
-    std::fs::create_dir_all(&root)?;
+fn bench_sync(args: &BenchSyncArgs, root: &Path) -> anyhow::Result<SyncFigures> {
     let remote = root.join("remote.git");
-    git(&root, &["init", "-q", "--bare", "remote.git"])?;
+    init_bare(&remote)?;
     let remote_url = remote.to_str().context("temp path is UTF-8")?;
     let (a_dir, b_dir) = (root.join("a"), root.join("b"));
     for dir in [&a_dir, &b_dir] {
@@ -139,7 +91,7 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     }
     // Opened after `git remote add`: gix reads the configuration on open.
     let (a, b) = (Repo::open(&a_dir)?, Repo::open(&b_dir)?);
-    let actor = ActorId::new("bench").context("actor")?;
+    let actor = bench_actor();
     let mut f = SyncFigures {
         issues: args.issues,
         events: args.issues * args.events_per_issue.max(1),
@@ -148,18 +100,10 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     };
 
     eprintln!("bench-sync: writing {} issues…", args.issues);
-    let mut writer = BulkWriter::start(a.store().git_dir())?;
-    let mut issues = Vec::with_capacity(args.issues);
-    for _ in 0..args.issues {
-        let issue = IssueId::new_random();
-        let commits: Vec<Vec<_>> = super::bench::issue_events(issue, &actor, args.events_per_issue)
-            .into_iter()
-            .map(|e| vec![e])
-            .collect();
-        writer.issue(issue, actor.as_str(), 1_700_000_000, &commits)?;
-        issues.push(issue);
-    }
-    writer.finish()?;
+    let issues = bulk_write(&a, &actor, args.issues, |_, issue, _| {
+        mixed_events(issue, &actor, args.events_per_issue)
+    })?
+    .ids;
 
     eprintln!("bench-sync: initial push and clone…");
     let mut initial = serde_json::Value::Null;
@@ -171,8 +115,8 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
     f.initial_push_verify_ms = initial["timings"]["verify_ms"].as_f64().unwrap_or_default();
     // The same with plain git: push every issue ref to another empty bare
     // remote, and fetch them all into an empty repository.
-    git(&root, &["init", "-q", "--bare", "plain.git"])?;
     let plain = root.join("plain.git");
+    init_bare(&plain)?;
     let plain_url = plain.to_str().context("temp path is UTF-8")?;
     f.initial_git_push_s = timed(|| {
         git(
@@ -184,9 +128,10 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
                 "refs/reposix/issues/*:refs/reposix/issues/*",
             ],
         )
+        .map(drop)
     })?
     .as_secs_f64();
-    git(&root, &["init", "-q", "plain-clone"])?;
+    init_bare(&root.join("plain-clone"))?;
     f.initial_git_fetch_s = timed(|| {
         git(
             &root.join("plain-clone"),
@@ -198,6 +143,7 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
                 "+refs/reposix/issues/*:refs/reposix-remotes/origin/issues/*",
             ],
         )
+        .map(drop)
     })?
     .as_secs_f64();
     std::fs::remove_dir_all(&plain)?;
@@ -236,11 +182,11 @@ fn bench_sync(args: &BenchSyncArgs) -> anyhow::Result<SyncFigures> {
             "origin",
             "refs/reposix/issues/*:refs/reposix/issues/*",
         ];
-        let fetch = best_of(args.runs, || git(&a_dir, &fetch_args))?;
-        let push = best_of(args.runs, || git(&a_dir, &push_args))?;
+        let fetch = best_of(args.runs, || git(&a_dir, &fetch_args).map(drop))?;
+        let push = best_of(args.runs, || git(&a_dir, &push_args).map(drop))?;
         let both = best_of(args.runs, || {
             git(&a_dir, &fetch_args)?;
-            git(&a_dir, &push_args)
+            git(&a_dir, &push_args).map(drop)
         })?;
         let ratio = sync.as_secs_f64() / both.as_secs_f64();
         if packed {

@@ -1,0 +1,121 @@
+//! `reposix issue show`.
+
+use clap::Args;
+
+use reposix::crdt::IssueState;
+use reposix::event::ActorId;
+
+use super::joined;
+use crate::cli::names::{self, TrackerRef};
+use crate::cli::term::{self, line};
+use crate::cli::{Ctx, Failure};
+
+/// Arguments of `reposix issue show`.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  reposix issue show 3f2a\n  reposix issue show '#12'\n  reposix issue show gh#12 --json=title,status,url"
+)]
+pub struct ShowArgs {
+    /// Issue id or unambiguous prefix.
+    issue: String,
+}
+
+/// Show one issue, its trackers and its comments.
+pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<(), Failure> {
+    let repo = ctx.repo()?;
+    let id = names::resolve(&repo, &args.issue)?;
+    let state = repo.show(id)?;
+    let backends = repo.backends()?;
+    let refs = names::tracker_refs(
+        &backends,
+        state
+            .remotes
+            .iter()
+            .map(|r| (r.backend.clone(), r.remote_id.clone())),
+    );
+    let mut json = serde_json::to_value(&state).expect("BUG: state serializes");
+    json["trackers"] = serde_json::to_value(&refs).expect("BUG: refs serialize");
+    json["created_at"] = reposix::time::format_millis(state.created_ms).into();
+    json["updated_at"] = reposix::time::format_millis(state.updated_ms).into();
+    if let Some(arr) = json["comments"].as_array_mut() {
+        for (c, v) in state.comments.iter().zip(arr.iter_mut()) {
+            v["created_at"] = reposix::time::format_millis(c.created_ms).into();
+        }
+    }
+    let style = term::Style::stdout();
+    ctx.out
+        .done_paged(&json, || render_state(&state, &refs, &style))
+}
+
+fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> String {
+    let now = reposix::time::now_millis();
+    let mut out = format!("{}  {}\n", s.id, line(&s.title));
+    out.push_str(&format!("status:    {}\n", s.status));
+    if !s.labels.is_empty() {
+        out.push_str(&format!("labels:    {}\n", joined(&s.labels, ", ")));
+    }
+    if !s.assignees.is_empty() {
+        out.push_str(&format!("assignees: {}\n", joined(&s.assignees, ", ")));
+    }
+    for l in &s.links {
+        out.push_str(&format!("link:      {} {}\n", line(&l.kind), l.target));
+    }
+    for (k, v) in &s.fields {
+        out.push_str(&format!("{}: {}\n", line(k), line(v)));
+    }
+    if let Some(t) = s.merged_into {
+        out.push_str(&format!(
+            "merged:    into {t} (another local copy of the same tracker issue)\n"
+        ));
+    }
+    for (r, named) in s.remotes.iter().zip(refs) {
+        out.push_str(&format!("tracker:   {}", line(&named.reference)));
+        if let Some(u) = &named.url {
+            out.push_str(&format!("  {}", line(u)));
+        }
+        if let Some(rev) = r.revision {
+            out.push_str(&format!(" (revision {rev})"));
+        }
+        if r.gone {
+            out.push_str(" — deleted on the tracker; kept here, not exported again");
+        }
+        out.push('\n');
+    }
+    for (agent, human) in &s.on_behalf_of {
+        out.push_str(&format!("agent:     {agent} acts on behalf of {human}\n"));
+    }
+    out.push_str(&format!(
+        "created {} by {}{} · updated {} · {} events\n",
+        style.when(s.created_ms, now),
+        s.created_by,
+        for_whom(s.created_on_behalf_of.as_ref()),
+        style.when(s.updated_ms, now),
+        s.event_count
+    ));
+    if !s.body.is_empty() {
+        out.push('\n');
+        out.push_str(&s.body);
+        if !s.body.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    for c in &s.comments {
+        out.push_str(&format!(
+            "\n--- comment {} by {}{}, {}{}\n{}\n",
+            c.id.short(),
+            c.author,
+            for_whom(c.on_behalf_of.as_ref()),
+            style.when(c.created_ms, now),
+            if c.edited { " (edited)" } else { "" },
+            c.body
+        ));
+    }
+    out
+}
+
+/// ` (on behalf of HUMAN)` after an agent's name, or nothing.
+fn for_whom(human: Option<&ActorId>) -> String {
+    human
+        .map(|h| format!(" (on behalf of {h})"))
+        .unwrap_or_default()
+}
