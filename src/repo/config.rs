@@ -57,23 +57,12 @@ impl Repo {
     /// issue's log as an `on_behalf_of` event by the agent's first write
     /// there (see [`Repo::apply`]).
     pub fn attributions(&self) -> Result<BTreeMap<ActorId, ActorId>, RepoError> {
-        let path = self.reposix_dir().join("on-behalf-of");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return self.io(&path, Err(e)),
-        };
-        let mut out = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let bad =
-                || RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()));
-            let (agent, human) = line.trim().split_once(' ').ok_or_else(bad)?;
-            out.insert(
-                ActorId::new(agent).map_err(|_| bad())?,
-                ActorId::new(human.trim()).map_err(|_| bad())?,
-            );
-        }
-        Ok(out)
+        self.read_pairs("on-behalf-of", |agent, human| {
+            Ok((
+                ActorId::new(agent).map_err(|e| e.to_string())?,
+                ActorId::new(human).map_err(|e| e.to_string())?,
+            ))
+        })
     }
 
     /// The human `agent` acts for, if any.
@@ -110,5 +99,32 @@ impl Repo {
                 crate::store::fs::Durability::Durable,
             ),
         )
+    }
+
+    /// Read `.git/reposix/<name>`, one `KEY VALUE` per line (blank lines
+    /// skipped; a missing file is empty), each pair through `parse`; a
+    /// line without a space or one `parse` refuses is an error naming the
+    /// file and the line.
+    pub(super) fn read_pairs<K: Ord, V>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str, &str) -> Result<(K, V), String>,
+    ) -> Result<BTreeMap<K, V>, RepoError> {
+        let path = self.reposix_dir().join(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return self.io(&path, Err(e)),
+        };
+        let mut out = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let bad = |why: &str| {
+                RepoError::Rejected(format!("{}: malformed line {line:?}{why}", path.display()))
+            };
+            let (key, value) = line.trim().split_once(' ').ok_or_else(|| bad(""))?;
+            let (k, v) = parse(key, value.trim()).map_err(|e| bad(&format!(": {e}")))?;
+            out.insert(k, v);
+        }
+        Ok(out)
     }
 }

@@ -41,22 +41,12 @@ impl Repo {
     /// Configured tracker backends: name -> spec (`.git/reposix/backends`,
     /// one `NAME SPEC` per line; local configuration like git remotes).
     pub fn backends(&self) -> Result<BTreeMap<String, BackendSpec>, RepoError> {
-        let path = self.reposix_dir().join("backends");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return self.io(&path, Err(e)),
-        };
-        let mut out = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let (name, spec) = line.trim().split_once(' ').ok_or_else(|| {
-                RepoError::Rejected(format!("{}: malformed line {line:?}", path.display()))
-            })?;
-            let spec = BackendSpec::parse(spec.trim())
-                .map_err(|e| RepoError::Rejected(format!("{}: {e}", path.display())))?;
-            out.insert(name.to_owned(), spec);
-        }
-        Ok(out)
+        self.read_pairs("backends", |name, spec| {
+            Ok((
+                name.to_owned(),
+                BackendSpec::parse(spec).map_err(|e| e.to_string())?,
+            ))
+        })
     }
 
     /// Add (or replace) a backend.
