@@ -51,6 +51,59 @@ pub fn format_secs(secs: i64) -> String {
     )
 }
 
+/// A timestamp as a tracker wrote it, parsed once: the text is kept
+/// byte for byte (events record it, so clones that import the same
+/// revision write the same event), the instant is read from it when the
+/// value is made ([`parse_millis`]; `None` when the tracker sent something
+/// that is not RFC 3339).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    text: String,
+    ms: Option<i64>,
+}
+
+impl Stamp {
+    /// Parse `text` once.
+    pub fn new(text: impl Into<String>) -> Stamp {
+        let text = text.into();
+        let ms = parse_millis(&text);
+        Stamp { text, ms }
+    }
+
+    /// The text as the tracker wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Milliseconds since the epoch, if the text is a timestamp.
+    pub fn millis(&self) -> Option<i64> {
+        self.ms
+    }
+
+    /// Whether the tracker sent no text at all.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
+impl From<String> for Stamp {
+    fn from(text: String) -> Stamp {
+        Stamp::new(text)
+    }
+}
+
+impl From<&str> for Stamp {
+    fn from(text: &str) -> Stamp {
+        Stamp::new(text)
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// The one backoff: how long to wait before retry `attempt + 1` (0-based):
 /// `base` doubled per attempt, capped at `max`, with jitter in
 /// `[capped / 2, capped]` so that writers that collided spread out. Used by

@@ -19,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
         _ => confluence::parse_wire(body),
     };
     for issue in issues.iter().flatten() {
-        let _ = reposix::time::parse_millis(&issue.updated_at);
-        let _ = reposix::time::parse_millis(&issue.created_at);
+        let _ = issue.updated_at.millis();
+        let _ = issue.created_at.millis();
         assert!(
             issue.labels.windows(2).all(|w| w[0] < w[1]),
             "labels not sorted and unique: {:?}",
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     for c in comments.iter().flatten() {
-        let _ = reposix::time::parse_millis(&c.updated_at);
+        let _ = c.updated_at.millis();
     }
     // Timestamps as raw text too: every adapter hands them to these.
     if let Ok(text) = std::str::from_utf8(body) {

@@ -157,8 +157,8 @@ impl Backend for DryRunBackend {
                 order: 1,
                 token: "dry-run".into(),
             },
-            created_at: now(),
-            updated_at: now(),
+            created_at: now().into(),
+            updated_at: now().into(),
             marker: Some(new.marker.clone()),
         };
         self.remember(&r);
@@ -201,7 +201,7 @@ impl Backend for DryRunBackend {
             order: r.revision.order + 1,
             token: format!("{}+dry-run", r.revision.token),
         };
-        r.updated_at = now();
+        r.updated_at = now().into();
         self.plan(Planned::Update {
             remote_id: remote_id.to_owned(),
             fields,
@@ -245,8 +245,8 @@ impl Backend for DryRunBackend {
             remote_id: format!("(new comment on {remote_id})"),
             author: "reposix".into(),
             body: body.to_owned(),
-            created_at: now(),
-            updated_at: now(),
+            created_at: now().into(),
+            updated_at: now().into(),
             marker: Some(marker.to_owned()),
         })
     }
@@ -264,8 +264,8 @@ impl Backend for DryRunBackend {
             remote_id: comment_id.to_owned(),
             author: "reposix".into(),
             body: body.to_owned(),
-            created_at: now(),
-            updated_at: now(),
+            created_at: now().into(),
+            updated_at: now().into(),
             marker: None,
         })
     }

@@ -240,8 +240,8 @@ fn parse_page(
             order: number,
             token: number.to_string(),
         },
-        created_at: text("/createdAt"),
-        updated_at: text("/version/createdAt"),
+        created_at: text("/createdAt").into(),
+        updated_at: text("/version/createdAt").into(),
         marker: marker_of(v),
     })
 }
@@ -253,8 +253,8 @@ fn parse_comment(v: &Value, what: &str, sent: Option<&str>) -> Result<RemoteComm
         remote_id: id,
         author: text("/version/authorId"),
         body: normalize_newlines(&storage::to_markdown(storage_of(v).or(sent).unwrap_or(""))),
-        created_at: text("/version/createdAt"),
-        updated_at: text("/version/createdAt"),
+        created_at: text("/version/createdAt").into(),
+        updated_at: text("/version/createdAt").into(),
         marker: marker_of(v),
     })
 }
@@ -601,12 +601,7 @@ impl Backend for ConfluenceBackend {
         for (id, page) in &newest {
             issues.push(parse_page(page, &self.labels(id)?, &what, None)?);
         }
-        issues.sort_by_key(|i| {
-            (
-                time::parse_millis(&i.updated_at).unwrap_or(0),
-                i.remote_id.clone(),
-            )
-        });
+        issues.sort_by_key(|i| (i.updated_at.millis().unwrap_or(0), i.remote_id.clone()));
         let next = match max_seen {
             Some((ms, raw)) if cursor_ms.is_none_or(|c| ms >= c) => Some(raw),
             _ => cursor.map(str::to_owned),

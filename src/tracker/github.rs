@@ -798,7 +798,7 @@ impl Backend for GithubBackend {
         out.retain(|c| seen.insert(c.remote_id.clone()));
         out.sort_by_cached_key(|c| {
             (
-                order_of(&c.created_at).unwrap_or(0),
+                order_of(c.created_at.as_str()).unwrap_or(0),
                 c.remote_id.parse::<u64>().unwrap_or(u64::MAX),
             )
         });
@@ -1078,8 +1078,8 @@ impl WireIssue {
                 order,
                 token: self.updated_at.clone(),
             },
-            created_at: self.created_at,
-            updated_at: self.updated_at,
+            created_at: self.created_at.into(),
+            updated_at: self.updated_at.into(),
             marker,
         }))
     }
@@ -1100,8 +1100,8 @@ impl WireComment {
                 |u| ids.incoming(BackendKind::Github, &u.login).to_owned(),
             ),
             body,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
+            created_at: self.created_at.into(),
+            updated_at: self.updated_at.into(),
             marker,
         })
     }

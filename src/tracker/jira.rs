@@ -990,8 +990,8 @@ fn parse_issue(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteIssue, 
             order: u64::try_from(ms).unwrap_or(0),
             token: updated.clone(),
         },
-        created_at: text("created"),
-        updated_at: updated,
+        created_at: text("created").into(),
+        updated_at: updated.into(),
         marker,
     })
 }
@@ -1013,8 +1013,8 @@ fn parse_comment(v: &Value, what: &str, ids: &IdentityMap) -> Result<RemoteComme
         remote_id: id.to_owned(),
         author,
         body: normalize_newlines(&adf::to_markdown(v.get("body").unwrap_or(&Value::Null))),
-        created_at: text("created"),
-        updated_at: text("updated"),
+        created_at: text("created").into(),
+        updated_at: text("updated").into(),
         marker: None,
     })
 }
@@ -1085,7 +1085,7 @@ impl Backend for JiraBackend {
         let cursor_order = cursor_ms.map(|ms| u64::try_from(ms).unwrap_or(0));
         let next = match issues.last() {
             Some(i) if cursor_order.is_none_or(|c| i.revision.order >= c) => {
-                Some(i.updated_at.clone())
+                Some(i.updated_at.to_string())
             }
             _ => cursor.map(str::to_owned),
         };

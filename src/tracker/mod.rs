@@ -25,6 +25,7 @@ pub mod projection;
 
 pub mod sim;
 
+use crate::time::Stamp;
 use std::fmt;
 use std::str::FromStr;
 
@@ -217,10 +218,10 @@ pub struct RemoteIssue {
     pub assignees: Vec<String>,
     /// Revision.
     pub revision: Revision,
-    /// Raw creation timestamp.
-    pub created_at: String,
-    /// Raw update timestamp (the cursor unit).
-    pub updated_at: String,
+    /// Creation time, as the tracker wrote it and parsed.
+    pub created_at: Stamp,
+    /// Update time (the cursor unit), as the tracker wrote it and parsed.
+    pub updated_at: Stamp,
     /// The reposix issue id found in a sync marker, if any.
     pub marker: Option<String>,
 }
@@ -234,10 +235,10 @@ pub struct RemoteComment {
     pub author: String,
     /// Text (marker removed).
     pub body: String,
-    /// Raw creation timestamp.
-    pub created_at: String,
-    /// Raw update timestamp.
-    pub updated_at: String,
+    /// Creation time, as the tracker wrote it and parsed.
+    pub created_at: Stamp,
+    /// Update time, as the tracker wrote it and parsed.
+    pub updated_at: Stamp,
     /// The reposix comment id found in a sync marker, if any.
     pub marker: Option<String>,
 }

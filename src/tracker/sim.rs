@@ -254,8 +254,8 @@ fn to_remote(what: &str, w: WireIssue) -> Result<RemoteIssue, BackendError> {
             order: w.version,
             token: w.version.to_string(),
         },
-        created_at: w.created_at,
-        updated_at: w.updated_at,
+        created_at: w.created_at.into(),
+        updated_at: w.updated_at.into(),
         marker,
     })
 }
@@ -266,8 +266,8 @@ fn to_comment(w: WireComment) -> RemoteComment {
         remote_id: w.id.to_string(),
         author: w.author,
         body,
-        created_at: w.created_at,
-        updated_at: w.updated_at,
+        created_at: w.created_at.into(),
+        updated_at: w.updated_at.into(),
         marker,
     }
 }
@@ -310,10 +310,14 @@ impl Backend for SimBackend {
         let issues = self.list(since.map(|s| s - 1))?;
         let mut next = since;
         for i in &issues {
-            let t = time::parse_secs(&i.updated_at).ok_or_else(|| BackendError::Malformed {
-                what: "listing sim issues".into(),
-                why: format!("issue {}: updated_at {:?}", i.remote_id, i.updated_at),
-            })?;
+            let t = i
+                .updated_at
+                .millis()
+                .map(|ms| ms.div_euclid(1000))
+                .ok_or_else(|| BackendError::Malformed {
+                    what: "listing sim issues".into(),
+                    why: format!("issue {}: updated_at {:?}", i.remote_id, i.updated_at),
+                })?;
             next = next.max(Some(t));
         }
         Ok((issues, next.map(time::format_secs)))

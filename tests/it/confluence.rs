@@ -58,7 +58,7 @@ fn listing_follows_relative_next_links_and_restores_the_body_format() {
             "every page came with its body"
         );
         assert_eq!(
-            pages.last().map(|p| p.updated_at.clone()),
+            pages.last().map(|p| p.updated_at.to_string()),
             cursor,
             "oldest first, cursor = newest"
         );

@@ -339,7 +339,7 @@ fn create_carries_a_marker_that_find_by_marker_finds() {
     let found = gh.find_by_marker("0f3a-0001", None).expect("search");
     assert_eq!(found.as_ref().map(number), Some(n));
     let found = gh
-        .find_by_marker("0f3a-0001", Some(&created.updated_at))
+        .find_by_marker("0f3a-0001", Some(created.updated_at.as_str()))
         .expect("search since");
     assert_eq!(found.map(|i| number(&i)), Some(n));
     assert_eq!(gh.find_by_marker("0f3a-0002", None).expect("search"), None);

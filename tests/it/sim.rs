@@ -1366,7 +1366,10 @@ fn adapter_list_changed_sees_writes_in_the_cursor_second() {
     assert_eq!(one.title, "late");
     assert_eq!(one.revision.order, 2);
     let next = next.expect("a cursor");
-    assert!(next >= cursor && next >= one.updated_at, "{next} {cursor}");
+    assert!(
+        next >= cursor && next.as_str() >= one.updated_at.as_str(),
+        "{next} {cursor}"
+    );
     // Nothing new: the cursor stays, the same-second records come again.
     let (again, same) = be.list_changed(Some(&next)).expect("list again");
     assert_eq!(same.as_deref(), Some(next.as_str()));

@@ -159,7 +159,7 @@ impl Projection<'_> {
                 }
             };
             let heads = set.heads();
-            let ms = time::parse_millis(&remote.updated_at).unwrap_or(0).max(0) as u64;
+            let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
             let mut events = self.comment_events(issue, &remote);
             events.extend(self.local(
                 issue,
@@ -235,7 +235,7 @@ impl Projection<'_> {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let ms = time::parse_millis(&remote.updated_at).unwrap_or(0).max(0) as u64;
+                let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
                 let mut events = vec![self.observe_comment(issue, &remote)];
                 events.extend(self.local(
                     issue,

@@ -287,7 +287,7 @@ impl Projection<'_> {
         if !matches!(self.backend.kind(), BackendKind::Sim | BackendKind::Github) {
             return Ok(created);
         }
-        let Some(ms) = time::parse_millis(&created.updated_at) else {
+        let Some(ms) = created.updated_at.millis() else {
             return Ok(created);
         };
         let since = time::format_secs(ms / 1000 - 60);

@@ -388,7 +388,7 @@ impl Projection<'_> {
         let set = self.load_or_empty(issue)?;
         let reused = set.iter().any(|(_, e)| {
             matches!(&e.op, Op::ObserveCreated { backend, remote_id, created_at }
-                if *backend == self.key && *remote_id == r.remote_id && *created_at != r.created_at)
+                if *backend == self.key && *remote_id == r.remote_id && *created_at != r.created_at.as_str())
         });
         Ok(reused)
     }

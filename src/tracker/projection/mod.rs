@@ -317,7 +317,7 @@ impl<'a> Projection<'a> {
     fn observe(&self, issue: IssueId, r: &RemoteIssue) -> Event {
         self.fixed(
             issue,
-            time::parse_millis(&r.updated_at).unwrap_or(0),
+            r.updated_at.millis().unwrap_or(0),
             Op::Observe {
                 backend: self.key.clone(),
                 remote_id: r.remote_id.clone(),
@@ -328,21 +328,26 @@ impl<'a> Projection<'a> {
                 status: r.status,
                 labels: sorted(&r.labels),
                 assignees: sorted(&r.assignees),
-                updated_at: r.updated_at.clone(),
+                updated_at: r.updated_at.to_string(),
             },
         )
     }
 
     /// When the tracker created a remote object (`None` if it did not say).
-    fn observe_created(&self, issue: IssueId, remote_id: &str, created_at: &str) -> Option<Event> {
+    fn observe_created(
+        &self,
+        issue: IssueId,
+        remote_id: &str,
+        created_at: &time::Stamp,
+    ) -> Option<Event> {
         (!created_at.is_empty()).then(|| {
             self.fixed(
                 issue,
-                time::parse_millis(created_at).unwrap_or(0),
+                created_at.millis().unwrap_or(0),
                 Op::ObserveCreated {
                     backend: self.key.clone(),
                     remote_id: remote_id.to_owned(),
-                    created_at: created_at.to_owned(),
+                    created_at: created_at.to_string(),
                 },
             )
         })
@@ -360,7 +365,7 @@ impl<'a> Projection<'a> {
     }
 
     fn observe_comment(&self, issue: IssueId, c: &RemoteComment) -> Event {
-        let ms = time::parse_millis(&c.updated_at).unwrap_or(0);
+        let ms = c.updated_at.millis().unwrap_or(0);
         self.fixed(
             issue,
             ms,
@@ -371,7 +376,7 @@ impl<'a> Projection<'a> {
                 author: c.author.clone(),
                 body: c.body.clone(),
                 revision: ms.max(0) as u64,
-                updated_at: c.updated_at.clone(),
+                updated_at: c.updated_at.to_string(),
             },
         )
     }
@@ -552,8 +557,8 @@ impl<'a> Projection<'a> {
                             order: *revision,
                             token: token.clone(),
                         },
-                        created_at: String::new(),
-                        updated_at: updated_at.clone(),
+                        created_at: String::new().into(),
+                        updated_at: updated_at.clone().into(),
                         marker: None,
                     },
                 )),
@@ -600,7 +605,7 @@ impl Bindings {
             && self
                 .created
                 .get(&(issue, remote.remote_id.clone()))
-                .is_some_and(|c| *c != remote.created_at)
+                .is_some_and(|c| c != remote.created_at.as_str())
     }
 }
 
