@@ -107,7 +107,8 @@ impl std::fmt::Display for Stamp {
 /// The one backoff: how long to wait before retry `attempt + 1` (0-based):
 /// `base` doubled per attempt, capped at `max`, with jitter in
 /// `[capped / 2, capped]` so that writers that collided spread out. Used by
-/// the HTTP client, git pushes and claims.
+/// the HTTP client, git pushes, claims and the store's compare-and-swap
+/// appends.
 pub fn backoff(
     attempt: u32,
     base: std::time::Duration,
@@ -115,8 +116,8 @@ pub fn backoff(
 ) -> std::time::Duration {
     let capped = base.saturating_mul(1u32 << attempt.min(10)).min(max);
     let half = capped / 2;
-    let jitter = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
-    half + std::time::Duration::from_millis(fastrand::u64(0..=jitter))
+    let jitter = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    half + std::time::Duration::from_nanos(fastrand::u64(0..=jitter))
 }
 
 const EPOCH: jiff::civil::Date = jiff::civil::date(1970, 1, 1);

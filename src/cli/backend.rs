@@ -160,19 +160,21 @@ struct DryRunJson {
 
 /// `sync --backend NAME --dry-run`: the real projection on a scratch copy
 /// against a tracker that records writes (see `dry_run`).
-#[allow(clippy::too_many_arguments)]
 fn dry_run(
     ctx: &Ctx,
     repo: &reposix::repo::Repo,
-    name: &str,
-    spec: &BackendSpec,
-    tracker: Box<dyn backend::Backend>,
-    actor: reposix::event::ActorId,
+    session: TrackerSession,
     dirs: Directions,
     progress: &dyn Fn(&str),
 ) -> Result<(), Failure> {
     use super::dry_run::Planned;
-    let dry = super::dry_run::DryRunBackend::new(tracker);
+    let (name, spec, actor) = (
+        session.name().to_owned(),
+        session.spec().clone(),
+        session.actor().clone(),
+    );
+    let name = name.as_str();
+    let dry = super::dry_run::DryRunBackend::new(session.into_tracker());
     let (_tmp, scratch) = super::dry_run::scratch(repo)?;
     let p = Projection::new(scratch.store(), &dry, actor, progress);
     let import = if dirs.export_only {
@@ -289,17 +291,7 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     session.set_notice(std::sync::Arc::new(move |line: &str| notices.notice(line)));
     let progress = |line: &str| display.step(line);
     if dirs.dry_run {
-        let spec = session.spec().clone();
-        return dry_run(
-            ctx,
-            &repo,
-            name,
-            &spec,
-            session.into_tracker(),
-            actor,
-            dirs,
-            &progress,
-        );
+        return dry_run(ctx, &repo, session, dirs, &progress);
     }
     let opts = TrackerSyncOptions {
         import_only: dirs.import_only,

@@ -8,7 +8,7 @@
 //! older than [`STALE_LOCK`] was left by a killed process and is removed.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use gix::bstr::ByteSlice;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
@@ -336,10 +336,7 @@ impl GitEventStore {
             .write_object_retrying(&root)
             .map_err(git_err(refname, "writing the root tree"))?
             .detach();
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::time::now_secs();
         let sig = gix::actor::Signature {
             name: author.into(),
             email: format!("{author}@reposix").into(),
@@ -481,10 +478,23 @@ impl GitEventStore {
     }
 }
 
+/// Events checked and written as blobs, ready for a commit.
+struct Sealed {
+    /// Event id and blob, sorted and unique.
+    blobs: Vec<(EventId, Oid)>,
+    /// Who the commit is by (the first event's actor).
+    actor: String,
+    /// The commit message with its trailers.
+    message: String,
+}
+
 fn backoff(attempt: u32) {
-    // Jittered exponential backoff, capped: spreads contending writers.
-    let cap_us = 200u64 << attempt.min(6);
-    std::thread::sleep(Duration::from_micros(fastrand::u64(50..=cap_us)));
+    // Spreads writers contending for one ref.
+    std::thread::sleep(crate::time::backoff(
+        attempt,
+        Duration::from_micros(200),
+        Duration::from_micros(200 << 6),
+    ));
 }
 
 impl GitEventStore {
@@ -710,8 +720,11 @@ impl GitEventStore {
     ) -> Result<Appended, StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
-        let (ours, actor, message) =
-            self.sealed_blobs(&repo, &refname, issue, events, summary, trailers)?;
+        let Sealed {
+            blobs: ours,
+            actor,
+            message,
+        } = self.sealed_blobs(&repo, &refname, issue, events, summary, trailers)?;
         let started = Instant::now();
         let mut unexplained = 0;
         let mut retries = 0;
@@ -748,8 +761,11 @@ impl GitEventStore {
     ) -> Result<(Option<Oid>, Oid), StoreError> {
         let repo = self.repo();
         let refname = layout::issue_ref(issue);
-        let (ours, actor, message) =
-            self.sealed_blobs(&repo, &refname, issue, events, summary, &[])?;
+        let Sealed {
+            blobs: ours,
+            actor,
+            message,
+        } = self.sealed_blobs(&repo, &refname, issue, events, summary, &[])?;
         let tip = self.read_ref(&repo, &refname)?;
         match self.commit_on(&repo, &refname, tip, &ours, &message, &actor)? {
             Some(commit) => Ok((tip, commit)),
@@ -768,7 +784,6 @@ impl GitEventStore {
 
     /// Check events as a reader would, write their blobs, and build the
     /// commit message: (event id and blob, sorted and unique; actor; message).
-    #[allow(clippy::type_complexity)]
     fn sealed_blobs(
         &self,
         repo: &gix::Repository,
@@ -777,7 +792,7 @@ impl GitEventStore {
         events: &[(EventId, Vec<u8>)],
         summary: &str,
         trailers: &[(&str, &str)],
-    ) -> Result<(Vec<(EventId, Oid)>, String, String), StoreError> {
+    ) -> Result<Sealed, StoreError> {
         // Whatever a reader would reject is refused here, before anything
         // is written: one bad write must not make the issue unreadable.
         let mut actor = None;
@@ -821,7 +836,11 @@ impl GitEventStore {
         }
         ours.sort_by_key(|(id, _)| *id);
         ours.dedup_by_key(|(id, _)| *id);
-        Ok((ours, actor, message))
+        Ok(Sealed {
+            blobs: ours,
+            actor,
+            message,
+        })
     }
 
     /// The commit adding `ours` on `tip` (`None`: every event is there).

@@ -26,8 +26,6 @@
 //! Time is a logical clock advanced by `tick` ms per mutation (1 s by
 //! default), so tests decide what shares a second.
 
-#![allow(dead_code)] // tests use different parts
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 

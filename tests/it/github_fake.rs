@@ -29,8 +29,6 @@
 //! use a [`VirtualClock`] shared with the adapter ([`FakeGithub::backend`]
 //! installs it), so a client that waits advances it instead of sleeping.
 
-#![allow(dead_code)] // tests use different parts
-
 use std::collections::hash_map::DefaultHasher;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -378,11 +376,6 @@ impl FakeGithub {
     /// remaining), with `retry-after` if given.
     pub fn secondary_403_next(&self, k: u32, retry_after: Option<u64>) {
         self.lock().secondary_403 = (k, retry_after);
-    }
-
-    /// Content-creation requests allowed per `secs` seconds (80/60 default).
-    pub fn set_content_limit(&self, n: usize, secs: u64) {
-        self.lock().content_limit = (n, secs);
     }
 
     /// Create a label in the repository with this spelling.

@@ -37,8 +37,6 @@
 //! Time is a logical clock: each mutation advances it by `tick` ms (1 s by
 //! default) and stamps the issue, so tests decide what shares a minute.
 
-#![allow(dead_code)] // tests use different parts
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -1166,21 +1164,9 @@ impl FakeJira {
         self.lock().issues.len()
     }
 
-    /// The clock now (ms).
-    pub fn now(&self) -> i64 {
-        self.lock().clock
-    }
-
     /// Milliseconds the clock advances per mutation.
     pub fn set_tick(&self, ms: i64) {
         self.lock().tick = ms;
-    }
-
-    /// Move the clock (forward only).
-    pub fn set_clock(&self, ms: i64) {
-        let mut st = self.lock();
-        assert!(ms >= st.clock, "the fake's clock never goes back");
-        st.clock = ms;
     }
 
     /// Most issues per search page (JIRA may return fewer than asked).
