@@ -21,6 +21,28 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// What every `git push` of reposix's refs carries after `push`: output
+/// per ref that [`push::parse_porcelain`] reads, and none of what is meant
+/// for branches of code (hooks such as tests or linters, signing, tags,
+/// submodules, a user's `push.useForceIfIncludes`).
+pub const PUSH_FLAGS: [&str; 6] = [
+    "--porcelain",
+    "--no-verify",
+    "--no-signed",
+    "--no-follow-tags",
+    "--recurse-submodules=no",
+    "--no-force-if-includes",
+];
+
+/// What every `git fetch` of reposix's refs carries after `fetch`: no
+/// progress, no tags, no `FETCH_HEAD`, no submodules.
+pub const FETCH_FLAGS: [&str; 4] = [
+    "--quiet",
+    "--no-tags",
+    "--no-write-fetch-head",
+    "--recurse-submodules=no",
+];
+
 /// What a finished git invocation printed.
 #[derive(Debug)]
 pub struct GitOutput {

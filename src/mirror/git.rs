@@ -249,18 +249,11 @@ impl Git<'_> {
     }
 
     pub(super) fn fetch(&self, remote: &str, refspec: &str) -> Result<(), MirrorError> {
-        let args: Vec<OsString> = [
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--recurse-submodules=no",
-            "--no-auto-maintenance",
-            remote,
-            refspec,
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
+        let args: Vec<OsString> = crate::git::FETCH_FLAGS
+            .iter()
+            .chain(&["--no-auto-maintenance", remote, refspec])
+            .map(OsString::from)
+            .collect();
         let out = self.run("fetch", &args)?;
         if !out.status.success() {
             return Err(self.failure(&out.stderr, false));

@@ -531,17 +531,7 @@ pub fn push_mirror(
             (&head, commit, advertised.get(&head).copied()),
             (&tag_ref, tag, advertised.get(&tag_ref).copied()),
         ];
-        let mut args: Vec<OsString> = [
-            "--porcelain",
-            "--no-verify",
-            "--no-signed",
-            "--no-follow-tags",
-            "--recurse-submodules=no",
-            "--no-force-if-includes",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
+        let mut args: Vec<OsString> = crate::git::PUSH_FLAGS.iter().map(OsString::from).collect();
         if atomic {
             args.push("--atomic".into());
         }

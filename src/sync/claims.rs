@@ -179,18 +179,13 @@ impl Link1<'_> {
             std::process::id(),
             fastrand::u64(..)
         );
-        let args: Vec<OsString> = [
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--recurse-submodules=no",
-            &self.remote.arg,
-            &format!("+{refname}:{tracking}"),
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
+        let refspec = format!("+{refname}:{tracking}");
+        let args: Vec<OsString> = ["fetch"]
+            .iter()
+            .chain(&git::FETCH_FLAGS)
+            .chain(&[self.remote.arg.as_str(), &refspec])
+            .map(OsString::from)
+            .collect();
         let out = match self.git(args) {
             Ok(o) => o,
             Err(e) => return self.offline(e),
@@ -226,20 +221,13 @@ impl Link1<'_> {
             "--force-with-lease={refname}:{}",
             expected.map(|o| o.to_string()).unwrap_or_default()
         );
-        let args: Vec<OsString> = [
-            "push",
-            "--porcelain",
-            "--no-verify",
-            "--no-signed",
-            "--no-follow-tags",
-            "--recurse-submodules=no",
-            &lease,
-            &self.remote.arg,
-            &format!("{commit}:{refname}"),
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
+        let refspec = format!("{commit}:{refname}");
+        let args: Vec<OsString> = ["push"]
+            .iter()
+            .chain(&git::PUSH_FLAGS)
+            .chain(&[lease.as_str(), &self.remote.arg, &refspec])
+            .map(OsString::from)
+            .collect();
         let out = self.git(args)?;
         let parsed = parse_porcelain(&out.stdout);
         if let Some((_, status)) = parsed.into_iter().find(|(r, _)| *r == refname) {

@@ -600,20 +600,17 @@ impl Session<'_> {
             None => self.tracking_tips()?,
         };
         let refspec = format!("+{ISSUE_REF_PREFIX}*:{}*", self.remote.tracking);
-        let args: Vec<OsString> = [
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--recurse-submodules=no",
-            "--no-show-forced-updates",
-            "--prune",
-            &self.remote.arg,
-            &refspec,
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
+        let args: Vec<OsString> = ["fetch"]
+            .iter()
+            .chain(&git::FETCH_FLAGS)
+            .chain(&[
+                "--no-show-forced-updates",
+                "--prune",
+                &self.remote.arg,
+                &refspec,
+            ])
+            .map(OsString::from)
+            .collect();
         // A concurrent sync in this repository may hold a tracking ref's lock.
         let mut attempt = 0;
         loop {
@@ -789,22 +786,13 @@ impl Session<'_> {
                 self.edit_refs(&staged, "staging refs to push")?;
                 (staging, staged)
             };
-            let mut args: Vec<OsString> = [
-                "push",
-                "--porcelain",
-                // Our refs are not code: hooks meant for branches (tests,
-                // linters) have no business here, nor have signing, tags,
-                // submodules or an all-or-nothing push.
-                "--no-verify",
-                "--no-atomic",
-                "--no-signed",
-                "--no-follow-tags",
-                "--recurse-submodules=no",
-                "--no-force-if-includes",
-            ]
-            .iter()
-            .map(OsString::from)
-            .collect();
+            // Per-issue results: no all-or-nothing push.
+            let mut args: Vec<OsString> = ["push"]
+                .iter()
+                .chain(&git::PUSH_FLAGS)
+                .chain(&["--no-atomic"])
+                .map(OsString::from)
+                .collect();
             args.extend(leases.into_iter().map(OsString::from));
             args.push(OsString::from(&self.remote.arg));
             args.push(OsString::from(format!("{source}*:{ISSUE_REF_PREFIX}*")));
