@@ -16,25 +16,15 @@ const EPOCH: jiff::civil::Date = jiff::civil::date(1970, 1, 1);
 /// `YYYY-MM-DDTHH:MM:SSZ` (civil arithmetic, so `9999-12-31T23:59:59Z`,
 /// the "never" trackers use, is written too; beyond jiff's range it clamps).
 pub fn format_secs(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let date = i32::try_from(days)
-        .ok()
-        .and_then(|d| EPOCH.checked_add(jiff::Span::new().days(d)).ok())
-        .unwrap_or(if days < 0 {
-            jiff::civil::Date::MIN
+    let midnight = EPOCH.to_datetime(jiff::civil::Time::midnight());
+    let at = midnight
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap_or(if secs < 0 {
+            jiff::civil::DateTime::MIN
         } else {
-            jiff::civil::Date::MAX
+            jiff::civil::DateTime::MAX
         });
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date.year(),
-        date.month(),
-        date.day(),
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Whole seconds since the epoch of an RFC 3339 timestamp with an offset
