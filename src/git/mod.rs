@@ -55,13 +55,16 @@ pub struct GitOutput {
 }
 
 /// Why a git invocation did not finish.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// It could not be started.
-    Spawn(std::io::Error),
+    #[error("could not start git")]
+    Spawn(#[source] std::io::Error),
     /// It ran past its deadline and was killed.
+    #[error("git ran past its deadline and was killed")]
     TimedOut,
     /// The caller's cancel flag was set; it was killed.
+    #[error("git was cancelled")]
     Cancelled,
 }
 

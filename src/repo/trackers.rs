@@ -174,7 +174,11 @@ impl Repo {
         cmd.arg("config").args(args);
         crate::git::run(cmd, Duration::from_secs(30), None).map_err(|e| RepoError::Io {
             path: "git config".into(),
-            source: std::io::Error::other(format!("git config {}: {e:?}", args.join(" "))),
+            source: std::io::Error::other(format!(
+                "git config {}: {}",
+                args.join(" "),
+                crate::error_chain(&e)
+            )),
         })
     }
 }
