@@ -19,6 +19,7 @@ mod github_fake;
 mod hostile;
 mod jira;
 mod jira_fake;
+mod library;
 mod memory;
 mod mirror;
 mod model;
