@@ -640,8 +640,10 @@ impl Backend for GithubBackend {
         let what = self.what("create issue");
         let marker = checked_marker(&what, &new.marker)?;
         let body = format!("{}{marker}", new.body);
-        let (assignees, mut refused) = self.outgoing_assignees(&new.assignees, &[])?;
+        // Refused before any request: an oversized body costs no
+        // assignee lookups.
         refuse_unsent(&what, check_body_size("body", &body))?;
+        let (assignees, mut refused) = self.outgoing_assignees(&new.assignees, &[])?;
         let mut fields = Map::new();
         fields.insert("title".into(), Value::from(new.title.as_str()));
         fields.insert("body".into(), Value::from(body));

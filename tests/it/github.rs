@@ -1410,6 +1410,29 @@ fn bodies_over_65536_characters_are_refused_before_sending() {
         .expect("under the limit (counted in characters, not bytes)");
 }
 
+// Regression: an oversized body was refused only after the assignees were
+// looked up (one request per assignee for nothing).
+#[test]
+fn an_oversized_body_is_refused_before_any_request_even_with_assignees() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let mut new = new_issue("t", &"x".repeat(70_000), Status::Open, "ab");
+    new.assignees = vec!["ann".into(), "bob".into()];
+    let before = fake.requests().len();
+    match gh.create(&new) {
+        Err(BackendError::Refused { refusals, .. }) => assert_eq!(refusals[0].field, "body"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    let sent: Vec<String> = fake.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url))
+        .collect();
+    assert!(
+        sent.is_empty(),
+        "requests sent for a refused create: {sent:?}"
+    );
+}
+
 // Regression (issue 9, point 9): a renamed repository redirects every
 // request; any 3xx was a hard error.
 #[test]
