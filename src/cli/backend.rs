@@ -338,6 +338,13 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
         s
     };
     display.finish(&summary(name, &out));
+    let linked = out.export.as_ref().map_or(0, |e| e.links_local_only);
+    if linked > 0 {
+        ctx.out.warn(&format!(
+            "{linked} exported issues carry typed links (blocks, parent, …): they stay in the refs, \
+             {name} is not told (no tracker adapter projects links yet)"
+        ));
+    }
     let local_only = out.export.as_ref().map_or(0, |e| e.comments_local_only);
     if local_only > 0 {
         ctx.out.warn(&format!(

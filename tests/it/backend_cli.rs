@@ -127,3 +127,33 @@ fn a_token_never_lands_in_output_or_under_dot_git() {
         "the token was written under .git"
     );
 }
+
+// Issue 14: typed links are not projected to any tracker yet; a sync that
+// exports issues carrying them says so instead of dropping them silently.
+#[test]
+fn sync_backend_says_typed_links_stay_local() {
+    let s = sim();
+    let t = TestRepo::new();
+    t.rx(&["init"]).ok();
+    let spec = format!("sim::{}", s.project_url("demo"));
+    t.rx(&["backend", "add", "demo", &spec]).ok();
+    t.rx(&["sync", "--backend", "demo", "--import-only"]).ok();
+    let a = t.new_issue("Blocker", &[]);
+    let b = t.new_issue("Blocked", &[]);
+    let quiet = t.rx(&["sync", "--backend", "demo"]).ok();
+    assert!(
+        !quiet.stderr.contains("typed links"),
+        "no links, no notice: {}",
+        quiet.stderr
+    );
+    t.rx(&["issue", "link", &a, &b, "--kind", "blocks"]).ok();
+    let run = t.rx(&["sync", "--backend", "demo"]).ok();
+    assert!(
+        run.stderr
+            .contains("1 exported issues carry typed links (blocks, parent, …): they stay in the refs, demo is not told"),
+        "{}",
+        run.stderr
+    );
+    let json = t.json(&["sync", "--backend", "demo", "--reconcile"]);
+    assert_eq!(json["export"]["links_local_only"], 1, "{json}");
+}

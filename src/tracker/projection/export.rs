@@ -121,6 +121,9 @@ impl Projection<'_> {
             report.gone += 1;
             return Ok(());
         }
+        if !set.link_tags().is_empty() {
+            report.links_local_only += 1;
+        }
         if self.backend.capabilities().comments {
             self.export_comments(issue, &remote_id, &mut set, report)?;
         } else {

@@ -125,6 +125,9 @@ pub struct ExportReport {
     /// Local comments the tracker cannot hold (no comments API), which stay
     /// local.
     pub comments_local_only: usize,
+    /// Exported issues that carry typed links (`blocks`, `parent`, …):
+    /// links stay in the refs, no adapter projects them to a tracker yet.
+    pub links_local_only: usize,
     /// Issues the tracker moved elsewhere (a GitHub transfer): (issue,
     /// where to). Recorded as gone here.
     pub moved: Vec<(String, String)>,
