@@ -287,10 +287,11 @@ fn worked(dir: &Path, issue: IssueId) -> Worked {
     }
 }
 
-/// The checks both scenarios share; returns the lost claims seen.
-fn check(s: &Swarm) -> usize {
+/// The checks both scenarios share; returns the claims that lost without
+/// knowing it (issue and claim, for the failure message).
+fn check(s: &Swarm) -> Vec<String> {
     let mut by_issue: BTreeMap<IssueId, Worked> = BTreeMap::new();
-    let mut lost = 0;
+    let mut lost = Vec::new();
     for &issue in &s.issues {
         let wa = worked(&s.a, issue);
         let wb = worked(&s.b, issue);
@@ -314,7 +315,7 @@ fn check(s: &Swarm) -> usize {
                 "{issue}: a losing claimer worked it: {l:?}"
             );
             if !l.knew {
-                lost += 1;
+                lost.push(format!("{issue}: {l:?} (all claims: {:?})", wa.claims));
                 assert!(l.acknowledged, "{issue}: loser did not stop/ack: {l:?}");
             }
         }
@@ -373,7 +374,10 @@ fn online_swarm_works_each_issue_once_in_dependency_order() {
         agents.0.append(&mut s.agents(&s.b, "agent-b").0);
         s.finish(agents, Duration::from_secs(600));
         let lost = check(&s);
-        assert_eq!(lost, 0, "seed {seed}: online claims never lose unknowingly");
+        assert!(
+            lost.is_empty(),
+            "seed {seed}: online claims never lose unknowingly: {lost:#?}"
+        );
     }
 }
 
@@ -410,7 +414,7 @@ fn offline_clone_double_claims_are_detected_resolved_alike_and_losers_stop() {
         s.finish(agents, Duration::from_secs(600));
         let lost = check(&s);
         assert!(
-            lost >= 1,
+            !lost.is_empty(),
             "seed {seed}: the double claims were not detected"
         );
     }
