@@ -214,6 +214,19 @@ impl Swarm {
     }
 }
 
+/// The agents' stderr files, for a failure message.
+fn agent_stderr(home: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(home).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "err") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            out.push_str(&format!("--- {}\n{text}", path.display()));
+        }
+    }
+    out
+}
+
 /// Agent processes, killed if the test fails before they finish (else
 /// they would loop on, in a deleted directory, after the test).
 /// On failure, the end of each agent's stderr is printed.
@@ -376,7 +389,8 @@ fn online_swarm_works_each_issue_once_in_dependency_order() {
         let lost = check(&s);
         assert!(
             lost.is_empty(),
-            "seed {seed}: online claims never lose unknowingly: {lost:#?}"
+            "seed {seed}: online claims never lose unknowingly: {lost:#?}\nagents' stderr:\n{}",
+            agent_stderr(s.w.home())
         );
     }
 }
