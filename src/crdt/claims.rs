@@ -11,6 +11,12 @@
 //!   *online* (pushed by compare-and-swap before it was reported) and the
 //!   live lease is *provisional* (written offline) and not in the claim's
 //!   causal past: then the online claim overrules it;
+//! - a claim written while its writer saw another actor's live lease (a
+//!   claim by another actor in its causal past that took or renewed the
+//!   lease, not expired at its wall
+//!   time, with no release of that actor after it in its past) was refused
+//!   on the spot and never takes the issue, even if the holder's concurrent
+//!   release sorts before it;
 //! - a release by the holder frees the issue.
 //!
 //! A loss is *unknowing* when the loser had not seen the winning claim
@@ -126,6 +132,9 @@ pub fn resolve(set: &EventSet) -> Claims {
     let mut ancestry = Ancestry::new(set);
     let mut lease: Option<Lease> = None;
     let mut lost: Vec<LostClaim> = Vec::new();
+    // Claims that took or renewed the lease (the only ones a writer can
+    // have seen as a live lease).
+    let mut took: BTreeSet<EventId> = BTreeSet::new();
     for (stamp, e) in &relevant {
         match e.op {
             Op::Claim { ttl_ms, online } => {
@@ -133,8 +142,28 @@ pub fn resolve(set: &EventSet) -> Claims {
                     .wall_ms
                     .saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
                 let live = lease.as_ref().filter(|l| l.until_ms > e.wall_ms);
-                match live {
-                    None => {
+                // A claim written while its writer saw another actor's live
+                // lease was refused on the spot (a losing claim is recorded
+                // that way): it never takes the issue, even when the holder's
+                // concurrent release sorts before it.
+                let refused = if live.is_none() {
+                    saw_live_lease(&mut ancestry, &relevant, &took, stamp.id, e)
+                } else {
+                    None
+                };
+                match (live, refused) {
+                    (None, Some((holder, holder_claim))) => {
+                        lost.push(LostClaim {
+                            actor: e.actor.clone(),
+                            claim: stamp.id,
+                            winner: holder,
+                            winner_claim: holder_claim,
+                            knew: true,
+                            acknowledged: false,
+                        });
+                    }
+                    (None, None) => {
+                        took.insert(stamp.id);
                         lease = Some(Lease {
                             actor: e.actor.clone(),
                             claim: stamp.id,
@@ -143,14 +172,16 @@ pub fn resolve(set: &EventSet) -> Claims {
                             online,
                         })
                     }
-                    Some(l) if l.actor == e.actor => {
+                    (Some(l), _) if l.actor == e.actor => {
+                        took.insert(stamp.id);
                         let l = lease.as_mut().expect("BUG: a live lease is a lease");
                         l.until_ms = until_ms;
                         l.online |= online;
                     }
-                    Some(l) => {
+                    (Some(l), _) => {
                         let knew = ancestry.reaches(stamp.id, l.claim);
                         if online && !l.online && !knew {
+                            took.insert(stamp.id);
                             lost.push(LostClaim {
                                 actor: l.actor.clone(),
                                 claim: l.claim,
@@ -197,6 +228,44 @@ pub fn resolve(set: &EventSet) -> Claims {
             .any(|(r, a)| **a == l.actor && ancestry.reaches(*r, l.winner_claim));
     }
     Claims { lease, lost }
+}
+
+/// The other actor's lease that claim `id` (event `e`) saw live when it
+/// was written, if any: a claim by another actor in its causal past that
+/// took or renewed the lease (`took`), whose lease had not expired at `e`'s wall time, with no release by that actor
+/// after it in `e`'s causal past.
+fn saw_live_lease(
+    ancestry: &mut Ancestry<'_>,
+    relevant: &[(Stamp, &Event)],
+    took: &BTreeSet<EventId>,
+    id: EventId,
+    e: &Event,
+) -> Option<(ActorId, EventId)> {
+    let mut seen = None;
+    for (d_stamp, d) in relevant {
+        let Op::Claim { ttl_ms, .. } = d.op else {
+            continue;
+        };
+        if !took.contains(&d_stamp.id) {
+            continue;
+        }
+        let until = d
+            .wall_ms
+            .saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        if d.actor == e.actor || until <= e.wall_ms || !ancestry.reaches(id, d_stamp.id) {
+            continue;
+        }
+        let released = relevant.iter().any(|(r_stamp, r)| {
+            matches!(r.op, Op::Release {})
+                && r.actor == d.actor
+                && ancestry.reaches(id, r_stamp.id)
+                && ancestry.reaches(r_stamp.id, d_stamp.id)
+        });
+        if !released {
+            seen = Some((d.actor.clone(), d_stamp.id));
+        }
+    }
+    seen
 }
 
 /// Causal ancestry queries over a set, memoized per start event.

@@ -131,6 +131,62 @@ fn a_concurrent_online_claim_overrules_a_provisional_one_on_every_replica() {
     assert!(!c.lost[0].knew, "amy did not see zed's claim");
 }
 
+// Regression (swarm test under load): a refused claim is recorded as a
+// losing `claim` with the holder's claim in its past. When the holder's
+// release was concurrent and sorted before it, the refused claim took the
+// freed lease, and a later online claim by another agent lost unknowingly.
+#[test]
+fn a_refused_claim_never_takes_the_lease_freed_by_a_concurrent_release() {
+    let issue: IssueId = ISSUE.parse().expect("id");
+    let mk = |actor: &str, lamport: u64, wall_ms: i64, parents: Vec<EventId>, op: Op| {
+        let e = Event {
+            v: 3,
+            issue,
+            actor: ActorId::new(actor).expect("actor"),
+            lamport,
+            wall_ms,
+            parents,
+            op,
+        };
+        (e.seal().0, e)
+    };
+    let claim = |online| Op::Claim {
+        ttl_ms: 600_000,
+        online,
+    };
+    // kim holds the issue (online).
+    let held = mk("kim", 1, 1_000, vec![], claim(true));
+    // kim releases it; lamport 2.
+    let release = mk("kim", 2, 2_000, vec![held.0], Op::Release {});
+    // zed saw kim's live lease and was refused: its losing claim has kim's
+    // claim but not the release in its past; lamport 2, sorts after kim's
+    // release (same lamport, actor "zed" > "kim").
+    let refused = mk("zed", 2, 2_100, vec![held.0], claim(false));
+    // amy claims online after seeing the release only.
+    let online = mk("amy", 3, 3_000, vec![release.0], claim(true));
+    let events = [held, release, refused.clone(), online.clone()];
+    let set: EventSet = events.iter().cloned().collect();
+    let c = claims::resolve(&set);
+    assert_eq!(
+        c.lease.as_ref().map(|l| l.actor.as_str()),
+        Some("amy"),
+        "{c:?}"
+    );
+    let zed = c
+        .lost
+        .iter()
+        .find(|l| l.claim == refused.0)
+        .expect("zed lost");
+    assert!(zed.knew, "zed saw kim's lease: {zed:?}");
+    assert!(
+        c.lost.iter().all(|l| l.claim != online.0),
+        "amy's online claim lost: {c:?}"
+    );
+    // The same whatever the order of the events.
+    let reversed: EventSet = events.iter().rev().cloned().collect();
+    assert_eq!(claims::resolve(&reversed), c);
+}
+
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
