@@ -2767,6 +2767,30 @@ fn model_seed_1000_shrunk_trace() {
     }
 }
 
+/// Soak seed 1003 shrunk to 17 steps, a known gap (not diagnosed): a body
+/// token ends up twice after concurrent clone and tracker edits. Run with
+/// `--ignored`.
+#[test]
+#[ignore = "known gap: a body token doubled (soak seed 1003, not diagnosed)"]
+fn model_seed_1003_shrunk_trace() {
+    let keep = parse_keep("91,93,94,95,97,99,100,101,102,103,104,105,106,107,108,110,111");
+    if let Err(report) = run_seed(1003, 150, Some(&keep)) {
+        panic!("{report}");
+    }
+}
+
+/// Soak seed 1008 shrunk to 12 steps, a known gap (not diagnosed):
+/// `sync --backend` exits 11 ("the tracker kept changing") while the
+/// tracker is idle, also during quiescence. Run with `--ignored`.
+#[test]
+#[ignore = "known gap: exit 11 from sync --backend with an idle tracker (soak seed 1008, not diagnosed)"]
+fn model_seed_1008_shrunk_trace() {
+    let keep = parse_keep("24,27,28,53,55,56,57,76,77,78,79,80");
+    if let Err(report) = run_seed(1008, 150, Some(&keep)) {
+        panic!("{report}");
+    }
+}
+
 /// Seed 7 shrunk to 11 steps, a known gap: two replicas import a
 /// tracker issue, each inserts a token, they sync with the tracker at
 /// once. One replica holds the other's edit but not its export record,
