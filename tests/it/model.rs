@@ -2779,11 +2779,11 @@ fn model_seed_1003_shrunk_trace() {
     }
 }
 
-/// Soak seed 1008 shrunk to 12 steps, a known gap (not diagnosed):
-/// `sync --backend` exits 11 ("the tracker kept changing") while the
-/// tracker is idle, also during quiescence. Run with `--ignored`.
+/// Soak seed 1008 shrunk to 12 steps: an issue deleted on the tracker
+/// whose only later local change is a comment. Nothing needed a PATCH,
+/// the comments endpoint answered 404, and every `sync --backend` exited
+/// 11 with an idle tracker. The deletion is now confirmed and recorded.
 #[test]
-#[ignore = "known gap: exit 11 from sync --backend with an idle tracker (soak seed 1008, not diagnosed)"]
 fn model_seed_1008_shrunk_trace() {
     let keep = parse_keep("24,27,28,53,55,56,57,76,77,78,79,80");
     if let Err(report) = run_seed(1008, 150, Some(&keep)) {

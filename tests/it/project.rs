@@ -966,6 +966,50 @@ fn an_issue_deleted_on_the_tracker_is_recorded_and_does_not_wedge_sync() {
     assert_eq!(report.gone, 1);
 }
 
+/// Found by the model checker (soak seed 1008): an issue deleted on the
+/// tracker whose only local change since is a new comment. No field
+/// needs a PATCH, so the 404 came from the comments endpoint, and every
+/// later sync failed (exit 11) with an idle tracker. Now the deletion is
+/// confirmed on the issue and recorded; the comment stays local.
+#[test]
+fn a_comment_on_an_issue_deleted_on_the_tracker_does_not_wedge_sync() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "Doomed", "");
+    let t = TestRepo::new();
+    let repo = t.open();
+    sync(&repo, &b, "alice");
+    let id = only_issue(&repo);
+    let resp = reqwest::blocking::Client::new()
+        .delete(format!(
+            "{}/projects/demo/issues/{}",
+            s.base_url(),
+            remote.remote_id
+        ))
+        .header("X-Reposix-Agent", "tracker-user")
+        .send()
+        .expect("DELETE");
+    assert_eq!(resp.status().as_u16(), 204);
+    repo.apply(id, &actor("alice"), &[Change::Comment("late word".into())])
+        .expect("comment");
+    for round in 0..2 {
+        let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
+        p.import(false).expect("import");
+        let report = p.export().expect("export");
+        assert!(
+            report.failed.is_empty(),
+            "round {round}: {:?}",
+            report.failed
+        );
+        assert_eq!(report.gone, usize::from(round == 0), "round {round}");
+    }
+    let state = repo.show(id).expect("show");
+    assert!(state.remotes[0].gone, "{:?}", state.remotes);
+    assert_eq!(state.comments.len(), 1);
+    assert_eq!(state.comments[0].body, "late word");
+}
+
 /// Case 9: a tracker without a comments API: the export says how many
 /// comments stayed local.
 #[test]

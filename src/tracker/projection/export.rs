@@ -125,7 +125,22 @@ impl Projection<'_> {
             report.links_local_only += 1;
         }
         if self.backend.capabilities().comments {
-            self.export_comments(issue, &remote_id, &mut set, report)?;
+            match self.export_comments(issue, &remote_id, &mut set, report) {
+                // The issue was deleted on the tracker since the last
+                // import (nothing else needed a PATCH, so nothing noticed):
+                // a comment endpoint answers 404. Confirmed on the issue
+                // itself, it is recorded gone like a 404 on PATCH, and
+                // later syncs leave it alone instead of failing for good.
+                Err(ProjectError::Backend(BackendError::NotFound { .. }))
+                    if self.backend.get(&remote_id)?.is_none() =>
+                {
+                    let gone = self.observe_gone(issue, &remote_id);
+                    self.record(issue, &mut set, vec![gone], "export: gone")?;
+                    report.gone += 1;
+                    return Ok(());
+                }
+                r => r?,
+            }
         } else {
             let state = self.fold(issue, &set)?;
             report.comments_local_only += state
