@@ -227,20 +227,39 @@ impl EventSet {
             origin,
             awaiting,
         };
-        let has_any_sync = self
+        // Format 1 wrote neither operation; a format-2 importer writes
+        // `observe_created` with a chain's first observation.
+        let format_1 = !self
             .iter()
-            .any(|(_, e)| matches!(e.op, Op::SyncBody { .. }));
+            .any(|(_, e)| matches!(e.op, Op::SyncBody { .. } | Op::ObserveCreated { .. }));
         for (key, recs) in &records {
             let point = view.join(self, key, recs)?;
             view.points.insert(key.clone(), point);
         }
-        // Legacy chains: observed, never synced, in a set written entirely
-        // before format 2.
+        // Chains observed and never synced.
         let legacy: Vec<ChainKey> = observed
-            .into_keys()
-            .filter(|k| !records.contains_key(k))
+            .keys()
+            .filter(|k| !records.contains_key(*k))
+            .cloned()
             .collect();
-        if !legacy.is_empty() && !has_any_sync && view.awaiting.is_none() {
+        if !format_1 && view.awaiting.is_none() {
+            // Revisions imported before the issue's `create` reached this
+            // replica (nothing could be derived then) are synced now, as
+            // the importer would have done with the `create` at hand: an
+            // import of the chain's newest revision from its sync point,
+            // else from the `create` (section 6b).
+            for key in observed.keys() {
+                let Some((revision, tracker_text)) = self.newest_observed(key) else {
+                    continue;
+                };
+                if view.points.get(key).is_some_and(|p| p.revision >= revision) {
+                    continue;
+                }
+                let tracker_text = tracker_text.to_owned();
+                view.pending = view.import(self, key, revision, &tracker_text)?;
+            }
+        } else if !legacy.is_empty() && view.awaiting.is_none() {
+            // Legacy chains, in a set written entirely before format 2.
             let displayed = legacy_text(&view.doc.text());
             for key in legacy {
                 let Some((revision, tracker_text)) = self.newest_observed(&key) else {

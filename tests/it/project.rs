@@ -668,6 +668,53 @@ fn exported_text_is_not_merged_back_in() {
     assert_eq!(tracker.body, "base bob1 bob2");
 }
 
+/// Found by the model checker (soak seed 1003): a clone imports an issue
+/// created in another clone before git brings it the `create`. Once the
+/// `create` arrives, the observed chain has no sync point; the fold took
+/// the set for a format-1 log and showed a three-way merge from an empty
+/// base, the create's text twice, which the next export sent to the
+/// tracker. The chain is now synced as an import from the `create`.
+#[test]
+fn an_import_made_before_the_create_arrived_keeps_the_text_once() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let w = alice
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "Made here".into(),
+                body: "original line".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create");
+    sync(&alice, &b, "alice");
+    let remote_id = alice.show(w.issue).expect("show").remotes[0]
+        .remote_id
+        .clone();
+    // The backend's update keeps the marker, as a web editor does.
+    tracker_edit(
+        &b,
+        &remote_id,
+        IssuePatch {
+            body: Some("tracker line\noriginal line".into()),
+            ..IssuePatch::default()
+        },
+    );
+    // Bob imports first (no `create` yet), then git brings the log.
+    sync(&bob, &b, "bob");
+    git_sync(&c, &a);
+    assert_eq!(body_of(&bob, w.issue), "tracker line\noriginal line");
+    sync(&bob, &b, "bob");
+    let tracker = b.get(&remote_id).expect("get").expect("exists");
+    assert_eq!(tracker.body, "tracker line\noriginal line");
+    git_sync(&a, &c);
+    sync(&alice, &b, "alice");
+    assert_eq!(body_of(&alice, w.issue), "tracker line\noriginal line");
+}
+
 /// Case 2: one tracker edit imported by two clones, each editing the body
 /// afterwards: the tracker's text must be in the body once.
 #[test]
