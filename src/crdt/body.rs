@@ -185,6 +185,16 @@ impl BodyDoc {
             .all(|o| to_hash(o).is_some_and(|h| !outside.contains(&h)))
     }
 
+    /// The changes `hash` was made on (its dependencies), if the document
+    /// holds it.
+    pub fn deps(&mut self, hash: &Bytes) -> Option<Vec<Bytes>> {
+        let h = to_hash(hash)?;
+        let change = self.doc.get_change_by_hash(&h)?;
+        let mut deps: Vec<Bytes> = change.deps().iter().map(hash_bytes).collect();
+        deps.sort();
+        Some(deps)
+    }
+
     /// The text of the document at `heads`.
     pub fn text_at(&mut self, heads: &[Bytes]) -> Result<String, BodyError> {
         let fork = self.fork(heads)?;

@@ -43,6 +43,10 @@ use crate::event::{Bytes, EventId, IssueId, Op};
 /// already holds the tracker's text.
 const STATE_SEARCH: usize = 64;
 
+/// How many of a chain's derived sync points the fold checks for a second
+/// copy of edits made elsewhere ([`BodyView::held_elsewhere`]), newest first.
+const HELD_SEARCH: usize = 4;
+
 /// Chain key: (backend key, remote id).
 pub type ChainKey = (String, String);
 
@@ -97,6 +101,7 @@ enum Found {
 }
 
 /// What a `sync_body` record says, with its event id for ties.
+#[derive(Clone)]
 struct Record {
     revision: u64,
     heads: Vec<Bytes>,
@@ -233,7 +238,10 @@ impl EventSet {
             .iter()
             .any(|(_, e)| matches!(e.op, Op::SyncBody { .. } | Op::ObserveCreated { .. }));
         for (key, recs) in &records {
-            let point = view.join(self, key, recs)?;
+            let mut recs = recs.clone();
+            let held = view.held_elsewhere(self, key, &recs)?;
+            recs.extend(held);
+            let point = view.join(self, key, &recs)?;
             view.points.insert(key.clone(), point);
         }
         // Chains observed and never synced.
@@ -320,6 +328,66 @@ impl BodyView {
     /// shown from the tracker, not editable here yet.
     pub fn awaiting_create(&self) -> bool {
         self.awaiting.is_some()
+    }
+
+    /// Facts the fold can add to a chain's records: a state of the
+    /// document, outside every sync point, whose text is exactly the
+    /// tracker's text of a revision this replica *derived* (imported).
+    ///
+    /// That happens when another replica exported its own edits (the
+    /// original changes) and this one imported the tracker's text before
+    /// git brought it those edits: the derived change is a second copy of
+    /// them. The exporter's record says exactly this (the state at its
+    /// heads is the tracker's text) and the join then drops the copy; until
+    /// that record arrives, the state found here says the same thing, so
+    /// the text is never shown, edited or exported twice in between. The
+    /// state is the base the derivation started from plus the history of
+    /// one body change the points lack, as an import searches it
+    /// ([`BodyView::state_with_text`]); a text equal by chance (two people
+    /// making the same edit) is merged as one, as a three-way merge would.
+    fn held_elsewhere(
+        &mut self,
+        set: &EventSet,
+        key: &ChainKey,
+        recs: &[Record],
+    ) -> Result<Vec<Record>, BodyError> {
+        let tips: Vec<Bytes> = recs.iter().flat_map(|r| r.heads.clone()).collect();
+        let unaccounted = set.body_changes().into_iter().any(|c| {
+            change_hash(c).is_some_and(|h| !self.doc.covers(&tips, std::slice::from_ref(&h)))
+        });
+        if !unaccounted {
+            return Ok(Vec::new());
+        }
+        let mut derived: Vec<&Record> = recs.iter().filter(|r| !r.changes.is_empty()).collect();
+        derived.sort_by_key(|r| std::cmp::Reverse((r.revision, r.id)));
+        let mut out = Vec::new();
+        for rec in derived.into_iter().take(HELD_SEARCH) {
+            let Some(text) = set.observed_text(key, rec.revision) else {
+                continue;
+            };
+            let mut base: Vec<Bytes> = Vec::new();
+            for c in &rec.changes {
+                base.extend(self.doc.deps(c).unwrap_or_default());
+            }
+            base.retain(|h| !rec.changes.contains(h));
+            base.sort();
+            base.dedup();
+            if base.is_empty() {
+                continue;
+            }
+            let base = self.minimal(&base);
+            if let Found::Exact(heads) = self.state_with_text(set, &base, text, &rec.changes)? {
+                if !self.doc.covers(&rec.heads, &heads) {
+                    out.push(Record {
+                        revision: rec.revision,
+                        heads,
+                        changes: Vec::new(),
+                        id: rec.id,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The newest sync point of one chain, joining concurrent ones.
@@ -463,7 +531,7 @@ impl BodyView {
             Some(p) => p.heads.clone(),
             None => self.origin.clone(),
         };
-        let found = self.state_with_text(set, &base, text)?;
+        let found = self.state_with_text(set, &base, text, &[])?;
         let (heads, change) = match found {
             Found::Exact(heads) => (heads, None),
             found => {
@@ -516,6 +584,7 @@ impl BodyView {
         set: &EventSet,
         base: &[Bytes],
         text: &str,
+        exclude: &[Bytes],
     ) -> Result<Found, BodyError> {
         let base_text = self.doc.text_at(base)?;
         if base_text == text {
@@ -540,13 +609,15 @@ impl BodyView {
         if carriers.is_empty() {
             return Ok(Found::None);
         }
-        let whole = self.doc.heads();
-        let whole_text = self.doc.text();
-        if whole_text == text {
-            return Ok(Found::Exact(whole));
-        }
-        if textdiff::holds_changes(&base_text, &whole_text, text) {
-            return Ok(Found::Holding(whole));
+        if exclude.is_empty() {
+            let whole = self.doc.heads();
+            let whole_text = self.doc.text();
+            if whole_text == text {
+                return Ok(Found::Exact(whole));
+            }
+            if textdiff::holds_changes(&base_text, &whole_text, text) {
+                return Ok(Found::Holding(whole));
+            }
         }
         carriers.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
         let by_id: BTreeMap<EventId, Vec<Bytes>> =
@@ -573,6 +644,12 @@ impl BodyView {
             }
             heads.sort();
             heads.dedup();
+            if exclude
+                .iter()
+                .any(|x| self.doc.covers(&heads, std::slice::from_ref(x)))
+            {
+                continue;
+            }
             let state_text = self.doc.text_at(&heads)?;
             if state_text == text {
                 return Ok(Found::Exact(self.minimal(&heads)));
@@ -589,6 +666,9 @@ impl BodyView {
         };
         holding.sort();
         holding.dedup();
+        if !exclude.is_empty() {
+            return Ok(Found::Holding(first_holding));
+        }
         let union = self.minimal(&holding);
         let union_text = self.doc.text_at(&union)?;
         if union_text == text {

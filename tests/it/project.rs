@@ -92,18 +92,23 @@ fn only_issue(repo: &Repo) -> IssueId {
 /// `reposix sync` of `from` then `into` through a bare remote shared by
 /// the test's clones (created on first use next to `from`).
 fn git_sync(into: &TestRepo, from: &TestRepo) {
-    let remote = shared_remote(from, into);
     for t in [from, into] {
-        let report = reposix::sync::sync(
-            t.open().store(),
-            &reposix::sync::SyncOptions {
-                remote: Some(remote.to_string_lossy().into_owned()),
-                ..reposix::sync::SyncOptions::default()
-            },
-        )
-        .expect("reposix sync");
-        assert!(report.is_complete(), "{report:?}");
+        git_sync_one(t, if std::ptr::eq(t, from) { into } else { from });
     }
+}
+
+/// `reposix sync` of `t` alone with the remote it shares with `other`.
+fn git_sync_one(t: &TestRepo, other: &TestRepo) {
+    let remote = shared_remote(t, other);
+    let report = reposix::sync::sync(
+        t.open().store(),
+        &reposix::sync::SyncOptions {
+            remote: Some(remote.to_string_lossy().into_owned()),
+            ..reposix::sync::SyncOptions::default()
+        },
+    )
+    .expect("reposix sync");
+    assert!(report.is_complete(), "{report:?}");
 }
 
 fn shared_remote(a: &TestRepo, b: &TestRepo) -> std::path::PathBuf {
@@ -713,6 +718,55 @@ fn an_import_made_before_the_create_arrived_keeps_the_text_once() {
     git_sync(&a, &c);
     sync(&alice, &b, "alice");
     assert_eq!(body_of(&alice, w.issue), "tracker line\noriginal line");
+}
+
+/// Found by the model checker (soak seed 1006): alice edits the body,
+/// pushes the edit through git, then exports it; bob imports the
+/// tracker's text before git brings him her edit (a derived copy of it),
+/// then gets the edit but not her export record. The body showed her line
+/// twice, and bob's next export sent it so. The fold now finds that the
+/// state with her edit is exactly the tracker's text and drops the copy.
+#[test]
+fn an_edit_that_arrives_after_its_import_is_kept_once() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let w = alice
+        .create(
+            &actor("alice"),
+            NewIssue {
+                title: "Made here".into(),
+                body: "first line".into(),
+                ..NewIssue::default()
+            },
+        )
+        .expect("create");
+    git_sync(&c, &a);
+    alice
+        .apply(
+            w.issue,
+            &actor("alice"),
+            &[Change::Body("first line\nsecond line".into())],
+        )
+        .expect("edit");
+    // The edit reaches the remote before the export, whose record stays
+    // in alice's clone for now.
+    git_sync_one(&a, &c);
+    sync(&alice, &b, "alice");
+    sync(&bob, &b, "bob");
+    git_sync_one(&c, &a);
+    assert_eq!(body_of(&bob, w.issue), "first line\nsecond line");
+    sync(&bob, &b, "bob");
+    let remote_id = bob.show(w.issue).expect("show").remotes[0]
+        .remote_id
+        .clone();
+    let tracker = b.get(&remote_id).expect("get").expect("exists");
+    assert_eq!(tracker.body, "first line\nsecond line");
+    git_sync(&a, &c);
+    git_sync(&c, &a);
+    assert_eq!(body_of(&alice, w.issue), "first line\nsecond line");
+    assert_eq!(body_of(&bob, w.issue), "first line\nsecond line");
 }
 
 /// Case 2: one tracker edit imported by two clones, each editing the body
