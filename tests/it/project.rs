@@ -69,6 +69,16 @@ fn tracker_create(s: &SimHandle, b: &SimBackend, title: &str, body: &str) -> Rem
     b.get(&id).expect("get").expect("exists")
 }
 
+/// A tracker user's delete, raw HTTP.
+fn tracker_delete(s: &SimHandle, remote_id: &str) {
+    let resp = reqwest::blocking::Client::new()
+        .delete(format!("{}/projects/demo/issues/{remote_id}", s.base_url()))
+        .header("X-Reposix-Agent", "tracker-user")
+        .send()
+        .expect("DELETE");
+    assert_eq!(resp.status().as_u16(), 204);
+}
+
 /// A tracker user's comment, raw HTTP.
 fn tracker_comment(s: &SimHandle, remote_id: &str, body: &str) {
     let resp = reqwest::blocking::Client::new()
@@ -81,6 +91,19 @@ fn tracker_comment(s: &SimHandle, remote_id: &str, body: &str) {
         .send()
         .expect("POST comment");
     assert_eq!(resp.status().as_u16(), 201);
+}
+
+/// A local issue with a title and a body.
+fn created(repo: &Repo, who: &str, title: &str, body: &str) -> reposix::repo::Written {
+    repo.create(
+        &actor(who),
+        NewIssue {
+            title: title.into(),
+            body: body.into(),
+            ..NewIssue::default()
+        },
+    )
+    .expect("create")
 }
 
 fn only_issue(repo: &Repo) -> IssueId {
@@ -685,16 +708,7 @@ fn an_import_made_before_the_create_arrived_keeps_the_text_once() {
     let b = backend(&s, "reposix");
     let (a, c) = (TestRepo::new(), TestRepo::new());
     let (alice, bob) = (a.open(), c.open());
-    let w = alice
-        .create(
-            &actor("alice"),
-            NewIssue {
-                title: "Made here".into(),
-                body: "original line".into(),
-                ..NewIssue::default()
-            },
-        )
-        .expect("create");
+    let w = created(&alice, "alice", "Made here", "original line");
     sync(&alice, &b, "alice");
     let remote_id = alice.show(w.issue).expect("show").remotes[0]
         .remote_id
@@ -732,16 +746,7 @@ fn an_edit_that_arrives_after_its_import_is_kept_once() {
     let b = backend(&s, "reposix");
     let (a, c) = (TestRepo::new(), TestRepo::new());
     let (alice, bob) = (a.open(), c.open());
-    let w = alice
-        .create(
-            &actor("alice"),
-            NewIssue {
-                title: "Made here".into(),
-                body: "first line".into(),
-                ..NewIssue::default()
-            },
-        )
-        .expect("create");
+    let w = created(&alice, "alice", "Made here", "first line");
     git_sync(&c, &a);
     alice
         .apply(
@@ -1014,28 +1019,26 @@ fn a_single_assignee_tracker_does_not_drop_local_assignees() {
     assert_eq!(remote.title, "Three");
 }
 
+/// A clone that imported the tracker's only issue, then deleted there.
+fn imported_then_deleted(s: &SimHandle, b: &SimBackend) -> (TestRepo, IssueId) {
+    let third = backend(s, "tracker-user");
+    let remote = tracker_create(s, &third, "Doomed", "");
+    let t = TestRepo::new();
+    let repo = t.open();
+    sync(&repo, b, "alice");
+    let id = only_issue(&repo);
+    tracker_delete(s, &remote.remote_id);
+    (t, id)
+}
+
 /// Case 8: an issue deleted on the tracker is recorded, shown, and later
 /// local edits do not wedge sync.
 #[test]
 fn an_issue_deleted_on_the_tracker_is_recorded_and_does_not_wedge_sync() {
     let s = quiet_sim();
     let b = backend(&s, "reposix");
-    let third = backend(&s, "tracker-user");
-    let remote = tracker_create(&s, &third, "Doomed", "");
-    let t = TestRepo::new();
+    let (t, id) = imported_then_deleted(&s, &b);
     let repo = t.open();
-    sync(&repo, &b, "alice");
-    let id = only_issue(&repo);
-    let resp = reqwest::blocking::Client::new()
-        .delete(format!(
-            "{}/projects/demo/issues/{}",
-            s.base_url(),
-            remote.remote_id
-        ))
-        .header("X-Reposix-Agent", "tracker-user")
-        .send()
-        .expect("DELETE");
-    assert_eq!(resp.status().as_u16(), 204);
     repo.apply(id, &actor("alice"), &[Change::Title("Still here".into())])
         .expect("edit");
     let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
@@ -1050,17 +1053,10 @@ fn an_issue_deleted_on_the_tracker_is_recorded_and_does_not_wedge_sync() {
     // And again: nothing to do, nothing failing.
     sync(&repo, &b, "alice");
     // A reconcile notices deletions without any local edit too.
+    let third = backend(&s, "tracker-user");
     let other = tracker_create(&s, &third, "Also doomed", "");
     sync(&repo, &b, "alice");
-    reqwest::blocking::Client::new()
-        .delete(format!(
-            "{}/projects/demo/issues/{}",
-            s.base_url(),
-            other.remote_id
-        ))
-        .header("X-Reposix-Agent", "tracker-user")
-        .send()
-        .expect("DELETE");
+    tracker_delete(&s, &other.remote_id);
     let report = Projection::new(repo.store(), &b, actor("alice"), &|_| {})
         .import(true)
         .expect("reconcile");
@@ -1076,22 +1072,8 @@ fn an_issue_deleted_on_the_tracker_is_recorded_and_does_not_wedge_sync() {
 fn a_comment_on_an_issue_deleted_on_the_tracker_does_not_wedge_sync() {
     let s = quiet_sim();
     let b = backend(&s, "reposix");
-    let third = backend(&s, "tracker-user");
-    let remote = tracker_create(&s, &third, "Doomed", "");
-    let t = TestRepo::new();
+    let (t, id) = imported_then_deleted(&s, &b);
     let repo = t.open();
-    sync(&repo, &b, "alice");
-    let id = only_issue(&repo);
-    let resp = reqwest::blocking::Client::new()
-        .delete(format!(
-            "{}/projects/demo/issues/{}",
-            s.base_url(),
-            remote.remote_id
-        ))
-        .header("X-Reposix-Agent", "tracker-user")
-        .send()
-        .expect("DELETE");
-    assert_eq!(resp.status().as_u16(), 204);
     repo.apply(id, &actor("alice"), &[Change::Comment("late word".into())])
         .expect("comment");
     for round in 0..2 {
