@@ -351,6 +351,15 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
             "{name} has no comments API: {local_only} comments stayed local (they are kept in the issue log)"
         ));
     }
+    for (issue, twin, kept) in out.export.iter().flat_map(|e| &e.twins_left) {
+        ctx.out.warn(&format!(
+            "{}: {name} holds it twice ({twin} and {kept}: two clones created it before \
+             either saw the other's record, and the marker that would have told them was \
+             deleted on the tracker); {kept} is kept and {name} cannot delete issues \
+             through its API, so delete or close {twin} there",
+            issue.short()
+        ));
+    }
     if let Some(now) = session.relocated() {
         ctx.out.warn(&format!(
             "{name} now answers as {} (renamed on the tracker); the stored address {} stays, \
@@ -410,6 +419,12 @@ pub fn tracker_text(name: &str, out: &TrackerReport) -> String {
             s.push_str(&format!(
                 "{} issues were deleted on {name}: recorded (status wont_fix), not exported again\n",
                 e.gone
+            ));
+        }
+        if e.twins_retired > 0 {
+            s.push_str(&format!(
+                "{} second copies of issues deleted on {name}, their comments moved to the copy kept\n",
+                e.twins_retired
             ));
         }
         for (issue, what) in &e.refused {

@@ -2749,17 +2749,14 @@ fn model_seed_2_shrunk_trace() {
     }
 }
 
-/// Soak seed 1000 shrunk to 4 steps, a known gap (twins): clone 1 creates
-/// an issue, pushes it through git, then exports it (sim #1); a tracker
-/// user edits #1's body and drops the reposix marker. Clone 0 has the
-/// issue from git but not clone 1's bind record: its import cannot match
-/// #1 to the issue (no binding, no marker), and its export creates #2.
-/// Neither clone could have avoided the second create; the fix is to
-/// retire the later twin once both bindings meet (delete it on the
-/// tracker, move its comments), which needs comment bindings that name
-/// their tracker issue (a format change). Run with `--ignored`.
+/// Soak seed 1000 shrunk to 4 steps (twins): clone 1 creates an issue,
+/// pushes it through git, then exports it (sim #1); a tracker user edits
+/// #1's body and drops the reposix marker. Clone 0 has the issue from git
+/// but not clone 1's bind record: its import cannot match #1 to the issue
+/// (no binding, no marker), and its export creates #2. Neither clone
+/// could have avoided the second create; once the bindings meet, #1 is
+/// kept and #2 retired (its comments moved, then deleted).
 #[test]
-#[ignore = "known gap: twins when a tracker user drops the marker before the bind record spreads (see the comment)"]
 fn model_seed_1000_shrunk_trace() {
     let keep = parse_keep("36,45,48,54");
     if let Err(report) = run_seed(1000, 150, Some(&keep)) {

@@ -910,6 +910,68 @@ fn a_deleted_marker_neither_duplicates_the_issue_nor_wedges_sync() {
     assert_eq!(only_issue(&repo), w.issue);
 }
 
+/// Found by the model checker (soak seed 1000): alice exports her issue;
+/// a tracker user deletes its marker; bob, who has the issue from git but
+/// not alice's binding, can match nothing to it and creates it a second
+/// time (nobody could have avoided that). Once the bindings meet, the
+/// first remote issue is kept everywhere; the twin's comments move to it
+/// (once, although both clones retire it) and the twin is deleted.
+#[test]
+fn twins_created_without_a_marker_are_retired_into_the_first() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let w = created(&alice, "alice", "Made here", "text");
+    git_sync_one(&a, &c);
+    sync(&alice, &b, "alice");
+    let first = alice.show(w.issue).expect("show").remotes[0]
+        .remote_id
+        .clone();
+    tracker_patch_raw(&s, &first, serde_json::json!({"body": "text, no marker"}));
+    git_sync_one(&c, &a);
+    sync(&bob, &b, "bob");
+    let listed = b.list_changed(None).expect("list").0;
+    assert_eq!(listed.len(), 2, "the twin exists: {listed:?}");
+    let twin = listed
+        .iter()
+        .map(|r| r.remote_id.clone())
+        .find(|r| *r != first)
+        .expect("a second remote issue");
+    tracker_comment(&s, &twin, "said on the twin");
+    sync(&bob, &b, "bob");
+    git_sync(&a, &c);
+    // Both retire it: the comment moves once, the twin goes.
+    sync(&alice, &b, "alice");
+    sync(&bob, &b, "bob");
+    git_sync(&c, &a);
+    git_sync(&a, &c);
+    sync(&alice, &b, "alice");
+    assert!(b.get(&twin).expect("get").is_none(), "the twin was deleted");
+    let on_first: Vec<String> = b
+        .comments(&first)
+        .expect("comments")
+        .into_iter()
+        .map(|c| c.body)
+        .collect();
+    assert_eq!(on_first, ["said on the twin"]);
+    for repo in [&alice, &bob] {
+        let state = repo.show(w.issue).expect("show");
+        let bodies: Vec<&str> = state.comments.iter().map(|c| c.body.as_str()).collect();
+        assert_eq!(bodies, ["said on the twin"]);
+        assert_eq!(state.body, "text, no marker");
+        let live: Vec<&str> = state
+            .remotes
+            .iter()
+            .filter(|r| !r.gone)
+            .map(|r| r.remote_id.as_str())
+            .collect();
+        assert_eq!(live, [first.as_str()]);
+        let listing = repo.list().expect("list");
+        assert_eq!(listing.issues.len(), 1, "{:?}", listing.issues);
+    }
+}
+
 /// Case 5: a tracker comment that does not move the issue's revision is
 /// still imported by `--reconcile`, and a second attached clone does not
 /// create an exported comment again.

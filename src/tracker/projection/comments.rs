@@ -56,10 +56,15 @@ impl Projection<'_> {
 
     /// Local comment id -> remote comment id on this backend, for every
     /// comment (live or deleted) bound to one.
+    ///
+    /// A comment bound more than once (moved from a retired twin, see
+    /// `twins.rs`) is the one its newest binding names: the move is written
+    /// after, and causally after, the binding it replaces.
     pub(super) fn comment_remotes(&self, set: &EventSet) -> BTreeMap<EventId, String> {
         let mut bound: BTreeMap<String, EventId> = BTreeMap::new();
+        let mut newest: BTreeMap<EventId, ((u64, EventId), String)> = BTreeMap::new();
         let mut observed: BTreeMap<String, Option<EventId>> = BTreeMap::new();
-        for (_, e) in set.iter() {
+        for (id, e) in set.iter() {
             match &e.op {
                 Op::BindComment {
                     backend,
@@ -67,6 +72,11 @@ impl Projection<'_> {
                     remote_id: Some(r),
                 } if *backend == self.key => {
                     bound.entry(r.clone()).or_insert(*comment);
+                    let key = (e.lamport, *id);
+                    let slot = newest.entry(*comment).or_insert((key, r.clone()));
+                    if key > slot.0 {
+                        *slot = (key, r.clone());
+                    }
                 }
                 Op::ObserveComment {
                     backend,
@@ -82,10 +92,10 @@ impl Projection<'_> {
                 _ => {}
             }
         }
-        let mut out = BTreeMap::new();
-        for (rid, id) in &bound {
-            out.insert(*id, rid.clone());
-        }
+        let mut out: BTreeMap<EventId, String> = newest
+            .into_iter()
+            .map(|(comment, (_, rid))| (comment, rid))
+            .collect();
         for (rid, local) in observed {
             let id = local
                 .or_else(|| bound.get(&rid).copied())

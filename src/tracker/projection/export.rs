@@ -121,6 +121,7 @@ impl Projection<'_> {
             report.gone += 1;
             return Ok(());
         }
+        self.retire_twins(issue, &remote_id, &mut set, report)?;
         if !set.link_tags().is_empty() {
             report.links_local_only += 1;
         }

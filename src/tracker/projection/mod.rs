@@ -38,6 +38,7 @@
 mod comments;
 mod export;
 mod import;
+mod twins;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -135,6 +136,12 @@ pub struct ExportReport {
     /// assign, a body over its limit): (issue, what). They are not sent
     /// again until they change locally.
     pub refused: Vec<(String, String)>,
+    /// Second copies of issues on the tracker (twins, refs-format.md
+    /// section 6a) deleted there, their comments moved to the copy kept.
+    pub twins_retired: usize,
+    /// Twins a tracker that cannot delete issues keeps: (issue, the twin's
+    /// remote id, the one kept). Someone has to delete them by hand.
+    pub twins_left: Vec<(IssueId, String, String)>,
     /// Issues that could not be exported: (issue, why).
     pub failed: Vec<(String, String)>,
 }
@@ -512,16 +519,7 @@ impl<'a> Projection<'a> {
 
     /// The remote issue `set` is bound to on this backend, if any.
     fn binding(&self, set: &EventSet) -> Option<String> {
-        set.iter().find_map(|(_, e)| match &e.op {
-            Op::Observe {
-                backend, remote_id, ..
-            }
-            | Op::Bind {
-                backend,
-                remote_id: Some(remote_id),
-            } if *backend == self.key => Some(remote_id.clone()),
-            _ => None,
-        })
+        self.bindings_of(set).into_iter().next()
     }
 
     /// Whether the tracker reported `remote_id` gone.

@@ -1,0 +1,189 @@
+//! Twins: one local issue bound to two remote issues of one tracker.
+//!
+//! Two replicas create the same issue on the tracker when neither has the
+//! other's `bind` record and the tracker no longer carries the marker that
+//! would have led the second one to the first (a tracker user deleted it).
+//! Neither could have avoided the second create. Once the bindings meet,
+//! every replica keeps the same one (the remote issue created first) and
+//! an exporter retires the others: their comments move to the one kept,
+//! then the twin is deleted on the tracker (refs-format.md, section 6a).
+
+use super::*;
+
+impl Projection<'_> {
+    /// The remote issues `set` is bound to on this backend (bound or
+    /// observed): the live ones first, the one to keep leading (the
+    /// tracker's creation time, then the id), then the ones the tracker
+    /// reported gone.
+    pub(super) fn bindings_of(&self, set: &EventSet) -> Vec<String> {
+        let mut bound: BTreeSet<String> = BTreeSet::new();
+        let mut gone: BTreeSet<String> = BTreeSet::new();
+        let mut created: HashMap<String, i64> = HashMap::new();
+        for (_, e) in set.iter() {
+            match &e.op {
+                Op::Observe {
+                    backend, remote_id, ..
+                }
+                | Op::Bind {
+                    backend,
+                    remote_id: Some(remote_id),
+                } if *backend == self.key => {
+                    bound.insert(remote_id.clone());
+                }
+                Op::ObserveGone { backend, remote_id } if *backend == self.key => {
+                    gone.insert(remote_id.clone());
+                }
+                Op::ObserveCreated {
+                    backend,
+                    remote_id,
+                    created_at,
+                } if *backend == self.key => {
+                    if let Some(ms) = time::parse_millis(created_at) {
+                        let slot = created.entry(remote_id.clone()).or_insert(ms);
+                        *slot = (*slot).min(ms);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut live: Vec<String> = bound
+            .iter()
+            .filter(|r| !gone.contains(*r))
+            .cloned()
+            .collect();
+        live.sort_by_key(|r| {
+            (
+                created.get(r).copied().unwrap_or(i64::MAX),
+                r.parse::<u64>().unwrap_or(u64::MAX),
+                r.clone(),
+            )
+        });
+        live.extend(bound.into_iter().filter(|r| gone.contains(r)));
+        live
+    }
+
+    /// Retire every live remote issue bound to `issue` other than `keep`:
+    /// comments `keep` lacks are posted to it (with the marker of the local
+    /// comment each one is, so this happens once however many replicas do
+    /// it), then the twin is deleted and recorded gone. A tracker that
+    /// cannot delete issues keeps the twin; the report names it.
+    pub(super) fn retire_twins(
+        &self,
+        issue: IssueId,
+        keep: &str,
+        set: &mut EventSet,
+        report: &mut ExportReport,
+    ) -> Result<(), ProjectError> {
+        let twins: Vec<String> = self
+            .bindings_of(set)
+            .into_iter()
+            .filter(|r| r != keep && !self.is_gone(set, r))
+            .collect();
+        if twins.is_empty() {
+            return Ok(());
+        }
+        let state = self.fold(issue, set)?;
+        let mut kept: Vec<RemoteComment> = if self.backend.capabilities().comments {
+            self.backend.comments(keep)?
+        } else {
+            Vec::new()
+        };
+        let mut bound_comments: HashMap<String, EventId> = HashMap::new();
+        let mut deleted: HashSet<EventId> = HashSet::new();
+        for (_, e) in set.iter() {
+            match &e.op {
+                Op::BindComment {
+                    backend,
+                    comment,
+                    remote_id: Some(r),
+                } if *backend == self.key => {
+                    bound_comments.entry(r.clone()).or_insert(*comment);
+                }
+                Op::ObserveComment {
+                    backend,
+                    remote_id,
+                    local: Some(l),
+                    ..
+                } if *backend == self.key => {
+                    bound_comments.entry(remote_id.clone()).or_insert(*l);
+                }
+                Op::DeleteComment { comment } => {
+                    deleted.insert(*comment);
+                }
+                _ => {}
+            }
+        }
+        for twin in twins {
+            let theirs = if self.backend.capabilities().comments {
+                match self.backend.comments(&twin) {
+                    Ok(c) => c,
+                    Err(BackendError::NotFound { .. }) => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                Vec::new()
+            };
+            for c in theirs {
+                // The local comment this one is: bound to it, else named by
+                // its marker, else the id an import derives for it.
+                let local = bound_comments
+                    .get(&c.remote_id)
+                    .copied()
+                    .or_else(|| c.marker.as_deref().and_then(|m| m.parse().ok()))
+                    .unwrap_or_else(|| remote_comment_id(&self.key, &c.remote_id));
+                if deleted.contains(&local) {
+                    continue;
+                }
+                let marker = local.to_hex();
+                if kept
+                    .iter()
+                    .any(|k| k.marker.as_deref() == Some(marker.as_str()))
+                {
+                    continue;
+                }
+                let text = state
+                    .comments
+                    .iter()
+                    .find(|x| x.id == local)
+                    .map_or(c.body.clone(), |x| x.body.clone());
+                let heads = set.heads();
+                let moved = self.add_comment_once(keep, &text, &marker)?;
+                let mut events = self.comment_events(issue, &moved);
+                events.extend(self.local(
+                    issue,
+                    set,
+                    heads,
+                    vec![
+                        Op::Exported {
+                            backend: self.key.clone(),
+                            remote_id: format!("comment:{}", moved.remote_id),
+                            revision: moved.updated_at.millis().unwrap_or(0).max(0) as u64,
+                        },
+                        Op::BindComment {
+                            backend: self.key.clone(),
+                            comment: local,
+                            remote_id: Some(moved.remote_id.clone()),
+                        },
+                    ],
+                ));
+                self.record(issue, set, events, "retire twin: comment")?;
+                report.comments += 1;
+                kept.push(moved);
+            }
+            match self.backend.delete_issue(&twin) {
+                Ok(()) | Err(BackendError::NotFound { .. }) => {
+                    let gone = self.observe_gone(issue, &twin);
+                    self.record(issue, set, vec![gone], "retire twin")?;
+                    report.twins_retired += 1;
+                }
+                Err(BackendError::Unsupported { .. }) => {
+                    report
+                        .twins_left
+                        .push((issue, twin.clone(), keep.to_owned()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
