@@ -972,6 +972,39 @@ fn twins_created_without_a_marker_are_retired_into_the_first() {
     }
 }
 
+/// Found by the model checker (soak seed 1017): alice and bob export the
+/// same issue at once, bob after deleting a line of it. Bob's create
+/// loses to alice's (found by marker, his copy deleted), and bob recorded
+/// alice's text as exported from his document: the deleted line came back
+/// everywhere. The winner's text is now synced like an import.
+#[test]
+fn a_create_that_loses_to_another_clones_keeps_local_edits() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let w = created(&alice, "alice", "Made here", "keep\ndrop");
+    git_sync(&c, &a);
+    bob.apply(w.issue, &actor("bob"), &[Change::Body("keep".into())])
+        .expect("edit");
+    sync(&alice, &b, "alice");
+    // Bob exports without importing first: his create races alice's.
+    let report = Projection::new(bob.store(), &b, actor("bob"), &|_| {})
+        .export()
+        .expect("export");
+    assert_eq!(body_of(&bob, w.issue), "keep");
+    assert_eq!((report.created, report.recovered), (0, 1), "{report:?}");
+    sync(&bob, &b, "bob");
+    git_sync(&a, &c);
+    git_sync(&c, &a);
+    sync(&alice, &b, "alice");
+    let listed = b.list_changed(None).expect("list").0;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].body, "keep");
+    assert_eq!(body_of(&alice, w.issue), "keep");
+    assert_eq!(body_of(&bob, w.issue), "keep");
+}
+
 /// Case 5: a tracker comment that does not move the issue's revision is
 /// still imported by `--reconcile`, and a second attached clone does not
 /// create an exported comment again.

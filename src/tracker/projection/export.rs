@@ -193,23 +193,29 @@ impl Projection<'_> {
                     &found.body,
                 )
                 .map_err(|e| Self::body_error(issue, e))?;
-            self.bind_created(issue, set, &found, set.heads(), ops)?;
+            self.bind_created(issue, set, &found, set.heads(), ops, false)?;
             report.recovered += 1;
             return Ok(Some(found.remote_id));
         }
         let heads = set.heads();
         let state = self.fold(issue, set)?;
         let mut view = self.body(issue, set)?;
-        let remote = self.create_with_marker(&state, &marker, report)?;
-        report.created += 1;
-        let ops = view
-            .exported(
-                &self.chain(&remote.remote_id),
-                remote.revision.order,
-                &remote.body,
-            )
-            .map_err(|e| Self::body_error(issue, e))?;
-        self.bind_created(issue, set, &remote, heads, ops)?;
+        let (remote, ours) = self.create_with_marker(&state, &marker, report)?;
+        let chain = self.chain(&remote.remote_id);
+        let ops = if ours {
+            report.created += 1;
+            view.exported(&chain, remote.revision.order, &remote.body)
+        } else {
+            // Another clone's create of the same issue (found by marker)
+            // won: its text is that clone's, not this document's at
+            // `heads`. Recording it as exported from here would claim this
+            // text is the tracker's, and undo local edits made since the
+            // `create` (a deletion came back). It is synced like an import.
+            report.recovered += 1;
+            view.import(set, &chain, remote.revision.order, &remote.body)
+        }
+        .map_err(|e| Self::body_error(issue, e))?;
+        self.bind_created(issue, set, &remote, heads, ops, ours)?;
         Ok(Some(remote.remote_id))
     }
 
@@ -223,18 +229,23 @@ impl Projection<'_> {
         remote: &RemoteIssue,
         heads: Vec<EventId>,
         body_ops: Vec<Op>,
+        ours: bool,
     ) -> Result<(), ProjectError> {
-        let mut ops = vec![
-            Op::Exported {
+        // `exported` only for what this call sent: a remote issue found by
+        // marker holds another writer's values, and claiming the local
+        // events reached it would order them before its revision.
+        let mut ops: Vec<Op> = ours
+            .then(|| Op::Exported {
                 backend: self.key.clone(),
                 remote_id: remote.remote_id.clone(),
                 revision: remote.revision.order,
-            },
-            Op::Bind {
-                backend: self.key.clone(),
-                remote_id: Some(remote.remote_id.clone()),
-            },
-        ];
+            })
+            .into_iter()
+            .collect();
+        ops.push(Op::Bind {
+            backend: self.key.clone(),
+            remote_id: Some(remote.remote_id.clone()),
+        });
         ops.extend(body_ops);
         let mut events = vec![self.observe(issue, remote)];
         events.extend(self.observe_created(issue, &remote.remote_id, &remote.created_at));
@@ -243,12 +254,15 @@ impl Projection<'_> {
         Ok(())
     }
 
+    /// Create the remote issue; `true` with it when it is the one this
+    /// call made (else another client's create of the same issue, found by
+    /// marker, whose text may be another state of the body).
     pub(super) fn create_with_marker(
         &self,
         state: &IssueState,
         marker: &str,
         report: &mut ExportReport,
-    ) -> Result<RemoteIssue, ProjectError> {
+    ) -> Result<(RemoteIssue, bool), ProjectError> {
         let new = NewRemoteIssue {
             title: state.title.clone(),
             body: state.body.clone(),
@@ -261,12 +275,18 @@ impl Projection<'_> {
         loop {
             attempt += 1;
             match self.backend.create(&new) {
-                Ok(r) => return self.settle_twin(r, marker),
+                Ok(r) => {
+                    let id = r.remote_id.clone();
+                    let kept = self.settle_twin(r, marker)?;
+                    let ours = kept.remote_id == id;
+                    return Ok((kept, ours));
+                }
                 // The create may or may not have happened: look for it
                 // by marker before trying again.
                 Err(e) if attempt < CREATE_ATTEMPTS && uncertain(&e) => {
                     if let Some(found) = self.backend.find_by_marker(marker, None)? {
-                        return Ok(found);
+                        // This call's create, or another client's.
+                        return Ok((found, false));
                     }
                 }
                 // Created without some values (labels or assignees the
@@ -282,7 +302,7 @@ impl Projection<'_> {
                         ..IssuePatch::default()
                     };
                     self.remember_refusals(marker, state, &patch, &refusals, report);
-                    return Ok(*r);
+                    return Ok((*r, true));
                 }
                 Err(e) => return Err(e.into()),
             }
