@@ -1090,15 +1090,14 @@ fn seventh_shrunk_trace() {
     .expect("converges");
 }
 
-/// The eighth shrunk trace, a known gap: clone 1 exports the local issue
+/// The eighth shrunk trace (twins): clone 1 exports the local issue
 /// (tracker #2), a tracker user deletes its marker, and clone 0, which
 /// received the issue before that export, exports it again (tracker #3:
 /// no marker to find #2 by). The issue ends bound to two tracker issues
-/// of one backend, which the body sync points and comment bindings (one
-/// remote per backend) do not handle: tokens or comments are lost or
-/// doubled. Run with `--ignored`; see the README's known limits.
+/// of one backend; the first is kept and the twin retired (its comments
+/// moved to the first, then deleted). It failed before twins were
+/// retired (tokens or comments lost or doubled).
 #[test]
-#[ignore = "known gap: one issue bound to two tracker issues of one backend"]
 fn eighth_shrunk_trace() {
     run(&[
         Step::Meet { from: 1, to: 0 },
