@@ -121,9 +121,7 @@ impl Projection<'_> {
             report.gone += 1;
             return Ok(());
         }
-        if !set.link_tags().is_empty() {
-            report.links_local_only += 1;
-        }
+        self.export_links(issue, &remote_id, &mut set, report)?;
         if self.backend.capabilities().comments {
             match self.export_comments(issue, &remote_id, &mut set, report) {
                 // The issue was deleted on the tracker since the last
