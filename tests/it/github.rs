@@ -1683,3 +1683,84 @@ fn links_github_refuses_stay_local() {
     let (n1, nc) = (number_of(&repo, p1), number_of(&repo, c));
     assert_eq!(fake.sub_issues(), [(n1, nc)]);
 }
+
+// ---- issue 14, point 5: agents acting for people, on GitHub ----
+
+// A comment an agent wrote for alice reaches GitHub with a first line
+// saying so; import drops exactly that line (the local text never grows),
+// a sync in step sends nothing, and an edit carries the line once.
+#[test]
+fn attribution_lines_round_trip_through_github_comments() {
+    use reposix::repo::Change;
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let t = TestRepo::new();
+    let repo = t.open();
+    repo.set_on_behalf_of(&who("agent-7"), &who("alice"))
+        .expect("configure");
+    let issue = new_local(&repo, "Task");
+    repo.apply(issue, &who("agent-7"), &[Change::Comment("Done.".into())])
+        .expect("agent comment");
+    repo.apply(issue, &who("alice"), &[Change::Comment("Thanks.".into())])
+        .expect("own comment");
+    tracker_sync(&repo, &gh, "alice");
+    let n = number_of(&repo, issue);
+    let raw: Vec<String> = sent_by_bot(&fake, "POST")
+        .iter()
+        .filter(|r| r.path().ends_with(&format!("/issues/{n}/comments")))
+        .map(|r| {
+            r.body.as_ref().expect("body")["body"]
+                .as_str()
+                .expect("text")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(raw.len(), 2, "{raw:?}");
+    assert!(
+        raw[0].starts_with("_agent-7 on behalf of alice_\n\nDone.\n\n<!-- reposix:"),
+        "{raw:?}"
+    );
+    assert!(
+        raw[1].starts_with("Thanks.\n\n<!-- reposix:"),
+        "alice acts for herself: {raw:?}"
+    );
+    let texts = |repo: &reposix::repo::Repo| -> Vec<String> {
+        repo.show(issue)
+            .expect("show")
+            .comments
+            .iter()
+            .map(|c| c.body.clone())
+            .collect()
+    };
+    assert_eq!(texts(&repo), ["Done.", "Thanks."]);
+    fake.clear_requests();
+    for _ in 0..2 {
+        let p = Projection::new(repo.store(), &gh, who("alice"), &|_| {});
+        p.import(true)
+            .expect("reconciling import re-reads every comment");
+        let report = p.export_all().expect("export");
+        assert_eq!(report.comments, 0, "in step: nothing sent");
+    }
+    assert!(sent_by_bot(&fake, "PATCH").is_empty() && sent_by_bot(&fake, "POST").is_empty());
+    assert_eq!(texts(&repo), ["Done.", "Thanks."], "no growth");
+    let first = repo.show(issue).expect("show").comments[0].id;
+    repo.apply(
+        issue,
+        &who("agent-7"),
+        &[Change::EditComment(first, "Done, really.".into())],
+    )
+    .expect("edit");
+    tracker_sync(&repo, &gh, "alice");
+    let patches = sent_by_bot(&fake, "PATCH");
+    assert_eq!(patches.len(), 1);
+    let sent = patches[0].body.as_ref().expect("body")["body"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        sent.starts_with("_agent-7 on behalf of alice_\n\nDone, really.\n\n<!-- reposix:"),
+        "{sent}"
+    );
+    assert_eq!(sent.matches("on behalf of").count(), 1);
+    assert_eq!(texts(&repo), ["Done, really.", "Thanks."]);
+}

@@ -1451,3 +1451,48 @@ fn links_stay_local_on_a_jira_without_issue_linking() {
     assert!(fake.links().is_empty());
     assert_eq!(links_of(&repo, x), [("blocks".to_owned(), y)], "kept here");
 }
+
+// ---- issue 14, point 5: agents acting for people, on JIRA ----
+
+// On JIRA the attribution is an italic first paragraph (ADF `em`), which
+// reads back as `*…*` markdown; import drops it exactly, and a sync in
+// step sends nothing.
+#[test]
+fn attribution_lines_round_trip_through_jira_comments() {
+    let fake = FakeJira::start();
+    let jira = fake.backend();
+    let t = TestRepo::new();
+    let repo = t.open();
+    repo.set_on_behalf_of(&who("agent-7"), &who("alice"))
+        .expect("configure");
+    let issue = new_local(&repo, "Task");
+    repo.apply(issue, &who("agent-7"), &[Change::Comment("Done.".into())])
+        .expect("agent comment");
+    tracker_sync(&repo, &jira, "alice");
+    let key = remote_of(&repo, issue);
+    let comments = fake.issue(&key).comments;
+    assert_eq!(comments.len(), 1);
+    let first = &comments[0].body["content"][0];
+    assert_eq!(first["type"], "paragraph");
+    assert_eq!(first["content"][0]["text"], "agent-7 on behalf of alice");
+    assert_eq!(first["content"][0]["marks"], json!([{"type": "em"}]));
+    assert_eq!(
+        comments[0].body["content"][1]["content"][0]["text"],
+        "Done."
+    );
+    fake.clear_requests();
+    for _ in 0..2 {
+        let p = Projection::new(repo.store(), &jira, who("alice"), &|_| {});
+        p.import(true)
+            .expect("reconciling import re-reads every comment");
+        let report = p.export_all().expect("export");
+        assert_eq!(report.comments, 0, "in step: nothing sent");
+    }
+    assert!(fake
+        .requests()
+        .iter()
+        .all(|r| r.method == "GET" || r.path() == "/rest/api/3/search/jql"));
+    let state = repo.show(issue).expect("show");
+    assert_eq!(state.comments.len(), 1);
+    assert_eq!(state.comments[0].body, "Done.");
+}

@@ -380,11 +380,12 @@ impl Projection<'_> {
         if issue == sets.issue {
             return Ok(&mut *sets.own);
         }
-        if !sets.others.contains_key(&issue) {
-            let set = self.load_or_empty(issue)?;
-            sets.others.insert(issue, set);
+        match sets.others.entry(issue) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                Ok(e.insert(self.load_or_empty(issue)?))
+            }
         }
-        Ok(sets.others.get_mut(&issue).expect("BUG: just inserted"))
     }
 
     /// Bring the relations `candidates` (all touching the issue bound to

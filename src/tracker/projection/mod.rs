@@ -391,7 +391,7 @@ impl<'a> Projection<'a> {
                 remote_id: c.remote_id.clone(),
                 local: c.marker.as_deref().and_then(|m| m.parse().ok()),
                 author: c.author.clone(),
-                body: c.body.clone(),
+                body: comments::strip_attribution(&c.body).to_owned(),
                 revision: ms.max(0) as u64,
                 updated_at: c.updated_at.to_string(),
             },
