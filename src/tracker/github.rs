@@ -948,9 +948,12 @@ impl Backend for GithubBackend {
         if self.no_relations.borrow().contains(&LinkKind::Blocks) {
             out.unavailable.push(LinkKind::Blocks);
         } else {
+            // Without a summary (an object that does not say), only a fresh
+            // read asks the endpoints: an import of a whole repository must
+            // not cost requests for every issue.
             let (by, blocking) = rel
                 .dependencies
-                .map_or((true, true), |(a, b)| (a > 0, b > 0));
+                .map_or((fresh, fresh), |(a, b)| (a > 0, b > 0));
             let mut on = true;
             if by {
                 match self.related(n, "dependencies/blocked_by")? {
@@ -981,7 +984,7 @@ impl Backend for GithubBackend {
                 out.links
                     .push(RemoteLink::new(LinkKind::Parent, &p.to_string(), remote_id));
             }
-            if rel.sub_issues.is_none_or(|t| t > 0) {
+            if rel.sub_issues.map_or(fresh, |t| t > 0) {
                 match self.related(n, "sub_issues")? {
                     Some(list) => out.links.extend(
                         list.iter()
