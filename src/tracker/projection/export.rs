@@ -121,7 +121,6 @@ impl Projection<'_> {
             report.gone += 1;
             return Ok(());
         }
-        self.export_links(issue, &remote_id, &mut set, report)?;
         if self.backend.capabilities().comments {
             match self.export_comments(issue, &remote_id, &mut set, report) {
                 // The issue was deleted on the tracker since the last
@@ -147,6 +146,8 @@ impl Projection<'_> {
                 .filter(|c| c.remote.as_ref().is_none_or(|r| r.backend != self.key))
                 .count();
         }
+        // Typed links last: a relation that fails leaves the comments sent.
+        self.export_links(issue, &remote_id, &mut set, report)?;
         Ok(())
     }
 
