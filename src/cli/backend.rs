@@ -224,6 +224,12 @@ fn dry_run(
                     comment_id,
                 } => format!("would edit comment {comment_id} on {name}#{remote_id}\n"),
                 Planned::Delete { what } => format!("would delete {what} on {name}\n"),
+                Planned::Link {
+                    change,
+                    kind,
+                    from,
+                    to,
+                } => format!("would {change} the relation {name}#{from} {kind} {name}#{to}\n"),
             });
         }
         if !dirs.import_only {
@@ -341,8 +347,15 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
     let linked = out.export.as_ref().map_or(0, |e| e.links_local_only);
     if linked > 0 {
         ctx.out.warn(&format!(
-            "{linked} exported issues carry typed links (blocks, parent, …): they stay in the refs, \
-             {name} is not told (no tracker adapter projects links yet)"
+            "{linked} typed links stay local (kept in the refs, {name} is not told): {name} has no \
+             relation for their kind, or their other end is not on {name} yet"
+        ));
+    }
+    let refused = out.import.as_ref().map_or(0, |i| i.links_refused);
+    if refused > 0 {
+        ctx.out.warn(&format!(
+            "{refused} relations on {name} were not imported: each would close a cycle of blocks \
+             or parent with the links here"
         ));
     }
     let local_only = out.export.as_ref().map_or(0, |e| e.comments_local_only);
@@ -409,12 +422,24 @@ pub fn tracker_text(name: &str, out: &TrackerReport) -> String {
                 i.gone
             ));
         }
+        if i.links > 0 {
+            s.push_str(&format!(
+                "{} typed links added or removed here from relations changed on {name}\n",
+                i.links
+            ));
+        }
     }
     if let Some(e) = &out.export {
         s.push_str(&format!(
             "exported to {name}: {} created, {} updated, {} recovered, {} comments, {} conflicts retried\n",
             e.created, e.updated, e.recovered, e.comments, e.conflicts_retried
         ));
+        if e.links > 0 {
+            s.push_str(&format!(
+                "{} relations (typed links) added or removed on {name}\n",
+                e.links
+            ));
+        }
         if e.gone > 0 {
             s.push_str(&format!(
                 "{} issues were deleted on {name}: recorded (status wont_fix), not exported again\n",

@@ -19,7 +19,7 @@ use reposix::repo::Repo;
 use reposix::tracker::http::Notice;
 use reposix::tracker::{
     Backend, BackendError, BackendKind, BackendSpec, Capabilities, IdentityMap, IssuePatch,
-    NewRemoteIssue, RemoteComment, RemoteIssue, Revision,
+    NewRemoteIssue, RemoteComment, RemoteIssue, RemoteLink, RemoteLinks, Revision,
 };
 
 use super::{Exit, Failure};
@@ -57,6 +57,17 @@ pub enum Planned {
     Delete {
         /// What would be deleted.
         what: String,
+    },
+    /// A relation (typed link) made or removed.
+    Link {
+        /// `add` or `remove`.
+        change: &'static str,
+        /// `blocks`, `duplicates`, `relates` or `parent`.
+        kind: &'static str,
+        /// The blocker, duplicate or parent.
+        from: String,
+        /// The other end.
+        to: String,
     },
 }
 
@@ -292,6 +303,30 @@ impl Backend for DryRunBackend {
     }
     fn relocated(&self) -> Option<BackendSpec> {
         self.inner.relocated()
+    }
+    fn links(&self, remote_id: &str, fresh: bool) -> Result<RemoteLinks, BackendError> {
+        if remote_id.starts_with("(new ") {
+            return Ok(RemoteLinks::default());
+        }
+        self.inner.links(remote_id, fresh)
+    }
+    fn add_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        self.plan(Planned::Link {
+            change: "add",
+            kind: link.kind.as_str(),
+            from: link.from.clone(),
+            to: link.to.clone(),
+        });
+        Ok(())
+    }
+    fn remove_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        self.plan(Planned::Link {
+            change: "remove",
+            kind: link.kind.as_str(),
+            from: link.from.clone(),
+            to: link.to.clone(),
+        });
+        Ok(())
     }
 }
 

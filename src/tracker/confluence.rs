@@ -558,6 +558,7 @@ impl Backend for ConfluenceBackend {
             closed_state: false,
             multiple_assignees: false,
             hidden_marker: true,
+            links: &[],
         }
     }
 

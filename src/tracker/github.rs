@@ -67,8 +67,8 @@ use super::http::{
 };
 use super::{
     body_marker, normalize_newlines, strip_body_marker, Backend, BackendError, BackendKind,
-    BackendSpec, Capabilities, IdentityMap, IssuePatch, NewRemoteIssue, Refusal, RemoteComment,
-    RemoteIssue, Revision,
+    BackendSpec, Capabilities, IdentityMap, IssuePatch, LinkKind, NewRemoteIssue, Refusal,
+    RemoteComment, RemoteIssue, RemoteLink, RemoteLinks, Revision,
 };
 use crate::event::Status;
 
@@ -112,6 +112,26 @@ pub struct GithubBackend {
     /// Last seen state per issue number, with its ETag: lets `get` and the
     /// pre-update check revalidate with `If-None-Match` (a 304 is free).
     cache: RefCell<HashMap<u64, Cached>>,
+    /// What the last issue object read said about each issue's relations
+    /// (its database id, parent, and how many sub-issues and dependencies
+    /// it has), by number; dropped for both ends of a relation written.
+    relations: RefCell<HashMap<u64, Relations>>,
+    /// Database id by issue number (they never change).
+    db_ids: RefCell<HashMap<u64, u64>>,
+    /// Relation kinds this repository turned out not to offer (its
+    /// endpoints answered 404, 410 or 422): not asked again in this run.
+    no_relations: RefCell<HashSet<LinkKind>>,
+}
+
+/// The relation fields of an issue object.
+#[derive(Clone, Debug, Default)]
+struct Relations {
+    /// The parent's number, from `parent_issue_url` (same repository only).
+    parent: Option<u64>,
+    /// `sub_issues_summary.total` (absent: the object did not say).
+    sub_issues: Option<u64>,
+    /// `issue_dependencies_summary` `total_blocked_by` and `total_blocking`.
+    dependencies: Option<(u64, u64)>,
 }
 
 struct Cached {
@@ -190,6 +210,9 @@ impl GithubBackend {
             api_origin: api_url.origin().ascii_serialization(),
             http,
             cache: RefCell::new(HashMap::new()),
+            relations: RefCell::new(HashMap::new()),
+            db_ids: RefCell::new(HashMap::new()),
+            no_relations: RefCell::new(HashSet::new()),
         })
     }
 
@@ -314,6 +337,7 @@ impl GithubBackend {
     /// Parse an issue response; `None` for a pull request. Caches it.
     fn take_issue(&self, what: &str, resp: &Response) -> Result<Option<RemoteIssue>, BackendError> {
         let wire: WireIssue = resp.json(what)?;
+        self.note_relations(&wire);
         let number = wire.number;
         let Some(issue) = wire.into_remote(what, &self.ids)? else {
             return Ok(None);
@@ -520,6 +544,7 @@ impl Backend for GithubBackend {
             closed_state: true,
             multiple_assignees: true,
             hidden_marker: false,
+            links: &[LinkKind::Blocks, LinkKind::Parent],
         }
     }
 
@@ -554,6 +579,7 @@ impl Backend for GithubBackend {
                     max_seen = Some((updated, wire.updated_at.clone()));
                 }
                 let number = wire.number;
+                self.note_relations(&wire);
                 let Some(issue) = wire.into_remote(&what, &self.ids)? else {
                     continue;
                 };
@@ -894,6 +920,173 @@ impl Backend for GithubBackend {
         folded(a) == folded(b)
     }
 
+    /// Issue dependencies (`…/dependencies/blocked_by` and `…/blocking`)
+    /// and sub-issues (`…/sub_issues`, the parent from `parent_issue_url`).
+    /// The issue object's `issue_dependencies_summary` and
+    /// `sub_issues_summary` say whether there is anything to list: an issue
+    /// with none costs no request beyond the issue itself (none at all
+    /// when the last listing carried it and `fresh` is false). A listing
+    /// answered 404, 410 or 422 means the repository does not offer the
+    /// feature: that kind is reported unavailable (and not asked again).
+    fn links(&self, remote_id: &str, fresh: bool) -> Result<RemoteLinks, BackendError> {
+        let n = parse_number(remote_id)?;
+        let known = if fresh {
+            None
+        } else {
+            self.relations.borrow().get(&n).cloned()
+        };
+        let rel = match known {
+            Some(r) => r,
+            None => self.read_relations(n)?,
+        };
+        let mut out = RemoteLinks::default();
+        let off = |kind: LinkKind, out: &mut RemoteLinks| {
+            self.no_relations.borrow_mut().insert(kind);
+            out.links.retain(|l| l.kind != kind);
+            out.unavailable.push(kind);
+        };
+        if self.no_relations.borrow().contains(&LinkKind::Blocks) {
+            out.unavailable.push(LinkKind::Blocks);
+        } else {
+            // Without a summary (an object that does not say), only a fresh
+            // read asks the endpoints: an import of a whole repository must
+            // not cost requests for every issue.
+            let (by, blocking) = rel
+                .dependencies
+                .map_or((fresh, fresh), |(a, b)| (a > 0, b > 0));
+            let mut on = true;
+            if by {
+                match self.related(n, "dependencies/blocked_by")? {
+                    Some(list) => out.links.extend(
+                        list.iter()
+                            .map(|m| RemoteLink::new(LinkKind::Blocks, &m.to_string(), remote_id)),
+                    ),
+                    None => on = false,
+                }
+            }
+            if on && blocking {
+                match self.related(n, "dependencies/blocking")? {
+                    Some(list) => out.links.extend(
+                        list.iter()
+                            .map(|m| RemoteLink::new(LinkKind::Blocks, remote_id, &m.to_string())),
+                    ),
+                    None => on = false,
+                }
+            }
+            if !on {
+                off(LinkKind::Blocks, &mut out);
+            }
+        }
+        if self.no_relations.borrow().contains(&LinkKind::Parent) {
+            out.unavailable.push(LinkKind::Parent);
+        } else {
+            if let Some(p) = rel.parent {
+                out.links
+                    .push(RemoteLink::new(LinkKind::Parent, &p.to_string(), remote_id));
+            }
+            if rel.sub_issues.map_or(fresh, |t| t > 0) {
+                match self.related(n, "sub_issues")? {
+                    Some(list) => out.links.extend(
+                        list.iter()
+                            .map(|m| RemoteLink::new(LinkKind::Parent, remote_id, &m.to_string())),
+                    ),
+                    None => off(LinkKind::Parent, &mut out),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `POST /repos/{o}/{r}/issues/{blocked}/dependencies/blocked_by`
+    /// `{"issue_id": <blocker's id>}`, or `POST …/issues/{parent}/sub_issues`
+    /// `{"sub_issue_id": <child's id>}`: ids are the issues' database ids,
+    /// not their numbers. 201 on success. 404 or 410: the repository does
+    /// not offer the feature ([`BackendError::Unsupported`]); 422 (the
+    /// relation exists already, a sub-issue has a parent already, a cycle,
+    /// or the feature is off) is returned as it is, for the caller to look.
+    fn add_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        let (url, body) = match link.kind {
+            LinkKind::Blocks => {
+                let blocked = parse_number(&link.to)?;
+                let id = self.id_of(parse_number(&link.from)?)?;
+                (
+                    format!("{}/dependencies/blocked_by", self.issue_url(blocked)),
+                    serde_json::json!({ "issue_id": id }),
+                )
+            }
+            LinkKind::Parent => {
+                let parent = parse_number(&link.from)?;
+                let id = self.id_of(parse_number(&link.to)?)?;
+                (
+                    format!("{}/sub_issues", self.issue_url(parent)),
+                    serde_json::json!({ "sub_issue_id": id }),
+                )
+            }
+            LinkKind::Duplicates | LinkKind::Relates => {
+                return Err(BackendError::Unsupported {
+                    what: self.what(&format!("relation {}", link.kind.as_str())),
+                })
+            }
+        };
+        let what = self.what(&format!(
+            "add relation #{} {} #{}",
+            link.from,
+            link.kind.as_str(),
+            link.to
+        ));
+        self.forget_relations(link);
+        let resp = self
+            .http
+            .send(&what, Method::POST, &url, &[], Some(&body))?;
+        match resp.status {
+            200 | 201 => Ok(()),
+            404 | 410 => {
+                self.no_relations.borrow_mut().insert(link.kind);
+                Err(BackendError::Unsupported { what })
+            }
+            _ => Err(error_for(&what, &resp)),
+        }
+    }
+
+    /// `DELETE …/issues/{blocked}/dependencies/blocked_by/{blocker's id}`,
+    /// or `DELETE …/issues/{parent}/sub_issue` `{"sub_issue_id": <id>}`
+    /// (singular path). 200 on success; 404 or 410: gone already.
+    fn remove_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        let (url, body) = match link.kind {
+            LinkKind::Blocks => {
+                let blocked = parse_number(&link.to)?;
+                let id = self.id_of(parse_number(&link.from)?)?;
+                (
+                    format!("{}/dependencies/blocked_by/{id}", self.issue_url(blocked)),
+                    None,
+                )
+            }
+            LinkKind::Parent => {
+                let parent = parse_number(&link.from)?;
+                let id = self.id_of(parse_number(&link.to)?)?;
+                (
+                    format!("{}/sub_issue", self.issue_url(parent)),
+                    Some(serde_json::json!({ "sub_issue_id": id })),
+                )
+            }
+            LinkKind::Duplicates | LinkKind::Relates => return Ok(()),
+        };
+        let what = self.what(&format!(
+            "remove relation #{} {} #{}",
+            link.from,
+            link.kind.as_str(),
+            link.to
+        ));
+        self.forget_relations(link);
+        let resp = self
+            .http
+            .send(&what, Method::DELETE, &url, &[], body.as_ref())?;
+        match resp.status {
+            200 | 204 | 404 | 410 => Ok(()),
+            _ => Err(error_for(&what, &resp)),
+        }
+    }
+
     fn relocated(&self) -> Option<BackendSpec> {
         let now = self.full_name();
         let was = format!("{}/{}", self.owner, self.repo);
@@ -905,6 +1098,117 @@ impl Backend for GithubBackend {
 }
 
 impl GithubBackend {
+    /// Remember what an issue object says about its relations.
+    fn note_relations(&self, wire: &WireIssue) {
+        if let Some(id) = wire.id {
+            self.db_ids.borrow_mut().insert(wire.number, id);
+        }
+        let rel = Relations {
+            parent: wire
+                .parent_issue_url
+                .as_deref()
+                .and_then(|u| self.same_repo_issue(u)),
+            sub_issues: wire.sub_issues_summary.as_ref().map(|s| s.total),
+            dependencies: wire
+                .issue_dependencies_summary
+                .as_ref()
+                .map(|d| (d.total_blocked_by, d.total_blocking)),
+        };
+        self.relations.borrow_mut().insert(wire.number, rel);
+    }
+
+    /// The number in an issue API URL of this repository
+    /// (`…/repos/{o}/{r}/issues/{n}`, under its configured or current
+    /// name); `None` for another repository's issue.
+    fn same_repo_issue(&self, url: &str) -> Option<u64> {
+        let (repo, n) = url.rsplit_once("/issues/")?;
+        self.is_this_repo(repo).then(|| n.parse().ok()).flatten()
+    }
+
+    /// Whether a `repository_url` names this repository.
+    fn is_this_repo(&self, repo_url: &str) -> bool {
+        let Some((_, name)) = repo_url.rsplit_once("/repos/") else {
+            return false;
+        };
+        name.eq_ignore_ascii_case(&self.full_name())
+            || name.eq_ignore_ascii_case(&format!("{}/{}", self.owner, self.repo))
+    }
+
+    /// Numbers of the issues in a relation listing of issue `n`
+    /// (`sub_issues`, `dependencies/blocked_by`, `dependencies/blocking`),
+    /// other repositories' left out; `None` when the repository does not
+    /// offer it (404, 410 or 422).
+    fn related(&self, n: u64, path: &str) -> Result<Option<Vec<u64>>, BackendError> {
+        let what = self.what_issue(n, &format!("list {path}"));
+        let first = format!("{}/{path}?per_page={PER_PAGE}", self.issue_url(n));
+        let mut out = Vec::new();
+        let listed = self.get_pages(&what, first, |resp| {
+            let items: Vec<WireRelated> = resp.json(&what)?;
+            for item in items {
+                if item
+                    .repository_url
+                    .as_deref()
+                    .is_none_or(|u| self.is_this_repo(u))
+                {
+                    out.push(item.number);
+                }
+            }
+            Ok(true)
+        });
+        match listed {
+            Ok(()) => {
+                out.sort_unstable();
+                out.dedup();
+                Ok(Some(out))
+            }
+            Err(BackendError::NotFound { .. }) | Err(BackendError::Http { status: 422, .. }) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Read issue `n` (unconditionally: a 304 would not carry the relation
+    /// fields) and what it says about its relations.
+    fn read_relations(&self, n: u64) -> Result<Relations, BackendError> {
+        let what = self.what_issue(n, "relations");
+        let url = self.issue_url(n);
+        let resp = self.http.send(&what, Method::GET, &url, &[], None)?;
+        self.check_moved(&what, n, &url, &resp)?;
+        if resp.status != 200 {
+            return Err(error_for(&what, &resp));
+        }
+        let wire: WireIssue = resp.json(&what)?;
+        self.note_relations(&wire);
+        Ok(self.relations.borrow().get(&n).cloned().unwrap_or_default())
+    }
+
+    /// The database id of issue `n` (what relation endpoints take).
+    fn id_of(&self, n: u64) -> Result<u64, BackendError> {
+        if let Some(id) = self.db_ids.borrow().get(&n) {
+            return Ok(*id);
+        }
+        self.read_relations(n)?;
+        self.db_ids
+            .borrow()
+            .get(&n)
+            .copied()
+            .ok_or_else(|| BackendError::NotFound {
+                what: self.what_issue(n, "database id"),
+            })
+    }
+
+    /// Drop what the last reads said about the relations of both ends of
+    /// `link`: the next [`Backend::links`] reads them again.
+    fn forget_relations(&self, link: &RemoteLink) {
+        let mut rel = self.relations.borrow_mut();
+        for end in [&link.from, &link.to] {
+            if let Ok(n) = end.parse::<u64>() {
+                rel.remove(&n);
+            }
+        }
+    }
+
     /// Labels and assignees that were sent but are missing from what GitHub
     /// answered: it drops them silently for a token without push access.
     fn dropped(
@@ -1005,6 +1309,36 @@ struct WireIssue {
     updated_at: String,
     #[serde(default)]
     pull_request: Option<Value>,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    parent_issue_url: Option<String>,
+    #[serde(default)]
+    sub_issues_summary: Option<WireSubIssues>,
+    #[serde(default)]
+    issue_dependencies_summary: Option<WireDependencies>,
+}
+
+#[derive(Deserialize)]
+struct WireSubIssues {
+    #[serde(default)]
+    total: u64,
+}
+
+#[derive(Deserialize)]
+struct WireDependencies {
+    #[serde(default)]
+    total_blocked_by: u64,
+    #[serde(default)]
+    total_blocking: u64,
+}
+
+/// An issue in a relation listing (sub-issues, dependencies).
+#[derive(Deserialize)]
+struct WireRelated {
+    number: u64,
+    #[serde(default)]
+    repository_url: Option<String>,
 }
 
 /// Issue labels come as objects; the schema also allows bare names.

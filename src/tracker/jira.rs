@@ -122,7 +122,7 @@
 //! the caller maps. Comment authors are account ids.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,13 +136,15 @@ use super::atlassian::{enc, Api, TokenForm};
 use super::http::{self, AllowList, Auth, Clock, Notice, Stats};
 use super::{
     normalize_newlines, Backend, BackendError, BackendKind, Capabilities, IdentityMap, IssuePatch,
-    NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, Revision,
+    LinkKind, NewRemoteIssue, Refusal, RemoteComment, RemoteIssue, RemoteLink, RemoteLinks,
+    Revision,
 };
 use crate::event::Status;
 use crate::time;
 
 /// The issue fields every read asks for.
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 9] = [
+    "issuelinks",
     "summary",
     "description",
     "status",
@@ -190,6 +192,10 @@ pub struct JiraBackend {
     ids: IdentityMap,
     /// What the create screen takes: (issue type id, field ids).
     create_meta: RefCell<Option<(String, Vec<String>)>>,
+    /// The relations each issue had in the last read that carried
+    /// `issuelinks` (search or GET), by key; dropped for both ends of a
+    /// relation this client writes.
+    links_seen: RefCell<HashMap<String, Vec<RemoteLink>>>,
 }
 
 impl fmt::Debug for JiraBackend {
@@ -262,6 +268,7 @@ impl JiraBackend {
             page_size: 100,
             ids: IdentityMap::new(),
             create_meta: RefCell::new(None),
+            links_seen: RefCell::new(HashMap::new()),
         })
     }
 
@@ -419,9 +426,26 @@ impl JiraBackend {
             FIELDS.join(",")
         );
         match self.api.send(&what, Method::GET, &path, None) {
-            Ok(resp) => parse_issue(&resp.json(&what)?, &what, &self.ids).map(Some),
+            Ok(resp) => {
+                let v: Value = resp.json(&what)?;
+                let issue = parse_issue(&v, &what, &self.ids)?;
+                self.note_links(&v);
+                Ok(Some(issue))
+            }
             Err(BackendError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Remember the relations an issue object carries (`fields.issuelinks`).
+    fn note_links(&self, v: &Value) {
+        if let (Some(key), Some(list)) = (
+            v.get("key").and_then(Value::as_str),
+            v.pointer("/fields/issuelinks").and_then(Value::as_array),
+        ) {
+            self.links_seen
+                .borrow_mut()
+                .insert(key.to_owned(), parse_links(key, list));
         }
     }
 
@@ -1056,6 +1080,7 @@ impl Backend for JiraBackend {
             closed_state: true,
             multiple_assignees: false,
             hidden_marker: true,
+            links: &[LinkKind::Blocks, LinkKind::Duplicates, LinkKind::Relates],
         }
     }
 
@@ -1072,6 +1097,7 @@ impl Backend for JiraBackend {
             match newest.get(&issue.remote_id) {
                 Some(seen) if seen.revision.order >= issue.revision.order => {}
                 _ => {
+                    self.note_links(&raw);
                     newest.insert(issue.remote_id.clone(), issue);
                 }
             }
@@ -1361,6 +1387,156 @@ impl Backend for JiraBackend {
     fn set_identities(&mut self, ids: IdentityMap) {
         self.ids = ids;
     }
+
+    /// From `fields.issuelinks` of the issue: the last search's copy unless
+    /// `fresh`, else `GET /issue/{key}?fields=issuelinks`. Link types other
+    /// than Blocks, Duplicate and Relates (matched by name, whatever the
+    /// case), and links to issues of other projects, are left out.
+    fn links(&self, remote_id: &str, fresh: bool) -> Result<RemoteLinks, BackendError> {
+        if !fresh {
+            if let Some(seen) = self.links_seen.borrow().get(remote_id) {
+                return Ok(RemoteLinks {
+                    links: seen.clone(),
+                    unavailable: Vec::new(),
+                });
+            }
+        }
+        let what = format!("JIRA links of {remote_id}");
+        let path = format!("/rest/api/3/issue/{}?fields=issuelinks", enc(remote_id));
+        let v: Value = self
+            .api
+            .send(&what, Method::GET, &path, None)?
+            .json(&what)?;
+        let list = v
+            .pointer("/fields/issuelinks")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed(&what, "no `fields.issuelinks` array"))?;
+        let links = parse_links(remote_id, list);
+        self.links_seen
+            .borrow_mut()
+            .insert(remote_id.to_owned(), links.clone());
+        Ok(RemoteLinks {
+            links,
+            unavailable: Vec::new(),
+        })
+    }
+
+    /// `POST /rest/api/3/issueLink`. The request's `inwardIssue` is the
+    /// end that reads with the type's *outward* phrase ("blocks",
+    /// "duplicates"): it is the blocker (see [`link_request`]). JIRA answers
+    /// 201 with no body, also for a link it already has (it keeps one), so
+    /// the link's id is only learnt by listing. A 404 (linking disabled on
+    /// the site, a link type the site does not have) is
+    /// [`BackendError::Unsupported`].
+    fn add_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        let what = format!("JIRA link {} {} {}", link.from, link.kind.as_str(), link.to);
+        let body =
+            link_request(link).ok_or_else(|| BackendError::Unsupported { what: what.clone() })?;
+        self.forget_links(link);
+        match self
+            .api
+            .send(&what, Method::POST, "/rest/api/3/issueLink", Some(&body))
+        {
+            Ok(_) => Ok(()),
+            Err(BackendError::NotFound { .. }) => Err(BackendError::Unsupported { what }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /rest/api/3/issueLink/{id}`; a 404 means it is gone already.
+    fn remove_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        let what = format!(
+            "JIRA unlink {} {} {}",
+            link.from,
+            link.kind.as_str(),
+            link.to
+        );
+        let id = link.id.as_deref().ok_or_else(|| BackendError::Malformed {
+            what: what.clone(),
+            why: "a relation without its JIRA link id (list it first)".into(),
+        })?;
+        self.forget_links(link);
+        let path = format!("/rest/api/3/issueLink/{}", enc(id));
+        match self.api.send(&what, Method::DELETE, &path, None) {
+            Ok(_) | Err(BackendError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl JiraBackend {
+    /// Drop what the last reads said about the relations of both ends.
+    fn forget_links(&self, link: &RemoteLink) {
+        let mut seen = self.links_seen.borrow_mut();
+        seen.remove(&link.from);
+        seen.remove(&link.to);
+    }
+}
+
+/// The JIRA link type a relation is written as.
+fn link_type(kind: LinkKind) -> Option<&'static str> {
+    match kind {
+        LinkKind::Blocks => Some("Blocks"),
+        LinkKind::Duplicates => Some("Duplicate"),
+        LinkKind::Relates => Some("Relates"),
+        LinkKind::Parent => None,
+    }
+}
+
+/// The body of `POST /rest/api/3/issueLink` for `link`.
+///
+/// Direction, as JIRA Cloud behaves (the OpenAPI text calls the outward
+/// issue the "from" issue, which is not what happens): the request's
+/// `inwardIssue` is the issue that reads with the type's outward phrase,
+/// so `{"type":{"name":"Blocks"},"inwardIssue":{"key":"A"},
+/// "outwardIssue":{"key":"B"}}` makes "A blocks B"; reading A back then
+/// shows `{"outwardIssue":{"key":"B"}}` ("A blocks B") and B shows
+/// `{"inwardIssue":{"key":"A"}}` ("B is blocked by A"). Sources: the
+/// Atlassian developer guide "Jira issue linking model" (the read side),
+/// mozilla/jira-bugzilla-integration#1285, atlassian/atlassian-mcp-server#112
+/// and b1ff/atlassian-dc-mcp#74 (the write side, checked against Jira
+/// Cloud).
+pub fn link_request(link: &RemoteLink) -> Option<Value> {
+    Some(json!({
+        "type": {"name": link_type(link.kind)?},
+        "inwardIssue": {"key": link.from},
+        "outwardIssue": {"key": link.to},
+    }))
+}
+
+/// The relations in `fields.issuelinks` of issue `key`: an entry with
+/// `outwardIssue: Y` reads "key <outward phrase> Y" (key is the blocker),
+/// one with `inwardIssue: Y` reads "key <inward phrase> Y" (Y is).
+fn parse_links(key: &str, list: &[Value]) -> Vec<RemoteLink> {
+    let mut out: Vec<RemoteLink> = Vec::new();
+    let project = key.rsplit_once('-').map(|(p, _)| p);
+    for entry in list {
+        let name = entry
+            .pointer("/type/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = [LinkKind::Blocks, LinkKind::Duplicates, LinkKind::Relates]
+            .into_iter()
+            .find(|k| link_type(*k).is_some_and(|t| t.eq_ignore_ascii_case(name)));
+        let Some(kind) = kind else { continue };
+        let outward = entry.pointer("/outwardIssue/key").and_then(Value::as_str);
+        let inward = entry.pointer("/inwardIssue/key").and_then(Value::as_str);
+        let (from, to) = match (outward, inward) {
+            (Some(other), None) => (key, other),
+            (None, Some(other)) => (other, key),
+            _ => continue,
+        };
+        let other = if from == key { to } else { from };
+        if other.rsplit_once('-').map(|(p, _)| p) != project {
+            continue;
+        }
+        let mut link = RemoteLink::new(kind, from, to);
+        link.id = entry.get("id").and_then(Value::as_str).map(str::to_owned);
+        if !out.iter().any(|l| l.same(&link)) {
+            out.push(link);
+        }
+    }
+    out
 }
 
 /// Decode a response body as this adapter does: a search page (`issues`)

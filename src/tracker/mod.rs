@@ -187,6 +187,99 @@ pub struct Capabilities {
     /// version messages); without it, markers go in the body as an HTML
     /// comment that import strips.
     pub hidden_marker: bool,
+    /// The relations between issues the tracker holds and the adapter
+    /// lists and writes ([`Backend::links`]); typed links of other kinds
+    /// stay local (empty: every link stays local). A relation the tracker
+    /// turns out not to offer at run time (a GitHub repository without the
+    /// feature) is reported by the adapter as [`BackendError::Unsupported`].
+    pub links: &'static [LinkKind],
+}
+
+/// A relation between two tracker issues, the form typed links take on a
+/// tracker (`refs-format.md`, section 6e).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinkKind {
+    /// `from` blocks `to` (JIRA "Blocks", GitHub issue dependencies).
+    Blocks,
+    /// `from` duplicates `to` (JIRA "Duplicate").
+    Duplicates,
+    /// `from` and `to` are related, without a direction (JIRA "Relates").
+    Relates,
+    /// `from` is the parent of `to` (GitHub sub-issues).
+    Parent,
+}
+
+impl LinkKind {
+    /// The name used in link records (`link:<kind>:<from>:<to>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Blocks => "blocks",
+            LinkKind::Duplicates => "duplicates",
+            LinkKind::Relates => "relates",
+            LinkKind::Parent => "parent",
+        }
+    }
+
+    /// The kind [`LinkKind::as_str`] names.
+    pub fn parse(s: &str) -> Option<LinkKind> {
+        [
+            LinkKind::Blocks,
+            LinkKind::Duplicates,
+            LinkKind::Relates,
+            LinkKind::Parent,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One relation as the tracker has it (or should have it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteLink {
+    /// The relation.
+    pub kind: LinkKind,
+    /// The blocker, the duplicate, the parent (for `Relates`, the smaller
+    /// of the two remote ids: see [`RemoteLink::new`]).
+    pub from: String,
+    /// The blocked issue, the original, the child.
+    pub to: String,
+    /// The tracker's own id of the relation where it has one (a JIRA issue
+    /// link id), which removing it needs.
+    pub id: Option<String>,
+}
+
+impl RemoteLink {
+    /// A relation between the remote issues `from` and `to`; a `Relates`
+    /// has no direction, so its ends are put in byte order (one relation,
+    /// one form, whichever end wrote it).
+    pub fn new(kind: LinkKind, from: &str, to: &str) -> RemoteLink {
+        let (from, to) = if kind == LinkKind::Relates && to < from {
+            (to, from)
+        } else {
+            (from, to)
+        };
+        RemoteLink {
+            kind,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            id: None,
+        }
+    }
+
+    /// Whether two values name the same relation (ids aside).
+    pub fn same(&self, other: &RemoteLink) -> bool {
+        self.kind == other.kind && self.from == other.from && self.to == other.to
+    }
+}
+
+/// The relations one tracker issue takes part in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteLinks {
+    /// Every relation of the kinds listed, whichever end the issue is.
+    pub links: Vec<RemoteLink>,
+    /// Kinds the tracker could not list here (the feature is off): the
+    /// absence of a relation of these kinds says nothing.
+    pub unavailable: Vec<LinkKind>,
 }
 
 /// A tracker's revision of an issue: the order of revisions and the
@@ -513,6 +606,45 @@ pub trait Backend {
     /// original identity. Default: never moves.
     fn relocated(&self) -> Option<BackendSpec> {
         None
+    }
+
+    /// The relations (of the kinds in [`Capabilities::links`]) that issue
+    /// `remote_id` takes part in, at either end; relations with issues of
+    /// other projects or repositories are left out. `fresh` asks for the
+    /// tracker's state now; without it an adapter may answer from what the
+    /// last listing carried. Default: unsupported.
+    fn links(&self, remote_id: &str, _fresh: bool) -> Result<RemoteLinks, BackendError> {
+        Err(BackendError::Unsupported {
+            what: format!("listing the relations of issue {remote_id}"),
+        })
+    }
+
+    /// Make the relation `link` (its `id` is ignored). A relation the
+    /// tracker already has is not an error (trackers hold relations as a
+    /// set). [`BackendError::Unsupported`]: the tracker does not offer this
+    /// relation here. Default: unsupported.
+    fn add_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            what: format!(
+                "adding the relation {} {} -> {}",
+                link.kind.as_str(),
+                link.from,
+                link.to
+            ),
+        })
+    }
+
+    /// Remove the relation `link` as listed by [`Backend::links`]. One
+    /// already gone is not an error. Default: unsupported.
+    fn remove_link(&self, link: &RemoteLink) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            what: format!(
+                "removing the relation {} {} -> {}",
+                link.kind.as_str(),
+                link.from,
+                link.to
+            ),
+        })
     }
 }
 

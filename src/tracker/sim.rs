@@ -299,6 +299,7 @@ impl Backend for SimBackend {
             closed_state: true,
             multiple_assignees: false,
             hidden_marker: false,
+            links: &[],
         }
     }
 

@@ -128,8 +128,9 @@ fn a_token_never_lands_in_output_or_under_dot_git() {
     );
 }
 
-// Issue 14: typed links are not projected to any tracker yet; a sync that
-// exports issues carrying them says so instead of dropping them silently.
+// Issue 14: the sim has no relations between issues; a sync that exports
+// issues carrying typed links says they stay local instead of dropping
+// them silently.
 #[test]
 fn sync_backend_says_typed_links_stay_local() {
     let s = sim();
@@ -149,8 +150,9 @@ fn sync_backend_says_typed_links_stay_local() {
     t.rx(&["issue", "link", &a, &b, "--kind", "blocks"]).ok();
     let run = t.rx(&["sync", "--backend", "demo"]).ok();
     assert!(
-        run.stderr
-            .contains("1 exported issues carry typed links (blocks, parent, …): they stay in the refs, demo is not told"),
+        run.stderr.contains(
+            "1 typed links stay local (kept in the refs, demo is not told): demo has no relation"
+        ),
         "{}",
         run.stderr
     );

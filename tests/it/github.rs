@@ -1536,3 +1536,231 @@ fn marker_recovery_reads_the_newest_issues_only() {
         Some("created")
     );
 }
+
+// ---- issue 14: typed links as sub-issues and issue dependencies ----
+
+use crate::github_fake::ISSUE_ID_BASE;
+use crate::jira::{link, links_of, new_local, remote_of, tracker_sync, unlink, who};
+use crate::support::TestRepo;
+use reposix::tracker::projection::Projection;
+
+fn number_of(repo: &reposix::repo::Repo, issue: reposix::event::IssueId) -> u64 {
+    remote_of(repo, issue).parse().expect("a GitHub number")
+}
+
+// `blocks` becomes an issue dependency and `parent` a sub-issue, each
+// written with the other end's database id (not its number) and the right
+// way round; an export in step sends nothing; links removed here are
+// removed there; `related` has no GitHub relation and stays local.
+#[test]
+fn links_blocks_and_parent_become_dependencies_and_sub_issues() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let t = TestRepo::new();
+    let repo = t.open();
+    let x = new_local(&repo, "X");
+    let y = new_local(&repo, "Y");
+    let z = new_local(&repo, "Z");
+    link(&repo, "alice", x, "blocks", y);
+    link(&repo, "alice", z, "child", x);
+    link(&repo, "alice", x, "related", z);
+    let (_, report) = tracker_sync(&repo, &gh, "alice");
+    assert_eq!((report.links, report.links_local_only), (2, 1));
+    let (nx, ny, nz) = (
+        number_of(&repo, x),
+        number_of(&repo, y),
+        number_of(&repo, z),
+    );
+    assert_eq!(fake.dependencies(), [(ny, nx)], "Y is blocked by X");
+    assert_eq!(fake.sub_issues(), [(nx, nz)], "Z is a sub-issue of X");
+    let posts: Vec<Recorded> = sent_by_bot(&fake, "POST")
+        .into_iter()
+        .filter(|r| !r.path().ends_with("/issues"))
+        .collect();
+    let dep = posts
+        .iter()
+        .find(|r| {
+            r.path()
+                .ends_with(&format!("/issues/{ny}/dependencies/blocked_by"))
+        })
+        .expect("a dependency POST on the blocked issue");
+    assert_eq!(dep.body, Some(json!({"issue_id": ISSUE_ID_BASE + nx})));
+    let sub = posts
+        .iter()
+        .find(|r| r.path().ends_with(&format!("/issues/{nx}/sub_issues")))
+        .expect("a sub-issue POST on the parent");
+    assert_eq!(sub.body, Some(json!({"sub_issue_id": ISSUE_ID_BASE + nz})));
+    fake.clear_requests();
+    let p = Projection::new(repo.store(), &gh, who("alice"), &|_| {});
+    assert_eq!(p.export_all().expect("export").links, 0);
+    assert!(sent_by_bot(&fake, "POST").is_empty() && sent_by_bot(&fake, "DELETE").is_empty());
+    unlink(&repo, "alice", x, "blocks", y);
+    unlink(&repo, "alice", z, "child", x);
+    let (_, report) = tracker_sync(&repo, &gh, "alice");
+    assert_eq!(report.links, 2);
+    assert!(fake.dependencies().is_empty() && fake.sub_issues().is_empty());
+    let deletes: Vec<String> = sent_by_bot(&fake, "DELETE")
+        .iter()
+        .map(|r| r.path().to_owned())
+        .collect();
+    assert!(
+        deletes.iter().any(|p| p.ends_with(&format!(
+            "/issues/{ny}/dependencies/blocked_by/{}",
+            ISSUE_ID_BASE + nx
+        ))) && deletes
+            .iter()
+            .any(|p| p.ends_with(&format!("/issues/{nx}/sub_issue"))),
+        "{deletes:?}"
+    );
+}
+
+// Relations made on GitHub between two bound issues come here (GitHub does
+// not move `updated_at` for them: a reconciling import reads them).
+#[test]
+fn links_made_on_github_are_imported() {
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let t = TestRepo::new();
+    let repo = t.open();
+    let x = new_local(&repo, "X");
+    let y = new_local(&repo, "Y");
+    tracker_sync(&repo, &gh, "alice");
+    let (nx, ny) = (number_of(&repo, x), number_of(&repo, y));
+    fake.add_sub_issue(ny, nx);
+    fake.add_blocked_by(nx, ny);
+    let p = Projection::new(repo.store(), &gh, who("alice"), &|_| {});
+    let imported = p.import(true).expect("import");
+    assert_eq!(imported.links, 2);
+    let mut got = links_of(&repo, y);
+    got.sort();
+    assert_eq!(got, [("blocks".to_owned(), x), ("parent".to_owned(), x)]);
+    fake.clear_requests();
+    assert_eq!(
+        p.export_all().expect("export").links,
+        0,
+        "nothing echoed back"
+    );
+    assert!(sent_by_bot(&fake, "POST").is_empty());
+}
+
+// A repository without the features (its endpoints answer 404, 410 or
+// 422): links stay local, are counted, and the export does not fail.
+#[test]
+fn links_stay_local_on_a_repository_without_the_features() {
+    for status in [404, 410, 422] {
+        let fake = FakeGithub::start();
+        fake.disable_relations(status);
+        let t = TestRepo::new();
+        let repo = t.open();
+        let x = new_local(&repo, "X");
+        let y = new_local(&repo, "Y");
+        link(&repo, "alice", x, "blocks", y);
+        link(&repo, "alice", x, "parent", y);
+        let (_, report) = tracker_sync(&repo, &fake.backend(), "alice");
+        assert_eq!(report.created, 2, "{status}");
+        assert_eq!((report.links, report.links_local_only), (0, 2), "{status}");
+        assert!(fake.dependencies().is_empty() && fake.sub_issues().is_empty());
+    }
+}
+
+// A sub-issue has one parent on GitHub (a second is a 422): the second
+// `parent` link stays local, counted, without failing the export.
+#[test]
+fn links_github_refuses_stay_local() {
+    let fake = FakeGithub::start();
+    let t = TestRepo::new();
+    let repo = t.open();
+    let p1 = new_local(&repo, "P1");
+    let p2 = new_local(&repo, "P2");
+    let c = new_local(&repo, "C");
+    let gh = fake.backend();
+    tracker_sync(&repo, &gh, "alice");
+    link(&repo, "alice", p1, "parent", c);
+    tracker_sync(&repo, &gh, "alice");
+    link(&repo, "alice", p2, "parent", c);
+    let (_, report) = tracker_sync(&repo, &gh, "alice");
+    assert_eq!((report.links, report.links_local_only), (0, 1));
+    let (n1, nc) = (number_of(&repo, p1), number_of(&repo, c));
+    assert_eq!(fake.sub_issues(), [(n1, nc)]);
+}
+
+// ---- issue 14, point 5: agents acting for people, on GitHub ----
+
+// A comment an agent wrote for alice reaches GitHub with a first line
+// saying so; import drops exactly that line (the local text never grows),
+// a sync in step sends nothing, and an edit carries the line once.
+#[test]
+fn attribution_lines_round_trip_through_github_comments() {
+    use reposix::repo::Change;
+    let fake = FakeGithub::start();
+    let gh = fake.backend();
+    let t = TestRepo::new();
+    let repo = t.open();
+    repo.set_on_behalf_of(&who("agent-7"), &who("alice"))
+        .expect("configure");
+    let issue = new_local(&repo, "Task");
+    repo.apply(issue, &who("agent-7"), &[Change::Comment("Done.".into())])
+        .expect("agent comment");
+    repo.apply(issue, &who("alice"), &[Change::Comment("Thanks.".into())])
+        .expect("own comment");
+    tracker_sync(&repo, &gh, "alice");
+    let n = number_of(&repo, issue);
+    let raw: Vec<String> = sent_by_bot(&fake, "POST")
+        .iter()
+        .filter(|r| r.path().ends_with(&format!("/issues/{n}/comments")))
+        .map(|r| {
+            r.body.as_ref().expect("body")["body"]
+                .as_str()
+                .expect("text")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(raw.len(), 2, "{raw:?}");
+    assert!(
+        raw[0].starts_with("_agent-7 on behalf of alice_\n\nDone.\n\n<!-- reposix:"),
+        "{raw:?}"
+    );
+    assert!(
+        raw[1].starts_with("Thanks.\n\n<!-- reposix:"),
+        "alice acts for herself: {raw:?}"
+    );
+    let texts = |repo: &reposix::repo::Repo| -> Vec<String> {
+        repo.show(issue)
+            .expect("show")
+            .comments
+            .iter()
+            .map(|c| c.body.clone())
+            .collect()
+    };
+    assert_eq!(texts(&repo), ["Done.", "Thanks."]);
+    fake.clear_requests();
+    for _ in 0..2 {
+        let p = Projection::new(repo.store(), &gh, who("alice"), &|_| {});
+        p.import(true)
+            .expect("reconciling import re-reads every comment");
+        let report = p.export_all().expect("export");
+        assert_eq!(report.comments, 0, "in step: nothing sent");
+    }
+    assert!(sent_by_bot(&fake, "PATCH").is_empty() && sent_by_bot(&fake, "POST").is_empty());
+    assert_eq!(texts(&repo), ["Done.", "Thanks."], "no growth");
+    let first = repo.show(issue).expect("show").comments[0].id;
+    repo.apply(
+        issue,
+        &who("agent-7"),
+        &[Change::EditComment(first, "Done, really.".into())],
+    )
+    .expect("edit");
+    tracker_sync(&repo, &gh, "alice");
+    let patches = sent_by_bot(&fake, "PATCH");
+    assert_eq!(patches.len(), 1);
+    let sent = patches[0].body.as_ref().expect("body")["body"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        sent.starts_with("_agent-7 on behalf of alice_\n\nDone, really.\n\n<!-- reposix:"),
+        "{sent}"
+    );
+    assert_eq!(sent.matches("on behalf of").count(), 1);
+    assert_eq!(texts(&repo), ["Done, really.", "Thanks."]);
+}

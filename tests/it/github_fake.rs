@@ -23,6 +23,22 @@
 //! every `/repos/{old}/…` request (301 for GET, 307 otherwise) to
 //! `/repositories/{id}/…`, and a transferred issue answers 301.
 //!
+//! Relations follow the REST reference (checked 2026 against the
+//! `issues/*-sub-issue*` and `issues/*-dependenc*` operations): sub-issues
+//! (`GET|POST /repos/{o}/{r}/issues/{n}/sub_issues`, POST body
+//! `{"sub_issue_id": <database id>}` -> 201; `DELETE …/{n}/sub_issue`,
+//! singular, same body -> 200) and issue dependencies (`GET|POST
+//! …/{n}/dependencies/blocked_by`, POST `{"issue_id": <database id>}` ->
+//! 201; `GET …/{n}/dependencies/blocking`; `DELETE
+//! …/{n}/dependencies/blocked_by/{issue_id}` -> 200). Issue objects carry
+//! `sub_issues_summary`, `issue_dependencies_summary` and, on a sub-issue,
+//! `parent_issue_url`. Unkind habits: ids are not numbers (an issue's `id`
+//! is [`ISSUE_ID_BASE`] + its number); a sub-issue has one parent (a
+//! second is a 422), a relation already there is a 422; relation changes
+//! do not move `updated_at`; a repository without the features
+//! ([`FakeGithub::disable_relations`]) answers the relation endpoints with
+//! 404, 410 or 422 and its issue objects lack the summaries.
+//!
 //! Time: issue and comment timestamps come from a logical clock (each
 //! mutation advances it by `tick` seconds, 1 by default) so tests are
 //! deterministic. Rate-limit windows, `x-ratelimit-reset` and `Recorded::at`
@@ -114,6 +130,8 @@ pub const REPO: &str = "widgets";
 pub const REPO_ID: u64 = 1000;
 /// Where the logical clock starts: 2023-11-14T22:13:20Z.
 pub const CLOCK_START: u64 = 1_700_000_000;
+/// An issue's database `id` is this plus its number.
+pub const ISSUE_ID_BASE: u64 = 5_000_000_000;
 
 /// One request as the fake saw it.
 #[derive(Clone, Debug)]
@@ -245,6 +263,12 @@ struct State {
     name: (String, String),
     old_names: Vec<(String, String)>,
     assignable: Vec<String>,
+    /// Sub-issues: (parent number, child number).
+    sub_issues: Vec<(u64, u64)>,
+    /// Dependencies: (blocked number, blocker number).
+    blocked_by: Vec<(u64, u64)>,
+    /// The relation features are off: their endpoints answer this status.
+    relations_off: Option<u16>,
 }
 
 /// The running fake.
@@ -296,6 +320,9 @@ impl FakeGithub {
             assignable: ["reposix-bot", "octocat", "alice", "bob"]
                 .map(str::to_owned)
                 .to_vec(),
+            sub_issues: Vec::new(),
+            blocked_by: Vec::new(),
+            relations_off: None,
         }));
         let thread = {
             let server = Arc::clone(&server);
@@ -519,6 +546,33 @@ impl FakeGithub {
             .expect("comment exists in the fake")
             .body
             .clone()
+    }
+
+    /// A repository without sub-issues and issue dependencies: their
+    /// endpoints answer `status` (404, 410 or 422), issue objects lack the
+    /// summaries.
+    pub fn disable_relations(&self, status: u16) {
+        self.lock().relations_off = Some(status);
+    }
+
+    /// A user makes `child` a sub-issue of `parent` (on the web).
+    pub fn add_sub_issue(&self, parent: u64, child: u64) {
+        self.lock().sub_issues.push((parent, child));
+    }
+
+    /// A user records that `blocker` blocks `blocked` (on the web).
+    pub fn add_blocked_by(&self, blocked: u64, blocker: u64) {
+        self.lock().blocked_by.push((blocked, blocker));
+    }
+
+    /// Sub-issues as (parent, child) numbers.
+    pub fn sub_issues(&self) -> Vec<(u64, u64)> {
+        self.lock().sub_issues.clone()
+    }
+
+    /// Dependencies as (blocked, blocker) numbers.
+    pub fn dependencies(&self) -> Vec<(u64, u64)> {
+        self.lock().blocked_by.clone()
     }
 
     /// A client acting as [`OTHER`] over HTTP.
@@ -873,8 +927,11 @@ impl State {
     /// Otherwise counts it (a refused request is not counted: not applied).
     fn content_refusal(&mut self, method: &str, url: &str) -> Option<u64> {
         let path = url.split('?').next().unwrap_or("");
-        let creates =
-            method == "POST" && (path.ends_with("/issues") || path.ends_with("/comments"));
+        let creates = method == "POST"
+            && (path.ends_with("/issues")
+                || path.ends_with("/comments")
+                || path.ends_with("/sub_issues")
+                || path.ends_with("/blocked_by"));
         if !creates {
             return None;
         }
@@ -969,7 +1026,7 @@ impl State {
             "comments_url": format!("{url}/comments"),
             "events_url": format!("{url}/events"),
             "html_url": html,
-            "id": 5_000_000_000u64 + i.number,
+            "id": ISSUE_ID_BASE + i.number,
             "node_id": format!("I_kwDOfake{}", i.number),
             "number": i.number,
             "title": i.title,
@@ -997,6 +1054,46 @@ impl State {
             "performed_via_github_app": null,
             "state_reason": i.state_reason,
         });
+        if self.relations_off.is_none() && !i.pull_request {
+            let open = |n: u64| {
+                self.issues
+                    .iter()
+                    .any(|x| x.number == n && x.state == "open")
+            };
+            let children: Vec<u64> = self
+                .sub_issues
+                .iter()
+                .filter(|(p, _)| *p == i.number)
+                .map(|(_, c)| *c)
+                .collect();
+            let done = children.iter().filter(|c| !open(**c)).count();
+            v["sub_issues_summary"] = json!({
+                "total": children.len(),
+                "completed": done,
+                "percent_completed": (done * 100).checked_div(children.len()).unwrap_or(0),
+            });
+            let by: Vec<u64> = self
+                .blocked_by
+                .iter()
+                .filter(|(b, _)| *b == i.number)
+                .map(|(_, x)| *x)
+                .collect();
+            let blocking: Vec<u64> = self
+                .blocked_by
+                .iter()
+                .filter(|(_, x)| *x == i.number)
+                .map(|(b, _)| *b)
+                .collect();
+            v["issue_dependencies_summary"] = json!({
+                "blocked_by": by.iter().filter(|n| open(**n)).count(),
+                "total_blocked_by": by.len(),
+                "blocking": blocking.iter().filter(|n| open(**n)).count(),
+                "total_blocking": blocking.len(),
+            });
+            if let Some((p, _)) = self.sub_issues.iter().find(|(_, c)| *c == i.number) {
+                v["parent_issue_url"] = json!(format!("{}/issues/{p}", self.repo_url()));
+            }
+        }
         if i.pull_request {
             let pr = format!("{}/pulls/{}", self.repo_url(), i.number);
             let html_pr = format!("https://github.com/{OWNER}/{REPO}/pull/{}", i.number);
@@ -1189,6 +1286,142 @@ impl State {
             },
             ("POST", ["issues", n, "comments"]) => self.add_comment(n, body, user),
             ("POST", ["issues", n, "labels"]) => self.add_labels(n, body),
+            (_, ["issues", n, "sub_issues" | "sub_issue" | "dependencies", ..]) => {
+                self.relation(method, n, &rest[2..], body)
+            }
+            _ => Reply::error(404, "Not Found"),
+        }
+    }
+
+    /// The sub-issue and dependency endpoints of issue `n`.
+    fn relation(&mut self, method: &str, n: &str, rest: &[&str], body: Option<&Value>) -> Reply {
+        if let Some(status) = self.relations_off {
+            return Reply::error(status, "Not Found");
+        }
+        let number = match self.live_issue(n) {
+            Ok(i) => i.number,
+            Err(r) => return r,
+        };
+        let list = |st: &State, numbers: Vec<u64>| {
+            let items: Vec<Value> = numbers
+                .iter()
+                .filter_map(|m| st.issues.iter().find(|i| i.number == *m))
+                .map(|i| st.issue_json(i))
+                .collect();
+            Reply::json(200, &json!(items))
+        };
+        let by_id = |st: &State, field: &str| -> Result<u64, Reply> {
+            let id = body
+                .and_then(|b| b.get(field))
+                .and_then(Value::as_u64)
+                .ok_or_else(|| Reply::validation("Issue", field, "missing_field"))?;
+            st.issues
+                .iter()
+                .find(|i| ISSUE_ID_BASE + i.number == id && !i.deleted && !i.pull_request)
+                .map(|i| i.number)
+                .ok_or_else(|| Reply::validation("Issue", field, "invalid"))
+        };
+        match (method, rest) {
+            ("GET", ["sub_issues"]) => {
+                let children = self
+                    .sub_issues
+                    .iter()
+                    .filter(|(p, _)| *p == number)
+                    .map(|(_, c)| *c)
+                    .collect();
+                list(self, children)
+            }
+            ("POST", ["sub_issues"]) => {
+                let child = match by_id(self, "sub_issue_id") {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let replace = body
+                    .and_then(|b| b.get("replace_parent"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if child == number {
+                    return Reply::validation("Issue", "sub_issue_id", "invalid");
+                }
+                if let Some(pos) = self.sub_issues.iter().position(|(_, c)| *c == child) {
+                    // One parent per sub-issue (this one included).
+                    if !replace || self.sub_issues[pos].0 == number {
+                        return Reply::validation("Issue", "sub_issue_id", "already_exists");
+                    }
+                    self.sub_issues.remove(pos);
+                }
+                self.sub_issues.push((number, child));
+                let issue = self
+                    .issues
+                    .iter()
+                    .find(|i| i.number == number)
+                    .expect("live");
+                Reply::json(201, &self.issue_json(issue))
+            }
+            ("DELETE", ["sub_issue"]) => {
+                let child = match by_id(self, "sub_issue_id") {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let Some(pos) = self.sub_issues.iter().position(|x| *x == (number, child)) else {
+                    return Reply::error(404, "Not Found");
+                };
+                self.sub_issues.remove(pos);
+                let issue = self
+                    .issues
+                    .iter()
+                    .find(|i| i.number == child)
+                    .expect("live");
+                Reply::json(200, &self.issue_json(issue))
+            }
+            ("GET", ["dependencies", "blocked_by"]) => {
+                let blockers = self
+                    .blocked_by
+                    .iter()
+                    .filter(|(b, _)| *b == number)
+                    .map(|(_, x)| *x)
+                    .collect();
+                list(self, blockers)
+            }
+            ("GET", ["dependencies", "blocking"]) => {
+                let blocked = self
+                    .blocked_by
+                    .iter()
+                    .filter(|(_, x)| *x == number)
+                    .map(|(b, _)| *b)
+                    .collect();
+                list(self, blocked)
+            }
+            ("POST", ["dependencies", "blocked_by"]) => {
+                let blocker = match by_id(self, "issue_id") {
+                    Ok(x) => x,
+                    Err(r) => return r,
+                };
+                if blocker == number || self.blocked_by.contains(&(number, blocker)) {
+                    return Reply::validation("Issue", "issue_id", "already_exists");
+                }
+                self.blocked_by.push((number, blocker));
+                let issue = self
+                    .issues
+                    .iter()
+                    .find(|i| i.number == blocker)
+                    .expect("live");
+                Reply::json(201, &self.issue_json(issue))
+            }
+            ("DELETE", ["dependencies", "blocked_by", id]) => {
+                let blocker = id
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| id.checked_sub(ISSUE_ID_BASE));
+                let Some(pos) =
+                    blocker.and_then(|x| self.blocked_by.iter().position(|d| *d == (number, x)))
+                else {
+                    return Reply::error(404, "Not Found");
+                };
+                let (_, x) = self.blocked_by.remove(pos);
+                let issue = self.issues.iter().find(|i| i.number == x).expect("exists");
+                Reply::json(200, &self.issue_json(issue))
+            }
             _ => Reply::error(404, "Not Found"),
         }
     }

@@ -1156,3 +1156,343 @@ fn bold_written_in_jira_imports_as_markdown_and_typed_stars_stay_text() {
     .expect("updates");
     assert_eq!(fake.issue(&key).description, doc);
 }
+
+// ---- issue 14: typed links as JIRA issue links ----
+
+use reposix::event::{ActorId, IssueId};
+use reposix::repo::{Change, NewIssue, Repo};
+use reposix::tracker::projection::{ExportReport, ImportReport, Projection};
+use reposix::tracker::{LinkKind, RemoteLink};
+
+use crate::support::TestRepo;
+
+pub(crate) fn who(name: &str) -> ActorId {
+    ActorId::new(name).expect("actor")
+}
+
+/// Import, export, import (as `reposix sync --backend` does); the export's
+/// report, asserting nothing failed.
+pub(crate) fn tracker_sync(
+    repo: &Repo,
+    b: &dyn Backend,
+    actor: &str,
+) -> (ImportReport, ExportReport) {
+    let p = Projection::new(repo.store(), b, who(actor), &|_| {});
+    let imported = p.import(false).expect("import");
+    let report = p.export().expect("export");
+    assert!(
+        report.failed.is_empty(),
+        "export failures: {:?}",
+        report.failed
+    );
+    p.import(false).expect("import after export");
+    (imported, report)
+}
+
+pub(crate) fn new_local(repo: &Repo, title: &str) -> IssueId {
+    repo.create(
+        &who("alice"),
+        NewIssue {
+            title: title.into(),
+            ..NewIssue::default()
+        },
+    )
+    .expect("create")
+    .issue
+}
+
+pub(crate) fn link(repo: &Repo, actor: &str, from: IssueId, kind: &str, to: IssueId) {
+    repo.apply(
+        from,
+        &who(actor),
+        &[Change::Link(reposix::crdt::Link {
+            kind: kind.into(),
+            target: to,
+        })],
+    )
+    .expect("link");
+}
+
+pub(crate) fn unlink(repo: &Repo, actor: &str, from: IssueId, kind: &str, to: IssueId) {
+    repo.apply(
+        from,
+        &who(actor),
+        &[Change::Unlink(reposix::crdt::Link {
+            kind: kind.into(),
+            target: to,
+        })],
+    )
+    .expect("unlink");
+}
+
+/// The links of a local issue as (kind, target).
+pub(crate) fn links_of(repo: &Repo, issue: IssueId) -> Vec<(String, IssueId)> {
+    repo.show(issue)
+        .expect("show")
+        .links
+        .into_iter()
+        .map(|l| (l.kind, l.target))
+        .collect()
+}
+
+/// The remote id a local issue is bound to.
+pub(crate) fn remote_of(repo: &Repo, issue: IssueId) -> String {
+    let state = repo.show(issue).expect("show");
+    assert_eq!(state.remotes.len(), 1, "{:?}", state.remotes);
+    state.remotes[0].remote_id.clone()
+}
+
+/// `reposix sync` of two clones through a bare remote next to them.
+pub(crate) fn git_sync(a: &TestRepo, b: &TestRepo) {
+    let dir = a.path().parent().expect("parent").join(format!(
+        "links-remote-{}.git",
+        a.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    if !dir.exists() {
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(&dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .expect("git init --bare")
+            .success();
+        assert!(ok);
+    }
+    for t in [a, b, a] {
+        let report = reposix::sync::sync(
+            t.open().store(),
+            &reposix::sync::SyncOptions {
+                remote: Some(dir.to_string_lossy().into_owned()),
+                ..reposix::sync::SyncOptions::default()
+            },
+        )
+        .expect("reposix sync");
+        assert!(report.is_complete(), "{report:?}");
+    }
+}
+
+fn link_posts(fake: &FakeJira) -> Vec<Value> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path() == "/rest/api/3/issueLink")
+        .map(|r| r.body.expect("a JSON body"))
+        .collect()
+}
+
+// A local `blocks` link reaches JIRA the right way round through
+// `reposix sync --backend` (the POST's inwardIssue is the blocker; reading
+// the blocker back shows `outwardIssue: blocked`), `parent` stays local
+// and says so, and a second sync sends nothing.
+#[test]
+fn links_a_local_blocks_link_reaches_jira_the_right_way_round() {
+    use crate::jira_fake::{EMAIL, PROJECT};
+    let fake = FakeJira::start();
+    let t = TestRepo::new();
+    t.rx(&["init"]).ok();
+    let spec = format!("jira::{}/{PROJECT}", fake.url());
+    t.rx(&["backend", "add", "jira", &spec]).ok();
+    let a = t.new_issue("Blocker", &[]);
+    let b = t.new_issue("Blocked", &[]);
+    let c = t.new_issue("Part", &[]);
+    t.rx(&["issue", "link", &a, &b, "--kind", "blocks"]).ok();
+    t.rx(&["issue", "link", &a, &c, "--kind", "parent"]).ok();
+    let sync = |json: bool| {
+        let mut cmd = t.reposix();
+        cmd.args(["--actor", "tester"]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["sync", "--backend", "jira", "--yes"])
+            .env("ATLASSIAN_EMAIL", EMAIL)
+            .env("ATLASSIAN_API_KEY", TOKEN);
+        t.run(cmd).ok()
+    };
+    let run = sync(false);
+    assert!(
+        run.stderr.contains("1 typed links stay local"),
+        "parent has no JIRA relation: {}",
+        run.stderr
+    );
+    let repo = t.open();
+    let key = |id: &str| remote_of(&repo, id.parse().expect("issue id"));
+    let (ka, kb) = (key(&a), key(&b));
+    let posts = link_posts(&fake);
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["type"]["name"], "Blocks");
+    assert_eq!(posts[0]["inwardIssue"]["key"], ka.as_str(), "the blocker");
+    assert_eq!(posts[0]["outwardIssue"]["key"], kb.as_str());
+    let links = fake.links();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        (links[0].0.as_str(), &links[0].1, &links[0].2),
+        ("Blocks", &ka, &kb)
+    );
+    // Read back as JIRA serves it: the blocker lists the blocked issue as
+    // its outward issue.
+    let jira = fake.backend();
+    let on_a = jira.links(&ka, true).expect("links").links;
+    assert_eq!(on_a.len(), 1);
+    assert!(
+        on_a[0].same(&RemoteLink::new(LinkKind::Blocks, &ka, &kb)),
+        "{on_a:?}"
+    );
+    fake.clear_requests();
+    let again = sync(true);
+    assert_eq!(again.data()["export"]["links"], 0, "{}", again.stdout);
+    assert!(link_posts(&fake).is_empty(), "nothing sent twice");
+    assert_eq!(fake.links().len(), 1);
+}
+
+// Two clones exporting the same relation at once (one wrote `blocks` on X,
+// the other `blocked-by` on Y) make one JIRA link; after they meet, more
+// exports send nothing and remove nothing. A run killed between the POST
+// and its record does not duplicate either.
+#[test]
+fn links_two_clones_exporting_one_relation_make_one_jira_link() {
+    let fake = FakeJira::start();
+    let (ta, tb) = (TestRepo::new(), TestRepo::new());
+    let (ra, rb) = (ta.open(), tb.open());
+    let x = new_local(&ra, "X");
+    let y = new_local(&ra, "Y");
+    let z = new_local(&ra, "Z");
+    let jira = fake.backend();
+    tracker_sync(&ra, &jira, "alice");
+    git_sync(&ta, &tb);
+    link(&ra, "alice", x, "blocks", y);
+    link(&rb, "bob", y, "blocked-by", x);
+    let (_, ea) = tracker_sync(&ra, &jira, "alice");
+    let (_, eb) = tracker_sync(&rb, &fake.backend(), "bob");
+    assert_eq!((ea.links, ea.links_local_only), (1, 0));
+    assert_eq!(
+        (eb.links, eb.links_local_only),
+        (0, 0),
+        "bob found it there"
+    );
+    assert_eq!(fake.links().len(), 1, "{:?}", fake.links());
+    git_sync(&ta, &tb);
+    fake.clear_requests();
+    for (repo, actor) in [(&ra, "alice"), (&rb, "bob")] {
+        let p = Projection::new(repo.store(), &jira, who(actor), &|_| {});
+        let report = p.export_all().expect("export");
+        assert_eq!(report.links, 0);
+    }
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| !r.path().starts_with("/rest/api/3/issueLink")),
+        "in step: no link request at all"
+    );
+    // Killed after the POST, before the record: the next run finds it.
+    let (kx, kz) = (remote_of(&ra, x), remote_of(&ra, z));
+    jira.add_link(&RemoteLink::new(LinkKind::Relates, &kx, &kz))
+        .expect("the POST of a run that then died");
+    link(&ra, "alice", x, "related", z);
+    let (_, report) = tracker_sync(&ra, &jira, "alice");
+    assert_eq!(report.links, 0, "recorded, not sent again");
+    assert_eq!(fake.links().len(), 2, "{:?}", fake.links());
+}
+
+// A link removed here is removed from JIRA (reposix put it there); a link
+// a JIRA user makes between two bound issues becomes a local link, and
+// their removing it removes it here.
+#[test]
+fn links_removed_here_leave_jira_and_links_made_on_jira_come_here() {
+    let fake = FakeJira::start();
+    let t = TestRepo::new();
+    let repo = t.open();
+    let x = new_local(&repo, "X");
+    let y = new_local(&repo, "Y");
+    let z = new_local(&repo, "Z");
+    let jira = fake.backend();
+    tracker_sync(&repo, &jira, "alice");
+    link(&repo, "alice", x, "blocks", y);
+    tracker_sync(&repo, &jira, "alice");
+    assert_eq!(fake.links().len(), 1);
+    unlink(&repo, "alice", x, "blocks", y);
+    let (_, report) = tracker_sync(&repo, &jira, "alice");
+    assert_eq!(report.links, 1);
+    assert!(fake.links().is_empty(), "{:?}", fake.links());
+    assert!(links_of(&repo, x).is_empty());
+    // A JIRA user: "Z duplicates X".
+    let (kx, kz) = (remote_of(&repo, x), remote_of(&repo, z));
+    let id = fake.link("Duplicate", &kz, &kx);
+    let (imported, _) = tracker_sync(&repo, &jira, "alice");
+    assert_eq!(imported.links, 1);
+    assert_eq!(links_of(&repo, z), [("duplicate-of".to_owned(), x)]);
+    assert_eq!(fake.links().len(), 1, "nothing sent back");
+    // Imported once: another sync changes nothing.
+    let (imported, exported) = tracker_sync(&repo, &jira, "alice");
+    assert_eq!((imported.links, exported.links), (0, 0));
+    // The JIRA user removes it.
+    fake.unlink(id);
+    let (imported, _) = tracker_sync(&repo, &jira, "alice");
+    assert_eq!(imported.links, 1);
+    assert!(links_of(&repo, z).is_empty());
+    assert!(fake.links().is_empty());
+}
+
+// A site with issue linking switched off: links stay local, are counted,
+// and the export does not fail.
+#[test]
+fn links_stay_local_on_a_jira_without_issue_linking() {
+    let fake = FakeJira::start();
+    fake.disable_linking();
+    let t = TestRepo::new();
+    let repo = t.open();
+    let x = new_local(&repo, "X");
+    let y = new_local(&repo, "Y");
+    link(&repo, "alice", x, "blocks", y);
+    let (_, report) = tracker_sync(&repo, &fake.backend(), "alice");
+    assert_eq!(report.created, 2);
+    assert_eq!((report.links, report.links_local_only), (0, 1));
+    assert!(fake.links().is_empty());
+    assert_eq!(links_of(&repo, x), [("blocks".to_owned(), y)], "kept here");
+}
+
+// ---- issue 14, point 5: agents acting for people, on JIRA ----
+
+// On JIRA the attribution is an italic first paragraph (ADF `em`), which
+// reads back as `*…*` markdown; import drops it exactly, and a sync in
+// step sends nothing.
+#[test]
+fn attribution_lines_round_trip_through_jira_comments() {
+    let fake = FakeJira::start();
+    let jira = fake.backend();
+    let t = TestRepo::new();
+    let repo = t.open();
+    repo.set_on_behalf_of(&who("agent-7"), &who("alice"))
+        .expect("configure");
+    let issue = new_local(&repo, "Task");
+    repo.apply(issue, &who("agent-7"), &[Change::Comment("Done.".into())])
+        .expect("agent comment");
+    tracker_sync(&repo, &jira, "alice");
+    let key = remote_of(&repo, issue);
+    let comments = fake.issue(&key).comments;
+    assert_eq!(comments.len(), 1);
+    let first = &comments[0].body["content"][0];
+    assert_eq!(first["type"], "paragraph");
+    assert_eq!(first["content"][0]["text"], "agent-7 on behalf of alice");
+    assert_eq!(first["content"][0]["marks"], json!([{"type": "em"}]));
+    assert_eq!(
+        comments[0].body["content"][1]["content"][0]["text"],
+        "Done."
+    );
+    fake.clear_requests();
+    for _ in 0..2 {
+        let p = Projection::new(repo.store(), &jira, who("alice"), &|_| {});
+        p.import(true)
+            .expect("reconciling import re-reads every comment");
+        let report = p.export_all().expect("export");
+        assert_eq!(report.comments, 0, "in step: nothing sent");
+    }
+    assert!(fake
+        .requests()
+        .iter()
+        .all(|r| r.method == "GET" || r.path() == "/rest/api/3/search/jql"));
+    let state = repo.show(issue).expect("show");
+    assert_eq!(state.comments.len(), 1);
+    assert_eq!(state.comments[0].body, "Done.");
+}

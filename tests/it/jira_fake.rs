@@ -34,6 +34,17 @@
 //! holding line breaks and texts over 32,767 characters are 400s; a 403
 //! switch answers a permission refusal.
 //!
+//! Issue links follow the vendor OpenAPI and JIRA Cloud's behaviour:
+//! `POST /rest/api/3/issueLink` answers 201 with no body and no id (the id
+//! is learnt from `fields.issuelinks`), also for a link it already has
+//! (kept once); its `inwardIssue` is the end that reads with the type's
+//! outward phrase ("A blocks B" is `inwardIssue: A, outwardIssue: B`), and
+//! on GET the blocker shows `{"outwardIssue": B}`, the blocked issue
+//! `{"inwardIssue": A}`; `DELETE /rest/api/3/issueLink/{id}` answers 204;
+//! a link type the site lacks, an unknown issue, or linking switched off
+//! ([`FakeJira::disable_linking`]) is a 404; linking bumps `updated` on
+//! both ends.
+//!
 //! Time is a logical clock: each mutation advances it by `tick` ms (1 s by
 //! default) and stamps the issue, so tests decide what shares a minute.
 
@@ -718,9 +729,30 @@ pub struct Comment {
     pub updated: i64,
 }
 
+/// Link types of the site: (id, name, inward phrase, outward phrase).
+pub const LINK_TYPES: [(&str, &str, &str, &str); 4] = [
+    ("10000", "Blocks", "is blocked by", "blocks"),
+    ("10001", "Cloners", "is cloned by", "clones"),
+    ("10002", "Duplicate", "is duplicated by", "duplicates"),
+    ("10003", "Relates", "relates to", "relates to"),
+];
+
+/// An issue link: `source` reads "<outward phrase> `dest`" (it is the
+/// request's `inwardIssue`), `dest` reads "<inward phrase> `source`".
+#[derive(Clone, Debug)]
+struct FakeLink {
+    id: u64,
+    kind: usize,
+    source: usize,
+    dest: usize,
+}
+
 struct State {
     base: String,
     clock: i64,
+    links: Vec<FakeLink>,
+    next_link: u64,
+    linking: bool,
     tick: i64,
     next_id: u64,
     next_comment: u64,
@@ -855,6 +887,10 @@ impl State {
         if want("updated") {
             out.insert("updated".into(), json!(jira_time(issue.updated)));
         }
+        if want("issuelinks") {
+            let idx = self.issue_idx(&issue.key).expect("an issue of the fake");
+            out.insert("issuelinks".into(), json!(self.links_of(idx)));
+        }
         if want("resolution") {
             let res = match &issue.resolution {
                 Some(r) => json!({"id": "1000", "name": r}),
@@ -879,6 +915,70 @@ impl State {
             v["properties"] = Value::Object(props);
         }
         v
+    }
+
+    /// `fields.issuelinks` of issue `idx`.
+    fn links_of(&self, idx: usize) -> Vec<Value> {
+        let brief = |i: usize| {
+            let issue = &self.issues[i];
+            json!({
+                "id": issue.id.to_string(),
+                "key": issue.key,
+                "self": format!("{}/rest/api/3/issue/{}", self.base, issue.id),
+                "fields": {"summary": issue.summary, "status": self.status_json(issue.status)},
+            })
+        };
+        let mut out = Vec::new();
+        for l in &self.links {
+            let (id, name, inward, outward) = LINK_TYPES[l.kind];
+            let ty = json!({
+                "id": id, "name": name, "inward": inward, "outward": outward,
+                "self": format!("{}/rest/api/3/issueLinkType/{id}", self.base),
+            });
+            let link_self = format!("{}/rest/api/3/issueLink/{}", self.base, l.id);
+            if l.source == idx {
+                out.push(json!({"id": l.id.to_string(), "self": link_self, "type": ty, "outwardIssue": brief(l.dest)}));
+            }
+            if l.dest == idx {
+                out.push(json!({"id": l.id.to_string(), "self": link_self, "type": ty, "inwardIssue": brief(l.source)}));
+            }
+        }
+        out
+    }
+
+    /// Make a link (`source` reads with the outward phrase); one already
+    /// there is kept once. Bumps both ends.
+    fn make_link(&mut self, kind: usize, source: usize, dest: usize) -> u64 {
+        if let Some(l) = self
+            .links
+            .iter()
+            .find(|l| l.kind == kind && l.source == source && l.dest == dest)
+        {
+            return l.id;
+        }
+        self.next_link += 1;
+        let id = self.next_link;
+        self.links.push(FakeLink {
+            id,
+            kind,
+            source,
+            dest,
+        });
+        let at = self.tick();
+        self.issues[source].updated = at;
+        self.issues[dest].updated = at;
+        id
+    }
+
+    fn drop_link(&mut self, id: u64) -> bool {
+        let Some(pos) = self.links.iter().position(|l| l.id == id) else {
+            return false;
+        };
+        let l = self.links.remove(pos);
+        let at = self.tick();
+        self.issues[l.source].updated = at;
+        self.issues[l.dest].updated = at;
+        true
     }
 
     fn comment_json(&self, issue: &Issue, c: &Comment) -> Value {
@@ -936,6 +1036,9 @@ impl FakeJira {
         let state = Arc::new(Mutex::new(State {
             base: String::new(),
             clock: CLOCK_START,
+            links: Vec::new(),
+            next_link: 10_500,
+            linking: true,
             tick: 1000,
             next_id: 10_000,
             next_comment: 10_100,
@@ -1222,6 +1325,47 @@ impl FakeJira {
         self.lock().requests.clone()
     }
 
+    /// A tracker user links two issues, as `POST /issueLink` with
+    /// `inwardIssue: inward` (the end reading "blocks", "duplicates") and
+    /// `outwardIssue: outward`; returns the link id.
+    pub fn link(&self, type_name: &str, inward: &str, outward: &str) -> u64 {
+        let mut st = self.lock();
+        let kind = LINK_TYPES
+            .iter()
+            .position(|t| t.1 == type_name)
+            .expect("a link type of the fake");
+        let source = st.issue_idx(inward).expect("issue exists");
+        let dest = st.issue_idx(outward).expect("issue exists");
+        st.make_link(kind, source, dest)
+    }
+
+    /// A tracker user deletes a link.
+    pub fn unlink(&self, id: u64) {
+        assert!(self.lock().drop_link(id), "link {id} exists");
+    }
+
+    /// Every link as (type name, the end reading the outward phrase, the
+    /// other end, link id): ("Blocks", "P-1", "P-2", _) is "P-1 blocks P-2".
+    pub fn links(&self) -> Vec<(String, String, String, u64)> {
+        let st = self.lock();
+        st.links
+            .iter()
+            .map(|l| {
+                (
+                    LINK_TYPES[l.kind].1.to_owned(),
+                    st.issues[l.source].key.clone(),
+                    st.issues[l.dest].key.clone(),
+                    l.id,
+                )
+            })
+            .collect()
+    }
+
+    /// Switch issue linking off for the site: the link endpoints answer 404.
+    pub fn disable_linking(&self) {
+        self.lock().linking = false;
+    }
+
     /// Forget the requests seen so far.
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
@@ -1293,6 +1437,11 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
     }
     if method == "POST" && rq.path() == "/rest/api/3/issue" {
         return create(st, rq);
+    }
+    if let Some(seg) = rq.segments_after("/rest/api/3/issueLink").filter(|_| {
+        rq.path() == "/rest/api/3/issueLink" || rq.path().starts_with("/rest/api/3/issueLink/")
+    }) {
+        return issue_link(st, rq, &seg);
     }
     if method == "GET" {
         if let Some(seg) = rq.segments_after("/rest/api/3/issue/createmeta/") {
@@ -1513,6 +1662,77 @@ fn serve(st: &mut State, rq: &Incoming) -> Outgoing {
             let c = st.issues[idx].comments[ci].clone();
             Outgoing::json(200, &st.comment_json(&st.issues[idx], &c))
         }
+        _ => err(404, &["No such endpoint in the fake."], &[]),
+    }
+}
+
+/// `POST /rest/api/3/issueLink` and `DELETE /rest/api/3/issueLink/{id}`.
+fn issue_link(st: &mut State, rq: &Incoming, seg: &[String]) -> Outgoing {
+    if !st.linking {
+        return err(404, &["Issue linking is disabled."], &[]);
+    }
+    match (rq.method.as_str(), seg) {
+        ("POST", []) => {
+            let Some(Value::Object(body)) = rq.json() else {
+                return err(400, &["The request body is missing."], &[]);
+            };
+            if let Some(k) = body.keys().find(|k| {
+                !matches!(
+                    k.as_str(),
+                    "type" | "inwardIssue" | "outwardIssue" | "comment"
+                )
+            }) {
+                return err(400, &[&format!("Unrecognized field \"{k}\"")], &[]);
+            }
+            let ty = body.get("type");
+            let by_name = ty.and_then(|t| t.get("name")).and_then(Value::as_str);
+            let by_id = ty.and_then(|t| t.get("id")).and_then(Value::as_str);
+            let kind = LINK_TYPES
+                .iter()
+                .position(|t| Some(t.1) == by_name || Some(t.0) == by_id);
+            let end = |name: &str| {
+                let e = body.get(name)?;
+                e.get("key")
+                    .or_else(|| e.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let (Some(inward), Some(outward)) = (end("inwardIssue"), end("outwardIssue")) else {
+                return err(
+                    400,
+                    &[],
+                    &[("issuelinks", "inwardIssue and outwardIssue are required")],
+                );
+            };
+            let Some(kind) = kind else {
+                return err(
+                    404,
+                    &[&format!(
+                        "No issue link type with name '{}' found.",
+                        by_name.or(by_id).unwrap_or("")
+                    )],
+                    &[],
+                );
+            };
+            let (Some(source), Some(dest)) = (st.issue_idx(&inward), st.issue_idx(&outward)) else {
+                return err(
+                    404,
+                    &["Issue does not exist or you do not have permission to see it."],
+                    &[],
+                );
+            };
+            if source == dest {
+                return err(400, &["You cannot link an issue to itself."], &[]);
+            }
+            st.make_link(kind, source, dest);
+            // JIRA answers 201 with an empty body: no link id.
+            Outgoing::empty(201)
+        }
+        ("DELETE", [id]) => match id.parse::<u64>() {
+            Ok(n) if st.drop_link(n) => Outgoing::empty(204),
+            Ok(_) => err(404, &["No issue link with id exists."], &[]),
+            Err(_) => err(400, &["The issue link id is invalid."], &[]),
+        },
         _ => err(404, &["No such endpoint in the fake."], &[]),
     }
 }

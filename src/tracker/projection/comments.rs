@@ -1,7 +1,48 @@
 //! Comments: which local comment is which tracker comment, and their
 //! export.
+//!
+//! **Attribution** (`refs-format.md` 6f): no tracker has a field for "an
+//! agent wrote this for a person", so a comment whose author acted for a
+//! human is sent with a first line `_<agent> on behalf of <human>_` and a
+//! blank line (markdown emphasis: an italic paragraph in JIRA's ADF and
+//! Confluence's storage format, which read back as `*…*`). Every
+//! observation of a tracker comment drops exactly such a first line
+//! ([`strip_attribution`]), a function of the tracker's text alone, so
+//! replicas observe the same bytes, the line never enters the local text,
+//! and the exporter's comparison (observed text against local text) sees
+//! no difference to send again.
 
 use super::*;
+
+/// The text sent for a local comment: its attribution line first when
+/// its author acted for someone.
+pub(super) fn comment_text(c: &crate::crdt::Comment) -> String {
+    match &c.on_behalf_of {
+        Some(human) => format!("_{} on behalf of {human}_\n\n{}", c.author, c.body),
+        None => c.body.clone(),
+    }
+}
+
+/// A tracker comment's text without its attribution line: a first line
+/// `_A on behalf of H_` (or `*A on behalf of H*`, as Atlassian markdown
+/// reads back) where A and H are actor names, followed by a blank line.
+/// Anything else is left as it is.
+pub(super) fn strip_attribution(text: &str) -> &str {
+    let Some((line, rest)) = text.split_once("\n\n") else {
+        return text;
+    };
+    let inner = ['_', '*']
+        .into_iter()
+        .find_map(|m| line.strip_prefix(m).and_then(|l| l.strip_suffix(m)));
+    let named = inner
+        .and_then(|i| i.split_once(" on behalf of "))
+        .is_some_and(|(a, h)| ActorId::new(a).is_ok() && ActorId::new(h).is_ok());
+    if named {
+        rest
+    } else {
+        text
+    }
+}
 
 impl Projection<'_> {
     /// `add_comment`, recovering by marker when the outcome is uncertain.
@@ -165,7 +206,7 @@ impl Projection<'_> {
                         );
                         self.record(issue, set, intent, "export comment intent")?;
                     }
-                    self.add_comment_once(remote_id, &c.body, &marker)?
+                    self.add_comment_once(remote_id, &comment_text(&c), &marker)?
                 }
             };
             let heads = set.heads();
@@ -236,7 +277,7 @@ impl Projection<'_> {
                 .max();
             if last.is_some_and(|(_, body)| *body != c.body) {
                 let heads = set.heads();
-                let remote = match self.backend.edit_comment(remote_id, rid, &c.body) {
+                let remote = match self.backend.edit_comment(remote_id, rid, &comment_text(c)) {
                     Ok(r) => r,
                     Err(BackendError::NotFound { .. }) => {
                         let ev = self.observe_gone(issue, &format!("comment:{rid}"));
@@ -262,5 +303,37 @@ impl Projection<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribution_lines_are_stripped_exactly() {
+        assert_eq!(
+            strip_attribution("_agent-7 on behalf of alice_\n\nDone."),
+            "Done."
+        );
+        assert_eq!(
+            strip_attribution("*agent-7 on behalf of alice*\n\nDone."),
+            "Done."
+        );
+        assert_eq!(
+            strip_attribution("_agent-7 on behalf of alice_\n\n_agent-7 on behalf of alice_\n\nx"),
+            "_agent-7 on behalf of alice_\n\nx",
+            "one line only"
+        );
+        for kept in [
+            "Done.",
+            "_agent-7 on behalf of alice_",
+            "_agent-7 on behalf of alice_\nDone.",
+            "_agent 7 on behalf of alice_\n\nDone.",
+            "_agent-7 on behalf of alice*\n\nDone.",
+            "_agent-7 for alice_\n\nDone.",
+        ] {
+            assert_eq!(strip_attribution(kept), kept);
+        }
     }
 }

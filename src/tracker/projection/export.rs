@@ -122,9 +122,6 @@ impl Projection<'_> {
             return Ok(());
         }
         self.retire_twins(issue, &remote_id, &mut set, report)?;
-        if !set.link_tags().is_empty() {
-            report.links_local_only += 1;
-        }
         if self.backend.capabilities().comments {
             match self.export_comments(issue, &remote_id, &mut set, report) {
                 // The issue was deleted on the tracker since the last
@@ -150,6 +147,8 @@ impl Projection<'_> {
                 .filter(|c| c.remote.as_ref().is_none_or(|r| r.backend != self.key))
                 .count();
         }
+        // Typed links last: a relation that fails leaves the comments sent.
+        self.export_links(issue, &remote_id, &mut set, report)?;
         Ok(())
     }
 

@@ -108,6 +108,7 @@ impl Projection<'_> {
                 self.check_gone(*issue, rid, &mut report)?;
             }
         }
+        self.import_links(&remotes, &mut report)?;
         if let Some(c) = next.or(cursor) {
             self.save_cursor(&c)?;
             report.cursor = Some(c);

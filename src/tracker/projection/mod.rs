@@ -38,6 +38,7 @@
 mod comments;
 mod export;
 mod import;
+mod links;
 mod twins;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -100,6 +101,12 @@ pub struct ImportReport {
     pub comments: usize,
     /// Remote issues and comments found deleted on the tracker.
     pub gone: usize,
+    /// Local links added or removed because a tracker user added or
+    /// removed a relation between two bound issues.
+    pub links: usize,
+    /// Tracker relations not imported: they would close a cycle of
+    /// `blocks` or `parent` with the local links.
+    pub links_refused: usize,
     /// The cursor after the run.
     pub cursor: Option<String>,
 }
@@ -126,8 +133,11 @@ pub struct ExportReport {
     /// Local comments the tracker cannot hold (no comments API), which stay
     /// local.
     pub comments_local_only: usize,
-    /// Exported issues that carry typed links (`blocks`, `parent`, …):
-    /// links stay in the refs, no adapter projects them to a tracker yet.
+    /// Relations (typed links) added to or removed from the tracker.
+    pub links: usize,
+    /// Typed links of exported issues that stay local: the tracker has no
+    /// relation for their kind (or does not offer it here), or their other
+    /// end is not on the tracker (yet).
     pub links_local_only: usize,
     /// Issues the tracker moved elsewhere (a GitHub transfer): (issue,
     /// where to). Recorded as gone here.
@@ -157,6 +167,9 @@ pub struct Projection<'a> {
     /// Values the tracker refused, per issue (loaded on first export).
     refused: std::cell::RefCell<BTreeMap<String, Vec<Refused>>>,
     refused_dirty: std::cell::Cell<bool>,
+    /// Links and bindings for projecting typed links (built by the first
+    /// export that needs it, dropped by each import).
+    link_run: std::cell::RefCell<Option<links::LinkRun>>,
 }
 
 impl<'a> Projection<'a> {
@@ -185,6 +198,7 @@ impl<'a> Projection<'a> {
             progress,
             refused: Default::default(),
             refused_dirty: Default::default(),
+            link_run: Default::default(),
         };
         *p.refused.get_mut() = p.load_refused();
         p
@@ -384,7 +398,7 @@ impl<'a> Projection<'a> {
                 remote_id: c.remote_id.clone(),
                 local: c.marker.as_deref().and_then(|m| m.parse().ok()),
                 author: c.author.clone(),
-                body: c.body.clone(),
+                body: comments::strip_attribution(&c.body).to_owned(),
                 revision: ms.max(0) as u64,
                 updated_at: c.updated_at.to_string(),
             },
