@@ -49,6 +49,7 @@ impl Projection<'_> {
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default()
         };
+        *self.shared.borrow_mut() = None;
         let refs = self.store.list_refs()?;
         (self.progress)(&format!("exporting {} issues to {}", refs.len(), self.key));
         let repo = self.store.repo();
@@ -114,6 +115,12 @@ impl Projection<'_> {
             None => return Ok(()),
         };
         if self.is_gone(&set, &remote_id) {
+            return Ok(());
+        }
+        if self.reused_elsewhere(issue, &remote_id)? {
+            let gone = self.observe_gone(issue, &remote_id);
+            self.record(issue, &mut set, vec![gone], "export: id reused")?;
+            report.gone += 1;
             return Ok(());
         }
         self.catch_up_body(issue, &mut set, &remote_id)?;
@@ -215,6 +222,7 @@ impl Projection<'_> {
         }
         .map_err(|e| Self::body_error(issue, e))?;
         self.bind_created(issue, set, &remote, heads, ops, ours)?;
+        self.note_bound(issue, &remote.remote_id);
         Ok(Some(remote.remote_id))
     }
 

@@ -382,7 +382,17 @@ impl Projection<'_> {
 
     /// Whether `r` is another object than the one `issue` observed under
     /// the same remote id (different creation time: the id was reused).
+    /// A marker naming another local issue says the same (the id was
+    /// reused within the second the creation times are given in).
     pub(super) fn is_reused(&self, issue: IssueId, r: &RemoteIssue) -> Result<bool, ProjectError> {
+        let other = r
+            .marker
+            .as_deref()
+            .and_then(|m| m.parse::<IssueId>().ok())
+            .is_some_and(|m| m != issue && !m.is_derived());
+        if other {
+            return Ok(true);
+        }
         if r.created_at.is_empty() {
             return Ok(false);
         }

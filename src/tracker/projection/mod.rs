@@ -170,6 +170,10 @@ pub struct Projection<'a> {
     /// Links and bindings for projecting typed links (built by the first
     /// export that needs it, dropped by each import).
     link_run: std::cell::RefCell<Option<links::LinkRun>>,
+    /// Remote id -> the created-here (not derived) local issues bound to
+    /// it, built by the first export that needs it and kept up to date with
+    /// the creates of the run; dropped at the start of each export.
+    shared: std::cell::RefCell<Option<HashMap<String, BTreeSet<IssueId>>>>,
 }
 
 impl<'a> Projection<'a> {
@@ -199,6 +203,7 @@ impl<'a> Projection<'a> {
             refused: Default::default(),
             refused_dirty: Default::default(),
             link_run: Default::default(),
+            shared: Default::default(),
         };
         *p.refused.get_mut() = p.load_refused();
         p

@@ -186,4 +186,52 @@ impl Projection<'_> {
         }
         Ok(())
     }
+
+    /// Whether `remote_id`, bound to `issue`, now names another local
+    /// issue's remote object: a tracker that reuses the id of a deleted
+    /// issue (the sim) gave it to another issue's create, within the same
+    /// second as the first (so the creation times match) and at the same
+    /// version (so a conditional write would land on it). Asked only when
+    /// another created-here issue is bound to the id too; the tracker's
+    /// marker then says whose it is.
+    pub(super) fn reused_elsewhere(
+        &self,
+        issue: IssueId,
+        remote_id: &str,
+    ) -> Result<bool, ProjectError> {
+        if self.shared.borrow().is_none() {
+            let mut map: HashMap<String, BTreeSet<IssueId>> = HashMap::new();
+            for (rid, issues) in self.bindings()?.live {
+                map.insert(
+                    rid,
+                    issues.into_iter().filter(|i| !i.is_derived()).collect(),
+                );
+            }
+            *self.shared.borrow_mut() = Some(map);
+        }
+        let others = self
+            .shared
+            .borrow()
+            .as_ref()
+            .and_then(|m| m.get(remote_id))
+            .is_some_and(|s| s.iter().any(|i| *i != issue));
+        if !others || issue.is_derived() {
+            return Ok(false);
+        }
+        let Some(remote) = self.backend.get(remote_id)? else {
+            return Ok(false);
+        };
+        Ok(remote
+            .marker
+            .as_deref()
+            .and_then(|m| m.parse::<IssueId>().ok())
+            .is_some_and(|m| m != issue && !m.is_derived()))
+    }
+
+    /// Note that this run bound `issue` to `remote_id` (a create).
+    pub(super) fn note_bound(&self, issue: IssueId, remote_id: &str) {
+        if let Some(map) = self.shared.borrow_mut().as_mut() {
+            map.entry(remote_id.to_owned()).or_default().insert(issue);
+        }
+    }
 }
