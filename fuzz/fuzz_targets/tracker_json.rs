@@ -1,5 +1,6 @@
 //! Tracker responses, as each adapter decodes them (sim, GitHub, JIRA,
-//! Confluence: listings, single records, comments), and the timestamps
+//! Confluence: listings, single records, comments, JIRA issue links and
+//! GitHub relation listings), and the timestamps
 //! they carry. The first byte picks the adapter; the rest is the body.
 //! `Ok` or `Err`, never a panic.
 

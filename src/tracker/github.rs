@@ -1722,6 +1722,8 @@ pub fn parse_wire(
     });
     let comments = http::decode_json::<Vec<WireComment>>(body, what)
         .and_then(|v| v.into_iter().map(|c| c.into_remote(what, &ids)).collect());
+    // Relation listings (sub-issues, dependencies), as `related` reads them.
+    let _ = http::decode_json::<Vec<WireRelated>>(body, what);
     (issues, comments)
 }
 

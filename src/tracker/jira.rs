@@ -1556,6 +1556,21 @@ pub fn parse_wire(
             None => parse_issue(&v, what, &ids).map(|i| vec![i]),
         }
     });
+    // Issue links, as `links` reads them from each issue object.
+    if let Ok(v) = http::decode_json::<Value>(body, what) {
+        let all = match v.get("issues").and_then(Value::as_array) {
+            Some(list) => list.iter().collect::<Vec<_>>(),
+            None => vec![&v],
+        };
+        for i in all {
+            if let (Some(key), Some(list)) = (
+                i.get("key").and_then(Value::as_str),
+                i.pointer("/fields/issuelinks").and_then(Value::as_array),
+            ) {
+                let _ = parse_links(key, list);
+            }
+        }
+    }
     let comments = http::decode_json::<Value>(body, what).and_then(|v| {
         v.get("comments")
             .and_then(Value::as_array)
