@@ -997,8 +997,11 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
         }
         let mut gone = 0;
         let mut tracker_only: Vec<Comment> = Vec::new();
+        // The local comment each comment chain is, and whether it ended.
+        let mut chain_ids: Vec<Option<(EventId, bool)>> = Vec::new();
         for (ci, (backend, key)) in c.chain_keys.iter().enumerate() {
             let Some(remote_id) = key.strip_prefix("comment:") else {
+                chain_ids.push(None);
                 continue;
             };
             let chain = &c.chains[ci];
@@ -1009,16 +1012,35 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
             let id = marker
                 .or_else(|| bound.get(&(backend.clone(), remote_id.to_owned())).copied())
                 .unwrap_or_else(|| remote_comment_id(backend, remote_id));
+            let ended = chain
+                .iter()
+                .any(|o| matches!(o.event.op, Op::ObserveGone { .. }));
+            chain_ids.push(Some((id, ended)));
+        }
+        // A comment moved from a retired twin has a live chain on the issue
+        // kept: the end of its old chain does not delete it.
+        let live: BTreeSet<EventId> = chain_ids
+            .iter()
+            .flatten()
+            .filter(|(_, ended)| !ended)
+            .map(|(id, _)| *id)
+            .collect();
+        for (ci, slot) in chain_ids.iter().enumerate() {
+            let Some((id, ended)) = *slot else {
+                continue;
+            };
+            let (backend, key) = &c.chain_keys[ci];
+            let remote_id = key.strip_prefix("comment:").unwrap_or(key);
+            let chain = &c.chains[ci];
             if deleted.contains(&id) {
                 comments.retain(|x| x.id != id);
                 continue;
             }
-            if chain
-                .iter()
-                .any(|o| matches!(o.event.op, Op::ObserveGone { .. }))
-            {
-                comments.retain(|x| x.id != id);
-                gone += 1;
+            if ended {
+                if !live.contains(&id) {
+                    comments.retain(|x| x.id != id);
+                    gone += 1;
+                }
                 continue;
             }
             let mut writes: Vec<(Write, String)> = self.locals(|op| match op {

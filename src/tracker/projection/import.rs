@@ -245,10 +245,21 @@ impl Projection<'_> {
             for c in &listed {
                 fixed.extend(self.comment_events(issue, c));
             }
-            // Comments we saw on the tracker that it no longer lists.
-            for rid in self.observed_comments(&set) {
-                if !present.contains(rid.as_str()) {
-                    fixed.push(self.observe_gone(issue, &format!("comment:{rid}")));
+            // Comments we saw on the tracker that it no longer lists. Not
+            // while the issue has twins (two live remote issues here):
+            // comment bindings do not say which of them a comment is on,
+            // and the other's comments are not in this listing.
+            let mut live: BTreeSet<String> = self
+                .bindings_of(&set)
+                .into_iter()
+                .filter(|rid| !self.is_gone(&set, rid))
+                .collect();
+            live.insert(r.remote_id.clone());
+            if live.len() <= 1 {
+                for rid in self.observed_comments(&set) {
+                    if !present.contains(rid.as_str()) {
+                        fixed.push(self.observe_gone(issue, &format!("comment:{rid}")));
+                    }
                 }
             }
         }
