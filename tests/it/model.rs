@@ -2813,6 +2813,21 @@ fn model_seed_7_shrunk_trace() {
     }
 }
 
+/// Soak seed 1030 shrunk to 7 steps, a known gap: two clones import the
+/// same tracker issue from different revisions without each other's sync
+/// points (two derived copies of its text), a third deletes a token in
+/// one copy, and the join that drops that copy's twin keeps the other:
+/// the token comes back. A join is a function of the sync points; the
+/// deletion is not one. Run with `--ignored`.
+#[test]
+#[ignore = "known gap: a deletion in a derived copy that a join drops (see the comment)"]
+fn model_seed_1030_shrunk_trace() {
+    let keep = parse_keep("1,4,9,11,13,16,17");
+    if let Err(report) = run_seed(1030, 150, Some(&keep)) {
+        panic!("{report}");
+    }
+}
+
 /// Many seeds; shrinks the first failure of each symptom; one summary.
 fn soak() {
     let runs = env_u64("REPOSIX_SOAK_RUNS").unwrap_or(200);
