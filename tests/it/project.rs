@@ -1066,6 +1066,43 @@ fn a_reused_tracker_id_is_not_written_by_the_issue_that_had_it() {
     assert_eq!(alice.show(new.issue).expect("show").body, "new text");
 }
 
+/// Found by the model checker (soak seed 1052, 4 steps): bob imported
+/// alice's exported issue (sim #1, version 1); a tracker user deleted it
+/// and created another, which the sim gave id 1 and version 1 again in
+/// the same second (equal creation times) and which carries no marker.
+/// Bob's import took it for alice's issue: its text replaced hers. A
+/// revision names one state of one object: the same revision with another
+/// title or body is another object.
+#[test]
+fn a_reused_id_at_the_same_revision_is_another_issue() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let w = created(&alice, "alice", "Hers", "her text");
+    sync(&alice, &b, "alice");
+    sync(&bob, &b, "bob");
+    let remote_id = bob.show(w.issue).expect("show").remotes[0]
+        .remote_id
+        .clone();
+    tracker_delete(&s, &remote_id);
+    let other = tracker_create(&s, &third, "Theirs", "their text");
+    assert_eq!(other.remote_id, remote_id, "the sim reuses the newest id");
+    sync(&bob, &b, "bob");
+    let hers = bob.show(w.issue).expect("show");
+    assert_eq!(hers.title, "Hers");
+    assert_eq!(hers.body, "her text");
+    let listing = bob.list().expect("list");
+    let theirs: Vec<_> = listing
+        .issues
+        .iter()
+        .filter(|i| i.title == "Theirs")
+        .collect();
+    assert_eq!(theirs.len(), 1, "{:?}", listing.issues);
+    assert_ne!(theirs[0].id, w.issue);
+}
+
 /// Case 5: a tracker comment that does not move the issue's revision is
 /// still imported by `--reconcile`, and a second attached clone does not
 /// create an exported comment again.

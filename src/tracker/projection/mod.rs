@@ -286,6 +286,7 @@ impl<'a> Projection<'a> {
                 v.iter()
                     .copied()
                     .filter(|i| !bindings.reused(*i, remote))
+                    .filter(|i| marked == Some(*i) || !self.revision_differs(*i, remote))
                     .collect()
             })
             .unwrap_or_default();
@@ -326,6 +327,26 @@ impl<'a> Projection<'a> {
             ));
         }
         IssueId::derived(&format!("{}|{}", self.key, remote.remote_id))
+    }
+
+    /// Whether `issue` observed `remote`'s id at `remote`'s revision with
+    /// another title or body: a revision names one state of one object, so
+    /// this is another object under a reused id (the sim restarts versions
+    /// at 1 and gives a deleted issue's id to the next create, within the
+    /// same second as the first, so the creation times match). Asked only
+    /// when the remote's marker does not name the issue.
+    fn revision_differs(&self, issue: IssueId, remote: &RemoteIssue) -> bool {
+        let Ok(set) = self.load_or_empty(issue) else {
+            return false;
+        };
+        let differs = set.iter().any(|(_, e)| {
+            matches!(&e.op, Op::Observe { backend, remote_id, revision, title, body, .. }
+                if *backend == self.key
+                    && *remote_id == remote.remote_id
+                    && *revision == remote.revision.order
+                    && (*title != remote.title || *body != remote.body))
+        });
+        differs
     }
 
     /// A fixed-envelope event (an observation): the same bytes on every
