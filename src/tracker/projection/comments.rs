@@ -146,6 +146,41 @@ impl Projection<'_> {
         out
     }
 
+    /// Record that local comment `local` is tracker comment `remote`, which
+    /// this run wrote: its observation, and `exported` plus `bind_comment`
+    /// on the heads before the write.
+    pub(super) fn record_comment_export(
+        &self,
+        issue: IssueId,
+        set: &mut EventSet,
+        local: EventId,
+        remote: &RemoteComment,
+        why: &str,
+    ) -> Result<(), ProjectError> {
+        let heads = set.heads();
+        let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
+        let mut events = self.comment_events(issue, remote);
+        events.extend(self.local(
+            issue,
+            set,
+            heads,
+            vec![
+                Op::Exported {
+                    backend: self.key.clone(),
+                    remote_id: format!("comment:{}", remote.remote_id),
+                    revision: ms,
+                },
+                Op::BindComment {
+                    backend: self.key.clone(),
+                    comment: local,
+                    remote_id: Some(remote.remote_id.clone()),
+                },
+            ],
+        ));
+        self.record(issue, set, events, why)?;
+        Ok(())
+    }
+
     /// Create local comments the tracker lacks (intent, marker, binding),
     /// send local edits and deletions of bound comments.
     pub(super) fn export_comments(
@@ -209,27 +244,7 @@ impl Projection<'_> {
                     self.add_comment_once(remote_id, &comment_text(&c), &marker)?
                 }
             };
-            let heads = set.heads();
-            let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
-            let mut events = self.comment_events(issue, &remote);
-            events.extend(self.local(
-                issue,
-                set,
-                heads,
-                vec![
-                    Op::Exported {
-                        backend: self.key.clone(),
-                        remote_id: format!("comment:{}", remote.remote_id),
-                        revision: ms,
-                    },
-                    Op::BindComment {
-                        backend: self.key.clone(),
-                        comment: c.id,
-                        remote_id: Some(remote.remote_id.clone()),
-                    },
-                ],
-            ));
-            self.record(issue, set, events, "export comment")?;
+            self.record_comment_export(issue, set, c.id, &remote, "export comment")?;
             report.comments += 1;
         }
         // Local edits and deletions of comments the tracker has.

@@ -145,28 +145,9 @@ impl Projection<'_> {
                     .comments
                     .iter()
                     .find(|x| x.id == local)
-                    .map_or(c.body.clone(), |x| x.body.clone());
-                let heads = set.heads();
+                    .map_or(c.body.clone(), super::comments::comment_text);
                 let moved = self.add_comment_once(keep, &text, &marker)?;
-                let mut events = self.comment_events(issue, &moved);
-                events.extend(self.local(
-                    issue,
-                    set,
-                    heads,
-                    vec![
-                        Op::Exported {
-                            backend: self.key.clone(),
-                            remote_id: format!("comment:{}", moved.remote_id),
-                            revision: moved.updated_at.millis().unwrap_or(0).max(0) as u64,
-                        },
-                        Op::BindComment {
-                            backend: self.key.clone(),
-                            comment: local,
-                            remote_id: Some(moved.remote_id.clone()),
-                        },
-                    ],
-                ));
-                self.record(issue, set, events, "retire twin: comment")?;
+                self.record_comment_export(issue, set, local, &moved, "retire twin: comment")?;
                 report.comments += 1;
                 kept.push(moved);
             }
