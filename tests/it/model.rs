@@ -2813,6 +2813,25 @@ fn model_seed_7_shrunk_trace() {
     }
 }
 
+/// Soak seed 1052 shrunk to 4 steps: an issue exported by one clone and
+/// imported by the other, deleted on the tracker, whose id the sim gives
+/// to a tracker user's new issue in the same second at the same version,
+/// without a marker. The import took the new issue for the old one (texts
+/// mixed); then the two clones derived different ids for it (with and
+/// without its creation time) and one copy was merged into the old issue.
+/// A revision observed with another text is now another object, and two
+/// derived copies of one object merge into the smaller id. The outcome
+/// depends on timing, so the trace runs three times.
+#[test]
+fn model_seed_1052_shrunk_trace_keeps_a_reused_id_apart() {
+    let keep = parse_keep("1,88,92,94");
+    for _ in 0..3 {
+        if let Err(report) = run_seed(1052, 150, Some(&keep)) {
+            panic!("{report}");
+        }
+    }
+}
+
 /// Soak seed 1030 shrunk to 7 steps, a known gap: two clones import the
 /// same tracker issue from different revisions without each other's sync
 /// points (two derived copies of its text), a third deletes a token in

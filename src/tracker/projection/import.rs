@@ -41,7 +41,11 @@ impl Projection<'_> {
                 if *old == issue {
                     continue;
                 }
-                if !bindings.reused(*old, r) && old.is_derived() && !issue.is_derived() {
+                if !bindings.reused(*old, r)
+                    && old.is_derived()
+                    && !issue.is_derived()
+                    && !self.revision_differs(*old, r)
+                {
                     // A replica imported the issue without its binding (a
                     // tracker user had deleted the marker): that copy is
                     // folded into the issue created here.
@@ -88,8 +92,12 @@ impl Projection<'_> {
                 let same_object = match (created(other), created(&keep)) {
                     (Some(a), Some(b)) => a == b,
                     _ => true,
-                };
-                if same_object && other.is_derived() && !keep.is_derived() {
+                } && !self.observed_apart(*other, keep, rid);
+                // A derived copy goes into the issue created here; of two
+                // derived copies (replicas that derived the id with and
+                // without the creation time), the larger id goes into the
+                // smaller, the same choice everywhere.
+                if same_object && other.is_derived() && (!keep.is_derived() || keep < *other) {
                     self.merge_into(*other, keep)?;
                 }
             }

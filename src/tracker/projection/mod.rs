@@ -349,6 +349,36 @@ impl<'a> Projection<'a> {
         differs
     }
 
+    /// Whether `a` and `b` observed `remote_id` at one revision with
+    /// different titles or bodies: two objects under a reused id.
+    fn observed_apart(&self, a: IssueId, b: IssueId, remote_id: &str) -> bool {
+        let seen = |issue: IssueId| -> BTreeMap<u64, (String, String)> {
+            let Ok(set) = self.load_or_empty(issue) else {
+                return BTreeMap::new();
+            };
+            let out = set
+                .iter()
+                .filter_map(|(_, e)| match &e.op {
+                    Op::Observe {
+                        backend,
+                        remote_id: r,
+                        revision,
+                        title,
+                        body,
+                        ..
+                    } if *backend == self.key && r == remote_id => {
+                        Some((*revision, (title.clone(), body.clone())))
+                    }
+                    _ => None,
+                })
+                .collect();
+            out
+        };
+        let (sa, sb) = (seen(a), seen(b));
+        sa.iter()
+            .any(|(rev, v)| sb.get(rev).is_some_and(|w| w != v))
+    }
+
     /// A fixed-envelope event (an observation): the same bytes on every
     /// replica that sees the same tracker fact.
     fn fixed(&self, issue: IssueId, wall_ms: i64, op: Op) -> Event {
