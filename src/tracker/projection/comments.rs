@@ -102,9 +102,8 @@ impl Projection<'_> {
     /// `twins.rs`) is the one its newest binding names: the move is written
     /// after, and causally after, the binding it replaces.
     pub(super) fn comment_remotes(&self, set: &EventSet) -> BTreeMap<EventId, String> {
-        let mut bound: BTreeMap<String, EventId> = BTreeMap::new();
         let mut newest: BTreeMap<EventId, ((u64, EventId), String)> = BTreeMap::new();
-        let mut observed: BTreeMap<String, Option<EventId>> = BTreeMap::new();
+        let mut observed: BTreeSet<String> = BTreeSet::new();
         for (id, e) in set.iter() {
             match &e.op {
                 Op::BindComment {
@@ -112,7 +111,6 @@ impl Projection<'_> {
                     comment,
                     remote_id: Some(r),
                 } if *backend == self.key => {
-                    bound.entry(r.clone()).or_insert(*comment);
                     let key = (e.lamport, *id);
                     let slot = newest.entry(*comment).or_insert((key, r.clone()));
                     if key > slot.0 {
@@ -120,15 +118,9 @@ impl Projection<'_> {
                     }
                 }
                 Op::ObserveComment {
-                    backend,
-                    remote_id,
-                    local,
-                    ..
+                    backend, remote_id, ..
                 } if *backend == self.key => {
-                    let slot = observed.entry(remote_id.clone()).or_insert(None);
-                    if slot.is_none() {
-                        *slot = *local;
-                    }
+                    observed.insert(remote_id.clone());
                 }
                 _ => {}
             }
@@ -137,13 +129,47 @@ impl Projection<'_> {
             .into_iter()
             .map(|(comment, (_, rid))| (comment, rid))
             .collect();
-        for (rid, local) in observed {
-            let id = local
-                .or_else(|| bound.get(&rid).copied())
+        let named = self.named_comments(set);
+        for rid in observed {
+            let id = named
+                .get(&rid)
+                .copied()
                 .unwrap_or_else(|| remote_comment_id(&self.key, &rid));
             out.entry(id).or_insert(rid);
         }
         out
+    }
+
+    /// Remote comment id -> the local comment the set says it is: named by
+    /// its marker (an observation's `local`), else by its first
+    /// `bind_comment`. Comments in neither are the derived id of section 6a.
+    pub(super) fn named_comments(&self, set: &EventSet) -> HashMap<String, EventId> {
+        let mut marked: HashMap<String, EventId> = HashMap::new();
+        let mut bound: HashMap<String, EventId> = HashMap::new();
+        for (_, e) in set.iter() {
+            match &e.op {
+                Op::BindComment {
+                    backend,
+                    comment,
+                    remote_id: Some(r),
+                } if *backend == self.key => {
+                    bound.entry(r.clone()).or_insert(*comment);
+                }
+                Op::ObserveComment {
+                    backend,
+                    remote_id,
+                    local: Some(l),
+                    ..
+                } if *backend == self.key => {
+                    marked.entry(remote_id.clone()).or_insert(*l);
+                }
+                _ => {}
+            }
+        }
+        for (rid, id) in bound {
+            marked.entry(rid).or_insert(id);
+        }
+        marked
     }
 
     /// Record that local comment `local` is tracker comment `remote`, which

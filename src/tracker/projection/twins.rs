@@ -88,31 +88,14 @@ impl Projection<'_> {
         } else {
             Vec::new()
         };
-        let mut bound_comments: HashMap<String, EventId> = HashMap::new();
-        let mut deleted: HashSet<EventId> = HashSet::new();
-        for (_, e) in set.iter() {
-            match &e.op {
-                Op::BindComment {
-                    backend,
-                    comment,
-                    remote_id: Some(r),
-                } if *backend == self.key => {
-                    bound_comments.entry(r.clone()).or_insert(*comment);
-                }
-                Op::ObserveComment {
-                    backend,
-                    remote_id,
-                    local: Some(l),
-                    ..
-                } if *backend == self.key => {
-                    bound_comments.entry(remote_id.clone()).or_insert(*l);
-                }
-                Op::DeleteComment { comment } => {
-                    deleted.insert(*comment);
-                }
-                _ => {}
-            }
-        }
+        let bound_comments = self.named_comments(set);
+        let deleted: HashSet<EventId> = set
+            .iter()
+            .filter_map(|(_, e)| match &e.op {
+                Op::DeleteComment { comment } => Some(*comment),
+                _ => None,
+            })
+            .collect();
         for twin in twins {
             let theirs = if self.backend.capabilities().comments {
                 match self.backend.comments(&twin) {
