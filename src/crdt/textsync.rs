@@ -352,10 +352,14 @@ impl BodyView {
         recs: &[Record],
     ) -> Result<Vec<Record>, BodyError> {
         let tips: Vec<Bytes> = recs.iter().flat_map(|r| r.heads.clone()).collect();
-        let unaccounted = set.body_changes().into_iter().any(|c| {
-            change_hash(c).is_some_and(|h| !self.doc.covers(&tips, std::slice::from_ref(&h)))
-        });
-        if !unaccounted {
+        // One walk of the document, not one per change: this runs in every
+        // fold of an issue with a tracker chain.
+        let all: Vec<Bytes> = set
+            .body_changes()
+            .into_iter()
+            .filter_map(change_hash)
+            .collect();
+        if self.doc.covers(&tips, &all) {
             return Ok(Vec::new());
         }
         let mut derived: Vec<&Record> = recs.iter().filter(|r| !r.changes.is_empty()).collect();
