@@ -358,6 +358,164 @@ impl BodyDoc {
         Ok(Some(bytes))
     }
 
+    /// Live characters of `fork`'s body text: (element id, character), in
+    /// text order.
+    fn live_chars(&self, fork: &AutoCommit) -> Vec<(automerge::ObjId, char)> {
+        let text = fork
+            .text(&self.text)
+            .expect("BUG: the body object exists from genesis on");
+        fork.list_range(&self.text, ..)
+            .map(|item| item.id())
+            .zip(text.chars())
+            .collect()
+    }
+
+    /// The deletions a join `r` must carry across copies (refs-format.md,
+    /// section 6b, "Deletions in a dropped copy"), as a derived change
+    /// applied to this document, or `None` when there are none.
+    ///
+    /// `r` dropped a copy when every character of one of the `derived`
+    /// changes that was live in `r`'s base is deleted by `r`. A change
+    /// concurrent with `r` (not an ancestor, not built on it) that deleted
+    /// some of those characters was deleting text that `r` keeps in the
+    /// other copy: the aligned characters of `r`'s text are deleted too,
+    /// where they are still live. Only a copy that aligns cleanly with the
+    /// text is carried (all of it kept, in few runs); anything else is left
+    /// alone rather than risk deleting unrelated text.
+    pub fn carried_deletions(
+        &mut self,
+        r: &Bytes,
+        derived: &[Bytes],
+    ) -> Result<Option<Bytes>, BodyError> {
+        let heads = self.heads();
+        if heads.len() < 2 {
+            return Ok(None);
+        }
+        let Some(deps) = self.deps(r) else {
+            return Ok(None);
+        };
+        // A join starts from two or more points' heads.
+        if deps.len() < 2 {
+            return Ok(None);
+        }
+        let concurrent: Vec<Bytes> = heads
+            .iter()
+            .filter(|h| !self.covers(std::slice::from_ref(*h), std::slice::from_ref(r)))
+            .cloned()
+            .collect();
+        if concurrent.is_empty() {
+            return Ok(None);
+        }
+        let mut ranges: Vec<(automerge::ActorId, u64, u64)> = Vec::new();
+        for h in derived.iter().filter(|h| *h != r) {
+            let Some(hash) = to_hash(h) else { continue };
+            if let Some(c) = self.doc.get_change_by_hash(&hash) {
+                ranges.push((c.actor_id().clone(), c.start_op().get(), c.max_op()));
+            }
+        }
+        let owner = |id: &automerge::ObjId| match id {
+            automerge::ObjId::Id(counter, actor, _) => ranges
+                .iter()
+                .position(|(a, lo, hi)| a == actor && (*lo..=*hi).contains(counter)),
+            automerge::ObjId::Root => None,
+        };
+        let fork = self.fork(&deps)?;
+        let before = self.live_chars(&fork);
+        let fork = self.fork(std::slice::from_ref(r))?;
+        let after = self.live_chars(&fork);
+        let after_ids: std::collections::HashSet<&automerge::ObjId> =
+            after.iter().map(|(id, _)| id).collect();
+        let mut present = vec![false; ranges.len()];
+        let mut kept = vec![false; ranges.len()];
+        for (id, _) in &before {
+            if let Some(k) = owner(id) {
+                present[k] = true;
+                kept[k] |= after_ids.contains(id);
+            }
+        }
+        // The dropped copies' characters, in text order, and how many
+        // stretches they form there.
+        let mut copy: Vec<(&automerge::ObjId, char)> = Vec::new();
+        let mut stretches = 0usize;
+        let mut last: Option<usize> = None;
+        for (i, (id, c)) in before.iter().enumerate() {
+            if owner(id).is_some_and(|k| present[k] && !kept[k]) {
+                if last.is_none_or(|l| l + 1 != i) {
+                    stretches += 1;
+                }
+                last = Some(i);
+                copy.push((id, *c));
+            }
+        }
+        if copy.is_empty() {
+            return Ok(None);
+        }
+        // What the changes concurrent with `r` left of the copy.
+        let mut view_heads = deps.clone();
+        view_heads.extend(concurrent);
+        let fork = self.fork(&view_heads)?;
+        let view = self.live_chars(&fork);
+        let view_ids: std::collections::HashSet<&automerge::ObjId> =
+            view.iter().map(|(id, _)| id).collect();
+        if copy.iter().all(|(id, _)| view_ids.contains(id)) {
+            return Ok(None);
+        }
+        // Align the copy with `r`'s text.
+        let copy_text: String = copy.iter().map(|(_, c)| *c).collect();
+        let after_text: String = after.iter().map(|(_, c)| *c).collect();
+        let map = textdiff::alignment(&copy_text, &after_text);
+        let clean = copy
+            .iter()
+            .zip(&map)
+            .all(|((_, c), m)| m.is_some() || c.is_whitespace());
+        let runs = 1 + map
+            .windows(2)
+            .filter(|w| matches!(w, [Some(a), Some(b)] if *b != a + 1))
+            .count();
+        if !clean || runs > 2 * stretches + 2 {
+            return Ok(None);
+        }
+        let targets: std::collections::HashSet<&automerge::ObjId> = copy
+            .iter()
+            .zip(&map)
+            .filter(|((id, _), _)| !view_ids.contains(id))
+            .filter_map(|(_, m)| m.map(|j| &after[j].0))
+            .collect();
+        let mut fork = self.fork(&heads)?;
+        let mut seed = Vec::new();
+        seed.extend_from_slice(b"carry");
+        for h in std::iter::once(r).chain(&heads) {
+            seed.extend_from_slice(&(h.0.len() as u64).to_le_bytes());
+            seed.extend_from_slice(&h.0);
+        }
+        fork.set_actor(derived_actor(&seed));
+        let doomed: Vec<usize> = fork
+            .list_range(&self.text, ..)
+            .enumerate()
+            .filter(|(_, item)| targets.contains(&item.id()))
+            .map(|(i, _)| i)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(None);
+        }
+        for pos in doomed.into_iter().rev() {
+            fork.splice_text(&self.text, pos, 1, "")
+                .expect("BUG: a live character's position is in the text");
+        }
+        if fork
+            .commit_with(CommitOptions::default().with_time(0))
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let Some(change) = fork.get_last_local_change() else {
+            return Ok(None);
+        };
+        let bytes = Bytes(change.raw_bytes().to_vec());
+        self.apply(&bytes)?;
+        Ok(Some(bytes))
+    }
+
     /// Apply one more change.
     pub fn apply(&mut self, change: &Bytes) -> Result<(), BodyError> {
         let parsed = Change::from_bytes(change.0.clone())

@@ -445,6 +445,35 @@ pub(crate) fn adds_nothing(old: &str, new: &str) -> bool {
         .all(|s| s.ins.chars().all(char::is_whitespace))
 }
 
+/// For each code point of `old`, the code point of `new` the diff keeps it
+/// as (`None` when the diff deletes it): the alignment of two texts by the
+/// same splices an edit would make.
+pub(crate) fn alignment(old: &str, new: &str) -> Vec<Option<usize>> {
+    let mut splices = splices(old, new);
+    // Positions are all in `old`'s coordinates; ascending, one position's
+    // splices together.
+    splices.reverse();
+    splices.sort_by_key(|s| s.pos);
+    let old_len = old.chars().count();
+    let mut out = Vec::with_capacity(old_len);
+    let mut j = 0usize;
+    for s in &splices {
+        while out.len() < s.pos.min(old_len) {
+            out.push(Some(j));
+            j += 1;
+        }
+        for _ in 0..s.del {
+            out.push(None);
+        }
+        j += s.ins.chars().count();
+    }
+    while out.len() < old_len {
+        out.push(Some(j));
+        j += 1;
+    }
+    out
+}
+
 /// Hunks of a diff of word lists: (range of `old` replaced, words inserted).
 fn hunks_of(old: &[String], new: &[String]) -> Vec<(std::ops::Range<usize>, Vec<String>)> {
     let mut input: InternedInput<&str> = InternedInput::default();
@@ -513,6 +542,22 @@ pub(crate) fn apply(old: &str, splices: &[Splice]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alignment_maps_kept_characters_to_their_place_in_the_new_text() {
+        let (old, new) = ("上10上 x", "a 上10上 乮110乮 x");
+        let map = alignment(old, new);
+        let newc: Vec<char> = new.chars().collect();
+        for (i, c) in old.chars().enumerate() {
+            let j = map[i].expect("every character of old is kept");
+            assert_eq!(newc[j], c, "{i} -> {j}");
+        }
+        assert_eq!(map[0], Some(2));
+        let map = alignment("one two three", "one three");
+        assert_eq!(map.iter().filter(|m| m.is_none()).count(), 4);
+        assert_eq!(map[8], Some(4));
+        assert!(alignment("", "x").is_empty());
+    }
 
     #[track_caller]
     fn check(old: &str, new: &str) {

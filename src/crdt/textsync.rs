@@ -244,6 +244,7 @@ impl EventSet {
             let point = view.join(self, key, &recs)?;
             view.points.insert(key.clone(), point);
         }
+        view.carry_deletions(&records)?;
         // Chains observed and never synced.
         let legacy: Vec<ChainKey> = observed
             .keys()
@@ -392,6 +393,33 @@ impl BodyView {
             }
         }
         Ok(out)
+    }
+
+    /// Deletions made in a copy that a join dropped, carried to the copy it
+    /// kept (section 6b): one derived change per such join, stored by the
+    /// next writer like the joins themselves.
+    fn carry_deletions(
+        &mut self,
+        records: &BTreeMap<ChainKey, Vec<Record>>,
+    ) -> Result<(), BodyError> {
+        let mut derived: Vec<Bytes> = records
+            .values()
+            .flatten()
+            .flat_map(|r| r.changes.iter().cloned())
+            .collect();
+        for op in &self.pending {
+            if let Op::SyncBody { changes, .. } = op {
+                derived.extend(changes.iter().filter_map(change_hash));
+            }
+        }
+        derived.sort();
+        derived.dedup();
+        for r in &derived {
+            if let Some(change) = self.doc.carried_deletions(r, &derived)? {
+                self.pending.push(Op::EditBody { change });
+            }
+        }
+        Ok(())
     }
 
     /// The newest sync point of one chain, joining concurrent ones.

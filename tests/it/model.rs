@@ -2832,14 +2832,12 @@ fn model_seed_1052_shrunk_trace_keeps_a_reused_id_apart() {
     }
 }
 
-/// Soak seed 1030 shrunk to 7 steps, a known gap: two clones import the
-/// same tracker issue from different revisions without each other's sync
-/// points (two derived copies of its text), a third deletes a token in
-/// one copy, and the join that drops that copy's twin keeps the other:
-/// the token comes back. A join is a function of the sync points; the
-/// deletion is not one. Run with `--ignored`.
+/// Soak seed 1030 shrunk to 7 steps: two clones import the same tracker
+/// issue from different revisions without each other's sync points (two
+/// derived copies of its text), a third deletes a token in one copy, and
+/// the join dropped that copy and kept the other: the token came back.
+/// Deletions made in a dropped copy are now carried to the kept one.
 #[test]
-#[ignore = "known gap: a deletion in a derived copy that a join drops (see the comment)"]
 fn model_seed_1030_shrunk_trace() {
     let keep = parse_keep("1,4,9,11,13,16,17");
     if let Err(report) = run_seed(1030, 150, Some(&keep)) {

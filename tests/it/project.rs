@@ -774,6 +774,61 @@ fn an_edit_that_arrives_after_its_import_is_kept_once() {
     assert_eq!(body_of(&bob, w.issue), "first line\nsecond line");
 }
 
+/// Soak seed 1030: two clones import one tracker issue from different
+/// revisions without seeing each other (two derived copies of its first
+/// text), and a third deletes a word in one copy. The join that meets the
+/// copies keeps one; the deletion, made in the copy it dropped, is carried
+/// to the copy it kept, whether the join is written before the deletion
+/// arrives or after.
+#[test]
+fn a_deletion_in_a_copy_that_a_join_drops_is_carried_to_the_kept_copy() {
+    for join_first in [true, false] {
+        let s = quiet_sim();
+        let b = backend(&s, "reposix");
+        let third = backend(&s, "tracker-user");
+        let remote = tracker_create(&s, &third, "X", "alpha one");
+        let (c0, c1, c2) = (TestRepo::new(), TestRepo::new(), TestRepo::new());
+        let (r0, r1, r2) = (c0.open(), c1.open(), c2.open());
+        sync(&r1, &b, "carol");
+        git_sync(&c2, &c1);
+        tracker_edit(
+            &third,
+            &remote.remote_id,
+            IssuePatch {
+                body: Some("alpha one beta".into()),
+                ..IssuePatch::default()
+            },
+        );
+        // c0 imports the newer revision from nothing: a second copy.
+        sync(&r0, &b, "alice");
+        let id = only_issue(&r2);
+        r2.apply(id, &actor("frank"), &[Change::Body("one".into())])
+            .expect("edit");
+        if join_first {
+            // The join is written (and exported) before the deletion
+            // reaches c0.
+            git_sync(&c0, &c1);
+            sync(&r0, &b, "alice");
+        }
+        git_sync(&c0, &c2);
+        sync(&r0, &b, "alice");
+        git_sync(&c2, &c0);
+        let tracker = b.get(&remote.remote_id).expect("get").expect("exists");
+        for (who, body) in [
+            ("c0", body_of(&r0, id)),
+            ("c2", body_of(&r2, id)),
+            ("tracker", tracker.body),
+        ] {
+            assert!(
+                !body.contains("alpha"),
+                "{who} (join first: {join_first}): {body:?}"
+            );
+            once(&body, "one");
+            once(&body, "beta");
+        }
+    }
+}
+
 /// Case 2: one tracker edit imported by two clones, each editing the body
 /// afterwards: the tracker's text must be in the body once.
 #[test]
