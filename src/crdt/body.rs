@@ -30,6 +30,9 @@ use automerge::{AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ROOT};
 use super::textdiff;
 use crate::event::{Bytes, IssueId};
 
+/// Text elements, by the (counter, actor) of the operation inserting them.
+pub type Elements = std::collections::HashSet<(u64, automerge::ActorId)>;
+
 /// Errors from applying body changes.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -326,7 +329,7 @@ impl BodyDoc {
         drop: &[Bytes],
         new_text: &str,
         seed: &[u8],
-    ) -> Result<Option<Bytes>, BodyError> {
+    ) -> Result<Option<(Bytes, bool)>, BodyError> {
         let mut fork = self.fork(at)?;
         let mut full_seed = Vec::new();
         full_seed.extend_from_slice(b"dropping");
@@ -354,8 +357,65 @@ impl BodyDoc {
             return Ok(None);
         };
         let bytes = Bytes(change.raw_bytes().to_vec());
+        let new = self.doc.get_change_by_hash(&change.hash()).is_none();
         self.apply(&bytes)?;
-        Ok(Some(bytes))
+        Ok(Some((bytes, new)))
+    }
+
+    /// The elements of the body text that changes outside the history of
+    /// `at`, other than the changes in `derived`, delete: deletions made by
+    /// writers (edits, carried deletions) that the state at `at` has not
+    /// seen. Keyed by (counter, actor) of the inserting operation.
+    pub fn deleted_outside(
+        &mut self,
+        at: &[Bytes],
+        derived: &[Bytes],
+    ) -> Result<Elements, BodyError> {
+        let Some(at) = at.iter().map(to_hash).collect::<Option<Vec<_>>>() else {
+            return Ok(Elements::default());
+        };
+        let derived: std::collections::HashSet<ChangeHash> =
+            derived.iter().filter_map(to_hash).collect();
+        let outside: Vec<Change> = self
+            .doc
+            .get_changes(&at)
+            .into_iter()
+            .filter(|c| !derived.contains(&c.hash()))
+            .collect();
+        let mut out = Elements::default();
+        for change in outside {
+            // Decoding asserts on corrupt operations (see `load`).
+            let expanded = catch_unwind(AssertUnwindSafe(|| change.decode())).map_err(|_| {
+                BodyError::Apply("automerge panicked decoding a body change".into())
+            })?;
+            for op in expanded.operations {
+                if let (
+                    automerge::legacy::OpType::Delete,
+                    automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(id)),
+                ) = (&op.action, &op.key)
+                {
+                    out.insert((id.counter(), id.actor().clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The text at `at` without the characters `gone` (see
+    /// [`BodyDoc::deleted_outside`]).
+    pub fn text_without(&mut self, at: &[Bytes], gone: &Elements) -> Result<String, BodyError> {
+        let fork = self.fork(at)?;
+        Ok(self
+            .live_chars(&fork)
+            .into_iter()
+            .filter(|(id, _)| match id {
+                automerge::ObjId::Id(counter, actor, _) => {
+                    !gone.contains(&(*counter, actor.clone()))
+                }
+                automerge::ObjId::Root => true,
+            })
+            .map(|(_, c)| c)
+            .collect())
     }
 
     /// Live characters of `fork`'s body text: (element id, character), in

@@ -494,6 +494,19 @@ impl BodyView {
         // that another replica derived from the tracker without having it.
         // Dropping the derived copy keeps the original, which later edits
         // (a deletion) may target.
+        // Characters of the canonical point that writers it has not seen
+        // deleted (an edit, a carried deletion): the tracker's text still
+        // has them only because its writer had not seen the deletion. The
+        // join leaves them deleted; it is then not the tracker's text, and
+        // the chain's point stays the canonical one (below).
+        let derived: Vec<Bytes> = recs.iter().flat_map(|r| r.changes.clone()).collect();
+        let gone = self.doc.deleted_outside(&canonical, &derived)?;
+        let text = if gone.is_empty() {
+            text
+        } else {
+            self.doc.text_without(&canonical, &gone)?
+        };
+        let honest = set.observed_text(key, newest) == Some(text.as_str());
         let mut candidates: Vec<(bool, std::cmp::Reverse<u64>, Bytes)> = Vec::new();
         for r in recs {
             for h in &r.changes {
@@ -521,6 +534,25 @@ impl BodyView {
         let change =
             self.doc
                 .derived_change_dropping(&union, &drop, &text, &seed("join", key, newest))?;
+        if !honest {
+            // The join carries no sync point: the canonical point stays the
+            // chain's, and the join is recorded with it (so that it counts
+            // as derived), once.
+            if let Some((c, true)) = change {
+                self.pending.push(Op::SyncBody {
+                    backend: key.0.clone(),
+                    remote_id: key.1.clone(),
+                    revision: newest,
+                    heads: canonical.clone(),
+                    changes: vec![c],
+                });
+            }
+            return Ok(SyncPoint {
+                revision: newest,
+                heads: canonical,
+            });
+        }
+        let change = change.map(|(c, _)| c);
         let heads = match &change {
             Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
             None => union,

@@ -829,6 +829,73 @@ fn a_deletion_in_a_copy_that_a_join_drops_is_carried_to_the_kept_copy() {
     }
 }
 
+/// tracker_model's thirteenth trace: a word is deleted by a clone after a
+/// second clone got it and not the deletion. A third clone, with both,
+/// exports; the second, which has not seen that export, imports the
+/// tracker's text and exports its own, word included. When the records
+/// meet, the word must stay deleted: its return on the tracker was a stale
+/// state, not anyone's edit.
+#[test]
+fn a_deletion_the_last_tracker_writer_had_not_seen_holds() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (c0, c1, c2) = (TestRepo::new(), TestRepo::new(), TestRepo::new());
+    let (r0, r1, r2) = (c0.open(), c1.open(), c2.open());
+    let w = created(&r1, "carol", "Shared", "seed");
+    git_sync(&c2, &c1);
+    r2.apply(
+        w.issue,
+        &actor("frank"),
+        &[Change::Body("seed stale".into())],
+    )
+    .expect("edit");
+    git_sync(&c1, &c2);
+    git_sync(&c0, &c1);
+    r2.apply(w.issue, &actor("frank"), &[Change::Body("seed".into())])
+        .expect("delete");
+    git_sync(&c0, &c2);
+    r0.apply(w.issue, &actor("alice"), &[Change::Body("new seed".into())])
+        .expect("edit");
+    sync(&r0, &b, "alice");
+    sync(&r1, &b, "carol");
+    let remote_id = r1.show(w.issue).expect("show").remotes[0].remote_id.clone();
+    assert!(
+        b.get(&remote_id)
+            .expect("get")
+            .expect("exists")
+            .body
+            .contains("stale"),
+        "the stale export this test is about did not happen"
+    );
+    // From the moment c0 holds both exports, and every step after.
+    git_sync(&c0, &c1);
+    assert!(
+        !body_of(&r0, w.issue).contains("stale"),
+        "c0 after the meet"
+    );
+    for _ in 0..2 {
+        git_sync(&c2, &c0);
+        sync(&r0, &b, "alice");
+        sync(&r1, &b, "carol");
+        git_sync(&c0, &c1);
+        for r in [&r0, &r1, &r2] {
+            assert!(!body_of(r, w.issue).contains("stale"));
+        }
+    }
+    git_sync(&c2, &c0);
+    let tracker = b.get(&remote_id).expect("get").expect("exists");
+    for (who, body) in [
+        ("c0", body_of(&r0, w.issue)),
+        ("c1", body_of(&r1, w.issue)),
+        ("c2", body_of(&r2, w.issue)),
+        ("tracker", tracker.body),
+    ] {
+        assert!(!body.contains("stale"), "{who}: {body:?}");
+        once(&body, "new");
+        once(&body, "seed");
+    }
+}
+
 /// Case 2: one tracker edit imported by two clones, each editing the body
 /// afterwards: the tracker's text must be in the body once.
 #[test]

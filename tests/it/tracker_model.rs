@@ -1364,3 +1364,46 @@ fn twelfth_shrunk_trace() {
         run(&steps).expect("converges");
     }
 }
+
+/// The thirteenth trace: a replica deletes a token it inserted, after a
+/// second replica got the insertion and not the deletion. A third
+/// replica, with both, exports; the second, which never saw that export's
+/// record, imports the tracker's text from the issue's `create` and
+/// exports again with the token. When the records meet, the newest
+/// tracker text has the token, and the join brought it back.
+#[test]
+fn thirteenth_shrunk_trace() {
+    let steps = vec![
+        Step::Meet { from: 1, to: 2 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 14963832759521102773,
+            delete: false,
+        },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 401820482334497612,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Meet { from: 2, to: 1 },
+        Step::Meet { from: 1, to: 0 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 1497831212444405529,
+            delete: true,
+        },
+        Step::Meet { from: 2, to: 0 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 1,
+            pos: 13613161675696034598,
+            delete: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::Backend { clone: 1 },
+    ];
+    run(&steps).expect("converges");
+}
