@@ -511,7 +511,11 @@ impl BodyView {
         for r in recs {
             for h in &r.changes {
                 let one = std::slice::from_ref(h);
-                if recs.iter().all(|p| self.doc.covers(&p.heads, one)) {
+                // Only what the union holds can be dropped from it (a join
+                // recorded at the canonical point is outside it).
+                if recs.iter().all(|p| self.doc.covers(&p.heads, one))
+                    || !self.doc.covers(&union, one)
+                {
                     continue;
                 }
                 let inside = self.doc.covers(&canonical, one);

@@ -550,10 +550,24 @@ impl World {
                 }
             }
             let now = self.snapshot(0);
+            if std::env::var_os("REPOSIX_MODEL_SNAP").is_some() {
+                eprintln!("SNAP {now}");
+            }
             if now == last {
                 return;
             }
             last = now;
+        }
+        if std::env::var_os("REPOSIX_MODEL_DEBUG").is_some() {
+            for (n, issue) in self.issues.iter().enumerate() {
+                let Ok(log) = self.clones[0].1.load(*issue) else {
+                    continue;
+                };
+                eprintln!("--- replica 0 issue {n}");
+                for (stamp, e) in log.events.ordered() {
+                    eprintln!("{} {} {} {:?}", stamp.id.short(), e.actor, e.lamport, e.op);
+                }
+            }
         }
         panic!("did not settle in 6 rounds");
     }
@@ -1404,6 +1418,104 @@ fn thirteenth_shrunk_trace() {
         },
         Step::Backend { clone: 0 },
         Step::Backend { clone: 1 },
+    ];
+    run(&steps).expect("converges");
+}
+
+/// The fourteenth trace (27 steps, proptest stopped shrinking): a join
+/// that keeps the canonical point as the chain's (a deletion its writer
+/// had not seen) was recorded again by every fold, each time dropping the
+/// previous record's change too, so replicas never settled.
+#[test]
+fn fourteenth_shrunk_trace() {
+    let steps = vec![
+        Step::Meet { from: 1, to: 2 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 16016134063256562157,
+            delete: false,
+        },
+        Step::Backend { clone: 1 },
+        Step::Meet { from: 2, to: 1 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 10496999388800909982,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 1497831212444405529,
+            delete: true,
+        },
+        Step::Backend { clone: 1 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 0,
+            pos: 620630512954205649,
+            delete: false,
+        },
+        Step::Meet { from: 2, to: 0 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 16925638998665914942,
+            delete: false,
+            drop_marker: true,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 1,
+            pos: 13613161675696034598,
+            delete: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 3611929367175234858,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::Meet { from: 1, to: 0 },
+        Step::TrackerLabel { issue: 0, label: 1 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 1,
+            pos: 12134611041328111431,
+            delete: false,
+        },
+        Step::LocalComment { clone: 2, issue: 0 },
+        Step::Meet { from: 0, to: 2 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 15177324286323273083,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::TrackerComment { issue: 1 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 1,
+            pos: 1106160739101296582,
+            delete: false,
+        },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 14463087096913361511,
+            delete: false,
+            drop_marker: true,
+        },
+        Step::Backend { clone: 1 },
+        Step::Meet { from: 0, to: 0 },
+        Step::LocalAssignee {
+            clone: 2,
+            issue: 1,
+            who: 0,
+            remove: false,
+        },
+        Step::Import { clone: 0 },
     ];
     run(&steps).expect("converges");
 }
