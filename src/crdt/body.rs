@@ -30,8 +30,11 @@ use automerge::{AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ROOT};
 use super::textdiff;
 use crate::event::{Bytes, IssueId};
 
-/// Text elements, by the (counter, actor) of the operation inserting them.
-pub type Elements = std::collections::HashSet<(u64, automerge::ActorId)>;
+/// A text element: the (counter, actor) of the operation inserting it.
+pub type Element = (u64, automerge::ActorId);
+
+/// A set of text elements.
+pub type Elements = std::collections::HashSet<Element>;
 
 /// Errors from applying body changes.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +189,29 @@ impl BodyDoc {
         others
             .iter()
             .all(|o| to_hash(o).is_some_and(|h| !outside.contains(&h)))
+    }
+
+    /// The changes in the history of `state` and not in that of `base`.
+    pub fn changes_between(&mut self, base: &[Bytes], state: &[Bytes]) -> Vec<Bytes> {
+        let (Some(base), Some(state)) = (
+            base.iter().map(to_hash).collect::<Option<Vec<_>>>(),
+            state.iter().map(to_hash).collect::<Option<Vec<_>>>(),
+        ) else {
+            return Vec::new();
+        };
+        let outside_state: std::collections::HashSet<ChangeHash> = self
+            .doc
+            .get_changes(&state)
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        self.doc
+            .get_changes(&base)
+            .iter()
+            .map(|c| c.hash())
+            .filter(|h| !outside_state.contains(h))
+            .map(|h| hash_bytes(&h))
+            .collect()
     }
 
     /// The changes `hash` was made on (its dependencies), if the document
@@ -418,6 +444,105 @@ impl BodyDoc {
             .collect())
     }
 
+    /// The live characters of the document at `at`: element, character,
+    /// and the index in `changes` of the change that inserted it, if one
+    /// of them did.
+    pub fn owned_chars(
+        &mut self,
+        at: &[Bytes],
+        changes: &[Bytes],
+    ) -> Result<Vec<(Element, char, Option<usize>)>, BodyError> {
+        let ranges = self.op_ranges(changes);
+        let fork = self.fork(at)?;
+        Ok(self
+            .live_chars(&fork)
+            .into_iter()
+            .filter_map(|(id, c)| match id {
+                automerge::ObjId::Id(counter, actor, _) => {
+                    let owner = ranges
+                        .iter()
+                        .position(|(a, lo, hi)| *a == actor && (*lo..=*hi).contains(&counter));
+                    Some(((counter, actor), c, owner))
+                }
+                automerge::ObjId::Root => None,
+            })
+            .collect())
+    }
+
+    /// (actor, first op, last op) of each change the document holds, in
+    /// the order given (a change it lacks gets an empty range).
+    fn op_ranges(&self, changes: &[Bytes]) -> Vec<(automerge::ActorId, u64, u64)> {
+        changes
+            .iter()
+            .map(|h| {
+                to_hash(h)
+                    .and_then(|hash| self.doc.get_change_by_hash(&hash))
+                    .map_or((automerge::ActorId::from([0u8; 16]), 1, 0), |c| {
+                        (c.actor_id().clone(), c.start_op().get(), c.max_op())
+                    })
+            })
+            .collect()
+    }
+
+    /// Like [`BodyDoc::derived_change_dropping`], for single characters:
+    /// before diffing to `new_text` the change deletes the elements `gone`
+    /// (sorted), where live at `at`.
+    pub fn derived_change_removing(
+        &mut self,
+        at: &[Bytes],
+        gone: &[Element],
+        new_text: &str,
+        seed: &[u8],
+    ) -> Result<Option<(Bytes, bool)>, BodyError> {
+        let mut fork = self.fork(at)?;
+        let mut full_seed = Vec::new();
+        full_seed.extend_from_slice(b"removing");
+        full_seed.extend_from_slice(&(seed.len() as u64).to_le_bytes());
+        full_seed.extend_from_slice(seed);
+        for h in at {
+            full_seed.extend_from_slice(&h.0);
+        }
+        full_seed.push(0xff);
+        for (counter, actor) in gone {
+            full_seed.extend_from_slice(&counter.to_le_bytes());
+            full_seed.extend_from_slice(&(actor.to_bytes().len() as u64).to_le_bytes());
+            full_seed.extend_from_slice(actor.to_bytes());
+        }
+        full_seed.extend_from_slice(blake3::hash(new_text.as_bytes()).as_bytes());
+        fork.set_actor(derived_actor(&full_seed));
+        let doomed: Vec<usize> = fork
+            .list_range(&self.text, ..)
+            .enumerate()
+            .filter(|(_, item)| match item.id() {
+                automerge::ObjId::Id(counter, actor, _) => {
+                    gone.binary_search(&(counter, actor)).is_ok()
+                }
+                automerge::ObjId::Root => false,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut changed = !doomed.is_empty();
+        for pos in doomed.into_iter().rev() {
+            fork.splice_text(&self.text, pos, 1, "")
+                .expect("BUG: a live character's position is in the text");
+        }
+        changed |= write_text(&mut fork, &self.text, new_text);
+        if !changed
+            || fork
+                .commit_with(CommitOptions::default().with_time(0))
+                .is_none()
+        {
+            return Ok(None);
+        }
+        let Some(change) = fork.get_last_local_change() else {
+            return Ok(None);
+        };
+        let bytes = Bytes(change.raw_bytes().to_vec());
+        let new = self.doc.get_change_by_hash(&change.hash()).is_none();
+        self.apply(&bytes)?;
+        Ok(Some((bytes, new)))
+    }
+
     /// Live characters of `fork`'s body text: (element id, character), in
     /// text order.
     fn live_chars(&self, fork: &AutoCommit) -> Vec<(automerge::ObjId, char)> {
@@ -431,22 +556,20 @@ impl BodyDoc {
     }
 
     /// The deletions a join `r` must carry across copies (refs-format.md,
-    /// section 6b, "Deletions in a dropped copy"), as a derived change
+    /// section 6b, "Deletions carried across copies"), as a derived change
     /// applied to this document, or `None` when there are none.
     ///
-    /// `r` dropped a copy when every character of one of the `derived`
-    /// changes that was live in `r`'s base is deleted by `r`. A change
+    /// A join deletes characters that are a second copy of text it keeps
+    /// (a dropped derived copy, or a duplicate its diff removed). A change
     /// concurrent with `r` (not an ancestor, not built on it) that deleted
     /// some of those characters was deleting text that `r` keeps in the
     /// other copy: the aligned characters of `r`'s text are deleted too,
-    /// where they are still live. Only a copy that aligns cleanly with the
-    /// text is carried (all of it kept, in few runs); anything else is left
-    /// alone rather than risk deleting unrelated text.
-    pub fn carried_deletions(
-        &mut self,
-        r: &Bytes,
-        derived: &[Bytes],
-    ) -> Result<Option<Bytes>, BodyError> {
+    /// where still live. A run of deleted characters counts as a copy only
+    /// when all of it aligns with `r`'s text, compactly, and each character
+    /// it aligns with was inserted by a change concurrent with the one that
+    /// inserted it (copies are made by writers that lacked each other's
+    /// text; two equal words one writer typed are not copies).
+    pub fn carried_deletions(&mut self, r: &Bytes) -> Result<Option<Bytes>, BodyError> {
         let heads = self.heads();
         if heads.len() < 2 {
             return Ok(None);
@@ -466,81 +589,89 @@ impl BodyDoc {
         if concurrent.is_empty() {
             return Ok(None);
         }
-        let mut ranges: Vec<(automerge::ActorId, u64, u64)> = Vec::new();
-        for h in derived.iter().filter(|h| *h != r) {
-            let Some(hash) = to_hash(h) else { continue };
-            if let Some(c) = self.doc.get_change_by_hash(&hash) {
-                ranges.push((c.actor_id().clone(), c.start_op().get(), c.max_op()));
-            }
-        }
-        let owner = |id: &automerge::ObjId| match id {
-            automerge::ObjId::Id(counter, actor, _) => ranges
-                .iter()
-                .position(|(a, lo, hi)| a == actor && (*lo..=*hi).contains(counter)),
-            automerge::ObjId::Root => None,
-        };
         let fork = self.fork(&deps)?;
         let before = self.live_chars(&fork);
         let fork = self.fork(std::slice::from_ref(r))?;
         let after = self.live_chars(&fork);
         let after_ids: std::collections::HashSet<&automerge::ObjId> =
             after.iter().map(|(id, _)| id).collect();
-        let mut present = vec![false; ranges.len()];
-        let mut kept = vec![false; ranges.len()];
-        for (id, _) in &before {
-            if let Some(k) = owner(id) {
-                present[k] = true;
-                kept[k] |= after_ids.contains(id);
-            }
-        }
-        // The dropped copies' characters, in text order, and how many
-        // stretches they form there.
-        let mut copy: Vec<(&automerge::ObjId, char)> = Vec::new();
-        let mut stretches = 0usize;
-        let mut last: Option<usize> = None;
-        for (i, (id, c)) in before.iter().enumerate() {
-            if owner(id).is_some_and(|k| present[k] && !kept[k]) {
-                if last.is_none_or(|l| l + 1 != i) {
-                    stretches += 1;
-                }
-                last = Some(i);
-                copy.push((id, *c));
-            }
-        }
-        if copy.is_empty() {
+        // The characters `r` deleted, in text order, with their position in
+        // the base (for runs).
+        let deleted: Vec<(usize, &automerge::ObjId, char)> = before
+            .iter()
+            .enumerate()
+            .filter(|(_, (id, _))| !after_ids.contains(id))
+            .map(|(i, (id, c))| (i, id, *c))
+            .collect();
+        if deleted.is_empty() {
             return Ok(None);
         }
-        // What the changes concurrent with `r` left of the copy.
+        // What the changes concurrent with `r` left of them.
         let mut view_heads = deps.clone();
         view_heads.extend(concurrent);
         let fork = self.fork(&view_heads)?;
         let view = self.live_chars(&fork);
         let view_ids: std::collections::HashSet<&automerge::ObjId> =
             view.iter().map(|(id, _)| id).collect();
-        if copy.iter().all(|(id, _)| view_ids.contains(id)) {
+        if deleted.iter().all(|(_, id, _)| view_ids.contains(id)) {
             return Ok(None);
         }
-        // Align the copy with `r`'s text.
-        let copy_text: String = copy.iter().map(|(_, c)| *c).collect();
+        let deleted_text: String = deleted.iter().map(|(_, _, c)| *c).collect();
         let after_text: String = after.iter().map(|(_, c)| *c).collect();
-        let map = textdiff::alignment(&copy_text, &after_text);
-        let clean = copy
-            .iter()
-            .zip(&map)
-            .all(|((_, c), m)| m.is_some() || c.is_whitespace());
-        let runs = 1 + map
-            .windows(2)
-            .filter(|w| matches!(w, [Some(a), Some(b)] if *b != a + 1))
-            .count();
-        if !clean || runs > 2 * stretches + 2 {
+        let map = textdiff::alignment(&deleted_text, &after_text);
+        let inserter = self.inserters();
+        let mut targets: std::collections::HashSet<&automerge::ObjId> = Default::default();
+        let runs = (0..deleted.len())
+            .collect::<Vec<usize>>()
+            .chunk_by(|a, b| deleted[*a].0 + 1 == deleted[*b].0)
+            .map(<[usize]>::to_vec)
+            .collect::<Vec<_>>();
+        for run in runs {
+            if run.iter().all(|&k| view_ids.contains(deleted[k].1)) {
+                continue;
+            }
+            let solid: Vec<usize> = run
+                .iter()
+                .copied()
+                .filter(|&k| !deleted[k].2.is_whitespace())
+                .collect();
+            let Some(mapped) = solid
+                .iter()
+                .map(|&k| map[k])
+                .collect::<Option<Vec<usize>>>()
+            else {
+                continue;
+            };
+            let (Some(lo), Some(hi)) = (mapped.iter().min(), mapped.iter().max()) else {
+                continue;
+            };
+            if hi - lo + 1 > 2 * run.len() {
+                continue;
+            }
+            let copies = solid.iter().zip(&mapped).all(|(&k, &j)| {
+                match (inserter(deleted[k].1), inserter(&after[j].0)) {
+                    (Some(a), Some(b)) => {
+                        a != b
+                            && !self.covers(std::slice::from_ref(&a), std::slice::from_ref(&b))
+                            && !self.covers(std::slice::from_ref(&b), std::slice::from_ref(&a))
+                    }
+                    _ => false,
+                }
+            });
+            if !copies {
+                continue;
+            }
+            for &k in &run {
+                if !view_ids.contains(deleted[k].1) {
+                    if let Some(j) = map[k] {
+                        targets.insert(&after[j].0);
+                    }
+                }
+            }
+        }
+        if targets.is_empty() {
             return Ok(None);
         }
-        let targets: std::collections::HashSet<&automerge::ObjId> = copy
-            .iter()
-            .zip(&map)
-            .filter(|((id, _), _)| !view_ids.contains(id))
-            .filter_map(|(_, m)| m.map(|j| &after[j].0))
-            .collect();
         let mut fork = self.fork(&heads)?;
         let mut seed = Vec::new();
         seed.extend_from_slice(b"carry");
@@ -574,6 +705,28 @@ impl BodyDoc {
         let bytes = Bytes(change.raw_bytes().to_vec());
         self.apply(&bytes)?;
         Ok(Some(bytes))
+    }
+
+    /// A lookup from a text element to the hash of the change that
+    /// inserted it.
+    fn inserters(&mut self) -> impl Fn(&automerge::ObjId) -> Option<Bytes> + use<> {
+        let mut by_actor: std::collections::HashMap<automerge::ActorId, Vec<(u64, u64, Bytes)>> =
+            Default::default();
+        for c in self.doc.get_changes(&[]) {
+            by_actor.entry(c.actor_id().clone()).or_default().push((
+                c.start_op().get(),
+                c.max_op(),
+                hash_bytes(&c.hash()),
+            ));
+        }
+        move |id| match id {
+            automerge::ObjId::Id(counter, actor, _) => by_actor
+                .get(actor)?
+                .iter()
+                .find(|(lo, hi, _)| (*lo..=*hi).contains(counter))
+                .map(|(_, _, h)| h.clone()),
+            automerge::ObjId::Root => None,
+        }
     }
 
     /// Apply one more change.

@@ -34,7 +34,7 @@
 
 use std::collections::BTreeMap;
 
-use super::body::{change_hash, BodyDoc, BodyError};
+use super::body::{change_hash, BodyDoc, BodyError, Element};
 use super::textdiff;
 use super::EventSet;
 use crate::event::{Bytes, EventId, IssueId, Op};
@@ -46,6 +46,14 @@ const STATE_SEARCH: usize = 64;
 /// How many of a chain's derived sync points the fold checks for a second
 /// copy of edits made elsewhere ([`BodyView::held_elsewhere`]), newest first.
 const HELD_SEARCH: usize = 4;
+
+/// How many changes since the base an import checks one by one (see
+/// `BodyView::each_held`).
+const HELD_CHANGES: usize = 16;
+
+/// A join tries the runs of a derived change one by one only up to this
+/// many runs (beyond, whole changes only).
+const JOIN_RUNS: usize = 64;
 
 /// Chain key: (backend key, remote id).
 pub type ChainKey = (String, String);
@@ -415,7 +423,7 @@ impl BodyView {
         derived.sort();
         derived.dedup();
         for r in &derived {
-            if let Some(change) = self.doc.carried_deletions(r, &derived)? {
+            if let Some(change) = self.doc.carried_deletions(r)? {
                 self.pending.push(Op::EditBody { change });
             }
         }
@@ -523,21 +531,74 @@ impl BodyView {
             }
         }
         candidates.sort();
-        let mut drop: Vec<Bytes> = Vec::new();
+        let mut order: Vec<Bytes> = Vec::new();
         for (_, _, h) in candidates {
-            if drop.contains(&h) {
-                continue;
-            }
-            drop.push(h);
-            let without = self.doc.text_dropping(&union, &drop)?;
-            if !textdiff::adds_nothing(&without, &text) {
-                drop.pop();
+            if !order.contains(&h) {
+                order.push(h);
             }
         }
-        drop.sort();
-        let change =
+        // Each candidate is dropped whole when it can be; else each of its
+        // runs (consecutive characters) that can be, so that a derived
+        // change holding a copy and a tracker edit loses only the copy.
+        let chars = self.doc.owned_chars(&union, &order)?;
+        let mut dropped = vec![false; chars.len()];
+        let adds_nothing = |dropped: &[bool]| {
+            let without: String = chars
+                .iter()
+                .zip(dropped)
+                .filter(|(_, d)| !**d)
+                .map(|((_, c, _), _)| *c)
+                .collect();
+            textdiff::adds_nothing(&without, &text)
+        };
+        let mut whole: Vec<Bytes> = Vec::new();
+        let mut partial = false;
+        for (k, h) in order.iter().enumerate() {
+            let mine: Vec<usize> = (0..chars.len())
+                .filter(|&i| chars[i].2 == Some(k) && !dropped[i])
+                .collect();
+            for &i in &mine {
+                dropped[i] = true;
+            }
+            if adds_nothing(&dropped) {
+                whole.push(h.clone());
+                continue;
+            }
+            for &i in &mine {
+                dropped[i] = false;
+            }
+            let runs: Vec<&[usize]> = mine.chunk_by(|a, b| a + 1 == *b).collect();
+            if runs.len() < 2 || runs.len() > JOIN_RUNS {
+                continue;
+            }
+            for run in runs {
+                for &i in run {
+                    dropped[i] = true;
+                }
+                if adds_nothing(&dropped) {
+                    partial = true;
+                } else {
+                    for &i in run {
+                        dropped[i] = false;
+                    }
+                }
+            }
+        }
+        let change = if partial {
+            let mut gone: Vec<Element> = chars
+                .iter()
+                .zip(&dropped)
+                .filter(|(_, d)| **d)
+                .map(|((e, _, _), _)| e.clone())
+                .collect();
+            gone.sort();
             self.doc
-                .derived_change_dropping(&union, &drop, &text, &seed("join", key, newest))?;
+                .derived_change_removing(&union, &gone, &text, &seed("join", key, newest))?
+        } else {
+            whole.sort();
+            self.doc
+                .derived_change_dropping(&union, &whole, &text, &seed("join", key, newest))?
+        };
         if !honest {
             // The join carries no sync point: the canonical point stays the
             // chain's, and the join is recorded with it (so that it counts
@@ -683,7 +744,9 @@ impl BodyView {
             if whole_text == text {
                 return Ok(Found::Exact(whole));
             }
-            if textdiff::holds_changes(&base_text, &whole_text, text) {
+            if textdiff::holds_changes(&base_text, &whole_text, text)
+                && self.each_held(base, &whole, text)?
+            {
                 return Ok(Found::Holding(whole));
             }
         }
@@ -722,7 +785,9 @@ impl BodyView {
             if state_text == text {
                 return Ok(Found::Exact(self.minimal(&heads)));
             }
-            if textdiff::holds_changes(&base_text, &state_text, text) {
+            if textdiff::holds_changes(&base_text, &state_text, text)
+                && self.each_held(base, &heads, text)?
+            {
                 if first_holding.is_none() {
                     first_holding = Some(self.minimal(&heads));
                 }
@@ -742,10 +807,42 @@ impl BodyView {
         if union_text == text {
             return Ok(Found::Exact(union));
         }
-        if textdiff::holds_changes(&base_text, &union_text, text) {
+        if textdiff::holds_changes(&base_text, &union_text, text)
+            && self.each_held(base, &union, text)?
+        {
             return Ok(Found::Holding(union));
         }
         Ok(Found::Holding(first_holding))
+    }
+
+    /// Whether `text` holds each change of `state` since `base` on its own
+    /// (its insertions kept, its deletions made): a check of the whole
+    /// state's text misses a deletion that undoes an insertion made since
+    /// `base` (the tracker, written by a replica that had the insertion and
+    /// not the deletion, still has the text; deriving from that state would
+    /// put it back as new text). States with more than [`HELD_CHANGES`]
+    /// changes since `base` are judged by their text alone.
+    fn each_held(
+        &mut self,
+        base: &[Bytes],
+        state: &[Bytes],
+        text: &str,
+    ) -> Result<bool, BodyError> {
+        let changes = self.doc.changes_between(base, state);
+        if changes.len() > HELD_CHANGES {
+            return Ok(true);
+        }
+        for c in changes {
+            let Some(deps) = self.doc.deps(&c).filter(|d| !d.is_empty()) else {
+                continue;
+            };
+            let before = self.doc.text_at(&deps)?;
+            let after = self.doc.text_at(std::slice::from_ref(&c))?;
+            if before != after && !textdiff::holds_changes(&before, &after, text) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The maximal hashes of `heads` (those no other one descends from).

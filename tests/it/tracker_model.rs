@@ -1519,3 +1519,47 @@ fn fourteenth_shrunk_trace() {
     ];
     run(&steps).expect("converges");
 }
+
+/// The fifteenth trace: a replica exports a word it has not seen deleted;
+/// another replica, which has the deletion and not that export, imports a
+/// later tracker edit. Its document's text (the word inserted and deleted
+/// since the sync point) looked held by the tracker's text, so the import
+/// derived from it and put the word back as new text. Each change since
+/// the point is now checked on its own.
+#[test]
+fn fifteenth_shrunk_trace() {
+    let steps = vec![
+        Step::Meet { from: 1, to: 2 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 14963832759521102773,
+            delete: false,
+        },
+        Step::Backend { clone: 1 },
+        Step::Meet { from: 2, to: 1 },
+        Step::Meet { from: 1, to: 0 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 1,
+            pos: 1497831212444405529,
+            delete: true,
+        },
+        Step::Backend { clone: 1 },
+        Step::Meet { from: 2, to: 0 },
+        Step::TrackerBody {
+            issue: 1,
+            pos: 16925638998665914942,
+            delete: false,
+            drop_marker: true,
+        },
+        Step::Backend { clone: 0 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 1,
+            pos: 1106160739101296582,
+            delete: false,
+        },
+    ];
+    run(&steps).expect("converges");
+}
