@@ -146,8 +146,13 @@ struct World {
     /// Body tokens written, per issue, and the ones legitimately deleted.
     written: [BTreeSet<String>; 2],
     deleted: [BTreeSet<String>; 2],
-    /// Comment texts written / deleted (by someone who saw them).
+    /// Comment texts written; each text's first version (edits are LWW
+    /// per comment: of the versions of one comment, exactly one that no
+    /// edit replaced survives); texts an edit replaced; first versions of
+    /// deleted comments (a delete wins over every edit).
     comments: [BTreeSet<String>; 2],
+    comment_root: [BTreeMap<String, String>; 2],
+    comments_replaced: [BTreeSet<String>; 2],
     comments_deleted: [BTreeSet<String>; 2],
     http: reqwest::blocking::Client,
 }
@@ -206,6 +211,8 @@ impl World {
             written: Default::default(),
             deleted: Default::default(),
             comments: Default::default(),
+            comment_root: Default::default(),
+            comments_replaced: Default::default(),
             comments_deleted: Default::default(),
             http,
         };
@@ -404,6 +411,7 @@ impl World {
                 }
                 let t = self.token("c");
                 self.comments[issue].insert(t.clone());
+                self.comment_root[issue].insert(t.clone(), t.clone());
                 self.clones[clone]
                     .1
                     .apply(self.issues[issue], &actor(clone), &[Change::Comment(t)])
@@ -419,13 +427,18 @@ impl World {
                     return;
                 }
                 let c = &state.comments[pick % state.comments.len()];
+                let root = self.comment_root[issue]
+                    .get(&c.body)
+                    .cloned()
+                    .unwrap_or_else(|| c.body.clone());
                 let change = if matches!(s, Step::LocalCommentEdit { .. }) {
                     let t = self.token("c");
                     self.comments[issue].insert(t.clone());
-                    self.comments_deleted[issue].insert(c.body.clone());
+                    self.comment_root[issue].insert(t.clone(), root);
+                    self.comments_replaced[issue].insert(c.body.clone());
                     Change::EditComment(c.id, t)
                 } else {
-                    self.comments_deleted[issue].insert(c.body.clone());
+                    self.comments_deleted[issue].insert(root);
                     Change::DeleteComment(c.id)
                 };
                 self.clones[clone]
@@ -497,6 +510,7 @@ impl World {
                 };
                 let t = self.token("tc");
                 self.comments[issue].insert(t.clone());
+                self.comment_root[issue].insert(t.clone(), t.clone());
                 let resp = self
                     .http
                     .post(format!(
@@ -645,12 +659,27 @@ impl World {
                 ));
             }
             let live: Vec<&str> = state.comments.iter().map(|c| c.body.as_str()).collect();
+            // Per comment (its versions, by first version): none if it
+            // was deleted, else exactly one version no edit replaced.
+            let mut versions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for t in &self.comments[n] {
-                let want = usize::from(!self.comments_deleted[n].contains(t));
-                let got = live.iter().filter(|c| **c == t).count();
-                if got != want {
+                let root = self.comment_root[n].get(t).unwrap_or(t);
+                versions.entry(root.as_str()).or_default().push(t.as_str());
+            }
+            for (root, vs) in &versions {
+                let count = |t: &&str| live.iter().filter(|c| **c == *t).count();
+                let deleted = self.comments_deleted[n].contains(*root);
+                let leaves: Vec<&&str> = vs
+                    .iter()
+                    .filter(|t| !self.comments_replaced[n].contains(**t))
+                    .collect();
+                let got: usize = vs.iter().map(count).sum();
+                let got_leaves: usize = leaves.iter().map(|t| count(t)).sum();
+                let want = usize::from(!deleted);
+                if got != want || got_leaves != want {
                     return Err(format!(
-                        "issue {n}: comment {t} appears {got} times (want {want}): {live:?}"
+                        "issue {n}: comment {root} (versions {vs:?}) appears {got} times \
+                         (want {want} of {leaves:?}): {live:?}"
                     ));
                 }
             }
@@ -1560,6 +1589,40 @@ fn fifteenth_shrunk_trace() {
             pos: 1106160739101296582,
             delete: false,
         },
+    ];
+    run(&steps).expect("converges");
+}
+
+/// The sixteenth trace: two replicas edit the same comment concurrently
+/// (one of them the tracker's copy of it). Comment edits are LWW per
+/// comment: one version survives, everywhere, and the checker now expects
+/// exactly that (it expected both).
+#[test]
+fn sixteenth_shrunk_trace() {
+    let steps = vec![
+        Step::LocalComment { clone: 1, issue: 1 },
+        Step::Backend { clone: 1 },
+        Step::Meet { from: 1, to: 2 },
+        Step::LocalCommentEdit {
+            clone: 1,
+            issue: 1,
+            pick: 0,
+        },
+        Step::Backend { clone: 0 },
+        Step::LocalCommentEdit {
+            clone: 0,
+            issue: 1,
+            pick: 37943226242,
+        },
+        Step::LocalTitle { clone: 1, issue: 0 },
+        Step::TrackerTitle { issue: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 1393936672038838899,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::TrackerComment { issue: 0 },
     ];
     run(&steps).expect("converges");
 }
