@@ -2798,9 +2798,10 @@ fn model_seed_1008_shrunk_trace() {
 /// concurrent insertions glued them in the other order than the tracker's
 /// (`剴1140剴冎910冎` where the tracker has `冎910冎剴1140剴`): the importer
 /// did not recognise its own token in the tracker's text and exported it
-/// twice. Fixed by the joins that drop runs and the carried deletions
-/// (15 of 15 replays passed); the outcome depends on random ids, so the
-/// trace runs three times.
+/// twice. It passes since this round's body changes (joins dropping runs,
+/// carried deletions, imports checked change by change; which one fixed
+/// it was not isolated): 15 of 15 replays. The outcome depends on random
+/// ids, so the trace runs three times.
 #[test]
 fn model_seed_7_shrunk_trace() {
     let keep = parse_keep("48,51,88,89,90,91,105,106,113,114,115");
