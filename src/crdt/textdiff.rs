@@ -185,14 +185,21 @@ fn units(text: &str) -> Vec<(&str, &str)> {
     out
 }
 
-/// Character-level splices of one changed run, in ascending order.
+/// Character-level splices of one changed run, in ascending order. A
+/// pure insertion or deletion that could sit at several places (the run
+/// repeats at its edge: deleting `[b2]` from `[b2][t1]` is also deleting
+/// `b2][`) is slid to the place whose edges fall on the most boundaries
+/// ([`edge_score`]), leftmost on ties, so that it takes whole tokens and a
+/// concurrent edit next to one of them stays next to it.
 fn char_splices(old: &str, new: &str) -> Vec<Splice> {
     let mut input: InternedInput<char> = InternedInput::default();
     input.update_before(old.chars());
     input.update_after(new.chars());
     let diff = Diff::compute(Algorithm::Myers, &input);
     let new_chars: Vec<char> = new.chars().collect();
-    diff.hunks()
+    let old_chars: Vec<char> = old.chars().collect();
+    let mut out: Vec<Splice> = diff
+        .hunks()
         .map(|h| Splice {
             pos: h.before.start as usize,
             del: (h.before.end - h.before.start) as usize,
@@ -200,7 +207,85 @@ fn char_splices(old: &str, new: &str) -> Vec<Splice> {
                 .iter()
                 .collect(),
         })
-        .collect()
+        .collect();
+    for k in 0..out.len() {
+        let lo = if k == 0 {
+            0
+        } else {
+            out[k - 1].pos + out[k - 1].del
+        };
+        let hi = out.get(k + 1).map_or(old_chars.len(), |n| n.pos);
+        let s = &out[k];
+        if s.del > 0 && s.ins.is_empty() {
+            // Deleting old[pos..pos+del]: every placement with equal text.
+            let (mut a, len) = (s.pos, s.del);
+            while a > lo && old_chars[a - 1] == old_chars[a + len - 1] {
+                a -= 1;
+            }
+            let mut best = (edge_score(&old_chars, a, a + len), a);
+            let mut b = a;
+            while b + len < hi && old_chars[b] == old_chars[b + len] {
+                b += 1;
+                let score = edge_score(&old_chars, b, b + len);
+                if score > best.0 {
+                    best = (score, b);
+                }
+            }
+            out[k].pos = best.1;
+        } else if s.del == 0 && !s.ins.is_empty() {
+            // Inserting `ins` before old[pos]: rotate it along equal text.
+            let mut ins: Vec<char> = s.ins.chars().collect();
+            let mut p = s.pos;
+            while p > lo && old_chars[p - 1] == *ins.last().expect("non-empty") {
+                ins.rotate_right(1);
+                p -= 1;
+            }
+            let with = |p: usize, ins: &[char]| -> Vec<char> {
+                let mut t: Vec<char> = old_chars[p.saturating_sub(1)..p].to_vec();
+                t.extend_from_slice(ins);
+                t.extend(old_chars.get(p).copied());
+                t
+            };
+            let score_at = |p: usize, ins: &[char]| {
+                let t = with(p, ins);
+                let start = usize::from(p > 0);
+                edge_score(&t, start, start + ins.len())
+            };
+            let mut best = (score_at(p, &ins), p, ins.clone());
+            while p < hi && old_chars[p] == ins[0] {
+                ins.rotate_left(1);
+                p += 1;
+                let score = score_at(p, &ins);
+                if score > best.0 {
+                    best = (score, p, ins.clone());
+                }
+            }
+            out[k].pos = best.1;
+            out[k].ins = best.2.into_iter().collect();
+        }
+    }
+    out
+}
+
+/// How well the run `chars[start..end]` sits on token boundaries: two
+/// points for each edge at the text's end, at whitespace, after a closing
+/// or before an opening bracket; one for an edge between a letter or digit
+/// and anything else.
+fn edge_score(chars: &[char], start: usize, end: usize) -> u8 {
+    let open = |c: char| matches!(c, '(' | '[' | '{' | '<');
+    let close = |c: char| matches!(c, ')' | ']' | '}' | '>');
+    let edge = |before: Option<char>, after: Option<char>| -> u8 {
+        match (before, after) {
+            (None, _) | (_, None) => 2,
+            (Some(b), Some(a)) if b.is_whitespace() || a.is_whitespace() => 2,
+            (Some(b), Some(a)) if close(b) || open(a) => 2,
+            (Some(b), Some(a)) if b.is_alphanumeric() != a.is_alphanumeric() => 1,
+            _ => 0,
+        }
+    };
+    let at = |i: usize| chars.get(i).copied();
+    let before = |i: usize| i.checked_sub(1).and_then(at);
+    edge(before(start), at(start)) + edge(before(end), at(end))
 }
 
 /// Whether `theirs` already holds every change `ours` made to `base`: each
@@ -293,8 +378,12 @@ fn by_characters(base: &str, ours: &str, theirs: &str) -> bool {
             || ((from == 0 || space(from - 1) || space(from)) && (space(to) || space(to - 1)))
     };
     // Pieces: runs of inserted characters of ours kept next to each other.
+    // Whitespace ours inserted and theirs does not keep is not content: a
+    // state that differs from theirs in spacing alone still holds.
+    let ours: Vec<char> = ours.chars().collect();
     let mut piece: Option<(usize, usize)> = None;
     for (i, ins) in inserted.iter().enumerate() {
+        let ins = *ins && !(kept[i].is_none() && ours.get(i).is_some_and(|c| c.is_whitespace()));
         if !ins {
             if let Some(p) = piece.take() {
                 if !whole(p) {
@@ -557,6 +646,41 @@ mod tests {
         assert_eq!(map.iter().filter(|m| m.is_none()).count(), 4);
         assert_eq!(map[8], Some(4));
         assert!(alignment("", "x").is_empty());
+    }
+
+    #[test]
+    fn a_deletion_or_insertion_that_can_slide_takes_whole_tokens() {
+        let s = char_splices("[b2][t1]", "[t1]");
+        assert_eq!(
+            s,
+            vec![Splice {
+                pos: 0,
+                del: 4,
+                ins: String::new()
+            }]
+        );
+        let s = char_splices("[t1]", "[b2][t1]");
+        assert_eq!(apply("[t1]", &s), "[b2][t1]");
+        assert_eq!(
+            s,
+            vec![Splice {
+                pos: 0,
+                del: 0,
+                ins: "[b2]".into()
+            }]
+        );
+        let s = char_splices("[a][b][c]", "[a][c]");
+        assert_eq!(
+            s,
+            vec![Splice {
+                pos: 3,
+                del: 3,
+                ins: String::new()
+            }]
+        );
+        let s = char_splices("[a][c]", "[a][b][c]");
+        assert_eq!(apply("[a][c]", &s), "[a][b][c]");
+        assert_eq!(s[0].ins, "[b]");
     }
 
     #[track_caller]

@@ -1626,3 +1626,58 @@ fn sixteenth_shrunk_trace() {
     ];
     run(&steps).expect("converges");
 }
+
+/// The seventeenth trace: a tracker user deletes `[b2]` from `[b2][t1]`
+/// (two tokens glued by concurrent insertions) while a replica inserts a
+/// token before it. The character diff deleted `b2][`, equal text one
+/// place over, and the concurrent insertion cut the tokens (`[3] [b t1]`).
+/// Then a replica whose state differed from the tracker's in spacing
+/// alone did not recognise its own token there and derived it again.
+/// Diffs now slide a deletion or insertion to token edges, and spacing is
+/// not content when an import looks for a state the tracker holds.
+#[test]
+fn seventeenth_shrunk_trace() {
+    let steps = vec![
+        Step::Backend { clone: 1 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 5383034123078647385,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 539641394761656278,
+            delete: true,
+        },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 17079899815228737376,
+            delete: false,
+        },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 4282893165476296095,
+            delete: true,
+        },
+        Step::Meet { from: 0, to: 1 },
+        Step::Backend { clone: 1 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 7300246747741571674,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 11639963907423728238,
+            delete: false,
+        },
+    ];
+    run(&steps).expect("converges");
+}
