@@ -48,7 +48,7 @@ const STATE_SEARCH: usize = 64;
 const HELD_SEARCH: usize = 4;
 
 /// How many changes since the base an import checks one by one (see
-/// `BodyView::each_held`).
+/// `BodyView::holds`).
 const HELD_CHANGES: usize = 16;
 
 /// A join tries the runs of a derived change one by one only up to this
@@ -744,9 +744,7 @@ impl BodyView {
             if whole_text == text {
                 return Ok(Found::Exact(whole));
             }
-            if textdiff::holds_changes(&base_text, &whole_text, text)
-                && self.each_held(base, &whole, text)?
-            {
+            if self.holds(base, &base_text, &whole, &whole_text, text)? {
                 return Ok(Found::Holding(whole));
             }
         }
@@ -785,9 +783,7 @@ impl BodyView {
             if state_text == text {
                 return Ok(Found::Exact(self.minimal(&heads)));
             }
-            if textdiff::holds_changes(&base_text, &state_text, text)
-                && self.each_held(base, &heads, text)?
-            {
+            if self.holds(base, &base_text, &heads, &state_text, text)? {
                 if first_holding.is_none() {
                     first_holding = Some(self.minimal(&heads));
                 }
@@ -807,30 +803,32 @@ impl BodyView {
         if union_text == text {
             return Ok(Found::Exact(union));
         }
-        if textdiff::holds_changes(&base_text, &union_text, text)
-            && self.each_held(base, &union, text)?
-        {
+        if self.holds(base, &base_text, &union, &union_text, text)? {
             return Ok(Found::Holding(union));
         }
         Ok(Found::Holding(first_holding))
     }
 
-    /// Whether `text` holds each change of `state` since `base` on its own
-    /// (its insertions kept, its deletions made): a check of the whole
-    /// state's text misses a deletion that undoes an insertion made since
-    /// `base` (the tracker, written by a replica that had the insertion and
-    /// not the deletion, still has the text; deriving from that state would
-    /// put it back as new text). States with more than [`HELD_CHANGES`]
-    /// changes since `base` are judged by their text alone.
-    fn each_held(
+    /// Whether `text` holds the edits of `state` since `base`: each change
+    /// on its own (its insertions kept, its deletions made), when there are
+    /// at most [`HELD_CHANGES`] of them, else the state's text as a whole.
+    /// Change by change is the finer question: a whole-text check misses a
+    /// deletion that undoes an insertion made since `base` (the tracker,
+    /// written by a replica that had the insertion and not the deletion,
+    /// still has the text; deriving from that state would put it back as
+    /// new text), and it fails on a merge that glued two concurrent edits
+    /// into one word the tracker holds apart.
+    fn holds(
         &mut self,
         base: &[Bytes],
+        base_text: &str,
         state: &[Bytes],
+        state_text: &str,
         text: &str,
     ) -> Result<bool, BodyError> {
         let changes = self.doc.changes_between(base, state);
         if changes.len() > HELD_CHANGES {
-            return Ok(true);
+            return Ok(textdiff::holds_changes(base_text, state_text, text));
         }
         for c in changes {
             let Some(deps) = self.doc.deps(&c).filter(|d| !d.is_empty()) else {
