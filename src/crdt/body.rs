@@ -286,21 +286,8 @@ impl BodyDoc {
         }
         full_seed.extend_from_slice(blake3::hash(new_text.as_bytes()).as_bytes());
         fork.set_actor(derived_actor(&full_seed));
-        if !write_text(&mut fork, &self.text, new_text) {
-            return Ok(None);
-        }
-        if fork
-            .commit_with(CommitOptions::default().with_time(0))
-            .is_none()
-        {
-            return Ok(None);
-        }
-        let Some(change) = fork.get_last_local_change() else {
-            return Ok(None);
-        };
-        let bytes = Bytes(change.raw_bytes().to_vec());
-        self.apply(&bytes)?;
-        Ok(Some(bytes))
+        let changed = write_text(&mut fork, &self.text, new_text);
+        Ok(self.commit_derived(fork, changed)?.map(|(c, _)| c))
     }
 
     /// The text at `at` without the live characters the changes `drop`
@@ -316,32 +303,13 @@ impl BodyDoc {
     /// Delete from `fork` the live characters the changes `drop` inserted;
     /// whether there were any.
     fn remove_inserted(&self, fork: &mut AutoCommit, drop: &[Bytes]) -> bool {
-        let mut ranges: Vec<(automerge::ActorId, u64, u64)> = Vec::new();
-        for h in drop {
-            let Some(hash) = to_hash(h) else { continue };
-            if let Some(c) = self.doc.get_change_by_hash(&hash) {
-                ranges.push((c.actor_id().clone(), c.start_op().get(), c.max_op()));
-            }
-        }
-        // Positions (code points) of live characters the dropped changes
-        // inserted.
-        let doomed: Vec<usize> = fork
-            .list_range(&self.text, ..)
-            .enumerate()
-            .filter(|(_, item)| match item.id() {
-                automerge::ObjId::Id(counter, actor, _) => ranges
-                    .iter()
-                    .any(|(a, lo, hi)| *a == actor && (*lo..=*hi).contains(&counter)),
-                automerge::ObjId::Root => false,
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let changed = !doomed.is_empty();
-        for pos in doomed.into_iter().rev() {
-            fork.splice_text(&self.text, pos, 1, "")
-                .expect("BUG: a live character's position is in the text");
-        }
-        changed
+        let ranges = self.op_ranges(drop);
+        self.delete_where(fork, |id| match id {
+            automerge::ObjId::Id(counter, actor, _) => ranges
+                .iter()
+                .any(|(a, lo, hi)| a == actor && (*lo..=*hi).contains(counter)),
+            automerge::ObjId::Root => false,
+        })
     }
 
     /// Like [`BodyDoc::derived_change`], but before diffing to `new_text`
@@ -372,20 +340,7 @@ impl BodyDoc {
         fork.set_actor(derived_actor(&full_seed));
         let mut changed = self.remove_inserted(&mut fork, drop);
         changed |= write_text(&mut fork, &self.text, new_text);
-        if !changed
-            || fork
-                .commit_with(CommitOptions::default().with_time(0))
-                .is_none()
-        {
-            return Ok(None);
-        }
-        let Some(change) = fork.get_last_local_change() else {
-            return Ok(None);
-        };
-        let bytes = Bytes(change.raw_bytes().to_vec());
-        let new = self.doc.get_change_by_hash(&change.hash()).is_none();
-        self.apply(&bytes)?;
-        Ok(Some((bytes, new)))
+        self.commit_derived(fork, changed)
     }
 
     /// The elements of the body text that changes outside the history of
@@ -510,37 +465,14 @@ impl BodyDoc {
         }
         full_seed.extend_from_slice(blake3::hash(new_text.as_bytes()).as_bytes());
         fork.set_actor(derived_actor(&full_seed));
-        let doomed: Vec<usize> = fork
-            .list_range(&self.text, ..)
-            .enumerate()
-            .filter(|(_, item)| match item.id() {
-                automerge::ObjId::Id(counter, actor, _) => {
-                    gone.binary_search(&(counter, actor)).is_ok()
-                }
-                automerge::ObjId::Root => false,
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let mut changed = !doomed.is_empty();
-        for pos in doomed.into_iter().rev() {
-            fork.splice_text(&self.text, pos, 1, "")
-                .expect("BUG: a live character's position is in the text");
-        }
+        let mut changed = self.delete_where(&mut fork, |id| match id {
+            automerge::ObjId::Id(counter, actor, _) => {
+                gone.binary_search(&(*counter, actor.clone())).is_ok()
+            }
+            automerge::ObjId::Root => false,
+        });
         changed |= write_text(&mut fork, &self.text, new_text);
-        if !changed
-            || fork
-                .commit_with(CommitOptions::default().with_time(0))
-                .is_none()
-        {
-            return Ok(None);
-        }
-        let Some(change) = fork.get_last_local_change() else {
-            return Ok(None);
-        };
-        let bytes = Bytes(change.raw_bytes().to_vec());
-        let new = self.doc.get_change_by_hash(&change.hash()).is_none();
-        self.apply(&bytes)?;
-        Ok(Some((bytes, new)))
+        self.commit_derived(fork, changed)
     }
 
     /// Live characters of `fork`'s body text: (element id, character), in
@@ -680,31 +612,10 @@ impl BodyDoc {
             seed.extend_from_slice(&h.0);
         }
         fork.set_actor(derived_actor(&seed));
-        let doomed: Vec<usize> = fork
-            .list_range(&self.text, ..)
-            .enumerate()
-            .filter(|(_, item)| targets.contains(&item.id()))
-            .map(|(i, _)| i)
-            .collect();
-        if doomed.is_empty() {
-            return Ok(None);
-        }
-        for pos in doomed.into_iter().rev() {
-            fork.splice_text(&self.text, pos, 1, "")
-                .expect("BUG: a live character's position is in the text");
-        }
-        if fork
-            .commit_with(CommitOptions::default().with_time(0))
-            .is_none()
-        {
-            return Ok(None);
-        }
-        let Some(change) = fork.get_last_local_change() else {
-            return Ok(None);
-        };
-        let bytes = Bytes(change.raw_bytes().to_vec());
-        self.apply(&bytes)?;
-        Ok(Some(bytes))
+        let targets: std::collections::HashSet<automerge::ObjId> =
+            targets.into_iter().cloned().collect();
+        let changed = self.delete_where(&mut fork, |id| targets.contains(id));
+        Ok(self.commit_derived(fork, changed)?.map(|(c, _)| c))
     }
 
     /// A lookup from a text element to the hash of the change that
@@ -727,6 +638,50 @@ impl BodyDoc {
                 .map(|(_, _, h)| h.clone()),
             automerge::ObjId::Root => None,
         }
+    }
+
+    /// Commit a derived change made in `fork` (time 0) and apply it here:
+    /// its bytes, and whether this document lacked it. `None` when the
+    /// fork changed nothing.
+    fn commit_derived(
+        &mut self,
+        mut fork: AutoCommit,
+        changed: bool,
+    ) -> Result<Option<(Bytes, bool)>, BodyError> {
+        if !changed
+            || fork
+                .commit_with(CommitOptions::default().with_time(0))
+                .is_none()
+        {
+            return Ok(None);
+        }
+        let Some(change) = fork.get_last_local_change() else {
+            return Ok(None);
+        };
+        let bytes = Bytes(change.raw_bytes().to_vec());
+        let new = self.doc.get_change_by_hash(&change.hash()).is_none();
+        self.apply(&bytes)?;
+        Ok(Some((bytes, new)))
+    }
+
+    /// Delete from `fork`'s text every live character `doomed` picks;
+    /// whether there were any.
+    fn delete_where(
+        &self,
+        fork: &mut AutoCommit,
+        doomed: impl Fn(&automerge::ObjId) -> bool,
+    ) -> bool {
+        let positions: Vec<usize> = fork
+            .list_range(&self.text, ..)
+            .enumerate()
+            .filter(|(_, item)| doomed(&item.id()))
+            .map(|(i, _)| i)
+            .collect();
+        for pos in positions.iter().rev() {
+            fork.splice_text(&self.text, *pos, 1, "")
+                .expect("BUG: a live character's position is in the text");
+        }
+        !positions.is_empty()
     }
 
     /// Apply one more change.
