@@ -113,6 +113,35 @@ fn write_text(doc: &mut AutoCommit, obj: &automerge::ObjId, new_text: &str) -> b
     !splices.is_empty()
 }
 
+/// The text elements the changes delete, leaving out the changes in
+/// `derived` (hashes).
+fn deletions_by(
+    changes: impl IntoIterator<Item = Change>,
+    derived: &[Bytes],
+) -> Result<Elements, BodyError> {
+    let derived: std::collections::HashSet<ChangeHash> =
+        derived.iter().filter_map(to_hash).collect();
+    let mut out = Elements::default();
+    for change in changes {
+        if derived.contains(&change.hash()) {
+            continue;
+        }
+        // Decoding asserts on corrupt operations (see `load`).
+        let expanded = catch_unwind(AssertUnwindSafe(|| change.decode()))
+            .map_err(|_| BodyError::Apply("automerge panicked decoding a body change".into()))?;
+        for op in expanded.operations {
+            if let (
+                automerge::legacy::OpType::Delete,
+                automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(id)),
+            ) = (&op.action, &op.key)
+            {
+                out.insert((id.counter(), id.actor().clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl BodyDoc {
     /// Rebuild the body of `issue` from its change set (any order).
     pub fn load<'a>(
@@ -355,31 +384,8 @@ impl BodyDoc {
         let Some(at) = at.iter().map(to_hash).collect::<Option<Vec<_>>>() else {
             return Ok(Elements::default());
         };
-        let derived: std::collections::HashSet<ChangeHash> =
-            derived.iter().filter_map(to_hash).collect();
-        let outside: Vec<Change> = self
-            .doc
-            .get_changes(&at)
-            .into_iter()
-            .filter(|c| !derived.contains(&c.hash()))
-            .collect();
-        let mut out = Elements::default();
-        for change in outside {
-            // Decoding asserts on corrupt operations (see `load`).
-            let expanded = catch_unwind(AssertUnwindSafe(|| change.decode())).map_err(|_| {
-                BodyError::Apply("automerge panicked decoding a body change".into())
-            })?;
-            for op in expanded.operations {
-                if let (
-                    automerge::legacy::OpType::Delete,
-                    automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(id)),
-                ) = (&op.action, &op.key)
-                {
-                    out.insert((id.counter(), id.actor().clone()));
-                }
-            }
-        }
-        Ok(out)
+        let outside: Vec<Change> = self.doc.get_changes(&at).into_iter().collect();
+        deletions_by(outside, derived)
     }
 
     /// The text at `at` without the characters `gone` (see
@@ -501,7 +507,11 @@ impl BodyDoc {
     /// it aligns with was inserted by a change concurrent with the one that
     /// inserted it (copies are made by writers that lacked each other's
     /// text; two equal words one writer typed are not copies).
-    pub fn carried_deletions(&mut self, r: &Bytes) -> Result<Option<Bytes>, BodyError> {
+    pub fn carried_deletions(
+        &mut self,
+        r: &Bytes,
+        derived: &[Bytes],
+    ) -> Result<Option<Bytes>, BodyError> {
         let heads = self.heads();
         if heads.len() < 2 {
             return Ok(None);
@@ -538,14 +548,23 @@ impl BodyDoc {
         if deleted.is_empty() {
             return Ok(None);
         }
-        // What the changes concurrent with `r` left of them.
+        // Which of them edits concurrent with `r` deleted (not other
+        // derived changes: a join made elsewhere drops the same copy).
         let mut view_heads = deps.clone();
         view_heads.extend(concurrent);
-        let fork = self.fork(&view_heads)?;
-        let view = self.live_chars(&fork);
-        let view_ids: std::collections::HashSet<&automerge::ObjId> =
-            view.iter().map(|(id, _)| id).collect();
-        if deleted.iter().all(|(_, id, _)| view_ids.contains(id)) {
+        let concurrent: Vec<Change> = self
+            .changes_between(&deps, &view_heads)
+            .iter()
+            .filter_map(to_hash)
+            .filter_map(|h| self.doc.get_change_by_hash(&h))
+            .collect();
+        let edited = deletions_by(concurrent, derived)?;
+        let element = |id: &automerge::ObjId| match id {
+            automerge::ObjId::Id(counter, actor, _) => Some((*counter, actor.clone())),
+            automerge::ObjId::Root => None,
+        };
+        let gone = |id: &automerge::ObjId| element(id).is_some_and(|e| edited.contains(&e));
+        if !deleted.iter().any(|(_, id, _)| gone(id)) {
             return Ok(None);
         }
         let deleted_text: String = deleted.iter().map(|(_, _, c)| *c).collect();
@@ -559,7 +578,7 @@ impl BodyDoc {
             .map(<[usize]>::to_vec)
             .collect::<Vec<_>>();
         for run in runs {
-            if run.iter().all(|&k| view_ids.contains(deleted[k].1)) {
+            if !run.iter().any(|&k| gone(deleted[k].1)) {
                 continue;
             }
             let solid: Vec<usize> = run
@@ -594,7 +613,7 @@ impl BodyDoc {
                 continue;
             }
             for &k in &run {
-                if !view_ids.contains(deleted[k].1) {
+                if gone(deleted[k].1) {
                     if let Some(j) = map[k] {
                         targets.insert(&after[j].0);
                     }

@@ -423,7 +423,7 @@ impl BodyView {
         derived.sort();
         derived.dedup();
         for r in &derived {
-            if let Some(change) = self.doc.carried_deletions(r)? {
+            if let Some(change) = self.doc.carried_deletions(r, &derived)? {
                 self.pending.push(Op::EditBody { change });
             }
         }

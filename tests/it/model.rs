@@ -2812,6 +2812,19 @@ fn model_seed_7_shrunk_trace() {
     }
 }
 
+/// Soak seed 1022 shrunk to 6 steps: two clones import one tracker text
+/// and export at once, and each joins the two derived copies. Each join
+/// dropped the same copy; the deletion carry took the other replica's join
+/// for an edit deleting that copy and deleted the kept one too: the token
+/// was lost everywhere. Only edits (not derived changes) are carried now.
+#[test]
+fn model_seed_1022_shrunk_trace() {
+    let keep = parse_keep("36,42,44,50,79,80");
+    if let Err(report) = run_seed(1022, 150, Some(&keep)) {
+        panic!("{report}");
+    }
+}
+
 /// Soak seed 1052 shrunk to 4 steps: an issue exported by one clone and
 /// imported by the other, deleted on the tracker, whose id the sim gives
 /// to a tracker user's new issue in the same second at the same version,
