@@ -359,14 +359,7 @@ pub(crate) fn holds_changes(base: &str, ours: &str, theirs: &str) -> bool {
 /// `叒1490叒厠1440厠` where the tracker has the two on separate lines).
 /// Deriving `theirs` from `ours` then loses nothing `ours` wrote.
 fn by_characters(base: &str, ours: &str, theirs: &str) -> bool {
-    let len = base.chars().count();
-    let by_ours = kept_at(len, &splices(base, ours));
-    let by_theirs = kept_at(len, &splices(base, theirs));
-    if by_ours
-        .iter()
-        .zip(&by_theirs)
-        .any(|(o, t)| o.is_none() && t.is_some())
-    {
+    if !characters_deleted(base, ours, theirs) {
         return false;
     }
     let inserted = inserted_mask(base, &splices(base, ours));
@@ -525,6 +518,40 @@ fn fine(text: &str) -> Vec<String> {
         out.push(run);
     }
     out
+}
+
+/// Whether what `ours` deleted from `base` is deleted in `theirs` too:
+/// every word (by a diff of words), or every character (by the diffs from
+/// `base`; a word replaced by a similar one keeps some of its characters).
+pub(crate) fn deletions_held(base: &str, ours: &str, theirs: &str) -> bool {
+    words_deleted(base, ours, theirs) || characters_deleted(base, ours, theirs)
+}
+
+fn words_deleted(base: &str, ours: &str, theirs: &str) -> bool {
+    let solid = |t: &str| -> Vec<String> {
+        words(t)
+            .into_iter()
+            .filter(|w| !w.chars().all(char::is_whitespace))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (b, o, t) = (solid(base), solid(ours), solid(theirs));
+    let other = hunks_of(&b, &t);
+    hunks_of(&b, &o).iter().all(|(range, _)| {
+        range
+            .clone()
+            .all(|i| other.iter().any(|(ob, _)| ob.contains(&i)))
+    })
+}
+
+fn characters_deleted(base: &str, ours: &str, theirs: &str) -> bool {
+    let len = base.chars().count();
+    let by_ours = kept_at(len, &splices(base, ours));
+    let by_theirs = kept_at(len, &splices(base, theirs));
+    !by_ours
+        .iter()
+        .zip(&by_theirs)
+        .any(|(o, t)| o.is_none() && t.is_some())
 }
 
 /// Whether turning `old` into `new` inserts nothing but whitespace.

@@ -809,15 +809,16 @@ impl BodyView {
         Ok(Found::Holding(first_holding))
     }
 
-    /// Whether `text` holds the edits of `state` since `base`: each change
-    /// on its own (its insertions kept, its deletions made), when there are
-    /// at most [`HELD_CHANGES`] of them, else the state's text as a whole.
-    /// Change by change is the finer question: a whole-text check misses a
-    /// deletion that undoes an insertion made since `base` (the tracker,
-    /// written by a replica that had the insertion and not the deletion,
-    /// still has the text; deriving from that state would put it back as
-    /// new text), and it fails on a merge that glued two concurrent edits
-    /// into one word the tracker holds apart.
+    /// Whether `text` holds the edits of `state` since `base`. With at
+    /// most [`HELD_CHANGES`] changes since `base`, each one's deletions
+    /// must be made in `text` (a whole-text check misses a deletion that
+    /// undoes an insertion made since `base`: the tracker, written by a
+    /// replica that had the insertion and not the deletion, still has the
+    /// text, and deriving from that state would put it back as new text);
+    /// and then either each change's edit is held on its own (a merge can
+    /// glue two concurrent insertions into one word the tracker holds
+    /// apart, which fails the whole-text check) or the state's text is (a
+    /// join can move an insertion away from where its change put it).
     fn holds(
         &mut self,
         base: &[Bytes],
@@ -830,17 +831,22 @@ impl BodyView {
         if changes.len() > HELD_CHANGES {
             return Ok(textdiff::holds_changes(base_text, state_text, text));
         }
+        let mut each = true;
         for c in changes {
             let Some(deps) = self.doc.deps(&c).filter(|d| !d.is_empty()) else {
                 continue;
             };
             let before = self.doc.text_at(&deps)?;
             let after = self.doc.text_at(std::slice::from_ref(&c))?;
-            if before != after && !textdiff::holds_changes(&before, &after, text) {
+            if before == after {
+                continue;
+            }
+            if !textdiff::deletions_held(&before, &after, text) {
                 return Ok(false);
             }
+            each = each && textdiff::holds_changes(&before, &after, text);
         }
-        Ok(true)
+        Ok(each || textdiff::holds_changes(base_text, state_text, text))
     }
 
     /// The maximal hashes of `heads` (those no other one descends from).

@@ -1825,3 +1825,45 @@ fn eighteenth_shrunk_trace() {
     ];
     run(&steps).expect("converges");
 }
+
+/// The nineteenth trace (shrunk by hand from a saved proptest failure;
+/// timing-dependent, so it runs four times): a join dropped the derived
+/// copy a local insertion was anchored to, which moved the insertion. The
+/// change-by-change check then found the insertion not held at its place
+/// on the tracker and the import derived it again. An insertion moved is
+/// now judged by the state's whole text; only deletions must be held
+/// change by change.
+#[test]
+fn nineteenth_shrunk_trace() {
+    let steps = vec![
+        Step::TrackerBody {
+            issue: 0,
+            pos: 18130719281818169205,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Backend { clone: 1 },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 4819750893041665137,
+            delete: false,
+        },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 11768035766583965407,
+            delete: false,
+        },
+        Step::Import { clone: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 11506481960772720154,
+            delete: false,
+            drop_marker: false,
+        },
+    ];
+    for _ in 0..4 {
+        run(&steps).expect("converges");
+    }
+}
