@@ -571,52 +571,67 @@ impl BodyDoc {
         let after_text: String = after.iter().map(|(_, c)| *c).collect();
         let map = textdiff::alignment(&deleted_text, &after_text);
         let inserter = self.inserters();
+        let owners: Vec<Option<Bytes>> = deleted.iter().map(|(_, id, _)| inserter(id)).collect();
         let mut targets: std::collections::HashSet<&automerge::ObjId> = Default::default();
+        // Runs: consecutive in the base, inserted by one change.
         let runs = (0..deleted.len())
             .collect::<Vec<usize>>()
-            .chunk_by(|a, b| deleted[*a].0 + 1 == deleted[*b].0)
+            .chunk_by(|a, b| deleted[*a].0 + 1 == deleted[*b].0 && owners[*a] == owners[*b])
             .map(<[usize]>::to_vec)
             .collect::<Vec<_>>();
         for run in runs {
             if !run.iter().any(|&k| gone(deleted[k].1)) {
                 continue;
             }
-            let solid: Vec<usize> = run
-                .iter()
-                .copied()
-                .filter(|&k| !deleted[k].2.is_whitespace())
-                .collect();
-            let Some(mapped) = solid
-                .iter()
-                .map(|&k| map[k])
-                .collect::<Option<Vec<usize>>>()
-            else {
-                continue;
+            // Aligned with everything the join deleted, else on its own
+            // (a neighbouring run the join deleted for another reason can
+            // pull the joint alignment elsewhere).
+            let joint: Vec<Option<usize>> = run.iter().map(|&k| map[k]).collect();
+            let solid_mapped = |m: &[Option<usize>]| {
+                run.iter()
+                    .zip(m)
+                    .all(|(&k, j)| j.is_some() || deleted[k].2.is_whitespace())
             };
-            let (Some(lo), Some(hi)) = (mapped.iter().min(), mapped.iter().max()) else {
+            let local = if solid_mapped(&joint) {
+                joint
+            } else {
+                let run_text: String = run.iter().map(|&k| deleted[k].2).collect();
+                textdiff::alignment(&run_text, &after_text)
+            };
+            if !solid_mapped(&local) {
+                continue;
+            }
+            let pairs: Vec<(usize, usize)> = run
+                .iter()
+                .zip(&local)
+                .filter(|(&k, _)| !deleted[k].2.is_whitespace())
+                .filter_map(|(&k, j)| j.map(|j| (k, j)))
+                .collect();
+            let (Some(lo), Some(hi)) = (
+                pairs.iter().map(|p| p.1).min(),
+                pairs.iter().map(|p| p.1).max(),
+            ) else {
                 continue;
             };
             if hi - lo + 1 > 2 * run.len() {
                 continue;
             }
-            let copies = solid.iter().zip(&mapped).all(|(&k, &j)| {
-                match (inserter(deleted[k].1), inserter(&after[j].0)) {
+            let copies = pairs
+                .iter()
+                .all(|&(k, j)| match (&owners[k], inserter(&after[j].0)) {
                     (Some(a), Some(b)) => {
-                        a != b
-                            && !self.covers(std::slice::from_ref(&a), std::slice::from_ref(&b))
-                            && !self.covers(std::slice::from_ref(&b), std::slice::from_ref(&a))
+                        *a != b
+                            && !self.covers(std::slice::from_ref(a), std::slice::from_ref(&b))
+                            && !self.covers(std::slice::from_ref(&b), std::slice::from_ref(a))
                     }
                     _ => false,
-                }
-            });
+                });
             if !copies {
                 continue;
             }
-            for &k in &run {
-                if gone(deleted[k].1) {
-                    if let Some(j) = map[k] {
-                        targets.insert(&after[j].0);
-                    }
+            for (&k, j) in run.iter().zip(&local) {
+                if let (true, Some(j)) = (gone(deleted[k].1), j) {
+                    targets.insert(&after[*j].0);
                 }
             }
         }
