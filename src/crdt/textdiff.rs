@@ -307,14 +307,7 @@ const GLUED: usize = 4;
 fn by_tokens(base: &str, ours: &str, theirs: &str) -> bool {
     // Whitespace between words aligns any way round (and would anchor the
     // diff on spaces instead of words): only words count.
-    let solid = |t: &str| -> Vec<String> {
-        words(t)
-            .into_iter()
-            .filter(|w| !w.chars().all(char::is_whitespace))
-            .map(str::to_owned)
-            .collect()
-    };
-    let (b, o, t) = (solid(base), solid(ours), solid(theirs));
+    let (b, o, t) = (solid_words(base), solid_words(ours), solid_words(theirs));
     let other = hunks_of(&b, &t);
     // Everything theirs inserted, in order, as tokens.
     let everywhere: Vec<String> = other
@@ -527,15 +520,17 @@ pub(crate) fn deletions_held(base: &str, ours: &str, theirs: &str) -> bool {
     words_deleted(base, ours, theirs) || characters_deleted(base, ours, theirs)
 }
 
+/// The words of a text, without the whitespace between them.
+fn solid_words(text: &str) -> Vec<String> {
+    words(text)
+        .into_iter()
+        .filter(|w| !w.chars().all(char::is_whitespace))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn words_deleted(base: &str, ours: &str, theirs: &str) -> bool {
-    let solid = |t: &str| -> Vec<String> {
-        words(t)
-            .into_iter()
-            .filter(|w| !w.chars().all(char::is_whitespace))
-            .map(str::to_owned)
-            .collect()
-    };
-    let (b, o, t) = (solid(base), solid(ours), solid(theirs));
+    let (b, o, t) = (solid_words(base), solid_words(ours), solid_words(theirs));
     let other = hunks_of(&b, &t);
     hunks_of(&b, &o).iter().all(|(range, _)| {
         range
