@@ -113,6 +113,23 @@ fn write_text(doc: &mut AutoCommit, obj: &automerge::ObjId, new_text: &str) -> b
     !splices.is_empty()
 }
 
+/// The seed of a join's derived change (refs-format.md, section 6b):
+/// `kind‖len‖seed‖heads‖0xff‖what it drops‖blake3(text)`.
+fn join_seed(kind: &[u8], seed: &[u8], at: &[Bytes], drops: &[u8], text: &str) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(kind.len() + seed.len() + 8 + at.len() * 32 + drops.len() + 33);
+    out.extend_from_slice(kind);
+    out.extend_from_slice(&(seed.len() as u64).to_le_bytes());
+    out.extend_from_slice(seed);
+    for h in at {
+        out.extend_from_slice(&h.0);
+    }
+    out.push(0xff);
+    out.extend_from_slice(drops);
+    out.extend_from_slice(blake3::hash(text.as_bytes()).as_bytes());
+    out
+}
+
 /// The text elements the changes delete, leaving out the changes in
 /// `derived` (hashes).
 fn deletions_by(
@@ -319,16 +336,6 @@ impl BodyDoc {
         Ok(self.commit_derived(fork, changed)?.map(|(c, _)| c))
     }
 
-    /// The text at `at` without the live characters the changes `drop`
-    /// inserted (what a join that drops them starts from).
-    pub fn text_dropping(&mut self, at: &[Bytes], drop: &[Bytes]) -> Result<String, BodyError> {
-        let mut fork = self.fork(at)?;
-        self.remove_inserted(&mut fork, drop);
-        Ok(fork
-            .text(&self.text)
-            .expect("BUG: the body object was checked to be text"))
-    }
-
     /// Delete from `fork` the live characters the changes `drop` inserted;
     /// whether there were any.
     fn remove_inserted(&self, fork: &mut AutoCommit, drop: &[Bytes]) -> bool {
@@ -354,18 +361,8 @@ impl BodyDoc {
         seed: &[u8],
     ) -> Result<Option<(Bytes, bool)>, BodyError> {
         let mut fork = self.fork(at)?;
-        let mut full_seed = Vec::new();
-        full_seed.extend_from_slice(b"dropping");
-        full_seed.extend_from_slice(&(seed.len() as u64).to_le_bytes());
-        full_seed.extend_from_slice(seed);
-        for h in at
-            .iter()
-            .chain(std::iter::once(&Bytes(vec![0xff])))
-            .chain(drop)
-        {
-            full_seed.extend_from_slice(&h.0);
-        }
-        full_seed.extend_from_slice(blake3::hash(new_text.as_bytes()).as_bytes());
+        let dropped: Vec<u8> = drop.iter().flat_map(|h| h.0.iter().copied()).collect();
+        let full_seed = join_seed(b"dropping", seed, at, &dropped, new_text);
         fork.set_actor(derived_actor(&full_seed));
         let mut changed = self.remove_inserted(&mut fork, drop);
         changed |= write_text(&mut fork, &self.text, new_text);
@@ -456,20 +453,13 @@ impl BodyDoc {
         seed: &[u8],
     ) -> Result<Option<(Bytes, bool)>, BodyError> {
         let mut fork = self.fork(at)?;
-        let mut full_seed = Vec::new();
-        full_seed.extend_from_slice(b"removing");
-        full_seed.extend_from_slice(&(seed.len() as u64).to_le_bytes());
-        full_seed.extend_from_slice(seed);
-        for h in at {
-            full_seed.extend_from_slice(&h.0);
-        }
-        full_seed.push(0xff);
+        let mut removed = Vec::new();
         for (counter, actor) in gone {
-            full_seed.extend_from_slice(&counter.to_le_bytes());
-            full_seed.extend_from_slice(&(actor.to_bytes().len() as u64).to_le_bytes());
-            full_seed.extend_from_slice(actor.to_bytes());
+            removed.extend_from_slice(&counter.to_le_bytes());
+            removed.extend_from_slice(&(actor.to_bytes().len() as u64).to_le_bytes());
+            removed.extend_from_slice(actor.to_bytes());
         }
-        full_seed.extend_from_slice(blake3::hash(new_text.as_bytes()).as_bytes());
+        let full_seed = join_seed(b"removing", seed, at, &removed, new_text);
         fork.set_actor(derived_actor(&full_seed));
         let mut changed = self.delete_where(&mut fork, |id| match id {
             automerge::ObjId::Id(counter, actor, _) => {

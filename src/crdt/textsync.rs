@@ -32,7 +32,7 @@
 //!
 //! Pure: no I/O, no clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::body::{change_hash, BodyDoc, BodyError, Element};
 use super::textdiff;
@@ -54,6 +54,10 @@ const HELD_CHANGES: usize = 16;
 /// A join tries the runs of a derived change one by one only up to this
 /// many runs (beyond, whole changes only).
 const JOIN_RUNS: usize = 64;
+
+/// Per body change, whether a tracker text holds its deletions and its
+/// whole edit (see `BodyView::holds`).
+type HeldMemo = HashMap<Bytes, (bool, bool)>;
 
 /// Chain key: (backend key, remote id).
 pub type ChainKey = (String, String);
@@ -410,6 +414,10 @@ impl BodyView {
         &mut self,
         records: &BTreeMap<ChainKey, Vec<Record>>,
     ) -> Result<(), BodyError> {
+        // Nothing is concurrent with a join in a document with one head.
+        if self.doc.heads().len() < 2 {
+            return Ok(());
+        }
         let mut derived: Vec<Bytes> = records
             .values()
             .flatten()
@@ -492,6 +500,20 @@ impl BodyView {
             })
             .map(|c| c.heads.clone())
             .unwrap_or_default();
+        // Characters of the canonical point that writers it has not seen
+        // deleted (an edit, a carried deletion): the tracker's text still
+        // has them only because its writer had not seen the deletion. The
+        // join leaves them deleted; it is then not the tracker's text, and
+        // the chain's point stays the canonical one (below).
+        let derived: Vec<Bytes> = recs.iter().flat_map(|r| r.changes.clone()).collect();
+        let gone = self.doc.deleted_outside(&canonical, &derived)?;
+        let target = if gone.is_empty() {
+            text.clone()
+        } else {
+            self.doc.text_without(&canonical, &gone)?
+        };
+        let honest = target == text;
+        let text = target;
         // The derived changes some point does not hold are the candidates
         // for dropping: those outside the canonical point's history first,
         // then the others, newest revision first. One is dropped when the
@@ -502,19 +524,6 @@ impl BodyView {
         // that another replica derived from the tracker without having it.
         // Dropping the derived copy keeps the original, which later edits
         // (a deletion) may target.
-        // Characters of the canonical point that writers it has not seen
-        // deleted (an edit, a carried deletion): the tracker's text still
-        // has them only because its writer had not seen the deletion. The
-        // join leaves them deleted; it is then not the tracker's text, and
-        // the chain's point stays the canonical one (below).
-        let derived: Vec<Bytes> = recs.iter().flat_map(|r| r.changes.clone()).collect();
-        let gone = self.doc.deleted_outside(&canonical, &derived)?;
-        let text = if gone.is_empty() {
-            text
-        } else {
-            self.doc.text_without(&canonical, &gone)?
-        };
-        let honest = set.observed_text(key, newest) == Some(text.as_str());
         let mut candidates: Vec<(bool, std::cmp::Reverse<u64>, Bytes)> = Vec::new();
         for r in recs {
             for h in &r.changes {
@@ -738,13 +747,16 @@ impl BodyView {
         if carriers.is_empty() {
             return Ok(Found::None);
         }
+        // Per change: (its deletions held, its whole edit held). The
+        // candidate states share most of their changes.
+        let mut held: HeldMemo = HashMap::new();
         if exclude.is_empty() {
             let whole = self.doc.heads();
             let whole_text = self.doc.text();
             if whole_text == text {
                 return Ok(Found::Exact(whole));
             }
-            if self.holds(base, &base_text, &whole, &whole_text, text)? {
+            if self.holds(&mut held, base, &base_text, &whole, &whole_text, text)? {
                 return Ok(Found::Holding(whole));
             }
         }
@@ -783,7 +795,7 @@ impl BodyView {
             if state_text == text {
                 return Ok(Found::Exact(self.minimal(&heads)));
             }
-            if self.holds(base, &base_text, &heads, &state_text, text)? {
+            if self.holds(&mut held, base, &base_text, &heads, &state_text, text)? {
                 if first_holding.is_none() {
                     first_holding = Some(self.minimal(&heads));
                 }
@@ -803,7 +815,7 @@ impl BodyView {
         if union_text == text {
             return Ok(Found::Exact(union));
         }
-        if self.holds(base, &base_text, &union, &union_text, text)? {
+        if self.holds(&mut held, base, &base_text, &union, &union_text, text)? {
             return Ok(Found::Holding(union));
         }
         Ok(Found::Holding(first_holding))
@@ -821,6 +833,7 @@ impl BodyView {
     /// join can move an insertion away from where its change put it).
     fn holds(
         &mut self,
+        memo: &mut HeldMemo,
         base: &[Bytes],
         base_text: &str,
         state: &[Bytes],
@@ -833,18 +846,28 @@ impl BodyView {
         }
         let mut each = true;
         for c in changes {
-            let Some(deps) = self.doc.deps(&c).filter(|d| !d.is_empty()) else {
-                continue;
+            let (deletions, edit) = match memo.get(&c) {
+                Some(v) => *v,
+                None => {
+                    let v = match self.doc.deps(&c).filter(|d| !d.is_empty()) {
+                        None => (true, true),
+                        Some(deps) => {
+                            let before = self.doc.text_at(&deps)?;
+                            let after = self.doc.text_at(std::slice::from_ref(&c))?;
+                            (
+                                textdiff::deletions_held(&before, &after, text),
+                                textdiff::holds_changes(&before, &after, text),
+                            )
+                        }
+                    };
+                    memo.insert(c, v);
+                    v
+                }
             };
-            let before = self.doc.text_at(&deps)?;
-            let after = self.doc.text_at(std::slice::from_ref(&c))?;
-            if before == after {
-                continue;
-            }
-            if !textdiff::deletions_held(&before, &after, text) {
+            if !deletions {
                 return Ok(false);
             }
-            each = each && textdiff::holds_changes(&before, &after, text);
+            each = each && edit;
         }
         Ok(each || textdiff::holds_changes(base_text, state_text, text))
     }
