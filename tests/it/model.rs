@@ -2844,6 +2844,23 @@ fn model_seed_1052_shrunk_trace_keeps_a_reused_id_apart() {
     }
 }
 
+/// Soak seed 1056 shrunk to 21 steps: two clones export a new issue at
+/// once; the later create is deleted by its creator, but the other clone's
+/// import listed it first and, its marker naming an issue bound elsewhere,
+/// made it a second local issue for good (about half the replays, by
+/// timing). A create that close to the bound one is now a twin.
+/// `project::a_racing_create_listed_before_its_creator_deletes_it_is_a_twin`
+/// pins the case without timing.
+#[test]
+fn model_seed_1056_shrunk_trace_binds_a_racing_create_as_a_twin() {
+    let keep = parse_keep("0,1,16,18,19,21,28,29,30,31,37,38,39,49,50,51,52,53,54,55,56");
+    for _ in 0..2 {
+        if let Err(report) = run_seed(1056, 150, Some(&keep)) {
+            panic!("{report}");
+        }
+    }
+}
+
 /// Soak seed 1030 shrunk to 7 steps: two clones import the same tracker
 /// issue from different revisions without each other's sync points (two
 /// derived copies of its text), a third deletes a token in one copy, and

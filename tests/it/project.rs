@@ -1106,6 +1106,55 @@ fn twins_created_without_a_marker_are_retired_into_the_first() {
     }
 }
 
+/// Found by the model checker (soak seed 1056): two clones export a new
+/// issue at once. The later create loses (`settle_twin` deletes it), but a
+/// third sync listed it in between: its marker names an issue already
+/// bound to the winner here, and the import made it a second local issue,
+/// which nothing ever removed. A remote issue created that close to the
+/// one its marker's issue is bound to is a twin of that issue.
+#[test]
+fn a_racing_create_listed_before_its_creator_deletes_it_is_a_twin() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let w = created(&alice, "alice", "Raced", "text");
+    sync(&alice, &b, "alice");
+    git_sync(&c, &a);
+    // Carol's create of the same issue, not settled yet.
+    let twin = b
+        .create(&NewRemoteIssue {
+            title: "Raced".into(),
+            body: "text".into(),
+            status: Status::Open,
+            labels: vec![],
+            assignees: vec![],
+            marker: w.issue.to_string(),
+        })
+        .expect("racing create")
+        .remote_id;
+    sync(&bob, &b, "bob");
+    let listing = bob.list().expect("list");
+    assert_eq!(listing.issues.len(), 1, "{:?}", listing.issues);
+    assert!(b.get(&twin).expect("get").is_none(), "bob retired the twin");
+    git_sync(&a, &c);
+    sync(&alice, &b, "alice");
+    for repo in [&alice, &bob] {
+        let state = repo.show(w.issue).expect("show");
+        let live: Vec<&str> = state
+            .remotes
+            .iter()
+            .filter(|r| !r.gone)
+            .map(|r| r.remote_id.as_str())
+            .collect();
+        assert_eq!(live.len(), 1, "{:?}", state.remotes);
+        assert_ne!(live[0], twin);
+        assert_eq!(state.body, "text");
+        assert_eq!(repo.list().expect("list").issues.len(), 1);
+    }
+    assert_eq!(b.list_changed(None).expect("list").0.len(), 1);
+}
+
 /// Found by the model checker (soak seed 1017): alice and bob export the
 /// same issue at once, bob after deleting a line of it. Bob's create
 /// loses to alice's (found by marker, his copy deleted), and bob recorded

@@ -336,7 +336,7 @@ impl Projection<'_> {
         let Some(ms) = created.updated_at.millis() else {
             return Ok(created);
         };
-        let since = time::format_secs(ms / 1000 - 60);
+        let since = time::format_secs(ms / 1000 - TWIN_WINDOW_SECS as i64);
         let Some(first) = self.backend.find_by_marker(marker, Some(&since))? else {
             return Ok(created);
         };

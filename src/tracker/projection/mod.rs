@@ -60,6 +60,13 @@ const EXPORT_RETRIES: u32 = 6;
 /// Attempts at a create whose outcome was uncertain (5xx, timeout).
 const CREATE_ATTEMPTS: u32 = 4;
 
+/// Two creates of one issue this close together (seconds) are a race
+/// between replicas, not a copy a tracker user made: the later creator
+/// looks this far back for the earlier one, and an importer binds a
+/// remote issue whose marker names an issue bound elsewhere to that issue
+/// (a twin) only if the two were created this close together.
+const TWIN_WINDOW_SECS: u64 = 60;
+
 /// Whether a failed write may nevertheless have been applied.
 fn uncertain(e: &BackendError) -> bool {
     match e {
@@ -310,11 +317,22 @@ impl<'a> Projection<'a> {
             return *first;
         }
         if let Some(m) = marked {
-            let elsewhere = bindings
+            let elsewhere: Vec<&String> = bindings
                 .by_issue
                 .get(&m)
-                .is_some_and(|rids| rids.iter().any(|r| *r != remote.remote_id));
-            if !elsewhere {
+                .into_iter()
+                .flatten()
+                .filter(|r| **r != remote.remote_id)
+                .collect();
+            // Bound elsewhere: another replica's create of the same issue
+            // in a race (created within the window `settle_twin` checks;
+            // its creator deletes it, or an exporter retires it as a twin),
+            // else a copy a tracker user made of the body, marker and all.
+            if elsewhere.is_empty()
+                || elsewhere
+                    .iter()
+                    .any(|r| bindings.created_near(m, r, &remote.created_at))
+            {
                 return m;
             }
         }
@@ -668,6 +686,21 @@ struct Bindings {
 }
 
 impl Bindings {
+    /// Whether the remote object `issue` is bound to as `remote_id` was
+    /// created within [`TWIN_WINDOW_SECS`] of `created_at` (unknown times
+    /// are not near).
+    fn created_near(&self, issue: IssueId, remote_id: &str, created_at: &time::Stamp) -> bool {
+        let (Some(a), Some(b)) = (
+            self.created
+                .get(&(issue, remote_id.to_owned()))
+                .and_then(|c| time::parse_millis(c)),
+            created_at.millis(),
+        ) else {
+            return false;
+        };
+        a.abs_diff(b) <= TWIN_WINDOW_SECS * 1000
+    }
+
     /// Whether `remote` is another object than the one `issue` is bound to
     /// under the same id (the tracker reused the id of a deleted issue):
     /// the creation times differ.
