@@ -513,6 +513,51 @@ fn fine(text: &str) -> Vec<String> {
     out
 }
 
+/// The tokens of letters and digits that turning `old` into `new`
+/// inserts (see [`fine`]), for [`no_extra_copies`].
+pub(crate) fn inserted_tokens(old: &str, new: &str) -> Vec<String> {
+    splices(old, new)
+        .iter()
+        .flat_map(|s| fine(&s.ins))
+        .filter(|t| t.chars().all(char::is_alphanumeric))
+        .collect()
+}
+
+/// Whether `theirs` has every copy `ours` has of each token of `inserted`
+/// (what the changes since `base` inserted), less the copies theirs deleted
+/// from `base`. A change whose insertion `theirs` holds on its own may be
+/// held by a copy `base` already has (another replica derived it from the
+/// tracker's text): `ours`, with one more copy, does not hold it. Tokens
+/// are whole (a token glued into a longer one by a merge is not counted),
+/// so this never rejects what a merge merely glued.
+pub(crate) fn no_extra_copies(base: &str, ours: &str, theirs: &str, inserted: &[String]) -> bool {
+    use std::collections::HashMap;
+    if inserted.is_empty() {
+        return true;
+    }
+    let count = |text: &str| {
+        let mut m: HashMap<String, usize> = HashMap::new();
+        for t in fine(text) {
+            *m.entry(t).or_default() += 1;
+        }
+        m
+    };
+    let (o, t) = (count(ours), count(theirs));
+    let b = solid_words(base);
+    let mut deleted: HashMap<String, usize> = HashMap::new();
+    for (range, _) in hunks_of(&b, &solid_words(theirs)) {
+        for w in &b[range] {
+            for tok in fine(w) {
+                *deleted.entry(tok).or_default() += 1;
+            }
+        }
+    }
+    let n = |m: &HashMap<String, usize>, k: &str| m.get(k).copied().unwrap_or(0);
+    inserted
+        .iter()
+        .all(|k| n(&o, k) <= n(&t, k) + n(&deleted, k))
+}
+
 /// Whether what `ours` deleted from `base` is deleted in `theirs` too:
 /// every word (by a diff of words), or every character (by the diffs from
 /// `base`; a word replaced by a similar one keeps some of its characters).
@@ -668,6 +713,30 @@ mod tests {
         assert_eq!(map.iter().filter(|m| m.is_none()).count(), 4);
         assert_eq!(map[8], Some(4));
         assert!(alignment("", "x").is_empty());
+    }
+
+    #[test]
+    fn a_state_with_a_second_copy_of_an_inserted_token_does_not_hold() {
+        // The point already has the tracker's `[b1]`; the state adds the
+        // original: two copies where the tracker has one.
+        let (base, state, text) = (
+            "[base] [t2] [b1]",
+            "[base]  [b1][t2] [b1]",
+            "[base] [t2] [t3] [b1]",
+        );
+        let ins = inserted_tokens("[base]", "[base] [b1]");
+        assert_eq!(ins, ["b1"]);
+        assert!(!no_extra_copies(base, state, text, &ins));
+        // The tracker deleted the point's copy and has the state's.
+        assert!(no_extra_copies(base, state, "[base] [b1][t2]", &ins));
+        // A token glued into a longer one by a merge is not counted.
+        let ins = inserted_tokens("x", "x 叒1490叒");
+        assert!(no_extra_copies(
+            "x",
+            "x 叒1490叒厠1440厠",
+            "x 厠1440厠 叒1490叒",
+            &ins
+        ));
     }
 
     #[test]

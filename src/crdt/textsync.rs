@@ -57,7 +57,7 @@ const JOIN_RUNS: usize = 64;
 
 /// Per body change, whether a tracker text holds its deletions and its
 /// whole edit (see `BodyView::holds`).
-type HeldMemo = HashMap<Bytes, (bool, bool)>;
+type HeldMemo = HashMap<Bytes, (bool, bool, Vec<String>)>;
 
 /// Chain key: (backend key, remote id).
 pub type ChainKey = (String, String);
@@ -450,7 +450,12 @@ impl BodyView {
             .map(|r| r.revision)
             .max()
             .expect("BUG: a chain with records has a newest one");
-        let mut union: Vec<Bytes> = recs.iter().flat_map(|r| r.heads.clone()).collect();
+        // A join recorded at the canonical point (not the tracker's text)
+        // is part of the chain's history: later joins start from it.
+        let mut union: Vec<Bytes> = recs
+            .iter()
+            .flat_map(|r| r.heads.iter().chain(&r.changes).cloned())
+            .collect();
         union.sort();
         union.dedup();
         let mut candidates: Vec<&Record> = recs.iter().filter(|r| r.revision == newest).collect();
@@ -831,6 +836,8 @@ impl BodyView {
     /// glue two concurrent insertions into one word the tracker holds
     /// apart, which fails the whole-text check) or the state's text is (a
     /// join can move an insertion away from where its change put it).
+    /// Either way the state may not have more copies of what its changes
+    /// inserted than the text ([`textdiff::no_extra_copies`]).
     fn holds(
         &mut self,
         memo: &mut HeldMemo,
@@ -842,25 +849,29 @@ impl BodyView {
     ) -> Result<bool, BodyError> {
         let changes = self.doc.changes_between(base, state);
         if changes.len() > HELD_CHANGES {
-            return Ok(textdiff::holds_changes(base_text, state_text, text));
+            let inserted = textdiff::inserted_tokens(base_text, state_text);
+            return Ok(textdiff::holds_changes(base_text, state_text, text)
+                && textdiff::no_extra_copies(base_text, state_text, text, &inserted));
         }
         let mut each = true;
+        let mut inserted: Vec<String> = Vec::new();
         for c in changes {
-            let (deletions, edit) = match memo.get(&c) {
-                Some(v) => *v,
+            let (deletions, edit, tokens) = match memo.get(&c) {
+                Some(v) => v.clone(),
                 None => {
                     let v = match self.doc.deps(&c).filter(|d| !d.is_empty()) {
-                        None => (true, true),
+                        None => (true, true, Vec::new()),
                         Some(deps) => {
                             let before = self.doc.text_at(&deps)?;
                             let after = self.doc.text_at(std::slice::from_ref(&c))?;
                             (
                                 textdiff::deletions_held(&before, &after, text),
                                 textdiff::holds_changes(&before, &after, text),
+                                textdiff::inserted_tokens(&before, &after),
                             )
                         }
                     };
-                    memo.insert(c, v);
+                    memo.insert(c, v.clone());
                     v
                 }
             };
@@ -868,8 +879,12 @@ impl BodyView {
                 return Ok(false);
             }
             each = each && edit;
+            inserted.extend(tokens);
         }
-        Ok(each || textdiff::holds_changes(base_text, state_text, text))
+        Ok(
+            (each || textdiff::holds_changes(base_text, state_text, text))
+                && textdiff::no_extra_copies(base_text, state_text, text, &inserted),
+        )
     }
 
     /// The maximal hashes of `heads` (those no other one descends from).

@@ -1909,3 +1909,51 @@ fn twentieth_shrunk_trace() {
         run(&steps).expect("converges");
     }
 }
+
+/// The twenty-first trace (a saved failure shrunk by hand from 37 steps;
+/// timing-dependent, so it runs four times). One replica exports `[b1]`;
+/// the other deletes `[base]` and imports the tracker's next text, deriving
+/// a second copy of `[b1]`. Their join is not the tracker's text (it keeps
+/// `[base]` deleted), so it was recorded at the canonical point, outside
+/// the heads every later join started from. The next import's join worked
+/// from the texts before it and, merged with it, put `[t2]` in twice; and
+/// the import took the state with both copies of `[b1]` for one the
+/// tracker holds (each change's insertion was held on its own, by the same
+/// copy). Joins now start from the joins recorded before them, and a
+/// state holds only if the tracker has as many copies of what its changes
+/// inserted.
+#[test]
+fn twenty_first_shrunk_trace() {
+    let steps = vec![
+        Step::Meet { from: 0, to: 1 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 6915202931205428525,
+            delete: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 11815561653872703743,
+            delete: true,
+        },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 16634058191028324550,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Import { clone: 1 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 3926860203778622890,
+            delete: false,
+            drop_marker: true,
+        },
+    ];
+    for _ in 0..4 {
+        run(&steps).expect("converges");
+    }
+}
