@@ -56,7 +56,7 @@ const BODY_KEY: &str = "body";
 /// Part of every seed, so two builds that would derive different bytes
 /// never share an automerge actor.
 const DERIVE_RECIPE: &str =
-    "reposix derived body change v4 (histogram lines, myers words with their spacing, myers chars of extended or similar words slid to token edges; imports seeded without the revision)";
+    "reposix derived body change v5 (histogram lines, myers words with their spacing, myers chars of extended or similar words slid to token edges, glued words kept by their letters and digits; imports seeded without the revision)";
 
 /// The genesis document of `issue`'s body: an empty text object.
 fn genesis(issue: IssueId) -> AutoCommit {

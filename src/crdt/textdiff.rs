@@ -142,7 +142,17 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
             let touched: usize = chars.iter().map(|s| s.del + s.ins.chars().count()).sum();
             let longest = old_run.chars().count().max(new_run.chars().count());
             let extends = chars.iter().all(|s| s.del == 0);
-            if extends || 2 * touched <= longest {
+            if let Some(glued) = (!extends && 2 * touched > longest)
+                .then(|| glued_splices(&old_run, &new_run))
+                .flatten()
+            {
+                for s in glued {
+                    out.push(Splice {
+                        pos: pos + s.pos,
+                        ..s
+                    });
+                }
+            } else if extends || 2 * touched <= longest {
                 for s in chars {
                     out.push(Splice {
                         pos: pos + s.pos,
@@ -166,6 +176,112 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
         ni += 1;
     }
     out
+}
+
+/// Splices of a run of words replaced by other words that keep each old
+/// word whose letters and digits the new run holds in the same order, with
+/// the brackets and marks around them that both sides share, when they
+/// keep at least one old word whole: the word was glued to an insertion
+/// (`[b1] [base]` become `[t3][b1] `), not replaced, and replacing the run
+/// whole would make a second copy of it, which a concurrent deletion of
+/// the first would not delete. `None` otherwise. Ascending order.
+fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
+    let (oc, nc): (Vec<char>, Vec<char>) = (old.chars().collect(), new.chars().collect());
+    let runs = |cs: &[char]| {
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < cs.len() {
+            if cs[i].is_alphanumeric() {
+                let start = i;
+                while i < cs.len() && cs[i].is_alphanumeric() {
+                    i += 1;
+                }
+                out.push((start, i));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    };
+    let (or, nr) = (runs(&oc), runs(&nc));
+    let text = |cs: &[char], (a, b): (usize, usize)| cs[a..b].iter().collect::<String>();
+    let (ot, nt): (Vec<String>, Vec<String>) = (
+        or.iter().map(|r| text(&oc, *r)).collect(),
+        nr.iter().map(|r| text(&nc, *r)).collect(),
+    );
+    let mut input: InternedInput<&str> = InternedInput::default();
+    input.update_before(ot.iter().map(String::as_str));
+    input.update_after(nt.iter().map(String::as_str));
+    let diff = Diff::compute(Algorithm::Myers, &input);
+    // Matched tokens: everything outside the hunks, in order.
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let (mut i, mut j) = (0usize, 0usize);
+    for h in diff.hunks() {
+        while i < h.before.start as usize {
+            pairs.push((i, j));
+            i += 1;
+            j += 1;
+        }
+        i = h.before.end as usize;
+        j = h.after.end as usize;
+    }
+    while i < or.len() {
+        pairs.push((i, j));
+        i += 1;
+        j += 1;
+    }
+    // Anchors: matched tokens widened over the marks and spacing both
+    // sides share around them (not past the neighbouring anchors).
+    let mut anchors: Vec<(usize, usize, usize)> = Vec::new(); // (old start, new start, len)
+    let (mut ofloor, mut nfloor) = (0usize, 0usize);
+    for (k, (a, b)) in pairs.iter().enumerate() {
+        let ((mut os, mut oe), (mut ns, mut ne)) = (or[*a], nr[*b]);
+        let (oceil, nceil) = pairs
+            .get(k + 1)
+            .map_or((oc.len(), nc.len()), |(x, y)| (or[*x].0, nr[*y].0));
+        let mark = |c: char| !c.is_alphanumeric();
+        while os > ofloor && ns > nfloor && oc[os - 1] == nc[ns - 1] && mark(oc[os - 1]) {
+            os -= 1;
+            ns -= 1;
+        }
+        while oe < oceil && ne < nceil && oc[oe] == nc[ne] && mark(oc[oe]) {
+            oe += 1;
+            ne += 1;
+        }
+        anchors.push((os, ns, oe - os));
+        (ofloor, nfloor) = (oe, ne);
+    }
+    // At least one old word (a run without whitespace) kept whole.
+    let word_kept = old
+        .split_inclusive(char::is_whitespace)
+        .scan(0usize, |at, w| {
+            let start = *at;
+            *at += w.chars().count();
+            let solid = w.trim_end_matches(char::is_whitespace);
+            Some((
+                start,
+                start + solid.chars().count(),
+                solid.chars().any(char::is_alphanumeric),
+            ))
+        })
+        .any(|(a, b, solid)| solid && anchors.iter().any(|(os, _, len)| *os <= a && b <= os + len));
+    if !word_kept {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut o, mut n) = (0usize, 0usize);
+    for (os, ns, len) in anchors.iter().copied().chain([(oc.len(), nc.len(), 0)]) {
+        if os > o || ns > n {
+            out.push(Splice {
+                pos: o,
+                del: os - o,
+                ins: nc[n..ns].iter().collect(),
+            });
+        }
+        o = os + len;
+        n = ns + len;
+    }
+    Some(out)
 }
 
 /// A text as (word, whitespace after it) units; a leading run of
@@ -316,7 +432,7 @@ fn by_tokens(base: &str, ours: &str, theirs: &str) -> bool {
         .collect();
     for (range, ins) in hunks_of(&b, &o) {
         for i in range.clone() {
-            if !other.iter().any(|(ob, _)| ob.contains(&i)) {
+            if !deleted_by(&other, &b, i) {
                 return false;
             }
         }
@@ -562,7 +678,27 @@ pub(crate) fn no_extra_copies(base: &str, ours: &str, theirs: &str, inserted: &[
 /// every word (by a diff of words), or every character (by the diffs from
 /// `base`; a word replaced by a similar one keeps some of its characters).
 pub(crate) fn deletions_held(base: &str, ours: &str, theirs: &str) -> bool {
-    words_deleted(base, ours, theirs) || characters_deleted(base, ours, theirs)
+    (words_deleted(base, ours, theirs) || characters_deleted(base, ours, theirs))
+        && tokens_gone(base, ours, theirs)
+}
+
+/// Whether `theirs` has fewer copies than `base` of each token of letters
+/// and digits that `ours` has fewer of: a diff replaces a word glued to an
+/// insertion (`[b1]` become `[t3][b1]`) whole, and reads as deleting it.
+fn tokens_gone(base: &str, ours: &str, theirs: &str) -> bool {
+    use std::collections::HashMap;
+    let count = |text: &str| {
+        let mut m: HashMap<String, usize> = HashMap::new();
+        for t in fine(text) {
+            if t.chars().all(char::is_alphanumeric) {
+                *m.entry(t).or_default() += 1;
+            }
+        }
+        m
+    };
+    let (b, o, t) = (count(base), count(ours), count(theirs));
+    b.iter()
+        .all(|(k, n)| o.get(k).copied().unwrap_or(0) >= *n || t.get(k).copied().unwrap_or(0) < *n)
 }
 
 /// The words of a text, without the whitespace between them.
@@ -577,10 +713,28 @@ fn solid_words(text: &str) -> Vec<String> {
 fn words_deleted(base: &str, ours: &str, theirs: &str) -> bool {
     let (b, o, t) = (solid_words(base), solid_words(ours), solid_words(theirs));
     let other = hunks_of(&b, &t);
-    hunks_of(&b, &o).iter().all(|(range, _)| {
-        range
-            .clone()
-            .all(|i| other.iter().any(|(ob, _)| ob.contains(&i)))
+    hunks_of(&b, &o)
+        .iter()
+        .all(|(range, _)| range.clone().all(|i| deleted_by(&other, &b, i)))
+}
+
+/// Whether word `i` of `base` is gone from the text the hunks `other`
+/// (of [`hunks_of`]) make: in a hunk whose new words do not hold all its
+/// letters and digits again. A word glued to an insertion (`[b1]` become
+/// `[t3][b1]`) is replaced as a word and still there.
+fn deleted_by(other: &[(std::ops::Range<usize>, Vec<String>)], base: &[String], i: usize) -> bool {
+    other.iter().any(|(range, ins)| {
+        if !range.contains(&i) {
+            return false;
+        }
+        let solid: Vec<String> = fine(&base[i])
+            .into_iter()
+            .filter(|t| t.chars().all(char::is_alphanumeric))
+            .collect();
+        solid.is_empty()
+            || !solid
+                .iter()
+                .all(|t| ins.iter().any(|w| fine(w).contains(t)))
     })
 }
 
@@ -737,6 +891,18 @@ mod tests {
             "x 厠1440厠 叒1490叒",
             &ins
         ));
+    }
+
+    #[test]
+    fn a_word_glued_to_an_insertion_is_kept_not_replaced() {
+        let s = splices("[b1] [base]", "[t3][b1] ");
+        assert_eq!(apply("[b1] [base]", &s), "[t3][b1] ");
+        let inserted: String = s.iter().map(|s| s.ins.as_str()).collect();
+        assert_eq!(inserted, "[t3]", "{s:?}");
+        // A word replaced by another is still replaced whole.
+        let s = splices("[seed]", "[t1]");
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].del, s[0].ins.as_str()), (6, "[t1]"));
     }
 
     #[test]

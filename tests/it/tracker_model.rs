@@ -1957,3 +1957,58 @@ fn twenty_first_shrunk_trace() {
         run(&steps).expect("converges");
     }
 }
+
+/// The twenty-second trace (shrunk by hand from a saved failure of 37
+/// steps; timing-dependent, so it runs four times). A replica inserts
+/// `[b1]`; the tracker deletes `[base]` and inserts `[t3]`; another
+/// replica exports `[t3][b1] `; a third deletes `[b1]` and imports that
+/// text. `[b1]` came back: the import's diff replaced the glued word
+/// `[t3][b1]` whole, making a second copy of `[b1]` that the deletion of
+/// the first did not touch, and the deletion read as held because the
+/// tracker had "replaced" the word. The diff now keeps a glued word
+/// (recipe v5), and a deletion is held only where the tracker's text lost
+/// the token.
+#[test]
+fn twenty_second_shrunk_trace() {
+    let steps = vec![
+        Step::Meet { from: 0, to: 2 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 0,
+            pos: 7366795286508965326,
+            delete: false,
+        },
+        Step::LocalComment { clone: 2, issue: 0 },
+        Step::Meet { from: 2, to: 1 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 8734655788940392130,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::Meet { from: 1, to: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 12837396958672479196,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::LocalCommentDelete {
+            clone: 0,
+            issue: 0,
+            pick: 13833675840862591840,
+        },
+        Step::Backend { clone: 1 },
+        Step::TrackerLabel { issue: 1, label: 0 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 15417203834510004280,
+            delete: true,
+        },
+        Step::Backend { clone: 0 },
+    ];
+    for _ in 0..4 {
+        run(&steps).expect("converges");
+    }
+}
