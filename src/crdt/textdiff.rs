@@ -142,7 +142,7 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
             let touched: usize = chars.iter().map(|s| s.del + s.ins.chars().count()).sum();
             let longest = old_run.chars().count().max(new_run.chars().count());
             let extends = chars.iter().all(|s| s.del == 0);
-            if let Some(glued) = (!extends && 2 * touched > longest)
+            if let Some(glued) = (!extends)
                 .then(|| glued_splices(&old_run, &new_run))
                 .flatten()
             {
@@ -251,20 +251,14 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
         anchors.push((os, ns, oe - os));
         (ofloor, nfloor) = (oe, ne);
     }
-    // At least one old word (a run without whitespace) kept whole.
-    let word_kept = old
-        .split_inclusive(char::is_whitespace)
-        .scan(0usize, |at, w| {
-            let start = *at;
-            *at += w.chars().count();
-            let solid = w.trim_end_matches(char::is_whitespace);
-            Some((
-                start,
-                start + solid.chars().count(),
-                solid.chars().any(char::is_alphanumeric),
-            ))
-        })
-        .any(|(a, b, solid)| solid && anchors.iter().any(|(os, _, len)| *os <= a && b <= os + len));
+    // At least one old token kept with what closes it on both sides (a
+    // mark kept with it, or whitespace or the run's edge): a whole word,
+    // or a bracketed token of a glued one.
+    let word_kept = pairs.iter().zip(&anchors).any(|((a, _), (os, _, len))| {
+        let (s, e) = or[*a];
+        (s == 0 || oc[s - 1].is_whitespace() || s > *os)
+            && (e == oc.len() || oc[e].is_whitespace() || e < os + len)
+    });
     if !word_kept {
         return None;
     }
@@ -719,22 +713,31 @@ fn words_deleted(base: &str, ours: &str, theirs: &str) -> bool {
 }
 
 /// Whether word `i` of `base` is gone from the text the hunks `other`
-/// (of [`hunks_of`]) make: in a hunk whose new words do not hold all its
-/// letters and digits again. A word glued to an insertion (`[b1]` become
-/// `[t3][b1]`) is replaced as a word and still there.
+/// (of [`hunks_of`]) make: in a hunk whose new words hold fewer copies of
+/// one of its tokens of letters and digits than the hunk's old words (a
+/// word glued to an insertion, `[b1]` become `[t3][b1]`, is replaced as
+/// a word and still there; `[b2][b2]` become `[b2]` lost a copy).
 fn deleted_by(other: &[(std::ops::Range<usize>, Vec<String>)], base: &[String], i: usize) -> bool {
+    let solid = |w: &str| {
+        fine(w)
+            .into_iter()
+            .filter(|t| t.chars().all(char::is_alphanumeric))
+            .collect::<Vec<String>>()
+    };
     other.iter().any(|(range, ins)| {
         if !range.contains(&i) {
             return false;
         }
-        let solid: Vec<String> = fine(&base[i])
-            .into_iter()
-            .filter(|t| t.chars().all(char::is_alphanumeric))
-            .collect();
-        solid.is_empty()
-            || !solid
+        let mine = solid(&base[i]);
+        let count = |words: &mut dyn Iterator<Item = &String>, t: &str| {
+            words
+                .map(|w| solid(w).iter().filter(|x| *x == t).count())
+                .sum::<usize>()
+        };
+        mine.is_empty()
+            || mine
                 .iter()
-                .all(|t| ins.iter().any(|w| fine(w).contains(t)))
+                .any(|t| count(&mut ins.iter(), t) < count(&mut base[range.clone()].iter(), t))
     })
 }
 
@@ -899,6 +902,13 @@ mod tests {
         assert_eq!(apply("[b1] [base]", &s), "[t3][b1] ");
         let inserted: String = s.iter().map(|s| s.ins.as_str()).collect();
         assert_eq!(inserted, "[t3]", "{s:?}");
+        // A token moved past a glued neighbour is not grafted onto a new
+        // one: no character of `[t1]` is kept as part of `[t3]`.
+        let (old, new) = ("[t1][b2] ", "[t3] [b2] [t1]");
+        let s = splices(old, new);
+        assert_eq!(apply(old, &s), new);
+        let kept = kept_at(old.chars().count(), &s);
+        assert!(kept[..4].iter().all(|k| k.is_none_or(|k| k >= 10)), "{s:?}");
         // A word replaced by another is still replaced whole.
         let s = splices("[seed]", "[t1]");
         assert_eq!(s.len(), 1);

@@ -2012,3 +2012,112 @@ fn twenty_second_shrunk_trace() {
         run(&steps).expect("converges");
     }
 }
+
+/// The twenty-third trace (a saved failure of 37 steps shrunk by hand to
+/// 9; timing-dependent, so it runs four times): `[b15]` twice, glued to
+/// its copy. Fixed by the twenty-first trace's changes and the glued-word
+/// diff; pinned on its own since it reaches them by another path.
+#[test]
+fn twenty_third_shrunk_trace() {
+    let steps = vec![
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 2592681537898573658,
+            delete: false,
+        },
+        Step::Meet { from: 0, to: 1 },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 6915202931205428525,
+            delete: false,
+        },
+        Step::LocalBody {
+            clone: 1,
+            issue: 0,
+            pos: 11815561653872703743,
+            delete: true,
+        },
+        Step::Backend { clone: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 16634058191028324550,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Import { clone: 1 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 3926860203778622890,
+            delete: false,
+            drop_marker: true,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 4650372899210447608,
+            delete: false,
+        },
+    ];
+    for _ in 0..4 {
+        run(&steps).expect("converges");
+    }
+}
+
+/// A known gap (a saved failure shrunk by hand to 12 steps; fails in
+/// about 2 replays of 3): two replicas order two concurrent insertions
+/// differently (`[t1][b2]` here, `[b2] [t1]` on the tracker). One replica
+/// deletes `[t1]` and then imports the tracker's text, written by a
+/// replica that had not seen the deletion: from the state without the
+/// deletion, the diff keeps `[b2]` and moves `[t1]` (a deletion and a new
+/// copy), and the concurrent deletion of the original does not reach the
+/// copy. Before the glued-word diff (recipe v5) the same trace grafted
+/// `[t3]` onto `[t1]`'s brackets and left `[b2]3`. Carrying a deletion to
+/// a token a derived change moved would close it.
+#[test]
+#[ignore = "known gap: a deletion does not follow a token an import's diff moved"]
+fn a_deletion_follows_a_token_an_import_moved() {
+    let steps = vec![
+        Step::TrackerBody {
+            issue: 0,
+            pos: 1414712580962299535,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::Backend { clone: 1 },
+        Step::Meet { from: 0, to: 2 },
+        Step::LocalBody {
+            clone: 2,
+            issue: 0,
+            pos: 7366795286508965326,
+            delete: false,
+        },
+        Step::Meet { from: 2, to: 1 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 8734655788940392130,
+            delete: true,
+            drop_marker: false,
+        },
+        Step::Backend { clone: 0 },
+        Step::Meet { from: 1, to: 0 },
+        Step::TrackerBody {
+            issue: 0,
+            pos: 12837396958672479196,
+            delete: false,
+            drop_marker: false,
+        },
+        Step::LocalBody {
+            clone: 0,
+            issue: 0,
+            pos: 15417203834510004280,
+            delete: true,
+        },
+        Step::Backend { clone: 1 },
+        Step::Backend { clone: 0 },
+    ];
+    for _ in 0..4 {
+        run(&steps).expect("converges");
+    }
+}
