@@ -1155,6 +1155,47 @@ fn a_racing_create_listed_before_its_creator_deletes_it_is_a_twin() {
     assert_eq!(b.list_changed(None).expect("list").0.len(), 1);
 }
 
+/// A twin whose id the tracker gave to another issue before anyone retired
+/// it (the sim reuses the newest id after a delete): retiring it would
+/// delete a tracker user's issue. The exporter reads the twin first and
+/// records it gone instead.
+#[test]
+fn a_twin_whose_id_was_reused_is_not_deleted() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let w = created(&alice, "alice", "Raced", "text");
+    sync(&alice, &b, "alice");
+    git_sync(&c, &a);
+    let twin = b
+        .create(&NewRemoteIssue {
+            title: "Raced".into(),
+            body: "text".into(),
+            status: Status::Open,
+            labels: vec![],
+            assignees: vec![],
+            marker: w.issue.to_string(),
+        })
+        .expect("racing create")
+        .remote_id;
+    // Bob imports the twin; its creator deletes it and a tracker user's
+    // create takes the id before bob exports.
+    Projection::new(bob.store(), &b, actor("bob"), &|_| {})
+        .import(false)
+        .expect("import");
+    tracker_delete(&s, &twin);
+    let other = tracker_create(&s, &b, "Someone else's", "their text");
+    assert_eq!(other.remote_id, twin, "the sim reuses the newest id");
+    sync(&bob, &b, "bob");
+    let kept = b.get(&twin).expect("get").expect("the other issue is kept");
+    assert_eq!(kept.title, "Someone else's");
+    assert_eq!(kept.body, "their text");
+    let state = bob.show(w.issue).expect("show");
+    assert_eq!(state.body, "text");
+    assert_eq!(state.title, "Raced");
+}
+
 /// Found by the model checker (soak seed 1017): alice and bob export the
 /// same issue at once, bob after deleting a line of it. Bob's create
 /// loses to alice's (found by marker, his copy deleted), and bob recorded

@@ -2072,9 +2072,11 @@ fn twenty_third_shrunk_trace() {
 /// replica that had not seen the deletion: from the state without the
 /// deletion, the diff keeps `[b2]` and moves `[t1]` (a deletion and a new
 /// copy), and the concurrent deletion of the original does not reach the
-/// copy. Before the glued-word diff (recipe v5) the same trace grafted
-/// `[t3]` onto `[t1]`'s brackets and left `[b2]3`. Carrying a deletion to
-/// a token a derived change moved would close it.
+/// copy; or, in other replays, the diff takes `[t1]` to `[t3]` for a typo
+/// fix and the deletion leaves `[b2]3`. Trying the token-anchored diff
+/// before the typo fix removes the graft but made other traces worse (a
+/// soak of 40 runs: 32 converged against 34). Carrying a deletion to a
+/// token a derived change moved would close it.
 #[test]
 #[ignore = "known gap: a deletion does not follow a token an import's diff moved"]
 fn a_deletion_follows_a_token_an_import_moved() {

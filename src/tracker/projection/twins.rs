@@ -97,6 +97,22 @@ impl Projection<'_> {
             })
             .collect();
         for twin in twins {
+            // The twin may be gone already (its creator deleted it), and a
+            // tracker that reuses ids may have given its id to another
+            // issue since: that one is not deleted (nor its comments moved).
+            let stale = match self.backend.get(&twin)? {
+                None => true,
+                Some(r) => {
+                    let named = r.marker.as_deref().and_then(|m| m.parse::<IssueId>().ok());
+                    named != Some(issue)
+                        && (self.is_reused(issue, &r)? || self.revision_differs(issue, &r))
+                }
+            };
+            if stale {
+                let gone = self.observe_gone(issue, &twin);
+                self.record(issue, set, vec![gone], "retire twin: gone")?;
+                continue;
+            }
             let theirs = if self.backend.capabilities().comments {
                 match self.backend.comments(&twin) {
                     Ok(c) => c,
