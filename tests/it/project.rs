@@ -1106,6 +1106,21 @@ fn twins_created_without_a_marker_are_retired_into_the_first() {
     }
 }
 
+/// Another replica's create of `issue` ("Raced", "text") racing the one
+/// already made, not settled yet: its remote id.
+fn racing_create(b: &SimBackend, issue: IssueId) -> String {
+    b.create(&NewRemoteIssue {
+        title: "Raced".into(),
+        body: "text".into(),
+        status: Status::Open,
+        labels: vec![],
+        assignees: vec![],
+        marker: issue.to_string(),
+    })
+    .expect("racing create")
+    .remote_id
+}
+
 /// Found by the model checker (soak seed 1056): two clones export a new
 /// issue at once. The later create loses (`settle_twin` deletes it), but a
 /// third sync listed it in between: its marker names an issue already
@@ -1122,17 +1137,7 @@ fn a_racing_create_listed_before_its_creator_deletes_it_is_a_twin() {
     sync(&alice, &b, "alice");
     git_sync(&c, &a);
     // Carol's create of the same issue, not settled yet.
-    let twin = b
-        .create(&NewRemoteIssue {
-            title: "Raced".into(),
-            body: "text".into(),
-            status: Status::Open,
-            labels: vec![],
-            assignees: vec![],
-            marker: w.issue.to_string(),
-        })
-        .expect("racing create")
-        .remote_id;
+    let twin = racing_create(&b, w.issue);
     sync(&bob, &b, "bob");
     let listing = bob.list().expect("list");
     assert_eq!(listing.issues.len(), 1, "{:?}", listing.issues);
@@ -1168,17 +1173,7 @@ fn a_twin_whose_id_was_reused_is_not_deleted() {
     let w = created(&alice, "alice", "Raced", "text");
     sync(&alice, &b, "alice");
     git_sync(&c, &a);
-    let twin = b
-        .create(&NewRemoteIssue {
-            title: "Raced".into(),
-            body: "text".into(),
-            status: Status::Open,
-            labels: vec![],
-            assignees: vec![],
-            marker: w.issue.to_string(),
-        })
-        .expect("racing create")
-        .remote_id;
+    let twin = racing_create(&b, w.issue);
     // Bob imports the twin; its creator deletes it and a tracker user's
     // create takes the id before bob exports.
     Projection::new(bob.store(), &b, actor("bob"), &|_| {})
