@@ -9,6 +9,8 @@
 //! pure function of the two texts: deterministic changes built from it (see
 //! [`super::body`]) have the same bytes on every replica.
 
+use std::collections::HashMap;
+
 use imara_diff::{Algorithm, Diff, InternedInput};
 
 /// One replacement: delete `del` code points at `pos`, insert `ins`.
@@ -234,12 +236,12 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
     // sides share around them (not past the neighbouring anchors).
     let mut anchors: Vec<(usize, usize, usize)> = Vec::new(); // (old start, new start, len)
     let (mut ofloor, mut nfloor) = (0usize, 0usize);
+    let mark = |c: char| !c.is_alphanumeric();
     for (k, (a, b)) in pairs.iter().enumerate() {
         let ((mut os, mut oe), (mut ns, mut ne)) = (or[*a], nr[*b]);
         let (oceil, nceil) = pairs
             .get(k + 1)
             .map_or((oc.len(), nc.len()), |(x, y)| (or[*x].0, nr[*y].0));
-        let mark = |c: char| !c.is_alphanumeric();
         while os > ofloor && ns > nfloor && oc[os - 1] == nc[ns - 1] && mark(oc[os - 1]) {
             os -= 1;
             ns -= 1;
@@ -424,11 +426,10 @@ fn by_tokens(base: &str, ours: &str, theirs: &str) -> bool {
         .iter()
         .flat_map(|(_, w)| w.iter().flat_map(|w| fine(w)))
         .collect();
+    let lost = lost_words(&b, &other);
     for (range, ins) in hunks_of(&b, &o) {
-        for i in range.clone() {
-            if !deleted_by(&other, &b, i) {
-                return false;
-            }
+        if !lost[range.clone()].iter().all(|l| *l) {
+            return false;
         }
         if ins.is_empty() {
             continue;
@@ -628,8 +629,7 @@ fn fine(text: &str) -> Vec<String> {
 pub(crate) fn inserted_tokens(old: &str, new: &str) -> Vec<String> {
     splices(old, new)
         .iter()
-        .flat_map(|s| fine(&s.ins))
-        .filter(|t| t.chars().all(char::is_alphanumeric))
+        .flat_map(|s| letter_tokens(&s.ins))
         .collect()
 }
 
@@ -641,31 +641,19 @@ pub(crate) fn inserted_tokens(old: &str, new: &str) -> Vec<String> {
 /// are whole (a token glued into a longer one by a merge is not counted),
 /// so this never rejects what a merge merely glued.
 pub(crate) fn no_extra_copies(base: &str, ours: &str, theirs: &str, inserted: &[String]) -> bool {
-    use std::collections::HashMap;
     if inserted.is_empty() {
         return true;
     }
-    let count = |text: &str| {
-        let mut m: HashMap<String, usize> = HashMap::new();
-        for t in fine(text) {
-            *m.entry(t).or_default() += 1;
-        }
-        m
-    };
-    let (o, t) = (count(ours), count(theirs));
+    let (o, t) = (token_counts([ours]), token_counts([theirs]));
     let b = solid_words(base);
-    let mut deleted: HashMap<String, usize> = HashMap::new();
-    for (range, _) in hunks_of(&b, &solid_words(theirs)) {
-        for w in &b[range] {
-            for tok in fine(w) {
-                *deleted.entry(tok).or_default() += 1;
-            }
-        }
-    }
-    let n = |m: &HashMap<String, usize>, k: &str| m.get(k).copied().unwrap_or(0);
+    let deleted = token_counts(
+        hunks_of(&b, &solid_words(theirs))
+            .into_iter()
+            .flat_map(|(range, _)| b[range].iter().map(String::as_str)),
+    );
     inserted
         .iter()
-        .all(|k| n(&o, k) <= n(&t, k) + n(&deleted, k))
+        .all(|k| count(&o, k) <= count(&t, k) + count(&deleted, k))
 }
 
 /// Whether what `ours` deleted from `base` is deleted in `theirs` too:
@@ -680,19 +668,13 @@ pub(crate) fn deletions_held(base: &str, ours: &str, theirs: &str) -> bool {
 /// and digits that `ours` has fewer of: a diff replaces a word glued to an
 /// insertion (`[b1]` become `[t3][b1]`) whole, and reads as deleting it.
 fn tokens_gone(base: &str, ours: &str, theirs: &str) -> bool {
-    use std::collections::HashMap;
-    let count = |text: &str| {
-        let mut m: HashMap<String, usize> = HashMap::new();
-        for t in fine(text) {
-            if t.chars().all(char::is_alphanumeric) {
-                *m.entry(t).or_default() += 1;
-            }
-        }
-        m
-    };
-    let (b, o, t) = (count(base), count(ours), count(theirs));
+    let (b, o, t) = (
+        token_counts([base]),
+        token_counts([ours]),
+        token_counts([theirs]),
+    );
     b.iter()
-        .all(|(k, n)| o.get(k).copied().unwrap_or(0) >= *n || t.get(k).copied().unwrap_or(0) < *n)
+        .all(|(k, n)| count(&o, k) >= *n || count(&t, k) < *n)
 }
 
 /// The words of a text, without the whitespace between them.
@@ -706,39 +688,52 @@ fn solid_words(text: &str) -> Vec<String> {
 
 fn words_deleted(base: &str, ours: &str, theirs: &str) -> bool {
     let (b, o, t) = (solid_words(base), solid_words(ours), solid_words(theirs));
-    let other = hunks_of(&b, &t);
+    let lost = lost_words(&b, &hunks_of(&b, &t));
     hunks_of(&b, &o)
         .iter()
-        .all(|(range, _)| range.clone().all(|i| deleted_by(&other, &b, i)))
+        .all(|(range, _)| lost[range.clone()].iter().all(|l| *l))
 }
 
-/// Whether word `i` of `base` is gone from the text the hunks `other`
-/// (of [`hunks_of`]) make: in a hunk whose new words hold fewer copies of
-/// one of its tokens of letters and digits than the hunk's old words (a
-/// word glued to an insertion, `[b1]` become `[t3][b1]`, is replaced as
-/// a word and still there; `[b2][b2]` become `[b2]` lost a copy).
-fn deleted_by(other: &[(std::ops::Range<usize>, Vec<String>)], base: &[String], i: usize) -> bool {
-    let solid = |w: &str| {
-        fine(w)
-            .into_iter()
-            .filter(|t| t.chars().all(char::is_alphanumeric))
-            .collect::<Vec<String>>()
-    };
-    other.iter().any(|(range, ins)| {
-        if !range.contains(&i) {
-            return false;
+/// For each word of `base`, whether it is gone from the text the hunks
+/// `other` (of [`hunks_of`]) make: it is in a hunk whose new words hold
+/// fewer copies of one of its tokens of letters and digits than the hunk's
+/// old words (a word glued to an insertion, `[b1]` become `[t3][b1]`, is
+/// replaced as a word and still there; `[b2][b2]` become `[b2]` lost a
+/// copy). Each hunk is counted once.
+fn lost_words(base: &[String], other: &[(std::ops::Range<usize>, Vec<String>)]) -> Vec<bool> {
+    let mut lost = vec![false; base.len()];
+    for (range, ins) in other {
+        let before = token_counts(base[range.clone()].iter().map(String::as_str));
+        let after = token_counts(ins.iter().map(String::as_str));
+        for i in range.clone() {
+            let mut tokens = letter_tokens(&base[i]).peekable();
+            lost[i] =
+                tokens.peek().is_none() || tokens.any(|t| count(&after, &t) < count(&before, &t));
         }
-        let mine = solid(&base[i]);
-        let count = |words: &mut dyn Iterator<Item = &String>, t: &str| {
-            words
-                .map(|w| solid(w).iter().filter(|x| *x == t).count())
-                .sum::<usize>()
-        };
-        mine.is_empty()
-            || mine
-                .iter()
-                .any(|t| count(&mut ins.iter(), t) < count(&mut base[range.clone()].iter(), t))
-    })
+    }
+    lost
+}
+
+/// The tokens of letters and digits of a text (see [`fine`]).
+fn letter_tokens(text: &str) -> impl Iterator<Item = String> {
+    fine(text)
+        .into_iter()
+        .filter(|t| t.chars().all(char::is_alphanumeric))
+}
+
+/// How many times each token of letters and digits occurs in `texts`.
+fn token_counts<'a>(texts: impl IntoIterator<Item = &'a str>) -> HashMap<String, usize> {
+    let mut m: HashMap<String, usize> = HashMap::new();
+    for text in texts {
+        for t in letter_tokens(text) {
+            *m.entry(t).or_default() += 1;
+        }
+    }
+    m
+}
+
+fn count(m: &HashMap<String, usize>, token: &str) -> usize {
+    m.get(token).copied().unwrap_or(0)
 }
 
 fn characters_deleted(base: &str, ours: &str, theirs: &str) -> bool {

@@ -56,7 +56,7 @@ const HELD_CHANGES: usize = 16;
 const JOIN_RUNS: usize = 64;
 
 /// Per body change, whether a tracker text holds its deletions and its
-/// whole edit (see `BodyView::holds`).
+/// whole edit, and the tokens it inserted (see `BodyView::holds`).
 type HeldMemo = HashMap<Bytes, (bool, bool, Vec<String>)>;
 
 /// Chain key: (backend key, remote id).
@@ -856,30 +856,27 @@ impl BodyView {
         let mut each = true;
         let mut inserted: Vec<String> = Vec::new();
         for c in changes {
-            let (deletions, edit, tokens) = match memo.get(&c) {
-                Some(v) => v.clone(),
-                None => {
-                    let v = match self.doc.deps(&c).filter(|d| !d.is_empty()) {
-                        None => (true, true, Vec::new()),
-                        Some(deps) => {
-                            let before = self.doc.text_at(&deps)?;
-                            let after = self.doc.text_at(std::slice::from_ref(&c))?;
-                            (
-                                textdiff::deletions_held(&before, &after, text),
-                                textdiff::holds_changes(&before, &after, text),
-                                textdiff::inserted_tokens(&before, &after),
-                            )
-                        }
-                    };
-                    memo.insert(c, v.clone());
-                    v
-                }
-            };
+            if !memo.contains_key(&c) {
+                let v = match self.doc.deps(&c).filter(|d| !d.is_empty()) {
+                    None => (true, true, Vec::new()),
+                    Some(deps) => {
+                        let before = self.doc.text_at(&deps)?;
+                        let after = self.doc.text_at(std::slice::from_ref(&c))?;
+                        (
+                            textdiff::deletions_held(&before, &after, text),
+                            textdiff::holds_changes(&before, &after, text),
+                            textdiff::inserted_tokens(&before, &after),
+                        )
+                    }
+                };
+                memo.insert(c.clone(), v);
+            }
+            let (deletions, edit, tokens) = &memo[&c];
             if !deletions {
                 return Ok(false);
             }
-            each = each && edit;
-            inserted.extend(tokens);
+            each = each && *edit;
+            inserted.extend(tokens.iter().cloned());
         }
         Ok(
             (each || textdiff::holds_changes(base_text, state_text, text))

@@ -2844,6 +2844,23 @@ fn model_seed_1052_shrunk_trace_keeps_a_reused_id_apart() {
     }
 }
 
+/// A known gap, soak seed 1026 shrunk to 25 steps: two clones create one
+/// issue at once and neither finds the other's create (both record their
+/// own as exported); the sim then gives the retired twin's id to a
+/// tracker user's new issue within the same second. The two issues'
+/// texts mix (and in some replays an issue goes missing on the tracker).
+/// Fails in every replay so far.
+#[test]
+#[ignore = "known gap: twins on a tracker that reuses ids within a second"]
+fn model_seed_1026_twins_and_a_reused_id() {
+    let keep = parse_keep(
+        "84,91,94,100,101,103,104,105,106,108,109,110,116,118,119,120,129,130,131,132,133,134,135,136,137",
+    );
+    if let Err(report) = run_seed(1026, 150, Some(&keep)) {
+        panic!("{report}");
+    }
+}
+
 /// Soak seed 1056 shrunk to 21 steps: two clones export a new issue at
 /// once; the later create is deleted by its creator, but the other clone's
 /// import listed it first and, its marker naming an issue bound elsewhere,
