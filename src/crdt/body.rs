@@ -56,7 +56,7 @@ const BODY_KEY: &str = "body";
 /// Part of every seed, so two builds that would derive different bytes
 /// never share an automerge actor.
 const DERIVE_RECIPE: &str =
-    "reposix derived body change v5 (histogram lines, myers words with their spacing, myers chars of extended or similar words slid to token edges, glued words kept by their letters and digits; imports seeded without the revision)";
+    "reposix derived body change v6 (histogram lines, myers words with their spacing, myers chars of extended words slid to token edges, kept tokens of letters and digits before a typo fix; imports seeded without the revision)";
 
 /// The genesis document of `issue`'s body: an empty text object.
 fn genesis(issue: IssueId) -> AutoCommit {
@@ -496,7 +496,10 @@ impl BodyDoc {
     /// when all of it aligns with `r`'s text, compactly, and each character
     /// it aligns with was inserted by a change concurrent with the one that
     /// inserted it (copies are made by writers that lacked each other's
-    /// text; two equal words one writer typed are not copies).
+    /// text; two equal words one writer typed are not copies). Any derived
+    /// change `r` (an import's, one head as its base) also carries to what
+    /// it *moved*: a run it deleted that aligns with characters `r` itself
+    /// inserted (its diff deleted a token here and wrote it again there).
     pub fn carried_deletions(
         &mut self,
         r: &Bytes,
@@ -509,10 +512,9 @@ impl BodyDoc {
         let Some(deps) = self.deps(r) else {
             return Ok(None);
         };
-        // A join starts from two or more points' heads.
-        if deps.len() < 2 {
-            return Ok(None);
-        }
+        // A join starts from two or more points' heads; any other derived
+        // change (an import's sync point) can only have moved text.
+        let join = deps.len() >= 2;
         let concurrent: Vec<Bytes> = heads
             .iter()
             .filter(|h| !self.covers(std::slice::from_ref(*h), std::slice::from_ref(r)))
@@ -609,8 +611,11 @@ impl BodyDoc {
             let copies = pairs
                 .iter()
                 .all(|&(k, j)| match (&owners[k], inserter(&after[j].0)) {
+                    // Moved by `r`: its diff deleted the text here and
+                    // wrote it again there.
+                    (Some(a), Some(b)) if b == *r => *a != b,
                     (Some(a), Some(b)) => {
-                        *a != b
+                        join && *a != b
                             && !self.covers(std::slice::from_ref(a), std::slice::from_ref(&b))
                             && !self.covers(std::slice::from_ref(&b), std::slice::from_ref(a))
                     }

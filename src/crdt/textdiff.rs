@@ -133,18 +133,21 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
                 ins: new_run,
             });
         } else {
-            // A word extended (nothing deleted) or a typo fix (at most half
-            // of the longer run touched) stays a small edit; words replaced
-            // by different words are replaced whole (their common letters
-            // are chance, and an edit reusing them would graft the new word
-            // onto the old one, which a concurrent edit may delete: the
-            // brackets of `[seed]` kept around `t1` while another replica
-            // deletes `[seed]` leave `t1` bare).
+            // A word extended (nothing deleted) stays a small edit; else
+            // kept tokens anchor the run (a word glued to an insertion is
+            // kept, and a moved token is not grafted onto a new one), else
+            // a typo fix (at most half of the longer run touched) stays a
+            // small edit; words replaced by different words are replaced
+            // whole (their common letters are chance, and an edit reusing
+            // them would graft the new word onto the old one, which a
+            // concurrent edit may delete: the brackets of `[seed]` kept
+            // around `t1` while another replica deletes `[seed]` leave `t1`
+            // bare).
             let chars = char_splices(&old_run, &new_run);
             let touched: usize = chars.iter().map(|s| s.del + s.ins.chars().count()).sum();
             let longest = old_run.chars().count().max(new_run.chars().count());
             let extends = chars.iter().all(|s| s.del == 0);
-            if let Some(glued) = (!extends && 2 * touched > longest)
+            if let Some(glued) = (!extends)
                 .then(|| glued_splices(&old_run, &new_run))
                 .flatten()
             {
@@ -897,6 +900,13 @@ mod tests {
         assert_eq!(apply("[b1] [base]", &s), "[t3][b1] ");
         let inserted: String = s.iter().map(|s| s.ins.as_str()).collect();
         assert_eq!(inserted, "[t3]", "{s:?}");
+        // A token moved past a glued neighbour is not grafted onto a new
+        // one: no character of `[t1]` is kept as part of `[t3]`.
+        let (old, new) = ("[t1][b2] ", "[t3] [b2] [t1]");
+        let s = splices(old, new);
+        assert_eq!(apply(old, &s), new);
+        let kept = kept_at(old.chars().count(), &s);
+        assert!(kept[..4].iter().all(|k| k.is_none_or(|k| k >= 10)), "{s:?}");
         // A word replaced by another is still replaced whole.
         let s = splices("[seed]", "[t1]");
         assert_eq!(s.len(), 1);

@@ -2065,20 +2065,18 @@ fn twenty_third_shrunk_trace() {
     }
 }
 
-/// A known gap (a saved failure shrunk by hand to 12 steps; fails in
-/// about 2 replays of 3): two replicas order two concurrent insertions
-/// differently (`[t1][b2]` here, `[b2] [t1]` on the tracker). One replica
-/// deletes `[t1]` and then imports the tracker's text, written by a
-/// replica that had not seen the deletion: from the state without the
-/// deletion, the diff keeps `[b2]` and moves `[t1]` (a deletion and a new
-/// copy), and the concurrent deletion of the original does not reach the
-/// copy; or, in other replays, the diff takes `[t1]` to `[t3]` for a typo
-/// fix and the deletion leaves `[b2]3`. Trying the token-anchored diff
-/// before the typo fix removes the graft but made other traces worse (a
-/// soak of 40 runs: 32 converged against 34). Carrying a deletion to a
-/// token a derived change moved would close it.
+/// A saved failure shrunk by hand to 12 steps (failed in about 2 replays
+/// of 3): two replicas order two concurrent insertions differently
+/// (`[t1][b2]` here, `[b2] [t1]` on the tracker). One replica deletes
+/// `[t1]` and then imports the tracker's text, written by a replica that
+/// had not seen the deletion: from the state without the deletion, the
+/// diff kept `[b2]` and moved `[t1]` (a deletion and a new copy), and the
+/// concurrent deletion of the original did not reach the copy; or, in
+/// other replays, the diff took `[t1]` to `[t3]` for a typo fix and the
+/// deletion left `[b2]3`. Now a deletion is carried to text an import's
+/// change moved, and kept tokens anchor a run before a typo fix is tried
+/// (recipe v6). Four replays.
 #[test]
-#[ignore = "known gap: a deletion does not follow a token an import's diff moved"]
 fn a_deletion_follows_a_token_an_import_moved() {
     let steps = vec![
         Step::TrackerBody {

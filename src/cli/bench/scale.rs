@@ -7,7 +7,7 @@
 //!   show cold and warm, a comment appended, `reposix sync` to an empty
 //!   bare remote vs `git push` of the same ref, `.git` size; and an issue
 //!   grown by `--grow` comments, one `reposix issue comment` each.
-//! - `body`: a body of N characters: create, a small edit, a complete
+//! - `body`: a body of N bytes: create, a small edit, a complete
 //!   rewrite, a concurrent edit on two clones merged, peak memory.
 //! - `wide`: N issues of 3 events: bulk write vs `git fast-import`, the
 //!   default list, the full JSON list, a filtered list, show, a cold index
@@ -36,7 +36,7 @@ use crate::cli::{Ctx, Failure};
 pub enum Scenario {
     /// One issue of N events (sizes: events).
     Deep,
-    /// A body of N characters (sizes: characters).
+    /// A body of N bytes (sizes: bytes).
     Body,
     /// N issues of 3 events (sizes: the first is the issue count).
     Wide,
@@ -311,16 +311,17 @@ struct BodyFigures {
     rows: Vec<BodyRow>,
 }
 
-/// Synthetic prose: lines of about 60 characters, `chars` in all.
-fn text_of(chars: usize, seed: u64) -> String {
+/// Synthetic prose: lines of about 60 bytes, `bytes` in all (the body
+/// limit counts bytes; the text mixes in multi-byte characters).
+fn text_of(bytes: usize, seed: u64) -> String {
     let words = [
         "the", "parser", "fails", "when", "input", "is", "empty", "and", "we", "retry", "après",
         "日本", "config", "value", "returns", "error", "on", "startup",
     ];
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut s = String::with_capacity(chars + 64);
+    let mut s = String::with_capacity(bytes + 64);
     let mut line = 0;
-    while s.chars().count() < chars {
+    while s.len() < bytes {
         let mut l = format!("{line:05} ");
         while l.len() < 60 {
             l.push_str(words[rng.usize(..words.len())]);
@@ -369,7 +370,7 @@ fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
     let actor = bench_actor();
     let mut f = BodyFigures::default();
     for &n in sizes {
-        eprintln!("bench body: {n} characters…");
+        eprintln!("bench body: {n} bytes…");
         let dir = root.join(format!("body-{n}"));
         let repo = Repo::init(&dir)?;
         let text = text_of(n, n as u64);
@@ -466,8 +467,8 @@ fn body(root: &Path, sizes: &[usize]) -> anyhow::Result<BodyFigures> {
 
 fn render_body(f: &BodyFigures) -> String {
     let mut s = String::from(
-        "reposix bench body: a body of N characters\n\n\
-         | characters | create (in process) ms | edit 1 line in 50, whole process ms | rewrite whole text, whole process ms | edit in process ms | peak RSS during edit KiB (before: KiB) | concurrent edits: merge + show ms | show after merge, whole process ms |\n\
+        "reposix bench body: a body of N bytes\n\n\
+         | bytes | create (in process) ms | edit 1 line in 50, whole process ms | rewrite whole text, whole process ms | edit in process ms | peak RSS during edit KiB (before: KiB) | concurrent edits: merge + show ms | show after merge, whole process ms |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
     for r in &f.rows {
