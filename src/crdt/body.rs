@@ -187,6 +187,76 @@ impl BodyDoc {
             .collect::<Result<Vec<_>, _>>()?;
         doc.apply_changes(parsed)
             .map_err(|e| BodyError::Apply(e.to_string()))?;
+        Self::checked(doc)
+    }
+
+    /// [`BodyDoc::load`] starting from a document [`BodyDoc::save`] wrote
+    /// (a cache; automerge's `load` is several times faster than applying
+    /// the changes again). The result must be exactly genesis plus
+    /// `changes`: a saved document holding anything else, or whose body is
+    /// not the text object, is refused, and the caller loads the changes.
+    pub fn load_saved<'a>(
+        issue: IssueId,
+        saved: &[u8],
+        changes: impl IntoIterator<Item = &'a Bytes>,
+    ) -> Result<BodyDoc, BodyError> {
+        let changes: Vec<&Bytes> = changes.into_iter().collect();
+        catch_unwind(|| Self::load_saved_untrusted(issue, saved, &changes)).unwrap_or_else(|_| {
+            Err(BodyError::Apply(
+                "automerge panicked on a saved body document".into(),
+            ))
+        })
+    }
+
+    fn load_saved_untrusted(
+        issue: IssueId,
+        saved: &[u8],
+        changes: &[&Bytes],
+    ) -> Result<BodyDoc, BodyError> {
+        let mut doc = AutoCommit::load(saved)
+            .map_err(|e| BodyError::BadChange(e.to_string()))?
+            .with_actor(automerge::ActorId::from(issue.0.as_bytes()));
+        let parsed = changes
+            .iter()
+            .map(|b| {
+                Change::from_bytes(b.0.clone()).map_err(|e| BodyError::BadChange(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The heads genesis plus `changes` have: the changes no other one
+        // depends on (genesis when there are none).
+        let deps: std::collections::HashSet<ChangeHash> = parsed
+            .iter()
+            .flat_map(|c| c.deps().iter().copied())
+            .collect();
+        let mut expected: Vec<ChangeHash> = parsed
+            .iter()
+            .map(|c| c.hash())
+            .filter(|h| !deps.contains(h))
+            .collect();
+        if expected.is_empty() {
+            expected = genesis(issue).get_heads();
+        }
+        expected.sort();
+        expected.dedup();
+        doc.apply_changes(parsed)
+            .map_err(|e| BodyError::Apply(e.to_string()))?;
+        let mut heads = doc.get_heads();
+        heads.sort();
+        if heads != expected {
+            return Err(BodyError::Apply(
+                "the saved body document holds other changes".into(),
+            ));
+        }
+        Self::checked(doc)
+    }
+
+    /// The document saved in compact form, for [`BodyDoc::load_saved`].
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// A loaded document whose body is the text object genesis made.
+    fn checked(doc: AutoCommit) -> Result<BodyDoc, BodyError> {
         let text = match doc.get(ROOT, BODY_KEY) {
             Ok(Some((automerge::Value::Object(ObjType::Text), id))) => id,
             other => {
@@ -749,6 +819,36 @@ mod tests {
         let ba = BodyDoc::load(issue, [&r, &l, &c0]).expect("loads").text();
         assert_eq!(ab, ba);
         assert_eq!(ab, "HELLO world!!");
+    }
+
+    #[test]
+    fn a_saved_document_loads_as_its_changes_do_and_nothing_else() {
+        let issue = IssueId::new_random();
+        let mut base = BodyDoc::load(issue, []).expect("empty body");
+        let c0 = base.edit("hello world").expect("a change");
+        let c1 = base.edit("hello there world").expect("a change");
+        let mut saved_at_c0 = BodyDoc::load(issue, [&c0]).expect("loads");
+        let saved = saved_at_c0.save();
+        // The saved document plus a later change: the same text and heads.
+        let mut from_saved = BodyDoc::load_saved(issue, &saved, [&c0, &c1]).expect("loads");
+        let mut whole = BodyDoc::load(issue, [&c0, &c1]).expect("loads");
+        assert_eq!(from_saved.text(), "hello there world");
+        assert_eq!(from_saved.heads(), whole.heads());
+        // Edits on a document loaded from a save merge like any other.
+        let c2 = from_saved.edit("hello there world!").expect("a change");
+        let merged = BodyDoc::load(issue, [&c0, &c1, &c2]).expect("loads");
+        assert_eq!(merged.text(), "hello there world!");
+        // A save holding a change the set lacks is refused.
+        let mut ahead = BodyDoc::load(issue, [&c0, &c1]).expect("loads");
+        let ahead = ahead.save();
+        assert!(BodyDoc::load_saved(issue, &ahead, [&c0]).is_err());
+        // Another issue's save, or garbage, is refused (no panic).
+        let other = IssueId::new_random();
+        let mut foreign = BodyDoc::load(other, []).expect("empty body");
+        let foreign = foreign.save();
+        assert!(BodyDoc::load_saved(issue, &foreign, [&c0]).is_err());
+        assert!(BodyDoc::load_saved(issue, &foreign, []).is_err());
+        assert!(BodyDoc::load_saved(issue, &[1, 2, 3], [&c0]).is_err());
     }
 
     #[test]

@@ -130,6 +130,43 @@ pub struct Folded {
     dangling: BTreeSet<EventId>,
     /// Listings only: do not build the body document.
     skip_body: bool,
+    /// The body document of `body_events` saved in compact form when the
+    /// body is large ([`SAVED_DOC_MIN_BODY`]): the next [`Folded::add`]
+    /// with body changes starts from it instead of applying every change
+    /// again. Kept in the state cache.
+    saved: Option<Vec<u8>>,
+    /// The body document the last [`Folded::add`] built, for a writer that
+    /// needs it next (see [`Folded::take_body_doc`]).
+    doc: DocMemo,
+}
+
+/// Bodies of at least this many bytes keep their document saved (see
+/// `Folded::saved`); below, applying the changes again costs little.
+const SAVED_DOC_MIN_BODY: usize = 32 * 1024;
+
+/// A body document kept for one later use in the same process; not part
+/// of the fold's value (clones and comparisons ignore it).
+#[derive(Default)]
+struct DocMemo(std::cell::RefCell<Option<(Vec<EventId>, BodyDoc)>>);
+
+impl Clone for DocMemo {
+    fn clone(&self) -> DocMemo {
+        DocMemo::default()
+    }
+}
+
+impl PartialEq for DocMemo {
+    fn eq(&self, _: &DocMemo) -> bool {
+        true
+    }
+}
+
+impl Eq for DocMemo {}
+
+impl std::fmt::Debug for DocMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DocMemo")
+    }
 }
 
 impl Folded {
@@ -154,6 +191,8 @@ impl Folded {
             heads: BTreeSet::new(),
             dangling: BTreeSet::new(),
             skip_body: false,
+            saved: None,
+            doc: DocMemo::default(),
         }
     }
 
@@ -203,11 +242,20 @@ impl Folded {
                     _ => None,
                 })
                 .collect();
-            let doc = BodyDoc::load(self.issue, changes).map_err(|source| FoldError::Body {
-                issue: self.issue,
-                source,
-            })?;
-            Some(doc.text())
+            let from_saved = self
+                .saved
+                .as_deref()
+                .and_then(|saved| BodyDoc::load_saved(self.issue, saved, changes.clone()).ok());
+            let mut doc = match from_saved {
+                Some(doc) => doc,
+                None => BodyDoc::load(self.issue, changes).map_err(|source| FoldError::Body {
+                    issue: self.issue,
+                    source,
+                })?,
+            };
+            let text = doc.text();
+            let saved = (text.len() >= SAVED_DOC_MIN_BODY).then(|| doc.save());
+            Some((text, doc, saved))
         } else {
             None
         };
@@ -239,10 +287,25 @@ impl Folded {
                 self.heads.insert(*id);
             }
         }
-        if let Some(body) = body {
+        if let Some((body, doc, saved)) = body {
             self.body = body;
+            self.saved = saved;
+            let ids = self.body_events.keys().copied().collect();
+            *self.doc.0.borrow_mut() = Some((ids, doc));
         }
         Ok(true)
+    }
+
+    /// The body document of [`Folded::body_set`] when the last
+    /// [`Folded::add`] built it (and the body events have not changed
+    /// since), once: a writer editing the body after an incremental fold
+    /// does not load the document a second time.
+    pub fn take_body_doc(&self) -> Option<BodyDoc> {
+        let (ids, doc) = self.doc.0.borrow_mut().take()?;
+        ids.iter()
+            .copied()
+            .eq(self.body_events.keys().copied())
+            .then_some(doc)
     }
 
     fn apply(&mut self, stamp: Stamp, e: &Event) {
@@ -799,6 +862,13 @@ impl Folded {
             e.bytes(&ev.seal().1);
         }
         e.s(&self.body);
+        match &self.saved {
+            None => e.u(0),
+            Some(saved) => {
+                e.u(1);
+                e.bytes(saved);
+            }
+        }
         e.i(self.updated_ms);
         e.u(self.lamport);
         e.u(self.count as u64);
@@ -864,6 +934,11 @@ impl Folded {
             f.body_events.insert(id, ev);
         }
         f.body = d.s()?;
+        f.saved = match d.u()? {
+            0 => None,
+            1 => Some(d.bytes()?.to_vec()),
+            _ => return Err(CacheDecodeError),
+        };
         f.updated_ms = d.i()?;
         f.lamport = d.u()?;
         f.count = d.count()?;

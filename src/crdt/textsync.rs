@@ -185,7 +185,18 @@ impl EventSet {
         issue: IssueId,
         legacy_text: impl FnOnce(&str) -> String,
     ) -> Result<BodyView, BodyError> {
-        let mut doc = BodyDoc::load(issue, self.body_changes())?;
+        let doc = BodyDoc::load(issue, self.body_changes())?;
+        self.body_view_on(issue, doc, legacy_text)
+    }
+
+    /// The body view of this set on `doc`, which must be the document of
+    /// the set's body changes (loaded by [`BodyDoc::load`]).
+    pub(crate) fn body_view_on(
+        &self,
+        issue: IssueId,
+        mut doc: BodyDoc,
+        legacy_text: impl FnOnce(&str) -> String,
+    ) -> Result<BodyView, BodyError> {
         let origin = match self.iter().find_map(|(_, e)| match &e.op {
             Op::Create { body: Some(b), .. } => Some(b),
             _ => None,

@@ -33,7 +33,14 @@ impl Basis<'_> {
     fn body(&self, issue: IssueId) -> Result<BodyView, FoldError> {
         match self {
             Basis::Set(s) => s.body(issue),
-            Basis::Folded(f) => f.body_set().body(issue),
+            Basis::Folded(f) => match f.take_body_doc() {
+                // Local events only: no legacy chain to bootstrap.
+                Some(doc) => f
+                    .body_set()
+                    .body_view_on(issue, doc, str::to_owned)
+                    .map_err(|source| FoldError::Body { issue, source }),
+                None => f.body_set().body(issue),
+            },
         }
     }
     pub(super) fn tip_info(&self) -> TipInfo {

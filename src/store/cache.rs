@@ -40,7 +40,7 @@ pub const CACHE_MIN_BODY: usize = 32 * 1024;
 /// Snapshots are rewritten when more append records than this follow them.
 const MAX_RECORDS: usize = 256;
 
-const MAGIC: &[u8; 8] = b"rxstate4";
+const MAGIC: &[u8; 8] = b"rxstate5";
 const KIND_FOLDED: u8 = b'F';
 const KIND_STATE: u8 = b'S';
 const KIND_APPEND: u8 = b'A';

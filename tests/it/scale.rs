@@ -571,6 +571,99 @@ fn tracker_events_are_folded_whole() {
     assert!(Folded::from_set(&events, issue).is_none());
 }
 
+/// A large body keeps its automerge document saved in the state cache, and
+/// each later fold starts from it: local edits, an edit fetched from
+/// another clone, and a damaged cache all give the full fold's state.
+#[test]
+fn a_large_body_folded_from_its_saved_document_equals_a_full_fold() {
+    let t = TestRepo::new();
+    let repo = t.open();
+    let me = actor("tester");
+    let line = |i: usize, tag: &str| format!("{i:05} the parser fails when input is empty {tag}\n");
+    let text = |tag: &str, every: usize| -> String {
+        (0..1200)
+            .map(|i| line(i, if i % every == 0 { tag } else { "" }))
+            .collect()
+    };
+    let issue = repo
+        .create(
+            &me,
+            NewIssue {
+                title: "Big".into(),
+                body: text("", 1),
+                ..NewIssue::default()
+            },
+        )
+        .expect("creates")
+        .issue;
+    let store = repo.store();
+    let g = store.repo();
+    let refname = issue_ref(&issue.to_string());
+    let check = |want_body: Option<&str>| {
+        let tip = store
+            .read_ref(&g, &refname)
+            .expect("reads")
+            .expect("exists");
+        let cached = StateCache::new(store)
+            .get(&g, &refname, issue, tip)
+            .expect("gets");
+        assert_eq!(cached.state.to_canonical_json(), full_fold(store, issue));
+        if let Some(b) = want_body {
+            assert_eq!(cached.state.body, b);
+        }
+        assert_eq!(
+            repo.show(issue).expect("shows").to_canonical_json(),
+            full_fold(store, issue)
+        );
+    };
+    for round in 0..3 {
+        let body = text(&format!("edit {round}"), 7 + round);
+        repo.apply(issue, &me, &[Change::Body(body.clone())])
+            .expect("applies");
+        check(Some(&body));
+    }
+    // Another clone edits on top of this one's tip; plain git brings it
+    // back (the cache advances from the saved document).
+    let other = TestRepo::new();
+    other.git(&[
+        "fetch",
+        "-q",
+        t.path().to_str().expect("utf-8"),
+        "refs/reposix/*:refs/reposix/*",
+    ]);
+    let o = other.open();
+    let theirs = o
+        .show(issue)
+        .expect("shows")
+        .body
+        .replacen("00003 the", "00003 THE", 1);
+    o.apply(issue, &actor("other"), &[Change::Body(theirs)])
+        .expect("applies");
+    t.git(&[
+        "fetch",
+        "-q",
+        other.path().to_str().expect("utf-8"),
+        "refs/reposix/*:refs/reposix/*",
+    ]);
+    check(None);
+    assert!(repo.show(issue).expect("shows").body.contains("00003 THE"));
+    let ours = repo
+        .show(issue)
+        .expect("shows")
+        .body
+        .replacen("00900 the", "00900 OUR", 1);
+    repo.apply(issue, &me, &[Change::Body(ours.clone())])
+        .expect("applies");
+    check(Some(&ours));
+    // Damage to the cache file is noticed, not trusted.
+    let file = t.git_dir().join("reposix/state").join(issue.to_string());
+    let mut bytes = std::fs::read(&file).expect("cache file");
+    let len = bytes.len();
+    bytes[len - 40] ^= 0xff;
+    std::fs::write(&file, bytes).expect("writes");
+    check(None);
+}
+
 // ---------------------------------------------------------------------------
 // The layout-2 golden repository (tests/fixtures/golden/, beside layout 1).
 
