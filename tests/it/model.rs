@@ -2908,6 +2908,28 @@ fn model_seed_1030_shrunk_trace() {
     }
 }
 
+/// A known gap, soak seed 1030 shrunk to 8 steps (fails in about 2
+/// replays of 3): a tracker issue imported by c1, which adds a token,
+/// exports it, then deletes the token without exporting; c0, which never
+/// saw c1's log, imports the exported text (a second derived copy, with
+/// the token) and edits it. When the logs meet, the join keeps c1's copy
+/// with the deletion and drops c0's; but c0 then exports its own text
+/// (with the token), and the next join, which takes the tracker's text
+/// (its writer had seen neither the deletion nor the join), brings the
+/// token back. Counting an earlier join's drops as deletions the writer
+/// had not seen fixed this trace but lost text when two replicas' joins
+/// dropped different copies (tried and reverted). Three replays.
+#[test]
+#[ignore = "known gap: a join's drop of a copy, not seen by the next exporter"]
+fn model_seed_1030_a_deletion_in_a_dropped_copy_comes_back_by_export() {
+    let keep = parse_keep("1,4,5,18,41,51,55,59");
+    for _ in 0..3 {
+        if let Err(report) = run_seed(1030, 150, Some(&keep)) {
+            panic!("{report}");
+        }
+    }
+}
+
 /// Many seeds; shrinks the first failure of each symptom; one summary.
 fn soak() {
     let runs = env_u64("REPOSIX_SOAK_RUNS").unwrap_or(200);
