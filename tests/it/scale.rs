@@ -15,7 +15,7 @@ use reposix::crdt::EventSet;
 use reposix::event::{ActorId, Event, EventId, IssueId, Op, Status, EVENT_FORMAT_VERSION};
 use reposix::repo::{Change, NewIssue, Repo};
 use reposix::store::bulk::BulkWriter;
-use reposix::store::cache::{Source, StateCache, CACHE_MIN_EVENTS};
+use reposix::store::cache::{Cached, Source, StateCache, CACHE_MIN_EVENTS};
 use reposix::store::layout::{self, FANOUT_LIMIT};
 use reposix::store::{EventStore, GitEventStore};
 
@@ -371,6 +371,19 @@ fn the_layout_1_reader_rule_refuses_layout_2_by_name() {
 // ---------------------------------------------------------------------------
 // The state cache.
 
+/// The state cache's answer for the issue's current tip.
+fn cached_state(store: &GitEventStore, issue: IssueId) -> Cached {
+    let g = store.repo();
+    let refname = issue_ref(&issue.to_string());
+    let tip = store
+        .read_ref(&g, &refname)
+        .expect("reads")
+        .expect("exists");
+    StateCache::new(store)
+        .get(&g, &refname, issue, tip)
+        .expect("gets")
+}
+
 #[test]
 fn deep_issue_state_comes_from_the_cache_and_equals_a_full_fold() {
     let t = TestRepo::new();
@@ -399,15 +412,8 @@ fn deep_issue_state_comes_from_the_cache_and_equals_a_full_fold() {
         repo.apply(issue, &me, &[change]).expect("applies");
     }
     let store = repo.store();
-    let g = store.repo();
     let refname = issue_ref(&issue.to_string());
-    let tip = store
-        .read_ref(&g, &refname)
-        .expect("reads")
-        .expect("exists");
-    let cached = StateCache::new(store)
-        .get(&g, &refname, issue, tip)
-        .expect("gets");
+    let cached = cached_state(store, issue);
     assert!(
         matches!(cached.source, Source::Cached(_)),
         "{:?}",
@@ -418,12 +424,7 @@ fn deep_issue_state_comes_from_the_cache_and_equals_a_full_fold() {
     // Moved by plain git (another clone's events fetched and the ref set
     // with update-ref): the cache advances by a tree diff.
     let other = TestRepo::new();
-    other.git(&[
-        "fetch",
-        "-q",
-        t.path().to_str().expect("utf-8"),
-        "refs/reposix/*:refs/reposix/*",
-    ]);
+    other.fetch_events(&t);
     let o = other.open();
     o.apply(
         issue,
@@ -443,26 +444,14 @@ fn deep_issue_state_comes_from_the_cache_and_equals_a_full_fold() {
         other.path().to_str().expect("utf-8"),
         "+refs/reposix/*:refs/reposix/*",
     ]);
-    let tip = store
-        .read_ref(&g, &refname)
-        .expect("reads")
-        .expect("exists");
-    let cached = StateCache::new(store)
-        .get(&g, &refname, issue, tip)
-        .expect("gets");
+    let cached = cached_state(store, issue);
     assert_eq!(cached.source, Source::Advanced(2));
     assert_eq!(cached.state.title, "Renamed elsewhere");
     assert_eq!(cached.state.to_canonical_json(), full_fold(store, issue));
 
     // A ref moved back by plain git: not a superset, folded whole.
     t.git(&["update-ref", &refname, &format!("{refname}~3")]);
-    let tip = store
-        .read_ref(&g, &refname)
-        .expect("reads")
-        .expect("exists");
-    let cached = StateCache::new(store)
-        .get(&g, &refname, issue, tip)
-        .expect("gets");
+    let cached = cached_state(store, issue);
     assert_eq!(cached.source, Source::Folded);
     assert_eq!(cached.state.to_canonical_json(), full_fold(store, issue));
 
@@ -597,16 +586,8 @@ fn a_large_body_folded_from_its_saved_document_equals_a_full_fold() {
         .expect("creates")
         .issue;
     let store = repo.store();
-    let g = store.repo();
-    let refname = issue_ref(&issue.to_string());
     let check = |want_body: Option<&str>| {
-        let tip = store
-            .read_ref(&g, &refname)
-            .expect("reads")
-            .expect("exists");
-        let cached = StateCache::new(store)
-            .get(&g, &refname, issue, tip)
-            .expect("gets");
+        let cached = cached_state(store, issue);
         assert_eq!(cached.state.to_canonical_json(), full_fold(store, issue));
         if let Some(b) = want_body {
             assert_eq!(cached.state.body, b);
@@ -625,12 +606,7 @@ fn a_large_body_folded_from_its_saved_document_equals_a_full_fold() {
     // Another clone edits on top of this one's tip; plain git brings it
     // back (the cache advances from the saved document).
     let other = TestRepo::new();
-    other.git(&[
-        "fetch",
-        "-q",
-        t.path().to_str().expect("utf-8"),
-        "refs/reposix/*:refs/reposix/*",
-    ]);
+    other.fetch_events(&t);
     let o = other.open();
     let theirs = o
         .show(issue)
@@ -639,12 +615,7 @@ fn a_large_body_folded_from_its_saved_document_equals_a_full_fold() {
         .replacen("00003 the", "00003 THE", 1);
     o.apply(issue, &actor("other"), &[Change::Body(theirs)])
         .expect("applies");
-    t.git(&[
-        "fetch",
-        "-q",
-        other.path().to_str().expect("utf-8"),
-        "refs/reposix/*:refs/reposix/*",
-    ]);
+    t.fetch_events(&other);
     check(None);
     assert!(repo.show(issue).expect("shows").body.contains("00003 THE"));
     let ours = repo
@@ -773,12 +744,7 @@ fn make_golden_layout_2_repository() {
             .expect("comments");
     }
     let b = TestRepo::new();
-    b.git(&[
-        "fetch",
-        "-q",
-        a.path().to_str().expect("utf-8"),
-        "refs/reposix/*:refs/reposix/*",
-    ]);
+    b.fetch_events(&a);
     let rb = b.open();
     let bob = actor("bob");
     rb.apply(

@@ -152,6 +152,17 @@ impl TestRepo {
         run.stdout.trim_end_matches('\n').to_owned()
     }
 
+    /// Fetch every event ref of `other` with plain git (fast-forward only).
+    #[track_caller]
+    pub fn fetch_events(&self, other: &TestRepo) {
+        self.git(&[
+            "fetch",
+            "-q",
+            other.path().to_str().expect("utf-8"),
+            "refs/reposix/*:refs/reposix/*",
+        ]);
+    }
+
     /// Run `git` with `input` on stdin, assert success, return stdout
     /// without the final newline.
     #[track_caller]
