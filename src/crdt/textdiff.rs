@@ -79,6 +79,39 @@ pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
     out
 }
 
+/// Whether the extension `splices` (insertions only, ascending) grows a
+/// token of letters and digits of `old` into another while `new` still has
+/// as many copies of that token (`[t1][b4] ` to `[t10] [b4] [t1]`): the
+/// token moved and a new one was written where it was; extending it would
+/// graft the new token onto the old one's characters, which a concurrent
+/// deletion of the old one then leaves as a fragment (`0`). A word really
+/// extended (`retry` to `retrying`) no longer has its old token.
+fn grows_a_moved_token(old: &str, new: &str, splices: &[Splice]) -> bool {
+    let chars: Vec<char> = old.chars().collect();
+    let (old_counts, new_counts) = (token_counts([old]), token_counts([new]));
+    splices.iter().any(|s| {
+        let (Some(first), Some(last)) = (s.ins.chars().next(), s.ins.chars().last()) else {
+            return false;
+        };
+        let before = s.pos > 0 && chars[s.pos - 1].is_alphanumeric() && first.is_alphanumeric();
+        let after =
+            s.pos < chars.len() && chars[s.pos].is_alphanumeric() && last.is_alphanumeric();
+        if !before && !after {
+            return false;
+        }
+        let mut a = s.pos;
+        while a > 0 && chars[a - 1].is_alphanumeric() {
+            a -= 1;
+        }
+        let mut b = s.pos;
+        while b < chars.len() && chars[b].is_alphanumeric() {
+            b += 1;
+        }
+        let token: String = chars[a..b].iter().collect();
+        count(&new_counts, &token) >= count(&old_counts, &token)
+    })
+}
+
 /// Word-level splices of one changed run of lines, in ascending order:
 /// whole words are inserted and deleted as such (an insertion never reuses
 /// a bracket or a letter of a neighbouring word, which a concurrent edit
@@ -147,7 +180,7 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
             let touched: usize = chars.iter().map(|s| s.del + s.ins.chars().count()).sum();
             let longest = old_run.chars().count().max(new_run.chars().count());
             let extends = chars.iter().all(|s| s.del == 0);
-            if let Some(glued) = (!extends)
+            if let Some(glued) = (!extends || grows_a_moved_token(&old_run, &new_run, &chars))
                 .then(|| glued_splices(&old_run, &new_run))
                 .flatten()
             {
@@ -900,6 +933,17 @@ mod tests {
         assert_eq!(apply("[b1] [base]", &s), "[t3][b1] ");
         let inserted: String = s.iter().map(|s| s.ins.as_str()).collect();
         assert_eq!(inserted, "[t3]", "{s:?}");
+        // A token moved past a glued neighbour is not grown into a new
+        // one either (`[t1]` to `[t10]` with `[t1]` written again later).
+        let (old, new) = ("[t9] [t1][b4] ", "[t9] [t10] [b4] [t1]");
+        let s = splices(old, new);
+        assert_eq!(apply(old, &s), new);
+        let kept = kept_at(old.chars().count(), &s);
+        assert!(kept[5..9].iter().all(|k| k.is_none_or(|k| k >= 11)), "{s:?}");
+        // A word really extended stays a small edit.
+        let s = splices("we retry now", "we retrying now");
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].ins, "ing");
         // A token moved past a glued neighbour is not grafted onto a new
         // one: no character of `[t1]` is kept as part of `[t3]`.
         let (old, new) = ("[t1][b2] ", "[t3] [b2] [t1]");
