@@ -94,8 +94,7 @@ fn grows_a_moved_token(old: &str, new: &str, splices: &[Splice]) -> bool {
             return false;
         };
         let before = s.pos > 0 && chars[s.pos - 1].is_alphanumeric() && first.is_alphanumeric();
-        let after =
-            s.pos < chars.len() && chars[s.pos].is_alphanumeric() && last.is_alphanumeric();
+        let after = s.pos < chars.len() && chars[s.pos].is_alphanumeric() && last.is_alphanumeric();
         if !before && !after {
             return false;
         }
@@ -939,7 +938,10 @@ mod tests {
         let s = splices(old, new);
         assert_eq!(apply(old, &s), new);
         let kept = kept_at(old.chars().count(), &s);
-        assert!(kept[5..9].iter().all(|k| k.is_none_or(|k| k >= 11)), "{s:?}");
+        assert!(
+            kept[5..9].iter().all(|k| k.is_none_or(|k| k >= 11)),
+            "{s:?}"
+        );
         // A word really extended stays a small edit.
         let s = splices("we retry now", "we retrying now");
         assert_eq!(s.len(), 1, "{s:?}");
