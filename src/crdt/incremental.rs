@@ -296,6 +296,12 @@ impl Folded {
         Ok(true)
     }
 
+    /// Whether the body document is kept saved (a body of 32 KiB or more
+    /// whose changes the last [`Folded::add`] applied).
+    pub fn has_saved_body(&self) -> bool {
+        self.saved.is_some()
+    }
+
     /// The body document of [`Folded::body_set`] when the last
     /// [`Folded::add`] built it (and the body events have not changed
     /// since), once: a writer editing the body after an incremental fold

@@ -2715,12 +2715,11 @@ fn model_random_traces_converge_with_nothing_lost_or_duplicated() {
 /// failed 4 runs in 4 before the fix).
 #[test]
 fn model_seed_3_shrunk_trace_keeps_a_moved_insertion_once() {
-    let keep = parse_keep("92,94,105,111,113,125,128,133,135,137,138,139,144,145,149");
-    for _ in 0..3 {
-        if let Err(report) = run_seed(3, 150, Some(&keep)) {
-            panic!("{report}");
-        }
-    }
+    replay_shrunk(
+        3,
+        "92,94,105,111,113,125,128,133,135,137,138,139,144,145,149",
+        3,
+    );
 }
 
 /// Seed 4 shrunk to 4 steps: a tracker user deletes a token and then the
@@ -2730,10 +2729,7 @@ fn model_seed_3_shrunk_trace_keeps_a_moved_insertion_once() {
 /// a token, once.
 #[test]
 fn model_seed_4_shrunk_trace_allows_a_deletion_no_clone_could_see() {
-    let keep = parse_keep("11,12,32,38");
-    if let Err(report) = run_seed(4, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(4, "11,12,32,38", 1);
 }
 
 /// Seed 2 shrunk to 18 steps: an issue deleted on the sim has its id
@@ -2745,10 +2741,11 @@ fn model_seed_4_shrunk_trace_allows_a_deletion_no_clone_could_see() {
 /// before any write.
 #[test]
 fn model_seed_2_shrunk_trace() {
-    let keep = parse_keep("61,62,63,64,65,66,67,68,85,86,103,104,105,106,109,110,111,112");
-    if let Err(report) = run_seed(2, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(
+        2,
+        "61,62,63,64,65,66,67,68,85,86,103,104,105,106,109,110,111,112",
+        1,
+    );
 }
 
 /// Soak seed 1000 shrunk to 4 steps (twins): clone 1 creates an issue,
@@ -2760,10 +2757,7 @@ fn model_seed_2_shrunk_trace() {
 /// kept and #2 retired (its comments moved, then deleted).
 #[test]
 fn model_seed_1000_shrunk_trace() {
-    let keep = parse_keep("36,45,48,54");
-    if let Err(report) = run_seed(1000, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(1000, "36,45,48,54", 1);
 }
 
 /// Soak seed 1003 shrunk to 17 steps: a clone imported an issue created
@@ -2774,10 +2768,11 @@ fn model_seed_1000_shrunk_trace() {
 /// import from the `create`.
 #[test]
 fn model_seed_1003_shrunk_trace() {
-    let keep = parse_keep("91,93,94,95,97,99,100,101,102,103,104,105,106,107,108,110,111");
-    if let Err(report) = run_seed(1003, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(
+        1003,
+        "91,93,94,95,97,99,100,101,102,103,104,105,106,107,108,110,111",
+        1,
+    );
 }
 
 /// Soak seed 1008 shrunk to 12 steps: an issue deleted on the tracker
@@ -2786,10 +2781,7 @@ fn model_seed_1003_shrunk_trace() {
 /// 11 with an idle tracker. The deletion is now confirmed and recorded.
 #[test]
 fn model_seed_1008_shrunk_trace() {
-    let keep = parse_keep("24,27,28,53,55,56,57,76,77,78,79,80");
-    if let Err(report) = run_seed(1008, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(1008, "24,27,28,53,55,56,57,76,77,78,79,80", 1);
 }
 
 /// Seed 7 shrunk to 11 steps: two replicas import a tracker issue, each
@@ -2804,12 +2796,7 @@ fn model_seed_1008_shrunk_trace() {
 /// ids, so the trace runs three times.
 #[test]
 fn model_seed_7_shrunk_trace() {
-    let keep = parse_keep("48,51,88,89,90,91,105,106,113,114,115");
-    for _ in 0..3 {
-        if let Err(report) = run_seed(7, 150, Some(&keep)) {
-            panic!("{report}");
-        }
-    }
+    replay_shrunk(7, "48,51,88,89,90,91,105,106,113,114,115", 3);
 }
 
 /// Soak seed 1022 shrunk to 6 steps: two clones import one tracker text
@@ -2819,10 +2806,7 @@ fn model_seed_7_shrunk_trace() {
 /// was lost everywhere. Only edits (not derived changes) are carried now.
 #[test]
 fn model_seed_1022_shrunk_trace() {
-    let keep = parse_keep("36,42,44,50,79,80");
-    if let Err(report) = run_seed(1022, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(1022, "36,42,44,50,79,80", 1);
 }
 
 /// Soak seed 1052 shrunk to 4 steps: an issue exported by one clone and
@@ -2836,12 +2820,7 @@ fn model_seed_1022_shrunk_trace() {
 /// depends on timing, so the trace runs three times.
 #[test]
 fn model_seed_1052_shrunk_trace_keeps_a_reused_id_apart() {
-    let keep = parse_keep("1,88,92,94");
-    for _ in 0..3 {
-        if let Err(report) = run_seed(1052, 150, Some(&keep)) {
-            panic!("{report}");
-        }
-    }
+    replay_shrunk(1052, "1,88,92,94", 3);
 }
 
 /// A known gap, soak seed 1026 shrunk to 13 steps: a tracker user
@@ -2856,10 +2835,7 @@ fn model_seed_1052_shrunk_trace_keeps_a_reused_id_apart() {
 #[test]
 #[ignore = "known gap: a tracker that reuses ids within a second"]
 fn model_seed_1026_twins_and_a_reused_id() {
-    let keep = parse_keep("84,91,94,100,104,105,106,108,116,120,129,132,133");
-    if let Err(report) = run_seed(1026, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(1026, "84,91,94,100,104,105,106,108,116,120,129,132,133", 1);
 }
 
 /// A known gap, soak seed 1024 shrunk to 5 steps: a clone exports a new
@@ -2872,10 +2848,7 @@ fn model_seed_1026_twins_and_a_reused_id() {
 #[test]
 #[ignore = "known gap: a tracker that reuses ids within a second"]
 fn model_seed_1024_an_id_reused_within_the_second() {
-    let keep = parse_keep("39,40,41,47,59");
-    if let Err(report) = run_seed(1024, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(1024, "39,40,41,47,59", 1);
 }
 
 /// Soak seed 1056 shrunk to 21 steps: two clones export a new issue at
@@ -2887,12 +2860,11 @@ fn model_seed_1024_an_id_reused_within_the_second() {
 /// pins the case without timing.
 #[test]
 fn model_seed_1056_shrunk_trace_binds_a_racing_create_as_a_twin() {
-    let keep = parse_keep("0,1,16,18,19,21,28,29,30,31,37,38,39,49,50,51,52,53,54,55,56");
-    for _ in 0..2 {
-        if let Err(report) = run_seed(1056, 150, Some(&keep)) {
-            panic!("{report}");
-        }
-    }
+    replay_shrunk(
+        1056,
+        "0,1,16,18,19,21,28,29,30,31,37,38,39,49,50,51,52,53,54,55,56",
+        2,
+    );
 }
 
 /// Soak seed 1030 shrunk to 7 steps: two clones import the same tracker
@@ -2902,10 +2874,7 @@ fn model_seed_1056_shrunk_trace_binds_a_racing_create_as_a_twin() {
 /// Deletions made in a dropped copy are now carried to the kept one.
 #[test]
 fn model_seed_1030_shrunk_trace() {
-    let keep = parse_keep("1,4,9,11,13,16,17");
-    if let Err(report) = run_seed(1030, 150, Some(&keep)) {
-        panic!("{report}");
-    }
+    replay_shrunk(1030, "1,4,9,11,13,16,17", 1);
 }
 
 /// A known gap, soak seed 1030 shrunk to 8 steps (fails in about 2
@@ -2922,9 +2891,15 @@ fn model_seed_1030_shrunk_trace() {
 #[test]
 #[ignore = "known gap: a join's drop of a copy, not seen by the next exporter"]
 fn model_seed_1030_a_deletion_in_a_dropped_copy_comes_back_by_export() {
-    let keep = parse_keep("1,4,5,18,41,51,55,59");
-    for _ in 0..3 {
-        if let Err(report) = run_seed(1030, 150, Some(&keep)) {
+    replay_shrunk(1030, "1,4,5,18,41,51,55,59", 3);
+}
+
+/// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
+/// takes them) `times` times; panics with the report of the first failure.
+fn replay_shrunk(seed: u64, keep: &str, times: usize) {
+    let keep = parse_keep(keep);
+    for _ in 0..times {
+        if let Err(report) = run_seed(seed, 150, Some(&keep)) {
             panic!("{report}");
         }
     }

@@ -560,11 +560,12 @@ fn tracker_events_are_folded_whole() {
     assert!(Folded::from_set(&events, issue).is_none());
 }
 
-/// A large body keeps its automerge document saved in the state cache, and
-/// each later fold starts from it: local edits, an edit fetched from
-/// another clone, and a damaged cache all give the full fold's state.
+/// A large body keeps its automerge document saved in the state cache,
+/// and the folds that start from it (after local edits, after an edit
+/// fetched from another clone) and a damaged cache all give the full
+/// fold's state.
 #[test]
-fn a_large_body_folded_from_its_saved_document_equals_a_full_fold() {
+fn a_large_body_keeps_its_saved_document_and_folds_as_a_full_fold() {
     let t = TestRepo::new();
     let repo = t.open();
     let me = actor("tester");
@@ -589,6 +590,11 @@ fn a_large_body_folded_from_its_saved_document_equals_a_full_fold() {
     let check = |want_body: Option<&str>| {
         let cached = cached_state(store, issue);
         assert_eq!(cached.state.to_canonical_json(), full_fold(store, issue));
+        assert!(
+            cached.folded.as_ref().is_some_and(Folded::has_saved_body),
+            "{:?}",
+            cached.source
+        );
         if let Some(b) = want_body {
             assert_eq!(cached.state.body, b);
         }
