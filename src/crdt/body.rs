@@ -130,6 +130,14 @@ fn join_seed(kind: &[u8], seed: &[u8], at: &[Bytes], drops: &[u8], text: &str) -
     out
 }
 
+/// The element (see [`Element`]) of a text character's object id.
+fn element(id: &automerge::ObjId) -> Option<Element> {
+    match id {
+        automerge::ObjId::Id(counter, actor, _) => Some((*counter, actor.clone())),
+        automerge::ObjId::Root => None,
+    }
+}
+
 /// The text elements the changes delete, leaving out the changes in
 /// `derived` (hashes).
 fn deletions_by(
@@ -455,6 +463,28 @@ impl BodyDoc {
         deletions_by(outside, derived)
     }
 
+    /// The characters of the state at `a` paired with those of the state at
+    /// `b`, position by position, when both states have the same text (two
+    /// sync points of one tracker revision: the same tracker characters,
+    /// derived or sent by two writers); `None` when the texts differ.
+    pub fn twins(
+        &mut self,
+        a: &[Bytes],
+        b: &[Bytes],
+    ) -> Result<Option<Vec<(Element, Element)>>, BodyError> {
+        let (fa, fb) = (self.fork(a)?, self.fork(b)?);
+        let (ca, cb) = (self.live_chars(&fa), self.live_chars(&fb));
+        if ca.len() != cb.len() || ca.iter().zip(&cb).any(|(x, y)| x.1 != y.1) {
+            return Ok(None);
+        }
+        Ok(Some(
+            ca.into_iter()
+                .zip(cb)
+                .filter_map(|((x, _), (y, _))| Some((element(&x)?, element(&y)?)))
+                .collect(),
+        ))
+    }
+
     /// The text at `at` without the characters `gone` (see
     /// [`BodyDoc::deleted_outside`]).
     pub fn text_without(&mut self, at: &[Bytes], gone: &Elements) -> Result<String, BodyError> {
@@ -582,9 +612,6 @@ impl BodyDoc {
         let Some(deps) = self.deps(r) else {
             return Ok(None);
         };
-        // A join starts from two or more points' heads; any other derived
-        // change (an import's sync point) can only have moved text.
-        let join = deps.len() >= 2;
         let concurrent: Vec<Bytes> = heads
             .iter()
             .filter(|h| !self.covers(std::slice::from_ref(*h), std::slice::from_ref(r)))
@@ -593,7 +620,86 @@ impl BodyDoc {
         if concurrent.is_empty() {
             return Ok(None);
         }
-        let fork = self.fork(&deps)?;
+        // Which characters edits concurrent with `r` deleted (not other
+        // derived changes: a join made elsewhere drops the same copy).
+        let mut view_heads = deps.clone();
+        view_heads.extend(concurrent);
+        let concurrent: Vec<Change> = self
+            .changes_between(&deps, &view_heads)
+            .iter()
+            .filter_map(to_hash)
+            .filter_map(|h| self.doc.get_change_by_hash(&h))
+            .collect();
+        let edited = deletions_by(concurrent, derived)?;
+        let gone = |id: &automerge::ObjId| element(id).is_some_and(|e| edited.contains(&e));
+        let targets: std::collections::HashSet<automerge::ObjId> = self
+            .copies_dropped(r, &deps, &gone, false)?
+            .into_iter()
+            .filter(|(d, _)| gone(d))
+            .map(|(_, k)| k)
+            .collect();
+        if targets.is_empty() {
+            return Ok(None);
+        }
+        let mut fork = self.fork(&heads)?;
+        let mut seed = Vec::new();
+        seed.extend_from_slice(b"carry");
+        for h in std::iter::once(r).chain(&heads) {
+            seed.extend_from_slice(&(h.0.len() as u64).to_le_bytes());
+            seed.extend_from_slice(&h.0);
+        }
+        fork.set_actor(derived_actor(&seed));
+        let changed = self.delete_where(&mut fork, |id| targets.contains(id));
+        Ok(self.commit_derived(fork, changed)?.map(|(c, _)| c))
+    }
+
+    /// The characters that derived changes outside the history of `at`
+    /// deleted as second copies of characters in `gone` (section 6b): a
+    /// join dropped one copy and kept the other, and a writer then deleted
+    /// the kept one. A state that has not seen the join still shows the
+    /// dropped copy; it is the same text, deleted by the same writer.
+    pub fn dropped_twins(
+        &mut self,
+        at: &[Bytes],
+        derived: &[Bytes],
+        gone: &Elements,
+    ) -> Result<Vec<Element>, BodyError> {
+        let mut out = Vec::new();
+        for r in derived {
+            if !self.has(r) || self.covers(at, std::slice::from_ref(r)) {
+                continue;
+            }
+            let Some(deps) = self.deps(r).filter(|d| !d.is_empty()) else {
+                continue;
+            };
+            out.extend(
+                self.copies_dropped(r, &deps, &|_| true, true)?
+                    .into_iter()
+                    .filter(|(_, k)| element(k).is_some_and(|k| gone.contains(&k)))
+                    .filter_map(|(d, _)| element(&d)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The characters a derived change `r` (built on `deps`) deleted as a
+    /// second copy of text it keeps, each with the character of `r`'s text
+    /// it aligns with: (deleted, kept). Only runs holding a character
+    /// `wanted` accepts are aligned. The rules are those of
+    /// [`BodyDoc::carried_deletions`]; with `words`, each word of a run is
+    /// a run of its own (a join drops a derived copy whole, some of whose
+    /// words were copies of kept text and others of text deleted since).
+    fn copies_dropped(
+        &mut self,
+        r: &Bytes,
+        deps: &[Bytes],
+        wanted: &dyn Fn(&automerge::ObjId) -> bool,
+        words: bool,
+    ) -> Result<Vec<(automerge::ObjId, automerge::ObjId)>, BodyError> {
+        // A join starts from two or more points' heads; any other derived
+        // change (an import's sync point) can only have moved text.
+        let join = deps.len() >= 2;
+        let fork = self.fork(deps)?;
         let before = self.live_chars(&fork);
         let fork = self.fork(std::slice::from_ref(r))?;
         let after = self.live_chars(&fork);
@@ -608,41 +714,36 @@ impl BodyDoc {
             .map(|(i, (id, c))| (i, id, *c))
             .collect();
         if deleted.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        // Which of them edits concurrent with `r` deleted (not other
-        // derived changes: a join made elsewhere drops the same copy).
-        let mut view_heads = deps.clone();
-        view_heads.extend(concurrent);
-        let concurrent: Vec<Change> = self
-            .changes_between(&deps, &view_heads)
-            .iter()
-            .filter_map(to_hash)
-            .filter_map(|h| self.doc.get_change_by_hash(&h))
-            .collect();
-        let edited = deletions_by(concurrent, derived)?;
-        let element = |id: &automerge::ObjId| match id {
-            automerge::ObjId::Id(counter, actor, _) => Some((*counter, actor.clone())),
-            automerge::ObjId::Root => None,
-        };
-        let gone = |id: &automerge::ObjId| element(id).is_some_and(|e| edited.contains(&e));
-        if !deleted.iter().any(|(_, id, _)| gone(id)) {
-            return Ok(None);
+        if !deleted.iter().any(|(_, id, _)| wanted(id)) {
+            return Ok(Vec::new());
         }
         let deleted_text: String = deleted.iter().map(|(_, _, c)| *c).collect();
         let after_text: String = after.iter().map(|(_, c)| *c).collect();
         let map = textdiff::alignment(&deleted_text, &after_text);
         let inserter = self.inserters();
         let owners: Vec<Option<Bytes>> = deleted.iter().map(|(_, id, _)| inserter(id)).collect();
-        let mut targets: std::collections::HashSet<&automerge::ObjId> = Default::default();
+        let mut out = Vec::new();
         // Runs: consecutive in the base, inserted by one change.
-        let runs = (0..deleted.len())
+        let mut runs = (0..deleted.len())
             .collect::<Vec<usize>>()
             .chunk_by(|a, b| deleted[*a].0 + 1 == deleted[*b].0 && owners[*a] == owners[*b])
             .map(<[usize]>::to_vec)
             .collect::<Vec<_>>();
+        if words {
+            runs = runs
+                .iter()
+                .flat_map(|run| {
+                    run.split(|&k| deleted[k].2.is_whitespace())
+                        .filter(|w| !w.is_empty())
+                        .map(<[usize]>::to_vec)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        }
         for run in runs {
-            if !run.iter().any(|&k| gone(deleted[k].1)) {
+            if !run.iter().any(|&k| wanted(deleted[k].1)) {
                 continue;
             }
             // Aligned with everything the join deleted, else on its own
@@ -678,6 +779,22 @@ impl BodyDoc {
             if hi - lo + 1 > 2 * run.len() {
                 continue;
             }
+            // A copy is the same characters side by side: `[t1]` does not
+            // align with `[t1` and `]` of `[t10]`.
+            let torn = run
+                .iter()
+                .zip(&local)
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| {
+                    let ((&a, ja), (&b, jb)) = (w[0], w[1]);
+                    !deleted[a].2.is_whitespace()
+                        && !deleted[b].2.is_whitespace()
+                        && matches!((ja, jb), (Some(x), Some(y)) if x + 1 != *y)
+                });
+            if torn {
+                continue;
+            }
             let copies = pairs
                 .iter()
                 .all(|&(k, j)| match (&owners[k], inserter(&after[j].0)) {
@@ -695,26 +812,12 @@ impl BodyDoc {
                 continue;
             }
             for (&k, j) in run.iter().zip(&local) {
-                if let (true, Some(j)) = (gone(deleted[k].1), j) {
-                    targets.insert(&after[*j].0);
+                if let Some(j) = j {
+                    out.push((deleted[k].1.clone(), after[*j].0.clone()));
                 }
             }
         }
-        if targets.is_empty() {
-            return Ok(None);
-        }
-        let mut fork = self.fork(&heads)?;
-        let mut seed = Vec::new();
-        seed.extend_from_slice(b"carry");
-        for h in std::iter::once(r).chain(&heads) {
-            seed.extend_from_slice(&(h.0.len() as u64).to_le_bytes());
-            seed.extend_from_slice(&h.0);
-        }
-        fork.set_actor(derived_actor(&seed));
-        let targets: std::collections::HashSet<automerge::ObjId> =
-            targets.into_iter().cloned().collect();
-        let changed = self.delete_where(&mut fork, |id| targets.contains(id));
-        Ok(self.commit_derived(fork, changed)?.map(|(c, _)| c))
+        Ok(out)
     }
 
     /// A lookup from a text element to the hash of the change that

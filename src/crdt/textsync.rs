@@ -55,6 +55,10 @@ const HELD_CHANGES: usize = 16;
 /// many runs (beyond, whole changes only).
 const JOIN_RUNS: usize = 64;
 
+/// How many pairs of sync points of one revision a join compares for twin
+/// deletions ([`BodyView::twin_deletions`]), newest revision first.
+const TWIN_PAIRS: usize = 8;
+
 /// Per body change, whether a tracker text holds its deletions and its
 /// whole edit, and the tokens it inserted (see `BodyView::holds`).
 type HeldMemo = HashMap<Bytes, (bool, bool, Vec<String>)>;
@@ -449,6 +453,61 @@ impl BodyView {
         Ok(())
     }
 
+    /// Deletions of twins (section 6b, "Deletions the tracker's writer had
+    /// not seen"): two sync points of one revision with the same text hold
+    /// the same tracker characters, position by position, even when two
+    /// writers derived or sent them as two copies; and a join outside the
+    /// canonical point's history dropped words as copies of words it kept.
+    /// A writer the canonical point has not seen (its change is outside
+    /// the point's history) that deleted a character of one of them deleted
+    /// that tracker character: its twin in the other is deleted too.
+    /// Without this, a writer that never saw the deletion sends its own
+    /// copy back to the tracker, and the join would take it. The newest
+    /// [`TWIN_PAIRS`] pairs are compared (each costs two states of the
+    /// document, and only a join with such deletions looks).
+    fn twin_deletions(
+        &mut self,
+        recs: &[Record],
+        canonical: &[Bytes],
+        derived: &[Bytes],
+        gone: &mut crate::crdt::body::Elements,
+    ) -> Result<(), BodyError> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut points: Vec<(u64, &[Bytes])> = recs
+            .iter()
+            .filter(|r| !r.heads.is_empty())
+            .map(|r| (r.revision, r.heads.as_slice()))
+            .collect();
+        points.sort_by(|a, b| b.cmp(a));
+        points.dedup();
+        let mut pairs: Vec<(&[Bytes], &[Bytes])> = Vec::new();
+        for (i, p) in points.iter().enumerate() {
+            for q in points[i + 1..].iter().take_while(|q| q.0 == p.0) {
+                pairs.push((p.1, q.1));
+            }
+        }
+        let mut twins = Vec::new();
+        for (p, q) in pairs.into_iter().take(TWIN_PAIRS) {
+            if let Some(aligned) = self.doc.twins(p, q)? {
+                for (x, y) in aligned {
+                    if gone.contains(&x) {
+                        twins.push(y);
+                    } else if gone.contains(&y) {
+                        twins.push(x);
+                    }
+                }
+            }
+        }
+        let mut derived = derived.to_vec();
+        derived.sort();
+        derived.dedup();
+        twins.extend(self.doc.dropped_twins(canonical, &derived, gone)?);
+        gone.extend(twins);
+        Ok(())
+    }
+
     /// The newest sync point of one chain, joining concurrent ones.
     fn join(
         &mut self,
@@ -522,7 +581,8 @@ impl BodyView {
         // join leaves them deleted; it is then not the tracker's text, and
         // the chain's point stays the canonical one (below).
         let derived: Vec<Bytes> = recs.iter().flat_map(|r| r.changes.clone()).collect();
-        let gone = self.doc.deleted_outside(&canonical, &derived)?;
+        let mut gone = self.doc.deleted_outside(&canonical, &derived)?;
+        self.twin_deletions(recs, &canonical, &derived, &mut gone)?;
         let target = if gone.is_empty() {
             text.clone()
         } else {
@@ -566,7 +626,16 @@ impl BodyView {
         // runs (consecutive characters) that can be, so that a derived
         // change holding a copy and a tracker edit loses only the copy.
         let chars = self.doc.owned_chars(&union, &order)?;
-        let mut dropped = vec![false; chars.len()];
+        // A join that is not the tracker's text removes what writers it
+        // has not seen deleted by element, not by a diff of the text: a
+        // diff can take a deleted token's characters from a neighbouring
+        // one (`[t1]` beside `[t10]`), and the writer's own deletion then
+        // leaves a fragment.
+        let mut dropped: Vec<bool> = chars
+            .iter()
+            .map(|(e, _, _)| !honest && gone.contains(e))
+            .collect();
+        let forced = dropped.contains(&true);
         let adds_nothing = |dropped: &[bool]| {
             let without: String = chars
                 .iter()
@@ -609,7 +678,7 @@ impl BodyView {
                 }
             }
         }
-        let change = if partial {
+        let change = if partial || forced {
             let mut gone: Vec<Element> = chars
                 .iter()
                 .zip(&dropped)

@@ -2877,19 +2877,18 @@ fn model_seed_1030_shrunk_trace() {
     replay_shrunk(1030, "1,4,9,11,13,16,17", 1);
 }
 
-/// A known gap, soak seed 1030 shrunk to 8 steps (fails in about 2
-/// replays of 3): a tracker issue imported by c1, which adds a token,
-/// exports it, then deletes the token without exporting; c0, which never
-/// saw c1's log, imports the exported text (a second derived copy, with
-/// the token) and edits it. When the logs meet, the join keeps c1's copy
-/// with the deletion and drops c0's; but c0 then exports its own text
-/// (with the token), and the next join, which takes the tracker's text
-/// (its writer had seen neither the deletion nor the join), brings the
-/// token back. Counting an earlier join's drops as deletions the writer
-/// had not seen fixed this trace but lost text when two replicas' joins
-/// dropped different copies (tried and reverted). Three replays.
+/// Soak seed 1030 shrunk to 8 steps (failed in about 2 replays of 3): a
+/// tracker issue imported by c1, which adds a token, exports it, then
+/// deletes the token without exporting; c0, which never saw c1's log,
+/// imports the exported text (a second derived copy, with the token) and
+/// edits it. When the logs meet, the join keeps c1's copy with the
+/// deletion and drops c0's; but c0 then exports its own text (with the
+/// token), and the next join took the tracker's text (its writer had seen
+/// neither the deletion nor the join): the token came back. Two sync
+/// points of one revision with one text are the same tracker characters
+/// (twins, refs-format.md section 6b): a deletion of one is a deletion of
+/// the other. Three replays.
 #[test]
-#[ignore = "known gap: a join's drop of a copy, not seen by the next exporter"]
 fn model_seed_1030_a_deletion_in_a_dropped_copy_comes_back_by_export() {
     replay_shrunk(1030, "1,4,5,18,41,51,55,59", 3);
 }

@@ -2122,16 +2122,17 @@ fn a_deletion_follows_a_token_an_import_moved() {
     }
 }
 
-/// A known gap: library draw 5's saved failure, shrunk by hand to 19
-/// steps (fails in about half the replays). Replica 0 shows `[t9]
-/// [t1][b4] ` (two derived copies of the tracker's text, joined) and
-/// deletes `[t1]`; replica 1, which had not seen the deletion, exports
-/// `[t9] [t10] [b4] [t1]` from its own copy; the join keeps the
-/// exporter's copy and the deletion, made in the copy it drops, is not
-/// carried: `[t1]` comes back. Before recipe v7 the import also grew
-/// `[t1]` into `[t10]`, leaving a fragment `0`.
+/// Library draw 5's saved failure, shrunk by hand to 19 steps (failed in
+/// about half the replays). Replica 0 shows `[t9] [t1][b4] ` (two derived
+/// copies of the tracker's text, joined) and deletes `[t1]`; replica 1,
+/// which had not seen the deletion, exports `[t9] [t10] [b4] [t1]` from
+/// its own copy. The join keeps the exporter's copy; the deletion was made
+/// in the copy an earlier join kept, and that join dropped the exporter's
+/// copy as a second copy of it: the dropped twin is deleted too (section
+/// 6b). The join then removes it by element: a diff of the text took
+/// `[t1` and `]` of `[t10]` instead, and a carried deletion aligned `[t1]`
+/// with them (copies are now side by side), leaving a fragment `0`.
 #[test]
-#[ignore = "known gap: a deletion in a dropped copy, exported over by a replica that lacked it"]
 fn a_deletion_in_a_dropped_copy_survives_an_export_of_the_other() {
     let steps = vec![
         Step::TrackerBody {
