@@ -984,6 +984,109 @@ mod tests {
         assert_eq!(text.matches("local").count(), 1, "{text:?}");
     }
 
+    /// Two copies of ` [t1]` derived apart (with `drop_one`, `two` derives
+    /// ` [t10]`), a join dropping one of them, and an edit concurrent with
+    /// the join that deletes `one`'s token.
+    fn joined_copies(join_text: &str, drop_one: bool) -> (BodyDoc, [Bytes; 4]) {
+        let issue = IssueId::new_random();
+        let mut a = BodyDoc::load(issue, []).expect("empty");
+        let base = a.edit("x").expect("c");
+        let at = a.heads();
+        let one = a
+            .derived_change(&at, "x [t1]", b"one")
+            .expect("d")
+            .expect("c");
+        let two_text = if drop_one { "x [t10]" } else { "x [t1]" };
+        let two = a
+            .derived_change(&at, two_text, b"two")
+            .expect("d")
+            .expect("c");
+        let union = a.heads();
+        let (oh, th) = (change_hash(&one).expect("h"), change_hash(&two).expect("h"));
+        let dropped = if drop_one { oh.clone() } else { th.clone() };
+        let (join, _) = a
+            .derived_change_dropping(&union, &[dropped], join_text, b"join")
+            .expect("derives")
+            .expect("a change");
+        assert_eq!(a.text(), join_text);
+        // The writer had `one`'s copy only, and deleted its token.
+        let mut b = BodyDoc::load(issue, [&base, &one]).expect("loads");
+        let edit = b.edit("x ").expect("c");
+        a.apply(&edit).expect("applies");
+        let eh = change_hash(&edit).expect("h");
+        (a, [oh, th, change_hash(&join).expect("h"), eh])
+    }
+
+    #[test]
+    fn a_word_a_join_dropped_as_a_copy_is_the_twin_of_the_word_it_kept() {
+        let (mut a, [one, two, join, _]) = joined_copies("x [t1]", false);
+        let derived = [one, two.clone(), join];
+        // A state holding only `two`'s copy has seen neither the join nor
+        // the deletion of `one`'s copy.
+        let gone = a.deleted_outside(&[two.clone()], &derived).expect("gone");
+        assert!(!gone.is_empty());
+        assert!(a
+            .text_without(&[two.clone()], &gone)
+            .expect("t")
+            .contains("[t1]"));
+        let twins = a
+            .dropped_twins(&[two.clone()], &derived, &gone)
+            .expect("twins");
+        assert_eq!(twins.len(), 4, "the four characters of `two`'s `[t1]`");
+        let mut all = gone.clone();
+        all.extend(twins);
+        let text = a.text_without(&[two.clone()], &all).expect("t");
+        assert!(!text.contains("[t1]"), "{text:?}");
+        // A state that saw the join has nothing more to leave out.
+        let at_join = a.heads();
+        assert!(a
+            .dropped_twins(&at_join, &derived, &gone)
+            .expect("twins")
+            .is_empty());
+    }
+
+    #[test]
+    fn states_with_one_text_pair_their_characters_position_by_position() {
+        let issue = IssueId::new_random();
+        let mut a = BodyDoc::load(issue, []).expect("empty");
+        a.edit("x").expect("c");
+        let at = a.heads();
+        let one = a
+            .derived_change(&at, "x [t1]", b"one")
+            .expect("d")
+            .expect("c");
+        let two = a
+            .derived_change(&at, "x [t1]", b"two")
+            .expect("d")
+            .expect("c");
+        let (one, two) = (change_hash(&one).expect("h"), change_hash(&two).expect("h"));
+        let pairs = a
+            .twins(&[one.clone()], &[two])
+            .expect("t")
+            .expect("same text");
+        assert_eq!(pairs.len(), "x [t1]".chars().count());
+        assert_eq!(pairs[0].0, pairs[0].1, "the shared `x` is its own twin");
+        assert!(pairs[2..].iter().all(|(p, q)| p != q), "the copies differ");
+        assert!(
+            a.twins(&[one], &at).expect("t").is_none(),
+            "other texts pair nothing"
+        );
+    }
+
+    #[test]
+    fn a_token_is_not_a_copy_of_pieces_of_a_longer_one() {
+        // The join keeps `[t10]` and drops `[t1]`; the writer deletes `[t1]`.
+        // `[t1]` aligns with `[t1` and `]` of `[t10]`, which is not a copy:
+        // nothing is carried, and `[t10]` stays whole.
+        let (mut a, [one, two, join, _]) = joined_copies("x [t10]", true);
+        assert_eq!(a.heads().len(), 2);
+        let carried = a
+            .carried_deletions(&join, &[one, two, join.clone()])
+            .expect("carry");
+        assert!(carried.is_none(), "carried into {:?}", a.text());
+        assert!(a.text().contains("[t10]"), "{:?}", a.text());
+    }
+
     #[test]
     fn dropping_removes_the_redundant_copy_whatever_the_order() {
         let issue = IssueId::new_random();
