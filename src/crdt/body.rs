@@ -1020,22 +1020,21 @@ mod tests {
     #[test]
     fn a_word_a_join_dropped_as_a_copy_is_the_twin_of_the_word_it_kept() {
         let (mut a, [one, two, join, _]) = joined_copies("x [t1]", false);
-        let derived = [one, two.clone(), join];
+        let only_two = [two.clone()];
+        let derived = [one, two, join];
         // A state holding only `two`'s copy has seen neither the join nor
         // the deletion of `one`'s copy.
-        let gone = a.deleted_outside(&[two.clone()], &derived).expect("gone");
+        let gone = a.deleted_outside(&only_two, &derived).expect("gone");
         assert!(!gone.is_empty());
         assert!(a
-            .text_without(&[two.clone()], &gone)
+            .text_without(&only_two, &gone)
             .expect("t")
             .contains("[t1]"));
-        let twins = a
-            .dropped_twins(&[two.clone()], &derived, &gone)
-            .expect("twins");
+        let twins = a.dropped_twins(&only_two, &derived, &gone).expect("twins");
         assert_eq!(twins.len(), 4, "the four characters of `two`'s `[t1]`");
         let mut all = gone.clone();
         all.extend(twins);
-        let text = a.text_without(&[two.clone()], &all).expect("t");
+        let text = a.text_without(&only_two, &all).expect("t");
         assert!(!text.contains("[t1]"), "{text:?}");
         // A state that saw the join has nothing more to leave out.
         let at_join = a.heads();
