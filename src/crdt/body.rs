@@ -1060,7 +1060,7 @@ mod tests {
             .expect("c");
         let (one, two) = (change_hash(&one).expect("h"), change_hash(&two).expect("h"));
         let pairs = a
-            .twins(&[one.clone()], &[two])
+            .twins(std::slice::from_ref(&one), &[two])
             .expect("t")
             .expect("same text");
         assert_eq!(pairs.len(), "x [t1]".chars().count());
