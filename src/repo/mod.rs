@@ -33,7 +33,7 @@ use crate::event::{
     MAX_TITLE_BYTES,
 };
 use crate::store::cache::{Cached, StateCache, TipInfo};
-use crate::store::index::{Index, Listing};
+use crate::store::index::{Index, IssueSummary, Listing};
 use crate::store::layout;
 use crate::store::{EventStore, GitEventStore, IssueLog, MergeOutcome, Oid, StoreError};
 
@@ -133,6 +133,19 @@ pub struct Written {
     pub events: Vec<EventId>,
     /// Compare-and-swap races lost and retried.
     pub retries: u32,
+}
+
+/// What a query selected ([`Repo::select`]).
+#[derive(Debug)]
+pub struct Selection {
+    /// The issues kept, in the query's order.
+    pub rows: Vec<IssueSummary>,
+    /// How many matched before the limit.
+    pub total: usize,
+    /// Refs that could not be read: (ref name, why).
+    pub damaged: Vec<(String, String)>,
+    /// How many issues the store lists in all.
+    pub issues: usize,
 }
 
 /// A local reposix repository.
@@ -462,6 +475,42 @@ impl Repo {
         } else {
             self.list()
         }
+    }
+
+    /// The issues `query` selects, in its order, at most its limit. A query
+    /// that filters by status alone and sorts by time or status is
+    /// answered from the index's key table when no ref moved since the
+    /// index was written (only the rows shown are decoded); any other
+    /// through a full listing.
+    pub fn select(
+        &self,
+        query: &query::Query,
+        env: &query::Env<'_>,
+    ) -> Result<Selection, RepoError> {
+        if query.by_keys() {
+            if let Some(keyed) = Index::new(&self.store).keyed() {
+                let page = query.select_keys(&keyed.keys);
+                let rows: Result<Vec<_>, _> = page.rows.iter().map(|k| keyed.summary(k)).collect();
+                // A row that does not decode: the full listing rebuilds it.
+                if let Ok(rows) = rows {
+                    return Ok(Selection {
+                        rows,
+                        total: page.total,
+                        damaged: keyed.damaged(),
+                        issues: keyed.keys.len(),
+                    });
+                }
+            }
+        }
+        let listing = self.list_for(query)?;
+        let issues = listing.issues.len();
+        let page = query.select_owned(listing.issues, env);
+        Ok(Selection {
+            rows: page.rows,
+            total: page.total,
+            damaged: listing.damaged,
+            issues,
+        })
     }
 
     /// The actor git's identity names, as git-bug and grite do:

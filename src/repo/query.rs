@@ -22,7 +22,7 @@
 use std::cmp::Ordering;
 
 use crate::event::Status;
-use crate::store::index::IssueSummary;
+use crate::store::index::{IssueSummary, SortKeys};
 
 /// A query that could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -187,9 +187,9 @@ impl ListQuery {
 
 /// The issues a query selects, in its order, at most its limit.
 #[derive(Debug)]
-pub struct Page<'a> {
+pub struct Page<T> {
     /// The issues kept.
-    pub rows: Vec<&'a IssueSummary>,
+    pub rows: Vec<T>,
     /// How many matched before the limit.
     pub total: usize,
 }
@@ -345,23 +345,45 @@ impl Query {
 
     /// Whether `s` matches.
     pub fn matches(&self, s: &IssueSummary, env: &Env<'_>) -> bool {
-        let status_ok = if self.statuses.is_empty() {
-            StatusFilter::Open.matches(s.status)
-        } else {
-            self.statuses.iter().any(|f| f.matches(s.status))
-        };
-        status_ok
+        self.status_matches(s.status)
             && self
                 .terms
                 .iter()
                 .all(|(negated, t)| term_holds(t, s, env) != *negated)
     }
 
+    fn status_matches(&self, status: Status) -> bool {
+        if self.statuses.is_empty() {
+            StatusFilter::Open.matches(status)
+        } else {
+            self.statuses.iter().any(|f| f.matches(status))
+        }
+    }
+
     /// The issues of `issues` that match, sorted, reversed if asked, at
     /// most `limit` of them.
-    pub fn select<'a>(&self, issues: &'a [IssueSummary], env: &Env<'_>) -> Page<'a> {
+    pub fn select<'a>(&self, issues: &'a [IssueSummary], env: &Env<'_>) -> Page<&'a IssueSummary> {
         let mut rows: Vec<&IssueSummary> = issues.iter().filter(|s| self.matches(s, env)).collect();
         self.sort(&mut rows);
+        self.page(rows)
+    }
+
+    /// [`Query::select`], taking the issues it keeps out of `issues`.
+    pub fn select_owned(&self, issues: Vec<IssueSummary>, env: &Env<'_>) -> Page<IssueSummary> {
+        let mut rows: Vec<usize> = (0..issues.len())
+            .filter(|&i| self.matches(&issues[i], env))
+            .collect();
+        self.sort_by(&mut rows, |&i| &issues[i]);
+        let page = self.page(rows);
+        let mut issues: Vec<Option<IssueSummary>> = issues.into_iter().map(Some).collect();
+        Page {
+            rows: page.rows.iter().filter_map(|&i| issues[i].take()).collect(),
+            total: page.total,
+        }
+    }
+
+    /// Reverse if asked, count, keep at most `limit`.
+    fn page<T>(&self, mut rows: Vec<T>) -> Page<T> {
         if self.reverse {
             rows.reverse();
         }
@@ -372,19 +394,69 @@ impl Query {
         Page { rows, total }
     }
 
+    /// Whether the index's key table answers the query alone
+    /// ([`Query::select_keys`]): no terms, sorted by time or status.
+    pub fn by_keys(&self) -> bool {
+        self.terms.is_empty() && !matches!(self.sort, Some((SortKey::Title, _)))
+    }
+
+    /// [`Query::select`] over the sort keys of the index (a query for which
+    /// [`Query::by_keys`] holds): the same issues in the same order.
+    pub fn select_keys<'k>(&self, keys: &'k [SortKeys]) -> Page<&'k SortKeys> {
+        let mut rows: Vec<&SortKeys> = keys
+            .iter()
+            .filter(|k| self.status_matches(k.status))
+            .collect();
+        let (key, desc) = self.sort.unwrap_or((SortKey::Updated, true));
+        let k = |x: &SortKeys| (x.updated_ms, x.created_ms, x.status);
+        rows.sort_by(|a, b| order(key, desc, k(a), k(b)).then(a.id.cmp(&b.id)));
+        self.page(rows)
+    }
+
     /// Sort `rows` (ties broken by id, so the order is total).
     pub fn sort(&self, rows: &mut [&IssueSummary]) {
+        self.sort_by(rows, |s| s);
+    }
+
+    fn sort_by<'s, T>(&self, rows: &mut [T], summary: impl Fn(&T) -> &'s IssueSummary) {
         let (key, desc) = self.sort.unwrap_or((SortKey::Updated, true));
         rows.sort_by(|a, b| {
+            let (a, b) = (summary(a), summary(b));
             let o = match key {
-                SortKey::Updated => a.updated_ms.cmp(&b.updated_ms),
-                SortKey::Created => a.created_ms.cmp(&b.created_ms),
-                SortKey::Title => a.title.to_lowercase().cmp(&b.title.to_lowercase()),
-                SortKey::Status => a.status.cmp(&b.status),
+                SortKey::Title => {
+                    let o = a.title.to_lowercase().cmp(&b.title.to_lowercase());
+                    if desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+                _ => order(key, desc, keys_of(a), keys_of(b)),
             };
-            let o = if desc { o.reverse() } else { o };
             o.then(a.id.cmp(&b.id))
         });
+    }
+}
+
+/// What the orders by time and status compare: (updated, created, status).
+type TimeKeys = (i64, i64, Status);
+
+fn keys_of(s: &IssueSummary) -> TimeKeys {
+    (s.updated_ms, s.created_ms, s.status)
+}
+
+/// The order of `a` and `b` by a time or status key (not the title).
+fn order(key: SortKey, desc: bool, a: TimeKeys, b: TimeKeys) -> Ordering {
+    let o = match key {
+        SortKey::Updated => a.0.cmp(&b.0),
+        SortKey::Created => a.1.cmp(&b.1),
+        SortKey::Status => a.2.cmp(&b.2),
+        SortKey::Title => Ordering::Equal,
+    };
+    if desc {
+        o.reverse()
+    } else {
+        o
     }
 }
 
@@ -438,6 +510,62 @@ mod tests {
         assert_eq!(q.sort, Some((SortKey::Updated, false)));
         let q = Query::parse("sort:title", 0).expect("ok");
         assert_eq!(q.sort, Some((SortKey::Title, false)));
+    }
+
+    proptest::proptest! {
+        /// The key table's selection is the full listing's: the same
+        /// issues in the same order (ties in time broken by id alike), the
+        /// same total, for every status filter, time or status sort,
+        /// direction, reversal and limit.
+        #[test]
+        fn selecting_by_keys_is_selecting_the_summaries(
+            rows in proptest::collection::vec((0usize..5, 0i64..4, 0i64..4), 0..40),
+            statuses in proptest::collection::vec(0usize..8, 0..3),
+            sort in 0usize..7,
+            reverse: bool,
+            limit in 0usize..6,
+        ) {
+            let names = ["open", "in_progress", "in_review", "done", "wont_fix", "closed", "all", "open"];
+            let mut text: Vec<String> = statuses.iter().map(|s| format!("status:{}", names[*s])).collect();
+            let sorts = ["", "sort:updated", "sort:created", "sort:status", "sort:updated-asc", "sort:created-asc", "sort:status-desc"];
+            text.push(sorts[sort].to_owned());
+            let mut q = Query::parse(&text.join(" "), 0).expect("parses");
+            q.reverse = reverse;
+            q.limit = limit;
+            proptest::prop_assert!(q.by_keys());
+            let issues: Vec<IssueSummary> = rows
+                .iter()
+                .map(|(st, c, u)| {
+                    let mut s = summary("t", Status::ALL[*st].as_str(), &[], *u);
+                    s.created_ms = *c;
+                    s
+                })
+                .collect();
+            let env = Env { me: None, now_ms: 0 };
+            let full = q.select(&issues, &env);
+            let keys: Vec<SortKeys> = issues.iter().map(SortKeys::of).collect();
+            let keyed = q.select_keys(&keys);
+            proptest::prop_assert_eq!(full.total, keyed.total);
+            let a: Vec<_> = full.rows.iter().map(|s| s.id).collect();
+            let b: Vec<_> = keyed.rows.iter().map(|k| k.id).collect();
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn terms_and_title_sorts_are_not_answered_by_keys() {
+        for q in [
+            "label:bug",
+            "-assignee:me",
+            "crash",
+            "sort:title",
+            "updated:>7d",
+        ] {
+            assert!(!Query::parse(q, 0).expect("parses").by_keys(), "{q}");
+        }
+        assert!(Query::parse("status:all sort:created-asc", 0)
+            .expect("parses")
+            .by_keys());
     }
 
     fn summary(title: &str, status: &str, labels: &[&str], updated_ms: i64) -> IssueSummary {
@@ -503,7 +631,7 @@ mod tests {
             me: None,
             now_ms: 0,
         };
-        let titles = |p: Page<'_>| {
+        let titles = |p: Page<&IssueSummary>| {
             (
                 p.rows.iter().map(|s| s.title.clone()).collect::<Vec<_>>(),
                 p.total,

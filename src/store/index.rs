@@ -1,7 +1,10 @@
 //! The listing index: a derived cache of issue summaries keyed by ref tips.
 //!
-//! Lives at `.git/reposix/index-v3` (compact binary rows, checksummed),
-//! with the bodies for text search beside it in `index-v3-text`. A read
+//! Lives at `.git/reposix/index-v4` (compact binary rows, checksummed,
+//! then a table of fixed-size sort keys, one per row, with each row's
+//! offset: [`Index::keyed`] answers a listing filtered by status and
+//! sorted by time or status from the table, decoding only the rows it
+//! shows), with the bodies for text search beside it in `index-v4-text`. A read
 //! first compares a *stamp* of the ref storage (size, mtime and inode of
 //! `packed-refs` and of the loose ref directories of the issue namespace)
 //! with the stamp recorded when the index was written: git changes a loose
@@ -33,7 +36,7 @@ use crate::crdt::incremental::{CacheDecodeError, Dec, Enc, Folded, D};
 use crate::crdt::{IssueState, Link};
 use crate::event::{ActorId, IssueId, Status};
 
-const INDEX_MAGIC: &[u8; 8] = b"rxindx3e";
+const INDEX_MAGIC: &[u8; 8] = b"rxindx4e";
 const TEXT_MAGIC: &[u8; 8] = b"rxtext03";
 
 /// A ref-storage stamp is trusted once its newest mtime is this old.
@@ -422,6 +425,120 @@ pub struct Listing {
     pub refs_listed: bool,
 }
 
+/// Bytes of one row's entry in the key table: kind (0 issue, 1 damaged,
+/// 2 merged), status (its place in [`Status::ALL`]), created and updated
+/// ms (little-endian), the issue id, the row's offset in the payload.
+const KEY_LEN: usize = 1 + 1 + 8 + 8 + 16 + 8;
+
+fn put_key(out: &mut Vec<u8>, offset: usize, entry: &Entry) {
+    let (kind, status, created, updated, id) = match entry {
+        Entry::Issue(s) => (
+            if s.merged { 2 } else { 0 },
+            Status::ALL.iter().position(|x| *x == s.status).unwrap_or(0) as u8,
+            s.created_ms,
+            s.updated_ms,
+            *s.id.0.as_bytes(),
+        ),
+        Entry::Damaged(_) => (1, 0, 0, 0, [0; 16]),
+    };
+    out.push(kind);
+    out.push(status);
+    out.extend_from_slice(&created.to_le_bytes());
+    out.extend_from_slice(&updated.to_le_bytes());
+    out.extend_from_slice(&id);
+    out.extend_from_slice(&(offset as u64).to_le_bytes());
+}
+
+/// The sort keys of one listed issue (see [`Keyed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKeys {
+    /// The issue.
+    pub id: IssueId,
+    /// Status.
+    pub status: Status,
+    /// Created (wall, ms).
+    pub created_ms: i64,
+    /// Last event (wall, ms).
+    pub updated_ms: i64,
+    /// Where its row starts in the payload.
+    offset: usize,
+}
+
+impl SortKeys {
+    /// The keys of a summary (with no row behind them: for comparing
+    /// orders).
+    #[cfg(test)]
+    pub(crate) fn of(s: &IssueSummary) -> SortKeys {
+        SortKeys {
+            id: s.id,
+            status: s.status,
+            created_ms: s.created_ms,
+            updated_ms: s.updated_ms,
+            offset: 0,
+        }
+    }
+}
+
+/// The index as its key table: the sort keys of every listed issue, and
+/// each issue's summary decoded on demand. Valid only while the ref
+/// storage stamp vouches for the index (see [`Index::keyed`]).
+#[derive(Debug)]
+pub struct Keyed {
+    bytes: Vec<u8>,
+    /// Listed issues (healthy, not merged), in ref order.
+    pub keys: Vec<SortKeys>,
+    damaged: Vec<usize>,
+}
+
+impl Keyed {
+    fn payload(&self) -> &[u8] {
+        &self.bytes[INDEX_MAGIC.len()..self.bytes.len() - 8]
+    }
+
+    fn row_at(&self, offset: usize) -> Option<Row> {
+        let mut d = Dec(self.payload().get(offset..)?);
+        let (refname, issue) = get_name(&mut d).ok()?;
+        let tip = get_tip(&mut d).ok()?;
+        let entry = match d.u().ok()? {
+            0 => Entry::Issue(Box::new(get_summary(&mut d).ok()?)),
+            1 => Entry::Damaged(d.s().ok()?),
+            _ => return None,
+        };
+        Some(Row {
+            refname,
+            issue,
+            tip,
+            entry,
+        })
+    }
+
+    /// The summary of a listed issue (body empty).
+    pub fn summary(&self, k: &SortKeys) -> Result<IssueSummary, StoreError> {
+        match self.row_at(k.offset).map(|r| r.entry) {
+            Some(Entry::Issue(s)) if s.id == k.id => Ok(*s),
+            _ => Err(StoreError::Index {
+                path: "index".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the index row of {} does not decode", k.id),
+                ),
+            }),
+        }
+    }
+
+    /// Refs that could not be read: (ref name, why).
+    pub fn damaged(&self) -> Vec<(String, String)> {
+        self.damaged
+            .iter()
+            .filter_map(|o| self.row_at(*o))
+            .filter_map(|r| match r.entry {
+                Entry::Damaged(why) => Some((r.refname, why)),
+                Entry::Issue(_) => None,
+            })
+            .collect()
+    }
+}
+
 /// The index of one store.
 pub struct Index<'a> {
     store: &'a GitEventStore,
@@ -433,7 +550,7 @@ impl<'a> Index<'a> {
     /// The index of `store`.
     pub fn new(store: &'a GitEventStore) -> Index<'a> {
         Index {
-            path: store.reposix_dir().join("index-v3"),
+            path: store.reposix_dir().join("index-v4"),
             common: store.repo().common_dir().to_path_buf(),
             store,
         }
@@ -445,7 +562,7 @@ impl<'a> Index<'a> {
     }
 
     fn text_path(&self) -> PathBuf {
-        self.path.with_file_name("index-v3-text")
+        self.path.with_file_name("index-v4-text")
     }
 
     /// The cached stamp and rows, sorted by ref name (as written).
@@ -512,6 +629,57 @@ impl<'a> Index<'a> {
     /// [`Index::list`] with every summary's body filled in, for text search.
     pub fn list_with_text(&self, rebuild: bool) -> Result<Listing, StoreError> {
         self.list_opts(rebuild, true)
+    }
+
+    /// The key table, when the ref-storage stamp vouches for the index
+    /// (no ref of the namespace moved since it was written): a listing
+    /// that filters by status and sorts by time or status reads it and
+    /// decodes only the rows it shows. `None`: list through
+    /// [`Index::list`], which refreshes the index.
+    pub fn keyed(&self) -> Option<Keyed> {
+        let bytes = std::fs::read(&self.path).ok()?;
+        let payload = unseal(INDEX_MAGIC, &bytes)?;
+        let mut d = Dec(payload);
+        let stamp = Stamp::decode(&mut d).ok()?;
+        if !stamp.trusted || stamp != Stamp::take(&self.common, &stamp.subdirs()) {
+            return None;
+        }
+        let n = d.count().ok()?;
+        let at = payload.len().checked_sub(8)?;
+        let table = u64::from_le_bytes(payload[at..].try_into().ok()?);
+        let table = usize::try_from(table).ok()?;
+        let raw = payload.get(table..at)?;
+        if raw.len() != n.checked_mul(KEY_LEN)? {
+            return None;
+        }
+        let mut keys = Vec::with_capacity(n);
+        let mut damaged = Vec::new();
+        for k in raw.chunks_exact(KEY_LEN) {
+            let le = |r: std::ops::Range<usize>| -> [u8; 8] {
+                k[r].try_into().expect("BUG: eight bytes")
+            };
+            let offset = usize::try_from(u64::from_le_bytes(le(34..42))).ok()?;
+            if offset >= table {
+                return None;
+            }
+            match k[0] {
+                0 => keys.push(SortKeys {
+                    id: IssueId(uuid::Uuid::from_bytes(k[18..34].try_into().ok()?)),
+                    status: *Status::ALL.get(usize::from(k[1]))?,
+                    created_ms: i64::from_le_bytes(le(2..10)),
+                    updated_ms: i64::from_le_bytes(le(10..18)),
+                    offset,
+                }),
+                1 => damaged.push(offset),
+                2 => {}
+                _ => return None,
+            }
+        }
+        Some(Keyed {
+            bytes,
+            keys,
+            damaged,
+        })
     }
 
     fn list_opts(&self, rebuild: bool, with_text: bool) -> Result<Listing, StoreError> {
@@ -694,10 +862,12 @@ impl<'a> Index<'a> {
     }
 
     fn write(&self, stamp: &Stamp, rows: &[Row]) -> Result<(), StoreError> {
-        let mut e = Enc(Vec::with_capacity(64 + rows.len() * 128));
+        let mut e = Enc(Vec::with_capacity(64 + rows.len() * (128 + KEY_LEN)));
         stamp.encode(&mut e);
         e.u(rows.len() as u64);
+        let mut keys = Vec::with_capacity(rows.len() * KEY_LEN);
         for r in rows {
+            put_key(&mut keys, e.0.len(), &r.entry);
             put_name(&mut e, &r.refname, r.issue);
             put_tip(&mut e, &r.tip);
             match &r.entry {
@@ -711,9 +881,12 @@ impl<'a> Index<'a> {
                 }
             }
         }
+        let table = e.0.len() as u64;
+        e.0.extend_from_slice(&keys);
+        e.0.extend_from_slice(&table.to_le_bytes());
         write_file(&self.path, &seal(INDEX_MAGIC, e.0))?;
         // Files of earlier index versions are dead weight now.
-        for old in ["index-v1", "index-v1-text"] {
+        for old in ["index-v1", "index-v1-text", "index-v3", "index-v3-text"] {
             let _ = std::fs::remove_file(self.path.with_file_name(old));
         }
         Ok(())

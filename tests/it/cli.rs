@@ -613,7 +613,7 @@ fn index_follows_refs_moved_behind_its_back() {
 #[test]
 fn deleting_or_garbling_the_index_is_harmless() {
     let t = TestRepo::new();
-    let index = t.git_dir().join("reposix/index-v3");
+    let index = t.git_dir().join("reposix/index-v4");
     let a = t.new_issue("A", &["-l", "x"]);
     let expect = t.json(&["issue", "list", "--state", "all"]);
     assert!(index.exists(), "list writes the index");

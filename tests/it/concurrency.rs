@@ -48,7 +48,7 @@ fn assert_one_resolved_state(t: &TestRepo, issue: &str) -> Value {
     assert_eq!(first, second, "two reads of the same issue differ");
     assert_eq!(t.refs("refs/reposix/"), vec![issue_ref(issue)]);
     let warm = t.json(&["issue", "list", "--state", "all"]);
-    std::fs::remove_file(t.git_dir().join("reposix/index-v3")).expect("index file exists");
+    std::fs::remove_file(t.git_dir().join("reposix/index-v4")).expect("index file exists");
     let cold = t.json(&["issue", "list", "--state", "all"]);
     assert_eq!(
         warm, cold,

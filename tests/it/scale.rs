@@ -863,3 +863,90 @@ fn a_settled_index_answers_alone_and_still_notices_refs_moved_by_git() {
     assert!(fresh.issues.iter().any(|s| s.id.to_string() == c));
     assert!(index.list(false).expect("lists").refs_listed);
 }
+
+/// `issue list` answers a query by status and time from the index's key
+/// table, decoding only the rows it shows, when the settled stamp vouches
+/// for the index: the same rows, order, total and damaged refs as the
+/// full listing; once plain git moves a ref, the table is not used and
+/// the answer still sees the move.
+#[test]
+fn the_key_table_answers_as_the_full_listing_and_only_while_vouched_for() {
+    use reposix::repo::query::{Env, Query};
+    let t = TestRepo::new();
+    let mut ids = Vec::new();
+    for (k, status) in [
+        "open",
+        "done",
+        "in_progress",
+        "open",
+        "wont_fix",
+        "in_review",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ids.push(t.new_issue(&format!("issue {k}"), &["--status", status]));
+    }
+    // A damaged ref: a blob where a commit should be.
+    let blob = t.git_stdin(&["hash-object", "-w", "--stdin"], b"not an issue");
+    t.git(&[
+        "update-ref",
+        "refs/reposix/issues/not-an-issue",
+        blob.trim(),
+    ]);
+    t.git(&["pack-refs", "--all"]);
+    let repo = t.open();
+    let index = reposix::store::index::Index::new(repo.store());
+    let settle = || {
+        age(&t.git_dir().join("packed-refs"));
+        age(&t.git_dir().join("refs/reposix/issues"));
+    };
+    settle();
+    assert!(index.keyed().is_none(), "no index yet");
+    index.list(false).expect("lists");
+    let keyed = index
+        .keyed()
+        .expect("a settled stamp vouches for the index");
+    assert_eq!(keyed.keys.len(), ids.len());
+    let env = Env {
+        me: None,
+        now_ms: 0,
+    };
+    let queries = [
+        "",
+        "status:all",
+        "status:closed sort:created-asc",
+        "sort:status",
+        "status:open sort:updated-asc",
+    ];
+    for text in queries {
+        for limit in [0, 2] {
+            let mut q = Query::parse(text, 0).expect("parses");
+            q.limit = limit;
+            assert!(q.by_keys());
+            let listing = index.list(false).expect("lists");
+            let full = q.select(&listing.issues, &env);
+            let got = repo.select(&q, &env).expect("selects");
+            let want: Vec<_> = full.rows.iter().map(|s| (*s).clone()).collect();
+            assert_eq!(got.rows, want, "{text:?} limit {limit}");
+            assert_eq!(got.total, full.total);
+            assert_eq!(got.issues, listing.issues.len());
+            assert_eq!(got.damaged, listing.damaged);
+            assert_eq!(got.damaged.len(), 1, "the blob ref is named");
+        }
+    }
+
+    // Plain git moves a ref: the table is not vouched for; the answer
+    // (through the full listing) has the move.
+    let a_tip = t.git(&["rev-parse", &issue_ref(&ids[0])]);
+    t.git(&["update-ref", &issue_ref(&ids[1]), a_tip.trim()]);
+    assert!(index.keyed().is_none(), "a moved ref changes the stamp");
+    let all = Query::parse("status:all", 0).expect("parses");
+    let got = repo.select(&all, &env).expect("selects");
+    assert_eq!(
+        got.damaged.len(),
+        2,
+        "the moved ref now holds another issue's events"
+    );
+    assert_eq!(got.rows.len(), ids.len() - 1);
+}

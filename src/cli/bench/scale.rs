@@ -592,7 +592,11 @@ fn wide(root: &Path, n: usize) -> anyhow::Result<WideFigures> {
     f.objects = objects.iter().filter(|b| **b == b'\n').count();
     f.cat_file_batch_ms = ms(git_fed(&dir, &["cat-file", "--batch"], &objects)?);
     f.list_default_ms = rx_median(&dir, &["issue", "list"], 5)?;
-    f.list_json_all_ms = rx_median(&dir, &["--json", "issue", "list", "--state", "all"], 3)?;
+    f.list_json_all_ms = rx_median(
+        &dir,
+        &["--json", "issue", "list", "--state", "all", "--limit", "0"],
+        3,
+    )?;
     f.list_filtered_ms = rx_median(&dir, &["issue", "list", "-l", "team-7"], 5)?;
     f.list_text_ms = rx_median(&dir, &["issue", "list", "--text", "reproduce"], 3)?;
     let id = written
@@ -641,7 +645,7 @@ fn render_wide(f: &WideFigures) -> String {
          | measure | reposix | git | ratio |\n|---|---|---|---|\n\
          | bulk write, s | {bw:.2} | {fi:.2} (fast-import, same objects) | {r:.2}x of git's rate |\n\
          | `issue list` (default: open, by update), ms | {ld:.0} | {fer:.0} (`for-each-ref` of the refs) | |\n\
-         | `issue list --json --state all`, ms | {lj:.0} | | |\n\
+         | `issue list --json --state all --limit 0` (every issue), ms | {lj:.0} | | |\n\
          | `issue list -l team-7`, ms | {lf:.0} | | |\n\
          | `issue list --text reproduce`, ms | {lt:.0} | | |\n\
          | `issue show`, ms | {sh:.1} | | |\n\
