@@ -131,9 +131,13 @@ impl EventId {
 
     /// The first `n` hex digits, for display.
     pub fn short(&self) -> String {
-        let mut hex = self.to_hex();
-        hex.truncate(12);
-        hex
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(12);
+        for b in &self.0[..6] {
+            s.push(char::from(DIGITS[usize::from(b >> 4)]));
+            s.push(char::from(DIGITS[usize::from(b & 15)]));
+        }
+        s
     }
 }
 

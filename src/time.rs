@@ -32,23 +32,57 @@ pub fn now_millis() -> i64 {
 pub fn format_secs(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let date = i32::try_from(days)
-        .ok()
-        .and_then(|d| EPOCH.checked_add(jiff::Span::new().days(d)).ok());
-    let date = date.unwrap_or(if days < 0 {
-        jiff::civil::Date::MIN
+    let (year, month, day) = civil(days);
+    let (year, month, day) = if year < -9999 {
+        (-9999, 1, 1)
+    } else if year > 9999 {
+        (9999, 12, 31)
     } else {
-        jiff::civil::Date::MAX
-    });
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date.year(),
-        date.month(),
-        date.day(),
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+        (year, month, day)
+    };
+    // Digits written directly (one time per comment of a deep issue).
+    let mut out = String::with_capacity(21);
+    let two = |out: &mut String, v: i64| {
+        out.push(char::from(b'0' + (v / 10) as u8));
+        out.push(char::from(b'0' + (v % 10) as u8));
+    };
+    if year < 0 {
+        // `{:04}`: the sign counts toward the width.
+        out.push_str(&format!("{year:04}"));
+    } else {
+        two(&mut out, year / 100);
+        two(&mut out, year % 100);
+    }
+    for (sep, v) in [
+        ('-', month),
+        ('-', day),
+        ('T', rem / 3600),
+        (':', rem % 3600 / 60),
+        (':', rem % 60),
+    ] {
+        out.push(sep);
+        two(&mut out, v);
+    }
+    out.push('Z');
+    out
+}
+
+/// The proleptic Gregorian (year, month, day) of a day count since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`; `issue show` formats one
+/// time per comment, and civil arithmetic through jiff was most of its
+/// cost). Exact for any `i64` day count that does not overflow; the
+/// caller clamps to jiff's range, as before (`format_secs_matches_jiff`).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// A timestamp as a tracker wrote it, parsed once: the text is kept
@@ -272,6 +306,62 @@ pub fn relative(ms: i64, now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The civil arithmetic agrees with jiff's over its whole range, and
+    /// clamps beyond it as jiff's checked arithmetic did.
+    #[test]
+    fn format_secs_matches_jiff() {
+        let by_jiff = |secs: i64| {
+            let days = secs.div_euclid(86_400);
+            let rem = secs.rem_euclid(86_400);
+            let date = i32::try_from(days)
+                .ok()
+                .and_then(|d| EPOCH.checked_add(jiff::Span::new().days(d)).ok())
+                .unwrap_or(if days < 0 {
+                    jiff::civil::Date::MIN
+                } else {
+                    jiff::civil::Date::MAX
+                });
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                date.year(),
+                date.month(),
+                date.day(),
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            )
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut samples: Vec<i64> = vec![
+            0,
+            -1,
+            86_399,
+            86_400,
+            951_782_400,
+            253_402_300_799,
+            253_402_300_800,
+            -377_705_116_800,
+            -377_705_116_801,
+            i64::MIN,
+            i64::MAX,
+        ];
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly within jiff's range (about ±3.2e11 s), some beyond.
+            samples.push((x as i64) % 400_000_000_000);
+        }
+        for d in -3_700_000..3_700_000i64 {
+            if d % 97 == 0 {
+                samples.push(d * 86_400 + 3_661);
+            }
+        }
+        for secs in samples {
+            assert_eq!(format_secs(secs), by_jiff(secs), "{secs}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

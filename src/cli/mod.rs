@@ -410,14 +410,7 @@ impl Out {
                 .write_all(json.as_bytes())
                 .and_then(|()| stdout.write_all(b"\n"))
         } else {
-            let text = safe_text(&text());
-            if text.is_empty() {
-                Ok(())
-            } else if text.ends_with('\n') {
-                stdout.write_all(text.as_bytes())
-            } else {
-                writeln!(stdout, "{text}")
-            }
+            write_text(&mut stdout, &safe_text(text()))
         };
         stdout_written(result)
     }
@@ -431,11 +424,11 @@ impl Out {
         if self.json {
             return self.done(data, text);
         }
-        let text = text();
-        if term::page(&safe_text(&text)) {
+        let text = safe_text(text());
+        if term::page(&text) {
             return Ok(());
         }
-        self.done(data, || text)
+        stdout_written(write_text(&mut std::io::stdout().lock(), &text))
     }
 
     /// Like [`Out::done_paged`] for text that carries colour codes: the
@@ -451,7 +444,8 @@ impl Out {
         if self.json {
             return self.done_as(data, text, ordered);
         }
-        let text = reposix::git::redact::redact_known(&text());
+        let text = text();
+        let text = reposix::git::redact::redact_known(&text);
         if term::page(&text) {
             return Ok(());
         }
@@ -536,8 +530,30 @@ fn select_fields(data: serde_json::Value, fields: &[String]) -> Result<serde_jso
 
 /// Stored text on its way to a terminal: known secrets masked, control
 /// characters escaped.
-fn safe_text(text: &str) -> String {
-    term::escape(&reposix::git::redact::redact_known(text), term::Lines::Keep).into_owned()
+/// Write text made safe ([`safe_text`]), ending it with a line break.
+fn write_text(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    if text.is_empty() {
+        Ok(())
+    } else if text.ends_with('\n') {
+        out.write_all(text.as_bytes())
+    } else {
+        writeln!(out, "{text}")
+    }
+}
+
+fn safe_text(text: String) -> String {
+    // No copy of a text that needs no change (a page of comments is
+    // megabytes).
+    let redacted = match reposix::git::redact::redact_known(&text) {
+        std::borrow::Cow::Owned(s) => Some(s),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
+    .unwrap_or(text);
+    match term::escape(&redacted, term::Lines::Keep) {
+        std::borrow::Cow::Owned(s) => Some(s),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
+    .unwrap_or(redacted)
 }
 
 /// A message (error, warning, hint, progress) on its way to a terminal:
@@ -642,7 +658,8 @@ fn report(out: &Out, f: Failure) -> ExitCode {
         if let Some(data) = f.data {
             env["data"] = data;
         }
-        let env = reposix::git::redact::redact_known(&env.to_string());
+        let env = env.to_string();
+        let env = reposix::git::redact::redact_known(&env);
         let _ = writeln!(std::io::stdout(), "{env}");
     } else {
         let mut err = std::io::stderr().lock();

@@ -40,9 +40,67 @@ fn is_unsafe(c: char, lines: Lines) -> bool {
     }
 }
 
+/// Whether UTF-8 `text` holds a character [`is_unsafe`] flags, by its
+/// bytes (a page of comments is megabytes; decoding every character to
+/// ask was most of `issue show`'s time): C0 and DEL are single bytes, C1
+/// controls are `C2 80`..`C2 9F`, U+061C is `D8 9C`, U+200E/F and
+/// U+2028..U+202E are `E2 80 8E/8F/A8..AE`, U+2066..U+2069 are
+/// `E2 81 A6..A9`.
+fn needs_escape(text: &[u8], lines: Lines) -> bool {
+    let mut i = 0;
+    while let Some(k) = next_suspect(&text[i..]) {
+        i += k;
+        let next = |n: usize| text.get(i + n).copied();
+        let unsafe_here = match text[i] {
+            b'\n' | b'\t' => lines == Lines::Escape,
+            0xc2 => matches!(next(1), Some(0x80..=0x9f)),
+            0xd8 => next(1) == Some(0x9c),
+            0xe2 => matches!(
+                (next(1), next(2)),
+                (Some(0x80), Some(0x8e | 0x8f | 0xa8..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
+            ),
+            _ => true,
+        };
+        if unsafe_here {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The first byte that may start an unsafe character (below 0x20, DEL,
+/// or a lead byte `C2`, `D8`, `E2`), eight bytes at a time over the
+/// printable ASCII that most text is.
+fn next_suspect(text: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let suspect = |b: u8| b < 0x20 || b == 0x7f || b == 0xc2 || b == 0xd8 || b == 0xe2;
+    let mut chunks = text.chunks_exact(8);
+    let mut at = 0;
+    for c in chunks.by_ref() {
+        let w = u64::from_le_bytes(c.try_into().expect("BUG: eight bytes"));
+        // A byte below 0x20, a byte with the high bit set, or 0x7f
+        // (0x7f + 1 sets the high bit): look closer.
+        let low = w.wrapping_sub(LO * 0x20) & !w & HI;
+        let high_or_del = (w | w.wrapping_add(LO)) & HI;
+        if low | high_or_del != 0 {
+            if let Some(k) = c.iter().position(|&b| suspect(b)) {
+                return Some(at + k);
+            }
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| suspect(b))
+        .map(|k| at + k)
+}
+
 /// `text` with every unsafe character shown as an escape.
 pub fn escape(text: &str, lines: Lines) -> Cow<'_, str> {
-    if !text.chars().any(|c| is_unsafe(c, lines)) {
+    if !needs_escape(text.as_bytes(), lines) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -67,6 +125,29 @@ pub fn line(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_scan_flags_exactly_the_unsafe_characters() {
+        for lines in [Lines::Keep, Lines::Escape] {
+            for c in (0..0x3000u32)
+                .chain(0xfff0..0x10100)
+                .filter_map(char::from_u32)
+            {
+                let mut buf = [0u8; 4];
+                let one = c.encode_utf8(&mut buf);
+                // At every offset of an eight-byte word, and in the tail.
+                for k in [0, 1, 5, 7, 8, 13, 17] {
+                    let text = format!("{}{one}{}", "a".repeat(k), "ü-b".repeat(3));
+                    assert_eq!(
+                        needs_escape(text.as_bytes(), lines),
+                        is_unsafe(c, lines),
+                        "U+{:04X} {lines:?} at {k}",
+                        c as u32
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn controls_and_bidi_are_shown_escaped() {

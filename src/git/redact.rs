@@ -16,6 +16,7 @@
 //! text (every short word would be masked); they are still masked inside
 //! URLs and after `Bearer`/`Basic`.
 
+use std::borrow::Cow;
 use std::sync::{Mutex, OnceLock};
 
 /// Environment variables whose values are credentials.
@@ -69,7 +70,7 @@ pub fn redact(text: &str) -> String {
 /// `text` with only the known secrets masked, everything else exact: for
 /// stored content on its way out (issue text may quote URLs or the word
 /// `Bearer`; it must never show a credential this process holds).
-pub fn redact_known(text: &str) -> String {
+pub fn redact_known(text: &str) -> Cow<'_, str> {
     let mut out = None::<String>;
     for secret in known_secrets() {
         let current = out.as_deref().unwrap_or(text);
@@ -77,7 +78,7 @@ pub fn redact_known(text: &str) -> String {
             out = Some(current.replace(&secret, MASK));
         }
     }
-    out.unwrap_or_else(|| text.to_owned())
+    out.map_or(Cow::Borrowed(text), Cow::Owned)
 }
 
 /// Mask the userinfo of every `scheme://userinfo@host`. Conservative: a

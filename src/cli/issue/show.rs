@@ -1,5 +1,7 @@
 //! `reposix issue show`.
 
+use std::fmt::Write as _;
+
 use clap::Args;
 
 use reposix::crdt::IssueState;
@@ -33,18 +35,38 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<(), Failure> {
             .iter()
             .map(|r| (r.backend.clone(), r.remote_id.clone())),
     );
-    let mut json = serde_json::to_value(&state).expect("BUG: state serializes");
-    json["trackers"] = serde_json::to_value(&refs).expect("BUG: refs serialize");
-    json["created_at"] = reposix::time::format_millis(state.created_ms).into();
-    json["updated_at"] = reposix::time::format_millis(state.updated_ms).into();
-    if let Some(arr) = json["comments"].as_array_mut() {
-        for (c, v) in state.comments.iter().zip(arr.iter_mut()) {
-            v["created_at"] = reposix::time::format_millis(c.created_ms).into();
-        }
-    }
     let style = term::Style::stdout();
-    ctx.out
-        .done_paged(&json, || render_state(&state, &refs, &style))
+    ctx.out.done_paged(
+        &ShowJson {
+            state: &state,
+            refs: &refs,
+        },
+        || render_state(&state, &refs, &style),
+    )
+}
+
+/// The JSON of `issue show`: the state with its times as RFC 3339 and its
+/// tracker references. Built only when serialized (in `--json` mode): a
+/// state of 100,000 comments as a value tree costs many times its text.
+struct ShowJson<'a> {
+    state: &'a IssueState,
+    refs: &'a [TrackerRef],
+}
+
+impl serde::Serialize for ShowJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let state = self.state;
+        let mut json = serde_json::to_value(state).map_err(serde::ser::Error::custom)?;
+        json["trackers"] = serde_json::to_value(self.refs).map_err(serde::ser::Error::custom)?;
+        json["created_at"] = reposix::time::format_millis(state.created_ms).into();
+        json["updated_at"] = reposix::time::format_millis(state.updated_ms).into();
+        if let Some(arr) = json["comments"].as_array_mut() {
+            for (c, v) in state.comments.iter().zip(arr.iter_mut()) {
+                v["created_at"] = reposix::time::format_millis(c.created_ms).into();
+            }
+        }
+        json.serialize(ser)
+    }
 }
 
 fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> String {
@@ -99,8 +121,11 @@ fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> Str
             out.push('\n');
         }
     }
+    out.reserve(s.comments.iter().map(|c| c.body.len() + 80).sum());
     for c in &s.comments {
-        out.push_str(&format!(
+        // Written in place: a deep issue prints 100,000 of these.
+        let _ = write!(
+            out,
             "\n--- comment {} by {}{}, {}{}\n{}\n",
             c.id.short(),
             c.author,
@@ -108,7 +133,7 @@ fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> Str
             style.when(c.created_ms, now),
             if c.edited { " (edited)" } else { "" },
             c.body
-        ));
+        );
     }
     out
 }
