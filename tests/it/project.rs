@@ -1686,6 +1686,53 @@ fn a_comment_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
     );
 }
 
+/// Found by the CLI checker (soak seed 1009, shrunk to 8 steps, about one
+/// replay in three): as above, but bob edits his copy's body and labels
+/// before he learns of the merge. A merged copy exported its comments
+/// only, so the text and the label stayed in a log nobody lists. They
+/// reach the tracker and, from there, the issue the copy was merged into.
+#[test]
+fn a_body_edit_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let (a, c) = (TestRepo::new(), TestRepo::new());
+    let (alice, bob) = (a.open(), c.open());
+    let (original, remote_id) = exported_then_marker_deleted(&alice, &s, &b);
+    sync(&bob, &b, "bob");
+    let copy = bob.list().expect("list").issues[0].id;
+    assert_ne!(copy, original, "bob imported a copy of his own");
+    git_sync(&a, &c);
+    sync(&alice, &b, "alice");
+    assert_eq!(alice.list().expect("list").issues.len(), 1);
+    // Bob, who has not heard of the merge yet, edits his copy.
+    let text = format!("{} bobs-token", bob.show(copy).expect("show").body);
+    bob.apply(
+        copy,
+        &actor("bob"),
+        &[Change::Body(text), Change::AddLabel("bobs-label".into())],
+    )
+    .expect("edit");
+    git_sync(&c, &a);
+    for _ in 0..2 {
+        sync(&alice, &b, "alice");
+        sync(&bob, &b, "bob");
+        git_sync(&c, &a);
+        git_sync(&a, &c);
+    }
+    for r in [&alice, &bob] {
+        let state = r.show(original).expect("show");
+        once(&state.body, "bobs-token");
+        assert!(
+            state.labels.contains(&"bobs-label".to_owned()),
+            "{:?}",
+            state.labels
+        );
+    }
+    let on_tracker = b.get(&remote_id).expect("get").expect("still there");
+    once(&on_tracker.body, "bobs-token");
+    assert!(on_tracker.labels.contains(&"bobs-label".to_owned()));
+}
+
 /// Found by the CLI checker (seed 4): bob imports alice's issue from the
 /// tracker before git brings its history, and replaces its text. The text
 /// was bootstrapped from nothing in bob's clone, a second copy of the one

@@ -94,14 +94,24 @@ impl Projection<'_> {
     ) -> Result<(), ProjectError> {
         let mut set = self.load_or_empty(issue)?;
         if set.merged_into().is_some() {
-            // A copy folded into another issue is not exported any more,
-            // except comments written on it before its writer learnt of the
-            // merge: they go to the tracker issue both are bound to (with
-            // their marker, so once), and the issue it was merged into
-            // imports them from there.
+            // A copy folded into another issue is exported only for what
+            // was written on it before its writer learnt of the merge (a
+            // body edit, a label, a comment): that goes to the tracker
+            // issue both are bound to, and the issue it was merged into
+            // imports it from there. Its fields and body are patched as any
+            // bound issue's (the difference from its own last observation;
+            // a stale revision re-imports into the copy first), its
+            // comments carry their marker (so they are posted once).
             if let Some(remote_id) = self.binding(&set) {
-                if !self.is_gone(&set, &remote_id) && self.backend.capabilities().comments {
-                    self.export_comments(issue, &remote_id, &mut set, report)?;
+                if !self.is_gone(&set, &remote_id) {
+                    self.catch_up_body(issue, &mut set, &remote_id)?;
+                    if !self.patch_remote(issue, &remote_id, &mut set, report)? {
+                        report.gone += 1;
+                        return Ok(());
+                    }
+                    if self.backend.capabilities().comments {
+                        self.export_comments(issue, &remote_id, &mut set, report)?;
+                    }
                 }
             }
             return Ok(());
