@@ -650,6 +650,7 @@ impl BodyDoc {
         let targets: std::collections::HashSet<automerge::ObjId> = self
             .copies_dropped(r, &deps, &gone, false)?
             .into_iter()
+            .flatten()
             .filter(|(d, _)| gone(d))
             .map(|(_, k)| k)
             .collect();
@@ -669,7 +670,7 @@ impl BodyDoc {
     }
 
     /// The characters that derived changes outside the history of `at`
-    /// deleted as second copies of characters in `gone` (section 6b): a
+    /// deleted as second copies of characters in `gone`, word by word (section 6b): a
     /// join dropped one copy and kept the other, and a writer then deleted
     /// the kept one. A state that has not seen the join still shows the
     /// dropped copy; it is the same text, deleted by the same writer.
@@ -678,7 +679,7 @@ impl BodyDoc {
         at: &[Bytes],
         derived: &[Bytes],
         gone: &Elements,
-    ) -> Result<Vec<Element>, BodyError> {
+    ) -> Result<Vec<Vec<Element>>, BodyError> {
         let mut out = Vec::new();
         for r in derived {
             if !self.has(r) || self.covers(at, std::slice::from_ref(r)) {
@@ -687,19 +688,36 @@ impl BodyDoc {
             let Some(deps) = self.deps(r).filter(|d| !d.is_empty()) else {
                 continue;
             };
-            out.extend(
-                self.copies_dropped(r, &deps, &|_| true, true)?
-                    .into_iter()
+            for run in self.copies_dropped(r, &deps, &|_| true, true)? {
+                let gone_run: Vec<Element> = run
+                    .iter()
                     .filter(|(_, k)| element(k).is_some_and(|k| gone.contains(&k)))
-                    .filter_map(|(d, _)| element(&d)),
-            );
+                    .filter_map(|(d, _)| element(d))
+                    .collect();
+                if !gone_run.is_empty() {
+                    out.push(gone_run);
+                }
+            }
         }
         Ok(out)
     }
 
+    /// The live characters of the state at `at`, each with its position.
+    pub fn positions(
+        &mut self,
+        at: &[Bytes],
+    ) -> Result<std::collections::HashMap<Element, usize>, BodyError> {
+        Ok(self
+            .live_chars_at(at)?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (id, _))| Some((element(&id)?, i)))
+            .collect())
+    }
+
     /// The characters a derived change `r` (built on `deps`) deleted as a
     /// second copy of text it keeps, each with the character of `r`'s text
-    /// it aligns with: (deleted, kept). Only runs holding a character
+    /// it aligns with: (deleted, kept), run by run. Only runs holding a character
     /// `wanted` accepts are aligned. The rules are those of
     /// [`BodyDoc::carried_deletions`]; with `words`, each word of a run is
     /// a run of its own (a join drops a derived copy whole, some of whose
@@ -710,7 +728,7 @@ impl BodyDoc {
         deps: &[Bytes],
         wanted: &dyn Fn(&automerge::ObjId) -> bool,
         words: bool,
-    ) -> Result<Vec<(automerge::ObjId, automerge::ObjId)>, BodyError> {
+    ) -> Result<Vec<Vec<(automerge::ObjId, automerge::ObjId)>>, BodyError> {
         // A join starts from two or more points' heads; any other derived
         // change (an import's sync point) can only have moved text.
         let join = deps.len() >= 2;
@@ -824,11 +842,12 @@ impl BodyDoc {
             if !copies {
                 continue;
             }
-            for (&k, j) in run.iter().zip(&local) {
-                if let Some(j) = j {
-                    out.push((deleted[k].1.clone(), after[*j].0.clone()));
-                }
-            }
+            out.push(
+                run.iter()
+                    .zip(&local)
+                    .filter_map(|(&k, j)| j.map(|j| (deleted[k].1.clone(), after[j].0.clone())))
+                    .collect(),
+            );
         }
         Ok(out)
     }
@@ -1044,9 +1063,10 @@ mod tests {
             .expect("t")
             .contains("[t1]"));
         let twins = a.dropped_twins(&only_two, &derived, &gone).expect("twins");
-        assert_eq!(twins.len(), 4, "the four characters of `two`'s `[t1]`");
+        assert_eq!(twins.len(), 1, "one word");
+        assert_eq!(twins[0].len(), 4, "the four characters of `two`'s `[t1]`");
         let mut all = gone.clone();
-        all.extend(twins);
+        all.extend(twins.into_iter().flatten());
         let text = a.text_without(&only_two, &all).expect("t");
         assert!(!text.contains("[t1]"), "{text:?}");
         // A state that saw the join has nothing more to leave out.

@@ -488,22 +488,56 @@ impl BodyView {
                 pairs.push((p.1, q.1));
             }
         }
-        let mut twins = Vec::new();
+        // Runs of twins: consecutive positions whose character in one
+        // state is deleted and, in the other, is not that same character
+        // nor one the first state also has (a character both states hold
+        // is its own twin).
+        let mut runs: Vec<Vec<crate::crdt::body::Element>> = Vec::new();
         for (p, q) in pairs.into_iter().take(TWIN_PAIRS) {
-            if let Some(aligned) = self.doc.twins(p, q)? {
-                for (x, y) in aligned {
-                    if gone.contains(&x) {
-                        twins.push(y);
-                    } else if gone.contains(&y) {
-                        twins.push(x);
+            let Some(aligned) = self.doc.twins(p, q)? else {
+                continue;
+            };
+            let in_p: std::collections::HashSet<&crate::crdt::body::Element> =
+                aligned.iter().map(|(x, _)| x).collect();
+            let in_q: std::collections::HashSet<&crate::crdt::body::Element> =
+                aligned.iter().map(|(_, y)| y).collect();
+            for flip in [false, true] {
+                let mut run = Vec::new();
+                for (x, y) in &aligned {
+                    let (deleted, twin) = if flip { (y, x) } else { (x, y) };
+                    let copy = x != y && !in_q.contains(x) && !in_p.contains(y);
+                    if copy && gone.contains(deleted) && !gone.contains(twin) {
+                        run.push(twin.clone());
+                    } else if !run.is_empty() {
+                        runs.push(std::mem::take(&mut run));
                     }
+                }
+                if !run.is_empty() {
+                    runs.push(run);
                 }
             }
         }
         let mut derived = derived.to_vec();
         derived.sort();
         derived.dedup();
-        twins.extend(self.doc.dropped_twins(canonical, &derived, gone)?);
+        runs.extend(self.doc.dropped_twins(canonical, &derived, gone)?);
+        if runs.is_empty() {
+            return Ok(());
+        }
+        // A run counts only while it is still side by side in the
+        // canonical state: a diff that reused some of its characters in
+        // another word (`[b1]` read as a typo of `[t11]`) has made them
+        // part of that word, not the deleted one.
+        let at = self.doc.positions(canonical)?;
+        let mut twins = Vec::new();
+        for run in runs {
+            let places: Vec<Option<usize>> = run.iter().map(|e| at.get(e).copied()).collect();
+            let live: Vec<usize> = places.iter().flatten().copied().collect();
+            if live.is_empty() || live.windows(2).any(|w| w[0] + 1 != w[1]) {
+                continue;
+            }
+            twins.extend(run);
+        }
         gone.extend(twins);
         Ok(())
     }
@@ -626,16 +660,7 @@ impl BodyView {
         // runs (consecutive characters) that can be, so that a derived
         // change holding a copy and a tracker edit loses only the copy.
         let chars = self.doc.owned_chars(&union, &order)?;
-        // A join that is not the tracker's text removes what writers it
-        // has not seen deleted by element, not by a diff of the text: a
-        // diff can take a deleted token's characters from a neighbouring
-        // one (`[t1]` beside `[t10]`), and the writer's own deletion then
-        // leaves a fragment.
-        let mut dropped: Vec<bool> = chars
-            .iter()
-            .map(|(e, _, _)| !honest && gone.contains(e))
-            .collect();
-        let forced = dropped.contains(&true);
+        let mut dropped = vec![false; chars.len()];
         let adds_nothing = |dropped: &[bool]| {
             let without: String = chars
                 .iter()
@@ -678,7 +703,7 @@ impl BodyView {
                 }
             }
         }
-        let change = if partial || forced {
+        let change = if partial {
             let mut gone: Vec<Element> = chars
                 .iter()
                 .zip(&dropped)

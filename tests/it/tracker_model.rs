@@ -2129,9 +2129,8 @@ fn a_deletion_follows_a_token_an_import_moved() {
 /// its own copy. The join keeps the exporter's copy; the deletion was made
 /// in the copy an earlier join kept, and that join dropped the exporter's
 /// copy as a second copy of it: the dropped twin is deleted too (section
-/// 6b). The join then removes it by element: a diff of the text took
-/// `[t1` and `]` of `[t10]` instead, and a carried deletion aligned `[t1]`
-/// with them (copies are now side by side), leaving a fragment `0`.
+/// 6b). A carried deletion also aligned `[t1]` with `[t1` and `]` of
+/// `[t10]`, leaving a fragment `0` (copies are now side by side).
 #[test]
 fn a_deletion_in_a_dropped_copy_survives_an_export_of_the_other() {
     let steps = vec![
