@@ -1639,36 +1639,76 @@ fn a_copy_imported_without_the_marker_folds_into_the_original() {
     }
 }
 
+/// Alice's exported issue whose marker a tracker user deleted; bob imports
+/// it as a copy of his own; alice learns of the copy and folds it into her
+/// issue. Bob has not heard of the merge yet.
+struct MergedBehindBob {
+    _sim: SimHandle,
+    b: SimBackend,
+    a: TestRepo,
+    c: TestRepo,
+    alice: Repo,
+    bob: Repo,
+    original: IssueId,
+    remote_id: String,
+    copy: IssueId,
+}
+
+impl MergedBehindBob {
+    fn new() -> MergedBehindBob {
+        let s = quiet_sim();
+        let b = backend(&s, "reposix");
+        let (a, c) = (TestRepo::new(), TestRepo::new());
+        let (alice, bob) = (a.open(), c.open());
+        let (original, remote_id) = exported_then_marker_deleted(&alice, &s, &b);
+        sync(&bob, &b, "bob");
+        let copy = bob.list().expect("list").issues[0].id;
+        assert_ne!(copy, original, "bob imported a copy of his own");
+        git_sync(&a, &c);
+        sync(&alice, &b, "alice");
+        assert_eq!(alice.list().expect("list").issues.len(), 1);
+        MergedBehindBob {
+            _sim: s,
+            b,
+            a,
+            c,
+            alice,
+            bob,
+            original,
+            remote_id,
+            copy,
+        }
+    }
+
+    /// Bob's writes travel: git both ways and both trackers syncs, twice.
+    fn settle(&self) {
+        git_sync(&self.c, &self.a);
+        for _ in 0..2 {
+            sync(&self.bob, &self.b, "bob");
+            sync(&self.alice, &self.b, "alice");
+            git_sync(&self.c, &self.a);
+            git_sync(&self.a, &self.c);
+        }
+    }
+}
+
 /// Found by the CLI checker (seed 1): bob comments on his copy before he
 /// learns that alice folded it into her issue. The copy was no longer
 /// exported once merged, so the comment stayed in a log nobody lists.
 /// It must reach the tracker (once) and the issue the copy was merged into.
 #[test]
 fn a_comment_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
-    let s = quiet_sim();
-    let b = backend(&s, "reposix");
-    let (a, c) = (TestRepo::new(), TestRepo::new());
-    let (alice, bob) = (a.open(), c.open());
-    let (original, remote_id) = exported_then_marker_deleted(&alice, &s, &b);
-    sync(&bob, &b, "bob");
-    let copy = bob.list().expect("list").issues[0].id;
-    assert_ne!(copy, original, "bob imported a copy of his own");
-    // Alice learns of the copy and folds it into her issue.
-    git_sync(&a, &c);
-    sync(&alice, &b, "alice");
-    assert_eq!(alice.list().expect("list").issues.len(), 1);
-    // Bob, who has not heard of the merge yet, comments on his copy.
-    bob.apply(copy, &actor("bob"), &[Change::Comment("bob's note".into())])
+    let m = MergedBehindBob::new();
+    m.bob
+        .apply(
+            m.copy,
+            &actor("bob"),
+            &[Change::Comment("bob's note".into())],
+        )
         .expect("comment");
-    git_sync(&c, &a);
-    for _ in 0..2 {
-        sync(&bob, &b, "bob");
-        sync(&alice, &b, "alice");
-        git_sync(&c, &a);
-        git_sync(&a, &c);
-    }
-    for r in [&alice, &bob] {
-        let state = r.show(original).expect("show");
+    m.settle();
+    for r in [&m.alice, &m.bob] {
+        let state = r.show(m.original).expect("show");
         let notes = state
             .comments
             .iter()
@@ -1676,7 +1716,7 @@ fn a_comment_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
             .count();
         assert_eq!(notes, 1, "{:?}", state.comments);
     }
-    let on_tracker = b.comments(&remote_id).expect("comments");
+    let on_tracker = m.b.comments(&m.remote_id).expect("comments");
     assert_eq!(
         on_tracker
             .iter()
@@ -1693,34 +1733,18 @@ fn a_comment_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
 /// reach the tracker and, from there, the issue the copy was merged into.
 #[test]
 fn a_body_edit_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
-    let s = quiet_sim();
-    let b = backend(&s, "reposix");
-    let (a, c) = (TestRepo::new(), TestRepo::new());
-    let (alice, bob) = (a.open(), c.open());
-    let (original, remote_id) = exported_then_marker_deleted(&alice, &s, &b);
-    sync(&bob, &b, "bob");
-    let copy = bob.list().expect("list").issues[0].id;
-    assert_ne!(copy, original, "bob imported a copy of his own");
-    git_sync(&a, &c);
-    sync(&alice, &b, "alice");
-    assert_eq!(alice.list().expect("list").issues.len(), 1);
-    // Bob, who has not heard of the merge yet, edits his copy.
-    let text = format!("{} bobs-token", bob.show(copy).expect("show").body);
-    bob.apply(
-        copy,
-        &actor("bob"),
-        &[Change::Body(text), Change::AddLabel("bobs-label".into())],
-    )
-    .expect("edit");
-    git_sync(&c, &a);
-    for _ in 0..2 {
-        sync(&alice, &b, "alice");
-        sync(&bob, &b, "bob");
-        git_sync(&c, &a);
-        git_sync(&a, &c);
-    }
-    for r in [&alice, &bob] {
-        let state = r.show(original).expect("show");
+    let m = MergedBehindBob::new();
+    let text = format!("{} bobs-token", m.bob.show(m.copy).expect("show").body);
+    m.bob
+        .apply(
+            m.copy,
+            &actor("bob"),
+            &[Change::Body(text), Change::AddLabel("bobs-label".into())],
+        )
+        .expect("edit");
+    m.settle();
+    for r in [&m.alice, &m.bob] {
+        let state = r.show(m.original).expect("show");
         once(&state.body, "bobs-token");
         assert!(
             state.labels.contains(&"bobs-label".to_owned()),
@@ -1728,7 +1752,7 @@ fn a_body_edit_on_a_copy_written_before_the_merge_was_known_is_not_lost() {
             state.labels
         );
     }
-    let on_tracker = b.get(&remote_id).expect("get").expect("still there");
+    let on_tracker = m.b.get(&m.remote_id).expect("get").expect("still there");
     once(&on_tracker.body, "bobs-token");
     assert!(on_tracker.labels.contains(&"bobs-label".to_owned()));
 }
