@@ -350,38 +350,13 @@ impl BodyDoc {
 
     /// The text of the document at `heads`.
     pub fn text_at(&mut self, heads: &[Bytes]) -> Result<String, BodyError> {
-        let hashes = self.known(heads)?;
-        let (doc, text) = (&self.doc, &self.text);
-        catch_unwind(AssertUnwindSafe(|| doc.text_at(text, &hashes)))
-            .map_err(|_| BodyError::Apply("automerge panicked reading the body".into()))?
-            .map_err(|e| BodyError::Apply(e.to_string()))
+        let fork = self.fork(heads)?;
+        Ok(fork
+            .text(&self.text)
+            .expect("BUG: the body object exists from genesis on"))
     }
 
-    /// Live characters of the body text at `heads`: (element id,
-    /// character), in text order. Read in place, not from a fork (a fork
-    /// copies the whole document: a megabyte body's is hundreds of MB).
-    fn live_chars_at(
-        &mut self,
-        heads: &[Bytes],
-    ) -> Result<Vec<(automerge::ObjId, char)>, BodyError> {
-        let hashes = self.known(heads)?;
-        let (doc, obj) = (&self.doc, &self.text);
-        catch_unwind(AssertUnwindSafe(
-            || -> Result<_, automerge::AutomergeError> {
-                let text = doc.text_at(obj, &hashes)?;
-                Ok(doc
-                    .list_range_at(obj, .., &hashes)
-                    .map(|item| item.id())
-                    .zip(text.chars())
-                    .collect())
-            },
-        ))
-        .map_err(|_| BodyError::Apply("automerge panicked reading the body".into()))?
-        .map_err(|e| BodyError::Apply(e.to_string()))
-    }
-
-    /// `heads` as change hashes the document holds.
-    fn known(&mut self, heads: &[Bytes]) -> Result<Vec<ChangeHash>, BodyError> {
+    fn fork(&mut self, heads: &[Bytes]) -> Result<AutoCommit, BodyError> {
         let hashes = heads
             .iter()
             .map(|h| {
@@ -394,11 +369,6 @@ impl BodyDoc {
         {
             return Err(BodyError::UnknownHeads(missing.to_string()));
         }
-        Ok(hashes)
-    }
-
-    fn fork(&mut self, heads: &[Bytes]) -> Result<AutoCommit, BodyError> {
-        let hashes = self.known(heads)?;
         let doc = &mut self.doc;
         catch_unwind(AssertUnwindSafe(|| doc.fork_at(&hashes)))
             .map_err(|_| BodyError::Apply("automerge panicked forking the body".into()))?
@@ -502,7 +472,8 @@ impl BodyDoc {
         a: &[Bytes],
         b: &[Bytes],
     ) -> Result<Option<Vec<(Element, Element)>>, BodyError> {
-        let (ca, cb) = (self.live_chars_at(a)?, self.live_chars_at(b)?);
+        let (fa, fb) = (self.fork(a)?, self.fork(b)?);
+        let (ca, cb) = (self.live_chars(&fa), self.live_chars(&fb));
         if ca.len() != cb.len() || ca.iter().zip(&cb).any(|(x, y)| x.1 != y.1) {
             return Ok(None);
         }
@@ -517,8 +488,9 @@ impl BodyDoc {
     /// The text at `at` without the characters `gone` (see
     /// [`BodyDoc::deleted_outside`]).
     pub fn text_without(&mut self, at: &[Bytes], gone: &Elements) -> Result<String, BodyError> {
+        let fork = self.fork(at)?;
         Ok(self
-            .live_chars_at(at)?
+            .live_chars(&fork)
             .into_iter()
             .filter(|(id, _)| match id {
                 automerge::ObjId::Id(counter, actor, _) => {
@@ -539,8 +511,9 @@ impl BodyDoc {
         changes: &[Bytes],
     ) -> Result<Vec<(Element, char, Option<usize>)>, BodyError> {
         let ranges = self.op_ranges(changes);
+        let fork = self.fork(at)?;
         Ok(self
-            .live_chars_at(at)?
+            .live_chars(&fork)
             .into_iter()
             .filter_map(|(id, c)| match id {
                 automerge::ObjId::Id(counter, actor, _) => {
@@ -596,6 +569,18 @@ impl BodyDoc {
         });
         changed |= write_text(&mut fork, &self.text, new_text);
         self.commit_derived(fork, changed)
+    }
+
+    /// Live characters of `fork`'s body text: (element id, character), in
+    /// text order.
+    fn live_chars(&self, fork: &AutoCommit) -> Vec<(automerge::ObjId, char)> {
+        let text = fork
+            .text(&self.text)
+            .expect("BUG: the body object exists from genesis on");
+        fork.list_range(&self.text, ..)
+            .map(|item| item.id())
+            .zip(text.chars())
+            .collect()
     }
 
     /// The deletions a join `r` must carry across copies (refs-format.md,
@@ -732,8 +717,10 @@ impl BodyDoc {
         // A join starts from two or more points' heads; any other derived
         // change (an import's sync point) can only have moved text.
         let join = deps.len() >= 2;
-        let before = self.live_chars_at(deps)?;
-        let after = self.live_chars_at(std::slice::from_ref(r))?;
+        let fork = self.fork(deps)?;
+        let before = self.live_chars(&fork);
+        let fork = self.fork(std::slice::from_ref(r))?;
+        let after = self.live_chars(&fork);
         let after_ids: std::collections::HashSet<&automerge::ObjId> =
             after.iter().map(|(id, _)| id).collect();
         // The characters `r` deleted, in text order, with their position in
