@@ -692,8 +692,9 @@ impl BodyDoc {
         &mut self,
         at: &[Bytes],
     ) -> Result<std::collections::HashMap<Element, usize>, BodyError> {
+        let fork = self.fork(at)?;
         Ok(self
-            .live_chars_at(at)?
+            .live_chars(&fork)
             .into_iter()
             .enumerate()
             .filter_map(|(i, (id, _))| Some((element(&id)?, i)))
