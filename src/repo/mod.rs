@@ -491,14 +491,20 @@ impl Repo {
             if let Some(keyed) = Index::new(&self.store).keyed() {
                 let page = query.select_keys(&keyed.keys);
                 let rows: Result<Vec<_>, _> = page.rows.iter().map(|k| keyed.summary(k)).collect();
-                // A row that does not decode: the full listing rebuilds it.
-                if let Ok(rows) = rows {
-                    return Ok(Selection {
-                        rows,
-                        total: page.total,
-                        damaged: keyed.damaged(),
-                        issues: keyed.keys.len(),
-                    });
+                match rows {
+                    Ok(rows) => {
+                        return Ok(Selection {
+                            rows,
+                            total: page.total,
+                            damaged: keyed.damaged(),
+                            issues: keyed.keys.len(),
+                        });
+                    }
+                    // A key that names another row: the index is damaged;
+                    // rebuilt from the refs (and rewritten) below.
+                    Err(_) => {
+                        Index::new(&self.store).list(true)?;
+                    }
                 }
             }
         }

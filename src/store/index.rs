@@ -592,6 +592,13 @@ impl<'a> Index<'a> {
             Ok((stamp, rows))
         };
         let (stamp, mut rows) = decode(&mut d).ok()?;
+        // The key table must follow the rows, one key a row: an index
+        // whose table does not is rebuilt (and rewritten), not trusted.
+        let at = payload.len().checked_sub(8)?;
+        let table = usize::try_from(u64::from_le_bytes(payload[at..].try_into().ok()?)).ok()?;
+        if table != payload.len() - d.0.len() || at - table != rows.len().checked_mul(KEY_LEN)? {
+            return None;
+        }
         if !rows.windows(2).all(|w| w[0].refname < w[1].refname) {
             rows.sort_by(|a, b| a.refname.cmp(&b.refname));
             rows.dedup_by(|a, b| a.refname == b.refname);

@@ -950,3 +950,61 @@ fn the_key_table_answers_as_the_full_listing_and_only_while_vouched_for() {
     );
     assert_eq!(got.rows.len(), ids.len() - 1);
 }
+
+/// A key table that does not match its rows (damage that kept a valid
+/// checksum: a table offset past the end, a row offset pointing at another
+/// issue's row) is not used: `issue list` answers through the full listing,
+/// which rebuilds and rewrites the index, and the answer is the same.
+#[test]
+fn a_damaged_key_table_is_not_used_and_the_listing_is_still_right() {
+    use reposix::repo::query::{Env, Query};
+    let t = TestRepo::new();
+    for k in 0..4 {
+        t.new_issue(&format!("issue {k}"), &[]);
+    }
+    t.git(&["pack-refs", "--all"]);
+    let repo = t.open();
+    let index = reposix::store::index::Index::new(repo.store());
+    let settle = || {
+        age(&t.git_dir().join("packed-refs"));
+        age(&t.git_dir().join("refs/reposix/issues"));
+    };
+    settle();
+    let env = Env {
+        me: None,
+        now_ms: 0,
+    };
+    let q = Query::parse("status:all", 0).expect("parses");
+    let want = repo.select(&q, &env).expect("selects").rows;
+    assert_eq!(want.len(), 4);
+    assert!(index.keyed().is_some());
+    let good = std::fs::read(index.path()).expect("index");
+    // Magic, payload, 8 bytes of blake3 of the payload.
+    let reseal = |mut payload: Vec<u8>| {
+        let mut out = good[..8].to_vec();
+        let sum = blake3::hash(&payload);
+        out.append(&mut payload);
+        out.extend_from_slice(&sum.as_bytes()[..8]);
+        out
+    };
+    let payload = good[8..good.len() - 8].to_vec();
+    let n = payload.len();
+    let table = u64::from_le_bytes(payload[n - 8..].try_into().expect("8")) as usize;
+    // The table's offset past the end of the payload.
+    let mut past = payload.clone();
+    past[n - 8..].copy_from_slice(&(n as u64 * 2).to_le_bytes());
+    // The first row's offset pointing at the second row.
+    let mut swapped = payload.clone();
+    let key = 1 + 1 + 8 + 8 + 16 + 8;
+    let second = swapped[table + key + 34..table + key + 42].to_vec();
+    swapped[table + 34..table + 42].copy_from_slice(&second);
+    for damaged in [past, swapped] {
+        // The stamp in it still vouches for the refs (nothing moved).
+        std::fs::write(index.path(), reseal(damaged)).expect("writes");
+        let got = repo.select(&q, &env).expect("selects").rows;
+        assert_eq!(got, want);
+        // The listing rewrote a sound index, whose keys answer alone.
+        assert_eq!(index.keyed().expect("a sound index").keys.len(), 4);
+        assert_eq!(repo.select(&q, &env).expect("selects").rows, want);
+    }
+}
