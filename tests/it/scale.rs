@@ -817,6 +817,13 @@ fn age(path: &Path) {
     }
 }
 
+/// Age the ref storage of the issue namespace (`packed-refs` and the loose
+/// directory), as if the last ref change were long ago.
+fn settle(t: &TestRepo) {
+    age(&t.git_dir().join("packed-refs"));
+    age(&t.git_dir().join("refs/reposix/issues"));
+}
+
 #[test]
 fn a_settled_index_answers_alone_and_still_notices_refs_moved_by_git() {
     let t = TestRepo::new();
@@ -825,11 +832,7 @@ fn a_settled_index_answers_alone_and_still_notices_refs_moved_by_git() {
     t.git(&["pack-refs", "--all"]);
     let repo = t.open();
     let index = reposix::store::index::Index::new(repo.store());
-    let ns = t.git_dir().join("refs/reposix/issues");
-    let settle = || {
-        age(&t.git_dir().join("packed-refs"));
-        age(&ns);
-    };
+    let settle = || settle(&t);
     settle();
     let first = index.list(false).expect("lists");
     assert!(first.refs_listed, "no index yet");
@@ -897,10 +900,7 @@ fn the_key_table_answers_as_the_full_listing_and_only_while_vouched_for() {
     t.git(&["pack-refs", "--all"]);
     let repo = t.open();
     let index = reposix::store::index::Index::new(repo.store());
-    let settle = || {
-        age(&t.git_dir().join("packed-refs"));
-        age(&t.git_dir().join("refs/reposix/issues"));
-    };
+    let settle = || settle(&t);
     settle();
     assert!(index.keyed().is_none(), "no index yet");
     index.list(false).expect("lists");
@@ -965,10 +965,7 @@ fn a_damaged_key_table_is_not_used_and_the_listing_is_still_right() {
     t.git(&["pack-refs", "--all"]);
     let repo = t.open();
     let index = reposix::store::index::Index::new(repo.store());
-    let settle = || {
-        age(&t.git_dir().join("packed-refs"));
-        age(&t.git_dir().join("refs/reposix/issues"));
-    };
+    let settle = || settle(&t);
     settle();
     let env = Env {
         me: None,
