@@ -542,18 +542,18 @@ fn write_text(out: &mut impl Write, text: &str) -> std::io::Result<()> {
 }
 
 fn safe_text(text: String) -> String {
-    // No copy of a text that needs no change (a page of comments is
-    // megabytes).
-    let redacted = match reposix::git::redact::redact_known(&text) {
+    let text = changed_or(text, reposix::git::redact::redact_known);
+    changed_or(text, |t| term::escape(t, term::Lines::Keep))
+}
+
+/// `f`'s result when it changed `text`, else `text` itself: no copy of a
+/// text that needs no change (a page of comments is megabytes).
+fn changed_or(text: String, f: impl Fn(&str) -> std::borrow::Cow<'_, str>) -> String {
+    let changed = match f(&text) {
         std::borrow::Cow::Owned(s) => Some(s),
         std::borrow::Cow::Borrowed(_) => None,
-    }
-    .unwrap_or(text);
-    match term::escape(&redacted, term::Lines::Keep) {
-        std::borrow::Cow::Owned(s) => Some(s),
-        std::borrow::Cow::Borrowed(_) => None,
-    }
-    .unwrap_or(redacted)
+    };
+    changed.unwrap_or(text)
 }
 
 /// A message (error, warning, hint, progress) on its way to a terminal:

@@ -492,12 +492,7 @@ impl BodyDoc {
         Ok(self
             .live_chars(&fork)
             .into_iter()
-            .filter(|(id, _)| match id {
-                automerge::ObjId::Id(counter, actor, _) => {
-                    !gone.contains(&(*counter, actor.clone()))
-                }
-                automerge::ObjId::Root => true,
-            })
+            .filter(|(id, _)| element(id).is_none_or(|e| !gone.contains(&e)))
             .map(|(_, c)| c)
             .collect())
     }
@@ -561,11 +556,8 @@ impl BodyDoc {
         }
         let full_seed = join_seed(b"removing", seed, at, &removed, new_text);
         fork.set_actor(derived_actor(&full_seed));
-        let mut changed = self.delete_where(&mut fork, |id| match id {
-            automerge::ObjId::Id(counter, actor, _) => {
-                gone.binary_search(&(*counter, actor.clone())).is_ok()
-            }
-            automerge::ObjId::Root => false,
+        let mut changed = self.delete_where(&mut fork, |id| {
+            element(id).is_some_and(|e| gone.binary_search(&e).is_ok())
         });
         changed |= write_text(&mut fork, &self.text, new_text);
         self.commit_derived(fork, changed)

@@ -531,8 +531,7 @@ impl BodyView {
         let at = self.doc.positions(canonical)?;
         let mut twins = Vec::new();
         for run in runs {
-            let places: Vec<Option<usize>> = run.iter().map(|e| at.get(e).copied()).collect();
-            let live: Vec<usize> = places.iter().flatten().copied().collect();
+            let live: Vec<usize> = run.iter().filter_map(|e| at.get(e).copied()).collect();
             if live.is_empty() || live.windows(2).any(|w| w[0] + 1 != w[1]) {
                 continue;
             }

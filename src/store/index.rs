@@ -430,6 +430,15 @@ pub struct Listing {
 /// ms (little-endian), the issue id, the row's offset in the payload.
 const KEY_LEN: usize = 1 + 1 + 8 + 8 + 16 + 8;
 
+/// Where the key table of a payload of `rows` rows starts, and its bytes:
+/// the payload's last 8 bytes give its offset, one key a row runs to them.
+fn key_table(payload: &[u8], rows: usize) -> Option<(usize, &[u8])> {
+    let at = payload.len().checked_sub(8)?;
+    let table = usize::try_from(u64::from_le_bytes(payload[at..].try_into().ok()?)).ok()?;
+    let raw = payload.get(table..at)?;
+    (raw.len() == rows.checked_mul(KEY_LEN)?).then_some((table, raw))
+}
+
 fn put_key(out: &mut Vec<u8>, offset: usize, entry: &Entry) {
     let (kind, status, created, updated, id) = match entry {
         Entry::Issue(s) => (
@@ -594,9 +603,8 @@ impl<'a> Index<'a> {
         let (stamp, mut rows) = decode(&mut d).ok()?;
         // The key table must follow the rows, one key a row: an index
         // whose table does not is rebuilt (and rewritten), not trusted.
-        let at = payload.len().checked_sub(8)?;
-        let table = usize::try_from(u64::from_le_bytes(payload[at..].try_into().ok()?)).ok()?;
-        if table != payload.len() - d.0.len() || at - table != rows.len().checked_mul(KEY_LEN)? {
+        let (table, _) = key_table(payload, rows.len())?;
+        if table != payload.len() - d.0.len() {
             return None;
         }
         if !rows.windows(2).all(|w| w[0].refname < w[1].refname) {
@@ -652,13 +660,7 @@ impl<'a> Index<'a> {
             return None;
         }
         let n = d.count().ok()?;
-        let at = payload.len().checked_sub(8)?;
-        let table = u64::from_le_bytes(payload[at..].try_into().ok()?);
-        let table = usize::try_from(table).ok()?;
-        let raw = payload.get(table..at)?;
-        if raw.len() != n.checked_mul(KEY_LEN)? {
-            return None;
-        }
+        let (table, raw) = key_table(payload, n)?;
         let mut keys = Vec::with_capacity(n);
         let mut damaged = Vec::new();
         for k in raw.chunks_exact(KEY_LEN) {

@@ -2191,45 +2191,22 @@ fn twenty_third_shrunk_trace() {
 /// (recipe v6). Four replays.
 #[test]
 fn a_deletion_follows_a_token_an_import_moved() {
-    let steps = vec![
-        Step::TrackerBody {
-            issue: 0,
-            pos: 1414712580962299535,
-            delete: false,
-            drop_marker: false,
-        },
-        Step::Backend { clone: 1 },
-        Step::Meet { from: 0, to: 2 },
-        Step::LocalBody {
-            clone: 2,
-            issue: 0,
-            pos: 7366795286508965326,
-            delete: false,
-        },
-        Step::Meet { from: 2, to: 1 },
-        Step::TrackerBody {
-            issue: 0,
-            pos: 8734655788940392130,
-            delete: true,
-            drop_marker: false,
-        },
-        Step::Backend { clone: 0 },
-        Step::Meet { from: 1, to: 0 },
-        Step::TrackerBody {
-            issue: 0,
-            pos: 12837396958672479196,
-            delete: false,
-            drop_marker: false,
-        },
-        Step::LocalBody {
-            clone: 0,
-            issue: 0,
-            pos: 15417203834510004280,
-            delete: true,
-        },
-        Step::Backend { clone: 1 },
-        Step::Backend { clone: 0 },
-    ];
+    let steps = parse_steps(
+        "
+    TrackerBody issue=0 pos=1414712580962299535 delete=false drop_marker=false
+    Backend clone=1
+    Meet from=0 to=2
+    LocalBody clone=2 issue=0 pos=7366795286508965326 delete=false
+    Meet from=2 to=1
+    TrackerBody issue=0 pos=8734655788940392130 delete=true drop_marker=false
+    Backend clone=0
+    Meet from=1 to=0
+    TrackerBody issue=0 pos=12837396958672479196 delete=false drop_marker=false
+    LocalBody clone=0 issue=0 pos=15417203834510004280 delete=true
+    Backend clone=1
+    Backend clone=0
+",
+    );
     for _ in 0..4 {
         run(&steps).expect("converges");
     }
@@ -2246,67 +2223,29 @@ fn a_deletion_follows_a_token_an_import_moved() {
 /// `[t10]`, leaving a fragment `0` (copies are now side by side).
 #[test]
 fn a_deletion_in_a_dropped_copy_survives_an_export_of_the_other() {
-    let steps = vec![
-        Step::TrackerBody {
-            issue: 0,
-            pos: 1414712580962299535,
-            delete: false,
-            drop_marker: false,
-        },
-        Step::Backend { clone: 1 },
-        Step::LocalComment { clone: 1, issue: 0 },
-        Step::Meet { from: 0, to: 2 },
-        Step::TrackerTitle { issue: 1 },
-        Step::LocalBody {
-            clone: 2,
-            issue: 0,
-            pos: 7366795286508965326,
-            delete: false,
-        },
-        Step::LocalComment { clone: 2, issue: 0 },
-        Step::TrackerBody {
-            issue: 1,
-            pos: 10437663149157463601,
-            delete: true,
-            drop_marker: false,
-        },
-        Step::TrackerBody {
-            issue: 1,
-            pos: 12060653765301949547,
-            delete: true,
-            drop_marker: false,
-        },
-        Step::Meet { from: 2, to: 1 },
-        Step::TrackerComment { issue: 1 },
-        Step::LocalComment { clone: 1, issue: 1 },
-        Step::TrackerBody {
-            issue: 0,
-            pos: 8734655788940392130,
-            delete: true,
-            drop_marker: false,
-        },
-        Step::TrackerBody {
-            issue: 0,
-            pos: 5799460331252658130,
-            delete: false,
-            drop_marker: false,
-        },
-        Step::Import { clone: 0 },
-        Step::Meet { from: 1, to: 0 },
-        Step::TrackerBody {
-            issue: 0,
-            pos: 12837396958672479196,
-            delete: false,
-            drop_marker: false,
-        },
-        Step::Backend { clone: 1 },
-        Step::LocalBody {
-            clone: 0,
-            issue: 0,
-            pos: 15417203834510004280,
-            delete: true,
-        },
-    ];
+    let steps = parse_steps(
+        "
+    TrackerBody issue=0 pos=1414712580962299535 delete=false drop_marker=false
+    Backend clone=1
+    LocalComment clone=1 issue=0
+    Meet from=0 to=2
+    TrackerTitle issue=1
+    LocalBody clone=2 issue=0 pos=7366795286508965326 delete=false
+    LocalComment clone=2 issue=0
+    TrackerBody issue=1 pos=10437663149157463601 delete=true drop_marker=false
+    TrackerBody issue=1 pos=12060653765301949547 delete=true drop_marker=false
+    Meet from=2 to=1
+    TrackerComment issue=1
+    LocalComment clone=1 issue=1
+    TrackerBody issue=0 pos=8734655788940392130 delete=true drop_marker=false
+    TrackerBody issue=0 pos=5799460331252658130 delete=false drop_marker=false
+    Import clone=0
+    Meet from=1 to=0
+    TrackerBody issue=0 pos=12837396958672479196 delete=false drop_marker=false
+    Backend clone=1
+    LocalBody clone=0 issue=0 pos=15417203834510004280 delete=true
+",
+    );
     for _ in 0..4 {
         run(&steps).expect("converges");
     }

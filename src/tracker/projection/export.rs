@@ -93,41 +93,28 @@ impl Projection<'_> {
         report: &mut ExportReport,
     ) -> Result<(), ProjectError> {
         let mut set = self.load_or_empty(issue)?;
-        if set.merged_into().is_some() {
-            // A copy folded into another issue is exported only for what
-            // was written on it before its writer learnt of the merge (a
-            // body edit, a label, a comment): that goes to the tracker
-            // issue both are bound to, and the issue it was merged into
-            // imports it from there. Its fields and body are patched as any
-            // bound issue's (the difference from its own last observation;
-            // a stale revision re-imports into the copy first), its
-            // comments carry their marker (so they are posted once).
-            if let Some(remote_id) = self.binding(&set) {
-                if !self.is_gone(&set, &remote_id) {
-                    self.catch_up_body(issue, &mut set, &remote_id)?;
-                    if !self.patch_remote(issue, &remote_id, &mut set, report)? {
-                        report.gone += 1;
-                        return Ok(());
-                    }
-                    if self.backend.capabilities().comments {
-                        self.export_comments(issue, &remote_id, &mut set, report)?;
-                    }
-                }
-            }
-            return Ok(());
-        }
+        // A copy folded into another issue is exported only for what was
+        // written on it before its writer learnt of the merge (a body edit,
+        // a label, a comment): that goes to the tracker issue both are
+        // bound to, and the issue it was merged into imports it from
+        // there. It is patched as any bound issue (the difference from its
+        // own last observation; a stale revision re-imports into the copy
+        // first); it creates nothing, retires no twin and sends no links.
+        let merged = set.merged_into().is_some();
         let remote_id = match self.binding(&set) {
             Some(id) => id,
-            None if self.exportable(&set) => match self.create_remote(issue, &mut set, report)? {
-                Some(id) => id,
-                None => return Ok(()),
-            },
+            None if !merged && self.exportable(&set) => {
+                match self.create_remote(issue, &mut set, report)? {
+                    Some(id) => id,
+                    None => return Ok(()),
+                }
+            }
             None => return Ok(()),
         };
         if self.is_gone(&set, &remote_id) {
             return Ok(());
         }
-        if self.reused_elsewhere(issue, &remote_id)? {
+        if !merged && self.reused_elsewhere(issue, &remote_id)? {
             let gone = self.observe_gone(issue, &remote_id);
             self.record(issue, &mut set, vec![gone], "export: id reused")?;
             report.gone += 1;
@@ -138,7 +125,9 @@ impl Projection<'_> {
             report.gone += 1;
             return Ok(());
         }
-        self.retire_twins(issue, &remote_id, &mut set, report)?;
+        if !merged {
+            self.retire_twins(issue, &remote_id, &mut set, report)?;
+        }
         if self.backend.capabilities().comments {
             match self.export_comments(issue, &remote_id, &mut set, report) {
                 // The issue was deleted on the tracker since the last
@@ -156,7 +145,7 @@ impl Projection<'_> {
                 }
                 r => r?,
             }
-        } else {
+        } else if !merged {
             let state = self.fold(issue, &set)?;
             report.comments_local_only += state
                 .comments
@@ -165,7 +154,9 @@ impl Projection<'_> {
                 .count();
         }
         // Typed links last: a relation that fails leaves the comments sent.
-        self.export_links(issue, &remote_id, &mut set, report)?;
+        if !merged {
+            self.export_links(issue, &remote_id, &mut set, report)?;
+        }
         Ok(())
     }
 
