@@ -131,13 +131,18 @@ impl EventId {
 
     /// The first `n` hex digits, for display.
     pub fn short(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(12);
-        for b in &self.0[..6] {
-            s.push(char::from(DIGITS[usize::from(b >> 4)]));
-            s.push(char::from(DIGITS[usize::from(b & 15)]));
-        }
+        self.push_short(&mut s);
         s
+    }
+
+    /// [`EventId::short`] appended to `out` (no allocation of its own).
+    pub fn push_short(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in &self.0[..6] {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 15)]));
+        }
     }
 }
 

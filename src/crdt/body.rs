@@ -348,6 +348,22 @@ impl BodyDoc {
         Some(deps)
     }
 
+    /// Whether `hash` is a change a person or agent wrote (an edit or a
+    /// `create` body: a random actor), not a derived change or genesis.
+    pub fn is_edit(&mut self, hash: &Bytes) -> bool {
+        let Some(h) = to_hash(hash) else { return false };
+        let Some(change) = self.doc.get_change_by_hash(&h) else {
+            return false;
+        };
+        let actor = change.actor_id().to_bytes();
+        // Edits are written by UUID v4 actors (version nibble 4), derived
+        // changes by actors with the reserved nibble `f` (`derived_actor`).
+        // Edits stored before that rule were fully random: one in sixteen
+        // reads as derived, which only withholds what `is_edit` vouches for.
+        // Genesis is the issue id, whose change inserts no text.
+        actor.len() == 16 && actor[6] & 0xf0 != 0xf0 && change.len() > 0
+    }
+
     /// The text of the document at `heads`.
     pub fn text_at(&mut self, heads: &[Bytes]) -> Result<String, BodyError> {
         let fork = self.fork(heads)?;
@@ -382,7 +398,10 @@ impl BodyDoc {
         if self.text() == new_text {
             return None;
         }
-        self.doc.set_actor(automerge::ActorId::random());
+        // A UUID v4: random, and its version nibble is never a derived
+        // actor's (`is_edit` tells the two apart).
+        self.doc
+            .set_actor(automerge::ActorId::from(uuid::Uuid::new_v4().as_bytes()));
         write_text(&mut self.doc, &self.text, new_text);
         self.doc
             .commit_with(CommitOptions::default().with_time(0))?;

@@ -761,7 +761,10 @@ impl<'a> Dec<'a> {
         ))
     }
     pub(crate) fn actor(&mut self) -> D<ActorId> {
-        ActorId::new(&self.s()?).map_err(|_| CacheDecodeError)
+        // Checked in place: one allocation (a deep issue decodes two
+        // actors per comment).
+        let name = std::str::from_utf8(self.bytes()?).map_err(|_| CacheDecodeError)?;
+        ActorId::new(name).map_err(|_| CacheDecodeError)
     }
     pub(crate) fn stamp(&mut self) -> D<Stamp> {
         Ok(Stamp {

@@ -959,6 +959,12 @@ impl BodyView {
         }
         let mut each = true;
         let mut inserted: Vec<String> = Vec::new();
+        // Changes whose edit the text holds on its own and that wrote a
+        // token (edits only: a derived change holds tracker text by
+        // construction), and the ones whose edit it does not hold, with
+        // their tokens.
+        let mut vouchers: Vec<Bytes> = Vec::new();
+        let mut unheld: Vec<(Bytes, Vec<String>)> = Vec::new();
         for c in changes {
             if !memo.contains_key(&c) {
                 let v = match self.doc.deps(&c).filter(|d| !d.is_empty()) {
@@ -975,17 +981,38 @@ impl BodyView {
                 };
                 memo.insert(c.clone(), v);
             }
-            let (deletions, edit, tokens) = &memo[&c];
+            let (deletions, edit, tokens) = memo[&c].clone();
             if !deletions {
                 return Ok(false);
             }
-            each = each && *edit;
-            inserted.extend(tokens.iter().cloned());
+            each = each && edit;
+            if edit {
+                if !tokens.is_empty() && self.doc.is_edit(&c) {
+                    vouchers.push(c);
+                }
+                inserted.extend(tokens);
+            } else {
+                unheld.push((c, tokens));
+            }
         }
-        Ok(
-            (each || textdiff::holds_changes(base_text, state_text, text))
-                && textdiff::no_extra_copies(base_text, state_text, text, &inserted),
-        )
+        if each || textdiff::holds_changes(base_text, state_text, text) {
+            let all: Vec<String> = inserted
+                .into_iter()
+                .chain(unheld.into_iter().flat_map(|(_, t)| t))
+                .collect();
+            return Ok(textdiff::no_extra_copies(base_text, state_text, text, &all));
+        }
+        // A change whose edit the text holds was seen by the text's writer,
+        // and so was its history (automerge changes travel with their
+        // dependencies): an earlier change of that history that the text
+        // does not hold was deleted by that writer, not missed.
+        let vouched = unheld.iter().all(|(u, _)| {
+            vouchers.iter().any(|v| {
+                self.doc
+                    .covers(std::slice::from_ref(v), std::slice::from_ref(u))
+            })
+        });
+        Ok(vouched && textdiff::no_extra_copies(base_text, state_text, text, &inserted))
     }
 
     /// The maximal hashes of `heads` (those no other one descends from).

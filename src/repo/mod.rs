@@ -431,7 +431,10 @@ impl Repo {
                 lamport,
             };
             let bytes: Vec<Vec<u8>> = pairs.into_iter().map(|(_, b)| b).collect();
-            cache.record_append(issue, tip, appended.commit, &after, &bytes);
+            if cache.record_append(issue, tip, appended.commit, &after, &bytes) {
+                // Best effort, as the record: a failure costs a fold later.
+                let _ = cache.get(&repo, &refname, issue, appended.commit);
+            }
         }
         crate::store::maintenance::after_write(&self.store);
         Ok(Written {

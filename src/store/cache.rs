@@ -38,7 +38,7 @@ pub const CACHE_MIN_EVENTS: usize = 64;
 pub const CACHE_MIN_BODY: usize = 32 * 1024;
 
 /// Snapshots are rewritten when more append records than this follow them.
-const MAX_RECORDS: usize = 256;
+pub const MAX_RECORDS: usize = 256;
 
 const MAGIC: &[u8; 8] = b"rxstate5";
 const KIND_FOLDED: u8 = b'F';
@@ -210,6 +210,11 @@ impl<'a> StateCache<'a> {
     /// The heads and clock of `tip`, from the append records alone (no
     /// snapshot is decoded), if the cache's newest tip is `tip`.
     pub fn tip_info(&self, issue: IssueId, tip: Oid) -> Option<TipInfo> {
+        self.tip_info_counted(issue, tip).map(|(info, _)| info)
+    }
+
+    /// [`StateCache::tip_info`] and the number of append records read.
+    fn tip_info_counted(&self, issue: IssueId, tip: Oid) -> Option<(TipInfo, usize)> {
         let mut f = std::fs::File::open(self.path(issue)).ok()?;
         let mut head = [0u8; 17 + 20 + 12];
         f.read_exact(&mut head).ok()?;
@@ -234,7 +239,9 @@ impl<'a> StateCache<'a> {
         f.seek(SeekFrom::Start((8 + 17 + snap_len) as u64)).ok()?;
         let mut rest = Vec::new();
         f.read_to_end(&mut rest).ok()?;
-        for r in records(&rest) {
+        let recs = records(&rest);
+        let count = recs.len();
+        for r in recs {
             let Some(a) = (r.kind == KIND_APPEND)
                 .then(|| Append::decode(r.body))
                 .flatten()
@@ -252,7 +259,7 @@ impl<'a> StateCache<'a> {
                 lamport: a.lamport,
             };
         }
-        (at == tip).then_some(info)
+        (at == tip).then_some((info, count))
     }
 
     /// The folded state of `issue` at `tip` (the ref's current value),
@@ -406,7 +413,11 @@ impl<'a> StateCache<'a> {
     /// `events` (sealed bytes), with the heads and clock after it. Appends
     /// one record if the cache's newest tip is `parent`; otherwise leaves
     /// the cache alone (the next read advances it). Best effort: a failure
-    /// only costs a fold later.
+    /// only costs a fold later. Returns whether the records have outgrown
+    /// their snapshot ([`MAX_RECORDS`]): the caller then reads the state
+    /// once through [`StateCache::get`], which rewrites the snapshot, so
+    /// that a writer that only appends (an agent posting progress, a bot)
+    /// does not read a longer list of records at every append.
     pub fn record_append(
         &self,
         issue: IssueId,
@@ -414,10 +425,13 @@ impl<'a> StateCache<'a> {
         tip: Oid,
         info: &TipInfo,
         events: &[Vec<u8>],
-    ) {
-        if !self.is_folded(issue) || self.tip_info(issue, parent).is_none() {
-            return;
+    ) -> bool {
+        if !self.is_folded(issue) {
+            return false;
         }
+        let Some((_, count)) = self.tip_info_counted(issue, parent) else {
+            return false;
+        };
         let a = Append {
             parent,
             tip,
@@ -429,10 +443,12 @@ impl<'a> StateCache<'a> {
         put_record(&mut rec, KIND_APPEND, &a.encode());
         // One write of the whole record: appends from two processes do not
         // interleave, and a torn one is dropped by the checksum.
-        let _ = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .append(true)
             .open(self.path(issue))
-            .and_then(|mut f| f.write_all(&rec));
+            .and_then(|mut f| f.write_all(&rec))
+            .is_ok()
+            && count + 1 > MAX_RECORDS
     }
 
     /// Whether the file's snapshot is an open fold (append records can

@@ -2250,3 +2250,32 @@ fn a_deletion_in_a_dropped_copy_survives_an_export_of_the_other() {
         run(&steps).expect("converges");
     }
 }
+
+/// Library draw 15, shrunk to 10 steps: a clone writes `[b1]` then `[b4]`
+/// and pushes; another clone imports the tracker's new text, deletes
+/// `[b1]` and exports `[b4] [base] [t2] [t3]`. The first clone, which has
+/// seen neither, imports that text. Its edits were not all held (the
+/// tracker lacks `[b1]`), so it derived from the old sync point and
+/// `[b4]` came in a second time, then went to the tracker. The tracker
+/// holding `[b4]` means its writer had `[b4]`'s change and so `[b1]`'s
+/// (its history): `[b1]` was deleted there, not missed.
+#[test]
+fn an_edit_the_tracker_holds_vouches_for_its_history() {
+    let steps = parse_steps(
+        "
+    LocalBody clone=0 issue=0 pos=3689124325228565180 delete=false
+    TrackerBody issue=0 pos=806724654974651215 delete=false drop_marker=false
+    TrackerBody issue=0 pos=10571536942190633618 delete=false drop_marker=false
+    LocalBody clone=0 issue=0 pos=12800900436577119568 delete=false
+    Meet from=0 to=1
+    Import clone=1
+    LocalBody clone=1 issue=0 pos=13917081821704731695 delete=true
+    Backend clone=1
+    Backend clone=0
+    Meet from=0 to=2
+",
+    );
+    for _ in 0..4 {
+        run(&steps).expect("converges");
+    }
+}

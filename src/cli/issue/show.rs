@@ -1,7 +1,5 @@
 //! `reposix issue show`.
 
-use std::fmt::Write as _;
-
 use clap::Args;
 
 use reposix::crdt::IssueState;
@@ -122,18 +120,41 @@ fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> Str
         }
     }
     out.reserve(s.comments.iter().map(|c| c.body.len() + 80).sum());
+    // Pieces pushed in place, and a time formatted once for the comments
+    // that share it: a deep issue prints 100,000 of these.
+    let mut when: Option<(i64, String)> = None;
     for c in &s.comments {
-        // Written in place: a deep issue prints 100,000 of these.
-        let _ = write!(
-            out,
-            "\n--- comment {} by {}{}, {}{}\n{}\n",
-            c.id.short(),
-            c.author,
-            for_whom(c.on_behalf_of.as_ref()),
-            style.when(c.created_ms, now),
-            if c.edited { " (edited)" } else { "" },
-            c.body
-        );
+        out.push_str("\n--- comment ");
+        c.id.push_short(&mut out);
+        out.push_str(" by ");
+        out.push_str(c.author.as_str());
+        if let Some(h) = &c.on_behalf_of {
+            out.push_str(" (on behalf of ");
+            out.push_str(h.as_str());
+            out.push(')');
+        }
+        out.push_str(", ");
+        // Relative times (a terminal) change by the millisecond; absolute
+        // ones by the second.
+        let key = if style.tty {
+            c.created_ms
+        } else {
+            c.created_ms.div_euclid(1000)
+        };
+        match &when {
+            Some((k, text)) if *k == key => out.push_str(text),
+            _ => {
+                let text = style.when(c.created_ms, now);
+                out.push_str(&text);
+                when = Some((key, text));
+            }
+        }
+        if c.edited {
+            out.push_str(" (edited)");
+        }
+        out.push('\n');
+        out.push_str(&c.body);
+        out.push('\n');
     }
     out
 }
