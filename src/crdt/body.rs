@@ -361,7 +361,7 @@ impl BodyDoc {
         // Edits stored before that rule were fully random: one in sixteen
         // reads as derived, which only withholds what `is_edit` vouches for.
         // Genesis is the issue id, whose change inserts no text.
-        actor.len() == 16 && actor[6] & 0xf0 != 0xf0 && change.len() > 0
+        actor.len() == 16 && actor[6] & 0xf0 != 0xf0 && !change.is_empty()
     }
 
     /// The text of the document at `heads`.
