@@ -462,8 +462,11 @@ fn by_tokens(base: &str, ours: &str, theirs: &str) -> bool {
         .flat_map(|(_, w)| w.iter().flat_map(|w| fine(w)))
         .collect();
     let lost = lost_words(&b, &other);
-    for (range, ins) in hunks_of(&b, &o) {
-        if !lost[range.clone()].iter().all(|l| *l) {
+    let ours = hunks_of(&b, &o);
+    // Words ours only respaced or glued are not deletions theirs must make.
+    let lost_by_ours = lost_words(&b, &ours);
+    for (range, ins) in ours {
+        if !range.clone().all(|i| !lost_by_ours[i] || lost[i]) {
             return false;
         }
         if ins.is_empty() {
@@ -702,7 +705,7 @@ pub(crate) fn deletions_held(base: &str, ours: &str, theirs: &str) -> bool {
 /// Whether `theirs` has fewer copies than `base` of each token of letters
 /// and digits that `ours` has fewer of: a diff replaces a word glued to an
 /// insertion (`[b1]` become `[t3][b1]`) whole, and reads as deleting it.
-fn tokens_gone(base: &str, ours: &str, theirs: &str) -> bool {
+pub(crate) fn tokens_gone(base: &str, ours: &str, theirs: &str) -> bool {
     let (b, o, t) = (
         token_counts([base]),
         token_counts([ours]),
@@ -721,12 +724,16 @@ fn solid_words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether every word of `base` that `ours` lost (by [`lost_words`]: a
+/// word only spaced or glued differently keeps its tokens and is not lost)
+/// is lost in `theirs` too. A merge of two concurrent respacings doubles a
+/// space that each one removed; the tracker's text then still holds the
+/// words, and the edit that respaced them deleted nothing it lacks.
 fn words_deleted(base: &str, ours: &str, theirs: &str) -> bool {
     let (b, o, t) = (solid_words(base), solid_words(ours), solid_words(theirs));
-    let lost = lost_words(&b, &hunks_of(&b, &t));
-    hunks_of(&b, &o)
-        .iter()
-        .all(|(range, _)| lost[range.clone()].iter().all(|l| *l))
+    let by_theirs = lost_words(&b, &hunks_of(&b, &t));
+    let by_ours = lost_words(&b, &hunks_of(&b, &o));
+    by_ours.iter().zip(&by_theirs).all(|(o, t)| !o || *t)
 }
 
 /// For each word of `base`, whether it is gone from the text the hunks
@@ -1120,6 +1127,22 @@ mod tests {
             "俠480俠  剴1140剴冎910冎",
             "俠480俠  冎910冎剴1140剴"
         ));
+    }
+
+    #[test]
+    fn a_respacing_is_no_deletion_the_tracker_must_make() {
+        // Library draw 18: ours inserted `[b5]` and respaced the rest; the
+        // tracker's text merged that respacing with another one (doubled
+        // spaces) and holds every word.
+        let (base, ours) = ("[seed]  [b2][t1]", "[b5] [seed] [b2] [t1]");
+        let theirs = "[t4] [b5] [seed]  [b2]  [t1]";
+        assert!(deletions_held(base, ours, theirs));
+        assert!(holds_changes(base, ours, theirs));
+        // A word ours deleted is still to be deleted in theirs.
+        let ours = "[b5] [seed] [b2]";
+        assert!(!deletions_held(base, ours, theirs));
+        assert!(!holds_changes(base, ours, theirs));
+        assert!(deletions_held(base, ours, "[b5] [seed]  [b2]"));
     }
 
     #[test]

@@ -972,8 +972,18 @@ impl BodyView {
                     Some(deps) => {
                         let before = self.doc.text_at(&deps)?;
                         let after = self.doc.text_at(std::slice::from_ref(&c))?;
+                        // A derived change's deletions are the tracker's
+                        // or a join's dropped copies: which copy went is
+                        // the diff's choice, so they are counted by token
+                        // (the text has fewer copies of each deleted token
+                        // than the text before the change), not by place.
+                        let deletions = if self.doc.is_edit(&c) {
+                            textdiff::deletions_held(&before, &after, text)
+                        } else {
+                            textdiff::tokens_gone(&before, &after, text)
+                        };
                         (
-                            textdiff::deletions_held(&before, &after, text),
+                            deletions,
                             textdiff::holds_changes(&before, &after, text),
                             textdiff::inserted_tokens(&before, &after),
                         )
