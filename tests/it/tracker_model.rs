@@ -2385,3 +2385,32 @@ fn a_join_that_dropped_a_copy_is_held_by_the_copy_the_tracker_kept() {
         2,
     );
 }
+
+/// Library draw 20 (10 steps), a known gap: a clone's edit `[b1]` reaches
+/// a second clone, which exports it; a tracker user deletes `[b1]`; a
+/// third clone that got `[b1]` from the first (without the export record)
+/// imports the tracker's text. To it `[b1]` is an edit the tracker has
+/// not seen, so it keeps it and exports it again: the deletion is undone.
+/// The tracker's history (revision 1 had `[b1]`, revision 2 dropped it)
+/// is known only once the export record arrives, and the fold then sees
+/// the re-export as the newest point and keeps it. Fails on the code from
+/// before this round too.
+#[test]
+#[ignore = "known gap: a deletion on the tracker undone by a clone that had not seen the export"]
+fn a_tracker_deletion_of_an_edit_exported_elsewhere_is_kept() {
+    converges_in_every_replay(
+        "
+    Meet from=0 to=2
+    LocalBody clone=2 issue=0 pos=9332357303494613762 delete=false
+    Meet from=2 to=1
+    Backend clone=1
+    TrackerBody issue=0 pos=1446594793114441448 delete=true drop_marker=false
+    Meet from=2 to=0
+    Backend clone=0
+    LocalCommentDelete clone=2 issue=0 pick=18345467039021859503
+    TrackerLabel issue=0 label=0
+    TrackerLabel issue=0 label=0
+",
+        2,
+    );
+}
