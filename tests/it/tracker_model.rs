@@ -1318,9 +1318,7 @@ fn tenth_shrunk_trace() {
             delete: false,
         },
     ];
-    for _ in 0..8 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 8);
 }
 
 /// The eleventh trace (the CI draw of seed 1 after the tenth was fixed):
@@ -1356,9 +1354,7 @@ fn eleventh_shrunk_trace() {
             delete: false,
         },
     ];
-    for _ in 0..8 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 8);
 }
 
 /// The twelfth trace: a replica deletes a local token another replica
@@ -1403,9 +1399,7 @@ fn twelfth_shrunk_trace() {
             delete: false,
         },
     ];
-    for _ in 0..4 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 4);
 }
 
 /// The thirteenth trace: a replica deletes a token it inserted, after a
@@ -1698,9 +1692,13 @@ fn replay_steps_file() {
 /// many times: the order of concurrent insertions depends on random ids,
 /// so one replay can pass by luck.
 fn converges_in_every_replay(steps: &str, replays: usize) {
-    let steps = parse_steps(steps);
+    replays_converge(&parse_steps(steps), replays);
+}
+
+/// Run `steps` this many times; every run must converge.
+fn replays_converge(steps: &[Step], replays: usize) {
     for _ in 0..replays {
-        run(&steps).expect("converges");
+        run(steps).expect("converges");
     }
 }
 
@@ -1796,10 +1794,7 @@ fn parse_steps(text: &str) -> Vec<Step> {
 #[test]
 fn twins_are_copies_side_by_side() {
     for steps in [TWINS_A, TWINS_B] {
-        let steps = parse_steps(steps);
-        for _ in 0..4 {
-            run(&steps).expect("converges");
-        }
+        converges_in_every_replay(steps, 4);
     }
 }
 
@@ -1986,9 +1981,7 @@ fn nineteenth_shrunk_trace() {
             drop_marker: false,
         },
     ];
-    for _ in 0..4 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 4);
 }
 
 /// The twentieth trace (shrunk by hand; timing-dependent, so it runs four
@@ -2028,9 +2021,7 @@ fn twentieth_shrunk_trace() {
             delete: false,
         },
     ];
-    for _ in 0..4 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 4);
 }
 
 /// The twenty-first trace (a saved failure shrunk by hand from 37 steps;
@@ -2076,9 +2067,7 @@ fn twenty_first_shrunk_trace() {
             drop_marker: true,
         },
     ];
-    for _ in 0..4 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 4);
 }
 
 /// The twenty-second trace (shrunk by hand from a saved failure of 37
@@ -2131,9 +2120,7 @@ fn twenty_second_shrunk_trace() {
         },
         Step::Backend { clone: 0 },
     ];
-    for _ in 0..4 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 4);
 }
 
 /// The twenty-third trace (a saved failure of 37 steps shrunk by hand to
@@ -2183,9 +2170,7 @@ fn twenty_third_shrunk_trace() {
             delete: false,
         },
     ];
-    for _ in 0..4 {
-        run(&steps).expect("converges");
-    }
+    replays_converge(&steps, 4);
 }
 
 /// A saved failure shrunk by hand to 12 steps (failed in about 2 replays
