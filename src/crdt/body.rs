@@ -665,6 +665,97 @@ impl BodyDoc {
         Ok(self.commit_derived(fork, changed)?.map(|(c, _)| c))
     }
 
+    /// The tracker's deletions a sync point missed (refs-format.md, section
+    /// 6b, "Deletions an import from a stale point missed"), as a derived
+    /// change applied to this document, or `None` when there are none.
+    ///
+    /// `newer` is a sync point of a later tracker revision than `older`,
+    /// whose text is `newer_text`, and does not descend from `older`: its
+    /// importer derived that text from an older point. The tracker went
+    /// from `older`'s text to `newer_text`, so the whole words it deleted
+    /// (by the alignment of the two texts, and only tokens `newer_text` has
+    /// fewer copies of) were deleted by someone who saw them. The characters
+    /// of such words that `newer`'s state never had, and that are still
+    /// live here, survived only because that importer lacked them: they are
+    /// deleted.
+    pub fn missed_deletions(
+        &mut self,
+        older: &[Bytes],
+        newer: &[Bytes],
+        newer_text: &str,
+        seed: &[u8],
+    ) -> Result<Option<Bytes>, BodyError> {
+        let fork = self.fork(older)?;
+        let chars = self.live_chars(&fork);
+        let old_text: String = chars.iter().map(|(_, c)| *c).collect();
+        let lost = textdiff::lost_tokens(&old_text, newer_text);
+        if lost.is_empty() {
+            return Ok(None);
+        }
+        let kept = textdiff::alignment(&old_text, newer_text);
+        let mut runs: Vec<&[(automerge::ObjId, char)]> = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            if kept[i].is_some() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < chars.len() && kept[i].is_none() {
+                i += 1;
+            }
+            let run: String = chars[start..i].iter().map(|(_, c)| *c).collect();
+            if textdiff::run_is_lost(&run, &lost) {
+                runs.push(&chars[start..i]);
+            }
+        }
+        if runs.is_empty() {
+            return Ok(None);
+        }
+        let fork = self.fork(newer)?;
+        let in_newer: std::collections::HashSet<automerge::ObjId> = self
+            .live_chars(&fork)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let heads = self.heads();
+        let mut now = self.fork(&heads)?;
+        let at: std::collections::HashMap<automerge::ObjId, usize> = self
+            .live_chars(&now)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id, i))
+            .collect();
+        // A run counts when `newer`'s state has none of it (its history
+        // deleted none of it either, or it would not be live here) and it
+        // is whole and side by side here: a diff that reused some of its
+        // characters in another word (`[b1]` read as a typo of `[t11]`) has
+        // made them part of that word.
+        let mut doomed: std::collections::HashSet<automerge::ObjId> = Default::default();
+        for run in runs {
+            let live: Option<Vec<usize>> = run
+                .iter()
+                .map(|(id, _)| {
+                    (!in_newer.contains(id))
+                        .then(|| at.get(id).copied())
+                        .flatten()
+                })
+                .collect();
+            if live.is_some_and(|p| p.windows(2).all(|w| w[0] + 1 == w[1])) {
+                doomed.extend(run.iter().map(|(id, _)| id.clone()));
+            }
+        }
+        now.set_actor(derived_actor(&join_seed(
+            b"missed",
+            seed,
+            &heads,
+            &[],
+            newer_text,
+        )));
+        let changed = self.delete_where(&mut now, |id| doomed.contains(id));
+        Ok(self.commit_derived(now, changed)?.map(|(c, _)| c))
+    }
+
     /// The characters that derived changes outside the history of `at`
     /// deleted as second copies of characters in `gone`, word by word (section 6b): a
     /// join dropped one copy and kept the other, and a writer then deleted

@@ -756,6 +756,25 @@ fn lost_words(base: &[String], other: &[(std::ops::Range<usize>, Vec<String>)]) 
     lost
 }
 
+/// The tokens of letters and digits of which `new` has fewer copies than
+/// `old`: the words a writer going from one to the other deleted (a word
+/// only moved or respaced keeps its copies).
+pub(crate) fn lost_tokens(old: &str, new: &str) -> std::collections::HashSet<String> {
+    let (o, n) = (token_counts([old]), token_counts([new]));
+    o.into_iter()
+        .filter(|(k, c)| count(&n, k) < *c)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Whether `run` (a run of deleted characters) holds a token of letters and
+/// digits and every one it holds is in `lost` ([`lost_tokens`]): a whole
+/// word deleted, not a letter of a word the other text still has.
+pub(crate) fn run_is_lost(run: &str, lost: &std::collections::HashSet<String>) -> bool {
+    let mut tokens = letter_tokens(run).peekable();
+    tokens.peek().is_some() && tokens.all(|t| lost.contains(&t))
+}
+
 /// The tokens of letters and digits of a text (see [`fine`]).
 fn letter_tokens(text: &str) -> impl Iterator<Item = String> {
     fine(text)

@@ -59,6 +59,10 @@ const JOIN_RUNS: usize = 64;
 /// deletions ([`BodyView::twin_deletions`]), newest revision first.
 const TWIN_PAIRS: usize = 8;
 
+/// How many of a chain's newest revisions the fold checks for sync points
+/// that missed the tracker's deletions ([`BodyView::missed_deletions`]).
+const STALE_SEARCH: usize = 4;
+
 /// Per body change, whether a tracker text holds its deletions and its
 /// whole edit, and the tokens it inserted (see `BodyView::holds`).
 type HeldMemo = HashMap<Bytes, (bool, bool, Vec<String>)>;
@@ -271,6 +275,11 @@ impl EventSet {
             let point = view.join(self, key, &recs)?;
             view.points.insert(key.clone(), point);
         }
+        if view.awaiting.is_none() {
+            for (key, recs) in &records {
+                view.missed_deletions(self, key, recs)?;
+            }
+        }
         view.carry_deletions(&records)?;
         // Chains observed and never synced.
         let legacy: Vec<ChainKey> = observed
@@ -420,6 +429,64 @@ impl BodyView {
             }
         }
         Ok(out)
+    }
+
+    /// Deletions an import from a stale point missed (section 6b): a sync
+    /// point of revision r that does not descend from a point of an older
+    /// revision p was derived from a point older than p, so the words the
+    /// tracker deleted between p and r that its importer never had are
+    /// still live (its clone kept them as edits the tracker had not seen,
+    /// and may have exported them again). Each such pair among the chain's
+    /// newest [`STALE_SEARCH`] revisions gets one derived change deleting
+    /// them ([`BodyDoc::missed_deletions`]), stored by the next writer as
+    /// an `edit_body`: a deletion made outside every sync point, which a
+    /// later revision's writer that had not seen it does not undo.
+    fn missed_deletions(
+        &mut self,
+        set: &EventSet,
+        key: &ChainKey,
+        recs: &[Record],
+    ) -> Result<(), BodyError> {
+        if recs.len() < 2 {
+            return Ok(());
+        }
+        let mut revisions: Vec<u64> = recs.iter().map(|r| r.revision).collect();
+        revisions.sort_unstable_by(|a, b| b.cmp(a));
+        revisions.dedup();
+        revisions.truncate(STALE_SEARCH + 1);
+        let recent: Vec<&Record> = recs
+            .iter()
+            .filter(|r| revisions.contains(&r.revision))
+            .collect();
+        for r in &recent {
+            // The newest older point `r` does not descend from, unless a
+            // point of `r`'s revision descends from both (a join, which
+            // derived the tracker's text from their union).
+            let Some(p) = recent
+                .iter()
+                .filter(|p| p.revision < r.revision && !self.doc.covers(&r.heads, &p.heads))
+                .max_by_key(|p| (p.revision, p.id))
+            else {
+                continue;
+            };
+            if recent.iter().any(|q| {
+                q.revision == r.revision
+                    && self.doc.covers(&q.heads, &r.heads)
+                    && self.doc.covers(&q.heads, &p.heads)
+            }) {
+                continue;
+            }
+            let text = match set.observed_text(key, r.revision) {
+                Some(t) => t.to_owned(),
+                None => continue,
+            };
+            let mut s = seed("missed", key, r.revision);
+            s.extend_from_slice(&p.revision.to_le_bytes());
+            if let Some(change) = self.doc.missed_deletions(&p.heads, &r.heads, &text, &s)? {
+                self.pending.push(Op::EditBody { change });
+            }
+        }
+        Ok(())
     }
 
     /// Deletions made in a copy that a join dropped, carried to the copy it

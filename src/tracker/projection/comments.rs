@@ -140,6 +140,31 @@ impl Projection<'_> {
         out
     }
 
+    /// Local comment id -> every tracker comment that is a copy of it: all
+    /// its bindings and the observed comments named after it. A comment has
+    /// two copies when a clone exported it again after the first copy was
+    /// deleted on the tracker, before it had the first binding (the
+    /// marker search found nothing): both are the same comment.
+    pub(super) fn comment_copies(&self, set: &EventSet) -> BTreeMap<EventId, BTreeSet<String>> {
+        let mut out: BTreeMap<EventId, BTreeSet<String>> = BTreeMap::new();
+        for (_, e) in set.iter() {
+            if let Op::BindComment {
+                backend,
+                comment,
+                remote_id: Some(r),
+            } = &e.op
+            {
+                if *backend == self.key {
+                    out.entry(*comment).or_default().insert(r.clone());
+                }
+            }
+        }
+        for (rid, id) in self.named_comments(set) {
+            out.entry(id).or_default().insert(rid);
+        }
+        out
+    }
+
     /// Remote comment id -> the local comment the set says it is: named by
     /// its marker (an observation's `local`), else by its first
     /// `bind_comment`. Comments in neither are the derived id of section 6a.
@@ -185,7 +210,7 @@ impl Projection<'_> {
     ) -> Result<(), ProjectError> {
         let heads = set.heads();
         let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
-        let mut events = self.comment_events(issue, remote);
+        let mut events = self.comment_events(issue, set, remote);
         events.extend(self.local(
             issue,
             set,
@@ -286,23 +311,29 @@ impl Projection<'_> {
         };
         let live: BTreeMap<EventId, &crate::crdt::Comment> =
             state.comments.iter().map(|c| (c.id, c)).collect();
+        let copies = self.comment_copies(set);
         for (id, rid) in &remotes {
-            if gone.contains(rid) {
-                continue;
-            }
             let Some(c) = live.get(id) else {
-                // Deleted here: delete there (where the tracker can).
-                match self.backend.delete_comment(remote_id, rid) {
-                    Ok(()) | Err(BackendError::NotFound { .. }) => {
-                        let ev = self.observe_gone(issue, &format!("comment:{rid}"));
-                        self.record(issue, set, vec![ev], "export comment delete")?;
-                        report.comments += 1;
+                // Deleted here: delete there (where the tracker can), every
+                // copy of it.
+                let all = copies.get(id).into_iter().flatten().chain([rid]);
+                let doomed: BTreeSet<&String> = all.filter(|r| !gone.contains(*r)).collect();
+                for rid in doomed {
+                    match self.backend.delete_comment(remote_id, rid) {
+                        Ok(()) | Err(BackendError::NotFound { .. }) => {
+                            let ev = self.observe_gone(issue, &format!("comment:{rid}"));
+                            self.record(issue, set, vec![ev], "export comment delete")?;
+                            report.comments += 1;
+                        }
+                        Err(BackendError::Unsupported { .. }) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(BackendError::Unsupported { .. }) => {}
-                    Err(e) => return Err(e.into()),
                 }
                 continue;
             };
+            if gone.contains(rid) {
+                continue;
+            }
             let last = set
                 .iter()
                 .filter_map(|(_, e)| match &e.op {
@@ -328,7 +359,7 @@ impl Projection<'_> {
                     Err(e) => return Err(e.into()),
                 };
                 let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
-                let mut events = vec![self.observe_comment(issue, &remote)];
+                let mut events = vec![self.observe_comment(issue, set, &remote)];
                 events.extend(self.local(
                     issue,
                     set,

@@ -178,7 +178,7 @@ impl Projection<'_> {
         fixed.extend(self.observe_created(issue, &r.remote_id, &r.created_at));
         if self.backend.capabilities().comments {
             for c in self.backend.comments(&r.remote_id)? {
-                fixed.extend(self.comment_events(issue, &c));
+                fixed.extend(self.comment_events(issue, &EventSet::new(), &c));
             }
         }
         let mut set = EventSet::new();
@@ -200,8 +200,13 @@ impl Projection<'_> {
         Ok(events)
     }
 
-    pub(super) fn comment_events(&self, issue: IssueId, c: &RemoteComment) -> Vec<Event> {
-        let mut out = vec![self.observe_comment(issue, c)];
+    pub(super) fn comment_events(
+        &self,
+        issue: IssueId,
+        set: &EventSet,
+        c: &RemoteComment,
+    ) -> Vec<Event> {
+        let mut out = vec![self.observe_comment(issue, set, c)];
         out.extend(self.observe_created(issue, &format!("comment:{}", c.remote_id), &c.created_at));
         out
     }
@@ -251,7 +256,7 @@ impl Projection<'_> {
             let listed = self.backend.comments(&r.remote_id)?;
             let present: HashSet<&str> = listed.iter().map(|c| c.remote_id.as_str()).collect();
             for c in &listed {
-                fixed.extend(self.comment_events(issue, c));
+                fixed.extend(self.comment_events(issue, &set, c));
             }
             // Comments we saw on the tracker that it no longer lists. Not
             // while the issue has twins (two live remote issues here):

@@ -462,8 +462,40 @@ impl<'a> Projection<'a> {
         )
     }
 
-    fn observe_comment(&self, issue: IssueId, c: &RemoteComment) -> Event {
+    /// The observation of tracker comment `c`, read now, in a log holding
+    /// `set` (refs-format.md, section 6a, "Comment revisions"): at its
+    /// tracker time, unless the newest observation of its chain in `set`
+    /// is not older. Everything `set` holds was recorded before this read,
+    /// so what the tracker says now is newer: the same text is that
+    /// observation again, another text comes one after it (a tracker with
+    /// one-second times gives two writes in one second the same time).
+    fn observe_comment(&self, issue: IssueId, set: &EventSet, c: &RemoteComment) -> Event {
         let ms = c.updated_at.millis().unwrap_or(0);
+        let body = comments::strip_attribution(&c.body).to_owned();
+        let newest = set
+            .iter()
+            .filter_map(|(id, e)| match &e.op {
+                Op::ObserveComment {
+                    backend,
+                    remote_id,
+                    revision,
+                    body,
+                    ..
+                } if *backend == self.key && *remote_id == c.remote_id => {
+                    Some(((*revision, *id), body, e))
+                }
+                _ => None,
+            })
+            .max_by_key(|(k, _, _)| *k);
+        let mut revision = ms.max(0) as u64;
+        if let Some(((r, _), seen, e)) = newest {
+            if r >= revision {
+                if *seen == body {
+                    return e.clone();
+                }
+                revision = r.saturating_add(1);
+            }
+        }
         self.fixed(
             issue,
             ms,
@@ -472,8 +504,8 @@ impl<'a> Projection<'a> {
                 remote_id: c.remote_id.clone(),
                 local: c.marker.as_deref().and_then(|m| m.parse().ok()),
                 author: c.author.clone(),
-                body: comments::strip_attribution(&c.body).to_owned(),
-                revision: ms.max(0) as u64,
+                body,
+                revision,
                 updated_at: c.updated_at.to_string(),
             },
         )
