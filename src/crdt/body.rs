@@ -301,8 +301,14 @@ impl BodyDoc {
 
     /// Whether every change in `others` is `tip` or one of its ancestors.
     pub fn covers(&mut self, tip: &[Bytes], others: &[Bytes]) -> bool {
+        self.covers_each(tip, &[others]) == [true]
+    }
+
+    /// For each of `others`, whether `tip` covers it (see
+    /// [`BodyDoc::covers`]), with one walk of the document.
+    pub fn covers_each(&mut self, tip: &[Bytes], others: &[&[Bytes]]) -> Vec<bool> {
         let Some(tip) = tip.iter().map(to_hash).collect::<Option<Vec<_>>>() else {
-            return false;
+            return vec![false; others.len()];
         };
         let outside: std::collections::HashSet<ChangeHash> = self
             .doc
@@ -312,7 +318,11 @@ impl BodyDoc {
             .collect();
         others
             .iter()
-            .all(|o| to_hash(o).is_some_and(|h| !outside.contains(&h)))
+            .map(|o| {
+                o.iter()
+                    .all(|h| to_hash(h).is_some_and(|h| !outside.contains(&h)))
+            })
+            .collect()
     }
 
     /// The changes in the history of `state` and not in that of `base`.

@@ -59,9 +59,9 @@ const JOIN_RUNS: usize = 64;
 /// deletions ([`BodyView::twin_deletions`]), newest revision first.
 const TWIN_PAIRS: usize = 8;
 
-/// How many of a chain's newest revisions the fold checks for sync points
+/// How many of a chain's newest sync points the fold checks for points
 /// that missed the tracker's deletions ([`BodyView::missed_deletions`]).
-const STALE_SEARCH: usize = 4;
+const STALE_SEARCH: usize = 32;
 
 /// Per body change, whether a tracker text holds its deletions and its
 /// whole edit, and the tokens it inserted (see `BodyView::holds`).
@@ -437,7 +437,7 @@ impl BodyView {
     /// tracker deleted between p and r that its importer never had are
     /// still live (its clone kept them as edits the tracker had not seen,
     /// and may have exported them again). Each such pair among the chain's
-    /// newest [`STALE_SEARCH`] revisions gets one derived change deleting
+    /// newest [`STALE_SEARCH`] points gets one derived change deleting
     /// them ([`BodyDoc::missed_deletions`]), stored by the next writer as
     /// an `edit_body`: a deletion made outside every sync point, which a
     /// later revision's writer that had not seen it does not undo.
@@ -450,21 +450,25 @@ impl BodyView {
         if recs.len() < 2 {
             return Ok(());
         }
-        let mut revisions: Vec<u64> = recs.iter().map(|r| r.revision).collect();
-        revisions.sort_unstable_by(|a, b| b.cmp(a));
-        revisions.dedup();
-        revisions.truncate(STALE_SEARCH + 1);
-        let recent: Vec<&Record> = recs
-            .iter()
-            .filter(|r| revisions.contains(&r.revision))
-            .collect();
+        let mut recent: Vec<&Record> = recs.iter().collect();
+        recent.sort_by_key(|r| std::cmp::Reverse((r.revision, r.id)));
+        recent.truncate(STALE_SEARCH);
         for r in &recent {
             // The newest older point `r` does not descend from, unless a
             // point of `r`'s revision descends from both (a join, which
             // derived the tracker's text from their union).
-            let Some(p) = recent
+            let older: Vec<&Record> = recent
                 .iter()
-                .filter(|p| p.revision < r.revision && !self.doc.covers(&r.heads, &p.heads))
+                .filter(|p| p.revision < r.revision)
+                .copied()
+                .collect();
+            let heads: Vec<&[Bytes]> = older.iter().map(|p| p.heads.as_slice()).collect();
+            let covered = self.doc.covers_each(&r.heads, &heads);
+            let Some(p) = older
+                .iter()
+                .zip(covered)
+                .filter(|(_, c)| !c)
+                .map(|(p, _)| *p)
                 .max_by_key(|p| (p.revision, p.id))
             else {
                 continue;

@@ -2462,3 +2462,67 @@ fn a_deleted_comment_loses_every_copy_and_same_second_edits_keep_their_order() {
         4,
     );
 }
+
+/// Library draw 33 (49 steps): the case of draw 20, with the export record
+/// arriving only after eight more sync points of the chain. The fold first
+/// looked for points that missed the tracker's deletions among the newest
+/// five revisions only, and the stale pair had left that window by then.
+/// It now looks among the newest 32 points. Before, three replays in four
+/// failed.
+#[test]
+fn a_missed_deletion_is_made_when_the_export_record_arrives_late() {
+    converges_in_every_replay(
+        "
+    Meet from=0 to=1
+    Backend clone=1
+    Import clone=1
+    LocalBody clone=1 issue=0 pos=13124685276415927409 delete=false
+    TrackerBody issue=1 pos=6347096945201311981 delete=true drop_marker=false
+    Backend clone=0
+    LocalAssignee clone=1 issue=0 who=2 remove=true
+    TrackerLabel issue=0 label=1
+    TrackerBody issue=0 pos=12944133258411497045 delete=false drop_marker=false
+    Meet from=1 to=0
+    Backend clone=1
+    Meet from=0 to=1
+    Backend clone=1
+    Meet from=0 to=0
+    LocalTitle clone=1 issue=1
+    LocalComment clone=2 issue=0
+    LocalLabel clone=2 issue=1 label=0 remove=true
+    Backend clone=1
+    Backend clone=1
+    TrackerBody issue=0 pos=13625324827926625946 delete=true drop_marker=false
+    LocalBody clone=1 issue=1 pos=7590417870927454836 delete=false
+    Backend clone=0
+    LocalBody clone=0 issue=0 pos=2926331172991365886 delete=true
+    LocalLabel clone=1 issue=0 label=1 remove=false
+    TrackerBody issue=1 pos=10097568579512854706 delete=false drop_marker=false
+    Meet from=0 to=2
+    LocalAssignee clone=2 issue=0 who=1 remove=true
+    LocalAssignee clone=0 issue=1 who=2 remove=true
+    LocalCommentEdit clone=2 issue=1 pick=16558869963156178115
+    TrackerLabel issue=0 label=2
+    Meet from=2 to=0
+    LocalBody clone=1 issue=1 pos=15616331528857232046 delete=false
+    Meet from=1 to=2
+    LocalTitle clone=2 issue=1
+    TrackerTitle issue=0
+    Import clone=1
+    Meet from=2 to=2
+    LocalCommentEdit clone=2 issue=0 pick=4683272870560602374
+    TrackerBody issue=1 pos=6219830995880452513 delete=false drop_marker=false
+    LocalAssignee clone=2 issue=0 who=2 remove=false
+    Import clone=1
+    TrackerTitle issue=0
+    LocalBody clone=0 issue=0 pos=14807757708270622423 delete=false
+    TrackerBody issue=0 pos=14077452163154814036 delete=false drop_marker=false
+    LocalBody clone=0 issue=0 pos=13457654331846051977 delete=false
+    LocalComment clone=2 issue=1
+    Backend clone=0
+    LocalTitle clone=1 issue=0
+    Backend clone=1
+",
+        3,
+    );
+}
