@@ -200,6 +200,14 @@ impl<'a> Causal<'a> {
             .any(|&(r, x)| r <= revision && (x == a || has(&self.anc[x], a)))
     }
 
+    /// Whether observation `k` of chain `c` is of a tracker comment created
+    /// from local event `x` (its marker names `x`, an `add_comment`): its
+    /// creator had `x`, whether or not its `exported` record is here.
+    fn created_from(&self, x: usize, c: usize, k: usize) -> bool {
+        matches!(&self.chains[c][k].event.op,
+            Op::ObserveComment { local: Some(l), .. } if *l == self.events[x].0.id)
+    }
+
     /// Direct happens-before between two writes.
     fn hb(&self, a: Write, b: Write) -> bool {
         match (a, b) {
@@ -216,7 +224,7 @@ impl<'a> Causal<'a> {
             }
             (Write::Tracker(c, k), Write::Local(y)) => self.seen_pos(c, y).is_some_and(|p| p >= k),
             (Write::Local(x), Write::Tracker(c, k)) => {
-                self.exported_by(x, c, self.chains[c][k].revision)
+                self.exported_by(x, c, self.chains[c][k].revision) || self.created_from(x, c, k)
             }
             (Write::Tracker(c1, j), Write::Tracker(c2, k)) => c1 == c2 && j < k,
         }

@@ -2526,3 +2526,30 @@ fn a_missed_deletion_is_made_when_the_export_record_arrives_late() {
         3,
     );
 }
+
+/// Library draw 38 (10 steps): a clone writes comment `[c1]`, another clone
+/// gets it, the first edits it to `[c2]` and exports it (the tracker
+/// comment is created with `[c2]` and the comment's marker). The second
+/// clone imports the tracker comment without the first's export record:
+/// its add of `[c1]` and the tracker's `[c2]` looked concurrent, the local
+/// write won, and `[c1]` went back to the tracker. A tracker comment that
+/// carries a comment's marker was created from that comment, so its
+/// observations follow the comment's `add_comment`. Failed in every replay.
+#[test]
+fn a_tracker_comment_follows_the_comment_it_was_created_from() {
+    converges_in_every_replay(
+        "
+    Backend clone=1
+    Backend clone=0
+    LocalComment clone=0 issue=1
+    Meet from=0 to=1
+    LocalCommentEdit clone=0 issue=1 pick=0
+    Backend clone=0
+    LocalBody clone=0 issue=0 pos=3955034441398157885 delete=false
+    TrackerTitle issue=0
+    Backend clone=1
+    LocalBody clone=0 issue=0 pos=10112790434138555830 delete=true
+",
+        2,
+    );
+}
