@@ -301,14 +301,9 @@ impl Projection<'_> {
         // Local edits and deletions of comments the tracker has.
         let state = self.fold(issue, set)?;
         let remotes = self.comment_remotes(set);
-        let gone = {
-            let live = self.observed_comments(set);
-            remotes
-                .values()
-                .filter(|r| !live.contains(*r))
-                .cloned()
-                .collect::<BTreeSet<String>>()
-        };
+        // Tracker comments observed and not gone (a retired twin's
+        // comments are gone: its copies are left alone).
+        let on_tracker = self.observed_comments(set);
         let live: BTreeMap<EventId, &crate::crdt::Comment> =
             state.comments.iter().map(|c| (c.id, c)).collect();
         let copies = self.comment_copies(set);
@@ -317,7 +312,7 @@ impl Projection<'_> {
                 // Deleted here: delete there (where the tracker can), every
                 // copy of it.
                 let all = copies.get(id).into_iter().flatten().chain([rid]);
-                let doomed: BTreeSet<&String> = all.filter(|r| !gone.contains(*r)).collect();
+                let doomed: BTreeSet<&String> = all.filter(|r| on_tracker.contains(*r)).collect();
                 for rid in doomed {
                     match self.backend.delete_comment(remote_id, rid) {
                         Ok(()) | Err(BackendError::NotFound { .. }) => {
@@ -331,7 +326,7 @@ impl Projection<'_> {
                 }
                 continue;
             };
-            if gone.contains(rid) {
+            if !on_tracker.contains(rid) {
                 continue;
             }
             let last = set
