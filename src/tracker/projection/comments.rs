@@ -210,7 +210,8 @@ impl Projection<'_> {
     ) -> Result<(), ProjectError> {
         let heads = set.heads();
         let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
-        let mut events = self.comment_events(issue, set, remote);
+        let seen = self.newest_comment_observations(set);
+        let mut events = self.comment_events(issue, seen.get(&remote.remote_id), remote);
         events.extend(self.local(
             issue,
             set,
@@ -307,6 +308,8 @@ impl Projection<'_> {
         let live: BTreeMap<EventId, &crate::crdt::Comment> =
             state.comments.iter().map(|c| (c.id, c)).collect();
         let copies = self.comment_copies(set);
+        // One pass over the log for every comment's newest observation.
+        let seen = self.newest_comment_observations(set);
         for (id, rid) in &remotes {
             let Some(c) = live.get(id) else {
                 // Deleted here: delete there (where the tracker can), every
@@ -329,20 +332,11 @@ impl Projection<'_> {
             if !on_tracker.contains(rid) {
                 continue;
             }
-            let last = set
-                .iter()
-                .filter_map(|(_, e)| match &e.op {
-                    Op::ObserveComment {
-                        backend,
-                        remote_id,
-                        body,
-                        revision,
-                        ..
-                    } if *backend == self.key && remote_id == rid => Some((*revision, body)),
-                    _ => None,
-                })
-                .max();
-            if last.is_some_and(|(_, body)| *body != c.body) {
+            let last = seen.get(rid).and_then(|e| match &e.op {
+                Op::ObserveComment { body, .. } => Some(body),
+                _ => None,
+            });
+            if last.is_some_and(|body| *body != c.body) {
                 let heads = set.heads();
                 let remote = match self.backend.edit_comment(remote_id, rid, &comment_text(c)) {
                     Ok(r) => r,
@@ -354,7 +348,7 @@ impl Projection<'_> {
                     Err(e) => return Err(e.into()),
                 };
                 let ms = remote.updated_at.millis().unwrap_or(0).max(0) as u64;
-                let mut events = vec![self.observe_comment(issue, set, &remote)];
+                let mut events = vec![self.observe_comment(issue, seen.get(rid), &remote)];
                 events.extend(self.local(
                     issue,
                     set,

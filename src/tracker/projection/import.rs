@@ -178,7 +178,7 @@ impl Projection<'_> {
         fixed.extend(self.observe_created(issue, &r.remote_id, &r.created_at));
         if self.backend.capabilities().comments {
             for c in self.backend.comments(&r.remote_id)? {
-                fixed.extend(self.comment_events(issue, &EventSet::new(), &c));
+                fixed.extend(self.comment_events(issue, None, &c));
             }
         }
         let mut set = EventSet::new();
@@ -203,10 +203,10 @@ impl Projection<'_> {
     pub(super) fn comment_events(
         &self,
         issue: IssueId,
-        set: &EventSet,
+        newest: Option<&Event>,
         c: &RemoteComment,
     ) -> Vec<Event> {
-        let mut out = vec![self.observe_comment(issue, set, c)];
+        let mut out = vec![self.observe_comment(issue, newest, c)];
         out.extend(self.observe_created(issue, &format!("comment:{}", c.remote_id), &c.created_at));
         out
     }
@@ -255,8 +255,9 @@ impl Projection<'_> {
         if self.backend.capabilities().comments {
             let listed = self.backend.comments(&r.remote_id)?;
             let present: HashSet<&str> = listed.iter().map(|c| c.remote_id.as_str()).collect();
+            let seen = self.newest_comment_observations(&set);
             for c in &listed {
-                fixed.extend(self.comment_events(issue, &set, c));
+                fixed.extend(self.comment_events(issue, seen.get(&c.remote_id), c));
             }
             // Comments we saw on the tracker that it no longer lists. Not
             // while the issue has twins (two live remote issues here):

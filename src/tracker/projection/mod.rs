@@ -462,33 +462,47 @@ impl<'a> Projection<'a> {
         )
     }
 
-    /// The observation of tracker comment `c`, read now, in a log holding
-    /// `set` (refs-format.md, section 6a, "Comment revisions"): at its
-    /// tracker time, unless the newest observation of its chain in `set`
-    /// is not older. Everything `set` holds was recorded before this read,
-    /// so what the tracker says now is newer: the same text is that
-    /// observation again, another text comes one after it (a tracker with
-    /// one-second times gives two writes in one second the same time).
-    fn observe_comment(&self, issue: IssueId, set: &EventSet, c: &RemoteComment) -> Event {
+    /// The newest observation (by revision, then event id: the chain's
+    /// order) of each tracker comment of this backend in `set`, by remote id.
+    fn newest_comment_observations(&self, set: &EventSet) -> HashMap<String, Event> {
+        let mut out: HashMap<String, ((u64, EventId), &Event)> = HashMap::new();
+        for (id, e) in set.iter() {
+            if let Op::ObserveComment {
+                backend,
+                remote_id,
+                revision,
+                ..
+            } = &e.op
+            {
+                if *backend != self.key {
+                    continue;
+                }
+                let key = (*revision, *id);
+                let slot = out.entry(remote_id.clone()).or_insert((key, e));
+                if key > slot.0 {
+                    *slot = (key, e);
+                }
+            }
+        }
+        out.into_iter().map(|(k, (_, e))| (k, e.clone())).collect()
+    }
+
+    /// The observation of tracker comment `c`, read now, where `newest` is
+    /// the newest observation of its chain the log holds (refs-format.md,
+    /// section 6a, "Comment revisions"): at its tracker time, unless
+    /// `newest` is not older. Everything the log holds was recorded before
+    /// this read, so what the tracker says now is newer: the same text is
+    /// that observation again, another text comes one after it (a tracker
+    /// with one-second times gives two writes in one second the same time).
+    fn observe_comment(&self, issue: IssueId, newest: Option<&Event>, c: &RemoteComment) -> Event {
         let ms = c.updated_at.millis().unwrap_or(0);
         let body = comments::strip_attribution(&c.body).to_owned();
-        let newest = set
-            .iter()
-            .filter_map(|(id, e)| match &e.op {
-                Op::ObserveComment {
-                    backend,
-                    remote_id,
-                    revision,
-                    body,
-                    ..
-                } if *backend == self.key && *remote_id == c.remote_id => {
-                    Some(((*revision, *id), body, e))
-                }
-                _ => None,
-            })
-            .max_by_key(|(k, _, _)| *k);
+        let newest = newest.and_then(|e| match &e.op {
+            Op::ObserveComment { revision, body, .. } => Some((*revision, body, e)),
+            _ => None,
+        });
         let mut revision = ms.max(0) as u64;
-        if let Some(((r, _), seen, e)) = newest {
+        if let Some((r, seen, e)) = newest {
             if r >= revision {
                 if *seen == body {
                     return e.clone();
