@@ -634,12 +634,26 @@ impl BodyView {
         union.dedup();
         let mut candidates: Vec<&Record> = recs.iter().filter(|r| r.revision == newest).collect();
         candidates.sort_by(|a, b| (&a.heads, a.id).cmp(&(&b.heads, b.id)));
+        let mut covering = None;
         for c in &candidates {
             if self.doc.covers(&c.heads, &union) {
-                return Ok(SyncPoint {
-                    revision: newest,
-                    heads: c.heads.clone(),
-                });
+                // An import whose history holds an export of its revision
+                // made from other heads: that export was written from a
+                // state older than the import's base (a stale export), and
+                // the import read its text as new. Deletions its writer had
+                // not seen decide (below).
+                let stale = !c.changes.is_empty()
+                    && candidates
+                        .iter()
+                        .any(|e| e.changes.is_empty() && e.heads != c.heads);
+                if !stale {
+                    return Ok(SyncPoint {
+                        revision: newest,
+                        heads: c.heads.clone(),
+                    });
+                }
+                covering = Some(c.heads.clone());
+                break;
             }
         }
         // Keep only the maximal heads of the union.
@@ -687,6 +701,14 @@ impl BodyView {
         let derived: Vec<Bytes> = recs.iter().flat_map(|r| r.changes.clone()).collect();
         let mut gone = self.doc.deleted_outside(&canonical, &derived)?;
         self.twin_deletions(recs, &canonical, &derived, &mut gone)?;
+        if let Some(heads) = covering.filter(|_| gone.is_empty()) {
+            // Nothing the stale export's writer had not seen was deleted:
+            // the covering import is the point.
+            return Ok(SyncPoint {
+                revision: newest,
+                heads,
+            });
+        }
         let target = if gone.is_empty() {
             text.clone()
         } else {

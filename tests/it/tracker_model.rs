@@ -2553,3 +2553,32 @@ fn a_tracker_comment_follows_the_comment_it_was_created_from() {
         2,
     );
 }
+
+/// Library draw 58 (10 steps): clone 1 writes `[b1]`, clone 0 gets it,
+/// clone 1 exports it (revision 3) and then deletes it (revision 4). Clone
+/// 0, without clone 1's records, imports revision 4 from its old point,
+/// keeps `[b1]` as an edit the tracker has not seen and exports it
+/// (revision 5, from a state older than revision 4's). Clone 1 imports
+/// revision 5 as new text: its import covers every point, so it was taken
+/// as the chain's point, and `[b1]` came back. An import whose history
+/// holds an export of its own revision made from other heads now goes
+/// through the full join, where the deletion the exporter had not seen
+/// holds. Failed in every replay.
+#[test]
+fn an_import_of_a_stale_export_keeps_the_deletion_its_writer_had_not_seen() {
+    converges_in_every_replay(
+        "
+    Backend clone=1
+    LocalBody clone=1 issue=0 pos=138447152108818627 delete=false
+    Meet from=1 to=0
+    TrackerBody issue=0 pos=1563476592708535928 delete=false drop_marker=false
+    Backend clone=1
+    LocalBody clone=1 issue=0 pos=4426765953945663614 delete=true
+    Backend clone=1
+    Backend clone=0
+    Backend clone=1
+    LocalLabel clone=2 issue=0 label=0 remove=true
+",
+        2,
+    );
+}
