@@ -333,17 +333,27 @@ pub struct ActorId(String);
 impl ActorId {
     /// Validate and wrap an actor name.
     pub fn new(name: &str) -> Result<ActorId, DecodeError> {
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && !name.starts_with(['-', '.'])
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
-        if ok {
+        if ActorId::is_valid(name) {
             Ok(ActorId(name.to_owned()))
         } else {
             Err(invalid("actor name", name))
         }
+    }
+
+    /// Whether `name` is a valid actor name (without wrapping it).
+    pub fn is_valid(name: &str) -> bool {
+        ActorId::is_valid_bytes(name.as_bytes())
+    }
+
+    /// [`ActorId::is_valid`] of a name's bytes (a valid name is ASCII).
+    pub fn is_valid_bytes(name: &[u8]) -> bool {
+        !name.is_empty()
+            && name.len() <= 64
+            && !name.starts_with(b"-")
+            && !name.starts_with(b".")
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
     }
 
     /// The name.

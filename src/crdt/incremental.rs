@@ -760,6 +760,33 @@ impl<'a> Dec<'a> {
             self.take(32)?.try_into().map_err(|_| CacheDecodeError)?,
         ))
     }
+    fn str_ref(&mut self) -> D<&'a str> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| CacheDecodeError)
+    }
+    /// Check one comment of [`Folded::to_bytes`] (stamp, author, text,
+    /// time) without copying it; its id and whether it is well-formed.
+    fn check_comment(&mut self) -> D<EventId> {
+        self.u()?;
+        let actor = self.bytes()?;
+        let id = self.id()?;
+        let author = self.bytes()?;
+        // The author is nearly always the stamp's actor: one check.
+        if !ActorId::is_valid_bytes(actor) || (author != actor && !ActorId::is_valid_bytes(author))
+        {
+            return Err(CacheDecodeError);
+        }
+        self.str_ref()?;
+        self.i()?;
+        Ok(id)
+    }
+    /// One comment [`Dec::check_comment`] checked, in place: its id,
+    /// author, text and time.
+    fn comment_ref(&mut self) -> D<(EventId, &'a str, &'a str, i64)> {
+        self.u()?;
+        self.bytes()?;
+        let id = self.id()?;
+        Ok((id, self.str_ref()?, self.str_ref()?, self.i()?))
+    }
     pub(crate) fn actor(&mut self) -> D<ActorId> {
         // Checked in place: one allocation (a deep issue decodes two
         // actors per comment).
@@ -890,6 +917,16 @@ impl Folded {
 
     /// Decode [`Folded::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Folded, CacheDecodeError> {
+        Ok(Folded::decode(bytes, false)?.0)
+    }
+
+    /// Decode [`Folded::to_bytes`]; when `lazy`, the comments are checked
+    /// but left in place: the fold has none, and the range of their
+    /// encoding in `bytes` and their number come with it.
+    fn decode(
+        bytes: &[u8],
+        lazy: bool,
+    ) -> Result<(Folded, std::ops::Range<usize>, usize), CacheDecodeError> {
         let mut d = Dec(bytes);
         let issue = d.issue()?;
         let mut f = Folded::empty(issue);
@@ -914,8 +951,16 @@ impl Folded {
             _ => return Err(CacheDecodeError),
         };
         let n = d.len()?;
-        f.comments.reserve(n);
-        for _ in 0..n {
+        let start = bytes.len() - d.0.len();
+        if lazy {
+            for _ in 0..n {
+                d.check_comment()?;
+            }
+        } else {
+            f.comments.reserve(n);
+        }
+        let end = bytes.len() - d.0.len();
+        for _ in 0..if lazy { 0 } else { n } {
             let s = d.stamp()?;
             f.comments.push((
                 s,
@@ -960,7 +1005,175 @@ impl Folded {
         if !d.0.is_empty() {
             return Err(CacheDecodeError);
         }
-        Ok(f)
+        Ok((f, start..end, n))
+    }
+}
+
+/// A comment read in place ([`IssueView::comments`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommentRef<'a> {
+    /// The comment's id (its `add_comment` event id).
+    pub id: EventId,
+    /// Author.
+    pub author: &'a str,
+    /// Current text.
+    pub body: &'a str,
+    /// Whether an edit replaced the original text.
+    pub edited: bool,
+    /// Wall time of the add.
+    pub created_ms: i64,
+    /// The human the author (an agent) wrote it for.
+    pub on_behalf_of: Option<&'a str>,
+}
+
+impl<'a> CommentRef<'a> {
+    fn of(c: &'a Comment) -> CommentRef<'a> {
+        CommentRef {
+            id: c.id,
+            author: c.author.as_str(),
+            body: &c.body,
+            edited: c.edited,
+            created_ms: c.created_ms,
+            on_behalf_of: c.on_behalf_of.as_ref().map(ActorId::as_str),
+        }
+    }
+}
+
+/// An issue's state for reading through: its fields, and its comments
+/// read in place from the state cache's bytes when the cache holds the
+/// issue's open fold at its tip. A deep issue's comments are then neither
+/// copied into strings of their own nor kept twice: `show` of 100,000
+/// comments reads one file and prints.
+pub struct IssueView {
+    header: IssueState,
+    comments: ViewComments,
+}
+
+enum ViewComments {
+    Owned(Vec<Comment>),
+    Encoded {
+        bytes: Vec<u8>,
+        range: std::ops::Range<usize>,
+        n: usize,
+        edits: BTreeMap<EventId, String>,
+        deleted: BTreeSet<EventId>,
+    },
+}
+
+impl IssueView {
+    /// The view of a folded state.
+    pub fn from_state(mut state: IssueState) -> IssueView {
+        let comments = std::mem::take(&mut state.comments);
+        IssueView {
+            header: state,
+            comments: ViewComments::Owned(comments),
+        }
+    }
+
+    /// The view of the open fold encoded ([`Folded::to_bytes`]) in
+    /// `bytes[payload]`, its comments left in place. `None` if the
+    /// encoding is damaged or the fold has no state (no `create`).
+    pub fn from_folded_bytes(bytes: Vec<u8>, payload: std::ops::Range<usize>) -> Option<IssueView> {
+        let (mut folded, range, n) = Folded::decode(bytes.get(payload.clone())?, true).ok()?;
+        if folded.is_empty() {
+            return None;
+        }
+        let edits: BTreeMap<EventId, String> = std::mem::take(&mut folded.edits)
+            .into_iter()
+            .map(|(id, (_, b))| (id, b))
+            .collect();
+        let deleted = folded.deleted.clone();
+        let mut header = folded.into_state().ok()?;
+        let range = payload.start + range.start..payload.start + range.end;
+        if !deleted.is_empty() {
+            let mut d = Dec(&bytes[range.clone()]);
+            for _ in 0..n {
+                if deleted.contains(&d.check_comment().ok()?) {
+                    header.deleted_comments += 1;
+                }
+            }
+        }
+        Some(IssueView {
+            header,
+            comments: ViewComments::Encoded {
+                bytes,
+                range,
+                n,
+                edits,
+                deleted,
+            },
+        })
+    }
+
+    /// Everything but the comments (its `comments` is empty: see
+    /// [`IssueView::comments`]).
+    pub fn header(&self) -> &IssueState {
+        &self.header
+    }
+
+    /// Whether the comments are read in place from the cache's bytes.
+    pub fn in_place(&self) -> bool {
+        matches!(self.comments, ViewComments::Encoded { .. })
+    }
+
+    /// The live comments, in order.
+    pub fn comments(&self) -> Box<dyn Iterator<Item = CommentRef<'_>> + '_> {
+        self.comments.iter()
+    }
+
+    /// The whole state, comments included.
+    pub fn into_state(self) -> IssueState {
+        let mut state = self.header;
+        state.comments = match self.comments {
+            ViewComments::Owned(v) => v,
+            encoded => encoded
+                .iter()
+                .map(|c| Comment {
+                    id: c.id,
+                    author: ActorId::new(c.author).expect("BUG: checked actor name"),
+                    body: c.body.to_owned(),
+                    edited: c.edited,
+                    created_ms: c.created_ms,
+                    remote: None,
+                    on_behalf_of: None,
+                })
+                .collect(),
+        };
+        state
+    }
+}
+
+impl ViewComments {
+    fn iter(&self) -> Box<dyn Iterator<Item = CommentRef<'_>> + '_> {
+        match self {
+            ViewComments::Owned(v) => Box::new(v.iter().map(CommentRef::of)),
+            ViewComments::Encoded {
+                bytes,
+                range,
+                n,
+                edits,
+                deleted,
+            } => {
+                let mut d = Dec(&bytes[range.clone()]);
+                Box::new((0..*n).filter_map(move |_| {
+                    let (id, author, body, created_ms) = d
+                        .comment_ref()
+                        .expect("BUG: the comments were checked when the view was made");
+                    if deleted.contains(&id) {
+                        return None;
+                    }
+                    let edit = edits.get(&id);
+                    Some(CommentRef {
+                        id,
+                        author,
+                        body: edit.map_or(body, String::as_str),
+                        edited: edit.is_some(),
+                        created_ms,
+                        on_behalf_of: None,
+                    })
+                }))
+            }
+        }
     }
 }
 

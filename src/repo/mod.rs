@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::crdt::body::BodyDoc;
-use crate::crdt::incremental::Folded;
+use crate::crdt::incremental::{Folded, IssueView};
 use crate::crdt::{BodyView, EventSet, FoldError, IssueState, Link};
 use crate::event::{
     check_len, check_name, ActorId, DecodeError, Event, EventId, IssueId, Op, Status,
@@ -308,15 +308,28 @@ impl Repo {
         Ok(self.folded(issue)?.state)
     }
 
+    /// The folded state of an issue for reading through: a deep issue's
+    /// comments are read in place from the state cache ([`IssueView`]).
+    pub fn show_view(&self, issue: IssueId) -> Result<IssueView, RepoError> {
+        let (repo, refname, tip) = self.tip(issue)?;
+        Ok(StateCache::for_reading(&self.store).view(&repo, &refname, issue, tip)?)
+    }
+
     /// The folded state of an issue at its ref's tip, through the cache.
     fn folded(&self, issue: IssueId) -> Result<Cached, RepoError> {
+        let (repo, refname, tip) = self.tip(issue)?;
+        Ok(StateCache::for_reading(&self.store).get(&repo, &refname, issue, tip)?)
+    }
+
+    /// An issue's ref and its tip.
+    fn tip(&self, issue: IssueId) -> Result<(gix::Repository, String, Oid), RepoError> {
         let repo = self.store.repo();
         let refname = layout::issue_ref(issue);
         let tip = self
             .store
             .read_ref(&repo, &refname)?
             .ok_or_else(|| StoreError::NotFound(issue.to_string()))?;
-        Ok(StateCache::for_reading(&self.store).get(&repo, &refname, issue, tip)?)
+        Ok((repo, refname, tip))
     }
 
     /// Apply changes to an issue as `actor`. Changes that would not change

@@ -25,7 +25,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use super::{GitEventStore, Oid, StoreError};
-use crate::crdt::incremental::{state_from_bytes, state_to_bytes, Folded};
+use crate::crdt::incremental::{state_from_bytes, state_to_bytes, Folded, IssueView};
 use crate::crdt::{EventSet, IssueState};
 use crate::event::{Event, EventId, IssueId};
 
@@ -182,6 +182,9 @@ pub struct StateCache<'a> {
     dir: PathBuf,
     /// Whether callers need [`Cached::folded`] (writers) or only the state.
     keep_folded: bool,
+    /// Rewrite the snapshot whenever a read replayed anything (see
+    /// [`StateCache::view`]).
+    settle: bool,
 }
 
 impl<'a> StateCache<'a> {
@@ -191,6 +194,7 @@ impl<'a> StateCache<'a> {
             dir: store.reposix_dir().join("state"),
             store,
             keep_folded: true,
+            settle: false,
         }
     }
 
@@ -201,6 +205,48 @@ impl<'a> StateCache<'a> {
             keep_folded: false,
             ..StateCache::new(store)
         }
+    }
+
+    /// The state of `issue` at `tip` for reading through: its comments
+    /// stay in the cache file's bytes when the snapshot is of `tip`
+    /// ([`IssueView`]). Otherwise the state is read as
+    /// [`StateCache::for_reading`] reads it, and a snapshot that needed
+    /// records or a tree diff replayed is rewritten, so that the next view
+    /// of the same tip reads in place.
+    pub fn view(
+        &self,
+        repo: &gix::Repository,
+        refname: &str,
+        issue: IssueId,
+        tip: Oid,
+    ) -> Result<IssueView, StoreError> {
+        if let Some(v) = self.view_in_place(issue, tip) {
+            return Ok(v);
+        }
+        let settling = StateCache {
+            keep_folded: false,
+            settle: true,
+            ..StateCache::new(self.store)
+        };
+        Ok(IssueView::from_state(
+            settling.get(repo, refname, issue, tip)?.state,
+        ))
+    }
+
+    /// [`StateCache::view`] when the snapshot is of `tip` and an open fold.
+    fn view_in_place(&self, issue: IssueId, tip: Oid) -> Option<IssueView> {
+        let bytes = std::fs::read(self.path(issue)).ok()?;
+        let body = bytes.strip_prefix(MAGIC)?;
+        let snap = records(body).into_iter().next()?;
+        if snap.kind != KIND_FOLDED || Oid::try_from(snap.body.get(..20)?).ok()? != tip {
+            return None;
+        }
+        let n = u32::from_le_bytes(snap.body.get(28..32)?.try_into().ok()?) as usize;
+        // The snapshot record's body starts after the magic, its length
+        // and its kind.
+        let at = MAGIC.len() + 9;
+        let payload = at + 32 + 32 * n..at + snap.body.len();
+        IssueView::from_folded_bytes(bytes, payload)
     }
 
     fn path(&self, issue: IssueId) -> PathBuf {
@@ -390,7 +436,9 @@ impl<'a> StateCache<'a> {
             }
             Source::Advanced(refs.len())
         };
-        let rewrite = body_replayed || !matches!(source, Source::Cached(n) if n <= MAX_RECORDS);
+        let rewrite = body_replayed
+            || !matches!(source, Source::Cached(n) if n <= MAX_RECORDS)
+            || (self.settle && source != Source::Cached(0));
         let (state, folded) = if self.keep_folded || rewrite {
             let state = folded.state().ok()?;
             if rewrite {

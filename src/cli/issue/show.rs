@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use reposix::crdt::incremental::IssueView;
 use reposix::crdt::IssueState;
 use reposix::event::ActorId;
 
@@ -24,23 +25,26 @@ pub struct ShowArgs {
 pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<(), Failure> {
     let repo = ctx.repo()?;
     let id = names::resolve(&repo, &args.issue)?;
-    let state = repo.show(id)?;
+    let view = repo.show_view(id)?;
     let backends = repo.backends()?;
     let refs = names::tracker_refs(
         &backends,
-        state
+        view.header()
             .remotes
             .iter()
             .map(|r| (r.backend.clone(), r.remote_id.clone())),
     );
-    let style = term::Style::stdout();
-    ctx.out.done_paged(
-        &ShowJson {
+    if ctx.out.json {
+        let state = view.into_state();
+        let json = ShowJson {
             state: &state,
             refs: &refs,
-        },
-        || render_state(&state, &refs, &style),
-    )
+        };
+        return ctx.out.done_paged(&json, String::new);
+    }
+    let style = term::Style::stdout();
+    ctx.out
+        .done_paged(&(), || render_state(&view, &refs, &style))
 }
 
 /// The JSON of `issue show`: the state with its times as RFC 3339 and its
@@ -67,7 +71,8 @@ impl serde::Serialize for ShowJson<'_> {
     }
 }
 
-fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> String {
+fn render_state(view: &IssueView, refs: &[TrackerRef], style: &term::Style) -> String {
+    let s = view.header();
     let now = reposix::time::now_millis();
     let mut out = format!("{}  {}\n", s.id, line(&s.title));
     out.push_str(&format!("status:    {}\n", s.status));
@@ -119,18 +124,17 @@ fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> Str
             out.push('\n');
         }
     }
-    out.reserve(s.comments.iter().map(|c| c.body.len() + 80).sum());
     // Pieces pushed in place, and a time formatted once for the comments
     // that share it: a deep issue prints 100,000 of these.
     let mut when: Option<(i64, String)> = None;
-    for c in &s.comments {
+    for c in view.comments() {
         out.push_str("\n--- comment ");
         c.id.push_short(&mut out);
         out.push_str(" by ");
-        out.push_str(c.author.as_str());
-        if let Some(h) = &c.on_behalf_of {
+        out.push_str(c.author);
+        if let Some(h) = c.on_behalf_of {
             out.push_str(" (on behalf of ");
-            out.push_str(h.as_str());
+            out.push_str(h);
             out.push(')');
         }
         out.push_str(", ");
@@ -153,7 +157,7 @@ fn render_state(s: &IssueState, refs: &[TrackerRef], style: &term::Style) -> Str
             out.push_str(" (edited)");
         }
         out.push('\n');
-        out.push_str(&c.body);
+        out.push_str(c.body);
         out.push('\n');
     }
     out
