@@ -139,10 +139,12 @@ impl EventId {
     /// [`EventId::short`] appended to `out` (no allocation of its own).
     pub fn push_short(&self, out: &mut String) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for b in &self.0[..6] {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 15)]));
+        let mut hex = [0u8; 12];
+        for (i, b) in self.0[..6].iter().enumerate() {
+            hex[2 * i] = DIGITS[usize::from(b >> 4)];
+            hex[2 * i + 1] = DIGITS[usize::from(b & 15)];
         }
+        out.push_str(std::str::from_utf8(&hex).expect("BUG: hex digits are ASCII"));
     }
 }
 

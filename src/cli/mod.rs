@@ -431,6 +431,42 @@ impl Out {
         stdout_written(write_text(&mut std::io::stdout().lock(), &text))
     }
 
+    /// Text output made in pieces of whole lines (text mode only): `make`
+    /// gives each piece to [`Pieces::push`]. On a terminal the whole text
+    /// goes through the pager as [`Out::done_paged`] sends it; otherwise
+    /// each piece is made safe and written as it comes, so a text of
+    /// megabytes (100,000 comments) is never held whole.
+    fn paged_pieces(&self, make: impl FnOnce(&mut Pieces)) -> Result<(), Failure> {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            let mut pieces = Pieces::Whole(String::new());
+            make(&mut pieces);
+            let Pieces::Whole(text) = pieces else {
+                unreachable!("BUG: a whole text stays whole")
+            };
+            return self.done_paged(&(), || text);
+        }
+        let mut pieces = Pieces::Stream {
+            out: std::io::stdout().lock(),
+            result: Ok(()),
+            last: b'\n',
+        };
+        make(&mut pieces);
+        let Pieces::Stream {
+            mut out,
+            result,
+            last,
+        } = pieces
+        else {
+            unreachable!("BUG: a stream stays a stream")
+        };
+        let result = result.and_then(|()| match last {
+            b'\n' => Ok(()),
+            _ => out.write_all(b"\n"),
+        });
+        stdout_written(result.and_then(|()| out.flush()))
+    }
+
     /// Like [`Out::done_paged`] for text that carries colour codes: the
     /// caller has escaped every stored string in it (with [`term::line`]
     /// or [`term::escape`]); known secrets are still masked here. `ordered`
@@ -538,6 +574,39 @@ fn write_text(out: &mut impl Write, text: &str) -> std::io::Result<()> {
         out.write_all(text.as_bytes())
     } else {
         writeln!(out, "{text}")
+    }
+}
+
+/// Where [`Out::paged_pieces`] sends its pieces.
+pub enum Pieces {
+    /// Collected for the pager.
+    Whole(String),
+    /// Written to stdout as they come.
+    Stream {
+        out: std::io::StdoutLock<'static>,
+        /// The first failure to write (later pieces are dropped).
+        result: std::io::Result<()>,
+        /// The last byte written (a text ends with a newline).
+        last: u8,
+    },
+}
+
+impl Pieces {
+    /// Add whole lines of text (a piece never splits a line: secrets are
+    /// masked piece by piece, and no secret spans a line break).
+    pub fn push(&mut self, text: &str) {
+        match self {
+            Pieces::Whole(all) => all.push_str(text),
+            Pieces::Stream { out, result, last } => {
+                if result.is_err() || text.is_empty() {
+                    return;
+                }
+                let text = reposix::git::redact::redact_known(text);
+                let text = term::escape(&text, term::Lines::Keep);
+                *result = out.write_all(text.as_bytes());
+                *last = *text.as_bytes().last().unwrap_or(last);
+            }
+        }
     }
 }
 

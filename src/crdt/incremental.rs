@@ -1116,6 +1116,14 @@ impl IssueView {
         matches!(self.comments, ViewComments::Encoded { .. })
     }
 
+    /// About how many bytes the comments hold (to size a buffer).
+    pub fn comments_size_hint(&self) -> usize {
+        match &self.comments {
+            ViewComments::Owned(v) => v.iter().map(|c| c.body.len() + 40).sum(),
+            ViewComments::Encoded { range, .. } => range.len(),
+        }
+    }
+
     /// The live comments, in order.
     pub fn comments(&self) -> Box<dyn Iterator<Item = CommentRef<'_>> + '_> {
         self.comments.iter()

@@ -223,6 +223,38 @@ fn text_output_shows_control_characters_escaped_and_json_stays_exact() {
     assert_eq!(list["issues"][0]["title"], HOSTILE_TITLE);
 }
 
+/// `show` writes a long page in pieces (it is never held whole when stdout
+/// is not a terminal): each piece is masked and escaped on its own, so a
+/// secret or a control character in the fourth of four 100 KB comments,
+/// past the first piece, is masked and escaped like one in the first.
+#[test]
+fn a_long_page_is_masked_and_escaped_piece_by_piece() {
+    let t = TestRepo::new();
+    let id = t.new_issue("Long", &[]);
+    let secret = "ghp-zq-secret-4d5e6f";
+    let filler = "word ".repeat(20_000);
+    for i in 0..4 {
+        let text = format!("comment {i}\n{filler}\ntoken {secret} bell \x07 end {i}");
+        t.rx(&["issue", "comment", &id, &text]).ok();
+    }
+    let mut cmd = t.command(crate::support::BIN);
+    cmd.args(["--actor", "tester", "issue", "show", &id])
+        .env("GITHUB_TOKEN", secret);
+    let run = t.run(cmd);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.len() > 400_000, "{} bytes", run.stdout.len());
+    assert!(!run.stdout.contains(secret), "the secret is masked");
+    assert_no_raw_controls("show", &run.stdout);
+    for i in 0..4 {
+        assert!(
+            run.stdout.contains(&format!("bell \\x07 end {i}\n")),
+            "comment {i}"
+        );
+    }
+    assert_eq!(run.stdout.matches("token ***").count(), 4);
+    assert!(run.stdout.ends_with('\n'));
+}
+
 /// A fake GitHub API that answers every request with `status` and a body
 /// echoing the token it was sent (as some trackers and proxies do).
 struct EchoTracker {

@@ -9,7 +9,7 @@ use reposix::event::ActorId;
 use super::joined;
 use crate::cli::names::{self, TrackerRef};
 use crate::cli::term::{self, line};
-use crate::cli::{Ctx, Failure};
+use crate::cli::{Ctx, Failure, Pieces};
 
 /// Arguments of `reposix issue show`.
 #[derive(Args)]
@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<(), Failure> {
     }
     let style = term::Style::stdout();
     ctx.out
-        .done_paged(&(), || render_state(&view, &refs, &style))
+        .paged_pieces(|pieces| render_state(&view, &refs, &style, pieces))
 }
 
 /// The JSON of `issue show`: the state with its times as RFC 3339 and its
@@ -71,7 +71,10 @@ impl serde::Serialize for ShowJson<'_> {
     }
 }
 
-fn render_state(view: &IssueView, refs: &[TrackerRef], style: &term::Style) -> String {
+/// Comments are handed on in pieces of about this many bytes.
+const PIECE: usize = 256 * 1024;
+
+fn render_state(view: &IssueView, refs: &[TrackerRef], style: &term::Style, pieces: &mut Pieces) {
     let s = view.header();
     let now = reposix::time::now_millis();
     let mut out = format!("{}  {}\n", s.id, line(&s.title));
@@ -124,6 +127,7 @@ fn render_state(view: &IssueView, refs: &[TrackerRef], style: &term::Style) -> S
             out.push('\n');
         }
     }
+    out.reserve(view.comments_size_hint().min(PIECE) + 64 * 1024);
     // Pieces pushed in place, and a time formatted once for the comments
     // that share it: a deep issue prints 100,000 of these.
     let mut when: Option<(i64, String)> = None;
@@ -159,8 +163,12 @@ fn render_state(view: &IssueView, refs: &[TrackerRef], style: &term::Style) -> S
         out.push('\n');
         out.push_str(c.body);
         out.push('\n');
+        if out.len() >= PIECE {
+            pieces.push(&out);
+            out.clear();
+        }
     }
-    out
+    pieces.push(&out);
 }
 
 /// ` (on behalf of HUMAN)` after an agent's name, or nothing.
