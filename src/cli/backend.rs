@@ -254,6 +254,7 @@ impl From<SessionError> for Failure {
             SessionError::Repo(r) => r.into(),
             SessionError::Backend(b) => b.into(),
             SessionError::Project(p) => p.into(),
+            SessionError::Recover(e) => super::sync::sync_failure(e),
             e @ SessionError::MarkdownEdits(EditsError::Rejected(_)) => Failure::new(
                 Exit::Invalid,
                 "markdown_rejected",
@@ -411,6 +412,17 @@ pub fn sync(ctx: &Ctx, name: &str, dirs: Directions) -> Result<(), Failure> {
 /// `sync --backend` and `mirror sync`).
 pub fn tracker_text(name: &str, out: &TrackerReport) -> String {
     let mut s = String::new();
+    if !out.recovered.is_empty() {
+        s.push_str(&format!(
+            "recovered events a forced fetch had dropped: {}\n",
+            super::sync::ids(&out.recovered)
+        ));
+    }
+    for (issue, why) in &out.unrecoverable {
+        s.push_str(&format!(
+            "could not recover {issue} from its reflog: {why}\n"
+        ));
+    }
     if let Some(i) = &out.import {
         s.push_str(&format!(
             "imported from {name}: {} listed, {} new revisions, {} new issues, {} comments\n",

@@ -74,7 +74,7 @@ impl SyncArgs {
     }
 }
 
-fn sync_failure(e: SyncError) -> Failure {
+pub(crate) fn sync_failure(e: SyncError) -> Failure {
     let message = redact(&reposix::error_chain(&e));
     if e.is_unreachable() {
         return Failure::new(Exit::RemoteUnreachable, "remote_unreachable", message).hint(
@@ -100,7 +100,7 @@ fn sync_failure(e: SyncError) -> Failure {
     }
 }
 
-fn ids(v: &[IssueId]) -> String {
+pub(crate) fn ids(v: &[IssueId]) -> String {
     v.iter().map(IssueId::short).collect::<Vec<_>>().join(", ")
 }
 

@@ -304,6 +304,127 @@ pub fn reflog_oids(text: impl std::io::BufRead) -> std::io::Result<Vec<Oid>> {
     Ok(out)
 }
 
+/// What [`recover_from_reflogs`] did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Issues whose dropped commits were merged back.
+    pub recovered: Vec<IssueId>,
+    /// Reflog entries that could not be merged, per issue.
+    pub damaged: BTreeMap<IssueId, String>,
+}
+
+/// The local issue refs' tips (issue refs only), for
+/// [`recover_from_reflogs`].
+pub fn local_issue_tips(store: &GitEventStore) -> Result<BTreeMap<IssueId, Oid>, SyncError> {
+    let refs = store
+        .list_refs_under(ISSUE_REF_PREFIX)
+        .map_err(|source| SyncError::Store {
+            what: format!("listing refs under {ISSUE_REF_PREFIX}"),
+            source,
+        })?;
+    Ok(refs
+        .into_iter()
+        .filter_map(|r| Some((r.issue?, r.tip)))
+        .collect())
+}
+
+/// Merge back commits a forced plain `git fetch` (or any other non-reposix
+/// ref update) dropped from a local issue ref (`local`: the issue refs and
+/// their tips): its reflog still names them. Only reflogs modified since
+/// the last scan are read, each in full, so the recovery holds however
+/// many writes followed the overwrite; what bounds it is git's reflog
+/// expiry (an entry for a commit no longer reachable from the ref is
+/// dropped by `git gc` after `gc.reflogExpireUnreachable`, 30 days by
+/// default). Both syncs run it first: a tracker sync working from a log
+/// that lost its own export records would export and import again what
+/// they record.
+pub fn recover_from_reflogs(
+    store: &GitEventStore,
+    repo: &gix::Repository,
+    local: &BTreeMap<IssueId, Oid>,
+) -> Result<Recovery, SyncError> {
+    let mut out = Recovery::default();
+    let started = SystemTime::now();
+    let mark_path = store.reposix_dir().join(REFLOG_MARK);
+    let since = std::fs::read_to_string(&mark_path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .and_then(|ns| (UNIX_EPOCH + Duration::from_nanos(ns)).checked_sub(MTIME_SLACK));
+    let logs = repo.common_dir().join("logs");
+    for (&issue, &tip) in local {
+        let refname = crate::store::layout::issue_ref(issue);
+        let path = logs.join(&refname);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue; // no reflog: nothing to recover
+        };
+        if let (Some(since), Ok(modified)) = (since, meta.modified()) {
+            if modified < since {
+                continue;
+            }
+        }
+        let file = std::fs::File::open(&path).map_err(|source| SyncError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let oids = reflog_oids(std::io::BufReader::new(file)).map_err(|source| SyncError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // Commits the ref holds now; recomputed after each merge.
+        let mut held: Option<HashSet<Oid>> = None;
+        for oid in oids {
+            if oid == tip || !repo.has_object(oid) {
+                continue;
+            }
+            let held = match &mut held {
+                Some(h) => h,
+                None => held.insert(ancestry(store, repo, &refname)),
+            };
+            if held.contains(&oid) {
+                continue;
+            }
+            match store.merge_tip(issue, oid) {
+                Ok(outcome) => {
+                    held.clear();
+                    held.extend(ancestry(store, repo, &refname));
+                    if outcome != MergeOutcome::UpToDate && !out.recovered.contains(&issue) {
+                        out.recovered.push(issue);
+                    }
+                }
+                Err(e) => {
+                    // Not merged: do not try this entry again below.
+                    held.insert(oid);
+                    out.damaged.insert(
+                        issue,
+                        format!("reflog entry {oid}: {}", crate::error_chain(&e)),
+                    );
+                }
+            }
+        }
+    }
+    let stamp = started
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    write_atomic(&mark_path, &format!("{stamp}\n"))?;
+    Ok(out)
+}
+
+/// Every commit reachable from `refname` now (empty if unreadable).
+fn ancestry(store: &GitEventStore, repo: &gix::Repository, refname: &str) -> HashSet<Oid> {
+    let Ok(Some(tip)) = store.read_ref(repo, refname) else {
+        return HashSet::new();
+    };
+    let mut out = HashSet::new();
+    if let Ok(walk) = repo.rev_walk([tip]).all() {
+        for info in walk.flatten() {
+            out.insert(info.id);
+        }
+    }
+    out.insert(tip);
+    out
+}
+
 /// Sync the store with a remote. See the module docs for what it
 /// guarantees. Per-issue problems land in the report; an `Err` means the
 /// remote could not be talked to at all (local state is intact either way).
@@ -501,96 +622,15 @@ impl Session<'_> {
             || matches!(self.repo.merge_base(other, tip), Ok(Some(base)) if base.detach() == other)
     }
 
-    /// Merge back commits a forced plain `git fetch` (or any other
-    /// non-reposix ref update) dropped from a local issue ref: its reflog
-    /// still names them. Only reflogs modified since the last scan are
-    /// read, each in full, so the recovery holds however many writes
-    /// followed the overwrite; what bounds it is git's reflog expiry (an
-    /// entry for a commit no longer reachable from the ref is dropped by
-    /// `git gc` after `gc.reflogExpireUnreachable`, 30 days by default).
+    /// [`recover_from_reflogs`] for this session's local refs.
     fn recover_from_reflogs(&mut self) -> Result<(), SyncError> {
-        let started = SystemTime::now();
-        let mark_path = self.store.reposix_dir().join(REFLOG_MARK);
-        let since = std::fs::read_to_string(&mark_path)
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .and_then(|ns| (UNIX_EPOCH + Duration::from_nanos(ns)).checked_sub(MTIME_SLACK));
-        let logs = self.repo.common_dir().join("logs");
-        for (issue, tip) in self.local.clone() {
-            let refname = crate::store::layout::issue_ref(issue);
-            let path = logs.join(&refname);
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue; // no reflog: nothing to recover
-            };
-            if let (Some(since), Ok(modified)) = (since, meta.modified()) {
-                if modified < since {
-                    continue;
-                }
-            }
-            let file = std::fs::File::open(&path).map_err(|source| SyncError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let oids =
-                reflog_oids(std::io::BufReader::new(file)).map_err(|source| SyncError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            // Commits the ref holds now; recomputed after each merge.
-            let mut held: Option<HashSet<Oid>> = None;
-            for oid in oids {
-                if oid == tip || !self.repo.has_object(oid) {
-                    continue;
-                }
-                let held = match &mut held {
-                    Some(h) => h,
-                    None => held.insert(self.ancestry(&refname)),
-                };
-                if held.contains(&oid) {
-                    continue;
-                }
-                match self.store.merge_tip(issue, oid) {
-                    Ok(outcome) => {
-                        held.clear();
-                        held.extend(self.ancestry(&refname));
-                        if outcome != MergeOutcome::UpToDate {
-                            self.refresh_local(issue);
-                            if !self.report.recovered.contains(&issue) {
-                                self.report.recovered.push(issue);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        // Not merged: do not try this entry again below.
-                        held.insert(oid);
-                        self.damaged.insert(
-                            issue,
-                            format!("reflog entry {oid}: {}", crate::error_chain(&e)),
-                        );
-                    }
-                }
-            }
+        let recovery = recover_from_reflogs(self.store, &self.repo, &self.local)?;
+        for issue in recovery.recovered {
+            self.refresh_local(issue);
+            self.report.recovered.push(issue);
         }
-        let stamp = started
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        write_atomic(&mark_path, &format!("{stamp}\n"))
-    }
-
-    /// Every commit reachable from `refname` now (empty if unreadable).
-    fn ancestry(&self, refname: &str) -> HashSet<Oid> {
-        let Ok(Some(tip)) = self.store.read_ref(&self.repo, refname) else {
-            return HashSet::new();
-        };
-        let mut out = HashSet::new();
-        if let Ok(walk) = self.repo.rev_walk([tip]).all() {
-            for info in walk.flatten() {
-                out.insert(info.id);
-            }
-        }
-        out.insert(tip);
-        out
+        self.damaged.extend(recovery.damaged);
+        Ok(())
     }
 
     fn fetch(&mut self) -> Result<(), SyncError> {

@@ -17,7 +17,9 @@
 //! [`crate::repo::trackers`]) and identity map, so HTTP reaches no origin
 //! the user did not allow.
 
-use crate::event::ActorId;
+use std::collections::BTreeMap;
+
+use crate::event::{ActorId, IssueId};
 use crate::mirror::edits::{import_markdown_edits, EditsError, EditsReport};
 use crate::repo::{Repo, RepoError};
 use crate::store::index::IssueSummary;
@@ -47,6 +49,10 @@ pub enum SessionError {
     /// Import or export failed.
     #[error(transparent)]
     Project(#[from] ProjectError),
+    /// Commits a forced fetch dropped could not be looked for (a reflog or
+    /// the store could not be read); nothing was sent.
+    #[error(transparent)]
+    Recover(#[from] crate::sync::SyncError),
     /// Local-only issues would be published to a tracker none of them is
     /// bound to, and the caller did not confirm it.
     #[error("not exporting: {local} local issues would be published to {name}, where nothing of this repository is yet")]
@@ -77,6 +83,11 @@ pub struct TrackerReport {
     pub backend: String,
     /// Its `<kind>::<address>`.
     pub spec: String,
+    /// Issues whose commits a forced fetch had dropped, merged back from
+    /// their reflogs before anything was imported or exported.
+    pub recovered: Vec<IssueId>,
+    /// Reflog entries that could not be merged back, per issue.
+    pub unrecoverable: BTreeMap<IssueId, String>,
     /// Committed markdown edits read as events.
     pub markdown_edits: EditsReport,
     /// The first import (`None` with `export_only`).
@@ -162,6 +173,15 @@ impl TrackerSession {
         progress: &dyn Fn(&str),
         confirm: &dyn Fn(usize) -> bool,
     ) -> Result<TrackerReport, SessionError> {
+        // A forced `git fetch` may have dropped this clone's own import
+        // and export records: working without them would import and
+        // export again what they record.
+        let store = repo.store();
+        let recovery = crate::sync::recover_from_reflogs(
+            store,
+            &store.repo(),
+            &crate::sync::local_issue_tips(store)?,
+        )?;
         let p = Projection::new(
             repo.store(),
             self.tracker.as_ref(),
@@ -198,6 +218,8 @@ impl TrackerSession {
         Ok(TrackerReport {
             backend: self.name.clone(),
             spec: self.spec.to_spec_string(),
+            recovered: recovery.recovered,
+            unrecoverable: recovery.damaged,
             markdown_edits,
             import,
             export,

@@ -1118,3 +1118,56 @@ fn a_poisoned_remote_ref_is_reported_with_exit_10_and_what_to_do() {
     d.git(&["fetch", "-q", "origin", "refs/reposix/*:refs/reposix/*"]);
     assert!(d.comments(&other).contains("unrelated"));
 }
+
+/// A forced `git fetch` dropped a clone's own tracker records (the bind
+/// and export of an issue it had exported and not pushed), and the next
+/// `reposix sync --backend` worked from the log without them: only `reposix
+/// sync` looked in the reflogs. A tracker sync imports and exports again
+/// what such records state (the CLI soak's seed 1010 doubled a body token
+/// that way). The tracker sync now recovers first, and says so.
+#[test]
+fn a_tracker_sync_first_recovers_what_a_forced_fetch_dropped() {
+    reposix::tracker::http::install_crypto_provider();
+    let sim = reposix_sim::start(reposix_sim::SimConfig {
+        rate_limit: 0,
+        ..reposix_sim::SimConfig::default()
+    })
+    .expect("sim starts");
+    let project = sim.project_url("demo");
+    let w = TestRepo::new();
+    let remote = bare(&w, "remote.git");
+    let url = path_url(&remote);
+    let a = Node::init(&w, "a", &url);
+    let x = a.new_issue("alice", "Recovered before export", &["-b", "first text"]);
+    a.sync(&[]);
+    a.rx(
+        "alice",
+        &["backend", "add", "sim", &format!("sim::{project}")],
+    )
+    .ok();
+    a.rx("alice", &["sync", "--backend", "sim", "--yes"]).ok();
+    assert_eq!(a.show(&x)["trackers"].as_array().map(Vec::len), Some(1));
+
+    a.git(&["fetch", "-q", "origin", "+refs/reposix/*:refs/reposix/*"]);
+    assert_eq!(
+        a.show(&x)["trackers"].as_array().map(Vec::len),
+        Some(0),
+        "the forced fetch dropped the export record"
+    );
+    let report = a.json("alice", &["sync", "--backend", "sim"]);
+    assert_eq!(report["recovered"], serde_json::json!([x]), "{report}");
+    let shown = a.show(&x);
+    assert_eq!(
+        shown["trackers"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
+    assert_eq!(shown["body"], "first text");
+    let copies = reqwest::blocking::get(format!("{}/projects/demo/issues", sim.base_url()))
+        .and_then(|r| r.json::<Vec<Value>>())
+        .expect("the sim lists its issues")
+        .into_iter()
+        .filter(|i| i["title"] == "Recovered before export")
+        .count();
+    assert_eq!(copies, 1, "one copy on the tracker");
+}
