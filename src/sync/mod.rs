@@ -316,10 +316,15 @@ pub struct Recovery {
 /// The local issue refs' tips (issue refs only), for
 /// [`recover_from_reflogs`].
 pub fn local_issue_tips(store: &GitEventStore) -> Result<BTreeMap<IssueId, Oid>, SyncError> {
+    tips_under(store, ISSUE_REF_PREFIX)
+}
+
+/// The issue refs under `prefix` and their tips.
+fn tips_under(store: &GitEventStore, prefix: &str) -> Result<BTreeMap<IssueId, Oid>, SyncError> {
     let refs = store
-        .list_refs_under(ISSUE_REF_PREFIX)
+        .list_refs_under(prefix)
         .map_err(|source| SyncError::Store {
-            what: format!("listing refs under {ISSUE_REF_PREFIX}"),
+            what: format!("listing refs under {prefix}"),
             source,
         })?;
     Ok(refs
@@ -603,17 +608,7 @@ impl Session<'_> {
     }
 
     fn tips(&self, prefix: &str) -> Result<BTreeMap<IssueId, Oid>, SyncError> {
-        let refs = self
-            .store
-            .list_refs_under(prefix)
-            .map_err(|source| SyncError::Store {
-                what: format!("listing refs under {prefix}"),
-                source,
-            })?;
-        Ok(refs
-            .into_iter()
-            .filter_map(|r| Some((r.issue?, r.tip)))
-            .collect())
+        tips_under(self.store, prefix)
     }
 
     /// Whether `tip` contains `other` (equal, or `other` is an ancestor).
