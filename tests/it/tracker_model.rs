@@ -161,18 +161,39 @@ fn actor(i: usize) -> ActorId {
     ActorId::new(&format!("r{i}")).expect("actor")
 }
 
-/// The tokens of a body, in order: every `[…]` run. Concurrent inserts at
-/// one place merge character-wise and may lose the space between two
+/// The brackets of a token: `[` and `]`, or with `REPOSIX_MODEL_LETTERS=1`
+/// the letters `ɑ` and `ɒ`. Brackets split glued tokens into words; letters
+/// do not, as in text without spaces (Chinese, Japanese), where a whole
+/// sentence is one run of letters: the CLI model's tokens are of that kind.
+fn brackets() -> (char, char) {
+    static LETTERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *LETTERS.get_or_init(|| std::env::var("REPOSIX_MODEL_LETTERS").is_ok_and(|v| v == "1")) {
+        ('ɑ', 'ɒ')
+    } else {
+        ('[', ']')
+    }
+}
+
+/// `word` between the brackets of a token.
+fn bracketed(word: &str) -> String {
+    let (open, close) = brackets();
+    format!("{open}{word}{close}")
+}
+
+/// The tokens of a body, in order: every bracketed run. Concurrent inserts
+/// at one place merge character-wise and may lose the space between two
 /// tokens; brackets keep each token findable whatever surrounds it.
 fn tokens(text: &str) -> Vec<&str> {
+    let (open, close) = brackets();
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(start) = rest.find('[') {
-        let Some(len) = rest[start..].find(']') else {
+    while let Some(start) = rest.find(open) {
+        let Some(len) = rest[start..].find(close) else {
             break;
         };
-        out.push(&rest[start..start + len + 1]);
-        rest = &rest[start + len + 1..];
+        let end = start + len + close.len_utf8();
+        out.push(&rest[start..end]);
+        rest = &rest[end..];
     }
     out
 }
@@ -190,7 +211,7 @@ impl World {
         let resp = http
             .post(format!("{}/projects/demo/issues", sim.base_url()))
             .header("X-Reposix-Agent", "tracker-user")
-            .json(&serde_json::json!({"title": "from the tracker", "body": "[base]"}))
+            .json(&serde_json::json!({"title": "from the tracker", "body": bracketed("base")}))
             .send()
             .expect("POST");
         assert_eq!(resp.status().as_u16(), 201);
@@ -216,7 +237,7 @@ impl World {
             comments_deleted: Default::default(),
             http,
         };
-        world.written[0].insert("[base]".into());
+        world.written[0].insert(bracketed("base"));
         world.sync_backend(0);
         let imported = world.clones[0].1.list().expect("list").issues[0].id;
         let local = world.clones[1]
@@ -225,20 +246,20 @@ impl World {
                 &actor(1),
                 NewIssue {
                     title: "local".into(),
-                    body: "[seed]".into(),
+                    body: bracketed("seed"),
                     ..NewIssue::default()
                 },
             )
             .expect("create")
             .issue;
-        world.written[1].insert("[seed]".into());
+        world.written[1].insert(bracketed("seed"));
         world.issues = [imported, local];
         world
     }
 
     fn token(&mut self, kind: &str) -> String {
         self.next += 1;
-        format!("[{kind}{}]", self.next)
+        bracketed(&format!("{kind}{}", self.next))
     }
 
     fn has(&self, clone: usize, issue: usize) -> bool {
