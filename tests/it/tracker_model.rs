@@ -162,16 +162,23 @@ fn actor(i: usize) -> ActorId {
 }
 
 /// The brackets of a token: `[` and `]`, or with `REPOSIX_MODEL_LETTERS=1`
-/// the letters `ɑ` and `ɒ`. Brackets split glued tokens into words; letters
-/// do not, as in text without spaces (Chinese, Japanese), where a whole
-/// sentence is one run of letters: the CLI model's tokens are of that kind.
+/// (or [`LETTERS`] set in the test's thread) the letters `ɑ` and `ɒ`.
+/// Brackets split glued tokens into words; letters do not, as in the CLI
+/// model's tokens (`侚410侚`, of letters): two insertions a merge glued
+/// together are one run of letters.
 fn brackets() -> (char, char) {
-    static LETTERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *LETTERS.get_or_init(|| std::env::var("REPOSIX_MODEL_LETTERS").is_ok_and(|v| v == "1")) {
+    if LETTERS.with(std::cell::Cell::get) {
         ('ɑ', 'ɒ')
     } else {
         ('[', ']')
     }
+}
+
+thread_local! {
+    /// Whether tokens are bracketed with letters (see [`brackets`]).
+    static LETTERS: std::cell::Cell<bool> = std::cell::Cell::new(
+        std::env::var("REPOSIX_MODEL_LETTERS").is_ok_and(|v| v == "1"),
+    );
 }
 
 /// `word` between the brackets of a token.
@@ -2601,5 +2608,35 @@ fn an_import_of_a_stale_export_keeps_the_deletion_its_writer_had_not_seen() {
     LocalLabel clone=2 issue=0 label=0 remove=true
 ",
         2,
+    );
+}
+
+/// Known gap (the CLI soak's seed 1064, shrunk to 6 steps; here with
+/// tokens of letters, as the CLI model writes them). Clone 0 imported the
+/// tracker's issue and wrote `ɑb1ɒ`; the tracker wrote `ɑt2ɒ`; clone 1
+/// imported that from genesis and got clone 0's events (not its next
+/// records); clone 0 merged the two and exported them glued,
+/// `ɑb1ɒɑt2ɒ`, one run of letters. Clone 1 then asks whether the
+/// tracker's text holds clone 0's edit: counted by whole runs of letters,
+/// `ɑb1ɒ` is not there, so clone 1 derives it again and exports both
+/// copies. Bracketed tokens (`[b1][t2]`) split at the brackets and pass.
+/// The cure is a word segmentation that does not take a run glued by a
+/// merge for a word of its own, which changes the derived changes' recipe
+/// (section 6c), so it waits for a format revision. Fails in about half of
+/// the replays.
+#[test]
+#[ignore = "known gap: an insertion glued into a longer run of letters by a merge is not seen as held"]
+fn an_edit_glued_into_a_run_of_letters_is_not_imported_again() {
+    LETTERS.with(|l| l.set(true));
+    converges_in_every_replay(
+        "
+    LocalBody clone=0 issue=0 pos=5 delete=false
+    TrackerBody issue=0 pos=7 delete=false drop_marker=false
+    Backend clone=1
+    Meet from=0 to=1
+    Backend clone=0
+    Backend clone=1
+",
+        6,
     );
 }
