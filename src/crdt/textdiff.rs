@@ -675,40 +675,23 @@ pub(crate) fn inserted_tokens(old: &str, new: &str) -> Vec<String> {
 /// (what the changes since `base` inserted), less the copies theirs deleted
 /// from `base`. A change whose insertion `theirs` holds on its own may be
 /// held by a copy `base` already has (another replica derived it from the
-/// tracker's text): `ours`, with one more copy, does not hold it. A token
-/// of at least `GLUED` characters is counted inside longer runs of letters
-/// too, on both sides (a merge glues concurrent insertions into one run:
-/// `ɑb1ɒɑt2ɒ` holds `ɑb1ɒ`, as [`holds_changes`] reads it); shorter ones
-/// are counted whole, so this never rejects what a merge merely glued.
+/// tracker's text): `ours`, with one more copy, does not hold it. Tokens
+/// are whole (a token glued into a longer one by a merge is not counted),
+/// so this never rejects what a merge merely glued.
 pub(crate) fn no_extra_copies(base: &str, ours: &str, theirs: &str, inserted: &[String]) -> bool {
     if inserted.is_empty() {
         return true;
     }
+    let (o, t) = (token_counts([ours]), token_counts([theirs]));
     let b = solid_words(base);
-    let deleted: Vec<String> = hunks_of(&b, &solid_words(theirs))
-        .into_iter()
-        .flat_map(|(range, _)| b[range].to_vec())
-        .collect();
-    let (o, t, d) = (
-        letter_tokens(ours).collect::<Vec<_>>(),
-        letter_tokens(theirs).collect::<Vec<_>>(),
-        deleted
-            .iter()
-            .flat_map(|w| letter_tokens(w))
-            .collect::<Vec<_>>(),
+    let deleted = token_counts(
+        hunks_of(&b, &solid_words(theirs))
+            .into_iter()
+            .flat_map(|(range, _)| b[range].iter().map(String::as_str)),
     );
     inserted
         .iter()
-        .all(|k| copies(&o, k) <= copies(&t, k) + copies(&d, k))
-}
-
-/// Copies of the token `k` among `tokens`: whole, or for a token of at
-/// least `GLUED` characters also inside longer ones (non-overlapping).
-fn copies(tokens: &[String], k: &str) -> usize {
-    if k.chars().count() < GLUED {
-        return tokens.iter().filter(|t| *t == k).count();
-    }
-    tokens.iter().map(|t| t.matches(k).count()).sum()
+        .all(|k| count(&o, k) <= count(&t, k) + count(&deleted, k))
 }
 
 /// Whether what `ours` deleted from `base` is deleted in `theirs` too:
