@@ -676,13 +676,18 @@ pub(crate) fn inserted_tokens(old: &str, new: &str) -> Vec<String> {
 /// from `base`. A change whose insertion `theirs` holds on its own may be
 /// held by a copy `base` already has (another replica derived it from the
 /// tracker's text): `ours`, with one more copy, does not hold it. Tokens
-/// are whole (a token glued into a longer one by a merge is not counted),
-/// so this never rejects what a merge merely glued.
+/// are whole, except that a run of `theirs` made of whole tokens of
+/// `ours` glued together, or one of `inserted` glued to a rest (a merge
+/// glues concurrent insertions at one place into one run: `ɑb1ɒɑt2ɒ`
+/// from `ɑb1ɒ` and `ɑt2ɒ`), counts as those tokens ([`unglued_counts`]);
+/// a token glued into a longer one in `ours` is not counted, so this
+/// never rejects what a merge merely glued.
 pub(crate) fn no_extra_copies(base: &str, ours: &str, theirs: &str, inserted: &[String]) -> bool {
     if inserted.is_empty() {
         return true;
     }
-    let (o, t) = (token_counts([ours]), token_counts([theirs]));
+    let o = token_counts([ours]);
+    let t = unglued_counts(theirs, &o, inserted);
     let b = solid_words(base);
     let deleted = token_counts(
         hunks_of(&b, &solid_words(theirs))
@@ -692,6 +697,125 @@ pub(crate) fn no_extra_copies(base: &str, ours: &str, theirs: &str, inserted: &[
     inserted
         .iter()
         .all(|k| count(&o, k) <= count(&t, k) + count(&deleted, k))
+}
+
+/// How many times each token of letters and digits occurs in `text`,
+/// where a run that is not a key of `known` but the concatenation of two
+/// or more of them counts as those keys (the fewest) instead of as
+/// itself; failing that, a run that begins (or else ends) with one of
+/// `inserted` glued to a rest counts as that token and the rest (a merge
+/// glues our insertion to the tracker's own at one place: `ab2at3`, where
+/// `at3` is new to us). Runs of more than `MAX_UNGLUED` code points are
+/// not split, nor any run once the splits have looked up `UNGLUE_BUDGET`
+/// pieces (the cost stays linear in the text; what is not split counts
+/// whole).
+fn unglued_counts(
+    text: &str,
+    known: &HashMap<String, usize>,
+    inserted: &[String],
+) -> HashMap<String, usize> {
+    let longest = known.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let mut budget = UNGLUE_BUDGET;
+    let mut m: HashMap<String, usize> = HashMap::new();
+    for t in letter_tokens(text) {
+        let pieces = if known.contains_key(&t) {
+            None
+        } else {
+            split_into_known(&t, known, longest, &mut budget)
+                .or_else(|| split_at_an_edge(&t, &inserted, &mut budget))
+        };
+        match pieces {
+            Some(pieces) => {
+                for p in pieces {
+                    *m.entry(p.to_owned()).or_default() += 1;
+                }
+            }
+            None => *m.entry(t).or_default() += 1,
+        }
+    }
+    m
+}
+
+/// `run` as the longest key of `inserted` it begins with and the rest, or
+/// else the rest and the longest key it ends with; `None` when neither is
+/// there, or past the `budget` (taken from it, one per lookup).
+fn split_at_an_edge<'a>(
+    run: &'a str,
+    inserted: &std::collections::HashSet<&str>,
+    budget: &mut usize,
+) -> Option<Vec<&'a str>> {
+    let bounds: Vec<usize> = run.char_indices().map(|(i, _)| i).skip(1).collect();
+    let cost = 2 * bounds.len();
+    if bounds.len() >= MAX_UNGLUED || cost > *budget {
+        return None;
+    }
+    *budget -= cost;
+    if let Some(&b) = bounds.iter().rev().find(|&&b| inserted.contains(&run[..b])) {
+        return Some(vec![&run[..b], &run[b..]]);
+    }
+    bounds
+        .iter()
+        .find(|&&b| inserted.contains(&run[b..]))
+        .map(|&b| vec![&run[..b], &run[b..]])
+}
+
+/// The longest run [`unglued_counts`] splits, in code points.
+const MAX_UNGLUED: usize = 256;
+
+/// How many pieces [`unglued_counts`] looks up in one text at most.
+const UNGLUE_BUDGET: usize = 1 << 20;
+
+/// `run` as the fewest pieces (two or more) that are each a key of
+/// `known` (among splits of that many, the one whose last piece is
+/// longest, and so on backwards); `None` when there is no such split, or
+/// when finding one would take more than `budget` lookups (taken from it).
+/// Keys are at most `longest` code points.
+fn split_into_known<'a>(
+    run: &'a str,
+    known: &HashMap<String, usize>,
+    longest: usize,
+    budget: &mut usize,
+) -> Option<Vec<&'a str>> {
+    let bounds: Vec<usize> = run
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(run.len()))
+        .collect();
+    let len = bounds.len() - 1;
+    let cost = len * longest.min(len);
+    if len > MAX_UNGLUED || cost > *budget {
+        return None;
+    }
+    *budget -= cost;
+    // best[j]: the fewest known pieces covering run[..bounds[j]], and the
+    // start of the last of them.
+    let mut best: Vec<Option<(usize, usize)>> = vec![None; bounds.len()];
+    best[0] = Some((0, 0));
+    for j in 1..bounds.len() {
+        for i in j.saturating_sub(longest)..j {
+            let Some((n, _)) = best[i] else { continue };
+            if !known.contains_key(&run[bounds[i]..bounds[j]]) {
+                continue;
+            }
+            if best[j].is_none_or(|(m, _)| n + 1 < m) {
+                best[j] = Some((n + 1, i));
+            }
+        }
+    }
+    let (n, _) = best[len]?;
+    if n < 2 {
+        return None;
+    }
+    let mut pieces = Vec::with_capacity(n);
+    let mut j = len;
+    while j > 0 {
+        let (_, i) = best[j].expect("BUG: a split's pieces each end at a covered bound");
+        pieces.push(&run[bounds[i]..bounds[j]]);
+        j = i;
+    }
+    pieces.reverse();
+    Some(pieces)
 }
 
 /// Whether what `ours` deleted from `base` is deleted in `theirs` too:
@@ -948,6 +1072,55 @@ mod tests {
             "x",
             "x 叒1490叒厠1440厠",
             "x 厠1440厠 叒1490叒",
+            &ins
+        ));
+    }
+
+    #[test]
+    fn a_run_of_the_states_tokens_glued_by_a_merge_holds_them() {
+        // Clone 0's `ɑb1ɒ` and the tracker's `ɑt2ɒ`, written at one place,
+        // glued by a merge into one run of letters on the tracker.
+        let (base, state) = ("ɑbaseɒ ɑt2ɒ", "ɑbaseɒ ɑt2ɒ ɑb1ɒ");
+        let ins = inserted_tokens("ɑbaseɒ", "ɑbaseɒ ɑb1ɒ");
+        assert_eq!(ins, ["ɑb1ɒ"]);
+        assert!(no_extra_copies(base, state, "ɑbaseɒ  ɑb1ɒɑt2ɒ", &ins));
+        // Two copies in the state, one glued in the tracker's text.
+        let two = "ɑbaseɒ ɑt2ɒ ɑb1ɒ ɑb1ɒ";
+        assert!(!no_extra_copies(base, two, "ɑbaseɒ  ɑb1ɒɑt2ɒ", &ins));
+        // Glued to the tracker's own new token (not the state's): held.
+        assert!(no_extra_copies(base, state, "ɑbaseɒ  ɑt9ɒɑb1ɒ", &ins));
+        assert!(no_extra_copies(base, state, "ɑbaseɒ  ɑb1ɒɑt9ɒ", &ins));
+        // Inside a run, between two tokens new to the state: one token.
+        assert!(!no_extra_copies(base, state, "ɑbaseɒ  ɑt8ɒɑb1ɒɑt9ɒ", &ins));
+        // The fewest pieces: `ab` + `c`, not `a` + `b` + `c`.
+        let known: HashMap<String, usize> = ["a", "b", "ab", "c"].map(|k| (k.to_owned(), 1)).into();
+        let split = |run| {
+            let mut budget = usize::MAX;
+            split_into_known(run, &known, 2, &mut budget)
+        };
+        assert_eq!(split("abc"), Some(vec!["ab", "c"]));
+        assert_eq!(split("ab"), None, "one piece is no split");
+        assert_eq!(split("abd"), None);
+        // Past its budget a run is not split (counted whole).
+        assert_eq!(split_into_known("abc", &known, 2, &mut 5), None);
+        assert_eq!(
+            split_into_known("abc", &known, 2, &mut 6),
+            Some(vec!["ab", "c"])
+        );
+    }
+
+    #[test]
+    fn a_state_glued_twice_over_still_holds_the_trackers_tokens_whole() {
+        // Soak seed 1030: the state holds a second copy of the text glued
+        // to the first (a copy a join leaves out later); the tracker's
+        // text has each token once and whole. Counted whole, the state's
+        // glued run is no copy, as before.
+        let base = "上10上 亴180亴";
+        let ins = inserted_tokens("", base);
+        assert!(no_extra_copies(
+            base,
+            "上10上 亴180亴上10上 亴180亴",
+            "上10上\n偎590偎 亴180亴",
             &ins
         ));
     }

@@ -64,6 +64,66 @@ pub fn clear_stale_locks_in(common: &Path, namespaces: &[&str]) -> Vec<PathBuf> 
     removed
 }
 
+/// A `receive-pack` `.keep` file this old is taken to be left by a killed
+/// push whatever host wrote it (git holds one only while it updates refs).
+pub const STALE_KEEP: Duration = Duration::from_secs(3600);
+
+/// Remove the `.keep` files a killed `receive-pack` left in the packs of
+/// the repository whose common git directory is `common` (a remote on this
+/// machine). git 2.47 and later check that a file it moves into place over
+/// an existing one has the same content; a keep file names the process
+/// that wrote it, so after a push killed between moving its pack into
+/// place and removing the keep, every later push of the same objects (the
+/// same pack, the same name) is refused with "unable to migrate objects to
+/// permanent storage". A keep is stale when it reads `receive-pack <pid>
+/// on <host>`, and `<host>` is this machine and no process `<pid>` runs
+/// (where `/proc` tells), or it is older than [`STALE_KEEP`]. Other keep
+/// files (a user's `git index-pack --keep=<why>`) are left alone.
+pub fn clear_stale_keeps_in(common: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(common.join("objects/pack")) else {
+        return Vec::new();
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned());
+    let proc_fs = Path::new("/proc/self").exists();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with("pack-") || !name.ends_with(".keep") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Some((pid, on)) = text
+            .trim_end()
+            .strip_prefix("receive-pack ")
+            .and_then(|rest| rest.split_once(" on "))
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let dead_here = proc_fs
+            && host.as_deref() == Some(on)
+            && !Path::new("/proc").join(pid.to_string()).exists();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > STALE_KEEP);
+        if (dead_here || old) && std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// The git-backed event store.
 #[derive(Clone)]
 pub struct GitEventStore {

@@ -266,7 +266,9 @@ pub struct SyncReport {
     /// Local issues whose log is damaged (does not load, breaks the clock
     /// rule, does not fold): not pushed, so the damage does not spread.
     pub damaged_local: Vec<IssueProblem>,
-    /// Ref lock files left by a killed writer that were removed.
+    /// Ref lock files left by a killed writer that were removed (and, in
+    /// a remote on this machine, pack keep files a killed `receive-pack`
+    /// left).
     pub stale_locks: Vec<String>,
     /// Where the time went.
     pub timings: Timings,
@@ -543,8 +545,16 @@ impl Session<'_> {
                 // A remote on this machine: a `receive-pack` killed with a
                 // sync leaves its locks there, and each later push of
                 // those issues is refused.
+                // Its keep files too: one left by a `receive-pack` killed
+                // after moving its pack into place refuses every later
+                // push of the same objects.
                 self.local_remote_dir()
-                    .map(|dir| crate::store::git::clear_stale_locks_in(&dir, &["refs/reposix/"]))
+                    .map(|dir| {
+                        let mut cleared =
+                            crate::store::git::clear_stale_locks_in(&dir, &["refs/reposix/"]);
+                        cleared.extend(crate::store::git::clear_stale_keeps_in(&dir));
+                        cleared
+                    })
                     .unwrap_or_default(),
             )
             .map(|p| p.display().to_string())

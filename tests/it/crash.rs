@@ -720,3 +720,84 @@ fn a_lock_left_in_a_remote_on_disk_by_a_killed_sync_does_not_wedge_the_next() {
     let ours = t.git(&["rev-parse", &crate::support::issue_ref(&id)]);
     assert_eq!(theirs, ours, "the comment reached the remote");
 }
+
+/// Regression (found by `sigkill_at_random_points_of_sync_…`, about one
+/// run in 40, seed 8559907019702417426): a sync killed while the
+/// `receive-pack` of a remote on this machine had moved its pack into
+/// place but not yet updated the refs left `objects/pack/pack-<h>.keep`
+/// ("receive-pack <pid> on <host>"). The next push of the same objects
+/// made the same pack, and git (2.47 and later) refused to move it into
+/// place over a keep file of other content: "unable to migrate objects to
+/// permanent storage", for every issue, on every later sync. A keep file
+/// whose `receive-pack` no longer runs is removed.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_pack_keep_left_in_a_remote_on_disk_by_a_killed_sync_does_not_wedge_the_next() {
+    let t = TestRepo::new();
+    let remote = t.home().join("remote.git");
+    let url = remote.to_str().expect("UTF-8");
+    t.git(&["init", "-q", "--bare", url]);
+    t.git(&["remote", "add", "origin", url]);
+    // More than `receive.unpackLimit` (100) objects: the remote keeps the
+    // pack as it came.
+    let ids: Vec<String> = (0..40)
+        .map(|i| t.new_issue(&format!("issue {i}"), &[]))
+        .collect();
+    t.json(&["sync"]);
+    let packs = |ext: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(remote.join("objects/pack"))
+            .expect("pack dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect()
+    };
+    let [pack] = packs("pack").try_into().expect("one pack pushed");
+    // The state a killed `receive-pack` leaves: its pack in place, its
+    // keep file naming it, the refs not updated.
+    let dead = {
+        let mut child = Command::new("true").spawn().expect("true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        pid
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let keep = pack.with_extension("keep");
+    std::fs::write(&keep, format!("receive-pack {dead} on {}\n", host.trim())).expect("keep");
+    for id in &ids {
+        t.git(&[
+            "-C",
+            url,
+            "update-ref",
+            "-d",
+            &crate::support::issue_ref(id),
+        ]);
+    }
+    // A keep file of a live process is not touched.
+    let live = pack.with_file_name("pack-0000000000000000000000000000000000000000.keep");
+    std::fs::write(
+        &live,
+        format!("receive-pack {} on {}\n", std::process::id(), host.trim()),
+    )
+    .expect("live keep");
+    let report = t.json(&["sync"]);
+    let cleared: Vec<&str> = report["stale_locks"]
+        .as_array()
+        .expect("stale_locks")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|p| p.ends_with(&*keep.file_name().expect("name").to_string_lossy())),
+        "{report}"
+    );
+    assert!(!keep.exists());
+    assert!(live.exists(), "a running receive-pack's keep file is kept");
+    for id in &ids {
+        let theirs = t.git(&["-C", url, "rev-parse", &crate::support::issue_ref(id)]);
+        let ours = t.git(&["rev-parse", &crate::support::issue_ref(id)]);
+        assert_eq!(theirs, ours, "{id} reached the remote again");
+    }
+}
