@@ -242,10 +242,14 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
     };
     let (or, nr) = (runs(&oc), runs(&nc));
     let text = |cs: &[char], (a, b): (usize, usize)| cs[a..b].iter().collect::<String>();
-    let (ot, nt): (Vec<String>, Vec<String>) = (
-        or.iter().map(|r| text(&oc, *r)).collect(),
-        nr.iter().map(|r| text(&nc, *r)).collect(),
-    );
+    let ot: Vec<String> = or.iter().map(|r| text(&oc, *r)).collect();
+    // A new run that is no old one but begins or ends with one of at least
+    // `GLUED` characters is that run glued to an insertion (`ab1` and
+    // `at3` merged into `at3ab1`, text without marks between tokens): it
+    // is split there, the longest such old run first at the start, else
+    // at the end.
+    let nr = unglue_runs(&nc, nr, &ot);
+    let nt: Vec<String> = nr.iter().map(|r| text(&nc, *r)).collect();
     let mut input: InternedInput<&str> = InternedInput::default();
     input.update_before(ot.iter().map(String::as_str));
     input.update_after(nt.iter().map(String::as_str));
@@ -313,6 +317,52 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
         n = ns + len;
     }
     Some(out)
+}
+
+/// The runs `runs` of `chars`, each that is not one of `old` but begins
+/// (or else ends) with one of at least `GLUED` characters split in two
+/// there (the longest such), for [`glued_splices`].
+fn unglue_runs(chars: &[char], runs: Vec<(usize, usize)>, old: &[String]) -> Vec<(usize, usize)> {
+    let old: std::collections::HashSet<&str> = old
+        .iter()
+        .filter(|t| t.chars().count() >= GLUED)
+        .map(String::as_str)
+        .collect();
+    if old.is_empty() {
+        return runs;
+    }
+    let mut out = Vec::with_capacity(runs.len());
+    for (a, b) in runs {
+        let run: String = chars[a..b].iter().collect();
+        if b - a <= GLUED || old.contains(run.as_str()) {
+            out.push((a, b));
+            continue;
+        }
+        // Char counts of the prefixes of `run`, longest first.
+        let bounds: Vec<(usize, usize)> = run
+            .char_indices()
+            .skip(1)
+            .enumerate()
+            .map(|(k, (i, _))| (k + 1, i))
+            .collect();
+        let at_start = bounds
+            .iter()
+            .rev()
+            .find(|(n, i)| *n >= GLUED && old.contains(&run[..*i]));
+        let at_end = || {
+            bounds
+                .iter()
+                .find(|(n, i)| b - a - n >= GLUED && old.contains(&run[*i..]))
+        };
+        match at_start.or_else(at_end) {
+            Some((n, _)) => {
+                out.push((a, a + n));
+                out.push((a + n, b));
+            }
+            None => out.push((a, b)),
+        }
+    }
+    out
 }
 
 /// A text as (word, whitespace after it) units; a leading run of
@@ -738,8 +788,9 @@ fn unglued_counts(
 }
 
 /// `run` as the longest key of `inserted` it begins with and the rest, or
-/// else the rest and the longest key it ends with; `None` when neither is
-/// there, or past the `budget` (taken from it, one per lookup).
+/// else the rest and the longest key it ends with, each piece at least
+/// `GLUED` code points; `None` when neither is there, or past the
+/// `budget` (taken from it, one per lookup).
 fn split_at_an_edge<'a>(
     run: &'a str,
     inserted: &std::collections::HashSet<&str>,
@@ -751,13 +802,23 @@ fn split_at_an_edge<'a>(
         return None;
     }
     *budget -= cost;
-    if let Some(&b) = bounds.iter().rev().find(|&&b| inserted.contains(&run[..b])) {
-        return Some(vec![&run[..b], &run[b..]]);
-    }
-    bounds
+    // Both pieces at least `GLUED` code points: `t1` is not in `t19`.
+    let n = bounds.len() + 1;
+    let long = |k: usize| k + 1 >= GLUED && n - (k + 1) >= GLUED;
+    let at_start = bounds
         .iter()
-        .find(|&&b| inserted.contains(&run[b..]))
-        .map(|&b| vec![&run[..b], &run[b..]])
+        .enumerate()
+        .rev()
+        .find(|&(k, &b)| long(k) && inserted.contains(&run[..b]));
+    let at_end = || {
+        bounds
+            .iter()
+            .enumerate()
+            .find(|&(k, &b)| long(k) && inserted.contains(&run[b..]))
+    };
+    at_start
+        .or_else(at_end)
+        .map(|(_, &b)| vec![&run[..b], &run[b..]])
 }
 
 /// The longest run [`unglued_counts`] splits, in code points.
@@ -767,8 +828,9 @@ const MAX_UNGLUED: usize = 256;
 const UNGLUE_BUDGET: usize = 1 << 20;
 
 /// `run` as the fewest pieces (two or more) that are each a key of
-/// `known` (among splits of that many, the one whose last piece is
-/// longest, and so on backwards); `None` when there is no such split, or
+/// `known` of at least `GLUED` code points (among splits of that many,
+/// the one whose last piece is longest, and so on backwards); `None` when
+/// there is no such split, or
 /// when finding one would take more than `budget` lookups (taken from it).
 /// Keys are at most `longest` code points.
 fn split_into_known<'a>(
@@ -793,7 +855,7 @@ fn split_into_known<'a>(
     let mut best: Vec<Option<(usize, usize)>> = vec![None; bounds.len()];
     best[0] = Some((0, 0));
     for j in 1..bounds.len() {
-        for i in j.saturating_sub(longest)..j {
+        for i in j.saturating_sub(longest)..j.saturating_sub(GLUED - 1) {
             let Some((n, _)) = best[i] else { continue };
             if !known.contains_key(&run[bounds[i]..bounds[j]]) {
                 continue;
@@ -830,11 +892,14 @@ pub(crate) fn deletions_held(base: &str, ours: &str, theirs: &str) -> bool {
 /// and digits that `ours` has fewer of: a diff replaces a word glued to an
 /// insertion (`[b1]` become `[t3][b1]`) whole, and reads as deleting it.
 pub(crate) fn tokens_gone(base: &str, ours: &str, theirs: &str) -> bool {
-    let (b, o, t) = (
-        token_counts([base]),
-        token_counts([ours]),
-        token_counts([theirs]),
-    );
+    let (b, o) = (token_counts([base]), token_counts([ours]));
+    // A token theirs glued to an insertion is still there.
+    let dropped: Vec<String> = b
+        .iter()
+        .filter(|(k, n)| count(&o, k) < **n)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let t = unglued_counts(theirs, &b, &dropped);
     b.iter()
         .all(|(k, n)| count(&o, k) >= *n || count(&t, k) < *n)
 }
@@ -870,7 +935,9 @@ fn lost_words(base: &[String], other: &[(std::ops::Range<usize>, Vec<String>)]) 
     let mut lost = vec![false; base.len()];
     for (range, ins) in other {
         let before = token_counts(base[range.clone()].iter().map(String::as_str));
-        let after = token_counts(ins.iter().map(String::as_str));
+        // An old token glued to an insertion (`ab1` in `at3ab1`) is kept.
+        let old: Vec<String> = before.keys().cloned().collect();
+        let after = unglued_counts(&ins.join(" "), &before, &old);
         for i in range.clone() {
             let mut tokens = letter_tokens(&base[i]).peekable();
             lost[i] =
@@ -1093,19 +1160,31 @@ mod tests {
         // Inside a run, between two tokens new to the state: one token.
         assert!(!no_extra_copies(base, state, "ɑbaseɒ  ɑt8ɒɑb1ɒɑt9ɒ", &ins));
         // The fewest pieces: `ab` + `c`, not `a` + `b` + `c`.
-        let known: HashMap<String, usize> = ["a", "b", "ab", "c"].map(|k| (k.to_owned(), 1)).into();
+        let known: HashMap<String, usize> = ["aaaa", "bbbb", "aaaabbbb", "cccc", "dd"]
+            .map(|k| (k.to_owned(), 1))
+            .into();
         let split = |run| {
             let mut budget = usize::MAX;
-            split_into_known(run, &known, 2, &mut budget)
+            split_into_known(run, &known, 8, &mut budget)
         };
-        assert_eq!(split("abc"), Some(vec!["ab", "c"]));
-        assert_eq!(split("ab"), None, "one piece is no split");
-        assert_eq!(split("abd"), None);
+        assert_eq!(split("aaaabbbbcccc"), Some(vec!["aaaabbbb", "cccc"]));
+        assert_eq!(split("aaaabbbb"), None, "one piece is no split");
+        assert_eq!(split("aaaabbbbeeee"), None);
+        assert_eq!(split("ccccdd"), None, "pieces of fewer than 4 are chance");
         // Past its budget a run is not split (counted whole).
-        assert_eq!(split_into_known("abc", &known, 2, &mut 5), None);
+        assert_eq!(split_into_known("aaaabbbbcccc", &known, 8, &mut 95), None);
         assert_eq!(
-            split_into_known("abc", &known, 2, &mut 6),
-            Some(vec!["ab", "c"])
+            split_into_known("aaaabbbbcccc", &known, 8, &mut 96),
+            Some(vec!["aaaabbbb", "cccc"])
+        );
+        // At an edge, too: `t1` is not glued into `t19`.
+        let short: std::collections::HashSet<&str> = ["t1", "ɑb1ɒ"].into();
+        let mut budget = usize::MAX;
+        assert_eq!(split_at_an_edge("t19", &short, &mut budget), None);
+        let mut budget = usize::MAX;
+        assert_eq!(
+            split_at_an_edge("ɑt3ɒɑb1ɒ", &short, &mut budget),
+            Some(vec!["ɑt3ɒ", "ɑb1ɒ"])
         );
     }
 
@@ -1123,6 +1202,33 @@ mod tests {
             "上10上\n偎590偎 亴180亴",
             &ins
         ));
+    }
+
+    #[test]
+    fn a_run_of_letters_glued_to_an_insertion_is_kept_not_replaced() {
+        // Tokens of letters without marks between them (`ɑ…ɒ`): the new run
+        // `ɑt3ɒɑb1ɒ` begins with an insertion and ends with the old `ɑb1ɒ`.
+        let (old, new) = ("ɑb1ɒ ɑbaseɒ", "ɑt3ɒɑb1ɒ ");
+        let s = splices(old, new);
+        assert_eq!(apply(old, &s), new);
+        let inserted: String = s.iter().map(|s| s.ins.as_str()).collect();
+        assert_eq!(inserted.trim(), "ɑt3ɒ", "{s:?}");
+        // Glued at the other end, too.
+        let (old, new) = ("ɑb1ɒ ɑbaseɒ", "ɑb1ɒɑt3ɒ ");
+        let s = splices(old, new);
+        assert_eq!(apply(old, &s), new);
+        let inserted: String = s.iter().map(|s| s.ins.as_str()).collect();
+        assert_eq!(inserted.trim(), "ɑt3ɒ", "{s:?}");
+    }
+
+    #[test]
+    fn a_token_glued_to_an_insertion_is_not_deleted() {
+        // Ours deleted `ɑb1ɒ`; theirs glued it to the tracker's `ɑt3ɒ`.
+        let (base, ours) = ("ɑb1ɒ ɑbaseɒ", "ɑbaseɒ");
+        assert!(!deletions_held(base, ours, "ɑt3ɒɑb1ɒ "));
+        assert!(!tokens_gone(base, ours, "ɑt3ɒɑb1ɒ "));
+        assert!(deletions_held(base, ours, "ɑt3ɒ "));
+        assert!(tokens_gone(base, ours, "ɑt3ɒ "));
     }
 
     #[test]
