@@ -49,19 +49,23 @@ pub fn clear_stale_locks_in(common: &Path, namespaces: &[&str]) -> Vec<PathBuf> 
                 if path.extension().is_none_or(|e| e != "lock") {
                     continue;
                 }
-                let stale = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|m| m.elapsed().ok())
-                    .is_some_and(|age| age > STALE_LOCK);
-                if stale && std::fs::remove_file(&path).is_ok() {
+                if older_than(&entry, STALE_LOCK) && std::fs::remove_file(&path).is_ok() {
                     removed.push(path);
                 }
             }
         }
     }
     removed
+}
+
+/// Whether the file of `entry` was last modified more than `age` ago.
+fn older_than(entry: &std::fs::DirEntry, age: Duration) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|elapsed| elapsed > age)
 }
 
 /// A `receive-pack` `.keep` file this old is taken to be left by a killed
@@ -111,13 +115,7 @@ pub fn clear_stale_keeps_in(common: &Path) -> Vec<PathBuf> {
         let dead_here = proc_fs
             && host.as_deref() == Some(on)
             && !Path::new("/proc").join(pid.to_string()).exists();
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age > STALE_KEEP);
-        if (dead_here || old) && std::fs::remove_file(&path).is_ok() {
+        if (dead_here || older_than(&entry, STALE_KEEP)) && std::fs::remove_file(&path).is_ok() {
             removed.push(path);
         }
     }
