@@ -320,42 +320,24 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
 }
 
 /// The runs `runs` of `chars`, each that is not one of `old` but begins
-/// (or else ends) with one of at least `GLUED` characters split in two
-/// there (the longest such), for [`glued_splices`].
+/// (or else ends) with one split in two there by [`split_at_an_edge`]
+/// (both pieces at least `GLUED` characters, runs of at most
+/// `MAX_UNGLUED`, within `UNGLUE_BUDGET` lookups: linear in the text), for
+/// [`glued_splices`].
 fn unglue_runs(chars: &[char], runs: Vec<(usize, usize)>, old: &[String]) -> Vec<(usize, usize)> {
-    let old: std::collections::HashSet<&str> = old
-        .iter()
-        .filter(|t| t.chars().count() >= GLUED)
-        .map(String::as_str)
-        .collect();
-    if old.is_empty() {
-        return runs;
-    }
+    let old: std::collections::HashSet<&str> = old.iter().map(String::as_str).collect();
+    let mut budget = UNGLUE_BUDGET;
     let mut out = Vec::with_capacity(runs.len());
     for (a, b) in runs {
         let run: String = chars[a..b].iter().collect();
-        if b - a <= GLUED || old.contains(run.as_str()) {
-            out.push((a, b));
-            continue;
-        }
-        // Char counts of the prefixes of `run`, longest first.
-        let bounds: Vec<(usize, usize)> = run
-            .char_indices()
-            .skip(1)
-            .enumerate()
-            .map(|(k, (i, _))| (k + 1, i))
-            .collect();
-        let at_start = bounds
-            .iter()
-            .rev()
-            .find(|(n, i)| *n >= GLUED && old.contains(&run[..*i]));
-        let at_end = || {
-            bounds
-                .iter()
-                .find(|(n, i)| b - a - n >= GLUED && old.contains(&run[*i..]))
+        let split = if old.contains(run.as_str()) {
+            None
+        } else {
+            split_at_an_edge(&run, &old, &mut budget)
         };
-        match at_start.or_else(at_end) {
-            Some((n, _)) => {
+        match split {
+            Some(pieces) => {
+                let n = pieces[0].chars().count();
                 out.push((a, a + n));
                 out.push((a + n, b));
             }
