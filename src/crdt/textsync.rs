@@ -382,6 +382,10 @@ impl BodyView {
     /// one body change the points lack, as an import searches it
     /// ([`BodyView::state_with_text`]); a text equal by chance (two people
     /// making the same edit) is merged as one, as a three-way merge would.
+    /// When no state has the text exactly but one's edits are held in it
+    /// (a tracker user wrote after the exporter), the fact added is the
+    /// import made from that state: a derived change to the tracker's text,
+    /// queued in `pending` for the next writer to store.
     fn held_elsewhere(
         &mut self,
         set: &EventSet,
@@ -417,15 +421,51 @@ impl BodyView {
                 continue;
             }
             let base = self.minimal(&base);
-            if let Found::Exact(heads) = self.state_with_text(set, &base, text, &rec.changes)? {
-                if !self.doc.covers(&rec.heads, &heads) {
+            match self.state_with_text(set, &base, text, &rec.changes)? {
+                Found::Exact(heads) => {
+                    if !self.doc.covers(&rec.heads, &heads) {
+                        out.push(Record {
+                            revision: rec.revision,
+                            heads,
+                            changes: Vec::new(),
+                            id: rec.id,
+                        });
+                    }
+                }
+                // The tracker's text holds the state's edits and more (a
+                // tracker user wrote after the exporter): the import its
+                // writer would have made with those edits at hand.
+                Found::Holding(heads) => {
+                    let covered = recs
+                        .iter()
+                        .chain(out.iter())
+                        .filter(|r| r.revision == rec.revision)
+                        .any(|r| self.doc.covers(&r.heads, &heads));
+                    if covered {
+                        continue;
+                    }
+                    let Some(change) =
+                        self.doc
+                            .derived_change(&heads, text, &seed("import", key, 0))?
+                    else {
+                        continue;
+                    };
+                    let hash = change_hash(&change).expect("BUG: a derived change parses");
+                    self.pending.push(Op::SyncBody {
+                        backend: key.0.clone(),
+                        remote_id: key.1.clone(),
+                        revision: rec.revision,
+                        heads: vec![hash.clone()],
+                        changes: vec![change],
+                    });
                     out.push(Record {
                         revision: rec.revision,
-                        heads,
-                        changes: Vec::new(),
+                        heads: vec![hash.clone()],
+                        changes: vec![hash],
                         id: rec.id,
                     });
                 }
+                Found::None => {}
             }
         }
         Ok(out)

@@ -2893,6 +2893,20 @@ fn model_seed_1030_a_deletion_in_a_dropped_copy_comes_back_by_export() {
     replay_shrunk(1030, "1,4,5,18,41,51,55,59", 3);
 }
 
+/// Soak seed 1021 shrunk to 9 steps: c0 creates an issue and exports it;
+/// c1 adds a token and exports it (its record stays in c1); a tracker user
+/// then adds a token of their own. c0 imports that revision from its own,
+/// older sync point (a derived copy of c1's token), and when c1's edit
+/// arrives, without c1's export record, the copy and the original were
+/// both shown and exported: the token doubled. The tracker's text holds
+/// the edit (and more), so the fold adds the import its writer would have
+/// made with the edit at hand, and the join keeps one copy
+/// (refs-format.md 6b, "Edits that arrive after their own import").
+#[test]
+fn model_seed_1021_an_edit_exported_before_a_tracker_write_is_not_doubled() {
+    replay_shrunk(1021, "45,47,62,65,67,70,72,79,89", 1);
+}
+
 /// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
 /// takes them) `times` times; panics with the report of the first failure.
 fn replay_shrunk(seed: u64, keep: &str, times: usize) {
