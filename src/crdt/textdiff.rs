@@ -838,6 +838,10 @@ fn split_into_known<'a>(
     best[0] = Some((0, 0));
     for j in 1..bounds.len() {
         for i in j.saturating_sub(longest)..j.saturating_sub(GLUED - 1) {
+            // Two pieces or more: the run itself may be a key.
+            if i == 0 && j == len {
+                continue;
+            }
             let Some((n, _)) = best[i] else { continue };
             if !known.contains_key(&run[bounds[i]..bounds[j]]) {
                 continue;
@@ -874,7 +878,12 @@ pub(crate) fn deletions_held(base: &str, ours: &str, theirs: &str) -> bool {
 /// and digits that `ours` has fewer of: a diff replaces a word glued to an
 /// insertion (`[b1]` become `[t3][b1]`) whole, and reads as deleting it.
 pub(crate) fn tokens_gone(base: &str, ours: &str, theirs: &str) -> bool {
-    let (b, o) = (token_counts([base]), token_counts([ours]));
+    // A run glued from tokens the texts hold apart (`at1ab2` in a merge,
+    // where `ab2` and `at1` stand alone elsewhere) counts as those tokens
+    // in every text, so deleting one of them is not read as deleting the
+    // whole run.
+    let known = token_counts([base, ours, theirs]);
+    let (b, o) = (atom_counts(base, &known), atom_counts(ours, &known));
     // A token theirs glued to an insertion is still there.
     let dropped: Vec<String> = b
         .iter()
@@ -884,6 +893,26 @@ pub(crate) fn tokens_gone(base: &str, ours: &str, theirs: &str) -> bool {
     let t = unglued_counts(theirs, &b, &dropped);
     b.iter()
         .all(|(k, n)| count(&o, k) >= *n || count(&t, k) < *n)
+}
+
+/// How many times each token of letters and digits occurs in `text`, a
+/// run that is the concatenation of two or more tokens of `known` (each
+/// of at least `GLUED` code points; fewest pieces, as
+/// [`split_into_known`]) counted as its pieces, themselves split the same
+/// way. Runs of at most `MAX_UNGLUED` code points, within
+/// `UNGLUE_BUDGET` lookups.
+fn atom_counts(text: &str, known: &HashMap<String, usize>) -> HashMap<String, usize> {
+    let longest = known.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    let mut budget = UNGLUE_BUDGET;
+    let mut m: HashMap<String, usize> = HashMap::new();
+    let mut stack: Vec<String> = letter_tokens(text).collect();
+    while let Some(t) = stack.pop() {
+        match split_into_known(&t, known, longest, &mut budget) {
+            Some(pieces) => stack.extend(pieces.into_iter().map(str::to_owned)),
+            None => *m.entry(t).or_default() += 1,
+        }
+    }
+    m
 }
 
 /// The words of a text, without the whitespace between them.
@@ -1150,7 +1179,10 @@ mod tests {
             split_into_known(run, &known, 8, &mut budget)
         };
         assert_eq!(split("aaaabbbbcccc"), Some(vec!["aaaabbbb", "cccc"]));
-        assert_eq!(split("aaaabbbb"), None, "one piece is no split");
+        assert_eq!(split("cccc"), None, "one piece is no split");
+        // A key glued from keys splits (callers that keep keys whole ask
+        // only for runs that are none).
+        assert_eq!(split("aaaabbbb"), Some(vec!["aaaa", "bbbb"]));
         assert_eq!(split("aaaabbbbeeee"), None);
         assert_eq!(split("ccccdd"), None, "pieces of fewer than 4 are chance");
         // Past its budget a run is not split (counted whole).
@@ -1211,6 +1243,22 @@ mod tests {
         assert!(!tokens_gone(base, ours, "ɑt3ɒɑb1ɒ "));
         assert!(deletions_held(base, ours, "ɑt3ɒ "));
         assert!(tokens_gone(base, ours, "ɑt3ɒ "));
+    }
+
+    #[test]
+    fn deleting_one_token_of_a_glued_run_deletes_only_that_token() {
+        // A merge glued `ɑt1ɒ` and `ɑb2ɒ`; ours deleted `ɑt1ɒ`. The
+        // tracker's text still has it (apart): the deletion is not held.
+        let (base, ours) = ("ɑt1ɒɑb2ɒ ", "ɑb2ɒ");
+        assert!(!tokens_gone(base, ours, "ɑb2ɒ ɑt4ɒ ɑt1ɒ"));
+        assert!(!deletions_held(base, ours, "ɑb2ɒ ɑt4ɒ ɑt1ɒ"));
+        assert!(tokens_gone(base, ours, "ɑb2ɒ ɑt4ɒ"));
+        assert!(deletions_held(base, ours, "ɑb2ɒ ɑt4ɒ"));
+        // Glued three ways, split all the way down.
+        let known = token_counts(["ɑt1ɒ ɑb2ɒ ɑt4ɒ"]);
+        let atoms = atom_counts("ɑt1ɒɑb2ɒɑt4ɒ ɑb2ɒ", &known);
+        assert_eq!((atoms["ɑt1ɒ"], atoms["ɑb2ɒ"], atoms["ɑt4ɒ"]), (1, 2, 1));
+        assert_eq!(atoms.len(), 3);
     }
 
     #[test]

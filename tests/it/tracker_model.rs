@@ -2691,6 +2691,39 @@ fn a_deleted_token_glued_by_the_trackers_merge_stays_deleted() {
     );
 }
 
+/// Letters draws 8 and 10 (a saved case, cut down to 15 steps; failed in
+/// about one replay of four): a merge glues `ɑt1ɒɑb2ɒ` in clone 0, which
+/// then deletes `ɑt1ɒ`; the tracker's text (exported by clone 1 meanwhile)
+/// has `ɑb2ɒ ɑt4ɒ ɑt1ɒ`. Counted whole, the glued run was gone from the
+/// tracker's text, so clone 0's deletion read as made there and its state
+/// as held by it: the import derived from that state and `ɑt1ɒ` came
+/// back. A deletion count splits a run glued from tokens the texts hold
+/// apart, in every text alike.
+#[test]
+fn deleting_a_token_glued_by_a_merge_is_not_read_as_the_trackers_deletion() {
+    LETTERS.with(|l| l.set(true));
+    converges_in_every_replay(
+        "
+    TrackerBody issue=0 pos=1414712580962299535 delete=false drop_marker=false
+    Meet from=0 to=2
+    LocalBody clone=2 issue=0 pos=7366795286508965326 delete=false
+    LocalComment clone=2 issue=0
+    Meet from=2 to=1
+    TrackerBody issue=0 pos=8734655788940392130 delete=true drop_marker=false
+    Backend clone=0
+    Meet from=1 to=0
+    TrackerBody issue=0 pos=12837396958672479196 delete=false drop_marker=false
+    LocalCommentDelete clone=0 issue=0 pick=13833675840862591840
+    Backend clone=1
+    TrackerLabel issue=1 label=0
+    LocalBody clone=0 issue=0 pos=15417203834510004280 delete=true
+    Backend clone=0
+    TrackerBody issue=1 pos=3471828080546828092 delete=false drop_marker=false
+",
+        12,
+    );
+}
+
 /// The same class as above (library draw 5 with tokens of letters, 10
 /// steps): clone 0's new `ɑb5ɒ`, exported glued to `ɑb2ɒ`, was not found
 /// as a run of its own by clone 1, which had it from git and derived it
