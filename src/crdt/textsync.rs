@@ -1049,9 +1049,8 @@ impl BodyView {
         };
         holding.sort();
         holding.dedup();
-        if !exclude.is_empty() {
-            return Ok(Found::Holding(first_holding));
-        }
+        // No state here covers an excluded change, so neither does their
+        // union.
         let union = self.minimal(&holding);
         let union_text = self.doc.text_at(&union)?;
         if union_text == text {

@@ -2907,6 +2907,23 @@ fn model_seed_1021_an_edit_exported_before_a_tracker_write_is_not_doubled() {
     replay_shrunk(1021, "45,47,62,65,67,70,72,79,89", 1);
 }
 
+/// Soak seed 1021 shrunk to 27 steps (failed 8 replays of 8): two clones'
+/// edits (`t670`, `t630`) are exported, and a third clone imports the
+/// tracker's text, which holds both glued, from an older point, before
+/// either edit or export record arrives. The fold found the state holding
+/// one of the edits and added the import made from it, which still copied
+/// the other: that token doubled, and a later deletion of one copy left
+/// the other. The state holding all the edits the tracker's text holds
+/// (their union) is the one to derive from, as for an import.
+#[test]
+fn model_seed_1021_two_exported_edits_a_stale_import_copied_are_kept_once() {
+    replay_shrunk(
+        1021,
+        "4,5,7,15,56,57,63,64,65,66,67,68,69,70,72,73,85,86,87,88,91,92,93,94,95,96,97",
+        2,
+    );
+}
+
 /// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
 /// takes them) `times` times; panics with the report of the first failure.
 fn replay_shrunk(seed: u64, keep: &str, times: usize) {
