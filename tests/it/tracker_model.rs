@@ -2724,6 +2724,61 @@ fn deleting_a_token_glued_by_a_merge_is_not_read_as_the_trackers_deletion() {
     );
 }
 
+/// Known gap (a saved case of the property, replayed with letters; failed
+/// 5 of 6 replays after the fold began adding the import a stale importer
+/// would have made, 0 of 6 before): an import finds a state holding a
+/// second copy of `ɑt1ɒ` glued to the first (`ɑt1ɒɑt1ɒ`) held by the
+/// tracker's text, derives from it, and the diff grows `ɑt1ɒ` into the
+/// tracker's `ɑt14ɒ` by inserting inside it; a concurrent insertion there
+/// cuts the token (`ɑt1ɑb15ɒ 4ɒ`). Not yet fixed.
+#[test]
+#[ignore = "known gap: a token cut after an import from a state with a glued second copy (see the README)"]
+fn an_import_from_a_state_with_a_glued_second_copy_does_not_cut_a_token() {
+    LETTERS.with(|l| l.set(true));
+    converges_in_every_replay(
+        "
+    Import clone=1
+    TrackerBody issue=0 pos=5961748840789101005 delete=false drop_marker=false
+    Backend clone=0
+    LocalBody clone=0 issue=0 pos=8888705861665072096 delete=true
+    LocalBody clone=1 issue=0 pos=17079899815228737376 delete=false
+    LocalBody clone=1 issue=0 pos=4282893165476296095 delete=true
+    TrackerBody issue=0 pos=11602661829494517403 delete=false drop_marker=false
+    Meet from=1 to=0
+    Meet from=1 to=1
+    Meet from=0 to=0
+    Meet from=1 to=0
+    TrackerTitle issue=1
+    Backend clone=1
+    LocalBody clone=1 issue=1 pos=17542532870390693308 delete=false
+    LocalBody clone=1 issue=1 pos=10698574574833519545 delete=false
+    LocalBody clone=1 issue=1 pos=5436902711048400624 delete=false
+    Backend clone=1
+    TrackerBody issue=1 pos=1534549999004364753 delete=false drop_marker=false
+    Backend clone=0
+    LocalLabel clone=1 issue=0 label=1 remove=false
+    LocalComment clone=1 issue=0
+    LocalBody clone=1 issue=1 pos=17400543324741488 delete=false
+    LocalBody clone=2 issue=1 pos=11114227127209412709 delete=false
+    Meet from=0 to=0
+    LocalLabel clone=2 issue=0 label=2 remove=true
+    TrackerComment issue=0
+    TrackerBody issue=0 pos=7300246747741571674 delete=true drop_marker=false
+    LocalComment clone=0 issue=0
+    TrackerBody issue=0 pos=12865003794711253840 delete=false drop_marker=false
+    LocalLabel clone=0 issue=1 label=2 remove=false
+    TrackerComment issue=0
+    LocalTitle clone=2 issue=0
+    LocalAssignee clone=2 issue=1 who=2 remove=false
+    TrackerBody issue=0 pos=11762468022628223690 delete=false drop_marker=false
+    LocalBody clone=1 issue=0 pos=11639963907423728238 delete=false
+    LocalTitle clone=2 issue=0
+    Meet from=0 to=0
+",
+        6,
+    );
+}
+
 /// The same class as above (library draw 5 with tokens of letters, 10
 /// steps): clone 0's new `ɑb5ɒ`, exported glued to `ɑb2ɒ`, was not found
 /// as a run of its own by clone 1, which had it from git and derived it
