@@ -444,24 +444,20 @@ impl BodyView {
                     if covered {
                         continue;
                     }
-                    let Some(change) =
-                        self.doc
-                            .derived_change(&heads, text, &seed("import", key, 0))?
-                    else {
+                    let (heads, Some(change)) = self.derive_import(key, heads, text)? else {
                         continue;
                     };
-                    let hash = change_hash(&change).expect("BUG: a derived change parses");
                     self.pending.push(Op::SyncBody {
                         backend: key.0.clone(),
                         remote_id: key.1.clone(),
                         revision: rec.revision,
-                        heads: vec![hash.clone()],
+                        heads: heads.clone(),
                         changes: vec![change],
                     });
                     out.push(Record {
                         revision: rec.revision,
-                        heads: vec![hash.clone()],
-                        changes: vec![hash],
+                        changes: heads.clone(),
+                        heads,
                         id: rec.id,
                     });
                 }
@@ -914,25 +910,8 @@ impl BodyView {
         let found = self.state_with_text(set, &base, text, &[])?;
         let (heads, change) = match found {
             Found::Exact(heads) => (heads, None),
-            found => {
-                let from = match found {
-                    Found::Holding(heads) => heads,
-                    _ => base,
-                };
-                // The revision is not part of an import's seed: the same
-                // text derived from the same heads is the same change
-                // whichever revision carried it, so two replicas importing
-                // two revisions with one text (a tracker write that left
-                // the body alone) write one change, not two insertions.
-                let change = self
-                    .doc
-                    .derived_change(&from, text, &seed("import", key, 0))?;
-                let heads = match &change {
-                    Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
-                    None => from,
-                };
-                (heads, change)
-            }
+            Found::Holding(heads) => self.derive_import(key, heads, text)?,
+            Found::None => self.derive_import(key, base, text)?,
         };
         self.points.insert(
             key.clone(),
@@ -950,6 +929,29 @@ impl BodyView {
             changes: change.into_iter().collect(),
         });
         Ok(ops)
+    }
+
+    /// The import of `text` into chain `key` derived from the document at
+    /// `from` (section 6b): the heads after it (`from` when its text is
+    /// `text` already) and the derived change. The revision is not part
+    /// of an import's seed: the same text derived from the same heads is
+    /// the same change whichever revision carried it, so two replicas
+    /// importing two revisions with one text (a tracker write that left
+    /// the body alone) write one change, not two insertions.
+    fn derive_import(
+        &mut self,
+        key: &ChainKey,
+        from: Vec<Bytes>,
+        text: &str,
+    ) -> Result<(Vec<Bytes>, Option<Bytes>), BodyError> {
+        let change = self
+            .doc
+            .derived_change(&from, text, &seed("import", key, 0))?;
+        let heads = match &change {
+            Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
+            None => from,
+        };
+        Ok((heads, change))
     }
 
     /// A state of the document between `base` and now whose text is
