@@ -711,14 +711,22 @@ pub(crate) fn inserted_tokens(old: &str, new: &str) -> Vec<String> {
 /// are whole, except that a run of `theirs` made of whole tokens of
 /// `ours` glued together, or one of `inserted` glued to a rest (a merge
 /// glues concurrent insertions at one place into one run: `ɑb1ɒɑt2ɒ`
-/// from `ɑb1ɒ` and `ɑt2ɒ`), counts as those tokens ([`unglued_counts`]);
-/// a token glued into a longer one in `ours` is not counted, so this
-/// never rejects what a merge merely glued.
+/// from `ɑb1ɒ` and `ɑt2ɒ`), counts as those tokens ([`unglued_counts`]).
+/// A run of `ours` glued from tokens the three texts (or `inserted`) hold
+/// counts as those tokens too ([`atom_counts`]): a second copy a merge
+/// glued to the first (`ɑt1ɒɑt1ɒ`) is a copy `theirs` must have.
 pub(crate) fn no_extra_copies(base: &str, ours: &str, theirs: &str, inserted: &[String]) -> bool {
     if inserted.is_empty() {
         return true;
     }
-    let o = token_counts([ours]);
+    // A run of `ours` glued from tokens the texts hold apart (`at1at1`, a
+    // second copy glued to the first) counts as those tokens: the copy is
+    // there, glued or not.
+    let mut known = token_counts([base, ours, theirs]);
+    for k in inserted {
+        *known.entry(k.clone()).or_default() += 1;
+    }
+    let o = atom_counts(ours, &known);
     let t = unglued_counts(theirs, &o, inserted);
     let b = solid_words(base);
     let deleted = token_counts(
@@ -1203,19 +1211,29 @@ mod tests {
     }
 
     #[test]
-    fn a_state_glued_twice_over_still_holds_the_trackers_tokens_whole() {
+    fn a_second_copy_glued_to_the_first_is_a_copy_the_tracker_lacks() {
         // Soak seed 1030: the state holds a second copy of the text glued
         // to the first (a copy a join leaves out later); the tracker's
-        // text has each token once and whole. Counted whole, the state's
-        // glued run is no copy, as before.
+        // text has each token once. Deriving from it would diff inside
+        // the glued copies: the state does not hold the tracker's text.
         let base = "上10上 亴180亴";
         let ins = inserted_tokens("", base);
-        assert!(no_extra_copies(
+        assert!(!no_extra_copies(
             base,
             "上10上 亴180亴上10上 亴180亴",
             "上10上\n偎590偎 亴180亴",
             &ins
         ));
+        // Letters saved case 6: deriving from `ɑt1ɒɑt1ɒ` grew the first
+        // copy into the tracker's `ɑt14ɒ` from inside, and a concurrent
+        // insertion there cut it.
+        let (base, ours) = ("ɑb2ɒ ɑt3ɒ ɑt1ɒ", "ɑb2ɒ ɑt3ɒ ɑt1ɒɑt1ɒ");
+        let ins = inserted_tokens(base, ours);
+        assert_eq!(ins, ["ɑt1ɒ"]);
+        assert!(!no_extra_copies(base, ours, "ɑb2ɒ ɑt12ɒ ɑt14ɒ ɑt1ɒ", &ins));
+        // The tracker holding both copies, glued or apart, holds the state.
+        assert!(no_extra_copies(base, ours, "ɑb2ɒ ɑt12ɒ ɑt1ɒ ɑt1ɒ", &ins));
+        assert!(no_extra_copies(base, ours, "ɑb2ɒ ɑt12ɒ ɑt1ɒɑt1ɒ", &ins));
     }
 
     #[test]
