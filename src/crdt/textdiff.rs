@@ -88,7 +88,11 @@ pub(crate) fn splices(old: &str, new: &str) -> Vec<Splice> {
 /// extended (`retry` to `retrying`) no longer has its old token.
 fn grows_a_moved_token(old: &str, new: &str, splices: &[Splice]) -> bool {
     let chars: Vec<char> = old.chars().collect();
-    let (old_counts, new_counts) = (token_counts([old]), token_counts([new]));
+    // A run glued from tokens the new text has apart (`[t1b4]` where the
+    // new text has `t1` and `b4`) is those tokens: the one the insertion
+    // touches is the one grown.
+    let known = token_counts([new]);
+    let (old_counts, new_counts) = (atom_counts(old, &known), atom_counts(new, &known));
     splices.iter().any(|s| {
         let (Some(first), Some(last)) = (s.ins.chars().next(), s.ins.chars().last()) else {
             return false;
@@ -106,9 +110,35 @@ fn grows_a_moved_token(old: &str, new: &str, splices: &[Splice]) -> bool {
         while b < chars.len() && chars[b].is_alphanumeric() {
             b += 1;
         }
-        let token: String = chars[a..b].iter().collect();
-        count(&new_counts, &token) >= count(&old_counts, &token)
+        let run: String = chars[a..b].iter().collect();
+        let at = s.pos - a;
+        let mut start = 0;
+        atom_spans(&run, &known).into_iter().any(|len| {
+            let (x, y) = (start, start + len);
+            start = y;
+            let grown = (x < at && at < y) || (before && y == at) || (after && x == at);
+            let token: String = run.chars().skip(x).take(len).collect();
+            grown && count(&new_counts, &token) >= count(&old_counts, &token)
+        })
     })
+}
+
+/// The lengths in code points of the pieces of `run` that [`atom_counts`]
+/// counts: the run split into the fewest tokens of `known` (each of at
+/// least `GLUED` code points), each piece split again; the run itself when
+/// it has no such split.
+fn atom_spans(run: &str, known: &HashMap<String, usize>) -> Vec<usize> {
+    let longest = known.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    let mut budget = UNGLUE_BUDGET;
+    let mut out = Vec::new();
+    let mut stack: Vec<&str> = vec![run];
+    while let Some(t) = stack.pop() {
+        match split_into_known(t, known, longest, &mut budget) {
+            Some(pieces) => stack.extend(pieces.into_iter().rev()),
+            None => out.push(t.chars().count()),
+        }
+    }
+    out
 }
 
 /// Word-level splices of one changed run of lines, in ascending order:
@@ -242,6 +272,22 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
     };
     let (or, nr) = (runs(&oc), runs(&nc));
     let text = |cs: &[char], (a, b): (usize, usize)| cs[a..b].iter().collect::<String>();
+    // An old run glued from runs the new text has apart (`at1ab5`, where
+    // the new text has `at1` and `ab5`) is those runs: each may be kept.
+    let known = token_counts([new]);
+    let or: Vec<(usize, usize)> = or
+        .into_iter()
+        .flat_map(|(a, b)| {
+            let mut at = a;
+            atom_spans(&text(&oc, (a, b)), &known)
+                .into_iter()
+                .map(move |len| {
+                    at += len;
+                    (at - len, at)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let ot: Vec<String> = or.iter().map(|r| text(&oc, *r)).collect();
     // A new run that is no old one but begins or ends with one of at least
     // `GLUED` characters is that run glued to an insertion (`ab1` and
@@ -293,12 +339,15 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
         (ofloor, nfloor) = (oe, ne);
     }
     // At least one old token kept with what closes it on both sides (a
-    // mark kept with it, or whitespace or the run's edge): a whole word,
-    // or a bracketed token of a glued one.
+    // mark kept with it, whitespace, the run's edge, or the edge of a run
+    // the new text has apart): a whole word, or a bracketed token of a
+    // glued one.
+    let apart =
+        |i: usize| i > 0 && i < oc.len() && oc[i - 1].is_alphanumeric() && oc[i].is_alphanumeric();
     let word_kept = pairs.iter().zip(&anchors).any(|((a, _), (os, _, len))| {
         let (s, e) = or[*a];
-        (s == 0 || oc[s - 1].is_whitespace() || s > *os)
-            && (e == oc.len() || oc[e].is_whitespace() || e < os + len)
+        (s == 0 || oc[s - 1].is_whitespace() || s > *os || apart(s))
+            && (e == oc.len() || oc[e].is_whitespace() || e < os + len || apart(e))
     });
     if !word_kept {
         return None;
@@ -1310,6 +1359,28 @@ mod tests {
         let s = splices("[seed]", "[t1]");
         assert_eq!(s.len(), 1);
         assert_eq!((s[0].del, s[0].ins.as_str()), (6, "[t1]"));
+    }
+
+    #[test]
+    fn a_token_glued_to_a_neighbour_is_not_grown_from_inside() {
+        // Letters saved case 10: `ɑt1ɒ` glued to `ɑb5ɒ` in the old text,
+        // apart in the new one, which also has a new `ɑt11ɒ`. Growing the
+        // glued `ɑt1ɒ` into `ɑt11ɒ` left a `1` behind when a concurrent
+        // edit deleted `ɑt1ɒ` (`ɑb5ɒ1`); `ɑb5ɒ` keeps its characters.
+        let (old, new) = ("ɑt10ɒ ɑt1ɒɑb5ɒ ", "ɑt10ɒ ɑt11ɒ ɑb5ɒ ɑt1ɒ");
+        let s = splices(old, new);
+        assert_eq!(apply(old, &s), new);
+        let kept = kept_at(old.chars().count(), &s);
+        assert!(kept[6..10].iter().all(Option::is_none), "{s:?}");
+        assert_eq!(
+            kept[10..14],
+            [Some(12), Some(13), Some(14), Some(15)],
+            "{s:?}"
+        );
+        // Glued in both texts, the run is one token and may still grow.
+        let s = splices("ɑt1ɒɑb5ɒ", "ɑt1ɒɑb5ɒ7");
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!((s[0].pos, s[0].del, s[0].ins.as_str()), (8, 0, "7"));
     }
 
     #[test]

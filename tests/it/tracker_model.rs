@@ -2801,3 +2801,35 @@ fn an_edit_exported_glued_to_a_neighbour_is_not_imported_again() {
         4,
     );
 }
+
+/// Saved case 10 of the property, replayed with letters (failed 3 of 4
+/// replays once the copy count split glued runs) and cut down to 12 steps
+/// by a ddmin over replays (failed 4 of 8 on recipe v8, 0 of 8 on v9).
+/// Traced on the whole case: an import derived the tracker's text from a
+/// state where a token was glued to a neighbour the tracker's text has
+/// apart (`ɑt1ɒɑb5ɒ` become `ɑt11ɒ ɑb5ɒ ɑt1ɒ`); the diff took the glued
+/// run as one token and grew `ɑt1ɒ` into `ɑt11ɒ` from inside, and a
+/// concurrent deletion of `ɑt1ɒ` left the inserted digit behind
+/// (`ɑb5ɒ1`; here `ɑb2ɒ3 ɑtɒ`). Recipe v9 splits the old run into the
+/// runs the new text has apart.
+#[test]
+fn an_import_does_not_grow_a_token_glued_to_a_neighbour_from_inside() {
+    LETTERS.with(|l| l.set(true));
+    converges_in_every_replay(
+        "
+    TrackerBody issue=0 pos=1414712580962299535 delete=false drop_marker=false
+    Backend clone=1
+    Meet from=0 to=2
+    LocalBody clone=2 issue=0 pos=7366795286508965326 delete=false
+    Meet from=2 to=1
+    TrackerBody issue=0 pos=8734655788940392130 delete=true drop_marker=false
+    Backend clone=0
+    Meet from=1 to=0
+    TrackerBody issue=0 pos=12837396958672479196 delete=false drop_marker=false
+    Backend clone=1
+    LocalBody clone=0 issue=0 pos=15417203834510004280 delete=true
+    Backend clone=0
+",
+        12,
+    );
+}
