@@ -93,6 +93,8 @@ fn grows_a_moved_token(old: &str, new: &str, splices: &[Splice]) -> bool {
     // touches is the one grown.
     let known = token_counts([new]);
     let (old_counts, new_counts) = (atom_counts(old, &known), atom_counts(new, &known));
+    let longest = known.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    let mut budget = UNGLUE_BUDGET;
     splices.iter().any(|s| {
         let (Some(first), Some(last)) = (s.ins.chars().next(), s.ins.chars().last()) else {
             return false;
@@ -113,27 +115,33 @@ fn grows_a_moved_token(old: &str, new: &str, splices: &[Splice]) -> bool {
         let run: String = chars[a..b].iter().collect();
         let at = s.pos - a;
         let mut start = 0;
-        atom_spans(&run, &known).into_iter().any(|len| {
-            let (x, y) = (start, start + len);
-            start = y;
-            let grown = (x < at && at < y) || (before && y == at) || (after && x == at);
-            let token: String = run.chars().skip(x).take(len).collect();
-            grown && count(&new_counts, &token) >= count(&old_counts, &token)
-        })
+        atom_spans(&run, &known, longest, &mut budget)
+            .into_iter()
+            .any(|len| {
+                let (x, y) = (start, start + len);
+                start = y;
+                let grown = (x < at && at < y) || (before && y == at) || (after && x == at);
+                let token: String = run.chars().skip(x).take(len).collect();
+                grown && count(&new_counts, &token) >= count(&old_counts, &token)
+            })
     })
 }
 
 /// The lengths in code points of the pieces of `run` that [`atom_counts`]
 /// counts: the run split into the fewest tokens of `known` (each of at
-/// least `GLUED` code points), each piece split again; the run itself when
-/// it has no such split.
-fn atom_spans(run: &str, known: &HashMap<String, usize>) -> Vec<usize> {
-    let longest = known.keys().map(|k| k.chars().count()).max().unwrap_or(0);
-    let mut budget = UNGLUE_BUDGET;
+/// least `GLUED` code points, at most `longest`), each piece split again;
+/// the run itself when it has no such split, or past the `budget` (shared
+/// by the runs of one text, so the cost stays linear in it).
+fn atom_spans(
+    run: &str,
+    known: &HashMap<String, usize>,
+    longest: usize,
+    budget: &mut usize,
+) -> Vec<usize> {
     let mut out = Vec::new();
     let mut stack: Vec<&str> = vec![run];
     while let Some(t) = stack.pop() {
-        match split_into_known(t, known, longest, &mut budget) {
+        match split_into_known(t, known, longest, budget) {
             Some(pieces) => stack.extend(pieces.into_iter().rev()),
             None => out.push(t.chars().count()),
         }
@@ -275,19 +283,17 @@ fn glued_splices(old: &str, new: &str) -> Option<Vec<Splice>> {
     // An old run glued from runs the new text has apart (`at1ab5`, where
     // the new text has `at1` and `ab5`) is those runs: each may be kept.
     let known = token_counts([new]);
-    let or: Vec<(usize, usize)> = or
-        .into_iter()
-        .flat_map(|(a, b)| {
-            let mut at = a;
-            atom_spans(&text(&oc, (a, b)), &known)
-                .into_iter()
-                .map(move |len| {
-                    at += len;
-                    (at - len, at)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let longest = known.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    let mut budget = UNGLUE_BUDGET;
+    let mut split = Vec::with_capacity(or.len());
+    for (a, b) in or {
+        let mut at = a;
+        for len in atom_spans(&text(&oc, (a, b)), &known, longest, &mut budget) {
+            split.push((at, at + len));
+            at += len;
+        }
+    }
+    let or = split;
     let ot: Vec<String> = or.iter().map(|r| text(&oc, *r)).collect();
     // A new run that is no old one but begins or ends with one of at least
     // `GLUED` characters is that run glued to an insertion (`ab1` and
@@ -962,11 +968,10 @@ fn atom_counts(text: &str, known: &HashMap<String, usize>) -> HashMap<String, us
     let longest = known.keys().map(|k| k.chars().count()).max().unwrap_or(0);
     let mut budget = UNGLUE_BUDGET;
     let mut m: HashMap<String, usize> = HashMap::new();
-    let mut stack: Vec<String> = letter_tokens(text).collect();
-    while let Some(t) = stack.pop() {
-        match split_into_known(&t, known, longest, &mut budget) {
-            Some(pieces) => stack.extend(pieces.into_iter().map(str::to_owned)),
-            None => *m.entry(t).or_default() += 1,
+    for t in letter_tokens(text) {
+        let mut rest = t.chars();
+        for len in atom_spans(&t, known, longest, &mut budget) {
+            *m.entry(rest.by_ref().take(len).collect()).or_default() += 1;
         }
     }
     m

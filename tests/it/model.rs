@@ -61,7 +61,9 @@
 //!   directories (printed) to inspect a replay;
 //! - `REPOSIX_MODEL_SHRINK_SECS`: time for shrinking a failure (default
 //!   60, 0 = report unshrunk); `REPOSIX_MODEL_SYMPTOM`: shrink keeping this
-//!   symptom instead of the first one found.
+//!   symptom instead of the first one found; `REPOSIX_MODEL_SHRINK_TRIES`
+//!   (default 1): runs of a candidate trace before it counts as passing,
+//!   for failures that show in some replays only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -2521,8 +2523,8 @@ fn shrink(
             .collect();
         if pruned.len() < cur.len() && pruned_at != Some(cur.len()) && budget.allows(pruned.len()) {
             pruned_at = Some(cur.len());
-            runs += 1;
-            let o = execute(topology, &pruned);
+            let (o, tried) = execute_until(topology, &pruned, symptom);
+            runs += tried;
             if o.has(symptom) {
                 cur = pruned;
                 acted = o.acted.clone();
@@ -2545,8 +2547,8 @@ fn shrink(
             if !budget.allows(candidate.len()) {
                 break;
             }
-            runs += 1;
-            let o = execute(topology, &candidate);
+            let (o, tried) = execute_until(topology, &candidate, symptom);
+            runs += tried;
             if o.has(symptom) {
                 cur = candidate;
                 acted = o.acted.clone();
@@ -2566,6 +2568,22 @@ fn shrink(
     }
     let minimal = cur.len() < 2;
     (cur, best, runs, minimal)
+}
+
+/// Run `steps` until a run shows `symptom`, at most
+/// `REPOSIX_MODEL_SHRINK_TRIES` times (default 1): a failure that shows in
+/// some replays only (the order of concurrent insertions follows random
+/// ids) still shrinks. The last outcome and the number of runs.
+fn execute_until(topology: Topology, steps: &[Step], symptom: &str) -> (Outcome, usize) {
+    let tries = env_u64("REPOSIX_MODEL_SHRINK_TRIES").unwrap_or(1).max(1) as usize;
+    let mut n = 0;
+    loop {
+        let o = execute(topology, steps);
+        n += 1;
+        if n >= tries || o.has(symptom) {
+            return (o, n);
+        }
+    }
 }
 
 fn env_u64(key: &str) -> Option<u64> {
