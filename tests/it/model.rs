@@ -2944,6 +2944,18 @@ fn model_seed_1021_two_exported_edits_a_stale_import_copied_are_kept_once() {
 
 /// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
 /// takes them) `times` times; panics with the report of the first failure.
+/// Seed 1144 (sim without comments), shrunk to 5 steps, failing every
+/// replay: clone 1 exports a new issue; a tracker user deletes the marker
+/// from its body; clone 0, which has not seen clone 1's `bind`, imports it
+/// as a new issue under a derived id and comments on it. When the two
+/// meet, the derived copy is merged into the created issue, and its
+/// comment, which the tracker cannot carry, was shown nowhere. The export
+/// of the copy now writes it on the issue kept (refs-format.md 6a).
+#[test]
+fn model_seed_1144_a_comment_on_a_merged_copy_is_kept() {
+    replay_shrunk(1144, "34,36,43,45,47", 2);
+}
+
 fn replay_shrunk(seed: u64, keep: &str, times: usize) {
     let keep = parse_keep(keep);
     for _ in 0..times {

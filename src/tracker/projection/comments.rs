@@ -45,6 +45,99 @@ pub(super) fn strip_attribution(text: &str) -> &str {
 }
 
 impl Projection<'_> {
+    /// Write the local comments of `copy` (a merged copy, refs-format.md
+    /// 6a) on `target`, the issue it was merged into, when the tracker
+    /// cannot carry them there (no comments API): each `add_comment`
+    /// without a `bind_comment`, then its edits and its deletion in the
+    /// copy's (lamport, id) order, each derived from the copy's event
+    /// alone (its actor, time and operation; the parent is the target's
+    /// `create` for an add, else the previous event derived for the same
+    /// comment), so every replica writes the same bytes and a second move
+    /// adds nothing. The number of events written.
+    pub(super) fn move_comments(
+        &self,
+        copy: &EventSet,
+        target: IssueId,
+    ) -> Result<usize, ProjectError> {
+        let bound: std::collections::HashSet<EventId> = copy
+            .iter()
+            .filter_map(|(_, e)| match &e.op {
+                Op::BindComment { comment, .. } => Some(*comment),
+                _ => None,
+            })
+            .collect();
+        let mut events: Vec<(&EventId, &Event)> = copy
+            .iter()
+            .filter(|(_, e)| {
+                matches!(
+                    e.op,
+                    Op::AddComment { .. } | Op::EditComment { .. } | Op::DeleteComment { .. }
+                )
+            })
+            .collect();
+        if events.is_empty() {
+            return Ok(0);
+        }
+        events.sort_by_key(|(id, e)| (e.lamport, **id));
+        let mut set = self.load_or_empty(target)?;
+        let Some((create, create_lamport)) = set
+            .iter()
+            .find(|(_, e)| matches!(e.op, Op::Create { .. }))
+            .map(|(id, e)| (*id, e.lamport))
+        else {
+            return Ok(0);
+        };
+        // Per comment of the copy: its id on the target, and the last event
+        // derived for it (id, lamport).
+        let mut moved: BTreeMap<EventId, (EventId, EventId, u64)> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (id, e) in events {
+            let (comment, op) = match &e.op {
+                Op::AddComment { body } if !bound.contains(id) => {
+                    (*id, Op::AddComment { body: body.clone() })
+                }
+                Op::EditComment { comment, body } => match moved.get(comment) {
+                    Some(&(on_target, _, _)) => (
+                        *comment,
+                        Op::EditComment {
+                            comment: on_target,
+                            body: body.clone(),
+                        },
+                    ),
+                    None => continue,
+                },
+                Op::DeleteComment { comment } => match moved.get(comment) {
+                    Some(&(on_target, _, _)) => {
+                        (*comment, Op::DeleteComment { comment: on_target })
+                    }
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let (parent, lamport) = match moved.get(&comment) {
+                Some(&(_, last, lamport)) => (last, lamport),
+                None => (create, create_lamport),
+            };
+            let d = Event {
+                v: op.since_version(),
+                issue: target,
+                actor: e.actor.clone(),
+                lamport: lamport.saturating_add(1),
+                wall_ms: e.wall_ms,
+                parents: vec![parent],
+                op,
+            };
+            let did = d.seal().0;
+            let on_target = match moved.get(&comment) {
+                Some(&(t, _, _)) => t,
+                None => did,
+            };
+            moved.insert(comment, (on_target, did, d.lamport));
+            out.push(d);
+        }
+        self.record(target, &mut set, out, "merged copy: comments moved")
+    }
+
     /// `add_comment`, recovering by marker when the outcome is uncertain.
     pub(super) fn add_comment_once(
         &self,

@@ -145,7 +145,9 @@ impl Projection<'_> {
                 }
                 r => r?,
             }
-        } else if !merged {
+        } else if let Some(target) = set.merged_into() {
+            report.comments_moved += self.move_comments(&set, target)?;
+        } else {
             let state = self.fold(issue, &set)?;
             report.comments_local_only += state
                 .comments

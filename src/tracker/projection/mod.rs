@@ -140,6 +140,10 @@ pub struct ExportReport {
     /// Local comments the tracker cannot hold (no comments API), which stay
     /// local.
     pub comments_local_only: usize,
+    /// Events of comments written on a merged copy (refs-format.md 6a)
+    /// written again on the issue it was merged into, where the tracker
+    /// cannot carry them (no comments API).
+    pub comments_moved: usize,
     /// Relations (typed links) added to or removed from the tracker.
     pub links: usize,
     /// Typed links of exported issues that stay local: the tracker has no
