@@ -2944,6 +2944,20 @@ fn model_seed_1021_two_exported_edits_a_stale_import_copied_are_kept_once() {
 
 /// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
 /// takes them) `times` times; panics with the report of the first failure.
+/// Known gap (seed 1076, partly shrunk: 39 of 150 steps when the
+/// shrinking time ran out; the whole seed failed 2 of 2 runs): a token
+/// deleted in a clone comes back and stays on the tracker. Not yet cut
+/// down to a cause (README, remaining classes).
+#[test]
+#[ignore = "known gap: a deleted token back in a long trace (see the README)"]
+fn model_seed_1076_a_deleted_token_stays_deleted() {
+    replay_shrunk(
+        1076,
+        "2,3,6,11,12,13,14,15,16,17,18,19,25,26,29,30,31,33,43,44,45,46,47,48,52,53,54,55,56,57,58,59,60,61,62,63,74,75,76",
+        1,
+    );
+}
+
 /// Known gap (seed 1171, shrunk to 8 steps; failed 2 of 2 runs of the
 /// whole seed): clone 0 exports a new issue (sim id 1) and a tracker user
 /// deletes it; clone 1, which had the issue but not clone 0's `bind`,
