@@ -34,6 +34,16 @@ pub const PUSH_FLAGS: [&str; 6] = [
     "--no-force-if-includes",
 ];
 
+/// What every `git fetch` of reposix's refs carries before `fetch`: keep
+/// what it fetches as a pack, however few objects. Unpacked, they would be
+/// written as loose objects into `objects/xx/` directories that a `git gc
+/// --auto` running beside the fetch (writers start one, see
+/// `store::maintenance`) may remove between their creation and the write,
+/// and the fetch fails ("unable to create temporary file"); `objects/pack`
+/// is never removed. Git's own auto maintenance after a fetch folds the
+/// small packs together.
+pub const FETCH_CONFIG: [&str; 2] = ["-c", "fetch.unpackLimit=1"];
+
 /// What every `git fetch` of reposix's refs carries after `fetch`: no
 /// progress, no tags, no `FETCH_HEAD`, no submodules.
 pub const FETCH_FLAGS: [&str; 4] = [

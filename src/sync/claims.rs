@@ -180,8 +180,9 @@ impl Link1<'_> {
             fastrand::u64(..)
         );
         let refspec = format!("+{refname}:{tracking}");
-        let args: Vec<OsString> = ["fetch"]
+        let args: Vec<OsString> = git::FETCH_CONFIG
             .iter()
+            .chain(&["fetch"])
             .chain(&git::FETCH_FLAGS)
             .chain(&[self.remote.arg.as_str(), &refspec])
             .map(OsString::from)

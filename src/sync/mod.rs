@@ -645,8 +645,9 @@ impl Session<'_> {
             None => self.tracking_tips()?,
         };
         let refspec = format!("+{ISSUE_REF_PREFIX}*:{}*", self.remote.tracking);
-        let args: Vec<OsString> = ["fetch"]
+        let args: Vec<OsString> = git::FETCH_CONFIG
             .iter()
+            .chain(&["fetch"])
             .chain(&git::FETCH_FLAGS)
             .chain(&[
                 "--no-show-forced-updates",

@@ -537,6 +537,45 @@ fn after_git_clone_and_sync_issue_list_shows_every_remote_issue() {
     assert_eq!(e.shows(), a.shows());
 }
 
+/// A `git gc --auto` that an earlier write started in the background
+/// removes empty `objects/xx/` directories; a fetch unpacking loose objects
+/// beside it failed with "unable to create temporary file" (CLI model seed
+/// 1121, step 127, exit 1). What a sync fetches is kept as a pack, which no
+/// gc removes from under it: no loose object is written, however few are
+/// fetched.
+#[test]
+fn a_sync_keeps_what_it_fetches_packed_so_a_gc_beside_it_cannot_fail_it() {
+    let w = TestRepo::new();
+    let remote = bare(&w, "remote.git");
+    let url = path_url(&remote);
+    let a = Node::init(&w, "a", &url);
+    let issue = a.new_issue("alice", "one issue", &[]);
+    a.sync(&[]);
+
+    let b = Node::init(&w, "b", &url);
+    let loose = |node: &Node| -> (u64, u64) {
+        let counts = node.git(&["count-objects", "-v"]);
+        let field = |name: &str| {
+            counts
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .expect("a count")
+        };
+        (field("count:"), field("in-pack:"))
+    };
+    assert_eq!(loose(&b), (0, 0));
+    let report = b.sync(&[]);
+    assert_eq!(report["created"], 1, "{report}");
+    let (count, in_pack) = loose(&b);
+    assert_eq!(count, 0, "the fetch wrote loose objects");
+    assert!(
+        in_pack >= 3,
+        "the issue's commit, tree and event: {in_pack}"
+    );
+    assert_eq!(b.show(&issue)["title"], "one issue");
+}
+
 #[test]
 fn a_rejected_push_is_answered_per_issue_by_fetch_merge_and_push() {
     let w = TestRepo::new();
