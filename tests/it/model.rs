@@ -2942,19 +2942,18 @@ fn model_seed_1021_two_exported_edits_a_stale_import_copied_are_kept_once() {
     );
 }
 
-/// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
-/// takes them) `times` times; panics with the report of the first failure.
-/// Known gap (seed 1076, partly shrunk: 39 of 150 steps when the
-/// shrinking time ran out; the whole seed failed 2 of 2 runs): a token
-/// deleted in a clone comes back and stays on the tracker. Not yet cut
-/// down to a cause (README, remaining classes).
+/// Seed 1076 (sim with comments), shrunk to 22 steps (failed 3 of 3
+/// replays before the fix, 0 of 3 after; the whole seed 2 of 2 runs): a
+/// token clone 1 exported is replaced by a tracker user; clone 0, which
+/// never had clone 1's point, imports from an older one and exports the
+/// token again. The same fix as seed 1140: the deletion the stale import
+/// missed is made although a separator of the word is gone already.
 #[test]
-#[ignore = "known gap: a deleted token back in a long trace (see the README)"]
 fn model_seed_1076_a_deleted_token_stays_deleted() {
     replay_shrunk(
         1076,
-        "2,3,6,11,12,13,14,15,16,17,18,19,25,26,29,30,31,33,43,44,45,46,47,48,52,53,54,55,56,57,58,59,60,61,62,63,74,75,76",
-        1,
+        "2,11,12,16,17,18,25,26,30,44,47,48,53,54,56,57,58,59,60,61,74,75",
+        2,
     );
 }
 
@@ -2986,6 +2985,27 @@ fn model_seed_1144_a_comment_on_a_merged_copy_is_kept() {
     replay_shrunk(1144, "34,36,43,45,47", 2);
 }
 
+/// Seed 1140 (sim with comments), shrunk to 16 steps (failed 4 of 9
+/// replays before the fix, 0 of 6 after): clone 1 exports a token; the
+/// tracker user deletes it and the marker; clone 0, which never had clone
+/// 1's export, imports the tracker's text from its older point (turning a
+/// line break into a space) and exports its own copy of the token back.
+/// The deletion clone 1's point and clone 0's import together show was
+/// held back because the word's line break was already gone; the token
+/// came back and stayed on the tracker (refs-format.md 6b, "Deletions an
+/// import from a stale point missed"; unit test
+/// `a_missed_deletion_does_not_wait_for_a_separator_gone_already`).
+#[test]
+fn model_seed_1140_a_deletion_a_stale_import_missed_is_made() {
+    replay_shrunk(
+        1140,
+        "100,101,103,105,106,107,111,112,113,115,118,119,120,122,123,125",
+        3,
+    );
+}
+
+/// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
+/// takes them) `times` times; panics with the report of the first failure.
 fn replay_shrunk(seed: u64, keep: &str, times: usize) {
     let keep = parse_keep(keep);
     for _ in 0..times {
