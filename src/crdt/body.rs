@@ -748,7 +748,7 @@ impl BodyDoc {
         for run in runs {
             let live: Option<Vec<(usize, &automerge::ObjId)>> = run
                 .iter()
-                .filter(|(id, c)| !(c.is_whitespace() && !at.contains_key(id)))
+                .filter(|(id, c)| !c.is_whitespace() || at.contains_key(id))
                 .map(|(id, _)| {
                     (!in_newer.contains(id))
                         .then(|| at.get(id).map(|&p| (p, id)))
