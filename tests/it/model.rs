@@ -3004,6 +3004,19 @@ fn model_seed_1140_a_deletion_a_stale_import_missed_is_made() {
     );
 }
 
+/// Seed 1121 (sim with comments), shrunk to 13 steps (failed 2 of 3
+/// replays before the fix, 0 of 8 after): a tracker user's issue,
+/// imported by clone 1 and commented there, is deleted on the tracker;
+/// clone 0 exports a new issue, which the sim gives the deleted id, and
+/// then the imported one, still bound to the id: its comment landed on
+/// the new issue, and its deletion later came back. An imported issue
+/// whose id now names an object created at another time, marked as
+/// another issue, is gone (`project::an_imported_issue_whose_id_the_sim_reused_writes_nothing_there`).
+#[test]
+fn model_seed_1121_an_imported_issue_whose_id_was_reused_writes_nothing_there() {
+    replay_shrunk(1121, "25,29,30,32,39,40,45,57,58,59,60,70,71", 3);
+}
+
 /// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
 /// takes them) `times` times; panics with the report of the first failure.
 fn replay_shrunk(seed: u64, keep: &str, times: usize) {

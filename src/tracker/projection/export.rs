@@ -114,7 +114,7 @@ impl Projection<'_> {
         if self.is_gone(&set, &remote_id) {
             return Ok(());
         }
-        if !merged && self.reused_elsewhere(issue, &remote_id)? {
+        if !merged && self.reused_elsewhere(issue, &set, &remote_id)? {
             let gone = self.observe_gone(issue, &remote_id);
             self.record(issue, &mut set, vec![gone], "export: id reused")?;
             report.gone += 1;

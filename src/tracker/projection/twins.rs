@@ -173,10 +173,17 @@ impl Projection<'_> {
     /// second as the first (so the creation times match) and at the same
     /// version (so a conditional write would land on it). Asked only when
     /// another created-here issue is bound to the id too; the tracker's
-    /// marker then says whose it is.
+    /// marker then says whose it is. An issue imported from the tracker
+    /// (a derived id) may also be a copy of the marked issue, made while a
+    /// tracker user had deleted the marker: it is another object only when
+    /// the tracker's creation time differs from the one `set` recorded for
+    /// the id (CLI model seed 1121: an imported issue deleted on the
+    /// tracker, its id given to a clone's create, and its comment then
+    /// exported onto that issue).
     pub(super) fn reused_elsewhere(
         &self,
         issue: IssueId,
+        set: &EventSet,
         remote_id: &str,
     ) -> Result<bool, ProjectError> {
         if self.shared.borrow().is_none() {
@@ -195,17 +202,37 @@ impl Projection<'_> {
             .as_ref()
             .and_then(|m| m.get(remote_id))
             .is_some_and(|s| s.iter().any(|i| *i != issue));
-        if !others || issue.is_derived() {
+        if !others {
+            return Ok(false);
+        }
+        // The creation times this issue recorded for the id.
+        let created: BTreeSet<&str> = set
+            .iter()
+            .filter_map(|(_, e)| match &e.op {
+                Op::ObserveCreated {
+                    backend,
+                    remote_id: r,
+                    created_at,
+                } if *backend == self.key && r == remote_id => Some(created_at.as_str()),
+                _ => None,
+            })
+            .collect();
+        if issue.is_derived() && created.is_empty() {
             return Ok(false);
         }
         let Some(remote) = self.backend.get(remote_id)? else {
             return Ok(false);
         };
-        Ok(remote
+        let marked_elsewhere = remote
             .marker
             .as_deref()
             .and_then(|m| m.parse::<IssueId>().ok())
-            .is_some_and(|m| m != issue && !m.is_derived()))
+            .is_some_and(|m| m != issue && !m.is_derived());
+        if !issue.is_derived() {
+            return Ok(marked_elsewhere);
+        }
+        let theirs = remote.created_at.to_string();
+        Ok(marked_elsewhere && !theirs.is_empty() && !created.contains(theirs.as_str()))
     }
 
     /// Note that this run bound `issue` to `remote_id` (a create).
