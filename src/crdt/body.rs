@@ -1247,8 +1247,8 @@ mod tests {
         assert!(merged.text().contains("tok9"), "{:?}", merged.text());
         let change = merged
             .missed_deletions(
-                &[hash_bytes_of(&older)],
-                &[hash_bytes_of(&newer)],
+                &[change_hash(&older).expect("hash")],
+                &[change_hash(&newer).expect("hash")],
                 "xa1 yb2",
                 b"seed",
             )
@@ -1260,10 +1260,6 @@ mod tests {
             ["xa1", "yb2"],
             "{text:?}"
         );
-    }
-
-    fn hash_bytes_of(change: &Bytes) -> Bytes {
-        change_hash(change).expect("parses")
     }
 
     #[test]

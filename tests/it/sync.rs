@@ -544,7 +544,7 @@ fn after_git_clone_and_sync_issue_list_shows_every_remote_issue() {
 /// gc removes from under it: no loose object is written, however few are
 /// fetched.
 #[test]
-fn a_sync_keeps_what_it_fetches_packed_so_a_gc_beside_it_cannot_fail_it() {
+fn a_sync_writes_what_it_fetches_as_a_pack_and_no_loose_object() {
     let w = TestRepo::new();
     let remote = bare(&w, "remote.git");
     let url = path_url(&remote);

@@ -410,12 +410,7 @@ impl Projection<'_> {
     /// A marker naming another local issue says the same (the id was
     /// reused within the second the creation times are given in).
     pub(super) fn is_reused(&self, issue: IssueId, r: &RemoteIssue) -> Result<bool, ProjectError> {
-        let other = r
-            .marker
-            .as_deref()
-            .and_then(|m| m.parse::<IssueId>().ok())
-            .is_some_and(|m| m != issue && !m.is_derived());
-        if other {
+        if marked_for_another(issue, r) {
             return Ok(true);
         }
         if r.created_at.is_empty() {
@@ -428,4 +423,12 @@ impl Projection<'_> {
         });
         Ok(reused)
     }
+}
+
+/// Whether `r`'s marker names a locally created issue other than `issue`.
+pub(super) fn marked_for_another(issue: IssueId, r: &RemoteIssue) -> bool {
+    r.marker
+        .as_deref()
+        .and_then(|m| m.parse::<IssueId>().ok())
+        .is_some_and(|m| m != issue && !m.is_derived())
 }

@@ -205,34 +205,30 @@ impl Projection<'_> {
         if !others {
             return Ok(false);
         }
-        // The creation times this issue recorded for the id.
-        let created: BTreeSet<&str> = set
+        let Some(remote) = self.backend.get(remote_id)? else {
+            return Ok(false);
+        };
+        if !super::import::marked_for_another(issue, &remote) {
+            return Ok(false);
+        }
+        if !issue.is_derived() {
+            return Ok(true);
+        }
+        // An imported issue: another object only when the tracker's
+        // creation time is none of those it recorded for the id.
+        let theirs = remote.created_at.to_string();
+        let mut recorded = set
             .iter()
             .filter_map(|(_, e)| match &e.op {
                 Op::ObserveCreated {
                     backend,
                     remote_id: r,
                     created_at,
-                } if *backend == self.key && r == remote_id => Some(created_at.as_str()),
+                } if *backend == self.key && r == remote_id => Some(created_at),
                 _ => None,
             })
-            .collect();
-        if issue.is_derived() && created.is_empty() {
-            return Ok(false);
-        }
-        let Some(remote) = self.backend.get(remote_id)? else {
-            return Ok(false);
-        };
-        let marked_elsewhere = remote
-            .marker
-            .as_deref()
-            .and_then(|m| m.parse::<IssueId>().ok())
-            .is_some_and(|m| m != issue && !m.is_derived());
-        if !issue.is_derived() {
-            return Ok(marked_elsewhere);
-        }
-        let theirs = remote.created_at.to_string();
-        Ok(marked_elsewhere && !theirs.is_empty() && !created.contains(theirs.as_str()))
+            .peekable();
+        Ok(!theirs.is_empty() && recorded.peek().is_some() && recorded.all(|c| *c != theirs))
     }
 
     /// Note that this run bound `issue` to `remote_id` (a create).
