@@ -98,6 +98,9 @@ pub struct BodyView {
     /// here before git brought its log): no text can be derived until then,
     /// so the body cannot be edited here either.
     awaiting: Option<String>,
+    /// The derived changes every chain's records hold (imports, joins):
+    /// with the pending ones, the changes that are no writer's.
+    derived_all: Vec<Bytes>,
 }
 
 fn seed(purpose: &str, key: &ChainKey, revision: u64) -> Vec<u8> {
@@ -262,6 +265,11 @@ impl EventSet {
             issue,
             origin,
             awaiting,
+            derived_all: records
+                .values()
+                .flatten()
+                .flat_map(|r| r.changes.iter().cloned())
+                .collect(),
         };
         // Format 1 wrote neither operation; a format-2 importer writes
         // `observe_created` with a chain's first observation.
@@ -596,7 +604,7 @@ impl BodyView {
             }
         }
         // Runs of twins: consecutive positions whose character in one
-        // state is deleted and, in the other, is not that same character
+        // state a writer deleted and, in the other, is not that same character
         // nor one the first state also has (a character both states hold
         // is its own twin).
         let mut runs: Vec<Vec<crate::crdt::body::Element>> = Vec::new();
@@ -734,8 +742,21 @@ impl BodyView {
         // has them only because its writer had not seen the deletion. The
         // join leaves them deleted; it is then not the tracker's text, and
         // the chain's point stays the canonical one (below).
+        // No derived change, of this chain or another, is a writer's: an
+        // import moves the tracker's text, and a join deletes a second
+        // copy of a word it keeps. Seed 1017: the join of one tracker
+        // object's chain dropped a clone's copy of a word; counted as a
+        // deletion in the join of the issue's other object (whose point
+        // held that copy, or its twin), it took the kept word too.
         let derived: Vec<Bytes> = recs.iter().flat_map(|r| r.changes.clone()).collect();
-        let mut gone = self.doc.deleted_outside(&canonical, &derived)?;
+        let mut not_writers = derived.clone();
+        not_writers.extend(self.derived_all.iter().cloned());
+        for op in &self.pending {
+            if let Op::SyncBody { changes, .. } = op {
+                not_writers.extend(changes.iter().filter_map(change_hash));
+            }
+        }
+        let mut gone = self.doc.deleted_outside(&canonical, &not_writers)?;
         self.twin_deletions(recs, &canonical, &derived, &mut gone)?;
         if let Some(heads) = covering.filter(|_| gone.is_empty()) {
             // Nothing the stale export's writer had not seen was deleted:
@@ -762,24 +783,32 @@ impl BodyView {
         // that another replica derived from the tracker without having it.
         // Dropping the derived copy keeps the original, which later edits
         // (a deletion) may target.
-        let mut candidates: Vec<(bool, std::cmp::Reverse<u64>, Bytes)> = Vec::new();
-        for r in recs {
-            for h in &r.changes {
-                let one = std::slice::from_ref(h);
-                // Only what the union holds can be dropped from it (a join
-                // recorded at the canonical point is outside it).
-                if recs.iter().all(|p| self.doc.covers(&p.heads, one))
-                    || !self.doc.covers(&union, one)
-                {
-                    continue;
-                }
-                let inside = self.doc.covers(&canonical, one);
-                candidates.push((inside, std::cmp::Reverse(r.revision), h.clone()));
+        let mut candidates: Vec<(bool, bool, std::cmp::Reverse<u64>, Bytes)> = Vec::new();
+        // This chain's derived changes, then those of the issue's other
+        // tracker objects the union holds (a copy derived from a twin's
+        // text is as redundant here; seed 1017: left out, this join's diff
+        // dropped the original instead, and the twin's join the copy).
+        let own = recs
+            .iter()
+            .flat_map(|r| r.changes.iter().map(|h| (false, r.revision, h)));
+        let others = not_writers
+            .iter()
+            .filter(|h| !derived.contains(h))
+            .map(|h| (true, 0, h));
+        for (other, revision, h) in own.chain(others) {
+            let one = std::slice::from_ref(h);
+            // Only what the union holds can be dropped from it (a join
+            // recorded at the canonical point is outside it).
+            if recs.iter().all(|p| self.doc.covers(&p.heads, one)) || !self.doc.covers(&union, one)
+            {
+                continue;
             }
+            let inside = self.doc.covers(&canonical, one);
+            candidates.push((inside, other, std::cmp::Reverse(revision), h.clone()));
         }
         candidates.sort();
         let mut order: Vec<Bytes> = Vec::new();
-        for (_, _, h) in candidates {
+        for (_, _, _, h) in candidates {
             if !order.contains(&h) {
                 order.push(h);
             }

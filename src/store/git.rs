@@ -476,44 +476,49 @@ impl GitEventStore {
             return Ok(false); // lost the race
         }
         let lock = self.lock_path(refname);
+        // Contention: retry until the deadline, then say which lock.
+        let contended = || {
+            if started.elapsed() > APPEND_DEADLINE {
+                return Err(StoreError::Locked {
+                    refname: refname.to_owned(),
+                    lock: lock.display().to_string(),
+                });
+            }
+            Ok(false)
+        };
         match std::fs::metadata(&lock).and_then(|m| m.modified()) {
             Ok(modified) => {
-                let age = modified.elapsed().unwrap_or_default();
-                if age > STALE_LOCK {
+                if modified.elapsed().unwrap_or_default() > STALE_LOCK {
                     // Left by a killed writer: the ref itself is intact (git
                     // renames the lock into place atomically), so drop it.
                     let _ = std::fs::remove_file(&lock);
-                } else if started.elapsed() > APPEND_DEADLINE {
-                    return Err(StoreError::Locked {
-                        refname: refname.to_owned(),
-                        lock: lock.display().to_string(),
-                    });
+                    return Ok(false);
                 }
-                Ok(false)
+                contended()
             }
-            // No lock now: either a writer released it between our attempt
-            // and this check (retry), or the failure is not contention at
-            // all (a read-only store, a full disk): give up after a few.
-            Err(_) if std::fs::exists(&lock).ok() == Some(false) => {
-                // A lock we could not take (another writer, or `git gc`
-                // packing refs) is contention however briefly it was held;
-                // anything else counts towards giving up.
-                let contended = crate::error_chain(&err).contains("(os error 17)");
-                if !contended {
-                    *unexplained += 1;
+            Err(_) => match std::fs::exists(&lock) {
+                // A lock there again: another writer took it between the
+                // two looks (seen in `eight_processes_hundred_comments_each`,
+                // a writer failed with "could not be obtained"): contention.
+                Ok(true) => contended(),
+                // No lock now: either a writer released it between our
+                // attempt and this check (retry), or the failure is not
+                // contention at all (a read-only store, a full disk): give
+                // up after a few.
+                Ok(false) => {
+                    // A lock we could not take (another writer, or `git gc`
+                    // packing refs) is contention however briefly it was
+                    // held; anything else counts towards giving up.
+                    if !crate::error_chain(&err).contains("(os error 17)") {
+                        *unexplained += 1;
+                    }
+                    if *unexplained > 50 {
+                        return Err(git_err(refname, "updating the ref")(err));
+                    }
+                    contended()
                 }
-                if started.elapsed() > APPEND_DEADLINE {
-                    return Err(StoreError::Locked {
-                        refname: refname.to_owned(),
-                        lock: lock.display().to_string(),
-                    });
-                }
-                if *unexplained > 50 {
-                    return Err(git_err(refname, "updating the ref")(err));
-                }
-                Ok(false)
-            }
-            Err(_) => Err(git_err(refname, "updating the ref")(err)),
+                Err(_) => Err(git_err(refname, "updating the ref")(err)),
+            },
         }
     }
 

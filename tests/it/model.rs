@@ -3017,18 +3017,20 @@ fn model_seed_1121_an_imported_issue_whose_id_was_reused_writes_nothing_there() 
     replay_shrunk(1121, "25,29,30,32,39,40,45,57,58,59,60,70,71", 3);
 }
 
-/// Known gap (seed 1017, shrunk to 14 steps when the shrinking time ran
-/// out, failing 3 of 3 replays; the whole seed failed in some soaks
-/// only): two clones export one new issue at once (twins on the sim, #1
-/// and #2, the second retired later); a tracker user edits #1's body and
-/// drops the marker; a clone that has not seen either export edits the
-/// body and imports. After many joins of the two chains the edit's token
-/// is lost in every clone. Not yet cut down to a cause (README,
-/// remaining classes).
+/// Seed 1017, shrunk to 14 steps (failing 3 of 3 replays, then 7 of 8
+/// with the first half of the fix): clones 0 and 1 export one new issue
+/// without seeing each other (twins on the sim, #1 and #2, the second
+/// retired later); a tracker user edits #1 and drops the marker; bob's
+/// edit in clone 0 reaches clone 1 after clone 1 derived a copy of it
+/// from #2's text. The join of one chain dropped the copy; the join of
+/// the other counted that as a writer's deletion of the word (and of its
+/// twin, the original), or dropped the original by its diff: the word
+/// was lost in every clone. Joins now count no derived change of any
+/// chain as a deletion and drop the other chains' derived copies first
+/// (refs-format.md 6b); 0 of 8 replays fail.
 #[test]
-#[ignore = "known gap: a token lost among twin chains (see the README)"]
 fn model_seed_1017_a_token_written_beside_twin_exports_is_kept() {
-    replay_shrunk(1017, "4,5,28,31,32,35,46,47,50,51,52,53,54,55", 1);
+    replay_shrunk(1017, "4,5,28,31,32,35,46,47,50,51,52,53,54,55", 2);
 }
 
 /// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
