@@ -3033,6 +3033,50 @@ fn model_seed_1017_a_token_written_beside_twin_exports_is_kept() {
     replay_shrunk(1017, "4,5,28,31,32,35,46,47,50,51,52,53,54,55", 2);
 }
 
+/// The event sets of seed 1017 where a fold lost bob's `俴500俴`, saved
+/// from replays (`tests/fixtures/model/*.bundle`, each one issue ref at
+/// the commit after which that clone's fold dropped the word). The fold
+/// is a function of the event set, so each case is deterministic and
+/// fails before its fix: `twin-deletion` (a join of one chain dropped a
+/// clone's derived copy; the other chain's join took that as a deletion
+/// of the copy's twin, the original), `other-join` (the same join's
+/// deletion, read directly by the other chain's join) and `other-copy`
+/// (one chain's join kept the other chain's derived copy and its diff
+/// dropped the original, while the other chain's join dropped the copy).
+#[test]
+fn model_seed_1017_saved_event_sets_fold_with_the_word_once() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model");
+    for (case, issue) in [
+        ("twin-deletion", "242c208f-accb-42a1-83b8-38babe57154f"),
+        ("other-join", "6ece625f-d104-4cab-b784-a18f9e030417"),
+        ("other-copy", "972de45d-1234-46cd-afb2-b6a4652eb53b"),
+    ] {
+        let t = crate::support::TestRepo::new();
+        let bundle = fixtures.join(format!("seed-1017-{case}.bundle"));
+        let bundle = bundle.to_str().expect("a UTF-8 path");
+        t.git(&[
+            "fetch",
+            "-q",
+            bundle,
+            &format!("refs/tmp/fx:refs/reposix/issues/{issue}"),
+        ]);
+        let shown = t.show(issue);
+        let body = shown["body"].as_str().expect("a body");
+        assert_eq!(
+            body.matches("俴500俴").count(),
+            1,
+            "{case}: bob's word once in {body:?}"
+        );
+        for word in ["丨40丨", "俍461俍", "俏463俏"] {
+            assert_eq!(
+                body.matches(word).count(),
+                1,
+                "{case}: {word} once in {body:?}"
+            );
+        }
+    }
+}
+
 /// Replay a shrunk trace of `seed` (the steps kept, as `REPOSIX_MODEL_KEEP`
 /// takes them) `times` times; panics with the report of the first failure.
 fn replay_shrunk(seed: u64, keep: &str, times: usize) {
