@@ -2843,49 +2843,18 @@ fn an_import_does_not_grow_a_token_glued_to_a_neighbour_from_inside() {
 /// when such a deletion changes that text (refs-format.md 6b).
 #[test]
 fn draw_90_settles() {
-    let steps = vec![
-        Step::TrackerBody {
-            issue: 0,
-            pos: 82614570758360,
-            delete: false,
-            drop_marker: false,
-        },
-        Step::Meet { from: 0, to: 1 },
-        Step::Meet { from: 0, to: 2 },
-        Step::TrackerBody {
-            issue: 0,
-            pos: 5299216438521211016,
-            delete: false,
-            drop_marker: true,
-        },
-        Step::Backend { clone: 1 },
-        Step::TrackerBody {
-            issue: 0,
-            pos: 2843574043841139547,
-            delete: true,
-            drop_marker: false,
-        },
-        Step::LocalBody {
-            clone: 2,
-            issue: 0,
-            pos: 1097103841671552379,
-            delete: true,
-        },
-        Step::LocalBody {
-            clone: 1,
-            issue: 0,
-            pos: 4783897238943629761,
-            delete: false,
-        },
-        Step::Backend { clone: 1 },
-        Step::TrackerBody {
-            issue: 1,
-            pos: 838598979237698956,
-            delete: true,
-            drop_marker: false,
-        },
-    ];
-    for _ in 0..4 {
-        run(&steps).expect("converges");
-    }
+    converges_in_every_replay(DRAW_90, 4);
 }
+
+const DRAW_90: &str = "
+TrackerBody issue=0 pos=82614570758360 delete=false drop_marker=false
+Meet from=0 to=1
+Meet from=0 to=2
+TrackerBody issue=0 pos=5299216438521211016 delete=false drop_marker=true
+Backend clone=1
+TrackerBody issue=0 pos=2843574043841139547 delete=true drop_marker=false
+LocalBody clone=2 issue=0 pos=1097103841671552379 delete=true
+LocalBody clone=1 issue=0 pos=4783897238943629761 delete=false
+Backend clone=1
+TrackerBody issue=1 pos=838598979237698956 delete=true drop_marker=false
+";
