@@ -2858,3 +2858,34 @@ LocalBody clone=1 issue=0 pos=4783897238943629761 delete=false
 Backend clone=1
 TrackerBody issue=1 pos=838598979237698956 delete=true drop_marker=false
 ";
+
+/// Known gap, draw 91 (`REPOSIX_MODEL_RNG_SEED=91`), shrunk by proptest to
+/// 10 steps, failing every run (on the code before this round too): clone
+/// 1 writes `[b1]`, clone 0 gets it and exports it, a tracker user deletes
+/// it, clone 0 imports the deletion. Clone 1, without clone 0's export
+/// record, imports the tracker's text from its origin (no change: the
+/// text is its create's) and exports its document, `[b1]` included. The
+/// join of that newest revision leaves out the deletions of derived
+/// changes (clone 0's import is one), so its diff writes `[b1]` again;
+/// and the check for deletions a stale import missed skips clone 1's
+/// point, whose heads (its origin) every point covers. Telling an
+/// import's deletion (the tracker's) from a join's (a dropped copy) in
+/// the join's target is the likely fix; not made yet (README).
+#[test]
+#[ignore = "known gap: a tracker deletion undone by a stale export (draw 91, see the README)"]
+fn draw_91_a_tracker_deletion_stays_deleted_after_a_stale_export() {
+    converges_in_every_replay(DRAW_91, 4);
+}
+
+const DRAW_91: &str = "
+LocalBody clone=1 issue=1 pos=611687938785015929 delete=false
+Meet from=1 to=0
+Backend clone=0
+TrackerBody issue=1 pos=4758138120701362921 delete=true drop_marker=false
+Backend clone=0
+Backend clone=1
+Import clone=1
+LocalBody clone=0 issue=0 pos=2748235773034226035 delete=false
+LocalAssignee clone=2 issue=1 who=1 remove=true
+TrackerTitle issue=0
+";
