@@ -492,6 +492,17 @@ impl BodyDoc {
         deletions_by(outside, derived)
     }
 
+    /// The text elements the changes `hashes` delete (those this document
+    /// holds).
+    pub fn deleted_by(&mut self, hashes: &[Bytes]) -> Result<Elements, BodyError> {
+        let changes: Vec<Change> = hashes
+            .iter()
+            .filter_map(to_hash)
+            .filter_map(|h| self.doc.get_change_by_hash(&h))
+            .collect();
+        deletions_by(changes, &[])
+    }
+
     /// The characters of the state at `a` paired with those of the state at
     /// `b`, position by position, when both states have the same text (two
     /// sync points of one tracker revision: the same tracker characters,

@@ -1039,6 +1039,17 @@ pub(crate) fn run_is_lost(run: &str, lost: &std::collections::HashSet<String>) -
     tokens.peek().is_some() && tokens.all(|t| lost.contains(&t))
 }
 
+/// Whether `run` (a run of deleted characters) holds a token of letters and
+/// digits and every one it holds occurs fewer times in `after` than in
+/// `before`, counted as substrings: the word is gone from the text, not
+/// moved, and not joined to its neighbour by a deleted space (a token count
+/// would read `a b` → `ab` as both lost).
+pub(crate) fn run_lost_between(run: &str, before: &str, after: &str) -> bool {
+    let mut tokens = letter_tokens(run).peekable();
+    tokens.peek().is_some()
+        && tokens.all(|t| before.matches(t.as_str()).count() > after.matches(t.as_str()).count())
+}
+
 /// The tokens of letters and digits of a text (see [`fine`]).
 fn letter_tokens(text: &str) -> impl Iterator<Item = String> {
     fine(text)

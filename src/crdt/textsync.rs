@@ -149,6 +149,26 @@ impl EventSet {
         out
     }
 
+    /// The newest observation of `key` older than `revision`: (revision,
+    /// text).
+    fn observed_before(&self, key: &ChainKey, revision: u64) -> Option<(u64, &str)> {
+        self.iter()
+            .filter_map(|(id, e)| match &e.op {
+                Op::Observe {
+                    backend,
+                    remote_id,
+                    revision: r,
+                    body,
+                    ..
+                } if *backend == key.0 && *remote_id == key.1 && *r < revision => {
+                    Some(((*r, *id), body.as_str()))
+                }
+                _ => None,
+            })
+            .max_by_key(|(k, _)| *k)
+            .map(|((r, _), b)| (r, b))
+    }
+
     /// The text of the newest observation of `key` at `revision` (greatest
     /// event id among equal revisions).
     fn observed_text(&self, key: &ChainKey, revision: u64) -> Option<&str> {
@@ -568,6 +588,71 @@ impl BodyView {
         Ok(())
     }
 
+    /// The tracker's deletions the canonical point's writer had not seen
+    /// (section 6b, "Deletions the tracker's writer had not seen"): an
+    /// import of an older revision outside the point's history deleted
+    /// whole words the tracker's text lost at that revision (a tracker user
+    /// deleted them, having seen them), and the point still shows them. Its
+    /// writer exported them again only because it had not seen that
+    /// import: they stay deleted. Only words the tracker lost count, so
+    /// that text an import moved (deleted here, inserted there) or a copy
+    /// a join dropped is not taken for a deletion. Draw 91: a stale clone
+    /// exported a word a tracker user had deleted, and the join took it
+    /// back.
+    fn unseen_tracker_deletions(
+        &mut self,
+        set: &EventSet,
+        key: &ChainKey,
+        recs: &[Record],
+        newest: u64,
+        canonical: &[Bytes],
+        gone: &mut crate::crdt::body::Elements,
+    ) -> Result<(), BodyError> {
+        let older: Vec<&Record> = recs
+            .iter()
+            .filter(|r| !r.changes.is_empty() && r.revision < newest)
+            .collect();
+        let changes: Vec<&[Bytes]> = older.iter().map(|r| r.changes.as_slice()).collect();
+        let seen = self.doc.covers_each(canonical, &changes);
+        let mut imports = Vec::new();
+        for (r, _) in older.into_iter().zip(seen).filter(|(_, seen)| !seen) {
+            let (Some(text), Some((_, before))) = (
+                set.observed_text(key, r.revision),
+                set.observed_before(key, r.revision),
+            ) else {
+                continue;
+            };
+            let deleted = self.doc.deleted_by(&r.changes)?;
+            if !deleted.is_empty() {
+                imports.push((deleted, before, text));
+            }
+        }
+        if imports.is_empty() {
+            return Ok(());
+        }
+        // Runs of the point's text, side by side, that one such import
+        // deleted and whose every word the tracker's text lost then.
+        let chars = self.doc.owned_chars(canonical, &[])?;
+        for (deleted, before, text) in imports {
+            let mut i = 0;
+            while i < chars.len() {
+                if !deleted.contains(&chars[i].0) {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < chars.len() && deleted.contains(&chars[i].0) {
+                    i += 1;
+                }
+                let run: String = chars[start..i].iter().map(|(_, c, _)| *c).collect();
+                if textdiff::run_lost_between(&run, before, text) {
+                    gone.extend(chars[start..i].iter().map(|(e, _, _)| e.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletions of twins (section 6b, "Deletions the tracker's writer had
     /// not seen"): two sync points of one revision with the same text hold
     /// the same tracker characters, position by position, even when two
@@ -757,6 +842,7 @@ impl BodyView {
             }
         }
         let mut gone = self.doc.deleted_outside(&canonical, &not_writers)?;
+        self.unseen_tracker_deletions(set, key, recs, newest, &canonical, &mut gone)?;
         self.twin_deletions(recs, &canonical, &derived, &mut gone)?;
         let target = if gone.is_empty() {
             text.clone()

@@ -2859,20 +2859,17 @@ Backend clone=1
 TrackerBody issue=1 pos=838598979237698956 delete=true drop_marker=false
 ";
 
-/// Known gap, draw 91 (`REPOSIX_MODEL_RNG_SEED=91`), shrunk by proptest to
-/// 10 steps, failing every run (on the code before this round too): clone
-/// 1 writes `[b1]`, clone 0 gets it and exports it, a tracker user deletes
-/// it, clone 0 imports the deletion. Clone 1, without clone 0's export
-/// record, imports the tracker's text from its origin (no change: the
-/// text is its create's) and exports its document, `[b1]` included. The
-/// join of that newest revision leaves out the deletions of derived
-/// changes (clone 0's import is one), so its diff writes `[b1]` again;
-/// and the check for deletions a stale import missed skips clone 1's
-/// point, whose heads (its origin) every point covers. Telling an
-/// import's deletion (the tracker's) from a join's (a dropped copy) in
-/// the join's target is the likely fix; not made yet (README).
+/// Draw 91 (`REPOSIX_MODEL_RNG_SEED=91`), shrunk by proptest to 10 steps,
+/// failing every run (on the code before too): clone 1 writes `[b1]`,
+/// clone 0 gets it and exports it, a tracker user deletes it, clone 0
+/// imports the deletion. Clone 1, without clone 0's export record,
+/// imports the tracker's text from its origin (no change: the text is its
+/// create's) and exports its document, `[b1]` included. The join of that
+/// newest revision left out the deletions of derived changes (clone 0's
+/// import is one), so its diff wrote `[b1]` again. Words an unseen import
+/// deleted that the tracker's text lost at its revision now count as
+/// deletions the exporter had not seen (refs-format.md 6b).
 #[test]
-#[ignore = "known gap: a tracker deletion undone by a stale export (draw 91, see the README)"]
 fn draw_91_a_tracker_deletion_stays_deleted_after_a_stale_export() {
     converges_in_every_replay(DRAW_91, 4);
 }
