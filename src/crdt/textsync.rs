@@ -728,11 +728,25 @@ impl BodyView {
         // canonical state: a diff that reused some of its characters in
         // another word (`[b1]` read as a typo of `[t11]`) has made them
         // part of that word, not the deleted one.
-        let at = self.doc.positions(canonical)?;
+        // A run that text inserted since has split (draw 92: a tracker
+        // word written between two deleted ones) still counts when each of
+        // its pieces is whole words of that text, as a reused character,
+        // inside another word, is not.
+        let order = self.doc.owned_chars(canonical, &[])?;
+        let chars: Vec<char> = order.iter().map(|(_, c, _)| *c).collect();
+        let at: HashMap<Element, usize> = order
+            .into_iter()
+            .enumerate()
+            .map(|(i, (e, _, _))| (e, i))
+            .collect();
         let mut twins = Vec::new();
         for run in runs {
             let live: Vec<usize> = run.iter().filter_map(|e| at.get(e).copied()).collect();
-            if live.is_empty() || live.windows(2).any(|w| w[0] + 1 != w[1]) {
+            if live.is_empty() || live.windows(2).any(|w| w[0] >= w[1]) {
+                continue;
+            }
+            let pieces: Vec<&[usize]> = live.chunk_by(|a, b| a + 1 == *b).collect();
+            if pieces.len() > 1 && !pieces.iter().all(|p| whole_words(&chars, p)) {
                 continue;
             }
             twins.extend(run);
@@ -1345,4 +1359,20 @@ impl BodyView {
     pub fn issue(&self) -> IssueId {
         self.issue
     }
+}
+
+/// Whether the consecutive positions `piece` of `chars` start and end at
+/// word boundaries: each end is whitespace, or has whitespace (or the
+/// text's edge) beside it.
+fn whole_words(chars: &[char], piece: &[usize]) -> bool {
+    let (Some(&first), Some(&last)) = (piece.first(), piece.last()) else {
+        return false;
+    };
+    let space = |i: Option<usize>| {
+        i.and_then(|i| chars.get(i))
+            .is_none_or(|c| c.is_whitespace())
+    };
+    let starts = chars[first].is_whitespace() || space(first.checked_sub(1));
+    let ends = chars[last].is_whitespace() || space(Some(last + 1));
+    starts && ends
 }

@@ -2886,3 +2886,26 @@ LocalBody clone=0 issue=0 pos=2748235773034226035 delete=false
 LocalAssignee clone=2 issue=1 who=1 remove=true
 TrackerTitle issue=0
 ";
+
+/// Draw 92 (`REPOSIX_MODEL_RNG_SEED=92`), shrunk by hand to 5 steps,
+/// failing every run: clone 0 imported the issue's first revision, clone
+/// 1 its second (`[t1] [base]`) from its origin, then a tracker user wrote
+/// `[t2]` between the two words and clone 1 deleted both. The fold of the
+/// second revision took clone 0's derivation of it as canonical and its
+/// words as twins of clone 1's deleted copy; the import of the third,
+/// derived from that point, keeps `[t2]` between them, so the run of twins
+/// was no longer side by side and the join of the third revision wrote
+/// both words back. A run split by text inserted since counts when each
+/// piece is whole words (refs-format.md 6b).
+#[test]
+fn draw_92_deleted_twins_stay_deleted_around_a_tracker_insertion() {
+    converges_in_every_replay(DRAW_92, 4);
+}
+
+const DRAW_92: &str = "
+TrackerBody issue=0 pos=0 delete=false drop_marker=false
+Backend clone=1
+TrackerBody issue=0 pos=431546904609645040 delete=false drop_marker=false
+LocalBody clone=1 issue=0 pos=9333719304717328340 delete=true
+LocalBody clone=1 issue=0 pos=6475577466802568706 delete=true
+";
