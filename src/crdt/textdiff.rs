@@ -227,7 +227,38 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
                         ..s
                     });
                 }
-            } else if extends || 2 * touched <= longest {
+            } else if extends {
+                for s in chars {
+                    out.push(Splice {
+                        pos: pos + s.pos,
+                        ..s
+                    });
+                }
+            } else if let Some((head, old_core, new_core)) = glued_core(&old_run, &new_run) {
+                // A token of a run glued from several replaced by another
+                // (`乐80乐係450係` to `兒850兒係450係`): the typo-fix test
+                // looks at what changed, without the tokens both keep
+                // (seed 1222: read as a typo fix, the new token reused the
+                // old one's digits, and a concurrent insertion before the
+                // old one landed inside the new one).
+                let core = char_splices(&old_core, &new_core);
+                let touched: usize = core.iter().map(|s| s.del + s.ins.chars().count()).sum();
+                let longest = old_core.chars().count().max(new_core.chars().count());
+                if 2 * touched <= longest {
+                    for s in core {
+                        out.push(Splice {
+                            pos: pos + head + s.pos,
+                            ..s
+                        });
+                    }
+                } else {
+                    out.push(Splice {
+                        pos: pos + head,
+                        del: old_core.chars().count(),
+                        ins: new_core,
+                    });
+                }
+            } else if 2 * touched <= longest {
                 for s in chars {
                     out.push(Splice {
                         pos: pos + s.pos,
@@ -251,6 +282,38 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
         ni += 1;
     }
     out
+}
+
+/// The runs `old` and `new` without the characters both begin or end
+/// with, where either such affix is at least `GLUED` characters (a token
+/// glued to the one that changed): (code points cut at the start, the old
+/// core, the new core). `None` when neither affix is that long.
+fn glued_core(old: &str, new: &str) -> Option<(usize, String, String)> {
+    let (oc, nc): (Vec<char>, Vec<char>) = (old.chars().collect(), new.chars().collect());
+    let most = oc.len().min(nc.len());
+    let mut head = oc.iter().zip(&nc).take_while(|(a, b)| a == b).count();
+    let room = most - head;
+    let mut tail = oc
+        .iter()
+        .rev()
+        .zip(nc.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if head < GLUED {
+        head = 0;
+    }
+    if tail < GLUED {
+        tail = 0;
+    }
+    if head == 0 && tail == 0 {
+        return None;
+    }
+    Some((
+        head,
+        oc[head..oc.len() - tail].iter().collect(),
+        nc[head..nc.len() - tail].iter().collect(),
+    ))
 }
 
 /// Splices of a run of words replaced by other words that keep each old
@@ -1507,6 +1570,38 @@ mod tests {
             "{fix:?}"
         );
         check("[seed]", "[t1]");
+    }
+
+    #[test]
+    fn a_token_of_a_glued_run_replaced_by_another_is_replaced_whole() {
+        // Seed 1222: the new token must not reuse the old one's digits.
+        let s = splices("乐80乐係450係", "兒850兒係450係");
+        assert_eq!(
+            s,
+            vec![Splice {
+                pos: 0,
+                del: 4,
+                ins: "兒850兒".into()
+            }]
+        );
+        check("乐80乐係450係", "兒850兒係450係");
+        check("係450係乐80乐", "係450係兒850兒");
+        // A typo beside a long kept part stays a small edit.
+        let fix = splices("misspelling it", "mispelling it");
+        assert_eq!(
+            fix.iter()
+                .map(|s| s.del + s.ins.chars().count())
+                .sum::<usize>(),
+            1
+        );
+        let fix = splices("recieving it", "receiving it");
+        assert!(
+            fix.iter()
+                .map(|s| s.del + s.ins.chars().count())
+                .sum::<usize>()
+                <= 2,
+            "{fix:?}"
+        );
     }
 
     #[test]

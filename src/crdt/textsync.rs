@@ -855,6 +855,8 @@ impl BodyView {
                 not_writers.extend(changes.iter().filter_map(change_hash));
             }
         }
+        not_writers.sort();
+        not_writers.dedup();
         let mut gone = self.doc.deleted_outside(&canonical, &not_writers)?;
         self.unseen_tracker_deletions(set, key, recs, newest, &canonical, &mut gone)?;
         self.twin_deletions(recs, &canonical, &derived, &mut gone)?;

@@ -2973,6 +2973,24 @@ fn model_seed_1171_a_gone_id_the_sim_reuses_for_a_racing_create() {
     replay_shrunk(1171, "7,14,19,21,29,32,39,42", 1);
 }
 
+/// Seed 1222 (sim with comments), shrunk to 21 steps (failed 3 of 3
+/// replays before the fix, 0 of 3 after): a tracker user deletes a token
+/// and the space before it, gluing `乐80乐` to `係450係`; bob then replaces
+/// `乐80乐` with `兒850兒`. The diff read that as a typo fix of the glued
+/// run (half of it touched) and kept the old token's digits, so clone 2's
+/// concurrent insertion before `乐80乐` landed inside the new token
+/// (`兒偬620偬 850兒`). The typo-fix test now leaves out the glued tokens
+/// both texts keep (unit test
+/// `a_token_of_a_glued_run_replaced_by_another_is_replaced_whole`).
+#[test]
+fn model_seed_1222_a_token_replaced_in_a_glued_run_is_not_cut() {
+    replay_shrunk(
+        1222,
+        "8,12,23,27,28,29,31,35,36,37,41,45,51,62,63,64,68,71,72,85,86",
+        2,
+    );
+}
+
 /// Seed 1144 (sim without comments), shrunk to 5 steps, failing every
 /// replay: clone 1 exports a new issue; a tracker user deletes the marker
 /// from its body; clone 0, which has not seen clone 1's `bind`, imports it

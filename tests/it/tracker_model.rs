@@ -2909,3 +2909,51 @@ TrackerBody issue=0 pos=431546904609645040 delete=false drop_marker=false
 LocalBody clone=1 issue=0 pos=9333719304717328340 delete=true
 LocalBody clone=1 issue=0 pos=6475577466802568706 delete=true
 ";
+
+/// Draw 105 (`REPOSIX_MODEL_RNG_SEED=105`), shrunk by proptest to 30
+/// steps, failing about half the runs (on the code before too): a known
+/// gap, not yet fixed. Clone 0 exports clone 1's `[b1]`, a tracker user
+/// deletes it and writes `[t9]`; clone 1, without clone 0's export,
+/// exports `[t9] [b1] [seed]` (the stale export of draw 91), and a
+/// tracker user writes `[t15]` before the replicas meet. The join that
+/// deletes `[b1]` again drops `[t15]` in the first quiescence round, and
+/// two rounds later the replicas and the tracker settle on
+/// `[t9] t5[seed]`: a token cut. Run with `--ignored`.
+#[test]
+#[ignore = "known gap: a tracker word written beside a stale export's undone deletion is cut (draw 105)"]
+fn draw_105_a_tracker_word_beside_an_undone_stale_export_is_kept() {
+    converges_in_every_replay(DRAW_105, 4);
+}
+
+const DRAW_105: &str = "
+Meet from=1 to=2
+LocalBody clone=1 issue=1 pos=17015937523459494052 delete=false
+TrackerComment issue=0
+LocalComment clone=1 issue=1
+TrackerTitle issue=0
+LocalBody clone=0 issue=0 pos=2276423750544398824 delete=false
+Meet from=1 to=0
+TrackerTitle issue=0
+TrackerBody issue=0 pos=8920239919982312762 delete=false drop_marker=false
+Meet from=0 to=1
+LocalCommentDelete clone=1 issue=1 pick=12477192776427691819
+Meet from=2 to=2
+Backend clone=0
+LocalComment clone=1 issue=0
+TrackerBody issue=1 pos=16273237668155388421 delete=false drop_marker=false
+LocalTitle clone=1 issue=1
+LocalTitle clone=2 issue=0
+TrackerBody issue=1 pos=12296681085902329509 delete=true drop_marker=false
+LocalTitle clone=2 issue=1
+LocalComment clone=1 issue=1
+Meet from=0 to=0
+Backend clone=1
+LocalBody clone=1 issue=0 pos=13027453907381972665 delete=false
+LocalTitle clone=2 issue=0
+LocalComment clone=1 issue=1
+Import clone=0
+TrackerBody issue=1 pos=1241933800813594553 delete=false drop_marker=false
+LocalLabel clone=0 issue=0 label=2 remove=true
+LocalTitle clone=1 issue=0
+LocalAssignee clone=1 issue=1 who=0 remove=true
+";
