@@ -56,7 +56,7 @@ const BODY_KEY: &str = "body";
 /// Part of every seed, so two builds that would derive different bytes
 /// never share an automerge actor.
 const DERIVE_RECIPE: &str =
-    "reposix derived body change v9 (histogram lines, myers words with their spacing, myers chars of extended words slid to token edges unless a token grown is found whole elsewhere, kept tokens of letters and digits before a typo fix, new runs split where they begin or end with an old run, old runs split into runs the new text has apart; imports seeded without the revision)";
+    "reposix derived body change v10 (histogram lines, myers words with their spacing, myers chars of extended words slid to token edges unless a token grown is found whole elsewhere, kept tokens of letters and digits before a typo fix, new runs split where they begin or end with an old run, old runs split into runs the new text has apart, typo fixes counted in letters and digits without glued tokens both keep; imports seeded without the revision)";
 
 /// The genesis document of `issue`'s body: an empty text object.
 fn genesis(issue: IssueId) -> AutoCommit {

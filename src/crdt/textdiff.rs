@@ -206,16 +206,16 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
             // A word extended (nothing deleted) stays a small edit; else
             // kept tokens anchor the run (a word glued to an insertion is
             // kept, and a moved token is not grafted onto a new one), else
-            // a typo fix (at most half of the longer run touched) stays a
-            // small edit; words replaced by different words are replaced
+            // a typo fix (at most half of the letters and digits of the
+            // longer run touched: `[b1] ` to `[t15] ` is no typo fix,
+            // though its brackets and space make half of it; draw 105)
+            // stays a small edit; words replaced by different words are replaced
             // whole (their common letters are chance, and an edit reusing
             // them would graft the new word onto the old one, which a
             // concurrent edit may delete: the brackets of `[seed]` kept
             // around `t1` while another replica deletes `[seed]` leave `t1`
             // bare).
             let chars = char_splices(&old_run, &new_run);
-            let touched: usize = chars.iter().map(|s| s.del + s.ins.chars().count()).sum();
-            let longest = old_run.chars().count().max(new_run.chars().count());
             let extends = chars.iter().all(|s| s.del == 0);
             if let Some(glued) = (!extends || grows_a_moved_token(&old_run, &new_run, &chars))
                 .then(|| glued_splices(&old_run, &new_run))
@@ -242,9 +242,7 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
                 // old one's digits, and a concurrent insertion before the
                 // old one landed inside the new one).
                 let core = char_splices(&old_core, &new_core);
-                let touched: usize = core.iter().map(|s| s.del + s.ins.chars().count()).sum();
-                let longest = old_core.chars().count().max(new_core.chars().count());
-                if 2 * touched <= longest {
+                if typo_fix(&old_core, &new_core, &core) {
                     for s in core {
                         out.push(Splice {
                             pos: pos + head + s.pos,
@@ -258,7 +256,7 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
                         ins: new_core,
                     });
                 }
-            } else if 2 * touched <= longest {
+            } else if typo_fix(&old_run, &new_run, &chars) {
                 for s in chars {
                     out.push(Splice {
                         pos: pos + s.pos,
@@ -282,6 +280,26 @@ fn word_splices(old: &str, new: &str) -> Vec<Splice> {
         ni += 1;
     }
     out
+}
+
+/// Whether the ascending `splices` turning `old` into `new` are a typo
+/// fix: they delete and insert at most half as many letters and digits
+/// as the longer side has, plus one (`teh` to `the`); marks and whitespace
+/// both sides share would otherwise make a replaced short token look half
+/// kept.
+fn typo_fix(old: &str, new: &str, splices: &[Splice]) -> bool {
+    let alnum = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).count();
+    let oc: Vec<char> = old.chars().collect();
+    let touched: usize = splices
+        .iter()
+        .map(|s| {
+            let deleted = oc
+                .get(s.pos..s.pos + s.del)
+                .map_or(0, |d| d.iter().filter(|c| c.is_alphanumeric()).count());
+            deleted + alnum(&s.ins)
+        })
+        .sum();
+    2 * touched <= alnum(old).max(alnum(new)) + 1
 }
 
 /// The runs `old` and `new` without the characters both begin or end
@@ -1593,6 +1611,16 @@ mod tests {
                 .map(|s| s.del + s.ins.chars().count())
                 .sum::<usize>(),
             1
+        );
+        // A short token replaced by another is no typo fix, whatever
+        // brackets and spaces they share (draw 105).
+        assert_eq!(
+            splices("[b1] [t9]", "[t15] [t9]"),
+            vec![Splice {
+                pos: 0,
+                del: 5,
+                ins: "[t15] ".into()
+            }]
         );
         let fix = splices("recieving it", "receiving it");
         assert!(
