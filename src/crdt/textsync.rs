@@ -149,22 +149,31 @@ impl EventSet {
         out
     }
 
+    /// Every observation of `key`: ((revision, event id), text).
+    fn observations<'a>(
+        &'a self,
+        key: &ChainKey,
+    ) -> impl Iterator<Item = ((u64, EventId), &'a str)> + use<'a> {
+        let key = key.clone();
+        self.iter().filter_map(move |(id, e)| match &e.op {
+            Op::Observe {
+                backend,
+                remote_id,
+                revision,
+                body,
+                ..
+            } if *backend == key.0 && *remote_id == key.1 => {
+                Some(((*revision, *id), body.as_str()))
+            }
+            _ => None,
+        })
+    }
+
     /// The newest observation of `key` older than `revision`: (revision,
     /// text).
     fn observed_before(&self, key: &ChainKey, revision: u64) -> Option<(u64, &str)> {
-        self.iter()
-            .filter_map(|(id, e)| match &e.op {
-                Op::Observe {
-                    backend,
-                    remote_id,
-                    revision: r,
-                    body,
-                    ..
-                } if *backend == key.0 && *remote_id == key.1 && *r < revision => {
-                    Some(((*r, *id), body.as_str()))
-                }
-                _ => None,
-            })
+        self.observations(key)
+            .filter(|((r, _), _)| *r < revision)
             .max_by_key(|(k, _)| *k)
             .map(|((r, _), b)| (r, b))
     }
@@ -172,38 +181,15 @@ impl EventSet {
     /// The text of the newest observation of `key` at `revision` (greatest
     /// event id among equal revisions).
     fn observed_text(&self, key: &ChainKey, revision: u64) -> Option<&str> {
-        self.iter()
-            .filter_map(|(id, e)| match &e.op {
-                Op::Observe {
-                    backend,
-                    remote_id,
-                    revision: r,
-                    body,
-                    ..
-                } if *backend == key.0 && *remote_id == key.1 && *r == revision => {
-                    Some((id, body.as_str()))
-                }
-                _ => None,
-            })
-            .max_by_key(|(id, _)| **id)
+        self.observations(key)
+            .filter(|((r, _), _)| *r == revision)
+            .max_by_key(|(k, _)| *k)
             .map(|(_, b)| b)
     }
 
     /// The newest observation of `key`: (revision, text).
     fn newest_observed(&self, key: &ChainKey) -> Option<(u64, &str)> {
-        self.iter()
-            .filter_map(|(id, e)| match &e.op {
-                Op::Observe {
-                    backend,
-                    remote_id,
-                    revision,
-                    body,
-                    ..
-                } if *backend == key.0 && *remote_id == key.1 => {
-                    Some(((*revision, *id), body.as_str()))
-                }
-                _ => None,
-            })
+        self.observations(key)
             .max_by_key(|(k, _)| *k)
             .map(|((r, _), b)| (r, b))
     }
