@@ -816,20 +816,6 @@ impl BodyDoc {
         Ok(out)
     }
 
-    /// The live characters of the state at `at`, each with its position.
-    pub fn positions(
-        &mut self,
-        at: &[Bytes],
-    ) -> Result<std::collections::HashMap<Element, usize>, BodyError> {
-        let fork = self.fork(at)?;
-        Ok(self
-            .live_chars(&fork)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, (id, _))| Some((element(&id)?, i)))
-            .collect())
-    }
-
     /// The characters a derived change `r` (built on `deps`) deleted as a
     /// second copy of text it keeps, each with the character of `r`'s text
     /// it aligns with: (deleted, kept), run by run. Only runs holding a character
