@@ -810,13 +810,32 @@ impl BodyView {
         let canonical = candidates
             .iter()
             .max_by_key(|c| {
-                let covered = recs
+                let covered: Vec<&Record> = recs
                     .iter()
                     .filter(|r| self.doc.covers(&c.heads, &r.heads))
-                    .count();
+                    .collect();
+                // The revision an import was derived from: the newest
+                // point at its change's parents. Heads say nothing of
+                // order (seed 1207: a stale export's heads are in the
+                // history of an older revision's point).
+                let base = match c.changes.as_slice() {
+                    [h] if c.heads == c.changes => self.doc.deps(h).and_then(|mut deps| {
+                        deps.sort();
+                        recs.iter()
+                            .filter(|r| {
+                                let mut heads = r.heads.clone();
+                                heads.sort();
+                                heads == deps
+                            })
+                            .map(|r| r.revision)
+                            .max()
+                    }),
+                    _ => None,
+                };
                 (
                     c.changes.is_empty(),
-                    covered,
+                    base,
+                    covered.len(),
                     std::cmp::Reverse((c.heads.clone(), c.id)),
                 )
             })

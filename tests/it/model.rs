@@ -2973,14 +2973,18 @@ fn model_seed_1171_a_gone_id_the_sim_reuses_for_a_racing_create() {
     replay_shrunk(1171, "7,14,19,21,29,32,39,42", 1);
 }
 
-/// Seed 1207 (sim with comments), shrunk to 11 steps (1-minimal), a
-/// known gap found at the end of a session: frank writes a token, carol
-/// deletes it in another clone without syncing, two clones run `sync
-/// --backend` at once, a tracker user inserts a token, and the two sync
-/// with the tracker at once again: the deleted token comes back in every
-/// clone and stays on the tracker. Run with `--ignored`.
+/// Seed 1207 (sim with comments), shrunk to 11 steps (1-minimal; failed
+/// 3 of 3 replays before the fix): frank writes a token, carol deletes it
+/// in another clone without syncing, both clones create the issue on the
+/// tracker at once (carol's create wins, alice's later export of her
+/// older state puts the token back as revision 2), a tracker user inserts
+/// a token, and both import revision 3 at once, carol from revision 1 and
+/// alice from 2. The join took carol's import as canonical (its heads'
+/// history holds alice's export state, an ancestor of carol's), whose
+/// copy of the token no deletion had touched: the token came back
+/// everywhere. The canonical import is now the one derived from the
+/// newest revision (refs-format.md 6b).
 #[test]
-#[ignore = "known gap: a deletion lost between two concurrent tracker syncs (seed 1207)"]
 fn model_seed_1207_a_deletion_survives_concurrent_tracker_syncs() {
     replay_shrunk(1207, "2,21,41,58,63,64,68,74,82,92,98", 2);
 }
