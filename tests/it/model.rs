@@ -2989,6 +2989,17 @@ fn model_seed_1207_a_deletion_survives_concurrent_tracker_syncs() {
     replay_shrunk(1207, "2,21,41,58,63,64,68,74,82,92,98", 2);
 }
 
+/// Seed 1216 (sim with comments), shrunk to 11 steps (1-minimal; failed
+/// 2 of 2 runs before the fix): frank's comment is exported by clone 1, a
+/// tracker user deletes the issue, erin edits the comment, and clone 1's
+/// export of the edit got a 404, from the deleted issue, recorded as the
+/// comment's: every clone lost the comment. The issue is now recorded
+/// gone and the comment stays (`project::a_comment_edit_on_an_issue_deleted_on_the_tracker_keeps_the_comment`).
+#[test]
+fn model_seed_1216_a_comment_edit_on_a_deleted_issue_keeps_the_comment() {
+    replay_shrunk(1216, "55,65,71,77,78,79,81,82,83,86,89", 2);
+}
+
 /// Seed 1222 (sim with comments), shrunk to 21 steps (failed 3 of 3
 /// replays before the fix, 0 of 3 after): a tracker user deletes a token
 /// and the space before it, gluing `乐80乐` to `係450係`; bob then replaces

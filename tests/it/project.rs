@@ -1565,6 +1565,44 @@ fn a_comment_on_an_issue_deleted_on_the_tracker_does_not_wedge_sync() {
     assert_eq!(state.comments[0].body, "late word");
 }
 
+/// Found by the model checker (soak seed 1216, shrunk to 11 steps): a
+/// comment exported to the tracker, the issue deleted there, then the
+/// comment edited here. The edit's 404 came from the deleted issue, was
+/// recorded as the comment's deletion, and the fold deleted the comment
+/// in every clone. Now the 404 is confirmed on the issue, the issue is
+/// recorded gone, and the comment stays with its edit.
+#[test]
+fn a_comment_edit_on_an_issue_deleted_on_the_tracker_keeps_the_comment() {
+    let s = quiet_sim();
+    let b = backend(&s, "reposix");
+    let third = backend(&s, "tracker-user");
+    let remote = tracker_create(&s, &third, "Doomed", "");
+    let t = TestRepo::new();
+    let repo = t.open();
+    sync(&repo, &b, "alice");
+    let id = only_issue(&repo);
+    repo.apply(id, &actor("alice"), &[Change::Comment("first word".into())])
+        .expect("comment");
+    sync(&repo, &b, "alice");
+    let comment = repo.show(id).expect("show").comments[0].id;
+    tracker_delete(&s, &remote.remote_id);
+    repo.apply(
+        id,
+        &actor("alice"),
+        &[Change::EditComment(comment, "first word, edited".into())],
+    )
+    .expect("edit");
+    let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
+    p.import(false).expect("import");
+    let report = p.export().expect("export");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.gone, 1);
+    let state = repo.show(id).expect("show");
+    assert!(state.remotes[0].gone, "{:?}", state.remotes);
+    assert_eq!(state.comments.len(), 1, "{:?}", state.comments);
+    assert_eq!(state.comments[0].body, "first word, edited");
+}
+
 /// Case 9: a tracker without a comments API: the export says how many
 /// comments stayed local.
 #[test]

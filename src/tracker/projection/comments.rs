@@ -411,6 +411,12 @@ impl Projection<'_> {
                 let doomed: BTreeSet<&String> = all.filter(|r| on_tracker.contains(*r)).collect();
                 for rid in doomed {
                     match self.backend.delete_comment(remote_id, rid) {
+                        // The whole issue is gone: the caller records that.
+                        Err(e @ BackendError::NotFound { .. })
+                            if self.backend.get(remote_id)?.is_none() =>
+                        {
+                            return Err(e.into());
+                        }
                         Ok(()) | Err(BackendError::NotFound { .. }) => {
                             let ev = self.observe_gone(issue, &format!("comment:{rid}"));
                             self.record(issue, set, vec![ev], "export comment delete")?;
@@ -433,6 +439,16 @@ impl Projection<'_> {
                 let heads = set.heads();
                 let remote = match self.backend.edit_comment(remote_id, rid, &comment_text(c)) {
                     Ok(r) => r,
+                    // A 404 for the whole issue (deleted on the tracker) is
+                    // not the comment's: recorded as the comment's, the
+                    // fold would delete it here (seed 1216: an edit of a
+                    // comment on a deleted issue lost the comment). The
+                    // caller records the issue gone; the comment stays.
+                    Err(e @ BackendError::NotFound { .. })
+                        if self.backend.get(remote_id)?.is_none() =>
+                    {
+                        return Err(e.into());
+                    }
                     Err(BackendError::NotFound { .. }) => {
                         let ev = self.observe_gone(issue, &format!("comment:{rid}"));
                         self.record(issue, set, vec![ev], "export comment gone")?;
