@@ -1493,12 +1493,23 @@ fn a_single_assignee_tracker_does_not_drop_local_assignees() {
 
 /// A clone that imported the tracker's only issue, then deleted there.
 fn imported_then_deleted(s: &SimHandle, b: &SimBackend) -> (TestRepo, IssueId) {
+    imported_then_deleted_after(s, b, |_, _| {})
+}
+
+/// [`imported_then_deleted`], running `before` (on the clone's repository
+/// and issue) before the tracker deletes the issue.
+fn imported_then_deleted_after(
+    s: &SimHandle,
+    b: &SimBackend,
+    before: impl FnOnce(&Repo, IssueId),
+) -> (TestRepo, IssueId) {
     let third = backend(s, "tracker-user");
     let remote = tracker_create(s, &third, "Doomed", "");
     let t = TestRepo::new();
     let repo = t.open();
     sync(&repo, b, "alice");
     let id = only_issue(&repo);
+    before(&repo, id);
     tracker_delete(s, &remote.remote_id);
     (t, id)
 }
@@ -1575,17 +1586,13 @@ fn a_comment_on_an_issue_deleted_on_the_tracker_does_not_wedge_sync() {
 fn a_comment_edit_on_an_issue_deleted_on_the_tracker_keeps_the_comment() {
     let s = quiet_sim();
     let b = backend(&s, "reposix");
-    let third = backend(&s, "tracker-user");
-    let remote = tracker_create(&s, &third, "Doomed", "");
-    let t = TestRepo::new();
+    let (t, id) = imported_then_deleted_after(&s, &b, |repo, id| {
+        repo.apply(id, &actor("alice"), &[Change::Comment("first word".into())])
+            .expect("comment");
+        sync(repo, &b, "alice");
+    });
     let repo = t.open();
-    sync(&repo, &b, "alice");
-    let id = only_issue(&repo);
-    repo.apply(id, &actor("alice"), &[Change::Comment("first word".into())])
-        .expect("comment");
-    sync(&repo, &b, "alice");
     let comment = repo.show(id).expect("show").comments[0].id;
-    tracker_delete(&s, &remote.remote_id);
     repo.apply(
         id,
         &actor("alice"),
