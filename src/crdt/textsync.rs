@@ -419,8 +419,22 @@ impl BodyView {
         }
         let mut derived: Vec<&Record> = recs.iter().filter(|r| !r.changes.is_empty()).collect();
         derived.sort_by_key(|r| std::cmp::Reverse((r.revision, r.id)));
+        derived.truncate(HELD_SEARCH);
+        // Oldest first: a state found for an older import stands in for
+        // that import's point as the base of the newer ones derived from
+        // it (seed 1258: a clone without frank's and dave's edits imported
+        // revision 1 from the `create`, then revision 2 from that import;
+        // from the import's own heads no state holds revision 2's text,
+        // since frank's word is there twice).
+        derived.reverse();
+        let mut found_for: Vec<(Vec<Bytes>, Vec<Bytes>)> = Vec::new();
+        let sorted = |v: &[Bytes]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
         let mut out = Vec::new();
-        for rec in derived.into_iter().take(HELD_SEARCH) {
+        for rec in derived {
             let Some(text) = set.observed_text(key, rec.revision) else {
                 continue;
             };
@@ -434,10 +448,15 @@ impl BodyView {
             if base.is_empty() {
                 continue;
             }
-            let base = self.minimal(&base);
+            let base = sorted(&self.minimal(&base));
+            let base = found_for
+                .iter()
+                .find(|(point, _)| *point == base)
+                .map_or(base, |(_, state)| state.clone());
             match self.state_with_text(set, &base, text, &rec.changes)? {
                 Found::Exact(heads) => {
                     if !self.doc.covers(&rec.heads, &heads) {
+                        found_for.push((sorted(&rec.heads), sorted(&heads)));
                         out.push(Record {
                             revision: rec.revision,
                             heads,
@@ -461,6 +480,7 @@ impl BodyView {
                     let (heads, Some(change)) = self.derive_import(key, heads, text)? else {
                         continue;
                     };
+                    found_for.push((sorted(&rec.heads), sorted(&heads)));
                     self.pending.push(Op::SyncBody {
                         backend: key.0.clone(),
                         remote_id: key.1.clone(),

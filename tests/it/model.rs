@@ -3019,6 +3019,22 @@ fn model_seed_1273_a_write_on_a_merged_copy_of_a_deleted_issue_is_kept() {
     replay_shrunk(1273, "5,7,8,12,19,48,53,75", 2);
 }
 
+/// Seed 1258 (sim with comments), shrunk to 11 steps (1-minimal; failed
+/// 3 of 3 replays before the fix, 0 of 3 after): no tracker user writes.
+/// dave creates an issue, frank adds a word, clone 1 exports it and dave
+/// adds another; clone 0, which had neither edit, imports revision 1 from
+/// the `create` and revision 2 from that import (copies of both words).
+/// When the edits reached clone 0, the fold looked for a state holding
+/// revision 2's text from clone 0's own import of revision 1, which has
+/// frank's word twice with his edit: none, so dave's word stayed beside
+/// its copy and was exported twice. The state found for revision 1 (the
+/// `create` and frank's edit) now stands in as the base (refs-format.md
+/// 6b, "Edits that arrive after their own import").
+#[test]
+fn model_seed_1258_a_word_imported_before_its_edit_arrived_is_not_doubled() {
+    replay_shrunk(1258, "43,44,51,55,105,109,110,127,128,129,132", 2);
+}
+
 /// Seed 1222 (sim with comments), shrunk to 21 steps (failed 3 of 3
 /// replays before the fix, 0 of 3 after): a tracker user deletes a token
 /// and the space before it, gluing `乐80乐` to `係450係`; bob then replaces
