@@ -163,6 +163,15 @@ impl PartialEq for DocMemo {
 
 impl Eq for DocMemo {}
 
+/// The automerge change an event carries for the body, if any.
+fn body_change(e: &Event) -> Option<&crate::event::Bytes> {
+    match &e.op {
+        Op::Create { body: Some(b), .. } => Some(b),
+        Op::EditBody { change } => Some(change),
+        _ => None,
+    }
+}
+
 impl std::fmt::Debug for DocMemo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DocMemo")
@@ -170,7 +179,9 @@ impl std::fmt::Debug for DocMemo {
 }
 
 impl Folded {
-    fn empty(issue: IssueId) -> Folded {
+    /// The fold of no events of `issue` (a writer creating it folds its
+    /// first events into this with [`Folded::add`]).
+    pub fn empty(issue: IssueId) -> Folded {
         Folded {
             issue,
             title: None,
@@ -236,17 +247,39 @@ impl Folded {
                 .body_events
                 .values()
                 .chain(events.iter().map(|(_, e)| *e).filter(|e| carries_body(e)))
-                .filter_map(|e| match &e.op {
-                    Op::Create { body: Some(b), .. } => Some(b),
-                    Op::EditBody { change } => Some(change),
-                    _ => None,
-                })
+                .filter_map(body_change)
                 .collect();
-            let from_saved = self
-                .saved
-                .as_deref()
-                .and_then(|saved| BodyDoc::load_saved(self.issue, saved, changes.clone()).ok());
-            let mut doc = match from_saved {
+            // The writer's own document, offered with the events it made
+            // (see `Folded::offer_body_doc`): nothing to load or apply.
+            let mut after: Vec<EventId> = self
+                .body_events
+                .keys()
+                .copied()
+                .chain(
+                    events
+                        .iter()
+                        .filter(|(_, e)| carries_body(e))
+                        .map(|(id, _)| *id),
+                )
+                .collect();
+            after.sort();
+            after.dedup();
+            let offered = {
+                let mut memo = self.doc.0.borrow_mut();
+                match memo.take() {
+                    Some((ids, doc)) if ids == after => Some(doc),
+                    other => {
+                        *memo = other;
+                        None
+                    }
+                }
+            };
+            let from_saved = || {
+                self.saved
+                    .as_deref()
+                    .and_then(|saved| BodyDoc::load_saved(self.issue, saved, changes.clone()).ok())
+            };
+            let mut doc = match offered.or_else(from_saved) {
                 Some(doc) => doc,
                 None => BodyDoc::load(self.issue, changes).map_err(|source| FoldError::Body {
                     issue: self.issue,
@@ -306,12 +339,37 @@ impl Folded {
     /// [`Folded::add`] built it (and the body events have not changed
     /// since), once: a writer editing the body after an incremental fold
     /// does not load the document a second time.
+    ///
+    /// Else the saved document (a large body), checked against the body
+    /// changes: loading it costs a fraction of applying every change again.
     pub fn take_body_doc(&self) -> Option<BodyDoc> {
-        let (ids, doc) = self.doc.0.borrow_mut().take()?;
-        ids.iter()
+        let memo = self.doc.0.borrow_mut().take();
+        if let Some((ids, doc)) = memo {
+            if ids.iter().copied().eq(self.body_events.keys().copied()) {
+                return Some(doc);
+            }
+        }
+        let saved = self.saved.as_deref()?;
+        let changes: Vec<&crate::event::Bytes> =
+            self.body_events.values().filter_map(body_change).collect();
+        BodyDoc::load_saved(self.issue, saved, changes).ok()
+    }
+
+    /// Offer the body document a writer built by editing this fold's
+    /// document: `doc` must hold exactly this fold's body changes and
+    /// those of `new` (the events the writer appended). The next
+    /// [`Folded::add`] of those events uses it instead of loading and
+    /// applying the changes again.
+    pub fn offer_body_doc(&self, new: &[EventId], doc: BodyDoc) {
+        let mut ids: Vec<EventId> = self
+            .body_events
+            .keys()
             .copied()
-            .eq(self.body_events.keys().copied())
-            .then_some(doc)
+            .chain(new.iter().copied())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        *self.doc.0.borrow_mut() = Some((ids, doc));
     }
 
     fn apply(&mut self, stamp: Stamp, e: &Event) {

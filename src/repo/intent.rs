@@ -67,13 +67,15 @@ pub(super) fn comment_op(text: &str) -> Result<Op, RepoError> {
     })
 }
 
-/// Turn intended changes into operations against the current state.
+/// Turn intended changes into operations against the current state;
+/// with them the body document after the edit, when the body was edited
+/// (it holds the basis's body changes and the new one).
 pub(super) fn ops_for(
     issue: IssueId,
     state: &IssueState,
     basis: &Basis<'_>,
     changes: &[Change],
-) -> Result<Vec<Op>, RepoError> {
+) -> Result<(Vec<Op>, Option<BodyDoc>), RepoError> {
     let mut ops = Vec::new();
     let labels = basis.label_tags();
     let assignees = basis.assignee_tags();
@@ -207,5 +209,6 @@ pub(super) fn ops_for(
             }
         }
     }
-    Ok(ops)
+    let edited = ops.iter().any(|o| matches!(o, Op::EditBody { .. }));
+    Ok((ops, body.filter(|_| edited).map(|v| v.doc)))
 }

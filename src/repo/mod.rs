@@ -32,7 +32,7 @@ use crate::event::{
     EVENT_FORMAT_VERSION, MAX_BODY_BYTES, MAX_COMMENT_BYTES, MAX_FIELD_VALUE_BYTES,
     MAX_TITLE_BYTES,
 };
-use crate::store::cache::{Cached, StateCache, TipInfo};
+use crate::store::cache::{Cached, StateCache, TipInfo, CACHE_MIN_BODY};
 use crate::store::index::{Index, IssueSummary, Listing};
 use crate::store::layout;
 use crate::store::{EventStore, GitEventStore, IssueLog, MergeOutcome, Oid, StoreError};
@@ -245,12 +245,12 @@ impl Repo {
         let issue = IssueId::new_random();
         check_len("title", new.title.trim(), MAX_TITLE_BYTES)?;
         check_len("body", &new.body, MAX_BODY_BYTES)?;
-        let body = if new.body.is_empty() {
-            None
+        let (body, doc) = if new.body.is_empty() {
+            (None, None)
         } else {
-            BodyDoc::load(issue, [])
-                .map_err(|e| RepoError::Rejected(e.to_string()))?
-                .edit(&new.body)
+            let mut doc =
+                BodyDoc::load(issue, []).map_err(|e| RepoError::Rejected(e.to_string()))?;
+            (doc.edit(&new.body), Some(doc))
         };
         let wall_ms = crate::time::now_millis();
         let mut ops = Vec::new();
@@ -290,6 +290,13 @@ impl Repo {
         };
         let ids = sealed.iter().map(|(id, _)| *id).collect();
         let appended = self.store.append(issue, &sealed, summary)?;
+        // A large body's state is cached from the document just made: the
+        // first reader or writer loads the saved document instead of
+        // applying the create's change (every character an operation).
+        if let Some(doc) = doc.filter(|_| new.body.len() >= CACHE_MIN_BODY) {
+            let cache = StateCache::new(&self.store);
+            cache.snapshot_after_edit(issue, appended.commit, Folded::empty(issue), doc, &sealed);
+        }
         Ok(Written {
             issue,
             events: ids,
@@ -369,7 +376,11 @@ impl Repo {
         // cache's append records hold (no fold, no snapshot decoded).
         let comments_only =
             acts_for.is_none() && changes.iter().all(|c| matches!(c, Change::Comment(_)));
-        let (ops, base) = match cache.tip_info(issue, tip).filter(|_| comments_only) {
+        // A body edit on an open fold keeps the document it made, so that
+        // the state after the append is cached without loading the
+        // document and applying the change again (a large body's next
+        // reader then loads the saved document alone).
+        let (ops, base, edited) = match cache.tip_info(issue, tip).filter(|_| comments_only) {
             Some(info) => {
                 let mut ops = Vec::new();
                 for change in changes {
@@ -377,10 +388,10 @@ impl Repo {
                         ops.push(comment_op(text)?);
                     }
                 }
-                (ops, info)
+                (ops, info, None)
             }
             None => {
-                let cached = cache.get(&repo, &refname, issue, tip)?;
+                let mut cached = cache.get(&repo, &refname, issue, tip)?;
                 let loaded;
                 let basis = match (&cached.events, &cached.folded) {
                     (Some(set), _) => Basis::Set(set),
@@ -390,13 +401,18 @@ impl Repo {
                         Basis::Set(&loaded)
                     }
                 };
-                let mut ops = ops_for(issue, &cached.state, &basis, changes)?;
+                let (mut ops, doc) = ops_for(issue, &cached.state, &basis, changes)?;
                 if let Some(human) = acts_for {
                     if !ops.is_empty() && cached.state.on_behalf_of.get(actor) != Some(&human) {
                         ops.insert(0, Op::OnBehalfOf { human });
                     }
                 }
-                (ops, basis.tip_info())
+                let base = basis.tip_info();
+                let on_fold = matches!(basis, Basis::Folded(_));
+                let edited = doc
+                    .filter(|_| on_fold)
+                    .and_then(|doc| cached.folded.take().map(|f| (f, doc)));
+                (ops, base, edited)
             }
         };
         if ops.is_empty() {
@@ -443,8 +459,14 @@ impl Repo {
                 heads: parents,
                 lamport,
             };
+            let snapshot = match edited {
+                Some((folded, doc)) => {
+                    cache.snapshot_after_edit(issue, appended.commit, folded, doc, &pairs)
+                }
+                None => false,
+            };
             let bytes: Vec<Vec<u8>> = pairs.into_iter().map(|(_, b)| b).collect();
-            if cache.record_append(issue, tip, appended.commit, &after, &bytes) {
+            if !snapshot && cache.record_append(issue, tip, appended.commit, &after, &bytes) {
                 // Best effort, as the record: a failure costs a fold later.
                 let _ = cache.get(&repo, &refname, issue, appended.commit);
             }

@@ -703,6 +703,8 @@ fn a_large_body_keeps_its_saved_document_and_folds_as_a_full_fold() {
         .expect("creates")
         .issue;
     let store = repo.store();
+    // The creator cached the state from the document it made.
+    assert_eq!(cached_state(store, issue).source, Source::Cached(0));
     let check = |want_body: Option<&str>| {
         let cached = cached_state(store, issue);
         assert_eq!(cached.state.to_canonical_json(), full_fold(store, issue));
@@ -723,6 +725,9 @@ fn a_large_body_keeps_its_saved_document_and_folds_as_a_full_fold() {
         let body = text(&format!("edit {round}"), 7 + round);
         repo.apply(issue, &me, &[Change::Body(body.clone())])
             .expect("applies");
+        // The writer cached the state after its edit from the document
+        // it edited: the next reader replays nothing.
+        assert_eq!(cached_state(store, issue).source, Source::Cached(0));
         check(Some(&body));
     }
     // Another clone edits on top of this one's tip; plain git brings it
