@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 
+use reposix::crdt::IssueState;
 use reposix::event::{ActorId, IssueId, Status};
 use reposix::repo::{Change, NewIssue, Repo};
 use reposix::tracker::projection::Projection;
@@ -1514,6 +1515,19 @@ fn imported_then_deleted_after(
     (t, id)
 }
 
+/// Import and export once: the export finds the issue gone and records
+/// it so. The state after.
+fn export_finds_it_gone(repo: &Repo, b: &SimBackend, id: IssueId) -> IssueState {
+    let p = Projection::new(repo.store(), b, actor("alice"), &|_| {});
+    p.import(false).expect("import");
+    let report = p.export().expect("export");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.gone, 1);
+    let state = repo.show(id).expect("show");
+    assert!(state.remotes[0].gone, "{:?}", state.remotes);
+    state
+}
+
 /// Case 8: an issue deleted on the tracker is recorded, shown, and later
 /// local edits do not wedge sync.
 #[test]
@@ -1524,13 +1538,7 @@ fn an_issue_deleted_on_the_tracker_is_recorded_and_does_not_wedge_sync() {
     let repo = t.open();
     repo.apply(id, &actor("alice"), &[Change::Title("Still here".into())])
         .expect("edit");
-    let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
-    p.import(false).expect("import");
-    let report = p.export().expect("export");
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(report.gone, 1);
-    let state = repo.show(id).expect("show");
-    assert!(state.remotes[0].gone, "{:?}", state.remotes);
+    let state = export_finds_it_gone(&repo, &b, id);
     assert_eq!(state.status, Status::WontFix);
     assert_eq!(state.title, "Still here");
     // And again: nothing to do, nothing failing.
@@ -1599,13 +1607,7 @@ fn a_comment_edit_on_an_issue_deleted_on_the_tracker_keeps_the_comment() {
         &[Change::EditComment(comment, "first word, edited".into())],
     )
     .expect("edit");
-    let p = Projection::new(repo.store(), &b, actor("alice"), &|_| {});
-    p.import(false).expect("import");
-    let report = p.export().expect("export");
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(report.gone, 1);
-    let state = repo.show(id).expect("show");
-    assert!(state.remotes[0].gone, "{:?}", state.remotes);
+    let state = export_finds_it_gone(&repo, &b, id);
     assert_eq!(state.comments.len(), 1, "{:?}", state.comments);
     assert_eq!(state.comments[0].body, "first word, edited");
 }
