@@ -3035,6 +3035,19 @@ fn model_seed_1258_a_word_imported_before_its_edit_arrived_is_not_doubled() {
     replay_shrunk(1258, "43,44,51,55,105,109,110,127,128,129,132", 2);
 }
 
+/// Known gap (seed 1304, shrunk to 12 steps at the end of a session; its
+/// whole trace failed 3 of 3 runs): dave creates issues, two clones sync
+/// through git at once, bob edits a body, both attached clones run `sync
+/// --backend` at once (racing creates of the same issues), frank replaces
+/// a word in a clone that syncs through git only and carol inserts one:
+/// carol's word ends up twice in every clone. Not yet cut down to a
+/// cause. Run with `--ignored`.
+#[test]
+#[ignore = "known gap: a word doubled after racing creates (seed 1304)"]
+fn model_seed_1304_a_word_written_after_racing_creates_is_not_doubled() {
+    replay_shrunk(1304, "21,41,42,44,47,76,77,110,111,135,137,138", 2);
+}
+
 /// Seed 1222 (sim with comments), shrunk to 21 steps (failed 3 of 3
 /// replays before the fix, 0 of 3 after): a tracker user deletes a token
 /// and the space before it, gluing `乐80乐` to `係450係`; bob then replaces
