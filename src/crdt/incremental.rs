@@ -232,6 +232,26 @@ impl Folded {
     /// issue: fold the whole set instead. An error means the body changes
     /// do not apply (the whole fold fails the same way).
     pub fn add(&mut self, events: &[(EventId, &Event)]) -> Result<bool, FoldError> {
+        self.add_with(events, None)
+    }
+
+    /// [`Folded::add`] of events a writer just appended, with the body
+    /// document its edit built (`doc`: this fold's body changes and those
+    /// of `events`), which the fold takes as is instead of loading the
+    /// saved document and applying the new changes again.
+    pub fn add_with_body_doc(
+        &mut self,
+        events: &[(EventId, &Event)],
+        doc: BodyDoc,
+    ) -> Result<bool, FoldError> {
+        self.add_with(events, Some(doc))
+    }
+
+    fn add_with(
+        &mut self,
+        events: &[(EventId, &Event)],
+        offered: Option<BodyDoc>,
+    ) -> Result<bool, FoldError> {
         if events
             .iter()
             .any(|(_, e)| !is_local(&e.op) || e.issue != self.issue)
@@ -249,31 +269,8 @@ impl Folded {
                 .chain(events.iter().map(|(_, e)| *e).filter(|e| carries_body(e)))
                 .filter_map(body_change)
                 .collect();
-            // The writer's own document, offered with the events it made
-            // (see `Folded::offer_body_doc`): nothing to load or apply.
-            let mut after: Vec<EventId> = self
-                .body_events
-                .keys()
-                .copied()
-                .chain(
-                    events
-                        .iter()
-                        .filter(|(_, e)| carries_body(e))
-                        .map(|(id, _)| *id),
-                )
-                .collect();
-            after.sort();
-            after.dedup();
-            let offered = {
-                let mut memo = self.doc.0.borrow_mut();
-                match memo.take() {
-                    Some((ids, doc)) if ids == after => Some(doc),
-                    other => {
-                        *memo = other;
-                        None
-                    }
-                }
-            };
+            // The writer's own document (`Folded::add_with_body_doc`):
+            // nothing to load or apply.
             let from_saved = || {
                 self.saved
                     .as_deref()
@@ -353,23 +350,6 @@ impl Folded {
         let changes: Vec<&crate::event::Bytes> =
             self.body_events.values().filter_map(body_change).collect();
         BodyDoc::load_saved(self.issue, saved, changes).ok()
-    }
-
-    /// Offer the body document a writer built by editing this fold's
-    /// document: `doc` must hold exactly this fold's body changes and
-    /// those of `new` (the events the writer appended). The next
-    /// [`Folded::add`] of those events uses it instead of loading and
-    /// applying the changes again.
-    pub fn offer_body_doc(&self, new: &[EventId], doc: BodyDoc) {
-        let mut ids: Vec<EventId> = self
-            .body_events
-            .keys()
-            .copied()
-            .chain(new.iter().copied())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        *self.doc.0.borrow_mut() = Some((ids, doc));
     }
 
     fn apply(&mut self, stamp: Stamp, e: &Event) {

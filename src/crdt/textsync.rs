@@ -839,8 +839,8 @@ impl BodyView {
                 // order (seed 1207: a stale export's heads are in the
                 // history of an older revision's point).
                 let base = match c.changes.as_slice() {
-                    [h] if c.heads == c.changes => self.doc.deps(h).and_then(|mut deps| {
-                        deps.sort();
+                    // `deps` are sorted.
+                    [h] if c.heads == c.changes => self.doc.deps(h).and_then(|deps| {
                         recs.iter()
                             .filter(|r| {
                                 let mut heads = r.heads.clone();

@@ -513,8 +513,8 @@ impl<'a> StateCache<'a> {
     /// After a writer appended `events` (sealed, with their ids) to the
     /// tip `folded` is the fold of, making `tip`: fold them in with the
     /// body document the writer's edit built (`doc`: the fold's body
-    /// changes and the new one; see [`Folded::offer_body_doc`]) and cache
-    /// the state of `tip` as a snapshot. Best effort: `false` when it
+    /// changes and the new one; see [`Folded::add_with_body_doc`]) and
+    /// cache the state of `tip` as a snapshot. Best effort: `false` when it
     /// could not (the caller records the append instead).
     pub fn snapshot_after_edit(
         &self,
@@ -531,19 +531,8 @@ impl<'a> StateCache<'a> {
         let Some(decoded) = decoded else {
             return false;
         };
-        let body: Vec<EventId> = decoded
-            .iter()
-            .filter(|(_, e)| {
-                matches!(
-                    e.op,
-                    crate::event::Op::EditBody { .. } | crate::event::Op::Create { .. }
-                )
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        folded.offer_body_doc(&body, doc);
         let refs: Vec<(EventId, &Event)> = decoded.iter().map(|(id, e)| (*id, e)).collect();
-        if !folded.add(&refs).unwrap_or(false) {
+        if !folded.add_with_body_doc(&refs, doc).unwrap_or(false) {
             return false;
         }
         let Ok(state) = folded.state() else {

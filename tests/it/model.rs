@@ -3035,6 +3035,18 @@ fn model_seed_1258_a_word_imported_before_its_edit_arrived_is_not_doubled() {
     replay_shrunk(1258, "43,44,51,55,105,109,110,127,128,129,132", 2);
 }
 
+/// Known gap (seed 1255, shrunk to 5 steps, 1-minimal): a tracker user
+/// creates an issue, clone 0 imports it, the issue is deleted and another
+/// created under the same sim id, and clone 1, which never saw the first,
+/// imports the second. Each clone derives the local id from the tracker's
+/// id alone, so the two objects share one local issue (the sim's reused
+/// ids, see the README). Run with `--ignored`.
+#[test]
+#[ignore = "known gap: two objects under one id the sim reuses share a local issue (seed 1255)"]
+fn model_seed_1255_two_objects_under_a_reused_sim_id_stay_apart() {
+    replay_shrunk(1255, "69,70,75,76,81", 2);
+}
+
 /// Known gap (seed 1304, shrunk to 12 steps at the end of a session; its
 /// whole trace failed 3 of 3 runs): dave creates issues, two clones sync
 /// through git at once, bob edits a body, both attached clones run `sync
