@@ -117,8 +117,12 @@ fn seed(purpose: &str, key: &ChainKey, revision: u64) -> Vec<u8> {
 enum Found {
     /// A state with exactly the tracker's text.
     Exact(Vec<Bytes>),
-    /// A state whose edits the tracker's text already holds.
-    Holding(Vec<Bytes>),
+    /// A state whose edits the tracker's text already holds, once the
+    /// characters the listed derived changes of its history inserted are
+    /// gone (none, usually; else they are second copies of edits the state
+    /// holds otherwise, which the exporter's join removed, and that join
+    /// has not arrived).
+    Holding(Vec<Bytes>, Vec<Bytes>),
     /// Neither: derive from the sync point.
     None,
 }
@@ -468,7 +472,7 @@ impl BodyView {
                 // The tracker's text holds the state's edits and more (a
                 // tracker user wrote after the exporter): the import its
                 // writer would have made with those edits at hand.
-                Found::Holding(heads) => {
+                Found::Holding(heads, drop) => {
                     let covered = recs
                         .iter()
                         .chain(out.iter())
@@ -477,7 +481,7 @@ impl BodyView {
                     if covered {
                         continue;
                     }
-                    let (heads, Some(change)) = self.derive_import(key, heads, text)? else {
+                    let (heads, Some(change)) = self.derive_import(key, heads, &drop, text)? else {
                         continue;
                     };
                     found_for.push((sorted(&rec.heads), sorted(&heads)));
@@ -1070,8 +1074,8 @@ impl BodyView {
         let found = self.state_with_text(set, &base, text, &[])?;
         let (heads, change) = match found {
             Found::Exact(heads) => (heads, None),
-            Found::Holding(heads) => self.derive_import(key, heads, text)?,
-            Found::None => self.derive_import(key, base, text)?,
+            Found::Holding(heads, drop) => self.derive_import(key, heads, &drop, text)?,
+            Found::None => self.derive_import(key, base, &[], text)?,
         };
         self.points.insert(
             key.clone(),
@@ -1098,15 +1102,24 @@ impl BodyView {
     /// the same change whichever revision carried it, so two replicas
     /// importing two revisions with one text (a tracker write that left
     /// the body alone) write one change, not two insertions.
+    ///
+    /// With `drop`, the change first deletes the characters those derived
+    /// changes inserted ([`Found::Holding`]), as the exporter's join did.
     fn derive_import(
         &mut self,
         key: &ChainKey,
         from: Vec<Bytes>,
+        drop: &[Bytes],
         text: &str,
     ) -> Result<(Vec<Bytes>, Option<Bytes>), BodyError> {
-        let change = self
-            .doc
-            .derived_change(&from, text, &seed("import", key, 0))?;
+        let seed = seed("import", key, 0);
+        let change = if drop.is_empty() {
+            self.doc.derived_change(&from, text, &seed)?
+        } else {
+            self.doc
+                .derived_change_dropping(&from, drop, text, &seed)?
+                .map(|(c, _)| c)
+        };
         let heads = match &change {
             Some(c) => vec![change_hash(c).expect("BUG: a derived change parses")],
             None => from,
@@ -1120,7 +1133,10 @@ impl BodyView {
     /// those edits, exported by a replica whose record has not arrived,
     /// plus edits of its own). The states tried are the whole document and
     /// `base` plus the history of one body change `base` does not cover
-    /// (newest first, at most [`STATE_SEARCH`] of them).
+    /// (newest first, at most [`STATE_SEARCH`] of them); one of the latter
+    /// whose text is `text` once copies made by its history's derived
+    /// changes are dropped ([`BodyView::copies_to_drop`]) is taken as
+    /// holding, with them.
     fn state_with_text(
         &mut self,
         set: &EventSet,
@@ -1161,7 +1177,7 @@ impl BodyView {
                 return Ok(Found::Exact(whole));
             }
             if self.holds(&mut held, base, &base_text, &whole, &whole_text, text)? {
-                return Ok(Found::Holding(whole));
+                return Ok(Found::Holding(whole, Vec::new()));
             }
         }
         carriers.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
@@ -1176,12 +1192,18 @@ impl BodyView {
             let mut stack = vec![*id];
             let mut seen = std::collections::BTreeSet::new();
             let mut heads: Vec<Bytes> = base.to_vec();
+            // The derived changes of the history (imports, joins), newest
+            // first.
+            let mut history_derived: Vec<(u64, EventId, Bytes)> = Vec::new();
             while let Some(x) = stack.pop() {
                 if !seen.insert(x) {
                     continue;
                 }
                 if let Some(h) = by_id.get(&x) {
                     heads.extend(h.iter().cloned());
+                    if let Some(e) = set.get(&x).filter(|e| matches!(e.op, Op::SyncBody { .. })) {
+                        history_derived.extend(h.iter().map(|h| (e.lamport, x, h.clone())));
+                    }
                 }
                 if let Some(e) = set.get(&x) {
                     stack.extend(e.parents.iter().copied());
@@ -1189,6 +1211,8 @@ impl BodyView {
             }
             heads.sort();
             heads.dedup();
+            history_derived.sort_by_key(|d| std::cmp::Reverse((d.0, d.1)));
+            let history_derived: Vec<Bytes> = history_derived.into_iter().map(|d| d.2).collect();
             if exclude
                 .iter()
                 .any(|x| self.doc.covers(&heads, std::slice::from_ref(x)))
@@ -1204,6 +1228,8 @@ impl BodyView {
                     first_holding = Some(self.minimal(&heads));
                 }
                 holding.extend(heads);
+            } else if let Some(drop) = self.copies_to_drop(&heads, &history_derived, text)? {
+                return Ok(Found::Holding(self.minimal(&heads), drop));
             }
         }
         let Some(first_holding) = first_holding else {
@@ -1219,9 +1245,82 @@ impl BodyView {
             return Ok(Found::Exact(union));
         }
         if self.holds(&mut held, base, &base_text, &union, &union_text, text)? {
-            return Ok(Found::Holding(union));
+            return Ok(Found::Holding(union, Vec::new()));
         }
-        Ok(Found::Holding(first_holding))
+        Ok(Found::Holding(first_holding, Vec::new()))
+    }
+
+    /// The derived changes among `derived` (in the history of `state`,
+    /// newest first) whose inserted characters are second copies: each is
+    /// dropped, as a join drops a copy, when the state's text without it
+    /// (and those dropped before) still has everything `text` has; `Some`
+    /// when something was dropped and the rest is exactly `text`. Seed
+    /// 1304: an exporter's edit was made on its own import of the older
+    /// revision, a copy of edits the importer here had as originals; the
+    /// exporter's join dropped the copy before the export, and without
+    /// that join no state here has the tracker's text.
+    fn copies_to_drop(
+        &mut self,
+        state: &[Bytes],
+        derived: &[Bytes],
+        text: &str,
+    ) -> Result<Option<Vec<Bytes>>, BodyError> {
+        if derived.is_empty() {
+            return Ok(None);
+        }
+        let chars = self.doc.owned_chars(state, derived)?;
+        let mut dropped = vec![false; chars.len()];
+        let without = |dropped: &[bool]| -> String {
+            chars
+                .iter()
+                .zip(dropped)
+                .filter(|(_, d)| !**d)
+                .map(|((_, c, _), _)| *c)
+                .collect()
+        };
+        let mut drop = Vec::new();
+        for (k, h) in derived.iter().enumerate() {
+            let mine: Vec<usize> = (0..chars.len())
+                .filter(|&i| chars[i].2 == Some(k) && !dropped[i])
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            for &i in &mine {
+                dropped[i] = true;
+            }
+            if textdiff::adds_nothing(&without(&dropped), text) {
+                drop.push(h.clone());
+            } else {
+                for &i in &mine {
+                    dropped[i] = false;
+                }
+            }
+        }
+        if drop.is_empty() || without(&dropped) != text {
+            return Ok(None);
+        }
+        // Copies, not the tracker's deletions: every token of letters and
+        // digits the dropped characters held (per run of them) is still in
+        // the text. Dropping all it has is "adding nothing" to a text a
+        // tracker user emptied.
+        let runs: Vec<String> = chars
+            .iter()
+            .zip(&dropped)
+            .collect::<Vec<_>>()
+            .chunk_by(|a, b| a.1 == b.1)
+            .filter(|run| *run[0].1)
+            .map(|run| run.iter().map(|((_, c, _), _)| *c).collect())
+            .collect();
+        let mut tokens = runs
+            .iter()
+            .flat_map(|r| r.split(|c: char| !c.is_alphanumeric()))
+            .filter(|t| !t.is_empty())
+            .peekable();
+        if tokens.peek().is_none() {
+            return Ok(None);
+        }
+        Ok(tokens.all(|t| text.contains(t)).then_some(drop))
     }
 
     /// Whether `text` holds the edits of `state` since `base`. With at

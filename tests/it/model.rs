@@ -3051,16 +3051,19 @@ fn model_seed_1255_two_objects_under_a_reused_sim_id_stay_apart() {
     replay_shrunk(1255, "69,70,75,76,81", 2);
 }
 
-/// Known gap (seed 1304, shrunk to 12 steps at the end of a session; its
-/// whole trace failed 3 of 3 runs): dave creates issues, two clones sync
-/// through git at once, bob edits a body, both attached clones run `sync
-/// --backend` at once (racing creates of the same issues), frank replaces
-/// a word in a clone that syncs through git only and carol inserts one:
-/// carol's word ends up twice in every clone. Not yet cut down to a
-/// cause. Run with `--ignored`.
+/// Seed 1304 (sim without comments), shrunk to 12 steps (failed 2 of 2
+/// replays before the fix, 0 of 5 after): bob's edit reaches the tracker
+/// from clone 0 while clone 1, racing to create the same issue, binds to
+/// it and imports it, a copy of bob's words; carol then writes on that
+/// import in clone 1, whose join drops the copy before exporting. Clone
+/// 0 got carol's edit through git before her export record and, finding
+/// no state of its own with the tracker's text (carol's history holds
+/// the copy, and the join that dropped it had not arrived), imported
+/// carol's word a second time. An import now finds such a state with its
+/// derived copies dropped (refs-format.md 6b, "What an import derives
+/// from").
 #[test]
-#[ignore = "known gap: a word doubled after racing creates (seed 1304)"]
-fn model_seed_1304_a_word_written_after_racing_creates_is_not_doubled() {
+fn model_seed_1304_a_word_written_on_a_joined_import_is_not_doubled() {
     replay_shrunk(1304, "21,41,42,44,47,76,77,110,111,135,137,138", 2);
 }
 
