@@ -672,19 +672,29 @@ impl BodyView {
     /// the point's history) that deleted a character of one of them deleted
     /// that tracker character: its twin in the other is deleted too.
     /// Without this, a writer that never saw the deletion sends its own
-    /// copy back to the tracker, and the join would take it. The newest
-    /// [`TWIN_PAIRS`] pairs are compared (each costs two states of the
-    /// document, and only a join with such deletions looks).
+    /// copy back to the tracker, and the join would take it.
+    ///
+    /// The same holds for a writer the canonical point has seen, when the
+    /// deleted character is one an *export* of the revision sent (a state
+    /// that had not seen the deletion: its writer put the character on
+    /// the tracker, and the other point's twin is only the importer's copy
+    /// of it). Seed 1207: carol deleted frank's word in one clone and
+    /// created the issue, alice exported her older state with the word as
+    /// revision 2, carol's clone imported it as new text; with carol's
+    /// import of the next revision canonical, her deletion was inside its
+    /// history and the copy stayed.
+    ///
+    /// The newest [`TWIN_PAIRS`] pairs are compared (each costs two states
+    /// of the document, and only a join with such deletions, or with an
+    /// export paired with another point of its revision, looks).
     fn twin_deletions(
         &mut self,
         recs: &[Record],
         canonical: &[Bytes],
         derived: &[Bytes],
+        not_writers: &[Bytes],
         gone: &mut crate::crdt::body::Elements,
     ) -> Result<(), BodyError> {
-        if gone.is_empty() {
-            return Ok(());
-        }
         let mut points: Vec<(u64, &[Bytes])> = recs
             .iter()
             .filter(|r| !r.heads.is_empty())
@@ -698,12 +708,31 @@ impl BodyView {
                 pairs.push((p.1, q.1));
             }
         }
+        pairs.truncate(TWIN_PAIRS);
+        let is_export = |heads: &[Bytes]| {
+            recs.iter()
+                .any(|r| r.changes.is_empty() && r.heads.as_slice() == heads)
+        };
+        if gone.is_empty() && !pairs.iter().any(|(p, q)| is_export(p) || is_export(q)) {
+            return Ok(());
+        }
+        // Per export point of a pair: the characters writers it had not
+        // seen deleted.
+        let mut unseen: HashMap<&[Bytes], crate::crdt::body::Elements> = HashMap::new();
+        for (p, q) in &pairs {
+            for side in [*p, *q] {
+                if is_export(side) && !unseen.contains_key(side) {
+                    let deleted = self.doc.deleted_outside(side, not_writers)?;
+                    unseen.insert(side, deleted);
+                }
+            }
+        }
         // Runs of twins: consecutive positions whose character in one
         // state a writer deleted and, in the other, is not that same character
         // nor one the first state also has (a character both states hold
         // is its own twin).
         let mut runs: Vec<Vec<crate::crdt::body::Element>> = Vec::new();
-        for (p, q) in pairs.into_iter().take(TWIN_PAIRS) {
+        for (p, q) in pairs {
             let Some(aligned) = self.doc.twins(p, q)? else {
                 continue;
             };
@@ -712,11 +741,14 @@ impl BodyView {
             let in_q: std::collections::HashSet<&crate::crdt::body::Element> =
                 aligned.iter().map(|(_, y)| y).collect();
             for flip in [false, true] {
+                let unseen_here = unseen.get(if flip { q } else { p });
                 let mut run = Vec::new();
                 for (x, y) in &aligned {
                     let (deleted, twin) = if flip { (y, x) } else { (x, y) };
                     let copy = x != y && !in_q.contains(x) && !in_p.contains(y);
-                    if copy && gone.contains(deleted) && !gone.contains(twin) {
+                    let deleted_unseen =
+                        gone.contains(deleted) || unseen_here.is_some_and(|u| u.contains(deleted));
+                    if copy && deleted_unseen && !gone.contains(twin) {
                         run.push(twin.clone());
                     } else if !run.is_empty() {
                         runs.push(std::mem::take(&mut run));
@@ -888,7 +920,7 @@ impl BodyView {
         not_writers.dedup();
         let mut gone = self.doc.deleted_outside(&canonical, &not_writers)?;
         self.unseen_tracker_deletions(set, key, recs, newest, &canonical, &mut gone)?;
-        self.twin_deletions(recs, &canonical, &derived, &mut gone)?;
+        self.twin_deletions(recs, &canonical, &derived, &not_writers, &mut gone)?;
         let target = if gone.is_empty() {
             text.clone()
         } else {

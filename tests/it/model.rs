@@ -2983,12 +2983,13 @@ fn model_seed_1171_a_gone_id_the_sim_reuses_for_a_racing_create() {
 /// history holds alice's export state, an ancestor of carol's), whose
 /// copy of the token no deletion had touched: the token came back
 /// everywhere. The canonical import is now the one derived from the
-/// newest revision (refs-format.md 6b). Still a known gap in another
-/// ordering of the two concurrent syncs: after the fix the test failed 1
-/// of 6 runs (2 replays each) in the final review, so it is ignored
-/// until that ordering is cut down too. Run with `--ignored`.
+/// newest revision (refs-format.md 6b). In another ordering of the two
+/// concurrent syncs (about 1 replay in 15) carol's import was canonical,
+/// her deletion inside its history, and the word stayed: the deletion
+/// of a character an export of a revision sent, by a writer that export
+/// had not seen, now deletes its twin in the other points of that
+/// revision too (0 of 30 replays fail after).
 #[test]
-#[ignore = "known gap: one ordering of the concurrent syncs of seed 1207 still brings the word back (about 1 run in 7)"]
 fn model_seed_1207_a_deletion_survives_concurrent_tracker_syncs() {
     replay_shrunk(1207, "2,21,41,58,63,64,68,74,82,92,98", 2);
 }
