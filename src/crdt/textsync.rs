@@ -1260,7 +1260,9 @@ impl BodyView {
                     first_holding = Some(self.minimal(&heads));
                 }
                 holding.extend(heads);
-            } else if let Some(drop) = self.copies_to_drop(&heads, &history_derived, text)? {
+            } else if let Some(drop) =
+                self.copies_to_drop(&heads, &state_text, &history_derived, text)?
+            {
                 return Ok(Found::Holding(self.minimal(&heads), drop));
             }
         }
@@ -1294,10 +1296,12 @@ impl BodyView {
     fn copies_to_drop(
         &mut self,
         state: &[Bytes],
+        state_text: &str,
         derived: &[Bytes],
         text: &str,
     ) -> Result<Option<Vec<Bytes>>, BodyError> {
-        if derived.is_empty() {
+        // Dropping only removes characters.
+        if derived.is_empty() || state_text.chars().count() <= text.chars().count() {
             return Ok(None);
         }
         let chars = self.doc.owned_chars(state, derived)?;
