@@ -1027,14 +1027,23 @@ impl BodyView {
                 }
             }
         }
-        let change = if partial {
+        // Characters a writer the tracker's writer had not seen deleted
+        // are deleted as those very characters, not by the diff to the
+        // target: the diff may pick another copy of the same text (a space,
+        // a bracket), which then goes too once the writer's change merges
+        // (draw 124: an edit that rewrote `[b3][t2] [t6]` as `[b3] [t6]`
+        // lost the `[` of `[t6]`).
+        let unseen = !honest && !gone.is_empty();
+        let change = if partial || unseen {
             let mut gone: Vec<Element> = chars
                 .iter()
                 .zip(&dropped)
                 .filter(|(_, d)| **d)
                 .map(|((e, _, _), _)| e.clone())
+                .chain(gone.iter().cloned())
                 .collect();
             gone.sort();
+            gone.dedup();
             self.doc
                 .derived_change_removing(&union, &gone, &text, &seed("join", key, newest))?
         } else {

@@ -2923,6 +2923,36 @@ LocalBody clone=1 issue=0 pos=6475577466802568706 delete=true
 /// deletes `[b1]` again took them, leaving `t5`. A typo fix now counts
 /// letters and digits only (unit test
 /// `a_word_replaced_by_another_is_replaced_whole`).
+/// Library draw 124 (49 steps; shrunk by hand with `replay_steps_file`
+/// to 12, failing 4 of 6 replays before the fix, 0 of 6 after): clone 1
+/// exports its words beside the tracker user's, clone 0 meets it and
+/// deletes `[t2]` from `[b3][t2] [t6]`, which its diff wrote as a
+/// rewrite of the run. The join that left the deleted characters out of
+/// the tracker's text (a deletion its writer had not seen) removed them
+/// by diffing to that text, which picked other copies of a space and a
+/// bracket; with the edit merged, `[t6]` lost its `[` and then the whole
+/// token. Such a join now deletes those very characters (refs-format.md
+/// 6b, "Deletions the tracker's writer had not seen").
+#[test]
+fn draw_124_a_join_deletes_the_characters_a_writer_deleted_not_their_lookalikes() {
+    converges_in_every_replay(DRAW_124, 4);
+}
+
+const DRAW_124: &str = "
+Meet from=0 to=1
+TrackerBody issue=0 pos=8831452132733455363 delete=false drop_marker=false
+TrackerBody issue=0 pos=3040671825990866722 delete=false drop_marker=false
+LocalBody clone=1 issue=0 pos=2196677434912508541 delete=false
+Import clone=0
+LocalBody clone=1 issue=0 pos=11661217233785945479 delete=false
+TrackerComment issue=0
+TrackerBody issue=0 pos=7289846783420085102 delete=false drop_marker=false
+Backend clone=1
+Meet from=1 to=0
+LocalBody clone=0 issue=0 pos=14182839748327113387 delete=true
+LocalBody clone=0 issue=0 pos=13126156739631869469 delete=false
+";
+
 #[test]
 fn draw_105_a_tracker_word_replacing_an_undone_stale_export_is_kept() {
     converges_in_every_replay(DRAW_105, 4);
