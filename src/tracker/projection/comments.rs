@@ -328,13 +328,15 @@ impl Projection<'_> {
 
     /// Create local comments the tracker lacks (intent, marker, binding),
     /// send local edits and deletions of bound comments.
+    /// [`CommentsSent::IssueGone`] when a comment's 404 was confirmed on
+    /// the issue itself (the caller records the issue gone).
     pub(super) fn export_comments(
         &self,
         issue: IssueId,
         remote_id: &str,
         set: &mut EventSet,
         report: &mut ExportReport,
-    ) -> Result<(), ProjectError> {
+    ) -> Result<CommentsSent, ProjectError> {
         let state = self.fold(issue, set)?;
         let remotes = self.comment_remotes(set);
         let mut intents: BTreeSet<EventId> = BTreeSet::new();
@@ -412,10 +414,10 @@ impl Projection<'_> {
                 for rid in doomed {
                     match self.backend.delete_comment(remote_id, rid) {
                         // The whole issue is gone: the caller records that.
-                        Err(e @ BackendError::NotFound { .. })
+                        Err(BackendError::NotFound { .. })
                             if self.backend.get(remote_id)?.is_none() =>
                         {
-                            return Err(e.into());
+                            return Ok(CommentsSent::IssueGone);
                         }
                         Ok(()) | Err(BackendError::NotFound { .. }) => {
                             let ev = self.observe_gone(issue, &format!("comment:{rid}"));
@@ -444,10 +446,10 @@ impl Projection<'_> {
                     // fold would delete it here (seed 1216: an edit of a
                     // comment on a deleted issue lost the comment). The
                     // caller records the issue gone; the comment stays.
-                    Err(e @ BackendError::NotFound { .. })
+                    Err(BackendError::NotFound { .. })
                         if self.backend.get(remote_id)?.is_none() =>
                     {
-                        return Err(e.into());
+                        return Ok(CommentsSent::IssueGone);
                     }
                     Err(BackendError::NotFound { .. }) => {
                         let ev = self.observe_gone(issue, &format!("comment:{rid}"));
@@ -472,7 +474,7 @@ impl Projection<'_> {
                 report.comments += 1;
             }
         }
-        Ok(())
+        Ok(CommentsSent::Sent)
     }
 }
 
@@ -506,4 +508,13 @@ mod tests {
             assert_eq!(strip_attribution(kept), kept);
         }
     }
+}
+
+/// How an export of an issue's comments ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CommentsSent {
+    /// Everything there was to send was sent.
+    Sent,
+    /// A comment endpoint answered 404 and the issue itself is gone.
+    IssueGone,
 }

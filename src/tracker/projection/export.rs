@@ -1,6 +1,7 @@
 //! Export: send what changed locally to the tracker, with intent records
 //! so a killed run never creates twice, and record what was sent.
 
+use super::comments::CommentsSent;
 use super::*;
 
 impl Projection<'_> {
@@ -129,21 +130,29 @@ impl Projection<'_> {
             self.retire_twins(issue, &remote_id, &mut set, report)?;
         }
         if self.backend.capabilities().comments {
-            match self.export_comments(issue, &remote_id, &mut set, report) {
-                // The issue was deleted on the tracker since the last
-                // import (nothing else needed a PATCH, so nothing noticed):
-                // a comment endpoint answers 404. Confirmed on the issue
-                // itself, it is recorded gone like a 404 on PATCH, and
-                // later syncs leave it alone instead of failing for good.
+            // The issue was deleted on the tracker since the last import
+            // (nothing else needed a PATCH, so nothing noticed): a comment
+            // endpoint answers 404. Confirmed on the issue itself (by
+            // `export_comments` for edits and deletions, here for the
+            // others), it is recorded gone like a 404 on PATCH, and later
+            // syncs leave it alone instead of failing for good.
+            let gone = match self.export_comments(issue, &remote_id, &mut set, report) {
+                Ok(CommentsSent::IssueGone) => true,
                 Err(ProjectError::Backend(BackendError::NotFound { .. }))
                     if self.backend.get(&remote_id)?.is_none() =>
                 {
-                    let gone = self.observe_gone(issue, &remote_id);
-                    self.record(issue, &mut set, vec![gone], "export: gone")?;
-                    report.gone += 1;
-                    return Ok(());
+                    true
                 }
-                r => r?,
+                r => {
+                    r?;
+                    false
+                }
+            };
+            if gone {
+                let gone = self.observe_gone(issue, &remote_id);
+                self.record(issue, &mut set, vec![gone], "export: gone")?;
+                report.gone += 1;
+                return Ok(());
             }
         } else if let Some(target) = set.merged_into() {
             report.comments_moved += self.move_comments(&set, target)?;
