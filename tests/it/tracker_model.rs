@@ -1718,6 +1718,13 @@ fn seventeenth_shrunk_trace() {
 
 /// Replays the trace in `REPOSIX_MODEL_STEPS_FILE` (one step a line: its
 /// name, then `field=value` pairs), for shrinking a saved failure by hand.
+///
+/// With `REPOSIX_MODEL_SHRINK_OUT` set, shrinks it instead (proptest
+/// stops early on long traces): chunks of steps, then single steps, are
+/// left out while the rest still fails in one of
+/// `REPOSIX_MODEL_SHRINK_TRIES` (default 3) replays (the order of
+/// concurrent insertions depends on random ids); each smaller failing
+/// trace is written to that file as it is found.
 #[test]
 #[ignore = "a tool: needs REPOSIX_MODEL_STEPS_FILE"]
 fn replay_steps_file() {
@@ -1725,7 +1732,48 @@ fn replay_steps_file() {
         return;
     };
     let text = std::fs::read_to_string(path).expect("steps file");
-    run(&parse_steps(&text)).expect("converges");
+    let Some(out) = std::env::var_os("REPOSIX_MODEL_SHRINK_OUT") else {
+        run(&parse_steps(&text)).expect("converges");
+        return;
+    };
+    let tries: usize = std::env::var("REPOSIX_MODEL_SHRINK_TRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let fails = |lines: &[&str]| {
+        let steps = parse_steps(&lines.join("\n"));
+        (0..tries).any(|_| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&steps)))
+                .map_or(true, |r| r.is_err())
+        })
+    };
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(fails(&lines), "the trace converges: nothing to shrink");
+    let mut chunk = lines.len().div_ceil(2);
+    while chunk >= 1 {
+        let mut i = 0;
+        let mut smaller = false;
+        while i < lines.len() && lines.len() > 1 {
+            let mut rest = lines.clone();
+            rest.drain(i..(i + chunk).min(lines.len()));
+            if fails(&rest) {
+                lines = rest;
+                smaller = true;
+                std::fs::write(&out, lines.join("\n") + "\n").expect("write the shrunk trace");
+                eprintln!("shrink: {} steps", lines.len());
+            } else {
+                i += chunk;
+            }
+        }
+        if !smaller {
+            if chunk == 1 {
+                break;
+            }
+            chunk /= 2;
+        }
+    }
+    std::fs::write(&out, lines.join("\n") + "\n").expect("write the shrunk trace");
+    eprintln!("shrink: done, {} steps", lines.len());
 }
 
 /// Replay a pinned trace (one step a line, as [`parse_steps`] reads) this
@@ -2923,15 +2971,16 @@ LocalBody clone=1 issue=0 pos=6475577466802568706 delete=true
 /// deletes `[b1]` again took them, leaving `t5`. A typo fix now counts
 /// letters and digits only (unit test
 /// `a_word_replaced_by_another_is_replaced_whole`).
-/// Library draw 124 (49 steps; shrunk by hand with `replay_steps_file`
-/// to 12, failing 4 of 6 replays before the fix, 0 of 6 after): clone 1
-/// exports its words beside the tracker user's, clone 0 meets it and
-/// deletes `[t2]` from `[b3][t2] [t6]`, which its diff wrote as a
-/// rewrite of the run. The join that left the deleted characters out of
+/// Library draw 124 (49 steps; shrunk with `replay_steps_file` to 9,
+/// failing 3 of 3 replays before the fix, 0 of 3 after): clone 1
+/// exports its word beside the tracker user's, clone 0 meets it and
+/// deletes a token from a glued run, which its diff wrote as a rewrite
+/// of the run. The join that left the deleted characters out of
 /// the tracker's text (a deletion its writer had not seen) removed them
 /// by diffing to that text, which picked other copies of a space and a
-/// bracket; with the edit merged, `[t6]` lost its `[` and then the whole
-/// token. Such a join now deletes those very characters (refs-format.md
+/// bracket; with the edit merged, the token after it lost its `[`
+/// (`[base] [b3] t4] [t1]`; in the 49-step trace the token was then lost
+/// whole). Such a join now deletes those very characters (refs-format.md
 /// 6b, "Deletions the tracker's writer had not seen").
 #[test]
 fn draw_124_a_join_deletes_the_characters_a_writer_deleted_not_their_lookalikes() {
@@ -2942,15 +2991,12 @@ const DRAW_124: &str = "
 Meet from=0 to=1
 TrackerBody issue=0 pos=8831452132733455363 delete=false drop_marker=false
 TrackerBody issue=0 pos=3040671825990866722 delete=false drop_marker=false
-LocalBody clone=1 issue=0 pos=2196677434912508541 delete=false
 Import clone=0
 LocalBody clone=1 issue=0 pos=11661217233785945479 delete=false
-TrackerComment issue=0
 TrackerBody issue=0 pos=7289846783420085102 delete=false drop_marker=false
 Backend clone=1
 Meet from=1 to=0
 LocalBody clone=0 issue=0 pos=14182839748327113387 delete=true
-LocalBody clone=0 issue=0 pos=13126156739631869469 delete=false
 ";
 
 #[test]
