@@ -103,6 +103,66 @@ pub struct BodyView {
     derived_all: Vec<Bytes>,
 }
 
+/// Which derived copies a join drops (refs-format.md 6b, "Joins"): each
+/// change of `order` in turn (the index in `chars`' third field) is
+/// dropped whole when the text of `chars` without its characters (and
+/// those dropped before) still has everything `text` has; else, with
+/// `runs`, each of its runs of consecutive characters that can be (2 to
+/// [`JOIN_RUNS`] runs), so that a change holding a copy and a tracker edit
+/// loses only the copy. Returns the dropped characters, the changes
+/// dropped whole, and whether any run was dropped on its own.
+fn drop_copies(
+    chars: &[(Element, char, Option<usize>)],
+    order: &[Bytes],
+    text: &str,
+    runs: bool,
+) -> (Vec<bool>, Vec<Bytes>, bool) {
+    let mut dropped = vec![false; chars.len()];
+    let adds_nothing = |dropped: &[bool]| {
+        let without: String = chars
+            .iter()
+            .zip(dropped)
+            .filter(|(_, d)| !**d)
+            .map(|((_, c, _), _)| *c)
+            .collect();
+        textdiff::adds_nothing(&without, text)
+    };
+    let mut whole: Vec<Bytes> = Vec::new();
+    let mut partial = false;
+    for (k, h) in order.iter().enumerate() {
+        let mine: Vec<usize> = (0..chars.len())
+            .filter(|&i| chars[i].2 == Some(k) && !dropped[i])
+            .collect();
+        for &i in &mine {
+            dropped[i] = true;
+        }
+        if adds_nothing(&dropped) {
+            whole.push(h.clone());
+            continue;
+        }
+        for &i in &mine {
+            dropped[i] = false;
+        }
+        let pieces: Vec<&[usize]> = mine.chunk_by(|a, b| a + 1 == *b).collect();
+        if !runs || pieces.len() < 2 || pieces.len() > JOIN_RUNS {
+            continue;
+        }
+        for run in pieces {
+            for &i in run {
+                dropped[i] = true;
+            }
+            if adds_nothing(&dropped) {
+                partial = true;
+            } else {
+                for &i in run {
+                    dropped[i] = false;
+                }
+            }
+        }
+    }
+    (dropped, whole, partial)
+}
+
 fn seed(purpose: &str, key: &ChainKey, revision: u64) -> Vec<u8> {
     let mut s = Vec::new();
     for part in [purpose, &key.0, &key.1] {
@@ -984,57 +1044,15 @@ impl BodyView {
         // runs (consecutive characters) that can be, so that a derived
         // change holding a copy and a tracker edit loses only the copy.
         let chars = self.doc.owned_chars(&union, &order)?;
-        let mut dropped = vec![false; chars.len()];
-        let adds_nothing = |dropped: &[bool]| {
-            let without: String = chars
-                .iter()
-                .zip(dropped)
-                .filter(|(_, d)| !**d)
-                .map(|((_, c, _), _)| *c)
-                .collect();
-            textdiff::adds_nothing(&without, &text)
-        };
-        let mut whole: Vec<Bytes> = Vec::new();
-        let mut partial = false;
-        for (k, h) in order.iter().enumerate() {
-            let mine: Vec<usize> = (0..chars.len())
-                .filter(|&i| chars[i].2 == Some(k) && !dropped[i])
-                .collect();
-            for &i in &mine {
-                dropped[i] = true;
-            }
-            if adds_nothing(&dropped) {
-                whole.push(h.clone());
-                continue;
-            }
-            for &i in &mine {
-                dropped[i] = false;
-            }
-            let runs: Vec<&[usize]> = mine.chunk_by(|a, b| a + 1 == *b).collect();
-            if runs.len() < 2 || runs.len() > JOIN_RUNS {
-                continue;
-            }
-            for run in runs {
-                for &i in run {
-                    dropped[i] = true;
-                }
-                if adds_nothing(&dropped) {
-                    partial = true;
-                } else {
-                    for &i in run {
-                        dropped[i] = false;
-                    }
-                }
-            }
-        }
+        let (dropped, mut whole, partial) = drop_copies(&chars, &order, &text, true);
         // Characters a writer the tracker's writer had not seen deleted
         // are deleted as those very characters, not by the diff to the
         // target: the diff may pick another copy of the same text (a space,
         // a bracket), which then goes too once the writer's change merges
         // (draw 124: an edit that rewrote `[b3][t2] [t6]` as `[b3] [t6]`
         // lost the `[` of `[t6]`).
-        let unseen = !honest && !gone.is_empty();
-        let change = if partial || unseen {
+        // (Not honest: the target left some out.)
+        let change = if partial || !honest {
             let mut gone: Vec<Element> = chars
                 .iter()
                 .zip(&dropped)
@@ -1240,13 +1258,14 @@ impl BodyView {
                 if !seen.insert(x) {
                     continue;
                 }
+                let event = set.get(&x);
                 if let Some(h) = by_id.get(&x) {
                     heads.extend(h.iter().cloned());
-                    if let Some(e) = set.get(&x).filter(|e| matches!(e.op, Op::SyncBody { .. })) {
+                    if let Some(e) = event.filter(|e| matches!(e.op, Op::SyncBody { .. })) {
                         history_derived.extend(h.iter().map(|h| (e.lamport, x, h.clone())));
                     }
                 }
-                if let Some(e) = set.get(&x) {
+                if let Some(e) = event {
                     stack.extend(e.parents.iter().copied());
                 }
             }
@@ -1314,35 +1333,14 @@ impl BodyView {
             return Ok(None);
         }
         let chars = self.doc.owned_chars(state, derived)?;
-        let mut dropped = vec![false; chars.len()];
-        let without = |dropped: &[bool]| -> String {
-            chars
-                .iter()
-                .zip(dropped)
-                .filter(|(_, d)| !**d)
-                .map(|((_, c, _), _)| *c)
-                .collect()
-        };
-        let mut drop = Vec::new();
-        for (k, h) in derived.iter().enumerate() {
-            let mine: Vec<usize> = (0..chars.len())
-                .filter(|&i| chars[i].2 == Some(k) && !dropped[i])
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            for &i in &mine {
-                dropped[i] = true;
-            }
-            if textdiff::adds_nothing(&without(&dropped), text) {
-                drop.push(h.clone());
-            } else {
-                for &i in &mine {
-                    dropped[i] = false;
-                }
-            }
-        }
-        if drop.is_empty() || without(&dropped) != text {
+        let (dropped, drop, _) = drop_copies(&chars, derived, text, false);
+        let rest: String = chars
+            .iter()
+            .zip(&dropped)
+            .filter(|(_, d)| !**d)
+            .map(|((_, c, _), _)| *c)
+            .collect();
+        if !dropped.contains(&true) || rest != text {
             return Ok(None);
         }
         // Copies, not the tracker's deletions: every token of letters and
