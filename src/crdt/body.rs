@@ -7,8 +7,11 @@
 //! the set of changes, which automerge makes order-independent.
 //!
 //! Two kinds of change are written:
-//! - a person's or agent's edit ([`BodyDoc::edit`]): a fresh random
-//!   automerge actor per change, time 0;
+//! - a person's or agent's edit ([`BodyDoc::edit_in_changes`]): a fresh
+//!   random automerge actor per edit, time 0; an edit of more than
+//!   [`EDIT_CHANGE_OPS`] characters is committed as several changes of
+//!   that actor, one after another (automerge's memory while it builds a
+//!   change grows with the change: see the constant);
 //! - a *derived* change ([`BodyDoc::derived_change`]): the edit that turns
 //!   the document at given heads into a given text, with an actor derived
 //!   from a seed that names everything it depends on (heads, target text,
@@ -17,8 +20,10 @@
 //!   document exactly once (see `refs-format.md`, section 6b).
 //!
 //! Edits are computed with a line-then-character diff (`crdt::textdiff`)
-//! and applied as splices in one transaction: time and memory grow with the
-//! size of the text and of the change, not their product.
+//! and applied as splices: time and memory grow with the size of the text
+//! and of the change, not their product. Changes are applied to a document
+//! in batches of at most [`APPLY_BATCH_BYTES`] of change bytes, for the
+//! same reason.
 //!
 //! Pure: no I/O, no clock (changes are stamped with time 0).
 
@@ -89,6 +94,27 @@ pub fn change_hash(change: &Bytes) -> Option<Bytes> {
         .map(|c| hash_bytes(&c.hash()))
 }
 
+/// The hash of the last change of the write whose first change is `first`:
+/// among `others`, the change by `first`'s automerge actor with the highest
+/// sequence number (a large edit is several changes of one fresh actor,
+/// [`BodyDoc::edit_in_changes`]), else `first`'s own. `None` when `first`
+/// does not parse.
+pub fn last_of_write<'a>(
+    first: &Bytes,
+    others: impl IntoIterator<Item = &'a Bytes>,
+) -> Option<Bytes> {
+    let first = Change::from_bytes(first.0.clone()).ok()?;
+    let mut last = (first.seq(), first.hash());
+    for b in others {
+        if let Ok(c) = Change::from_bytes(b.0.clone()) {
+            if c.actor_id() == first.actor_id() && c.seq() > last.0 {
+                last = (c.seq(), c.hash());
+            }
+        }
+    }
+    Some(hash_bytes(&last.1))
+}
+
 /// The automerge actor of a derived change: 16 bytes of a keyed hash.
 fn derived_actor(seed: &[u8]) -> automerge::ActorId {
     let key = blake3::derive_key(DERIVE_RECIPE, seed);
@@ -98,6 +124,169 @@ fn derived_actor(seed: &[u8]) -> automerge::ActorId {
     // nibble; set a reserved one.
     id[6] = (id[6] & 0x0f) | 0xf0;
     automerge::ActorId::from(id)
+}
+
+/// Characters deleted or inserted per change of a local edit
+/// ([`BodyDoc::edit_in_changes`]). automerge 0.12 holds a transaction's
+/// operations at about 300 bytes each until it commits: inserting 1,000,000
+/// characters peaks at 313 MB in one transaction and at 16 to 31 MB in
+/// transactions of 16K to 64K characters (measured in a scratch crate,
+/// release build), and is no slower.
+pub const EDIT_CHANGE_OPS: usize = 32 * 1024;
+
+/// Change bytes applied to a document in one call. Applying changes costs
+/// automerge a transient of about 200 bytes per character of the document
+/// *and* of the changes applied at once: 1,000,000 characters as 64 changes
+/// peak at 516 MB applied together, 246 MB in batches of 8 changes
+/// (~130 KB), in about the same time; one change at a time is no smaller
+/// and several times slower.
+pub const APPLY_BATCH_BYTES: usize = 128 * 1024;
+
+/// Apply `changes` to `doc` in causal order (a change after the ones it
+/// depends on), in batches of about [`APPLY_BATCH_BYTES`]. Callers pass
+/// changes in any order (event id order, say): unordered batches would
+/// leave most changes waiting in automerge's queue for a dependency in a
+/// later batch and apply them all in the last call.
+fn apply_batched(doc: &mut AutoCommit, changes: Vec<Change>) -> Result<(), BodyError> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for c in causal_order(changes) {
+        bytes += c.raw_bytes().len();
+        batch.push(c);
+        if bytes >= APPLY_BATCH_BYTES {
+            doc.apply_changes(std::mem::take(&mut batch))
+                .map_err(|e| BodyError::Apply(e.to_string()))?;
+            bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        doc.apply_changes(batch)
+            .map_err(|e| BodyError::Apply(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// `changes` with every change after those of the set it depends on
+/// (Kahn's algorithm over the dependencies inside the set; a repeated
+/// change is kept once). Dependencies outside the set (genesis, the
+/// document's own changes) do not order anything.
+fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+    use std::collections::HashMap;
+    let mut seen = std::collections::HashSet::new();
+    let changes: Vec<Change> = changes
+        .into_iter()
+        .filter(|c| seen.insert(c.hash()))
+        .collect();
+    let index: HashMap<ChangeHash, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hash(), i))
+        .collect();
+    let mut waiting = vec![0usize; changes.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+    for (i, c) in changes.iter().enumerate() {
+        for d in c.deps() {
+            if let Some(&j) = index.get(d) {
+                waiting[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..changes.len())
+        .rev()
+        .filter(|&i| waiting[i] == 0)
+        .collect();
+    let mut order = Vec::with_capacity(changes.len());
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for &k in dependents[i].iter().rev() {
+            waiting[k] -= 1;
+            if waiting[k] == 0 {
+                ready.push(k);
+            }
+        }
+    }
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    let mut out: Vec<Change> = order.into_iter().filter_map(|i| slots[i].take()).collect();
+    // Nothing is left over (change hashes cannot form a cycle); should
+    // anything be, it is applied last rather than dropped.
+    out.extend(slots.into_iter().flatten());
+    out
+}
+
+/// Write `new_text` into `obj` as splices, committing a change (time 0)
+/// whenever [`EDIT_CHANGE_OPS`] characters have been deleted or inserted
+/// since the last one, and at the end; the changes' bytes, in order.
+/// Splitting a splice keeps the operations it makes: the pieces of a
+/// deletion delete the same characters, and each piece of an insertion
+/// goes after the one before it.
+fn write_text_in_changes(
+    doc: &mut AutoCommit,
+    obj: &automerge::ObjId,
+    new_text: &str,
+) -> Vec<Bytes> {
+    let old = doc
+        .text(obj)
+        .expect("BUG: the body object was checked to be text");
+    let splices = textdiff::splices(&old, new_text);
+    let mut out = Vec::new();
+    let mut pending = 0usize;
+    let commit = |doc: &mut AutoCommit, out: &mut Vec<Bytes>| {
+        if doc
+            .commit_with(CommitOptions::default().with_time(0))
+            .is_some()
+        {
+            if let Some(c) = doc.get_last_local_change() {
+                out.push(Bytes(c.raw_bytes().to_vec()));
+            }
+        }
+    };
+    for s in &splices {
+        let room = EDIT_CHANGE_OPS - pending;
+        let ins_len = s.ins.chars().count();
+        if s.del + ins_len <= room {
+            doc.splice_text(obj, s.pos, s.del as isize, &s.ins)
+                .expect("BUG: splices computed from the current text apply");
+            pending += s.del + ins_len;
+        } else {
+            let mut del = s.del;
+            while del > 0 {
+                let n = del.min(EDIT_CHANGE_OPS - pending);
+                doc.splice_text(obj, s.pos, n as isize, "")
+                    .expect("BUG: splices computed from the current text apply");
+                del -= n;
+                pending += n;
+                if pending >= EDIT_CHANGE_OPS {
+                    commit(doc, &mut out);
+                    pending = 0;
+                }
+            }
+            let (mut rest, mut pos) = (s.ins.as_str(), s.pos);
+            while !rest.is_empty() {
+                let room = EDIT_CHANGE_OPS - pending;
+                let cut = rest.char_indices().nth(room).map_or(rest.len(), |(i, _)| i);
+                let (piece, tail) = rest.split_at(cut);
+                doc.splice_text(obj, pos, 0, piece)
+                    .expect("BUG: splices computed from the current text apply");
+                let n = piece.chars().count();
+                pos += n;
+                pending += n;
+                rest = tail;
+                if pending >= EDIT_CHANGE_OPS {
+                    commit(doc, &mut out);
+                    pending = 0;
+                }
+            }
+        }
+        if pending >= EDIT_CHANGE_OPS {
+            commit(doc, &mut out);
+            pending = 0;
+        }
+    }
+    if pending > 0 {
+        commit(doc, &mut out);
+    }
+    out
 }
 
 /// Write `new_text` into `obj` as splices (one transaction, not committed).
@@ -193,8 +382,7 @@ impl BodyDoc {
                 Change::from_bytes(b.0.clone()).map_err(|e| BodyError::BadChange(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        doc.apply_changes(parsed)
-            .map_err(|e| BodyError::Apply(e.to_string()))?;
+        apply_batched(&mut doc, parsed)?;
         Self::checked(doc)
     }
 
@@ -246,8 +434,7 @@ impl BodyDoc {
         }
         expected.sort();
         expected.dedup();
-        doc.apply_changes(parsed)
-            .map_err(|e| BodyError::Apply(e.to_string()))?;
+        apply_batched(&mut doc, parsed)?;
         let mut heads = doc.get_heads();
         heads.sort();
         if heads != expected {
@@ -401,9 +588,24 @@ impl BodyDoc {
             .map_err(|e| BodyError::Apply(e.to_string()))
     }
 
-    /// Make one change turning the text into `new_text` (a diff, so it
-    /// merges with concurrent edits), written by a fresh automerge actor.
-    /// Returns `None` when the text is already `new_text`.
+    /// The changes turning the text into `new_text` (a diff, so they merge
+    /// with concurrent edits), written by a fresh automerge actor: one
+    /// change per [`EDIT_CHANGE_OPS`] characters deleted or inserted, each
+    /// depending on the one before. Empty when the text is already
+    /// `new_text`. What writers store: a create's body is the first change,
+    /// the rest follow as `edit_body` events of the same write.
+    pub fn edit_in_changes(&mut self, new_text: &str) -> Vec<Bytes> {
+        if self.text() == new_text {
+            return Vec::new();
+        }
+        self.doc
+            .set_actor(automerge::ActorId::from(uuid::Uuid::new_v4().as_bytes()));
+        write_text_in_changes(&mut self.doc, &self.text, new_text)
+    }
+
+    /// Like [`BodyDoc::edit_in_changes`], in one change whatever its size
+    /// (tests and benchmark fixtures). Returns `None` when the text is
+    /// already `new_text`.
     pub fn edit(&mut self, new_text: &str) -> Option<Bytes> {
         if self.text() == new_text {
             return None;
@@ -1299,5 +1501,69 @@ mod tests {
         assert!(!a.covers(one_s, two_s));
         assert!(a.covers(two_s, two_s));
         assert_eq!(a.text_at(&[one]).expect("text"), "one");
+    }
+
+    /// A text of `lines` numbered lines of a few words (`salt` varies them).
+    fn lines_of(lines: usize, salt: &str) -> String {
+        (0..lines)
+            .map(|i| format!("{i:05} {salt} the parser fails {salt} when input is empty\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_large_edit_is_several_changes_that_merge_as_one_would() {
+        let issue = IssueId::new_random();
+        let base_text = lines_of(1_000, "old");
+        let mut base = BodyDoc::load(issue, []).expect("empty");
+        let base_changes = base.edit_in_changes(&base_text);
+        assert!(base_changes.len() >= 2, "{} changes", base_changes.len());
+        // A rewrite of every line, in several changes of one actor.
+        let rewrite: String = (0..1_000)
+            .map(|i| format!("{i:05} lorem ipsum dolor sit amet, consectetur {i}\n"))
+            .collect();
+        let mut chunked = BodyDoc::load(issue, &base_changes).expect("loads");
+        let parts = chunked.edit_in_changes(&rewrite);
+        assert!(parts.len() >= 2, "{} changes", parts.len());
+        assert_eq!(chunked.text(), rewrite);
+        // The same rewrite in one change, and a concurrent edit of line 7.
+        let mut whole = BodyDoc::load(issue, &base_changes).expect("loads");
+        let one = whole.edit(&rewrite).expect("a change");
+        let mut other = BodyDoc::load(issue, &base_changes).expect("loads");
+        let concurrent = other
+            .edit(&base_text.replacen("00007 old the", "00007 old THE", 1))
+            .expect("a change");
+        // Any order of arrival (the chunks reversed: causal order is the
+        // loader's job), the same text as with the one change.
+        let mut all: Vec<&Bytes> = base_changes.iter().chain(&parts).collect();
+        all.push(&concurrent);
+        all.reverse();
+        let merged_chunks = BodyDoc::load(issue, all).expect("loads").text();
+        let merged_one = BodyDoc::load(issue, base_changes.iter().chain([&one, &concurrent]))
+            .expect("loads")
+            .text();
+        assert_eq!(merged_chunks, merged_one);
+        assert!(merged_chunks.contains("THE"), "the concurrent edit is kept");
+        // Every change of the write is one actor's: the last is the state
+        // the write left.
+        let last = last_of_write(&parts[0], parts.iter().rev()).expect("parses");
+        assert_eq!(
+            Some(last.clone()),
+            change_hash(parts.last().expect("parts"))
+        );
+        assert_eq!(chunked.heads(), vec![last]);
+        // Another write's changes are not the write's.
+        assert_eq!(
+            last_of_write(&parts[0], [&concurrent]),
+            change_hash(&parts[0])
+        );
+    }
+
+    #[test]
+    fn a_small_edit_is_one_change() {
+        let issue = IssueId::new_random();
+        let mut doc = BodyDoc::load(issue, []).expect("empty");
+        let changes = doc.edit_in_changes("a short body\nof two lines");
+        assert_eq!(changes.len(), 1);
+        assert!(doc.edit_in_changes("a short body\nof two lines").is_empty());
     }
 }

@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::body::{change_hash, BodyDoc, BodyError, Element};
+use super::body::{change_hash, last_of_write, BodyDoc, BodyError, Element};
 use super::textdiff;
 use super::EventSet;
 use crate::event::{Bytes, EventId, IssueId, Op};
@@ -278,11 +278,24 @@ impl EventSet {
         mut doc: BodyDoc,
         legacy_text: impl FnOnce(&str) -> String,
     ) -> Result<BodyView, BodyError> {
+        // The state the create's write left: its body change, or the last
+        // of the changes a large body was written as (`edit_body` events of
+        // the same write: same writer and clock, same automerge actor).
         let origin = match self.iter().find_map(|(_, e)| match &e.op {
-            Op::Create { body: Some(b), .. } => Some(b),
+            Op::Create { body: Some(b), .. } => Some((e, b)),
             _ => None,
         }) {
-            Some(b) => change_hash(b).into_iter().collect(),
+            Some((create, b)) => {
+                let rest = self.iter().filter_map(|(_, e)| match &e.op {
+                    Op::EditBody { change }
+                        if e.actor == create.actor && e.wall_ms == create.wall_ms =>
+                    {
+                        Some(change)
+                    }
+                    _ => None,
+                });
+                last_of_write(b, rest).into_iter().collect()
+            }
             None => BodyDoc::load(issue, [])?.heads(),
         };
         let mut records: BTreeMap<ChainKey, Vec<Record>> = BTreeMap::new();
@@ -1514,13 +1527,15 @@ impl BodyView {
     }
 
     /// The operations of a local edit to `new_text`: the pending joins,
-    /// then the edit (none when the text is already `new_text`).
+    /// then the edit, one `edit_body` per change of it (none when the text
+    /// is already `new_text`; several for a large edit).
     pub fn edit(&mut self, new_text: &str) -> Vec<Op> {
-        let Some(change) = self.doc.edit(new_text) else {
+        let changes = self.doc.edit_in_changes(new_text);
+        if changes.is_empty() {
             return Vec::new();
-        };
+        }
         let mut ops = std::mem::take(&mut self.pending);
-        ops.push(Op::EditBody { change });
+        ops.extend(changes.into_iter().map(|change| Op::EditBody { change }));
         ops
     }
 

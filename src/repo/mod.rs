@@ -153,6 +153,23 @@ pub struct Repo {
     store: GitEventStore,
 }
 
+/// The op kinds of a write for its commit message, a run of one kind
+/// counted (`edit_body x61` for a large edit written as 61 changes).
+fn op_summary(kinds: &[&str]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < kinds.len() {
+        let run = kinds[i..].iter().take_while(|k| **k == kinds[i]).count();
+        out.push(if run > 1 {
+            format!("{} x{run}", kinds[i])
+        } else {
+            kinds[i].to_owned()
+        });
+        i += run;
+    }
+    out.join(", ")
+}
+
 fn sorted_unique(v: &[String]) -> Vec<String> {
     v.iter()
         .cloned()
@@ -245,12 +262,20 @@ impl Repo {
         let issue = IssueId::new_random();
         check_len("title", new.title.trim(), MAX_TITLE_BYTES)?;
         check_len("body", &new.body, MAX_BODY_BYTES)?;
-        let (body, doc) = if new.body.is_empty() {
-            (None, None)
+        // A large body is written as several changes (`edit_in_changes`):
+        // the first is the create's, the others follow as `edit_body`
+        // events of the same write.
+        let (mut body, doc) = if new.body.is_empty() {
+            (Vec::new(), None)
         } else {
             let mut doc =
                 BodyDoc::load(issue, []).map_err(|e| RepoError::Rejected(e.to_string()))?;
-            (doc.edit(&new.body), Some(doc))
+            (doc.edit_in_changes(&new.body), Some(doc))
+        };
+        let rest = if body.len() > 1 {
+            body.split_off(1)
+        } else {
+            Vec::new()
         };
         let wall_ms = crate::time::now_millis();
         let mut ops = Vec::new();
@@ -261,12 +286,14 @@ impl Repo {
         }
         ops.push(Op::Create {
             title: new.title.trim().to_owned(),
-            body,
+            body: body.pop(),
             status: new.status.unwrap_or(Status::Open),
             labels: sorted_unique(&new.labels),
             assignees: sorted_unique(&new.assignees),
         });
+        ops.extend(rest.into_iter().map(|change| Op::EditBody { change }));
         let mut sealed = Vec::with_capacity(ops.len());
+        let mut kinds = Vec::with_capacity(ops.len());
         let mut parents = vec![];
         for (lamport, op) in (1..).zip(ops) {
             let event = Event {
@@ -281,15 +308,12 @@ impl Repo {
             event.validate()?;
             let (id, bytes) = event.seal();
             parents = vec![id];
+            kinds.push(event.op.kind());
             sealed.push((id, bytes));
         }
-        let summary = if sealed.len() > 1 {
-            "on_behalf_of, create"
-        } else {
-            "create"
-        };
+        let summary = op_summary(&kinds);
         let ids = sealed.iter().map(|(id, _)| *id).collect();
-        let appended = self.store.append(issue, &sealed, summary)?;
+        let appended = self.store.append(issue, &sealed, &summary)?;
         // A large body's state is cached from the document just made: the
         // first reader or writer loads the saved document instead of
         // applying the create's change (every character an operation).
@@ -447,11 +471,7 @@ impl Repo {
             parents = vec![id];
             sealed.push((id, bytes, event.op.kind()));
         }
-        let summary = sealed
-            .iter()
-            .map(|(_, _, k)| *k)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let summary = op_summary(&sealed.iter().map(|(_, _, k)| *k).collect::<Vec<_>>());
         let pairs: Vec<_> = sealed.iter().map(|(id, b, _)| (*id, b.clone())).collect();
         let appended = self.store.append(issue, &pairs, &summary)?;
         if !appended.already_present && self.store.parents_of(&repo, appended.commit) == [tip] {

@@ -34,7 +34,7 @@ use super::cache::{StateCache, CACHE_MIN_EVENTS};
 use super::{layout, EventStore, GitEventStore, IssueRef, Oid, StoreError};
 use crate::crdt::incremental::{CacheDecodeError, Dec, Enc, Folded, D};
 use crate::crdt::{IssueState, Link};
-use crate::event::{ActorId, IssueId, Status};
+use crate::event::{ActorId, IssueId, Op, Status};
 
 const INDEX_MAGIC: &[u8; 8] = b"rxindx4e";
 const TEXT_MAGIC: &[u8; 8] = b"rxtext03";
@@ -939,7 +939,15 @@ fn summarize_row(store: &GitEventStore, refname: &str, issue: Option<IssueId>, t
     let repo = store.repo();
     let cache = StateCache::new(store);
     let state = match store.load_commit(&repo, refname, issue, tip) {
-        Ok(events) if events.len() < CACHE_MIN_EVENTS => {
+        // Body edits do not count: a fold without the body skips them (a
+        // large body is written as many `edit_body` events).
+        Ok(events)
+            if events
+                .iter()
+                .filter(|(_, e)| !matches!(e.op, Op::EditBody { .. }))
+                .count()
+                < CACHE_MIN_EVENTS =>
+        {
             match Folded::state_without_body(&events.valid_subset(), issue) {
                 Some(state) => Ok(state),
                 None => events.fold(issue).map_err(|source| StoreError::Fold {
