@@ -1025,6 +1025,15 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
             .filter(|(_, ended)| !ended)
             .map(|(id, _)| *id)
             .collect();
+        // The live chains of each comment: more than one when a comment was
+        // exported twice (a clone found no marker on the first copy, which
+        // a tracker user had dropped): its copies are read together.
+        let mut copies: BTreeMap<EventId, Vec<usize>> = BTreeMap::new();
+        for (ci, slot) in chain_ids.iter().enumerate() {
+            if let Some((id, false)) = slot {
+                copies.entry(*id).or_default().push(ci);
+            }
+        }
         for (ci, slot) in chain_ids.iter().enumerate() {
             let Some((id, ended)) = *slot else {
                 continue;
@@ -1043,6 +1052,10 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                 }
                 continue;
             }
+            let group = copies.get(&id).map_or(&[][..], Vec::as_slice);
+            if group.first().is_some_and(|first| *first != ci) {
+                continue; // read with the comment's first chain
+            }
             let mut writes: Vec<(Write, String)> = self.locals(|op| match op {
                 Op::EditComment { comment, body } if *comment == id => Some(body.clone()),
                 _ => None,
@@ -1052,19 +1065,52 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
                     writes.push((Write::Local(i), body.clone()));
                 }
             }
+            let local_bodies: BTreeSet<String> = writes.iter().map(|(_, b)| b.clone()).collect();
             let mut tracker_author = None;
-            for (p, o) in chain.iter().enumerate() {
-                if let Op::ObserveComment { body, author, .. } = &o.event.op {
-                    tracker_author.get_or_insert_with(|| author.clone());
-                    let changed = p == 0
-                        || !matches!(&chain[p - 1].event.op,
-                            Op::ObserveComment { body: prev, .. } if prev == body);
-                    if changed {
-                        writes.push((Write::Tracker(ci, p), body.clone()));
+            // Copies made by exporting the comment again: their first
+            // observation repeats a local write (the marker names the
+            // comment, the text is one it had) and says nothing new.
+            let mut echoes: Vec<Write> = Vec::new();
+            for &gci in group.iter().chain((group.is_empty()).then_some(&ci)) {
+                let chain = &c.chains[gci];
+                for (p, o) in chain.iter().enumerate() {
+                    if let Op::ObserveComment {
+                        body,
+                        author,
+                        local,
+                        ..
+                    } = &o.event.op
+                    {
+                        tracker_author.get_or_insert_with(|| author.clone());
+                        let changed = p == 0
+                            || !matches!(&chain[p - 1].event.op,
+                                Op::ObserveComment { body: prev, .. } if prev == body);
+                        if changed {
+                            writes.push((Write::Tracker(gci, p), body.clone()));
+                            if p == 0 && *local == Some(id) && local_bodies.contains(body) {
+                                echoes.push(Write::Tracker(gci, p));
+                            }
+                        }
                     }
                 }
             }
-            let Some(text) = c.resolve(&writes) else {
+            // One copy: its writes as ever. Several: an echo loses to a
+            // tracker user's edit of another copy that it is concurrent
+            // with (the newest stamp among the rest wins).
+            let text = if group.len() > 1 {
+                let ws: Vec<Write> = writes.iter().map(|(w, _)| *w).collect();
+                let maximal = c.maximal(&ws);
+                let winner = maximal
+                    .iter()
+                    .rev()
+                    .find(|w| !echoes.contains(w))
+                    .or(maximal.last())
+                    .copied();
+                winner.and_then(|w| writes.iter().find(|(x, _)| *x == w).map(|(_, v)| v.clone()))
+            } else {
+                c.resolve(&writes)
+            };
+            let Some(text) = text else {
                 continue;
             };
             let remote = tracker_author.map(|author| CommentRemote {

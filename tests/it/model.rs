@@ -3052,20 +3052,20 @@ fn model_seed_1255_two_objects_under_a_reused_sim_id_stay_apart() {
     replay_shrunk(1255, "69,70,75,76,81", 2);
 }
 
-/// Known gap (seed 1468, soak of 2026-12-02, shrunk to 9 steps,
-/// 1-minimal; fails every replay, on the code before this round too):
+/// Seed 1468 (soak of 2026-12-02, shrunk to 9 steps, 1-minimal; failed
+/// every replay before the fix, on the code before this round too):
 /// clone 0 exports bob's comment, and a tracker user edits that comment,
 /// dropping its marker. Clone 1 got bob's comment through git before
 /// clone 0's record of the export; its marker search finds nothing, so it
-/// creates the comment a second time. Once the records meet, the comment
-/// is bound to both tracker comments: the clones follow the newest
-/// binding (and lose the tracker user's edit of the other one, which an
-/// exporter then overwrites), and the tracker keeps both copies. The fix
-/// is to read every copy's edits into the comment and retire the copies
-/// the binding does not name, as a twin issue is retired; not done. Run
-/// with `--ignored`.
+/// creates the comment a second time. Once the records met, the comment
+/// was bound to both tracker comments: the clones followed the newest
+/// binding (losing the tracker user's edit of the other one, which an
+/// exporter then overwrote) and the tracker kept both. Now the fold reads
+/// every copy's edits (a copy's first observation, which repeats a local
+/// text, loses to an edit of another copy), the oldest bound copy still
+/// on the tracker is the comment's, and exporters retire the others
+/// (refs-format.md 6a, "A comment exported twice").
 #[test]
-#[ignore = "known gap: a comment exported twice after its marker was dropped keeps both copies on the tracker (seed 1468)"]
 fn model_seed_1468_a_comment_exported_again_after_its_marker_was_dropped_is_not_doubled() {
     replay_shrunk(1468, "90,95,99,100,101,110,116,121,129", 2);
 }

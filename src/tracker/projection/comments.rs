@@ -14,6 +14,12 @@
 
 use super::*;
 
+/// The order of tracker comment ids: numeric ids by value (the older
+/// first), then others by text.
+fn comment_order(id: &str) -> (u64, &str) {
+    (id.parse::<u64>().unwrap_or(u64::MAX), id)
+}
+
 /// The text sent for a local comment: its attribution line first when
 /// its author acted for someone.
 pub(super) fn comment_text(c: &crate::crdt::Comment) -> String {
@@ -191,11 +197,16 @@ impl Projection<'_> {
     /// Local comment id -> remote comment id on this backend, for every
     /// comment (live or deleted) bound to one.
     ///
-    /// A comment bound more than once (moved from a retired twin, see
-    /// `twins.rs`) is the one its newest binding names: the move is written
-    /// after, and causally after, the binding it replaces.
+    /// A comment bound more than once is the one its newest binding names
+    /// (moved from a retired twin, see `twins.rs`: the move is written
+    /// after, and causally after, the binding it replaces), unless several
+    /// of its bound copies are still on the tracker (exported twice: a
+    /// clone found no marker on the first copy) on an issue with one live
+    /// remote object: then the oldest of those (smallest id), the one no
+    /// replica retires.
     pub(super) fn comment_remotes(&self, set: &EventSet) -> BTreeMap<EventId, String> {
         let mut newest: BTreeMap<EventId, ((u64, EventId), String)> = BTreeMap::new();
+        let mut bound: BTreeMap<EventId, BTreeSet<String>> = BTreeMap::new();
         let mut observed: BTreeSet<String> = BTreeSet::new();
         for (id, e) in set.iter() {
             match &e.op {
@@ -204,6 +215,7 @@ impl Projection<'_> {
                     comment,
                     remote_id: Some(r),
                 } if *backend == self.key => {
+                    bound.entry(*comment).or_default().insert(r.clone());
                     let key = (e.lamport, *id);
                     let slot = newest.entry(*comment).or_insert((key, r.clone()));
                     if key > slot.0 {
@@ -218,9 +230,27 @@ impl Projection<'_> {
                 _ => {}
             }
         }
+        let on_tracker = self.observed_comments(set);
+        let one_object = self.one_remote_object(set);
         let mut out: BTreeMap<EventId, String> = newest
             .into_iter()
-            .map(|(comment, (_, rid))| (comment, rid))
+            .map(|(comment, (_, rid))| {
+                let live: Vec<&String> = bound
+                    .get(&comment)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| on_tracker.contains(*r))
+                    .collect();
+                let rid = if one_object && live.len() > 1 {
+                    live.into_iter()
+                        .min_by_key(|r| comment_order(r))
+                        .cloned()
+                        .unwrap_or(rid)
+                } else {
+                    rid
+                };
+                (comment, rid)
+            })
             .collect();
         let named = self.named_comments(set);
         for rid in observed {
@@ -229,6 +259,36 @@ impl Projection<'_> {
                 .copied()
                 .unwrap_or_else(|| remote_comment_id(&self.key, &rid));
             out.entry(id).or_insert(rid);
+        }
+        out
+    }
+
+    /// Whether the issue has at most one live remote object here. Comment
+    /// bindings do not say which of two twin issues a copy is on: a
+    /// comment's copies are told apart (`comment_remotes`) and retired
+    /// (`export_comments`) only then.
+    fn one_remote_object(&self, set: &EventSet) -> bool {
+        self.bindings_of(set)
+            .into_iter()
+            .filter(|r| !self.is_gone(set, r))
+            .count()
+            <= 1
+    }
+
+    /// Local comment id -> the tracker comments bound to it.
+    fn bound_copies(&self, set: &EventSet) -> BTreeMap<EventId, BTreeSet<String>> {
+        let mut out: BTreeMap<EventId, BTreeSet<String>> = BTreeMap::new();
+        for (_, e) in set.iter() {
+            if let Op::BindComment {
+                backend,
+                comment,
+                remote_id: Some(r),
+            } = &e.op
+            {
+                if *backend == self.key {
+                    out.entry(*comment).or_default().insert(r.clone());
+                }
+            }
         }
         out
     }
@@ -403,6 +463,8 @@ impl Projection<'_> {
         let live: BTreeMap<EventId, &crate::crdt::Comment> =
             state.comments.iter().map(|c| (c.id, c)).collect();
         let copies = self.comment_copies(set);
+        let bound_copies = self.bound_copies(set);
+        let one_object = self.one_remote_object(set);
         // One pass over the log for every comment's newest observation.
         let seen = self.newest_comment_observations(set);
         for (id, rid) in &remotes {
@@ -430,6 +492,32 @@ impl Projection<'_> {
                 }
                 continue;
             };
+            // A comment exported twice (a clone that had it before the
+            // first export's record found no marker on the first copy: a
+            // tracker user had dropped it): the fold reads every copy's
+            // edits, and the copies the binding does not name go.
+            if one_object {
+                let others =
+                    bound_copies.get(id).into_iter().flatten().filter(|r| {
+                        comment_order(r) > comment_order(rid) && on_tracker.contains(*r)
+                    });
+                for other in others {
+                    match self.backend.delete_comment(remote_id, other) {
+                        Err(BackendError::NotFound { .. })
+                            if self.backend.get(remote_id)?.is_none() =>
+                        {
+                            return Ok(CommentsSent::IssueGone);
+                        }
+                        Ok(()) | Err(BackendError::NotFound { .. }) => {
+                            let ev = self.observe_gone(issue, &format!("comment:{other}"));
+                            self.record(issue, set, vec![ev], "export: comment copy retired")?;
+                            report.comments += 1;
+                        }
+                        Err(BackendError::Unsupported { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
             if !on_tracker.contains(rid) {
                 continue;
             }
