@@ -299,19 +299,7 @@ impl Projection<'_> {
     /// deleted on the tracker, before it had the first binding (the
     /// marker search found nothing): both are the same comment.
     pub(super) fn comment_copies(&self, set: &EventSet) -> BTreeMap<EventId, BTreeSet<String>> {
-        let mut out: BTreeMap<EventId, BTreeSet<String>> = BTreeMap::new();
-        for (_, e) in set.iter() {
-            if let Op::BindComment {
-                backend,
-                comment,
-                remote_id: Some(r),
-            } = &e.op
-            {
-                if *backend == self.key {
-                    out.entry(*comment).or_default().insert(r.clone());
-                }
-            }
-        }
+        let mut out = self.bound_copies(set);
         for (rid, id) in self.named_comments(set) {
             out.entry(id).or_default().insert(rid);
         }
@@ -384,6 +372,36 @@ impl Projection<'_> {
         ));
         self.record(issue, set, events, why)?;
         Ok(())
+    }
+
+    /// Delete the tracker comments `doomed` of remote issue `remote_id`
+    /// (where the tracker can) and record each one gone. `true` when the
+    /// whole issue is gone (the caller records that; nothing is recorded
+    /// for the comment).
+    fn delete_copies<'r>(
+        &self,
+        issue: IssueId,
+        remote_id: &str,
+        set: &mut EventSet,
+        doomed: impl IntoIterator<Item = &'r String>,
+        why: &str,
+        report: &mut ExportReport,
+    ) -> Result<bool, ProjectError> {
+        for rid in doomed {
+            match self.backend.delete_comment(remote_id, rid) {
+                Err(BackendError::NotFound { .. }) if self.backend.get(remote_id)?.is_none() => {
+                    return Ok(true);
+                }
+                Ok(()) | Err(BackendError::NotFound { .. }) => {
+                    let ev = self.observe_gone(issue, &format!("comment:{rid}"));
+                    self.record(issue, set, vec![ev], why)?;
+                    report.comments += 1;
+                }
+                Err(BackendError::Unsupported { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
     }
 
     /// Create local comments the tracker lacks (intent, marker, binding),
@@ -473,22 +491,9 @@ impl Projection<'_> {
                 // copy of it.
                 let all = copies.get(id).into_iter().flatten().chain([rid]);
                 let doomed: BTreeSet<&String> = all.filter(|r| on_tracker.contains(*r)).collect();
-                for rid in doomed {
-                    match self.backend.delete_comment(remote_id, rid) {
-                        // The whole issue is gone: the caller records that.
-                        Err(BackendError::NotFound { .. })
-                            if self.backend.get(remote_id)?.is_none() =>
-                        {
-                            return Ok(CommentsSent::IssueGone);
-                        }
-                        Ok(()) | Err(BackendError::NotFound { .. }) => {
-                            let ev = self.observe_gone(issue, &format!("comment:{rid}"));
-                            self.record(issue, set, vec![ev], "export comment delete")?;
-                            report.comments += 1;
-                        }
-                        Err(BackendError::Unsupported { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                let why = "export comment delete";
+                if self.delete_copies(issue, remote_id, set, doomed, why, report)? {
+                    return Ok(CommentsSent::IssueGone);
                 }
                 continue;
             };
@@ -501,21 +506,9 @@ impl Projection<'_> {
                     bound_copies.get(id).into_iter().flatten().filter(|r| {
                         comment_order(r) > comment_order(rid) && on_tracker.contains(*r)
                     });
-                for other in others {
-                    match self.backend.delete_comment(remote_id, other) {
-                        Err(BackendError::NotFound { .. })
-                            if self.backend.get(remote_id)?.is_none() =>
-                        {
-                            return Ok(CommentsSent::IssueGone);
-                        }
-                        Ok(()) | Err(BackendError::NotFound { .. }) => {
-                            let ev = self.observe_gone(issue, &format!("comment:{other}"));
-                            self.record(issue, set, vec![ev], "export: comment copy retired")?;
-                            report.comments += 1;
-                        }
-                        Err(BackendError::Unsupported { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                let why = "export: comment copy retired";
+                if self.delete_copies(issue, remote_id, set, others, why, report)? {
+                    return Ok(CommentsSent::IssueGone);
                 }
             }
             if !on_tracker.contains(rid) {
