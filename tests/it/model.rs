@@ -3053,7 +3053,7 @@ fn model_seed_1255_two_objects_under_a_reused_sim_id_stay_apart() {
 }
 
 /// Seed 1468 (soak of 2026-12-02, shrunk to 9 steps, 1-minimal; failed
-/// every replay before the fix, on the code before this round too):
+/// every replay before the fix):
 /// clone 0 exports bob's comment, and a tracker user edits that comment,
 /// dropping its marker. Clone 1 got bob's comment through git before
 /// clone 0's record of the export; its marker search finds nothing, so it
