@@ -1071,7 +1071,8 @@ impl<'c, 'a> TrackerFold<'c, 'a> {
             // observation repeats a local write (the marker names the
             // comment, the text is one it had) and says nothing new.
             let mut echoes: Vec<Write> = Vec::new();
-            for &gci in group.iter().chain((group.is_empty()).then_some(&ci)) {
+            // A live chain is always in its comment's group.
+            for &gci in group {
                 let chain = &c.chains[gci];
                 for (p, o) in chain.iter().enumerate() {
                     if let Op::ObserveComment {

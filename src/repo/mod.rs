@@ -265,18 +265,14 @@ impl Repo {
         // A large body is written as several changes (`edit_in_changes`):
         // the first is the create's, the others follow as `edit_body`
         // events of the same write.
-        let (mut body, doc) = if new.body.is_empty() {
+        let (changes, doc) = if new.body.is_empty() {
             (Vec::new(), None)
         } else {
             let mut doc =
                 BodyDoc::load(issue, []).map_err(|e| RepoError::Rejected(e.to_string()))?;
             (doc.edit_in_changes(&new.body), Some(doc))
         };
-        let rest = if body.len() > 1 {
-            body.split_off(1)
-        } else {
-            Vec::new()
-        };
+        let mut changes = changes.into_iter();
         let wall_ms = crate::time::now_millis();
         let mut ops = Vec::new();
         // An agent's first event says whom it acts for, so every replica
@@ -286,12 +282,12 @@ impl Repo {
         }
         ops.push(Op::Create {
             title: new.title.trim().to_owned(),
-            body: body.pop(),
+            body: changes.next(),
             status: new.status.unwrap_or(Status::Open),
             labels: sorted_unique(&new.labels),
             assignees: sorted_unique(&new.assignees),
         });
-        ops.extend(rest.into_iter().map(|change| Op::EditBody { change }));
+        ops.extend(changes.map(|change| Op::EditBody { change }));
         let mut sealed = Vec::with_capacity(ops.len());
         let mut kinds = Vec::with_capacity(ops.len());
         let mut parents = vec![];

@@ -48,7 +48,7 @@ use crate::git::redact::redact;
 use crate::git::remote::{resolve_remote, NoRemote, Remote, TRACKING_ROOT};
 use crate::git::stderr::{classify, error_detail, RemoteFailure};
 use crate::git::{self, GitOutput, RunError};
-use crate::store::cache::StateCache;
+use crate::store::cache::{StateCache, CACHE_MIN_BODY, CACHE_MIN_EVENTS};
 use crate::store::layout::ISSUE_REF_PREFIX;
 use crate::store::{EventStore, GitEventStore, MergeOutcome, Oid, StoreError};
 
@@ -881,8 +881,8 @@ impl Session<'_> {
 
     /// Whether the local log at `tip` is healthy enough to push: it loads
     /// (layout, hashes, decoding), keeps the clock rule and folds (through
-    /// the state cache). A
-    /// damaged one is recorded in `damaged_local`.
+    /// the state cache when the cache keeps it). A damaged one is recorded
+    /// in `damaged_local`.
     fn verify_local(&mut self, issue: IssueId, tip: Oid) -> bool {
         if self.verified.get(&issue) == Some(&tip) {
             return true;
@@ -909,14 +909,27 @@ impl Session<'_> {
                             .collect(),
                     });
                 }
-                // The fold through the state cache: a state cached for this
-                // tip is an earlier fold of these very events (the fold is a
-                // function of them), and one cached for an older tip is
-                // advanced as every reader does; only without either is the
-                // log folded whole (1 GB for a 1 MiB body written and
-                // rewritten, against ~50 MB from the saved document).
+                // A log the state cache keeps (deep, or a large body) folds
+                // through it: a state cached for this tip is an earlier fold
+                // of these very events (the fold is a function of them), and
+                // one cached for an older tip is advanced as every reader
+                // does (a 1 MiB body written and rewritten: ~1 GB folded
+                // whole, ~50 MB from the saved document). Any other log is
+                // folded from the events just read, not read again.
+                let body_bytes: usize = set.body_changes().iter().map(|c| c.0.len()).sum();
+                if set.len() < CACHE_MIN_EVENTS && body_bytes < CACHE_MIN_BODY {
+                    return set
+                        .fold(issue)
+                        .map(drop)
+                        .map_err(|source| StoreError::Fold {
+                            refname: refname.clone(),
+                            source,
+                        });
+                }
                 drop(set);
-                StateCache::new(self.store).get(&self.repo, &refname, issue, tip)
+                StateCache::new(self.store)
+                    .get(&self.repo, &refname, issue, tip)
+                    .map(drop)
             });
         match checked {
             Ok(_) => {
